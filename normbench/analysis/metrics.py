@@ -1,0 +1,49 @@
+"""Metric registry: every metric's name, direction and meaning (torch-free)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Metric:
+    """One metric a result may carry; ``higher_is_better`` decides what a regression is."""
+
+    name: str
+    higher_is_better: bool
+    unit: str
+    summary: str
+    source: str = "core"  # "core" or the diagnostic that adds it
+
+
+METRICS: dict[str, Metric] = {}
+
+
+def register(metric: Metric) -> Metric:
+    """Add a metric to the registry (diagnostics call this for their own)."""
+    METRICS[metric.name] = metric
+    return metric
+
+
+for _m in [
+    Metric("final_test_acc", True, "fraction", "test accuracy at the last evaluation"),
+    Metric("best_test_acc", True, "fraction", "highest test accuracy over all evaluations"),
+    Metric("final_test_loss", False, "nats", "test loss at the last evaluation"),
+    Metric("final_train_loss", False, "nats", "mean training loss over the last eval interval"),
+    Metric("steps_to_target", False, "steps", "first eval step that reached the first target"),
+    Metric("seconds_to_target", False, "s", "training seconds until the first target was reached"),
+    Metric("samples_per_sec", True, "samples/s", "training samples per second (eval excluded)"),
+    Metric("ms_per_step", False, "ms", "milliseconds per training step (eval excluded)"),
+    Metric("train_seconds", False, "s", "wall time spent in training steps (eval excluded)"),
+    Metric("num_params", False, "count", "trainable parameters of the model"),
+]:
+    register(_m)
+
+
+def get_metric(name: str) -> Metric:
+    """Look a metric up by name; raise ``OptionError`` with a suggestion when unknown."""
+    from normbench.errors import OptionError, unknown
+
+    if name not in METRICS:
+        raise OptionError(unknown("metric", name, sorted(METRICS)))
+    return METRICS[name]
