@@ -46,6 +46,20 @@ def warn(message: str) -> None:
     print(f"normbench: warning: {message}", file=sys.stderr)
 
 
+def handle_errors(func):  # type: ignore[no-untyped-def]
+    """Decorator for commands: a ``NormbenchError`` becomes one sentence on stderr and exit 2."""
+    import functools
+
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):  # type: ignore[no-untyped-def]
+        try:
+            return func(*args, **kwargs)
+        except NormbenchError as exc:
+            raise fail(str(exc), exc.exit_code) from None
+
+    return wrapper
+
+
 # --- commands are added below; each is parse → API call → render → exit code -------------------
 
 
