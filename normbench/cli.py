@@ -63,6 +63,169 @@ def handle_errors(func):  # type: ignore[no-untyped-def]
 # --- commands are added below; each is parse → API call → render → exit code -------------------
 
 
+@app.command()
+@handle_errors
+def run(
+    suite: Annotated[Path, typer.Argument(help="Suite YAML file.")],
+    out: Annotated[Path, typer.Option("--out", help="Parent directory for run directories.")] = Path("reports/runs"),
+    set_: Annotated[list[str] | None, typer.Option("--set", help="Override a dotted key: --set training.steps=200 (repeatable).")] = None,
+    fmt: FormatOpt = Format.table,
+    no_report: Annotated[bool, typer.Option("--no-report", help="Skip report.md/report.html and plots.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress on stderr.")] = False,
+) -> None:
+    """Train every variant × seed of a suite, store the run, print a comparison table.
+
+    Example: normbench run suites/quickstart.yaml --set training.steps=500 --format markdown
+    """
+    from normbench import api
+    from normbench.execute.progress import Progress
+    from normbench.spec import load_suite
+
+    loaded = load_suite(suite, set_ or [])
+    for message in loaded.warnings:
+        warn(message)
+    tasks = api.tasks_of(loaded)
+    steps = loaded.variants[0].config["training"]["steps"] if loaded.variants else 0
+    with Progress(len(tasks), steps, enabled=False if quiet else None) as progress:
+        names = {t.key: f"{t.variant.name} s{t.seed}" for t in tasks}
+
+        def on_record(record: dict) -> None:
+            if record["status"] != "ok":
+                progress.log(f"{record['status']}: {record['variant_name']} seed {record['seed']}: {record.get('error')}")
+
+        outcome = api.run_suite(
+            loaded, out, on_progress=lambda key, step, total, seed: progress.update(key, step, total, names[key]),
+            on_record=on_record, command=["normbench", *sys.argv[1:]],
+        )
+    _print_run_table(outcome.run_dir.path, fmt, not no_report)
+    print(f"run directory: {outcome.run_dir.path}", file=sys.stderr)
+    if outcome.status == "interrupted":
+        print("interrupted: finished results are saved", file=sys.stderr)
+    elif outcome.failed:
+        warn(f"{len(outcome.failed)} of {len(outcome.records)} variant runs failed")
+    raise typer.Exit(outcome.exit_code)
+
+
+def _print_run_table(run_dir: Path, fmt: Format, write_report: bool) -> None:
+    """Summarise a finished run (and write its report) then print the table on stdout."""
+    from normbench.report.api import render_table, summarize_run, write_report as write
+
+    summary = write(run_dir) if write_report else summarize_run(run_dir)
+    print(render_table(summary, fmt.value))
+
+
+@app.command()
+def validate(
+    suites: Annotated[list[Path], typer.Argument(help="Suite YAML files.")],
+) -> None:
+    """Check suite files without running them (and without importing torch).
+
+    Example: normbench validate suites/*.yaml
+    """
+    from normbench.api import validate_files
+
+    bad = 0
+    for path, loaded, error in validate_files(suites):
+        if error is not None:
+            bad += 1
+            print(f"normbench: error: {error}", file=sys.stderr)
+            continue
+        assert loaded is not None
+        for message in loaded.warnings:
+            warn(message)
+        print(f"ok: {path}: {len(loaded.variants)} variants × {len(loaded.seeds)} seeds")
+    raise typer.Exit(2 if bad else 0)
+
+
+class ListWhat(str, Enum):
+    """What ``normbench list`` can show."""
+
+    all = "all"
+    norms = "norms"
+    models = "models"
+    datasets = "datasets"
+    activations = "activations"
+    metrics = "metrics"
+    diagnostics = "diagnostics"
+
+
+@app.command("list")
+@handle_errors
+def list_(
+    what: Annotated[ListWhat, typer.Argument(help="Which registry to list.")] = ListWhat.all,
+    fmt: FormatOpt = Format.table,
+) -> None:
+    """List the registries: norms, models, datasets, activations, metrics, diagnostics.
+
+    Example: normbench list norms --format markdown
+    """
+    from normbench.listing import render_listing
+
+    print(render_listing(what.value, fmt.value))
+
+
+@app.command()
+def schema() -> None:
+    """Print the JSON schema of a suite file (for editors and CI linting).
+
+    Example: normbench schema > suite.schema.json
+    """
+    import json
+
+    from normbench.spec import schema as suite_schema
+
+    print(json.dumps(suite_schema(), indent=2))
+
+
+@app.command()
+@handle_errors
+def bench(
+    norms: Annotated[
+        list[str] | None,
+        typer.Argument(help="Norms to time: a name, name[option=value,...] or 'all' "
+                       "(default: batch layer rms, each where it accepts the shape).",
+                       metavar="NORM", show_default=False),
+    ] = None,
+    shape: Annotated[
+        list[str] | None,
+        typer.Option("--shape", "-s", help="Input N×C[×L | ×H×W], e.g. 256x1024 or "
+                     "32x64x56x56; repeatable (default: 256x1024 and 32x64x56x56).",
+                     metavar="AxB[xCxD]", show_default=False),
+    ] = None,
+    dtype: Annotated[
+        list[str] | None,
+        typer.Option("--dtype", help="float32, bfloat16, float16 (GPU only) or float64; "
+                     "repeatable.  [default: float32]", metavar="DTYPE",
+                     show_default=False),
+    ] = None,
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N or mps.")] = "auto",
+    mode: Annotated[str, typer.Option(help="train, eval or both.")] = "train",
+    pass_: Annotated[str, typer.Option("--pass", help="forward, backward (forward+backward) "
+                                       "or both.")] = "both",
+    repeats: Annotated[int, typer.Option(help="Minimum timed samples per measurement.")] = 10,
+    min_time: Annotated[float, typer.Option(help="Minimum seconds of timed samples per "
+                                            "measurement (after warm-up).")] = 1.0,
+    fmt: FormatOpt = Format.table,
+) -> None:
+    """Time norm layers (forward, forward+backward): median, IQR, GB/s and fraction of a copy.
+
+    Example: normbench bench layer rms group[groups=8] --shape 8192x1024 --pass forward
+    """
+    from normbench.bench import render_bench, run_bench
+    from normbench.bench.parse import MODE_CHOICES, PASS_CHOICES, parse_choice
+
+    records = run_bench(
+        norms or None, shape or None, dtype or ["float32"], device,
+        modes=parse_choice(mode, MODE_CHOICES, "mode"),
+        passes=parse_choice(pass_, PASS_CHOICES, "pass"),
+        repeats=repeats, min_time=min_time,
+        progress=lambda msg: print(msg, file=sys.stderr, flush=True),
+    )
+    sys.stdout.write(render_bench(records, fmt.value))
+    if any(r["status"] != "ok" for r in records):
+        raise typer.Exit(3)  # some layers failed while running (exit code 3, DESIGN §4)
+
+
 def main() -> None:
     """Console-script entry point: user errors become one line and exit 2, never a traceback."""
     try:

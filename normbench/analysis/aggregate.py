@@ -1,0 +1,250 @@
+"""Aggregate a run directory's per-seed records into ``summary.json`` (torch-free)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from normbench import __version__
+from normbench.analysis.convergence import CURVES, higher_is_better, seed_metrics, target_curve
+from normbench.analysis.metrics import METRICS
+from normbench.analysis.stats import band, describe
+from normbench.errors import InputError
+from normbench.results.store import Warn, finite_or_none, open_run_dir
+
+SUMMARY_SCHEMA_VERSION = 1
+STATUSES = ("ok", "diverged", "failed")
+
+
+def label(value: Any) -> str:
+    """A short, stable rendering of a swept value (the same rendering as variant names)."""
+    if isinstance(value, dict):
+        head = value.get("kind", value.get("name", ""))
+        rest = ",".join(f"{k}={label(v)}" for k, v in value.items() if k not in ("kind", "name"))
+        return f"{head}[{rest}]" if rest else str(head)
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    if isinstance(value, list):
+        return "[" + ",".join(label(v) for v in value) + "]"
+    return str(value)
+
+
+@dataclass
+class RunData:
+    """Everything read from a run directory: manifest, resolved suite and valid records."""
+
+    path: Path
+    manifest: dict[str, Any]
+    resolved: dict[str, Any] | None
+    records: list[dict[str, Any]] = field(default_factory=list)
+
+
+def load_run(path: Path, *, strict: bool = False, warn: Warn | None = None) -> RunData:
+    """Open a run directory and read its records (corrupt files: warn+skip, or raise if strict)."""
+    run = open_run_dir(Path(path))
+    manifest = run.read_manifest()
+    resolved = run.read_resolved()
+    records = list(run.iter_results(strict=strict, warn=warn))
+    if not records:
+        raise InputError(f"{run.path} has no readable result files in {run.results_dir.name}/ "
+                         "(the run may not have finished a single variant)")
+    return RunData(run.path, manifest, resolved, records)
+
+
+def _targets(resolved: dict[str, Any] | None, records: list[dict[str, Any]]) -> dict[str, float]:
+    """``targets:`` of the suite, from resolved.json or else from a record's config."""
+    raw = ((resolved or {}).get("suite") or {}).get("targets")
+    if not isinstance(raw, dict):
+        raw = next((r["config"]["targets"] for r in records
+                    if isinstance((r.get("config") or {}).get("targets"), dict)), {})
+    out = {}
+    for key, value in raw.items():
+        v = finite_or_none(value.get("threshold") if isinstance(value, dict) else value)
+        if v is not None:
+            out[str(key)] = v
+    return out
+
+
+def _swept(resolved: dict[str, Any] | None, records: list[dict[str, Any]]) -> list[str]:
+    """Swept keys in grid order: resolved.json's grid, else the params keys as first seen."""
+    grid = ((resolved or {}).get("suite") or {}).get("grid")
+    keys: list[str] = list(grid) if isinstance(grid, list | dict) else []
+    for r in records:
+        for k in r.get("params") or {}:
+            if k not in keys:
+                keys.append(k)
+    return [str(k) for k in keys]
+
+
+def _metric_names(per_seed: Iterable[dict[str, Any]]) -> list[str]:
+    """Every metric seen, registry order first (stable tables), then the rest by name."""
+    seen: set[str] = set()
+    for m in per_seed:
+        seen.update(m)
+    known = [name for name in METRICS if name in seen]
+    return known + sorted(seen - set(known))
+
+
+def metric_info(name: str, targets: dict[str, float]) -> dict[str, Any]:
+    """Direction, unit and meaning of a metric, including the per-target ones."""
+    if name in METRICS:
+        m = METRICS[name]
+        return {"higher_is_better": m.higher_is_better, "unit": m.unit, "summary": m.summary,
+                "source": m.source}
+    for prefix, unit, what in (("steps_to_target.", "steps", "first eval step"),
+                               ("seconds_to_target.", "s", "training seconds")):
+        if name.startswith(prefix):
+            key = name[len(prefix):]
+            thr = targets.get(key)
+            return {"higher_is_better": False, "unit": unit, "source": "targets",
+                    "summary": f"{what} at which {key} reached {thr:g}" if thr is not None else what}
+    return {"higher_is_better": "acc" in name, "unit": "", "summary": "", "source": "record"}
+
+
+def _curve_bands(records: list[dict[str, Any]]) -> dict[str, Any]:
+    """Mean and 95 % band per eval step for each stored curve, aligned on the step values."""
+    steps = sorted({s for r in records for s in ((r.get("curves") or {}).get("step") or [])
+                    if finite_or_none(s) is not None})
+    if not steps:
+        return {}
+    col = {s: i for i, s in enumerate(steps)}
+    out: dict[str, Any] = {"step": steps}
+    for name in (*CURVES, "train_seconds"):
+        if not any(name in (r.get("curves") or {}) for r in records):
+            continue
+        m = np.full((len(records), len(steps)), np.nan)
+        for i, r in enumerate(records):
+            c = r.get("curves") or {}
+            for s, v in zip(c.get("step") or [], c.get(name) or [], strict=False):
+                v = finite_or_none(v)
+                if v is not None and s in col:
+                    m[i, col[s]] = v
+        out[name] = band(m)
+    return out
+
+
+def _variant_order(resolved: dict[str, Any] | None, records: list[dict[str, Any]]) -> list[str]:
+    """Variant ids in grid order (resolved.json), then any others by name."""
+    order = [str(v.get("id")) for v in (resolved or {}).get("variants") or [] if isinstance(v, dict)]
+    extra = sorted({str(r["variant_id"]) for r in records} - set(order),
+                   key=lambda vid: next(str(r.get("variant_name", "")) for r in records
+                                        if str(r["variant_id"]) == vid))
+    present = {str(r["variant_id"]) for r in records}
+    return [vid for vid in order if vid in present] + extra
+
+
+def _seed_key(record: dict[str, Any]) -> tuple[int, str]:
+    seed = record.get("seed")
+    return (seed, "") if isinstance(seed, int) else (1 << 30, str(seed))
+
+
+def _variant(
+    vid: str, recs: list[dict[str, Any]], spec: dict[str, Any], expected_seeds: list[Any],
+    targets: dict[str, float], per_seed: list[dict[str, Any]], names: list[str], swept: list[str],
+) -> dict[str, Any]:
+    """One entry of ``summary["variants"]``."""
+    first = recs[0]
+    params = first.get("params") or spec.get("params") or {}
+    statuses = [str(r.get("status")) for r in recs]
+    counts = {s: statuses.count(s) for s in STATUSES}
+    seeds = [r.get("seed") for r in recs]
+    missing = [s for s in expected_seeds if s not in seeds]
+    reached = {}
+    for key, thr in targets.items():
+        vals = [m.get(f"steps_to_target.{key}") for m in per_seed]
+        reached[key] = {"threshold": thr, "curve": target_curve(key),
+                        "higher_is_better": higher_is_better(target_curve(key)),
+                        "reached": sum(v is not None for v in vals), "n": len(vals)}
+    return {
+        "variant_id": vid,
+        "variant_name": str(first.get("variant_name") or spec.get("name") or vid),
+        "params": params,
+        "labels": {k: label(params[k]) for k in swept if k in params},
+        "config": first.get("config") or spec.get("config") or {},
+        "seeds": seeds,
+        "seed_status": statuses,
+        "counts": {**counts, "missing": len(missing)},
+        "errors": {str(r.get("seed")): r.get("error") for r in recs
+                   if r.get("status") != "ok" and r.get("error")},
+        "diverged_at_step": [finite_or_none(r.get("diverged_at_step")) for r in recs],
+        "metrics": {name: describe([m.get(name) for m in per_seed]) for name in names},
+        "targets": reached,
+        "curves": _curve_bands(recs),
+    }
+
+
+def summarize(run: RunData, *, reference: str | None = None) -> dict[str, Any]:
+    """Build the ``summary.json`` document from a loaded run (see ARCHITECTURE.md).
+
+    ``reference`` is the ``--reference`` text (``norm=none``); without it the relative
+    table uses ``norm=none`` when that was swept, and is empty otherwise.
+    """
+    from normbench.analysis.relative import (
+        default_reference,
+        lr_robustness,
+        parse_reference,
+        relative_rows,
+    )
+
+    records = run.records
+    resolved = run.resolved or {}
+    targets = _targets(run.resolved, records)
+    swept = _swept(run.resolved, records)
+    specs = {str(v.get("id")): v for v in resolved.get("variants") or [] if isinstance(v, dict)}
+    by_id: dict[str, list[dict[str, Any]]] = {}
+    for r in records:
+        by_id.setdefault(str(r["variant_id"]), []).append(r)
+    per_seed = {vid: [seed_metrics(r, targets) for r in sorted(recs, key=_seed_key)]
+                for vid, recs in by_id.items()}
+    names = _metric_names(m for ms in per_seed.values() for m in ms)
+    all_seeds = resolved.get("seeds") if isinstance(resolved.get("seeds"), list) else []
+    variants = []
+    for vid in _variant_order(run.resolved, records):
+        recs = sorted(by_id[vid], key=_seed_key)
+        spec = specs.get(vid, {})
+        expected = spec.get("seeds") if isinstance(spec.get("seeds"), list) else all_seeds
+        variants.append(_variant(vid, recs, spec, expected, targets, per_seed[vid], names, swept))
+    values: dict[str, list[str]] = {k: [] for k in swept}
+    for v in variants:
+        for k, lab in v["labels"].items():
+            if lab not in values[k]:
+                values[k].append(lab)
+    suite = dict(resolved.get("suite") or {})
+    suite.setdefault("name", run.manifest.get("suite_name") or run.path.parent.name)
+    suite.setdefault("description", "")
+    suite["targets"] = targets
+    suite["grid"] = swept
+    summary: dict[str, Any] = {
+        "schema_version": SUMMARY_SCHEMA_VERSION,
+        "normbench_version": __version__,
+        "run": run.path.name,
+        "suite": suite,
+        "manifest": run.manifest,
+        "swept": swept,
+        "values": values,
+        "seeds": sorted({s for v in variants for s in v["seeds"]}, key=lambda s: _seed_key({"seed": s})),
+        "counts": {s: sum(v["counts"][s] for v in variants) for s in (*STATUSES, "missing")},
+        "missing_variants": [str(v.get("name") or k) for k, v in specs.items() if k not in by_id],
+        "metric_info": {n: metric_info(n, targets) for n in names},
+        "variants": variants,
+    }
+    ref = parse_reference(reference, summary) if reference else default_reference(summary)
+    summary["analysis"] = {
+        "reference": ref,
+        "relative": relative_rows(summary, ref) if ref else [],
+        "lr_robustness": lr_robustness(summary),
+    }
+    return summary
+
+
+def summarize_run(
+    path: Path, *, strict: bool = False, warn: Warn | None = None, reference: str | None = None,
+) -> dict[str, Any]:
+    """Read a run directory and return its summary (nothing is written)."""
+    return summarize(load_run(path, strict=strict, warn=warn), reference=reference)

@@ -1,0 +1,105 @@
+"""Seed statistics: mean, spread and seeded bootstrap confidence intervals (numpy only)."""
+
+from __future__ import annotations
+
+import warnings
+from functools import lru_cache
+from typing import Any
+
+import numpy as np
+
+from normbench.results.store import finite_or_none
+
+CI_LEVEL = 0.95
+RESAMPLES = 2000
+CURVE_RESAMPLES = 500
+BOOTSTRAP_SEED = 20150211  # fixed: the same values always give the same interval
+
+
+@lru_cache(maxsize=64)
+def _indices(n: int, resamples: int, seed: int) -> np.ndarray:
+    """Resampling indices, shape (resamples, n); cached because the seed is fixed."""
+    rng = np.random.default_rng([seed, n])
+    return rng.integers(0, n, size=(resamples, n))
+
+
+def bootstrap_ci(
+    values: np.ndarray, level: float = CI_LEVEL, resamples: int = RESAMPLES, seed: int = BOOTSTRAP_SEED,
+) -> tuple[float, float]:
+    """Percentile bootstrap interval of the mean of finite ``values`` (1-D).
+
+    Seeded per call (not from a global stream) so an interval depends only on its values,
+    never on which other variants the report happened to contain.
+    """
+    x = np.asarray(values, dtype=float)
+    n = x.size
+    if n == 0:
+        raise ValueError("no values")
+    if n == 1 or np.all(x == x[0]):
+        return float(x[0]), float(x[0])
+    means = x[_indices(n, resamples, seed)].mean(axis=1)
+    alpha = (1.0 - level) / 2.0
+    lo, hi = np.quantile(means, [alpha, 1.0 - alpha])
+    return float(lo), float(hi)
+
+
+def _round(x: float | None, digits: int = 7) -> float | None:
+    """Trim float noise so summary.json stays small and diffs stay readable."""
+    return None if x is None else float(f"{x:.{digits}g}")
+
+
+def describe(values: list[Any]) -> dict[str, Any]:
+    """Statistics over the finite per-seed values; ``values`` keeps every seed (null allowed).
+
+    ``n`` counts the finite values, so ``n < len(values)`` means some seeds had no value
+    (failed, diverged, or a target not reached).
+    """
+    clean = [finite_or_none(v) for v in values]
+    x = np.array([v for v in clean if v is not None], dtype=float)
+    out: dict[str, Any] = {"mean": None, "std": None, "median": None, "min": None, "max": None,
+                           "ci_low": None, "ci_high": None, "n": int(x.size), "values": clean}
+    if x.size == 0:
+        return out
+    lo, hi = bootstrap_ci(x)
+    out.update(
+        mean=_round(float(x.mean())),
+        std=_round(float(x.std(ddof=1))) if x.size > 1 else None,
+        median=_round(float(np.median(x))),
+        min=_round(float(x.min())),
+        max=_round(float(x.max())),
+        ci_low=_round(lo),
+        ci_high=_round(hi),
+    )
+    return out
+
+
+def band(
+    matrix: np.ndarray, level: float = CI_LEVEL, resamples: int = CURVE_RESAMPLES,
+    seed: int = BOOTSTRAP_SEED,
+) -> dict[str, list[float | None]]:
+    """Mean and bootstrap band per column of ``matrix`` (seeds × steps, NaN = no value).
+
+    Vectorised over steps: one gather of shape (resamples, seeds, steps) instead of a
+    bootstrap per point, which is what keeps 200-variant reports fast.
+    """
+    m = np.asarray(matrix, dtype=float)
+    if m.ndim != 2 or m.shape[0] == 0:
+        return {"mean": [], "ci_low": [], "ci_high": [], "n": []}
+    n = np.isfinite(m).sum(axis=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns are expected
+        mean = np.nanmean(m, axis=0)
+        if m.shape[0] == 1:
+            lo = hi = mean
+        else:
+            res = np.nanmean(m[_indices(m.shape[0], resamples, seed)], axis=1)  # (resamples, steps)
+            alpha = (1.0 - level) / 2.0
+            if np.isfinite(res).all():
+                lo, hi = np.quantile(res, [alpha, 1.0 - alpha], axis=0)
+            else:
+                lo, hi = np.nanquantile(res, [alpha, 1.0 - alpha], axis=0)
+
+    def clean(a: np.ndarray) -> list[float | None]:
+        return [_round(float(v), 6) if np.isfinite(v) else None for v in a]
+
+    return {"mean": clean(mean), "ci_low": clean(lo), "ci_high": clean(hi), "n": n.tolist()}

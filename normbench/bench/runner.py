@@ -1,0 +1,329 @@
+"""`run_bench`: validate the request, then time every norm × shape × dtype × mode × pass and a copy."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from normbench.bench.parse import (
+    MODES,
+    PASSES,
+    Shape,
+    format_shape,
+    norm_label,
+    parse_dtype,
+    parse_norm_arg,
+    parse_shape,
+)
+from normbench.bench.timing import Timing, measure
+from normbench.bench.traffic import copy_bytes, gbps, pass_bytes
+from normbench.errors import InputError, OptionError, unknown
+
+if TYPE_CHECKING:  # torch is imported lazily so `normbench --help` stays torch-free
+    import torch
+
+DEFAULT_NORMS: tuple[str, ...] = ("batch", "layer", "rms")
+DEFAULT_SHAPES: tuple[str, ...] = ("256x1024", "32x64x56x56")
+# Names that select every benchmarkable norm (each only where it accepts the shape).
+ALL = "all"
+# No layer of their own to time: identity, or a re-parametrisation of the preceding Linear/Conv.
+_NOT_BENCHMARKABLE = {"none": "is the identity", "weight": "re-parametrises the preceding "
+                      "Linear/Conv and has no layer of its own"}
+_DEVICE_RE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class NormCase:
+    """A resolved norm to benchmark; ``explicit`` norms make an incompatible shape an error."""
+
+    label: str
+    spec: dict[str, Any]
+    explicit: bool
+
+
+# --- validation (fails before anything is timed) ---------------------------------------------
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto|cpu|mps|cuda|cuda:N`` → a usable ``torch.device``; ``InputError`` if unavailable."""
+    import torch
+
+    key = name.strip().lower()
+    if not _DEVICE_RE.match(key):
+        raise InputError(f"unknown device '{name}' (choose from auto, cpu, cuda, cuda:N, mps)")
+    if key == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda", torch.cuda.current_device())
+        return torch.device("cpu")
+    device = torch.device(key)
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            why = "torch was built without CUDA" if torch.version.cuda is None else "no GPU found"
+            raise InputError(f"device '{name}' is not available on this machine ({why}); "
+                             "use --device cpu")
+        index = device.index if device.index is not None else torch.cuda.current_device()
+        if index >= torch.cuda.device_count():
+            raise InputError(f"device '{name}' does not exist: this machine has "
+                             f"{torch.cuda.device_count()} CUDA device(s)")
+        return torch.device("cuda", index)
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise InputError(f"device '{name}' is not available on this machine; use --device cpu")
+    return device
+
+
+def check_dtype(dtype: str, device: torch.device) -> None:
+    """Refuse a dtype the device cannot benchmark meaningfully (see the README's bench section)."""
+    import torch
+
+    if dtype == "float16" and device.type == "cpu":
+        # Half precision is a GPU format here: CPU half kernels vary by build and CPU and are
+        # not what anyone deploys, so a CPU float16 figure would mislead. bfloat16 is the CPU
+        # low-precision format.
+        raise InputError("dtype float16 is benchmarked on GPU only; use bfloat16 or float32 "
+                         "on CPU")
+    if dtype == "bfloat16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
+        raise InputError(f"dtype bfloat16 is not supported by {torch.cuda.get_device_name(device)}"
+                         "; use float16 or float32")
+    if dtype == "float64" and device.type == "mps":
+        raise InputError("dtype float64 is not supported on mps; use float32")
+
+
+def context_for(shape: Shape) -> Any:
+    """The ``NormContext`` of a norm fed ``shape``: (N, C) is an MLP layer, more axes a conv."""
+    from normbench.norms.catalog import NormContext
+
+    spatial = len(shape) - 2
+    return NormContext(model="mlp" if spatial == 0 else "cnn", widths=(shape[1],),
+                       spatial=spatial, batch_size=shape[0], placement="pre")
+
+
+def resolve_norm_cases(norms: Sequence[str | dict] | None) -> list[NormCase]:
+    """Resolve norm arguments (names, ``name[k=v]``, mappings, ``all``) into specs."""
+    from normbench.norms.catalog import NORMS, check_custom_importable, resolve_norm
+
+    if not norms:
+        return [NormCase(n, resolve_norm(n), explicit=False) for n in DEFAULT_NORMS]
+    cases: list[NormCase] = []
+    for arg in norms:
+        if arg == ALL:
+            cases += [NormCase(n, resolve_norm(n), explicit=False) for n, e in NORMS.items()
+                      if n not in _NOT_BENCHMARKABLE and not e.wraps_layer and n != "custom"]
+            continue
+        parsed = parse_norm_arg(arg)
+        label = arg if isinstance(arg, str) else norm_label(parsed)
+        try:
+            spec = resolve_norm(parsed)
+        except OptionError as exc:
+            if isinstance(parsed, str) and parsed not in NORMS:
+                raise OptionError(unknown("norm", parsed, [*NORMS, ALL])) from None
+            raise OptionError(f"norm '{label}': {exc}") from None
+        if spec["kind"] in _NOT_BENCHMARKABLE:
+            raise InputError(f"norm '{label}' {_NOT_BENCHMARKABLE[spec['kind']]}: there is "
+                             "nothing to benchmark (the copy row is the baseline)")
+        check_custom_importable(spec)
+        cases.append(NormCase(label, spec, explicit=True))
+    return cases
+
+
+def incompatibility(case: NormCase, shape: Shape) -> str | None:
+    """Why the norm cannot take ``shape`` (one sentence), or ``None`` when it can."""
+    from normbench.norms.catalog import check_norm
+
+    try:
+        check_norm(case.spec, context_for(shape))
+    except OptionError as exc:
+        return f"norm '{case.label}' cannot take shape {format_shape(shape)}: {exc}"
+    return None
+
+
+# --- measurement ----------------------------------------------------------------------------
+
+
+def synchronizer(device: torch.device) -> Callable[[], None]:
+    """What to call before reading the clock: wait for queued device work (no-op on CPU)."""
+    import torch
+
+    if device.type == "cuda":
+        return lambda: torch.cuda.synchronize(device)
+    if device.type == "mps":
+        return torch.mps.synchronize
+    return lambda: None
+
+
+def _tensor_bytes(tensors: Iterator[torch.Tensor]) -> int:
+    return sum(t.numel() * t.element_size() for t in tensors if t.is_floating_point())
+
+
+def _random(shape: Shape, dtype: torch.dtype, device: torch.device, seed: int) -> torch.Tensor:
+    import torch
+
+    # A private generator: benchmarking must not move the caller's global RNG state.
+    gen = torch.Generator(device=device).manual_seed(seed)
+    return torch.randn(shape, generator=gen, device=device, dtype=torch.float32).to(dtype)
+
+
+def _norm_fn(layer: torch.nn.Module, x: torch.Tensor, pass_: str) -> Callable[[], object]:
+    """The closure to time: a forward, or a forward then a backward from a fixed dy."""
+    import torch
+
+    if pass_ == "forward":
+        # Timed under no_grad (see run_bench): the layer's forward kernel, no graph recording.
+        return lambda: layer(x)
+    xg = x.detach().requires_grad_(True)
+    dy = torch.randn_like(x)
+    inputs = [xg, *(p for p in layer.parameters() if p.requires_grad)]
+
+    def fwd_bwd() -> object:
+        # autograd.grad returns fresh gradients instead of accumulating into .grad, so every
+        # call does the same work (no extra read-add-write of old gradients).
+        return torch.autograd.grad(layer(xg), inputs, dy, allow_unused=True)
+
+    return fwd_bwd
+
+
+def _timed(fn: Callable[[], object], grad: bool, **kw: Any) -> Timing:
+    import torch
+
+    with torch.set_grad_enabled(grad):
+        return measure(fn, **kw)
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0] if text else ''}".rstrip(": ")
+
+
+def _timing_fields(timing: Timing | None, num_bytes: int | None) -> dict[str, Any]:
+    if timing is None:
+        keys = ("median_s", "q1_s", "q3_s", "iqr_s", "iqr_fraction", "noisy", "repeats",
+                "number", "total_s", "warmup_calls", "gbps")
+        return dict.fromkeys(keys)
+    return {**timing.as_record(), "gbps": gbps(num_bytes or 0, timing.median_s)}
+
+
+def run_bench(
+    norms: Sequence[str | dict] | None = None,
+    shapes: Sequence[str | Sequence[int]] | None = None,
+    dtypes: Sequence[str] = ("float32",),
+    device: str = "auto",
+    *,
+    modes: Sequence[str] = ("train",),
+    passes: Sequence[str] = PASSES,
+    repeats: int = 10,
+    min_time: float = 1.0,
+    warmup_time: float | None = None,
+    seed: int = 0,
+    progress: Progress | None = None,
+) -> list[dict[str, Any]]:
+    """Benchmark norm layers; return one flat record per measurement (copy rows included).
+
+    ``norms``: names, ``name[k=v]`` strings or mappings (``None``: batch, layer, rms, each only
+    where it accepts the shape; ``"all"``: every benchmarkable norm likewise). Norms named
+    explicitly must accept every shape, otherwise ``OptionError``. ``passes`` are ``forward``
+    and/or ``forward+backward``; ``modes`` ``train`` and/or ``eval``. Bad input raises
+    ``InputError``/``OptionError`` before anything is timed; a layer that fails while running
+    becomes a record with ``status: "error"``.
+    """
+    import torch
+
+    say = progress or (lambda _msg: None)
+    if repeats < 1:
+        raise InputError(f"repeats must be at least 1, got {repeats}")
+    if min_time < 0:
+        raise InputError(f"min-time must be >= 0 seconds, got {min_time}")
+    for value, allowed, what in ((modes, MODES, "mode"), (passes, PASSES, "pass")):
+        for v in value:
+            if v not in allowed:
+                raise InputError(unknown(what, v, allowed))
+    dev = resolve_device(device)
+    dtype_names = [parse_dtype(d) for d in dtypes]
+    for d in dtype_names:
+        check_dtype(d, dev)
+    shape_list = [parse_shape(s) for s in (shapes or DEFAULT_SHAPES)]
+    cases = resolve_norm_cases(norms)
+
+    plan: list[tuple[Shape, list[NormCase]]] = []
+    for shape in shape_list:
+        accepted = []
+        for case in cases:
+            why = incompatibility(case, shape)
+            if why and case.explicit:
+                raise OptionError(why)
+            if why:
+                say(f"skip: {why}")
+            else:
+                accepted.append(case)
+        if not accepted:
+            raise InputError(f"no norm to benchmark accepts shape {format_shape(shape)}")
+        plan.append((shape, accepted))
+
+    from normbench.norms import make
+
+    threads = torch.get_num_threads()
+    sync = synchronizer(dev)
+    timing_kw = {"sync": sync, "min_time": min_time, "repeats": repeats,
+                 "warmup_time": warmup_time}
+    total = sum(len(dtype_names) * (1 + len(c) * len(modes) * len(passes)) for _, c in plan)
+    done = 0
+    records: list[dict[str, Any]] = []
+    for shape, accepted in plan:
+        for dtype_name in dtype_names:
+            dtype = getattr(torch, dtype_name)
+            base = {"shape": format_shape(shape), "dtype": dtype_name, "device": str(dev),
+                    "threads": threads}
+            x = _random(shape, dtype, dev, seed)
+            x_bytes = x.numel() * x.element_size()
+
+            # The roof: a device-to-device copy of the same tensor, in the same run.
+            dst = torch.empty_like(x)
+            copy_timing = _timed(lambda dst=dst, x=x: dst.copy_(x), False, **timing_kw)
+            copy_gbps = gbps(copy_bytes(x_bytes), copy_timing.median_s)
+            done += 1
+            say(f"[{done}/{total}] copy {base['shape']} {dtype_name}: {copy_gbps:.2f} GB/s")
+            records.append({"norm": "copy", "kind": "copy", **base, "mode": None,
+                            "pass": "copy", "status": "ok", "error": None,
+                            "bytes": copy_bytes(x_bytes),
+                            **_timing_fields(copy_timing, copy_bytes(x_bytes)),
+                            "copy_gbps": copy_gbps, "copy_fraction": 1.0, "spec": None})
+            del dst
+
+            for case in accepted:
+                for mode in modes:
+                    for pass_ in passes:
+                        done += 1
+                        rec = {"norm": case.label, "kind": case.spec["kind"], **base,
+                               "mode": mode, "pass": pass_}
+                        timing, num_bytes, error = None, None, None
+                        try:
+                            layer = make(shape[1], case.spec).to(device=dev, dtype=dtype)
+                            layer.train(mode == "train")
+                            num_bytes = pass_bytes(
+                                pass_, x_bytes, _tensor_bytes(layer.parameters()),
+                                _tensor_bytes(layer.buffers()), mode == "train")
+                            fn = _norm_fn(layer, x, pass_)
+                            timing = _timed(fn, pass_ != "forward", **timing_kw)
+                        except Exception as exc:  # a failed layer is a row, not a crash (timm)
+                            error = _one_line(exc)
+                            if dev.type == "cuda" and isinstance(exc, torch.OutOfMemoryError):
+                                torch.cuda.empty_cache()
+                        fields = _timing_fields(timing, num_bytes)
+                        frac = fields["gbps"] / copy_gbps if timing and copy_gbps > 0 else None
+                        records.append({**rec, "status": "error" if error else "ok",
+                                        "error": error, "bytes": num_bytes, **fields,
+                                        "copy_gbps": copy_gbps, "copy_fraction": frac,
+                                        "spec": case.spec})
+                        say(f"[{done}/{total}] {_progress_text(records[-1])}")
+    return records
+
+
+def _progress_text(rec: dict[str, Any]) -> str:
+    """One line per finished measurement for stderr."""
+    head = f"{rec['norm']} {rec['shape']} {rec['dtype']} {rec['mode']} {rec['pass']}"
+    if rec["status"] != "ok":
+        return f"{head}: failed — {rec['error']}"
+    noisy = " (noisy)" if rec["noisy"] else ""
+    return (f"{head}: {rec['median_s'] * 1e3:.3f} ms, IQR {rec['iqr_fraction']:.1%}, "
+            f"{rec['gbps']:.2f} GB/s = {rec['copy_fraction']:.1%} of copy{noisy}")

@@ -1,0 +1,269 @@
+"""File-based datasets: MNIST / Fashion-MNIST (IDX), CIFAR-10 (binary) and .npz / .pt files."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from normbench.data.cache import cache_root
+from normbench.data.download import CIFAR_FILES, DownloadError, download_dataset, offline
+from normbench.data.formats import read_arrays, read_cifar_batch, read_idx
+from normbench.data.split import DataSplit
+from normbench.errors import InputError
+
+IDX_FILES: tuple[str, ...] = (
+    "train-images-idx3-ubyte",
+    "train-labels-idx1-ubyte",
+    "t10k-images-idx3-ubyte",
+    "t10k-labels-idx1-ubyte",
+)
+CIFAR_SUBDIR = "cifar-10-batches-bin"  # the folder the official archive unpacks to
+MAX_INFERRED_CLASSES = 10_000  # beyond this, integer "labels" are surely regression targets
+
+Finder = Callable[[Path], dict[str, Path | None]]
+
+
+def expand_path(text: str) -> Path:
+    """``~`` and ``$VARS`` expanded, relative paths taken from the working directory."""
+    return Path(os.path.expandvars(text)).expanduser().absolute()
+
+
+def default_dir(name: str) -> Path:
+    """Where a dataset's files are looked for (and downloaded to) when no ``path`` is given."""
+    return cache_root() / "raw" / name
+
+
+def data_dir(name: str, opts: dict) -> tuple[Path, bool]:
+    """The dataset directory and whether the user chose it (only the default one is
+    downloaded into: normbench never writes into a directory the user named)."""
+    if opts.get("path") is None:
+        return default_dir(name), False
+    return expand_path(opts["path"]), True
+
+
+def find_idx(directory: Path) -> dict[str, Path | None]:
+    """Each IDX file name → its path (uncompressed preferred over .gz), or None."""
+    found: dict[str, Path | None] = {}
+    for stem in IDX_FILES:
+        candidates = (directory / stem, directory / f"{stem}.gz")
+        found[stem] = next((c for c in candidates if c.is_file()), None)
+    return found
+
+
+def find_cifar(directory: Path) -> dict[str, Path | None]:
+    """Each CIFAR-10 batch file → its path, in ``directory`` or its ``cifar-10-batches-bin``."""
+    found: dict[str, Path | None] = {}
+    for name in CIFAR_FILES:
+        candidates = (directory / name, directory / CIFAR_SUBDIR / name)
+        found[name] = next((c for c in candidates if c.is_file()), None)
+    return found
+
+
+def _expected(name: str) -> str:
+    if name == "cifar10":
+        return ", ".join(CIFAR_FILES)
+    return ", ".join(IDX_FILES) + " (each optionally .gz)"
+
+
+def files_present(name: str) -> bool:
+    """True when every file of ``name`` is in its default directory (`list datasets`)."""
+    finder = find_cifar if name == "cifar10" else find_idx
+    return all(p is not None for p in finder(default_dir(name)).values())
+
+
+def _download_blocker(opts: dict) -> str | None:
+    if offline():
+        return "downloading is off (NORMBENCH_OFFLINE is set)"
+    if not opts.get("download", True):
+        return "downloading is off (download: false)"
+    return None
+
+
+def locate(name: str, opts: dict) -> list[Path]:
+    """The source files of ``name`` in a fixed order, downloading them into the cache when
+    they are absent from the default directory; ``InputError`` naming the directory and the
+    exact files otherwise."""
+    finder: Finder = find_cifar if name == "cifar10" else find_idx
+    directory, chosen = data_dir(name, opts)
+    found = finder(directory)
+    missing = [f for f, p in found.items() if p is None]
+    if not missing:
+        return [p for p in found.values() if p is not None]
+    if chosen:
+        if not directory.is_dir():
+            raise InputError(
+                f"{name} directory {directory} does not exist; it should hold {_expected(name)}."
+            )
+        raise InputError(
+            f"{name} directory {directory} lacks {', '.join(missing)}; it should hold "
+            f"{_expected(name)}."
+        )
+    reason = _download_blocker(opts)
+    if reason is None:
+        try:
+            download_dataset(name, directory)
+        except (DownloadError, OSError) as exc:
+            reason = f"the download failed: {exc}"
+        else:
+            return locate(name, opts)
+    raise InputError(
+        f"{name} files are not in {directory} and {reason}; put {_expected(name)} there, "
+        "or set path: to a directory holding them."
+    )
+
+
+# --- MNIST / Fashion-MNIST -----------------------------------------------------------------------
+
+
+def _idx_pair(images: Path, labels: Path) -> tuple[np.ndarray, np.ndarray]:
+    x, y = read_idx(images, 3), read_idx(labels, 1)
+    if len(x) != len(y):
+        raise InputError(f"{images} holds {len(x)} images but {labels} holds {len(y)} labels.")
+    return x[:, None], y  # (N, 1, H, W) uint8, (N,) uint8
+
+
+def build_idx(opts: dict, files: list[Path]) -> dict[str, np.ndarray]:
+    """Parse the four IDX files; uint8 pixels are kept so the disk cache stays small."""
+    x_train, y_train = _idx_pair(files[0], files[1])
+    x_test, y_test = _idx_pair(files[2], files[3])
+    return {"x_train": x_train, "y_train": y_train, "x_test": x_test, "y_test": y_test}
+
+
+def _scale_pixels(x: np.ndarray, binarize: bool) -> np.ndarray:
+    out = x.astype(np.float32)
+    np.divide(out, 255.0, out=out)  # [0, 1]
+    if binarize:
+        # Ioffe & Szegedy's MNIST net saw binary images: 1 where the scaled pixel is > 0.5.
+        return (out > 0.5).astype(np.float32)
+    return out
+
+
+def finish_images(arrays: dict[str, np.ndarray], opts: dict) -> DataSplit:
+    """uint8 (N, C, H, W) pixels → float32 in [0, 1] (optionally binarised), 10 classes."""
+    binarize = bool(opts.get("binarize", False))
+    return DataSplit(
+        x_train=_scale_pixels(arrays["x_train"], binarize),
+        y_train=arrays["y_train"].astype(np.int64),
+        x_test=_scale_pixels(arrays["x_test"], binarize),
+        y_test=arrays["y_test"].astype(np.int64),
+        task="classification",
+        num_outputs=10,
+        layout="image",
+    )
+
+
+# --- CIFAR-10 --------------------------------------------------------------------------------
+
+
+def build_cifar(opts: dict, files: list[Path]) -> dict[str, np.ndarray]:
+    """Parse data_batch_1..5.bin (train) and test_batch.bin (test), kept as uint8."""
+    parts = [read_cifar_batch(f) for f in files[:5]]
+    x_test, y_test = read_cifar_batch(files[5])
+    return {
+        "x_train": np.concatenate([p[0] for p in parts]),
+        "y_train": np.concatenate([p[1] for p in parts]),
+        "x_test": x_test,
+        "y_test": y_test,
+    }
+
+
+# --- .npz / .pt ------------------------------------------------------------------------------
+
+
+def locate_file(opts: dict) -> list[Path]:
+    """The single dataset file named by ``path``."""
+    path = expand_path(opts["path"])
+    if not path.exists():
+        raise InputError(f"dataset file {path} does not exist.")
+    if not path.is_file():
+        raise InputError(f"{path} is not a file; npz needs an .npz or .pt file.")
+    return [path]
+
+
+def build_file(opts: dict, files: list[Path]) -> dict[str, np.ndarray]:
+    """The four arrays of the .npz / .pt file."""
+    return read_arrays(files[0])
+
+
+LAYOUT_BY_RANK = {2: "vector", 3: "sequence", 4: "image"}
+
+
+def _layout(x_train: np.ndarray, source: str) -> str:
+    if x_train.ndim not in LAYOUT_BY_RANK:
+        raise InputError(
+            f"{source}: x_train has shape {x_train.shape}; expected rank 2 (N, F), "
+            "3 (N, C, L) or 4 (N, C, H, W)."
+        )
+    return LAYOUT_BY_RANK[x_train.ndim]
+
+
+def _is_integer(y: np.ndarray) -> bool:
+    return np.issubdtype(y.dtype, np.integer) or y.dtype == np.bool_
+
+
+def _class_labels(name: str, y: np.ndarray, source: str) -> np.ndarray:
+    if y.ndim == 2 and y.shape[1] == 1:
+        y = y[:, 0]
+    if y.ndim != 1:
+        raise InputError(
+            f"{source}: {name} has shape {y.shape}; classification needs one label per sample "
+            "(or set task: regression)."
+        )
+    if not _is_integer(y):
+        fractional = ~np.isfinite(y) | (y != np.round(y))
+        if fractional.any():
+            first = int(np.argmax(fractional))
+            raise InputError(
+                f"{source}: {name} has non-integer label {y[first]} at index {first}; "
+                "classification needs integer labels (or set task: regression)."
+            )
+    return y.astype(np.int64)
+
+
+def _targets(name: str, y: np.ndarray, source: str) -> np.ndarray:
+    if y.ndim == 1:
+        y = y[:, None]  # (N,) → (N, 1): regression targets are always (N, D)
+    if y.ndim != 2:
+        raise InputError(f"{source}: {name} has shape {y.shape}; regression needs (N,) or (N, D).")
+    return y.astype(np.float32)
+
+
+def finish_file(arrays: dict[str, np.ndarray], opts: dict) -> DataSplit:
+    """Decide task and layout from the arrays (or the ``task`` option) and convert dtypes."""
+    source = str(expand_path(opts["path"]))
+    layout = _layout(arrays["x_train"], source)
+    task = opts["task"]
+    if task == "auto":
+        task = "classification" if _is_integer(arrays["y_train"]) else "regression"
+    if task == "classification":
+        y_train = _class_labels("y_train", arrays["y_train"], source)
+        y_test = _class_labels("y_test", arrays["y_test"], source)
+        classes = opts["num_classes"]
+        if classes is None:
+            classes = int(max(y_train.max(initial=0), y_test.max(initial=0))) + 1
+            if classes > MAX_INFERRED_CLASSES:
+                raise InputError(
+                    f"{source}: the largest label is {classes - 1}, which looks like a "
+                    "regression target; set task: regression, or num_classes:."
+                )
+    else:
+        y_train = _targets("y_train", arrays["y_train"], source)
+        y_test = _targets("y_test", arrays["y_test"], source)
+        if y_train.shape[1] != y_test.shape[1]:
+            raise InputError(
+                f"{source}: y_train has {y_train.shape[1]} targets per sample but y_test has "
+                f"{y_test.shape[1]}."
+            )
+        classes = y_train.shape[1]
+    return DataSplit(
+        x_train=arrays["x_train"].astype(np.float32),
+        y_train=y_train,
+        x_test=arrays["x_test"].astype(np.float32),
+        y_test=y_test,
+        task=task,
+        num_outputs=int(classes),
+        layout=layout,
+    )

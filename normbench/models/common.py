@@ -1,0 +1,72 @@
+"""Pieces shared by the model builders: activations, the Layer → Norm/Act block, init."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+from normbench.norms import make, wrap
+
+# Norms that subtract a per-channel mean, so a bias right before them is cancelled exactly
+# (Ioffe & Szegedy §3.2). LayerNorm/GroupNorm/RMSNorm subtract a mean over features (or
+# nothing), which does not cancel a per-feature bias, so those keep it.
+PER_CHANNEL_CENTRING = frozenset({
+    "batch", "batch_reference", "batch_renorm", "noisy_batch", "ghost_batch", "mean_only_batch",
+    "lp_batch", "decorrelated_batch", "instance",
+})
+
+
+def activation(name: str) -> nn.Module:
+    """The activation module for a registry name."""
+    return {
+        "relu": nn.ReLU, "sigmoid": nn.Sigmoid, "tanh": nn.Tanh, "gelu": nn.GELU,
+        "silu": nn.SiLU, "leaky_relu": nn.LeakyReLU, "identity": nn.Identity,
+    }[name]()
+
+
+def keeps_bias(norm: dict[str, Any], placement: str) -> bool:
+    """Whether the Linear/Conv before the norm needs its own bias."""
+    return not (placement == "pre" and norm["kind"] in PER_CHANNEL_CENTRING)
+
+
+class Block(nn.Module):
+    """Layer → Norm → Act (``pre``) or Layer → Act → Norm (``post``).
+
+    ``act`` is its own module so diagnostics can hook the input of the non-linearity.
+    """
+
+    def __init__(self, layer: nn.Module, width: int, act: str, norm: dict[str, Any], placement: str) -> None:
+        super().__init__()
+        self.layer = wrap(layer, norm)
+        self.norm = make(width, norm)
+        self.act = activation(act)
+        self.pre = placement == "pre"
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.layer(x)
+        if self.pre:
+            return self.act(self.norm(x))
+        return self.norm(self.act(x))
+
+
+def init_weights(model: nn.Module, cfg: dict[str, Any]) -> None:
+    """Apply the configured initialisation to every Linear/Conv weight (biases to zero)."""
+    scheme = cfg.get("init", "default")
+    if scheme == "default":
+        return
+    for module in model.modules():
+        if isinstance(module, nn.Linear | nn.Conv1d | nn.Conv2d):
+            weight = getattr(module, "parametrizations", None)
+            # Weight-normalised layers keep their own (g, v) parametrisation; init v.
+            w = module.parametrizations.weight.original1 if weight is not None else module.weight
+            with torch.no_grad():
+                if scheme == "gaussian":
+                    w.normal_(0.0, cfg.get("init_std", 0.01))
+                elif scheme == "xavier":
+                    nn.init.xavier_uniform_(w)
+                elif scheme == "kaiming":
+                    nn.init.kaiming_uniform_(w, nonlinearity="relu")
+                if module.bias is not None:
+                    module.bias.zero_()

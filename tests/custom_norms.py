@@ -1,0 +1,57 @@
+"""User-style norm classes for the ``custom`` norm tests (imported by target string)."""
+
+from __future__ import annotations
+
+import os
+import time
+
+import torch
+from torch import nn
+
+
+class Scale(nn.Module):
+    """A learnable per-feature scale: the simplest custom norm that trains."""
+
+    def __init__(self, num_features: int, init: float = 1.0) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.full((num_features,), float(init)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        shape = (1, -1) + (1,) * (x.dim() - 2)
+        return x * self.weight.view(shape)
+
+
+class Raising(nn.Module):
+    """Fails in forward, like a buggy user layer (the variant must become ``failed``)."""
+
+    def __init__(self, num_features: int) -> None:
+        super().__init__()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        raise RuntimeError("this layer is broken on purpose")
+
+
+class Sleepy(nn.Module):
+    """Identity that sleeps ``NB_SLEEP_MS`` ms per call: a real injected slowdown."""
+
+    def __init__(self, num_features: int) -> None:
+        super().__init__()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        delay = float(os.environ.get("NB_SLEEP_MS", "0"))
+        if delay:
+            time.sleep(delay / 1000)
+        return x
+
+
+class Noisy(nn.Module):
+    """LayerNorm that adds noise of std ``NB_NOISE`` (a behaviour change the suite cannot see)."""
+
+    def __init__(self, num_features: int) -> None:
+        super().__init__()
+        self.norm = nn.LayerNorm(num_features)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.norm(x)
+        std = float(os.environ.get("NB_NOISE", "0"))
+        return y + std * torch.randn_like(y) if std else y
