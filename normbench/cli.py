@@ -108,9 +108,15 @@ def run(
 
 def _print_run_table(run_dir: Path, fmt: Format, write_report: bool) -> None:
     """Summarise a finished run (and write its report) then print the table on stdout."""
-    from normbench.report.api import render_table, summarize_run, write_report as write
+    from normbench.analysis.aggregate import summarize_run
+    from normbench.report.api import build_report, render_table
+    from normbench.results.store import RunDir
 
-    summary = write(run_dir) if write_report else summarize_run(run_dir)
+    if write_report:
+        summary = build_report(run_dir)[0]
+    else:
+        summary = summarize_run(run_dir)
+        RunDir(run_dir).write_json("summary.json", summary)
     print(render_table(summary, fmt.value))
 
 

@@ -123,6 +123,7 @@ class TrainingCfg(_Strict):
     precision: Literal["fp32", "bf16", "fp16"] = "fp32"
     compile: bool = False
     channels_last: bool = False
+    profile_steps: int = Field(20, ge=0)
 
     @field_validator("optimizer", mode="before")
     @classmethod
@@ -292,7 +293,7 @@ def _validate(data: dict[str, Any], loc: _Locator, remap: dict[tuple, tuple] | N
         message = _pydantic_message(err, path)
         for prefix, target in (remap or {}).items():
             if path[: len(prefix)] == prefix:
-                return loc.error(message, target)
+                raise loc.error(message, target) from None
         raise loc.error(message, path) from None
 
 

@@ -34,8 +34,15 @@ def invoke(*args: str):  # type: ignore[no-untyped-def]
 # --- parsing ---------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("text", "shape"), [("256x1024", (256, 1024)), ("8x4x10", (8, 4, 10)),
-                                             ("32x64x56x56", (32, 64, 56, 56)), ("2×3", (2, 3))])
+@pytest.mark.parametrize(
+    ("text", "shape"),
+    [
+        ("256x1024", (256, 1024)),
+        ("8x4x10", (8, 4, 10)),
+        ("32x64x56x56", (32, 64, 56, 56)),
+        ("2×3", (2, 3)),
+    ],
+)
 def test_parse_shape(text: str, shape: tuple[int, ...]) -> None:
     assert parse.parse_shape(text) == shape
     assert parse.format_shape(shape) == text.replace("×", "x")
@@ -50,7 +57,11 @@ def test_parse_shape_malformed(text: str) -> None:
 def test_parse_norm_arg() -> None:
     assert parse.parse_norm_arg("layer") == "layer"
     assert parse.parse_norm_arg("group[groups=8,eps=1e-6,affine=false]") == {
-        "kind": "group", "groups": 8, "eps": 1e-6, "affine": False}
+        "kind": "group",
+        "groups": 8,
+        "eps": 1e-6,
+        "affine": False,
+    }
     assert parse.norm_label({"kind": "group", "groups": 8}) == "group[groups=8]"
     with pytest.raises(InputError, match="malformed norm"):
         parse.parse_norm_arg("group[groups=8")
@@ -115,8 +126,15 @@ class FakeClock:
 def test_measure_repeats_until_min_time() -> None:
     per_call = 2.0**-13  # binary fractions keep the fake clock exact
     clock = FakeClock(per_call)
-    t = measure(clock.fn, sync=clock.sync, clock=clock, min_time=0.05, repeats=3,
-                warmup_time=2.0**-10, block_s=2.0**-10)
+    t = measure(
+        clock.fn,
+        sync=clock.sync,
+        clock=clock,
+        min_time=0.05,
+        repeats=3,
+        warmup_time=2.0**-10,
+        block_s=2.0**-10,
+    )
     assert t.median_s == per_call and t.iqr_s == 0
     assert t.number == block_size(per_call, 2.0**-10) == 8
     assert t.total_s >= 0.05 and t.repeats == 52  # ceil(0.05 / (8 · 2⁻¹³)) samples
@@ -130,6 +148,18 @@ def test_measure_honours_repeats_and_syncs_before_clock() -> None:
     # Every clock read that closes a timed region comes right after a sync (CUDA correctness).
     reads = [i for i, e in enumerate(clock.log) if e == "clock" and clock.log[i - 1] == "fn"]
     assert not reads
+
+
+def test_measure_resizes_blocks_when_sync_is_slow() -> None:
+    # A GPU-like device: each sync costs 50 µs, so per-call warm-up times overestimate a 5 µs
+    # kernel 11-fold; calibration must grow the block until sync overhead is amortised.
+    clock = FakeClock(per_call=5e-6)
+
+    def slow_sync() -> None:
+        clock.now += 5e-5
+
+    t = measure(clock.fn, sync=slow_sync, clock=clock, min_time=0.0, repeats=5, block_s=1e-3)
+    assert t.number > 100 and t.median_s == pytest.approx(5e-6, rel=0.1)
 
 
 def test_measure_real_function() -> None:
@@ -180,17 +210,26 @@ def test_run_bench_records() -> None:
 
 
 def test_run_bench_bfloat16_and_4d() -> None:
-    recs = run_bench(["group[groups=4]", "instance"], ["2x8x4x4"], ["bfloat16"], "cpu",
-                     passes=("forward",), **TINY)
+    recs = run_bench(
+        ["group[groups=4]", "instance"],
+        ["2x8x4x4"],
+        ["bfloat16"],
+        "cpu",
+        passes=("forward",),
+        **TINY,
+    )
     assert [(r["norm"], r["dtype"]) for r in recs[1:]] == [
-        ("group[groups=4]", "bfloat16"), ("instance", "bfloat16")]
+        ("group[groups=4]", "bfloat16"),
+        ("instance", "bfloat16"),
+    ]
     assert recs[1]["spec"]["groups"] == 4 and recs[0]["bytes"] == 2 * 2 * 8 * 16 * 2
 
 
 def test_default_norms_skip_shapes_they_cannot_take() -> None:
     msgs: list[str] = []
-    recs = run_bench(None, ["1x16"], device="cpu", passes=("forward",), progress=msgs.append,
-                     **TINY)
+    recs = run_bench(
+        None, ["1x16"], device="cpu", passes=("forward",), progress=msgs.append, **TINY
+    )
     assert [r["norm"] for r in recs] == ["copy", "layer", "rms"]
     assert any(m.startswith("skip: norm 'batch' cannot take shape 1x16") for m in msgs)
 
@@ -246,8 +285,7 @@ def test_median_is_statistics_median_of_samples() -> None:
 
 
 def test_cli_bench_json() -> None:
-    result = invoke("layer", "--shape", "4x8", "--pass", "forward", "--format", "json",
-                    *TINY_CLI)
+    result = invoke("layer", "--shape", "4x8", "--pass", "forward", "--format", "json", *TINY_CLI)
     assert result.exit_code == 0, result.output
     recs = json.loads(result.stdout)
     assert [(r["norm"], r["pass"]) for r in recs] == [("copy", "copy"), ("layer", "forward")]
@@ -259,15 +297,18 @@ def test_cli_help_has_example() -> None:
     assert result.exit_code == 0 and "Example: normbench bench" in result.stdout
 
 
-@pytest.mark.parametrize(("args", "message"), [
-    (["--shape", "12xx3"], "malformed shape '12xx3'"),
-    (["instance", "--shape", "8x16"], "norm 'instance' cannot take shape 8x16"),
-    (["group[groups=3]", "--shape", "8x16"], "groups 3 must divide"),
-    (["lyer", "--shape", "8x16"], "unknown norm 'lyer' — did you mean 'layer'?"),
-    (["layer", "--shape", "8x16", "--dtype", "float16"], "float16 is benchmarked on GPU only"),
-    (["layer", "--shape", "8x16", "--dtype", "float8"], "unknown dtype 'float8'"),
-    (["layer", "--shape", "8x16", "--pass", "sideways"], "unknown pass 'sideways'"),
-])
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--shape", "12xx3"], "malformed shape '12xx3'"),
+        (["instance", "--shape", "8x16"], "norm 'instance' cannot take shape 8x16"),
+        (["group[groups=3]", "--shape", "8x16"], "groups 3 must divide"),
+        (["lyer", "--shape", "8x16"], "unknown norm 'lyer' — did you mean 'layer'?"),
+        (["layer", "--shape", "8x16", "--dtype", "float16"], "float16 is benchmarked on GPU only"),
+        (["layer", "--shape", "8x16", "--dtype", "float8"], "unknown dtype 'float8'"),
+        (["layer", "--shape", "8x16", "--pass", "sideways"], "unknown pass 'sideways'"),
+    ],
+)
 def test_cli_bad_input(args: list[str], message: str) -> None:
     result = invoke(*args, *TINY_CLI)
     assert result.exit_code == 2, result.output

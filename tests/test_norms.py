@@ -56,9 +56,12 @@ def _seed() -> None:
 
 # --- registry ------------------------------------------------------------------------------
 
+
 def test_catalog_does_not_import_torch() -> None:
-    code = ("import normbench.norms.catalog, normbench.norms, sys; "
-            "assert 'torch' not in sys.modules, 'torch imported'")
+    code = (
+        "import normbench.norms.catalog, normbench.norms, sys; "
+        "assert 'torch' not in sys.modules, 'torch imported'"
+    )
     subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).parents[1])
 
 
@@ -87,6 +90,7 @@ def test_resolve_is_idempotent_and_json_safe(name: str) -> None:
 
 # --- every norm builds and runs -----------------------------------------------------------
 
+
 @pytest.mark.parametrize(("name", "rank"), CASES)
 def test_forward_backward_eval(name: str, rank: int) -> None:
     module = make(C, spec_for(name))
@@ -101,6 +105,20 @@ def test_forward_backward_eval(name: str, rank: int) -> None:
     with torch.no_grad():
         y_eval = module(x)
     assert y_eval.shape == x.shape and torch.isfinite(y_eval).all()
+
+
+@pytest.mark.parametrize("name", list(NORMS))
+def test_runs_under_bfloat16_autocast(name: str) -> None:
+    # The training loop may run under autocast: a float32 module then sees bf16 activations.
+    module = make(C, spec_for(name))
+    x = torch.randn(SHAPES[ranks_for(name)[-1]], dtype=torch.bfloat16, requires_grad=True)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        y = module(x)
+    y.float().sum().backward()
+    assert y.shape == x.shape and torch.isfinite(x.grad).all()
+    module.eval()
+    with torch.autocast("cpu", dtype=torch.bfloat16), torch.no_grad():
+        assert torch.isfinite(module(x)).all()
 
 
 AFFINE_NORMS = [n for n, e in NORMS.items() if "affine" in e.option_map]
@@ -138,6 +156,7 @@ def test_affine_bool_spelling() -> None:
 
 # --- standard norms: fast paths equal torch's modules --------------------------------------
 
+
 def test_batch_is_torch_batchnorm() -> None:
     from torch.nn.modules.batchnorm import _BatchNorm
 
@@ -160,16 +179,18 @@ def test_layer_norm_axes() -> None:
         module.bias.copy_(torch.randn(C))
     x = torch.randn(SHAPES[4])
     flat = x.flatten(1)
-    z = (flat - flat.mean(1, keepdim=True)) / torch.sqrt(flat.var(1, unbiased=False,
-                                                                  keepdim=True) + 1e-5)
+    z = (flat - flat.mean(1, keepdim=True)) / torch.sqrt(
+        flat.var(1, unbiased=False, keepdim=True) + 1e-5
+    )
     expected = z.view_as(x) * module.weight.view(1, C, 1, 1) + module.bias.view(1, C, 1, 1)
     assert torch.allclose(module(x), expected, atol=1e-5)
 
 
 def test_group_and_instance_match_torch() -> None:
     x = torch.randn(SHAPES[4])
-    assert torch.allclose(make(C, {"kind": "group", "groups": 2})(x), nn.GroupNorm(2, C)(x),
-                          atol=1e-6)
+    assert torch.allclose(
+        make(C, {"kind": "group", "groups": 2})(x), nn.GroupNorm(2, C)(x), atol=1e-6
+    )
     ref = nn.InstanceNorm2d(C, affine=True)
     assert torch.allclose(make(C, "instance")(x), ref(x), atol=1e-5)
 
@@ -210,7 +231,8 @@ def test_weight_norm_wraps_layer() -> None:
 
 
 def test_custom_builds_class_with_options(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    (tmp_path / "my_norms.py").write_text(textwrap.dedent("""
+    (tmp_path / "my_norms.py").write_text(
+        textwrap.dedent("""
         import torch
         class Scale(torch.nn.Module):
             def __init__(self, num_features, factor=1.0):
@@ -219,7 +241,8 @@ def test_custom_builds_class_with_options(tmp_path: Path, monkeypatch: pytest.Mo
             def forward(self, x):
                 return x * self.factor
         VALUE = 3
-    """))
+    """)
+    )
     monkeypatch.syspath_prepend(str(tmp_path))
     spec = resolve_norm({"kind": "custom", "target": "my_norms:Scale", "factor": 2.5})
     check_custom_importable(spec)
@@ -232,13 +255,17 @@ def test_custom_builds_class_with_options(tmp_path: Path, monkeypatch: pytest.Mo
     assert err.value.path == ("target",)
 
 
-@pytest.mark.parametrize(("target", "message"), [
-    ("no_such_module_xyz:Norm", "cannot import custom norm target 'no_such_module_xyz:Norm'"),
-    ("normbench.norms.layers:NoSuchNorm", "has no attribute 'NoSuchNorm'"),
-    ("broken_mod_xyz:Norm", "raised ZeroDivisionError"),
-])
-def test_custom_import_errors(target: str, message: str, tmp_path: Path,
-                              monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize(
+    ("target", "message"),
+    [
+        ("no_such_module_xyz:Norm", "cannot import custom norm target 'no_such_module_xyz:Norm'"),
+        ("normbench.norms.layers:NoSuchNorm", "has no attribute 'NoSuchNorm'"),
+        ("broken_mod_xyz:Norm", "raised ZeroDivisionError"),
+    ],
+)
+def test_custom_import_errors(
+    target: str, message: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     (tmp_path / "broken_mod_xyz.py").write_text("1 / 0\n")
     monkeypatch.syspath_prepend(str(tmp_path))
     spec = resolve_norm({"kind": "custom", "target": target})
@@ -248,6 +275,7 @@ def test_custom_import_errors(target: str, message: str, tmp_path: Path,
 
 
 # --- research norms against their formulas --------------------------------------------------
+
 
 def bn_ref(x: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
     dims = (0, *range(2, x.dim()))
@@ -282,8 +310,17 @@ def test_batch_reference_equals_torch_batchnorm(rank: int) -> None:
 
 
 def test_batch_renorm_formula_and_schedule() -> None:
-    spec = spec_for("batch_renorm", affine="none", r_max=2.0, d_max=0.5, r_max_start=2,
-                    r_max_end=6, d_max_start=0, d_max_end=4, momentum=0.2)
+    spec = spec_for(
+        "batch_renorm",
+        affine="none",
+        r_max=2.0,
+        d_max=0.5,
+        r_max_start=2,
+        r_max_end=6,
+        d_max_start=0,
+        d_max_end=4,
+        momentum=0.2,
+    )
     module = make(C, spec)
     # Schedule: r_max 1 until step 2, linear to 2 at step 6; d_max 0 → 0.5 over steps 0..4.
     expected = {0: (1.0, 0.0), 2: (1.0, 0.25), 4: (1.5, 0.5), 6: (2.0, 0.5), 9: (2.0, 0.5)}
@@ -412,8 +449,9 @@ def test_mean_only_batch_formula() -> None:
         module.bias.copy_(torch.randn(C))
     x = torch.randn(SHAPES[4]) + 2
     mean = x.mean((0, 2, 3))
-    assert torch.allclose(module(x), x - mean.view(1, C, 1, 1) + module.bias.view(1, C, 1, 1),
-                          atol=1e-6)
+    assert torch.allclose(
+        module(x), x - mean.view(1, C, 1, 1) + module.bias.view(1, C, 1, 1), atol=1e-6
+    )
     assert torch.allclose(module.running_mean, 0.25 * mean)
     module.eval()
     expected = x - module.running_mean.view(1, C, 1, 1) + module.bias.view(1, C, 1, 1)
@@ -433,7 +471,8 @@ def test_ghost_batch_normalises_each_chunk(n: int) -> None:
     assert torch.allclose(module.running_var, 0.9 + 0.1 * variances, atol=1e-5)
     module.eval()
     expected = (x - module.running_mean.view(1, C, 1)) / torch.sqrt(
-        module.running_var.view(1, C, 1) + 1e-5)
+        module.running_var.view(1, C, 1) + 1e-5
+    )
     assert torch.allclose(module(x), expected, atol=1e-5)
 
 
@@ -474,7 +513,7 @@ def test_decorrelated_batch_whitens_each_group() -> None:
     y = module(x)
     cols = y.transpose(0, 1).reshape(C, -1)
     for g in range(2):
-        block = cols[4 * g: 4 * g + 4]
+        block = cols[4 * g : 4 * g + 4]
         cov = block @ block.T / block.shape[1]
         assert torch.allclose(cov, torch.eye(4, dtype=cov.dtype), atol=1e-3)
         assert block.mean(1).abs().max() < 1e-8
@@ -494,29 +533,40 @@ def test_decorrelated_batch_whitens_each_group() -> None:
 
 # --- validation ------------------------------------------------------------------------------
 
-@pytest.mark.parametrize(("value", "path", "message"), [
-    ("batchnrom", (), "unknown norm 'batchnrom' — did you mean 'batch'?"),
-    ({"kind": "grup"}, ("kind",), "did you mean 'group'?"),
-    ({"groups": 8}, (), "needs 'kind'"),
-    (3, (), "a name or a mapping"),
-    ({"kind": "group", "grups": 8}, ("grups",), "unknown norm 'group' option 'grups' — did you "
-                                                "mean 'groups'?"),
-    ({"kind": "group", "groups": "eight"}, ("groups",), "must be an integer"),
-    ({"kind": "group", "groups": True}, ("groups",), "must be an integer"),
-    ({"kind": "group", "groups": 0}, ("groups",), "int >= 1"),
-    ({"kind": "batch", "momentum": 1.5}, ("momentum",), "<= 1"),
-    ({"kind": "batch", "eps": 0}, ("eps",), "float > 0"),
-    ({"kind": "batch", "eps": "tiny"}, ("eps",), "must be a number, got 'tiny'"),
-    ({"kind": "batch", "affine": "full"}, ("affine",), "none, per_feature, linear"),
-    ({"kind": "batch", "track_running_stats": "yes"}, ("track_running_stats",), "true or false"),
-    ({"kind": "lp_batch", "p": 3}, ("p",), "one of 1, 2, inf"),
-    ({"kind": "none", "eps": 1e-5}, ("eps",), "takes no options"),
-    ({"kind": "custom"}, (), "needs option 'target'"),
-    ({"kind": "custom", "target": "not a target"}, ("target",), "package.module:Class"),
-    ({"kind": "custom", "target": "a:B", "bad-name": 1}, ("bad-name",), "identifiers"),
-    ({"kind": "batch_renorm", "r_max_start": 10, "r_max_end": 5}, ("r_max_end",), "before"),
-    ({"kind": "batch_renorm", "r_max": 0.5}, ("r_max",), ">= 1"),
-])
+
+@pytest.mark.parametrize(
+    ("value", "path", "message"),
+    [
+        ("batchnrom", (), "unknown norm 'batchnrom' — did you mean 'batch'?"),
+        ({"kind": "grup"}, ("kind",), "did you mean 'group'?"),
+        ({"groups": 8}, (), "needs 'kind'"),
+        (3, (), "a name or a mapping"),
+        (
+            {"kind": "group", "grups": 8},
+            ("grups",),
+            "unknown norm 'group' option 'grups' — did you mean 'groups'?",
+        ),
+        ({"kind": "group", "groups": "eight"}, ("groups",), "must be an integer"),
+        ({"kind": "group", "groups": True}, ("groups",), "must be an integer"),
+        ({"kind": "group", "groups": 0}, ("groups",), "int >= 1"),
+        ({"kind": "batch", "momentum": 1.5}, ("momentum",), "<= 1"),
+        ({"kind": "batch", "eps": 0}, ("eps",), "float > 0"),
+        ({"kind": "batch", "eps": "tiny"}, ("eps",), "must be a number, got 'tiny'"),
+        ({"kind": "batch", "affine": "full"}, ("affine",), "none, per_feature, linear"),
+        (
+            {"kind": "batch", "track_running_stats": "yes"},
+            ("track_running_stats",),
+            "true or false",
+        ),
+        ({"kind": "lp_batch", "p": 3}, ("p",), "one of 1, 2, inf"),
+        ({"kind": "none", "eps": 1e-5}, ("eps",), "takes no options"),
+        ({"kind": "custom"}, (), "needs option 'target'"),
+        ({"kind": "custom", "target": "not a target"}, ("target",), "package.module:Class"),
+        ({"kind": "custom", "target": "a:B", "bad-name": 1}, ("bad-name",), "identifiers"),
+        ({"kind": "batch_renorm", "r_max_start": 10, "r_max_end": 5}, ("r_max_end",), "before"),
+        ({"kind": "batch_renorm", "r_max": 0.5}, ("r_max",), ">= 1"),
+    ],
+)
 def test_bad_options(value: object, path: tuple, message: str) -> None:
     with pytest.raises(OptionError) as err:
         resolve_norm(value)  # type: ignore[arg-type]
@@ -524,36 +574,52 @@ def test_bad_options(value: object, path: tuple, message: str) -> None:
     assert message in err.value.message
 
 
+def test_check_norm_accepts_unresolved_names() -> None:
+    check_norm("layer", ctx(batch_size=1))
+    with pytest.raises(OptionError, match="batch statistics undefined"):
+        check_norm("batch_renorm", ctx(batch_size=1))
+
+
 def test_yaml_style_numbers_are_accepted() -> None:
     assert resolve_norm({"kind": "batch", "eps": "1e-3"})["eps"] == 1e-3
     assert resolve_norm({"kind": "group", "groups": 4.0})["groups"] == 4
 
 
-def ctx(model: str = "mlp", widths: tuple[int, ...] = (16, 16), spatial: int = 0,
-        batch_size: int = 32) -> NormContext:
-    return NormContext(model=model, widths=widths, spatial=spatial, batch_size=batch_size,
-                       placement="pre")
+def ctx(
+    model: str = "mlp", widths: tuple[int, ...] = (16, 16), spatial: int = 0, batch_size: int = 32
+) -> NormContext:
+    return NormContext(
+        model=model, widths=widths, spatial=spatial, batch_size=batch_size, placement="pre"
+    )
 
 
-@pytest.mark.parametrize(("spec", "context", "path", "message"), [
-    ({"kind": "group", "groups": 3}, ctx(widths=(12, 16)), ("groups",), "but not 16"),
-    ({"kind": "group", "groups": 3}, ctx(widths=(12, 18)), None, None),
-    ({"kind": "instance"}, ctx(), (), "cnn models only, not mlp"),
-    ({"kind": "frn"}, ctx(model="rnn"), (), "spatial axis"),
-    ({"kind": "cross_norm"}, ctx(), (), "cnn"),
-    ({"kind": "instance"}, ctx(model="cnn", spatial=1), None, None),
-    ({"kind": "batch"}, ctx(batch_size=1), (), "batch statistics undefined"),
-    ({"kind": "decorrelated_batch"}, ctx(batch_size=1), (), "batch statistics undefined"),
-    ({"kind": "layer"}, ctx(batch_size=1), None, None),
-    ({"kind": "ghost_batch", "ghost_size": 16}, ctx(batch_size=60), ("ghost_size",),
-     "must divide batch_size 60"),
-    ({"kind": "ghost_batch", "ghost_size": 1}, ctx(batch_size=60), ("ghost_size",), ">= 2"),
-    ({"kind": "ghost_batch", "ghost_size": 20}, ctx(batch_size=60), None, None),
-    ({"kind": "decorrelated_batch"}, ctx(widths=(100,)), ("group_size",), "but not 100"),
-    ({"kind": "decorrelated_batch", "group_size": 4}, ctx(widths=(100,)), None, None),
-])
-def test_check_norm(spec: dict, context: NormContext, path: tuple | None,
-                    message: str | None) -> None:
+@pytest.mark.parametrize(
+    ("spec", "context", "path", "message"),
+    [
+        ({"kind": "group", "groups": 3}, ctx(widths=(12, 16)), ("groups",), "but not 16"),
+        ({"kind": "group", "groups": 3}, ctx(widths=(12, 18)), None, None),
+        ({"kind": "instance"}, ctx(), (), "cnn models only, not mlp"),
+        ({"kind": "frn"}, ctx(model="rnn"), (), "spatial axis"),
+        ({"kind": "cross_norm"}, ctx(), (), "cnn"),
+        ({"kind": "instance"}, ctx(model="cnn", spatial=1), None, None),
+        ({"kind": "batch"}, ctx(batch_size=1), (), "batch statistics undefined"),
+        ({"kind": "decorrelated_batch"}, ctx(batch_size=1), (), "batch statistics undefined"),
+        ({"kind": "layer"}, ctx(batch_size=1), None, None),
+        (
+            {"kind": "ghost_batch", "ghost_size": 16},
+            ctx(batch_size=60),
+            ("ghost_size",),
+            "must divide batch_size 60",
+        ),
+        ({"kind": "ghost_batch", "ghost_size": 1}, ctx(batch_size=60), ("ghost_size",), ">= 2"),
+        ({"kind": "ghost_batch", "ghost_size": 20}, ctx(batch_size=60), None, None),
+        ({"kind": "decorrelated_batch"}, ctx(widths=(100,)), ("group_size",), "but not 100"),
+        ({"kind": "decorrelated_batch", "group_size": 4}, ctx(widths=(100,)), None, None),
+    ],
+)
+def test_check_norm(
+    spec: dict, context: NormContext, path: tuple | None, message: str | None
+) -> None:
     if path is None:
         check_norm(resolve_norm(spec), context)
         return

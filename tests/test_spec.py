@@ -106,7 +106,7 @@ BAD = [
     ("zero steps", lambda s: s.replace("steps: 20", "steps: 0"), ["training.steps"]),
     ("zero batch", lambda s: s.replace("batch_size: 32", "batch_size: 0"), ["training.batch_size"]),
     ("unknown norm", lambda s: s.replace("[none, batch, layer]", "[none, batchnrom, layer]"),
-     [":17:", "grid.norm[1]", "unknown norm 'batchnrom'", "did you mean 'batch'", "choose from"]),
+     [":16:", "grid.norm[1]", "unknown norm 'batchnrom'", "did you mean 'batch'", "choose from"]),
     ("unknown model", lambda s: s.replace("kind: mlp", "kind: transformer"), ["model.kind", "'transformer' is not allowed"]),
     ("unknown dataset", lambda s: s.replace("name: synthetic-blobs", "name: mnist2d"), ["dataset", "mnist2d", "did you mean"]),
     ("unknown activation", lambda s: s.replace("activation: relu", "activation: rleu"), ["model.activation", "did you mean 'relu'"]),

@@ -36,6 +36,10 @@ for _m in [
     Metric("ms_per_step", False, "ms", "milliseconds per training step (eval excluded)"),
     Metric("train_seconds", False, "s", "wall time spent in training steps (eval excluded)"),
     Metric("num_params", False, "count", "trainable parameters of the model"),
+    Metric("forward_ms", False, "ms", "median forward time per step (step breakdown)"),
+    Metric("backward_ms", False, "ms", "median backward time per step (step breakdown)"),
+    Metric("optimizer_ms", False, "ms", "median optimizer time per step (step breakdown)"),
+    Metric("peak_memory_mb", False, "MiB", "peak memory: CUDA max allocated, or the process's peak RSS"),
     # Computed by the report from the stored curves (normbench.analysis.convergence):
     Metric("best_test_loss", False, "nats", "lowest test loss over all evaluations"),
     Metric("auc_test_loss", False, "nats", "area under the test-loss curve ÷ step span (mean loss over training)"),

@@ -25,8 +25,13 @@ PASS_CHOICES: dict[str, tuple[str, ...]] = {
 }
 MODE_CHOICES: dict[str, tuple[str, ...]] = {"train": ("train",), "eval": ("eval",), "both": MODES}
 DTYPE_ALIASES: dict[str, str] = {
-    "fp32": "float32", "float": "float32", "bf16": "bfloat16", "fp16": "float16",
-    "half": "float16", "fp64": "float64", "double": "float64",
+    "fp32": "float32",
+    "float": "float32",
+    "bf16": "bfloat16",
+    "fp16": "float16",
+    "half": "float16",
+    "fp64": "float64",
+    "double": "float64",
 }
 
 
@@ -35,7 +40,9 @@ def parse_shape(text: str | Sequence[int]) -> Shape:
     if not isinstance(text, str):
         shape = tuple(int(d) for d in text)
         if not 2 <= len(shape) <= 4 or min(shape) < 1:
-            raise InputError(f"bad shape {shape}: expected 2 to 4 positive sizes (N, C[, L | H, W])")
+            raise InputError(
+                f"bad shape {shape}: expected 2 to 4 positive sizes (N, C[, L | H, W])"
+            )
         return shape
     cleaned = text.strip().lower().replace("×", "x")
     if not _SHAPE_RE.match(cleaned):

@@ -13,8 +13,20 @@ from normbench.errors import InputError, unknown
 
 FORMATS: tuple[str, ...] = ("table", "markdown", "csv", "json", "latex")
 # Columns of the human-readable formats; csv and json carry every field.
-HEADERS: tuple[str, ...] = ("norm", "shape", "dtype", "device", "threads", "mode", "pass",
-                            "median", "IQR", "GB/s", "of copy", "note")
+HEADERS: tuple[str, ...] = (
+    "norm",
+    "shape",
+    "dtype",
+    "device",
+    "threads",
+    "mode",
+    "pass",
+    "median",
+    "IQR",
+    "GB/s",
+    "of copy",
+    "note",
+)
 _TABLEFMT = {"table": "simple", "markdown": "github", "latex": "latex"}
 
 
@@ -36,10 +48,18 @@ def _row(rec: dict[str, Any]) -> list[Any]:
     ok = rec["status"] == "ok"
     note = "noisy" if ok and rec["noisy"] else ("" if ok else f"error: {rec['error']}")
     return [
-        rec["norm"], rec["shape"], rec["dtype"], rec["device"], rec["threads"],
-        rec["mode"] or "—", rec["pass"], format_seconds(rec["median_s"]),
-        _pct(rec["iqr_fraction"]), "—" if not ok else f"{rec['gbps']:.2f}",
-        _pct(rec["copy_fraction"]), note,
+        rec["norm"],
+        rec["shape"],
+        rec["dtype"],
+        rec["device"],
+        rec["threads"],
+        rec["mode"] or "—",
+        rec["pass"],
+        format_seconds(rec["median_s"]),
+        _pct(rec["iqr_fraction"]),
+        "—" if not ok else f"{rec['gbps']:.2f}",
+        _pct(rec["copy_fraction"]),
+        note,
     ]
 
 
@@ -65,7 +85,11 @@ def render_bench(records: Sequence[dict[str, Any]], fmt: str = "table") -> str:
     if fmt in _TABLEFMT:
         from tabulate import tabulate
 
-        table = tabulate([_row(r) for r in records], headers=HEADERS,
-                         tablefmt=_TABLEFMT[fmt], disable_numparse=True)
+        table = tabulate(
+            [_row(r) for r in records],
+            headers=HEADERS,
+            tablefmt=_TABLEFMT[fmt],
+            disable_numparse=True,
+        )
         return table + "\n"
     raise InputError(unknown("format", fmt, FORMATS))

@@ -17,6 +17,7 @@ from normbench.bench.parse import (
     parse_norm_arg,
     parse_shape,
 )
+from normbench.bench.render import format_seconds
 from normbench.bench.timing import Timing, measure
 from normbench.bench.traffic import copy_bytes, gbps, pass_bytes
 from normbench.errors import InputError, OptionError, unknown
@@ -29,8 +30,10 @@ DEFAULT_SHAPES: tuple[str, ...] = ("256x1024", "32x64x56x56")
 # Names that select every benchmarkable norm (each only where it accepts the shape).
 ALL = "all"
 # No layer of their own to time: identity, or a re-parametrisation of the preceding Linear/Conv.
-_NOT_BENCHMARKABLE = {"none": "is the identity", "weight": "re-parametrises the preceding "
-                      "Linear/Conv and has no layer of its own"}
+_NOT_BENCHMARKABLE = {
+    "none": "is the identity",
+    "weight": "re-parametrises the preceding Linear/Conv and has no layer of its own",
+}
 _DEVICE_RE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
 Progress = Callable[[str], None]
 
@@ -62,12 +65,15 @@ def resolve_device(name: str) -> torch.device:
     if device.type == "cuda":
         if not torch.cuda.is_available():
             why = "torch was built without CUDA" if torch.version.cuda is None else "no GPU found"
-            raise InputError(f"device '{name}' is not available on this machine ({why}); "
-                             "use --device cpu")
+            raise InputError(
+                f"device '{name}' is not available on this machine ({why}); use --device cpu"
+            )
         index = device.index if device.index is not None else torch.cuda.current_device()
         if index >= torch.cuda.device_count():
-            raise InputError(f"device '{name}' does not exist: this machine has "
-                             f"{torch.cuda.device_count()} CUDA device(s)")
+            raise InputError(
+                f"device '{name}' does not exist: this machine has "
+                f"{torch.cuda.device_count()} CUDA device(s)"
+            )
         return torch.device("cuda", index)
     if device.type == "mps" and not torch.backends.mps.is_available():
         raise InputError(f"device '{name}' is not available on this machine; use --device cpu")
@@ -82,11 +88,12 @@ def check_dtype(dtype: str, device: torch.device) -> None:
         # Half precision is a GPU format here: CPU half kernels vary by build and CPU and are
         # not what anyone deploys, so a CPU float16 figure would mislead. bfloat16 is the CPU
         # low-precision format.
-        raise InputError("dtype float16 is benchmarked on GPU only; use bfloat16 or float32 "
-                         "on CPU")
+        raise InputError("dtype float16 is benchmarked on GPU only; use bfloat16 or float32 on CPU")
     if dtype == "bfloat16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
-        raise InputError(f"dtype bfloat16 is not supported by {torch.cuda.get_device_name(device)}"
-                         "; use float16 or float32")
+        raise InputError(
+            f"dtype bfloat16 is not supported by {torch.cuda.get_device_name(device)}"
+            "; use float16 or float32"
+        )
     if dtype == "float64" and device.type == "mps":
         raise InputError("dtype float64 is not supported on mps; use float32")
 
@@ -96,8 +103,13 @@ def context_for(shape: Shape) -> Any:
     from normbench.norms.catalog import NormContext
 
     spatial = len(shape) - 2
-    return NormContext(model="mlp" if spatial == 0 else "cnn", widths=(shape[1],),
-                       spatial=spatial, batch_size=shape[0], placement="pre")
+    return NormContext(
+        model="mlp" if spatial == 0 else "cnn",
+        widths=(shape[1],),
+        spatial=spatial,
+        batch_size=shape[0],
+        placement="pre",
+    )
 
 
 def resolve_norm_cases(norms: Sequence[str | dict] | None) -> list[NormCase]:
@@ -109,8 +121,11 @@ def resolve_norm_cases(norms: Sequence[str | dict] | None) -> list[NormCase]:
     cases: list[NormCase] = []
     for arg in norms:
         if arg == ALL:
-            cases += [NormCase(n, resolve_norm(n), explicit=False) for n, e in NORMS.items()
-                      if n not in _NOT_BENCHMARKABLE and not e.wraps_layer and n != "custom"]
+            cases += [
+                NormCase(n, resolve_norm(n), explicit=False)
+                for n, e in NORMS.items()
+                if n not in _NOT_BENCHMARKABLE and not e.wraps_layer and n != "custom"
+            ]
             continue
         parsed = parse_norm_arg(arg)
         label = arg if isinstance(arg, str) else norm_label(parsed)
@@ -121,8 +136,10 @@ def resolve_norm_cases(norms: Sequence[str | dict] | None) -> list[NormCase]:
                 raise OptionError(unknown("norm", parsed, [*NORMS, ALL])) from None
             raise OptionError(f"norm '{label}': {exc}") from None
         if spec["kind"] in _NOT_BENCHMARKABLE:
-            raise InputError(f"norm '{label}' {_NOT_BENCHMARKABLE[spec['kind']]}: there is "
-                             "nothing to benchmark (the copy row is the baseline)")
+            raise InputError(
+                f"norm '{label}' {_NOT_BENCHMARKABLE[spec['kind']]}: there is "
+                "nothing to benchmark (the copy row is the baseline)"
+            )
         check_custom_importable(spec)
         cases.append(NormCase(label, spec, explicit=True))
     return cases
@@ -198,8 +215,19 @@ def _one_line(exc: BaseException) -> str:
 
 def _timing_fields(timing: Timing | None, num_bytes: int | None) -> dict[str, Any]:
     if timing is None:
-        keys = ("median_s", "q1_s", "q3_s", "iqr_s", "iqr_fraction", "noisy", "repeats",
-                "number", "total_s", "warmup_calls", "gbps")
+        keys = (
+            "median_s",
+            "q1_s",
+            "q3_s",
+            "iqr_s",
+            "iqr_fraction",
+            "noisy",
+            "repeats",
+            "number",
+            "total_s",
+            "warmup_calls",
+            "gbps",
+        )
         return dict.fromkeys(keys)
     return {**timing.as_record(), "gbps": gbps(num_bytes or 0, timing.median_s)}
 
@@ -264,16 +292,19 @@ def run_bench(
 
     threads = torch.get_num_threads()
     sync = synchronizer(dev)
-    timing_kw = {"sync": sync, "min_time": min_time, "repeats": repeats,
-                 "warmup_time": warmup_time}
+    timing_kw = {"sync": sync, "min_time": min_time, "repeats": repeats, "warmup_time": warmup_time}
     total = sum(len(dtype_names) * (1 + len(c) * len(modes) * len(passes)) for _, c in plan)
     done = 0
     records: list[dict[str, Any]] = []
     for shape, accepted in plan:
         for dtype_name in dtype_names:
             dtype = getattr(torch, dtype_name)
-            base = {"shape": format_shape(shape), "dtype": dtype_name, "device": str(dev),
-                    "threads": threads}
+            base = {
+                "shape": format_shape(shape),
+                "dtype": dtype_name,
+                "device": str(dev),
+                "threads": threads,
+            }
             x = _random(shape, dtype, dev, seed)
             x_bytes = x.numel() * x.element_size()
 
@@ -283,26 +314,46 @@ def run_bench(
             copy_gbps = gbps(copy_bytes(x_bytes), copy_timing.median_s)
             done += 1
             say(f"[{done}/{total}] copy {base['shape']} {dtype_name}: {copy_gbps:.2f} GB/s")
-            records.append({"norm": "copy", "kind": "copy", **base, "mode": None,
-                            "pass": "copy", "status": "ok", "error": None,
-                            "bytes": copy_bytes(x_bytes),
-                            **_timing_fields(copy_timing, copy_bytes(x_bytes)),
-                            "copy_gbps": copy_gbps, "copy_fraction": 1.0, "spec": None})
+            records.append(
+                {
+                    "norm": "copy",
+                    "kind": "copy",
+                    **base,
+                    "mode": None,
+                    "pass": "copy",
+                    "status": "ok",
+                    "error": None,
+                    "bytes": copy_bytes(x_bytes),
+                    **_timing_fields(copy_timing, copy_bytes(x_bytes)),
+                    "copy_gbps": copy_gbps,
+                    "copy_fraction": 1.0,
+                    "spec": None,
+                }
+            )
             del dst
 
             for case in accepted:
                 for mode in modes:
                     for pass_ in passes:
                         done += 1
-                        rec = {"norm": case.label, "kind": case.spec["kind"], **base,
-                               "mode": mode, "pass": pass_}
+                        rec = {
+                            "norm": case.label,
+                            "kind": case.spec["kind"],
+                            **base,
+                            "mode": mode,
+                            "pass": pass_,
+                        }
                         timing, num_bytes, error = None, None, None
                         try:
                             layer = make(shape[1], case.spec).to(device=dev, dtype=dtype)
                             layer.train(mode == "train")
                             num_bytes = pass_bytes(
-                                pass_, x_bytes, _tensor_bytes(layer.parameters()),
-                                _tensor_bytes(layer.buffers()), mode == "train")
+                                pass_,
+                                x_bytes,
+                                _tensor_bytes(layer.parameters()),
+                                _tensor_bytes(layer.buffers()),
+                                mode == "train",
+                            )
                             fn = _norm_fn(layer, x, pass_)
                             timing = _timed(fn, pass_ != "forward", **timing_kw)
                         except Exception as exc:  # a failed layer is a row, not a crash (timm)
@@ -311,10 +362,18 @@ def run_bench(
                                 torch.cuda.empty_cache()
                         fields = _timing_fields(timing, num_bytes)
                         frac = fields["gbps"] / copy_gbps if timing and copy_gbps > 0 else None
-                        records.append({**rec, "status": "error" if error else "ok",
-                                        "error": error, "bytes": num_bytes, **fields,
-                                        "copy_gbps": copy_gbps, "copy_fraction": frac,
-                                        "spec": case.spec})
+                        records.append(
+                            {
+                                **rec,
+                                "status": "error" if error else "ok",
+                                "error": error,
+                                "bytes": num_bytes,
+                                **fields,
+                                "copy_gbps": copy_gbps,
+                                "copy_fraction": frac,
+                                "spec": case.spec,
+                            }
+                        )
                         say(f"[{done}/{total}] {_progress_text(records[-1])}")
     return records
 
@@ -325,5 +384,7 @@ def _progress_text(rec: dict[str, Any]) -> str:
     if rec["status"] != "ok":
         return f"{head}: failed — {rec['error']}"
     noisy = " (noisy)" if rec["noisy"] else ""
-    return (f"{head}: {rec['median_s'] * 1e3:.3f} ms, IQR {rec['iqr_fraction']:.1%}, "
-            f"{rec['gbps']:.2f} GB/s = {rec['copy_fraction']:.1%} of copy{noisy}")
+    return (
+        f"{head}: {format_seconds(rec['median_s'])}, IQR {rec['iqr_fraction']:.1%}, "
+        f"{rec['gbps']:.2f} GB/s = {rec['copy_fraction']:.1%} of copy{noisy}"
+    )

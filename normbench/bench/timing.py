@@ -67,6 +67,18 @@ def block_size(per_call_s: float, block_s: float) -> int:
     return max(1, min(1_000_000, math.ceil(block_s / per_call_s)))
 
 
+def _time_block(
+    fn: Callable[[], object], number: int, sync: Callable[[], None], clock: Callable[[], float]
+) -> float:
+    """Seconds for ``number`` back-to-back calls, with the device idle at both clock reads."""
+    sync()
+    t0 = clock()
+    for _ in range(number):
+        fn()
+    sync()
+    return clock() - t0
+
+
 def measure(
     fn: Callable[[], object],
     *,
@@ -99,16 +111,18 @@ def measure(
             call_times.append(clock() - t0)
         # The fastest steady-state call sets the block size; the first call is an outlier.
         number = block_size(min(call_times[1:]), block_s)
+        # Per-call estimates include a sync each (tens of µs on a GPU), so they overestimate
+        # short kernels; re-size from whole blocks until one block really lasts ~block_s.
+        for _ in range(3):
+            elapsed = _time_block(fn, number, sync, clock)
+            if elapsed >= 0.5 * block_s:
+                break
+            number = block_size(elapsed / number, block_s)
 
         samples: list[float] = []
         total = 0.0
         while (len(samples) < repeats or total < min_time) and len(samples) < max_repeats:
-            sync()
-            t0 = clock()
-            for _ in range(number):
-                fn()
-            sync()
-            elapsed = clock() - t0
+            elapsed = _time_block(fn, number, sync, clock)
             total += elapsed
             samples.append(elapsed / number)
     finally:

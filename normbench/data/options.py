@@ -30,16 +30,22 @@ class Option:
     nullable: bool = False
 
     def describe(self) -> str:
-        """``name=default`` plus the allowed values or range, for `normbench list datasets`."""
-        text = f"{self.name}={_fmt(self.default)}"
+        """``name=default (type and allowed values)``, e.g. ``num_samples=5000 (int >= 10)``."""
+        return f"{self.name}={_fmt(self.default)} ({self.describe_type()})"
+
+    def describe_type(self) -> str:
+        """The type with its range or choices, e.g. ``float in (0, 1)`` or ``none|zscore``."""
         if self.type == "choice":
-            return f"{text} ({'|'.join(self.choices)})"
-        if self.min is not None or self.max is not None:
+            return "|".join(self.choices)
+        text = self.type
+        if self.min is not None and self.max is not None:
             lo, hi = ("(", ")") if self.open_interval else ("[", "]")
-            low = _fmt(self.min) if self.min is not None else "-inf"
-            high = _fmt(self.max) if self.max is not None else "inf"
-            return f"{text} {self.type} in {lo}{low}, {high}{hi}"
-        return f"{text} {self.type}"
+            return f"{text} in {lo}{_fmt(self.min)}, {_fmt(self.max)}{hi}"
+        if self.min is not None:
+            return f"{text} {'>' if self.open_interval else '>='} {_fmt(self.min)}"
+        if self.max is not None:
+            return f"{text} {'<' if self.open_interval else '<='} {_fmt(self.max)}"
+        return text
 
 
 def _fmt(value: Any) -> str:
@@ -48,6 +54,8 @@ def _fmt(value: Any) -> str:
         return "null"
     if isinstance(value, bool):
         return "true" if value else "false"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
     return str(value)
 
 

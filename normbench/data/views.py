@@ -6,8 +6,8 @@ from dataclasses import replace
 
 import numpy as np
 
-from normbench.errors import OptionError, unknown
 from normbench.data.split import DataSplit
+from normbench.errors import OptionError, unknown
 
 MODEL_KINDS: tuple[str, ...] = ("mlp", "cnn", "rnn")
 

@@ -103,37 +103,74 @@ def _fmt(value: Any) -> str:
 
 # --- shared option definitions ---------------------------------------------------------------
 
+
 def _eps(default: float = 1e-5) -> Option:
-    return Option("eps", "float", default, "added to the variance for numerical stability",
-                  min=0.0, min_exclusive=True)
+    return Option(
+        "eps",
+        "float",
+        default,
+        "added to the variance for numerical stability",
+        min=0.0,
+        min_exclusive=True,
+    )
 
 
 def _momentum(default: float = 0.1) -> Option:
-    return Option("momentum", "float", default,
-                  "update rate of the running statistics used in eval (torch convention)",
-                  min=0.0, max=1.0)
+    return Option(
+        "momentum",
+        "float",
+        default,
+        "update rate of the running statistics used in eval (torch convention)",
+        min=0.0,
+        max=1.0,
+    )
 
 
 def _affine(default: str = "per_feature") -> Option:
-    return Option("affine", "affine", default,
-                  "recovery step after normalising: none, per-feature γ/β, or a learned "
-                  "C×C linear map + bias (identity init); true = per_feature, false = none")
+    return Option(
+        "affine",
+        "affine",
+        default,
+        "recovery step after normalising: none, per-feature γ/β, or a learned "
+        "C×C linear map + bias (identity init); true = per_feature, false = none",
+    )
 
 
-_TRACK = Option("track_running_stats", "bool", True,
-                "keep running statistics for eval (false: batch statistics in eval too)")
+_TRACK = Option(
+    "track_running_stats",
+    "bool",
+    True,
+    "keep running statistics for eval (false: batch statistics in eval too)",
+)
 
 _ALL = MODELS
 _CNN = ("cnn",)
 
 
-def _entry(name: str, summary: str, options: list[Option], *, models: tuple[str, ...] = _ALL,
-           batch: bool = False, factory: str, reference: str = "",
-           wrapper: str = "", extra: bool = False) -> NormEntry:
+def _entry(
+    name: str,
+    summary: str,
+    options: list[Option],
+    *,
+    models: tuple[str, ...] = _ALL,
+    batch: bool = False,
+    factory: str,
+    reference: str = "",
+    wrapper: str = "",
+    extra: bool = False,
+) -> NormEntry:
     return NormEntry(
-        name=name, summary=summary, options=tuple(options), models=models,
-        uses_batch_stats=batch, wraps_layer=bool(wrapper), factory=factory,
-        reference=reference, extra_options=extra, wrapper=wrapper, needs_spatial="mlp" not in models and "rnn" not in models,
+        name=name,
+        summary=summary,
+        options=tuple(options),
+        models=models,
+        uses_batch_stats=batch,
+        wraps_layer=bool(wrapper),
+        factory=factory,
+        reference=reference,
+        extra_options=extra,
+        wrapper=wrapper,
+        needs_spatial="mlp" not in models and "rnn" not in models,
     )
 
 
@@ -145,128 +182,247 @@ NORMS: dict[str, NormEntry] = {
     for e in [
         _entry("none", "no normalisation (identity)", [], factory=f"{_L}:build_none"),
         _entry(
-            "batch", "batch norm: statistics per channel over batch (and space); running "
-                     "statistics in eval",
-            [_momentum(), _eps(), _affine(), _TRACK], batch=True,
-            factory=f"{_L}:build_batch", reference="Ioffe & Szegedy 2015",
+            "batch",
+            "batch norm: statistics per channel over batch (and space); running statistics in eval",
+            [_momentum(), _eps(), _affine(), _TRACK],
+            batch=True,
+            factory=f"{_L}:build_batch",
+            reference="Ioffe & Szegedy 2015",
         ),
         _entry(
-            "layer", "layer norm: per example over all non-batch axes (features; C and space "
-                     "for conv), per-channel γ/β",
-            [_eps(), _affine()], factory=f"{_L}:build_layer", reference="Ba et al. 2016",
+            "layer",
+            "layer norm: per example over all non-batch axes (features; C and space "
+            "for conv), per-channel γ/β",
+            [_eps(), _affine()],
+            factory=f"{_L}:build_layer",
+            reference="Ba et al. 2016",
         ),
         _entry(
-            "group", "group norm: per example over groups of C/groups channels (and space)",
-            [Option("groups", "int", 32, "number of channel groups; must divide every width",
-                    min=1), _eps(), _affine()],
-            factory=f"{_L}:build_group", reference="Wu & He 2018",
+            "group",
+            "group norm: per example over groups of C/groups channels (and space)",
+            [
+                Option(
+                    "groups", "int", 32, "number of channel groups; must divide every width", min=1
+                ),
+                _eps(),
+                _affine(),
+            ],
+            factory=f"{_L}:build_group",
+            reference="Wu & He 2018",
         ),
         _entry(
-            "instance", "instance norm: per example and channel over space (cnn only)",
-            [_eps(), _affine()], models=_CNN, factory=f"{_L}:build_instance",
+            "instance",
+            "instance norm: per example and channel over space (cnn only)",
+            [_eps(), _affine()],
+            models=_CNN,
+            factory=f"{_L}:build_instance",
             reference="Ulyanov et al. 2016",
         ),
         _entry(
-            "rms", "RMSNorm: a / RMS(a) · g over the same axes as layer, no centring",
-            [_eps(1e-6), _affine(),
-             Option("bias", "bool", False, "add a learned bias after the gain (the paper has "
-                                           "none)")],
-            factory=f"{_L}:build_rms", reference="Zhang & Sennrich 2019",
+            "rms",
+            "RMSNorm: a / RMS(a) · g over the same axes as layer, no centring",
+            [
+                _eps(1e-6),
+                _affine(),
+                Option(
+                    "bias", "bool", False, "add a learned bias after the gain (the paper has none)"
+                ),
+            ],
+            factory=f"{_L}:build_rms",
+            reference="Zhang & Sennrich 2019",
         ),
         _entry(
-            "weight", "weight norm: w = g · v/‖v‖ on the preceding Linear/Conv (no activation "
-                      "normalisation)",
-            [], wrapper=f"{_L}:wrap_weight", factory=f"{_L}:build_none", reference="Salimans & Kingma 2016",
-        ),
-        _entry(
-            "custom", "your own class: target 'package.module:Class', built as "
-                      "Class(num_features, **options)",
-            [Option("target", "str", None, "'package.module:Class' of the norm class")],
-            factory=f"{_L}:build_custom", extra=True,
-        ),
-        # --- research norms -------------------------------------------------------------
-        _entry(
-            "batch_renorm", "batch renorm: x̂ = (x−μ_B)/σ_B · r + d, r = clip(σ_B/σ, 1/r_max, "
-                            "r_max), d = clip((μ_B−μ)/σ, ±d_max), r_max/d_max relaxed linearly "
-                            "from 1/0",
-            [Option("momentum", "float", 0.01, "update rate α of the running μ and σ "
-                                               "(renorm uses them in training too)",
-                    min=0.0, max=1.0),
-             _eps(), _affine(),
-             Option("r_max", "float", 3.0, "final r_max", min=1.0),
-             Option("d_max", "float", 5.0, "final d_max", min=0.0),
-             Option("r_max_start", "int", 5000, "training step where r_max starts to grow "
-                                                "from 1", min=0),
-             Option("r_max_end", "int", 40000, "training step where r_max reaches its final "
-                                               "value", min=0),
-             Option("d_max_start", "int", 5000, "training step where d_max starts to grow "
-                                                "from 0", min=0),
-             Option("d_max_end", "int", 25000, "training step where d_max reaches its final "
-                                               "value", min=0)],
-            batch=True, factory=f"{_R}:build_batch_renorm", reference="Ioffe 2017",
-        ),
-        _entry(
-            "noisy_batch", "batch norm + Santurkar's noise (training only): per unit "
-                           "μ~U(−0.5,0.5), σ~U(1,1.25); per sample m~U(μ±0.1), s~N(σ,0.1); "
-                           "a ← s·a + m",
-            [_momentum(), _eps(), _affine(), _TRACK,
-             Option("mean_range", "float", 0.5, "per-unit μ ~ U(−mean_range, mean_range)",
-                    min=0.0),
-             Option("scale_low", "float", 1.0, "per-unit σ ~ U(scale_low, scale_high)"),
-             Option("scale_high", "float", 1.25, "per-unit σ ~ U(scale_low, scale_high)"),
-             Option("sample_mean_width", "float", 0.1, "per-sample m ~ U(μ−w, μ+w)", min=0.0),
-             Option("sample_scale_std", "float", 0.1, "per-sample s ~ N(σ, std)", min=0.0)],
-            batch=True, factory=f"{_R}:build_noisy_batch", reference="Santurkar et al. 2018",
-        ),
-        _entry(
-            "lp_batch", "ℓp batch norm: (x − μ_B) / (s_p + eps), s_p = (mean_B |x − μ_B|^p)^(1/p)"
-                        " per channel (p=inf: max_B |x − μ_B|); running μ, s_p in eval",
-            [Option("p", "choice", 1, "which ℓp magnitude to divide by", choices=LP_CHOICES),
-             _momentum(), _eps(), _affine()],
-            batch=True, factory=f"{_R}:build_lp_batch", reference="Santurkar et al. 2018",
-        ),
-        _entry(
-            "batch_reference", "batch norm written from the formulas (biased batch variance, "
-                               "unbiased running variance); equals torch BN",
-            [_momentum(), _eps(), _affine()], batch=True,
-            factory=f"{_R}:build_batch_reference", reference="Ioffe & Szegedy 2015",
-        ),
-        _entry(
-            "frn", "filter response norm + TLU: ν² = mean x² over space; max(γ·x/√(ν²+ε)+β, τ)"
-                   " (cnn only)",
-            [_eps(1e-6), _affine(),
-             Option("tlu", "bool", True, "apply the thresholded linear unit max(y, τ)")],
-            models=_CNN, factory=f"{_R}:build_frn", reference="Singh & Krishnan 2019",
-        ),
-        _entry(
-            "mean_only_batch", "mean-only batch norm: x − μ_B (running mean in eval) + bias",
-            [_momentum(), Option("bias", "bool", True, "add a learned per-channel bias")],
-            batch=True, factory=f"{_R}:build_mean_only_batch",
+            "weight",
+            "weight norm: w = g · v/‖v‖ on the preceding Linear/Conv (no activation normalisation)",
+            [],
+            wrapper=f"{_L}:wrap_weight",
+            factory=f"{_L}:build_none",
             reference="Salimans & Kingma 2016",
         ),
         _entry(
-            "ghost_batch", "ghost batch norm: batch norm statistics over virtual sub-batches "
-                           "of ghost_size examples",
-            [Option("ghost_size", "int", 32, "examples per virtual batch; must divide "
-                                             "batch_size", min=2),
-             _momentum(), _eps(), _affine()],
-            batch=True, factory=f"{_R}:build_ghost_batch", reference="Hoffer et al. 2017",
+            "custom",
+            "your own class: target 'package.module:Class', built as "
+            "Class(num_features, **options)",
+            [Option("target", "str", None, "'package.module:Class' of the norm class")],
+            factory=f"{_L}:build_custom",
+            extra=True,
+        ),
+        # --- research norms -------------------------------------------------------------
+        _entry(
+            "batch_renorm",
+            "batch renorm: x̂ = (x−μ_B)/σ_B · r + d, r = clip(σ_B/σ, 1/r_max, "
+            "r_max), d = clip((μ_B−μ)/σ, ±d_max), r_max/d_max relaxed linearly "
+            "from 1/0",
+            [
+                Option(
+                    "momentum",
+                    "float",
+                    0.01,
+                    "update rate α of the running μ and σ (renorm uses them in training too)",
+                    min=0.0,
+                    max=1.0,
+                ),
+                _eps(),
+                _affine(),
+                Option("r_max", "float", 3.0, "final r_max", min=1.0),
+                Option("d_max", "float", 5.0, "final d_max", min=0.0),
+                Option(
+                    "r_max_start",
+                    "int",
+                    5000,
+                    "training step where r_max starts to grow from 1",
+                    min=0,
+                ),
+                Option(
+                    "r_max_end",
+                    "int",
+                    40000,
+                    "training step where r_max reaches its final value",
+                    min=0,
+                ),
+                Option(
+                    "d_max_start",
+                    "int",
+                    5000,
+                    "training step where d_max starts to grow from 0",
+                    min=0,
+                ),
+                Option(
+                    "d_max_end",
+                    "int",
+                    25000,
+                    "training step where d_max reaches its final value",
+                    min=0,
+                ),
+            ],
+            batch=True,
+            factory=f"{_R}:build_batch_renorm",
+            reference="Ioffe 2017",
         ),
         _entry(
-            "cross_norm", "CrossNorm: in training, with probability p swap per-channel mean/std "
-                          "between randomly paired examples; identity in eval (cnn only)",
-            [Option("p", "float", 0.5, "probability of swapping at each training step",
-                    min=0.0, max=1.0), _eps()],
-            models=_CNN, factory=f"{_R}:build_cross_norm", reference="Tang et al. 2021",
+            "noisy_batch",
+            "batch norm + Santurkar's noise (training only): per unit "
+            "μ~U(−0.5,0.5), σ~U(1,1.25); per sample m~U(μ±0.1), s~N(σ,0.1); "
+            "a ← s·a + m",
+            [
+                _momentum(),
+                _eps(),
+                _affine(),
+                _TRACK,
+                Option(
+                    "mean_range", "float", 0.5, "per-unit μ ~ U(−mean_range, mean_range)", min=0.0
+                ),
+                Option("scale_low", "float", 1.0, "per-unit σ ~ U(scale_low, scale_high)", min=0.0),
+                Option("scale_high", "float", 1.25, "per-unit σ ~ U(scale_low, scale_high)"),
+                Option("sample_mean_width", "float", 0.1, "per-sample m ~ U(μ−w, μ+w)", min=0.0),
+                Option("sample_scale_std", "float", 0.1, "per-sample s ~ N(σ, std)", min=0.0),
+            ],
+            batch=True,
+            factory=f"{_R}:build_noisy_batch",
+            reference="Santurkar et al. 2018",
         ),
         _entry(
-            "decorrelated_batch", "decorrelated batch norm: ZCA whitening Σ^(−1/2)(x − μ) over "
-                                  "groups of group_size channels; running μ and whitening "
-                                  "matrix in eval",
-            [Option("group_size", "int", 16, "channels whitened together; must divide every "
-                                             "width", min=1),
-             _eps(), _momentum(), _affine()],
-            batch=True, factory=f"{_R}:build_decorrelated_batch",
+            "lp_batch",
+            "ℓp batch norm, per channel over the batch, c = x − μ_B: p=1 c/(mean|c| "
+            "+ ε), p=inf c/(max|c| + ε), p=2 c/√(mean c² + ε) (= BN); running μ "
+            "and denominator in eval",
+            [
+                Option("p", "choice", 1, "which ℓp magnitude to divide by", choices=LP_CHOICES),
+                _momentum(),
+                _eps(),
+                _affine(),
+            ],
+            batch=True,
+            factory=f"{_R}:build_lp_batch",
+            reference="Santurkar et al. 2018",
+        ),
+        _entry(
+            "batch_reference",
+            "batch norm written from the formulas (biased batch variance, "
+            "unbiased running variance); equals torch BN",
+            [_momentum(), _eps(), _affine()],
+            batch=True,
+            factory=f"{_R}:build_batch_reference",
+            reference="Ioffe & Szegedy 2015",
+        ),
+        _entry(
+            "frn",
+            "filter response norm + TLU: ν² = mean x² over space; max(γ·x/√(ν²+ε)+β, τ) (cnn only)",
+            [
+                _eps(1e-6),
+                _affine(),
+                Option("tlu", "bool", True, "apply the thresholded linear unit max(y, τ)"),
+            ],
+            models=_CNN,
+            factory=f"{_R}:build_frn",
+            reference="Singh & Krishnan 2019",
+        ),
+        _entry(
+            "mean_only_batch",
+            "mean-only batch norm: x − μ_B (running mean in eval) + bias",
+            [_momentum(), Option("bias", "bool", True, "add a learned per-channel bias")],
+            batch=True,
+            factory=f"{_R}:build_mean_only_batch",
+            reference="Salimans & Kingma 2016",
+        ),
+        _entry(
+            "ghost_batch",
+            "ghost batch norm: batch norm statistics over virtual sub-batches "
+            "of ghost_size examples",
+            [
+                Option(
+                    "ghost_size",
+                    "int",
+                    32,
+                    "examples per virtual batch; must divide batch_size",
+                    min=2,
+                ),
+                _momentum(),
+                _eps(),
+                _affine(),
+            ],
+            batch=True,
+            factory=f"{_R}:build_ghost_batch",
+            reference="Hoffer et al. 2017",
+        ),
+        _entry(
+            "cross_norm",
+            "CrossNorm: in training, with probability p swap per-channel mean/std "
+            "between randomly paired examples; identity in eval (cnn only)",
+            [
+                Option(
+                    "p",
+                    "float",
+                    0.5,
+                    "probability of swapping at each training step",
+                    min=0.0,
+                    max=1.0,
+                ),
+                _eps(),
+            ],
+            models=_CNN,
+            factory=f"{_R}:build_cross_norm",
+            reference="Tang et al. 2021",
+        ),
+        _entry(
+            "decorrelated_batch",
+            "decorrelated batch norm: ZCA whitening Σ^(−1/2)(x − μ) over "
+            "groups of group_size channels; running μ and whitening "
+            "matrix in eval",
+            [
+                Option(
+                    "group_size",
+                    "int",
+                    16,
+                    "channels whitened together; must divide every width",
+                    min=1,
+                ),
+                _eps(),
+                _momentum(),
+                _affine(),
+            ],
+            batch=True,
+            factory=f"{_R}:build_decorrelated_batch",
             reference="Huang et al. 2018",
         ),
     ]
@@ -275,6 +431,7 @@ NORMS: dict[str, NormEntry] = {
 
 # --- resolving ---------------------------------------------------------------------------------
 
+
 def _type_error(opt: Option, value: Any, expected: str) -> OptionError:
     return OptionError(f"{opt.name} must be {expected}, got {value!r}", (opt.name,))
 
@@ -282,12 +439,10 @@ def _type_error(opt: Option, value: Any, expected: str) -> OptionError:
 def _check_range(opt: Option, value: float) -> None:
     if isinstance(value, float) and not math.isfinite(value):
         raise OptionError(f"{opt.name} must be a finite number, got {value!r}", (opt.name,))
-    low_bad = opt.min is not None and (
-        value <= opt.min if opt.min_exclusive else value < opt.min)
+    low_bad = opt.min is not None and (value <= opt.min if opt.min_exclusive else value < opt.min)
     high_bad = opt.max is not None and value > opt.max
     if low_bad or high_bad:
-        raise OptionError(f"{opt.name} must be {opt.describe_type()}, got {value!r}",
-                          (opt.name,))
+        raise OptionError(f"{opt.name} must be {opt.describe_type()}, got {value!r}", (opt.name,))
 
 
 def _coerce_affine(opt: Option, value: Any) -> str:
@@ -300,7 +455,9 @@ def _coerce_affine(opt: Option, value: Any) -> str:
         return value
     raise OptionError(
         f"affine must be one of {', '.join(AFFINE_MODES)} (or true/false), got {value!r}"
-        f"{did_you_mean(str(value), AFFINE_MODES)}", (opt.name,))
+        f"{did_you_mean(str(value), AFFINE_MODES)}",
+        (opt.name,),
+    )
 
 
 def _coerce_choice(opt: Option, value: Any) -> Any:
@@ -317,7 +474,8 @@ def _coerce_choice(opt: Option, value: Any) -> Any:
             return choice
     raise OptionError(
         f"{opt.name} must be one of {', '.join(str(c) for c in opt.choices)}, got {value!r}",
-        (opt.name,))
+        (opt.name,),
+    )
 
 
 def _coerce(opt: Option, value: Any) -> Any:
@@ -363,17 +521,37 @@ def _coerce(opt: Option, value: Any) -> Any:
 # Other spellings people type (torch / paper names). Used only to suggest the canonical name:
 # "batchnrom" is closest to "batchnorm", so the suggestion is 'batch', not 'batch_renorm'.
 _ALIASES: dict[str, str] = {
-    "batchnorm": "batch", "bn": "batch", "batch_norm": "batch",
-    "layernorm": "layer", "ln": "layer", "layer_norm": "layer",
-    "groupnorm": "group", "gn": "group", "group_norm": "group",
-    "instancenorm": "instance", "in": "instance", "instance_norm": "instance",
-    "rmsnorm": "rms", "rms_norm": "rms",
-    "weightnorm": "weight", "wn": "weight", "weight_norm": "weight",
-    "identity": "none", "no": "none", "off": "none",
-    "batchrenorm": "batch_renorm", "renorm": "batch_renorm", "brn": "batch_renorm",
-    "ghostbatchnorm": "ghost_batch", "ghost": "ghost_batch", "gbn": "ghost_batch",
-    "filterresponsenorm": "frn", "crossnorm": "cross_norm", "dbn": "decorrelated_batch",
-    "meanonly": "mean_only_batch", "noisy": "noisy_batch",
+    "batchnorm": "batch",
+    "bn": "batch",
+    "batch_norm": "batch",
+    "layernorm": "layer",
+    "ln": "layer",
+    "layer_norm": "layer",
+    "groupnorm": "group",
+    "gn": "group",
+    "group_norm": "group",
+    "instancenorm": "instance",
+    "in": "instance",
+    "instance_norm": "instance",
+    "rmsnorm": "rms",
+    "rms_norm": "rms",
+    "weightnorm": "weight",
+    "wn": "weight",
+    "weight_norm": "weight",
+    "identity": "none",
+    "no": "none",
+    "off": "none",
+    "batchrenorm": "batch_renorm",
+    "renorm": "batch_renorm",
+    "brn": "batch_renorm",
+    "ghostbatchnorm": "ghost_batch",
+    "ghost": "ghost_batch",
+    "gbn": "ghost_batch",
+    "filterresponsenorm": "frn",
+    "crossnorm": "cross_norm",
+    "dbn": "decorrelated_batch",
+    "meanonly": "mean_only_batch",
+    "noisy": "noisy_batch",
 }
 
 
@@ -415,7 +593,8 @@ def resolve_norm(value: str | Mapping[str, Any]) -> dict[str, Any]:
         raw = {k: v for k, v in value.items() if k != "kind"}
     else:
         raise OptionError(
-            f"a norm must be a name or a mapping like {{kind: group, groups: 8}}, got {value!r}")
+            f"a norm must be a name or a mapping like {{kind: group, groups: 8}}, got {value!r}"
+        )
 
     entry = NORMS[kind]
     out: dict[str, Any] = {"kind": kind}
@@ -437,8 +616,9 @@ def resolve_norm(value: str | Mapping[str, Any]) -> dict[str, Any]:
     for key in extras:
         # Extras become keyword arguments of the user's class: they must be identifiers.
         if not isinstance(key, str) or not _IDENT_RE.match(key):
-            raise OptionError(f"custom norm option names must be Python identifiers, got "
-                              f"{key!r}", (key,))
+            raise OptionError(
+                f"custom norm option names must be Python identifiers, got {key!r}", (key,)
+            )
         out[key] = raw[key]
 
     if kind == "custom":
@@ -448,17 +628,22 @@ def resolve_norm(value: str | Mapping[str, Any]) -> dict[str, Any]:
             if out[f"{which}_end"] < out[f"{which}_start"]:
                 raise OptionError(
                     f"{which}_end ({out[f'{which}_end']}) must not be before {which}_start "
-                    f"({out[f'{which}_start']})", (f"{which}_end",))
+                    f"({out[f'{which}_start']})",
+                    (f"{which}_end",),
+                )
     if kind == "noisy_batch" and out["scale_high"] < out["scale_low"]:
-        raise OptionError(f"scale_high ({out['scale_high']}) must be >= scale_low "
-                          f"({out['scale_low']})", ("scale_high",))
+        raise OptionError(
+            f"scale_high ({out['scale_high']}) must be >= scale_low ({out['scale_low']})",
+            ("scale_high",),
+        )
     return out
 
 
 def _check_target_form(target: str) -> None:
     if not _TARGET_RE.match(target):
         raise OptionError(
-            f"target must look like 'package.module:Class', got {target!r}", ("target",))
+            f"target must look like 'package.module:Class', got {target!r}", ("target",)
+        )
 
 
 def split_target(target: str) -> tuple[str, str]:
@@ -473,6 +658,7 @@ def custom_options(spec: Mapping[str, Any]) -> dict[str, Any]:
 
 
 # --- checks against where the norm sits ------------------------------------------------------
+
 
 def _divisors(n: int) -> list[int]:
     return [d for d in range(1, n + 1) if n % d == 0]
@@ -492,7 +678,9 @@ def _check_divides(name: str, value: int, widths: tuple[int, ...], what: str) ->
         hint = f" (values that divide all of them: {', '.join(map(str, ok))})" if ok else ""
         raise OptionError(
             f"{name} {value} must divide the number of {what} of every normalised layer, "
-            f"but not {', '.join(map(str, sorted(set(bad))))}{hint}", (name,))
+            f"but not {', '.join(map(str, sorted(set(bad))))}{hint}",
+            (name,),
+        )
 
 
 def _check_group(spec: Mapping[str, Any], ctx: NormContext) -> None:
@@ -510,7 +698,8 @@ def _check_ghost(spec: Mapping[str, Any], ctx: NormContext) -> None:
         raise OptionError(
             f"ghost_size {size} must divide batch_size {ctx.batch_size} so that every virtual "
             f"batch has the same size (try one of {', '.join(map(str, ok)) or 'none'})",
-            ("ghost_size",))
+            ("ghost_size",),
+        )
 
 
 _EXTRA_CHECKS: dict[str, Callable[[Mapping[str, Any], NormContext], None]] = {
@@ -520,25 +709,31 @@ _EXTRA_CHECKS: dict[str, Callable[[Mapping[str, Any], NormContext], None]] = {
 }
 
 
-def check_norm(spec: Mapping[str, Any], ctx: NormContext) -> None:
+def check_norm(spec: str | Mapping[str, Any], ctx: NormContext) -> None:
     """Raise ``OptionError`` when a resolved norm spec cannot work where it will sit.
 
     Pure (never imports anything); ``check_custom_importable`` is the separate import check.
     """
+    spec = resolve_norm(spec)  # idempotent; lets callers pass a name or a raw mapping too
     kind = spec["kind"]
     entry = NORMS[kind]
     if ctx.model not in entry.models:
-        why = (" — it needs a spatial axis (statistics over H×W or L), which an "
-               f"{ctx.model} layer does not have" if entry.needs_spatial else "")
+        why = (
+            " — it needs a spatial axis (statistics over H×W or L), which an "
+            f"{ctx.model} layer does not have"
+            if entry.needs_spatial
+            else ""
+        )
         raise OptionError(
-            f"norm '{kind}' works with {', '.join(entry.models)} models only, not "
-            f"{ctx.model}{why}")
+            f"norm '{kind}' works with {', '.join(entry.models)} models only, not {ctx.model}{why}"
+        )
     if entry.needs_spatial and ctx.spatial < 1:
         raise OptionError(f"norm '{kind}' needs a spatial axis (Conv1d/Conv2d activations)")
     if entry.uses_batch_stats and ctx.batch_size < 2:
         raise OptionError(
             f"batch statistics undefined with batch_size {ctx.batch_size}: norm '{kind}' "
-            "normalises with statistics across the batch; use layer, group or rms instead")
+            "normalises with statistics across the batch; use layer, group or rms instead"
+        )
     check = _EXTRA_CHECKS.get(kind)
     if check is not None:
         check(spec, ctx)
@@ -564,35 +759,42 @@ def resolve_target(target: str) -> Any:
     try:
         obj: Any = importlib.import_module(module_name)
     except ImportError as err:
-        raise OptionError(f"cannot import custom norm target '{target}': {err}",
-                          ("target",)) from None
+        raise OptionError(
+            f"cannot import custom norm target '{target}': {err}", ("target",)
+        ) from None
     except Exception as err:  # the user's module raised while importing: report, don't crash
         raise OptionError(
             f"cannot import custom norm target '{target}': importing '{module_name}' raised "
-            f"{type(err).__name__}: {err}", ("target",)) from None
+            f"{type(err).__name__}: {err}",
+            ("target",),
+        ) from None
     for part in attr.split("."):
         if not hasattr(obj, part):
             raise OptionError(
                 f"cannot import custom norm target '{target}': '{module_name}' has no "
-                f"attribute '{attr}'", ("target",))
+                f"attribute '{attr}'",
+                ("target",),
+            )
         obj = getattr(obj, part)
     if not callable(obj):
         raise OptionError(
-            f"custom norm target '{target}' is a {type(obj).__name__}, not a class or "
-            "callable", ("target",))
+            f"custom norm target '{target}' is a {type(obj).__name__}, not a class or callable",
+            ("target",),
+        )
     return obj
 
 
 # --- listing -----------------------------------------------------------------------------------
+
 
 def option_text(opt: Option) -> str:
     """``groups=32`` / ``target (required)`` for `normbench list norms`."""
     if opt.required:
         return f"{opt.name} (required)"
     default = opt.default
-    text = _fmt(default) if isinstance(default, float) else str(default).lower() \
-        if isinstance(default, bool) else str(default)
-    return f"{opt.name}={text}"
+    if isinstance(default, bool):
+        return f"{opt.name}={'true' if default else 'false'}"  # YAML spelling, as users write it
+    return f"{opt.name}={_fmt(default)}"
 
 
 def norm_rows() -> list[dict[str, str]]:
@@ -602,10 +804,12 @@ def norm_rows() -> list[dict[str, str]]:
         opts = ", ".join(option_text(o) for o in entry.options)
         if entry.extra_options:
             opts += ", …any options of the class"
-        rows.append({
-            "name": entry.name,
-            "models": ", ".join(entry.models),
-            "options": opts,
-            "summary": entry.summary,
-        })
+        rows.append(
+            {
+                "name": entry.name,
+                "models": ", ".join(entry.models),
+                "options": opts,
+                "summary": entry.summary,
+            }
+        )
     return rows

@@ -32,8 +32,9 @@ class ChannelAffine(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         if x.dim() == 2:
             # (N, C): plain broadcasting; addcmul fuses the multiply-add.
-            return x * self.weight if self.bias is None else torch.addcmul(self.bias, x,
-                                                                           self.weight)
+            return (
+                x * self.weight if self.bias is None else torch.addcmul(self.bias, x, self.weight)
+            )
         y = x * channel_view(self.weight, x.dim())
         return y if self.bias is None else y + channel_view(self.bias, x.dim())
 
@@ -141,8 +142,9 @@ class RMSNorm(nn.Module):
     (N, C): RMS over the features; (N, C, *spatial): over C and all positions, gain per channel.
     """
 
-    def __init__(self, num_features: int, eps: float = 1e-6, affine: bool = True,
-                 bias: bool = False) -> None:
+    def __init__(
+        self, num_features: int, eps: float = 1e-6, affine: bool = True, bias: bool = False
+    ) -> None:
         super().__init__()
         self.num_features = num_features
         self.eps = eps
@@ -151,7 +153,11 @@ class RMSNorm(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         if x.dim() == 2:
-            y = F.rms_norm(x, (self.num_features,), self.weight, self.eps)
+            weight = self.weight
+            if weight is not None and weight.dtype != x.dtype:
+                # Under autocast x may be bf16/fp16: a matching weight keeps the fused kernel.
+                weight = weight.to(x.dtype)
+            y = F.rms_norm(x, (self.num_features,), weight, self.eps)
             return y if self.bias is None else y + self.bias
         y = F.rms_norm(x, x.shape[1:], None, self.eps)
         if self.weight is not None:
@@ -161,8 +167,10 @@ class RMSNorm(nn.Module):
         return y
 
     def extra_repr(self) -> str:
-        return (f"{self.num_features}, eps={self.eps}, affine={self.weight is not None}, "
-                f"bias={self.bias is not None}")
+        return (
+            f"{self.num_features}, eps={self.eps}, affine={self.weight is not None}, "
+            f"bias={self.bias is not None}"
+        )
 
 
 # --- factories: (num_features, resolved spec) -> nn.Module ---------------------------------------
@@ -178,9 +186,13 @@ def build_none(num_features: int, spec: Spec) -> nn.Module:
 def build_batch(num_features: int, spec: Spec) -> nn.Module:
     """Batch norm; with ``affine: per_feature`` a bare torch kernel (the training hot path)."""
     mode = spec["affine"]
-    core = BatchNorm(num_features, eps=spec["eps"], momentum=spec["momentum"],
-                     affine=mode == "per_feature",
-                     track_running_stats=spec["track_running_stats"])
+    core = BatchNorm(
+        num_features,
+        eps=spec["eps"],
+        momentum=spec["momentum"],
+        affine=mode == "per_feature",
+        track_running_stats=spec["track_running_stats"],
+    )
     return core if mode == "per_feature" else with_affine(core, mode, num_features)
 
 
@@ -214,8 +226,7 @@ def build_rms(num_features: int, spec: Spec) -> nn.Module:
     if mode == "linear":
         core = RMSNorm(num_features, eps=spec["eps"], affine=False)
         return nn.Sequential(core, ChannelLinear(num_features, bias=spec["bias"]))
-    return RMSNorm(num_features, eps=spec["eps"], affine=mode == "per_feature",
-                   bias=spec["bias"])
+    return RMSNorm(num_features, eps=spec["eps"], affine=mode == "per_feature", bias=spec["bias"])
 
 
 def build_custom(num_features: int, spec: Spec) -> nn.Module:
@@ -233,6 +244,7 @@ def wrap_weight(layer: nn.Module, spec: Spec) -> nn.Module:
     from torch.nn.utils.parametrizations import weight_norm
 
     if not isinstance(getattr(layer, "weight", None), nn.Parameter):
-        raise TypeError(f"weight norm needs a layer with a 'weight' parameter, got "
-                        f"{type(layer).__name__}")
+        raise TypeError(
+            f"weight norm needs a layer with a 'weight' parameter, got {type(layer).__name__}"
+        )
     return weight_norm(layer, name="weight", dim=0)

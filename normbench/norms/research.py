@@ -21,6 +21,16 @@ def batch_dims(x: Tensor) -> tuple[int, ...]:
     return (0, *range(2, x.dim()))
 
 
+def match_dtype(x: Tensor, buffer: Tensor) -> Tensor:
+    """Compute in the buffers' precision.
+
+    Under autocast a Linear hands a float32 module bfloat16/float16 activations; statistics of
+    those are imprecise and lerp_ refuses mixed dtypes, so upcast (as torch's BN kernels do).
+    A module converted with ``.to(dtype)`` has buffers of that dtype and is left alone.
+    """
+    return x if x.dtype == buffer.dtype else x.to(buffer.dtype)
+
+
 def spatial_dims(x: Tensor) -> tuple[int, ...]:
     """Axes that per-example, per-channel statistics reduce over (FRN, CrossNorm)."""
     return tuple(range(2, x.dim()))
@@ -34,8 +44,13 @@ class ReferenceBatchNorm(nn.Module):
     Eval: y = (x − μ)/√(σ² + ε) with the running statistics.
     """
 
-    def __init__(self, num_features: int, eps: float = 1e-5, momentum: float = 0.1,
-                 affine: str = "per_feature") -> None:
+    def __init__(
+        self,
+        num_features: int,
+        eps: float = 1e-5,
+        momentum: float = 0.1,
+        affine: str = "per_feature",
+    ) -> None:
         super().__init__()
         self.num_features = num_features
         self.eps = eps
@@ -45,6 +60,7 @@ class ReferenceBatchNorm(nn.Module):
         self.affine = make_affine(affine, num_features)
 
     def forward(self, x: Tensor) -> Tensor:
+        x = match_dtype(x, self.running_mean)
         dims = batch_dims(x)
         if self.training:
             mean = x.mean(dims)
@@ -71,10 +87,19 @@ class BatchRenorm(nn.Module):
     training-mode forward calls so far (buffer ``num_steps``, saved with the model).
     """
 
-    def __init__(self, num_features: int, eps: float = 1e-5, momentum: float = 0.01,
-                 affine: str = "per_feature", r_max: float = 3.0, d_max: float = 5.0,
-                 r_max_start: int = 5000, r_max_end: int = 40000, d_max_start: int = 5000,
-                 d_max_end: int = 25000) -> None:
+    def __init__(
+        self,
+        num_features: int,
+        eps: float = 1e-5,
+        momentum: float = 0.01,
+        affine: str = "per_feature",
+        r_max: float = 3.0,
+        d_max: float = 5.0,
+        r_max_start: int = 5000,
+        r_max_end: int = 40000,
+        d_max_start: int = 5000,
+        d_max_end: int = 25000,
+    ) -> None:
         super().__init__()
         self.num_features = num_features
         self.eps = eps
@@ -102,6 +127,7 @@ class BatchRenorm(nn.Module):
         return r_lim, d_lim
 
     def forward(self, x: Tensor) -> Tensor:
+        x = match_dtype(x, self.running_mean)
         nd = x.dim()
         if not self.training:
             y = (x - channel_view(self.running_mean, nd)) / channel_view(self.running_std, nd)
@@ -117,8 +143,9 @@ class BatchRenorm(nn.Module):
             self.running_mean.lerp_(mean, self.momentum)
             self.running_std.lerp_(std, self.momentum)
             self.num_steps += 1
-        y = (x - channel_view(mean, nd)) / channel_view(std, nd) * channel_view(r, nd) \
-            + channel_view(d, nd)
+        y = (x - channel_view(mean, nd)) / channel_view(std, nd) * channel_view(
+            r, nd
+        ) + channel_view(d, nd)
         return self.affine(y)
 
 
@@ -132,9 +159,16 @@ class NoisyBatchNorm(nn.Module):
     torch's global RNG, so a seeded run is reproducible.
     """
 
-    def __init__(self, num_features: int, bn: nn.Module, mean_range: float = 0.5,
-                 scale_low: float = 1.0, scale_high: float = 1.25,
-                 sample_mean_width: float = 0.1, sample_scale_std: float = 0.1) -> None:
+    def __init__(
+        self,
+        num_features: int,
+        bn: nn.Module,
+        mean_range: float = 0.5,
+        scale_low: float = 1.0,
+        scale_high: float = 1.25,
+        sample_mean_width: float = 0.1,
+        sample_scale_std: float = 0.1,
+    ) -> None:
         super().__init__()
         self.num_features = num_features
         self.bn = bn
@@ -151,15 +185,18 @@ class NoisyBatchNorm(nn.Module):
         kw = {"device": a.device, "dtype": a.dtype}
         mu = channel_view((torch.rand(c, **kw) * 2 - 1) * self.mean_range, nd)
         sigma = channel_view(
-            self.scale_low + (self.scale_high - self.scale_low) * torch.rand(c, **kw), nd)
+            self.scale_low + (self.scale_high - self.scale_low) * torch.rand(c, **kw), nd
+        )
         m = mu + (torch.rand_like(a) * 2 - 1) * self.sample_mean_width
         s = sigma + torch.randn_like(a) * self.sample_scale_std
         return torch.addcmul(m, s, a)
 
     def extra_repr(self) -> str:
-        return (f"mean_range={self.mean_range}, scale=U({self.scale_low}, {self.scale_high}), "
-                f"sample_mean_width={self.sample_mean_width}, "
-                f"sample_scale_std={self.sample_scale_std}")
+        return (
+            f"mean_range={self.mean_range}, scale=U({self.scale_low}, {self.scale_high}), "
+            f"sample_mean_width={self.sample_mean_width}, "
+            f"sample_scale_std={self.sample_scale_std}"
+        )
 
 
 class LpBatchNorm(nn.Module):
@@ -174,8 +211,14 @@ class LpBatchNorm(nn.Module):
     gradient. Eval uses running averages of μ_B and of the denominator.
     """
 
-    def __init__(self, num_features: int, p: int | str = 1, eps: float = 1e-5,
-                 momentum: float = 0.1, affine: str = "per_feature") -> None:
+    def __init__(
+        self,
+        num_features: int,
+        p: int | str = 1,
+        eps: float = 1e-5,
+        momentum: float = 0.1,
+        affine: str = "per_feature",
+    ) -> None:
         super().__init__()
         if p not in (1, 2, "inf"):
             raise ValueError(f"p must be 1, 2 or 'inf', got {p!r}")
@@ -197,6 +240,7 @@ class LpBatchNorm(nn.Module):
         return c.abs().amax(dims) + self.eps
 
     def forward(self, x: Tensor) -> Tensor:
+        x = match_dtype(x, self.running_mean)
         nd = x.dim()
         if self.training:
             mean = x.mean(batch_dims(x))
@@ -221,8 +265,9 @@ class FilterResponseNorm(nn.Module):
     y = γ · x/√(ν² + ε) + β, then z = max(y, τ) with a learned per-channel τ.
     """
 
-    def __init__(self, num_features: int, eps: float = 1e-6, affine: str = "per_feature",
-                 tlu: bool = True) -> None:
+    def __init__(
+        self, num_features: int, eps: float = 1e-6, affine: str = "per_feature", tlu: bool = True
+    ) -> None:
         super().__init__()
         self.num_features = num_features
         self.eps = eps
@@ -248,6 +293,7 @@ class MeanOnlyBatchNorm(nn.Module):
         self.bias = nn.Parameter(torch.zeros(num_features)) if bias else None
 
     def forward(self, x: Tensor) -> Tensor:
+        x = match_dtype(x, self.running_mean)
         if self.training:
             mean = x.mean(batch_dims(x))
             with torch.no_grad():
@@ -268,8 +314,14 @@ class GhostBatchNorm(nn.Module):
     variance. Eval uses the running statistics, like BN.
     """
 
-    def __init__(self, num_features: int, ghost_size: int = 32, eps: float = 1e-5,
-                 momentum: float = 0.1, affine: str = "per_feature") -> None:
+    def __init__(
+        self,
+        num_features: int,
+        ghost_size: int = 32,
+        eps: float = 1e-5,
+        momentum: float = 0.1,
+        affine: str = "per_feature",
+    ) -> None:
         super().__init__()
         self.num_features = num_features
         self.ghost_size = ghost_size
@@ -290,10 +342,12 @@ class GhostBatchNorm(nn.Module):
         return y, mean.flatten(1), var.flatten(1) * (n / max(n - 1, 1))
 
     def forward(self, x: Tensor) -> Tensor:
+        x = match_dtype(x, self.running_mean)
         nd = x.dim()
         if not self.training:
             y = (x - channel_view(self.running_mean, nd)) * channel_view(
-                torch.rsqrt(self.running_var + self.eps), nd)
+                torch.rsqrt(self.running_var + self.eps), nd
+            )
             return self.affine(y)
         n, g = x.shape[0], self.ghost_size
         if n % g == 0:
@@ -331,7 +385,7 @@ class CrossNorm(nn.Module):
         """A random involution of 0..n−1: partner[i] = j and partner[j] = i."""
         perm = torch.randperm(n)
         half = n // 2
-        a, b = perm[:half], perm[half: 2 * half]
+        a, b = perm[:half], perm[half : 2 * half]
         partner = torch.arange(n)
         partner[a] = b
         partner[b] = a
@@ -366,32 +420,42 @@ class DecorrelatedBatchNorm(nn.Module):
     Eval uses running averages of μ and of the whitening matrix.
     """
 
-    def __init__(self, num_features: int, group_size: int = 16, eps: float = 1e-5,
-                 momentum: float = 0.1, affine: str = "per_feature") -> None:
+    def __init__(
+        self,
+        num_features: int,
+        group_size: int = 16,
+        eps: float = 1e-5,
+        momentum: float = 0.1,
+        affine: str = "per_feature",
+    ) -> None:
         super().__init__()
         if num_features % group_size != 0:
-            raise ValueError(f"group_size {group_size} does not divide num_features "
-                             f"{num_features}")
+            raise ValueError(f"group_size {group_size} does not divide num_features {num_features}")
         self.num_features = num_features
         self.group_size = group_size
         self.eps = eps
         self.momentum = momentum
         groups = num_features // group_size
         self.register_buffer("running_mean", torch.zeros(num_features))
-        self.register_buffer("running_whiten",
-                             torch.eye(group_size).expand(groups, -1, -1).clone())
+        self.register_buffer("running_whiten", torch.eye(group_size).expand(groups, -1, -1).clone())
         self.affine = make_affine(affine, num_features)
 
     def whitening(self, xc: Tensor) -> Tensor:
         """ZCA matrices (groups, G, G) for centred (groups, G, M) data."""
-        m = xc.shape[-1]
-        eye = torch.eye(self.group_size, device=xc.device, dtype=xc.dtype)
-        cov = xc @ xc.transpose(1, 2) / m + self.eps * eye
-        evals, evecs = torch.linalg.eigh(cov)
-        # U diag(λ^−1/2) Uᵀ; the clamp only guards round-off below ε.
-        return (evecs * evals.clamp_min(self.eps).rsqrt().unsqueeze(-2)) @ evecs.transpose(1, 2)
+        # eigh has no half-precision kernels and needs the accuracy: work in float32 at least,
+        # with autocast off so the covariance matmul is not silently done in half precision.
+        work = xc if xc.dtype in (torch.float32, torch.float64) else xc.float()
+        with torch.autocast(xc.device.type, enabled=False):
+            m = work.shape[-1]
+            eye = torch.eye(self.group_size, device=work.device, dtype=work.dtype)
+            cov = work @ work.transpose(1, 2) / m + self.eps * eye
+            evals, evecs = torch.linalg.eigh(cov)
+            # U diag(λ^−1/2) Uᵀ; the clamp only guards round-off below ε.
+            w = (evecs * evals.clamp_min(self.eps).rsqrt().unsqueeze(-2)) @ evecs.transpose(1, 2)
+        return w.to(xc.dtype)
 
     def forward(self, x: Tensor) -> Tensor:
+        x = match_dtype(x, self.running_mean)
         n, c = x.shape[:2]
         groups = c // self.group_size
         # (N, C, *S) → (C, N·S) → (groups, G, M): every column is one observation.
@@ -412,36 +476,48 @@ class DecorrelatedBatchNorm(nn.Module):
 
 # --- factories: (num_features, resolved spec) -> nn.Module ---------------------------------------
 
+
 def build_batch_reference(num_features: int, spec: Spec) -> nn.Module:
     """Batch norm from the formulas."""
-    return ReferenceBatchNorm(num_features, eps=spec["eps"], momentum=spec["momentum"],
-                              affine=spec["affine"])
+    return ReferenceBatchNorm(
+        num_features, eps=spec["eps"], momentum=spec["momentum"], affine=spec["affine"]
+    )
 
 
 def build_batch_renorm(num_features: int, spec: Spec) -> nn.Module:
     """Batch renorm with its r_max/d_max schedule."""
-    keys = ("eps", "momentum", "affine", "r_max", "d_max", "r_max_start", "r_max_end",
-            "d_max_start", "d_max_end")
+    keys = (
+        "eps",
+        "momentum",
+        "affine",
+        "r_max",
+        "d_max",
+        "r_max_start",
+        "r_max_end",
+        "d_max_start",
+        "d_max_end",
+    )
     return BatchRenorm(num_features, **{k: spec[k] for k in keys})
 
 
 def build_noisy_batch(num_features: int, spec: Spec) -> nn.Module:
     """Torch batch norm (same options as ``batch``) + Santurkar's noise."""
     keys = ("mean_range", "scale_low", "scale_high", "sample_mean_width", "sample_scale_std")
-    return NoisyBatchNorm(num_features, build_batch(num_features, spec),
-                          **{k: spec[k] for k in keys})
+    return NoisyBatchNorm(
+        num_features, build_batch(num_features, spec), **{k: spec[k] for k in keys}
+    )
 
 
 def build_lp_batch(num_features: int, spec: Spec) -> nn.Module:
     """ℓp batch norm."""
-    return LpBatchNorm(num_features, p=spec["p"], eps=spec["eps"], momentum=spec["momentum"],
-                       affine=spec["affine"])
+    return LpBatchNorm(
+        num_features, p=spec["p"], eps=spec["eps"], momentum=spec["momentum"], affine=spec["affine"]
+    )
 
 
 def build_frn(num_features: int, spec: Spec) -> nn.Module:
     """Filter response norm + TLU."""
-    return FilterResponseNorm(num_features, eps=spec["eps"], affine=spec["affine"],
-                              tlu=spec["tlu"])
+    return FilterResponseNorm(num_features, eps=spec["eps"], affine=spec["affine"], tlu=spec["tlu"])
 
 
 def build_mean_only_batch(num_features: int, spec: Spec) -> nn.Module:
@@ -451,8 +527,13 @@ def build_mean_only_batch(num_features: int, spec: Spec) -> nn.Module:
 
 def build_ghost_batch(num_features: int, spec: Spec) -> nn.Module:
     """Ghost batch norm."""
-    return GhostBatchNorm(num_features, ghost_size=spec["ghost_size"], eps=spec["eps"],
-                          momentum=spec["momentum"], affine=spec["affine"])
+    return GhostBatchNorm(
+        num_features,
+        ghost_size=spec["ghost_size"],
+        eps=spec["eps"],
+        momentum=spec["momentum"],
+        affine=spec["affine"],
+    )
 
 
 def build_cross_norm(num_features: int, spec: Spec) -> nn.Module:
@@ -462,5 +543,10 @@ def build_cross_norm(num_features: int, spec: Spec) -> nn.Module:
 
 def build_decorrelated_batch(num_features: int, spec: Spec) -> nn.Module:
     """Decorrelated (ZCA-whitening) batch norm."""
-    return DecorrelatedBatchNorm(num_features, group_size=spec["group_size"], eps=spec["eps"],
-                                 momentum=spec["momentum"], affine=spec["affine"])
+    return DecorrelatedBatchNorm(
+        num_features,
+        group_size=spec["group_size"],
+        eps=spec["eps"],
+        momentum=spec["momentum"],
+        affine=spec["affine"],
+    )

@@ -64,7 +64,7 @@ def fmt_stats(stats: dict[str, Any] | None, unit: str, target: bool = False) -> 
     if stats.get("std") is not None:
         text += f" ± {fmt_value(stats['std'], unit)}"
     if stats["n"] < len(values):
-        text += f" ({stats['n']}/{len(values)} reached)" if target else f" (n={stats['n']})"
+        text += f" ({stats['n']}/{len(values)})" if target else f" (n={stats['n']})"
     return text
 
 
@@ -127,7 +127,8 @@ def summary_table(summary: dict[str, Any], metrics: list[str] | None = None) -> 
     return Table(f"{summary['suite'].get('name', '')}: mean ± std over seeds",
                  [*head, "ok/div/fail", *metrics], rows, data,
                  numeric=set(range(n0, n0 + len(metrics))),
-                 note="ok/div/fail counts seeds; 'not reached (k/n)' = target reached by k of n seeds")
+                 note="ok/div/fail counts seeds; (k/n) after a time to target = reached by k of n seeds; "
+                      "(n=k) = only k seeds had a value")
 
 
 def stats_table(summary: dict[str, Any], metric: str) -> Table:
@@ -183,22 +184,26 @@ def convergence_table(summary: dict[str, Any]) -> Table:
                  note="auc = area under the curve ÷ step span (the mean loss over training)")
 
 
+SHORT = {"steps_to_target": "steps to target", "seconds_to_target": "seconds to target"}
+
+
 def relative_table(summary: dict[str, Any], rows_in: list[dict[str, Any]], ref: dict[str, str]) -> Table:
     """Speed-up to target and ratio of final metrics vs the matched reference variant."""
-    keys = [k for k in summary["swept"] if k not in ref] or ["variant"]
+    keys = list(summary["swept"]) or ["variant"]
     by_id = {v["variant_id"]: v for v in summary["variants"]}
     times = list(rows_in[0]["speedup"]) if rows_in else []
     ratios = list(rows_in[0]["ratio"]) if rows_in else []
-    cols = [*keys, "reference", "relaxed"]
+    cols = [*keys, "reference"]
     for m in times:
-        cols += [m, "reference " + m, "speed-up"]
+        cols += [SHORT.get(m, m), "ref", "speed-up"]
     for m in ratios:
-        cols += [m, "reference " + m, "ratio"]
+        cols += [m, "ref", "ratio"]
     rows, data = [], []
     for r in rows_in:
         v, ref_v = by_id[r["variant_id"]], by_id[r["reference_id"]]
         row = [v["labels"].get(k, v["variant_name"]) for k in keys]
-        row += [r["reference_name"], ",".join(r["relaxed"]) or NONE]
+        # Only what differs from the variant is shown: the relaxed keys' reference values.
+        row.append(name_of(ref_v["labels"], r["relaxed"]) if r["relaxed"] else "same")
         d: dict[str, Any] = {"variant_id": r["variant_id"], "variant_name": r["variant_name"],
                              "reference_id": r["reference_id"], "reference_name": r["reference_name"],
                              "relaxed": ",".join(r["relaxed"])}
@@ -215,9 +220,10 @@ def relative_table(summary: dict[str, Any], rows_in: list[dict[str, Any]], ref: 
         rows.append(row)
         data.append(d)
     return Table(f"Relative to {name_of(ref, list(ref))}: speed-up = reference time ÷ variant time",
-                 cols, rows, data, numeric=set(range(len(keys) + 2, len(cols))),
-                 note="'> x×' = the reference never reached the target, so x is a lower bound "
-                      "(its whole run ÷ the variant's time)")
+                 cols, rows, data, numeric=set(range(len(keys) + 1, len(cols))),
+                 note="reference 'same' = same values on the other swept keys, else the values it was "
+                      "matched on; '> x×' = the reference never reached the target, so x is a lower "
+                      "bound (its whole run ÷ the variant's time)")
 
 
 def lr_table(summary: dict[str, Any], rows_in: list[dict[str, Any]]) -> Table:

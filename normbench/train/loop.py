@@ -23,6 +23,7 @@ from torch import nn
 from normbench.models import build
 from normbench.train.device import resolve_device, synchronize
 from normbench.train.optim import effective_lr, make_optimizer, make_schedule
+from normbench.train.timing import median_iqr, peak_memory_mb, step_breakdown
 
 SCHEMA_VERSION = 1
 TARGET_HIGHER = {"test_acc": True, "train_probe_acc": True, "test_loss": False,
@@ -150,6 +151,14 @@ def summarize(curves: dict[str, list], targets: dict[str, float], timing: dict[s
     return metrics, reached
 
 
+def breakdown_metrics(timing: dict[str, Any]) -> dict[str, Any]:
+    """Throughput metrics from the step breakdown (None where it was not measured)."""
+    phases = timing.get("breakdown") or {}
+    out = {key: (phases.get(key) or {}).get("median") for key in ("forward_ms", "backward_ms", "optimizer_ms")}
+    out["peak_memory_mb"] = timing.get("peak_memory_mb")
+    return out
+
+
 def run_variant(config: dict[str, Any], seed: int, split: Any, probes: list[Probe] | None = None,
                 on_progress: Any = None, meta: dict[str, Any] | None = None) -> dict[str, Any]:
     """Train one resolved variant for one seed and return its result record.
@@ -199,11 +208,16 @@ def run_variant(config: dict[str, Any], seed: int, split: Any, probes: list[Prob
                 diag_metrics.update(m)
             record["diagnostics"] = diag_data
             record["diagnostic_metrics"] = diag_metrics
+        if record["status"] == "ok" and training.get("profile_steps", 0) > 0:
+            timing["breakdown"] = step_breakdown(model, optimizer, loss_fn, data.x_train, data.y_train,
+                                                 training, device, training["profile_steps"], seed)
+        timing["peak_memory_mb"] = peak_memory_mb(device)
     except Exception as exc:  # a failed variant is a row with an error, not a crash
         record["status"] = "failed"
         record["error"] = f"{type(exc).__name__}: {exc}"
     metrics, reached = summarize(curves, config["targets"], timing, record["status"],
                                  training["batch_size"], num_params)
+    metrics.update(breakdown_metrics(timing))
     metrics.update(record.pop("diagnostic_metrics", {}))
     record.update(curves=curves, metrics=metrics, targets=reached, timing=timing)
     record.setdefault("diagnostics", {})
@@ -235,6 +249,7 @@ def _train(record: dict[str, Any], curves: dict[str, list], timing: dict[str, An
     clip = training.get("grad_clip")
     perm = torch.randperm(n, generator=gen).to(device)
     pos, step = 0, 0
+    interval_ms: list[float] = []
     model.train()
     for probe in probes:  # the state before training (Ioffe & Szegedy's Fig. 1 starts at 0)
         probe.on_eval(0, ctx)
@@ -286,9 +301,12 @@ def _train(record: dict[str, Any], curves: dict[str, list], timing: dict[str, An
             else:
                 loss_acc += loss.detach()
         synchronize(device)
-        timing["train_seconds"] += time.perf_counter() - t0 - probe_time
+        elapsed = time.perf_counter() - t0 - probe_time
+        timing["train_seconds"] += elapsed
         timing["probe_seconds"] += probe_time
         timing["steps"] = step
+        interval_ms.append(1000 * elapsed / interval)
+        timing["ms_per_step_stats"] = median_iqr(interval_ms)
         if not sync_each_step:
             loss_sum = float(loss_acc)
             if not math.isfinite(loss_sum):

@@ -1,0 +1,137 @@
+"""Python API behind ``normbench report`` and the end of ``normbench run`` (torch-free)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from normbench.analysis.aggregate import load_run, summarize
+from normbench.analysis.pivot import pivot as pivot_summary
+from normbench.analysis.query import resolve_metric
+from normbench.errors import InputError
+from normbench.report.tables import (
+    FORMATS,
+    pivot_table,
+    relative_table,
+    render,
+    render_table,
+    summary_table,
+)
+from normbench.results.store import RunDir, Warn, stderr_warn
+
+SUMMARY = "summary.json"
+REPORT_MD = "report.md"
+REPORT_HTML = "report.html"
+PLOTS = "plots"
+
+
+@dataclass
+class ReportOutput:
+    """What ``normbench report`` prints on stdout, and the files it wrote."""
+
+    text: str
+    written: list[Path] = field(default_factory=list)
+
+
+class _Collect:
+    """Pass warnings on and keep them, so the report can list what was skipped."""
+
+    def __init__(self, warn: Warn) -> None:
+        self.warn, self.messages = warn, []
+
+    def __call__(self, message: str) -> None:
+        self.messages.append(message)
+        self.warn(message)
+
+
+def _write(run_dir: Path, summary: dict[str, Any], records: dict[str, list[dict[str, Any]]],
+           plots: bool, warnings: _Collect) -> list[Path]:
+    from normbench.report.document import build_sections, to_html_doc, to_markdown
+
+    run = RunDir(run_dir)
+    written = [run.write_json(SUMMARY, summary)]
+    drawn = []
+    if plots:
+        from normbench.report.plots import write_plots
+
+        drawn = write_plots(summary, records, run_dir / PLOTS, warnings)
+        written += [p for d in drawn for p in (d.png, d.svg)]
+    sections = build_sections(summary, drawn, warnings.messages)
+    for name, text in ((REPORT_MD, to_markdown(summary, sections, run_dir)),
+                       (REPORT_HTML, to_html_doc(summary, sections))):
+        path = run_dir / name
+        tmp = path.with_name(f".{name}.tmp")
+        tmp.write_text(text, encoding="utf-8")
+        tmp.replace(path)  # a half-written report is never left behind
+        written.append(path)
+    return written
+
+
+def build_report(
+    run_dir: Path, *, plots: bool = True, reference: str | None = None, strict: bool = False,
+    warn: Warn | None = None,
+) -> tuple[dict[str, Any], list[Path]]:
+    """Aggregate a run and write ``summary.json``, ``report.md``, ``report.html`` and ``plots/``.
+
+    Returns the summary and the written paths.
+    """
+    warnings = _Collect(warn or stderr_warn)
+    run = load_run(Path(run_dir), strict=strict, warn=warnings)
+    summary = summarize(run, reference=reference)
+    records: dict[str, list[dict[str, Any]]] = {}
+    for r in run.records:
+        records.setdefault(str(r["variant_id"]), []).append(r)
+    return summary, _write(run.path, summary, records, plots, warnings)
+
+
+def write_report(run_dir: Path, *, plots: bool = True, reference: str | None = None,
+                 strict: bool = False, warn: Warn | None = None) -> list[Path]:
+    """Write the report files of a run directory; what ``normbench run`` calls at the end."""
+    return build_report(run_dir, plots=plots, reference=reference, strict=strict, warn=warn)[1]
+
+
+def report_command(
+    run_dir: Path, *, fmt: str | None = None, pivot: str | None = None, metric: str | None = None,
+    reference: str | None = None, strict: bool = False, plots: bool = True, warn: Warn | None = None,
+) -> ReportOutput:
+    """``normbench report``: without ``--format``/``--pivot`` (re)write the report files and
+    return the summary table; with them, only return the requested table (nothing written).
+
+    ``--pivot`` wins over ``--reference``, which wins over the summary table, for what is printed.
+    """
+    fmt = getattr(fmt, "value", fmt)
+    if fmt is not None and fmt not in FORMATS:
+        raise InputError(f"unknown format '{fmt}' (choose from {', '.join(FORMATS)})")
+    if metric is not None and pivot is None and reference is None:
+        raise InputError("--metric needs --pivot or --reference (e.g. --pivot norm --metric final_test_acc)")
+    write = fmt is None and pivot is None
+    if write:
+        summary, written = build_report(run_dir, plots=plots, reference=reference, strict=strict, warn=warn)
+    else:
+        run = load_run(Path(run_dir), strict=strict, warn=warn or stderr_warn)
+        summary, written = summarize(run, reference=reference), []
+    if metric is not None:
+        metric = resolve_metric(summary, metric)
+    out_fmt = fmt or "table"
+    if pivot is not None:
+        keys = [k.strip() for k in pivot.split(",") if k.strip()]
+        if not keys:
+            raise InputError("--pivot expects comma-separated swept keys, e.g. --pivot norm,placement")
+        from normbench.analysis.query import headline_metric
+
+        chosen = metric or headline_metric(summary)
+        if chosen is None:
+            raise InputError("this run recorded no metric values to pivot")
+        table = pivot_table(summary, pivot_summary(summary, keys, chosen))
+        return ReportOutput(render(table, out_fmt), written)
+    if reference is not None:
+        from normbench.analysis.relative import relative_rows
+
+        ref = summary["analysis"]["reference"]
+        rows = relative_rows(summary, ref, [metric] if metric else None)
+        return ReportOutput(render(relative_table(summary, rows, ref), out_fmt), written)
+    return ReportOutput(render(summary_table(summary), out_fmt), written)
+
+
+__all__ = ["ReportOutput", "build_report", "render_table", "report_command", "write_report"]

@@ -1,0 +1,197 @@
+"""The report's content as sections of blocks, rendered to ``report.md`` and self-contained ``report.html``."""
+
+from __future__ import annotations
+
+import base64
+import html
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from normbench import __version__
+from normbench.analysis.query import headline_metric, name_of
+from normbench.report.plots import Plot
+from normbench.report.tables import (
+    Table,
+    convergence_table,
+    lr_table,
+    relative_table,
+    render,
+    stats_table,
+    summary_table,
+    to_html,
+)
+
+Block = tuple[str, Any]  # ("p", str) | ("kv", [(k, v)]) | ("list", [str]) | ("table", Table) | ("plot", Plot)
+
+
+@dataclass
+class Section:
+    title: str
+    anchor: str
+    blocks: list[Block] = field(default_factory=list)
+
+
+def _env_rows(manifest: dict[str, Any]) -> list[tuple[str, str]]:
+    env = manifest.get("environment") or {}
+    return [(k, str(v)) for k, v in env.items() if v not in (None, "")]
+
+
+def _overview(summary: dict[str, Any]) -> Section:
+    m, suite, c = summary["manifest"], summary["suite"], summary["counts"]
+    targets = ", ".join(f"{k} {'≥' if 'acc' in k else '≤'} {v:g}" for k, v in (suite.get("targets") or {}).items())
+    facts = [
+        ("status", str(m.get("status", "unknown"))),
+        ("command", str(m.get("command", ""))),
+        ("started / finished", f"{m.get('started', '?')} / {m.get('finished', '?')}"),
+        ("variants", f"{len(summary['variants'])} × {len(summary['seeds'])} seeds"),
+        ("seed outcomes", f"{c['ok']} ok, {c['diverged']} diverged, {c['failed']} failed"
+                          + (f", {c['missing']} missing" if c.get("missing") else "")),
+        ("targets", targets or "none"),
+        *[(f"swept {k}", ", ".join(vals)) for k, vals in summary["values"].items()],
+        ("normbench", f"{m.get('normbench_version', '?')} (report by {__version__})"),
+    ]
+    blocks: list[Block] = []
+    if suite.get("description"):
+        blocks.append(("p", str(suite["description"])))
+    blocks.append(("kv", facts))
+    env = _env_rows(m)
+    if env:
+        blocks += [("h", "Environment"), ("kv", env)]
+    return Section("Overview", "overview", blocks)
+
+
+def _problems(summary: dict[str, Any], warnings: list[str]) -> Section | None:
+    items = []
+    for v in summary["variants"]:
+        for seed, status in zip(v["seeds"], v["seed_status"], strict=False):
+            if status != "ok":
+                err = v["errors"].get(str(seed)) or ""
+                items.append(f"{v['variant_name']} seed {seed}: {status}" + (f" — {err}" if err else ""))
+    items += [f"{name}: no result (not run or not finished)" for name in summary.get("missing_variants") or []]
+    items += [f"warning: {w}" for w in warnings]
+    if not items:
+        return None
+    return Section("Diverged, failed and missing", "problems",
+                   [("p", "Divergence is a result, not a failure: it is counted, and a diverged "
+                          "seed's final metrics are kept as recorded."), ("list", items)])
+
+
+def build_sections(summary: dict[str, Any], plots: list[Plot], warnings: list[str]) -> list[Section]:
+    """Everything the report shows, in reading order: overview, compact tables, plots, details."""
+    analysis = summary.get("analysis") or {}
+    sections = [_overview(summary)]
+    if analysis.get("lr_robustness"):
+        sections.append(Section("Learning-rate robustness", "lr-robustness",
+                                [("table", lr_table(summary, analysis["lr_robustness"]))]))
+    ref = analysis.get("reference")
+    if ref and analysis.get("relative"):
+        sections.append(Section(
+            f"Relative to {name_of(ref, list(ref))}", "relative",
+            [("p", "Each variant is compared with the reference variant that shares its other swept "
+                   "values (keys in grid order; a key no reference shares is relaxed and listed)."),
+             ("table", relative_table(summary, analysis["relative"], ref))]))
+    if plots:
+        sections.append(Section("Plots", "plots", [("plot", p) for p in plots]))
+    if summary["suite"].get("targets") or "auc_test_loss" in (summary.get("metric_info") or {}):
+        sections.append(Section("Convergence", "convergence", [("table", convergence_table(summary))]))
+    sections.append(Section("All variants", "variants", [("table", summary_table(summary))]))
+    metric = headline_metric(summary)
+    if metric:
+        sections.append(Section("Seed statistics", "seed-statistics", [("table", stats_table(summary, metric))]))
+    problems = _problems(summary, warnings)
+    if problems:
+        sections.append(problems)
+    return sections
+
+
+# --- markdown -------------------------------------------------------------------------------
+
+
+def to_markdown(summary: dict[str, Any], sections: list[Section], base: Path) -> str:
+    """GitHub-flavoured markdown; plots are linked relative to the report's directory."""
+    name = summary["suite"].get("name", "")
+    out = [f"# normbench report: {name}", ""]
+    out.append(" · ".join(f"[{s.title}](#{s.anchor})" for s in sections))
+    out.append("")
+    for s in sections:
+        out += [f"## {s.title}", ""]
+        for kind, body in s.blocks:
+            if kind == "p":
+                out += [body, ""]
+            elif kind == "h":
+                out += [f"### {body}", ""]
+            elif kind == "kv":
+                out += [render(Table("", ["", ""], [[f"**{k}**", v] for k, v in body]), "markdown"), ""]
+            elif kind == "list":
+                out += [f"- {item}" for item in body] + [""]
+            elif kind == "table":
+                out += [f"**{body.title}**", "", render(body, "markdown")]
+                if body.note:
+                    out += [f"*{body.note}*", ""]
+            elif kind == "plot":
+                png, svg = body.png.relative_to(base).as_posix(), body.svg.relative_to(base).as_posix()
+                out += [f"### {body.title}", "", f"![{body.title}]({png})", "",
+                        f"*{body.caption}* ([SVG]({svg}))", ""]
+    return "\n".join(out).rstrip() + "\n"
+
+
+# --- html -----------------------------------------------------------------------------------
+
+CSS = """
+:root { --fg:#1b1f24; --muted:#57606a; --line:#d0d7de; --head:#f6f8fa; --accent:#0072B2; }
+* { box-sizing: border-box; }
+body { font: 14px/1.5 -apple-system, "Segoe UI", Helvetica, Arial, sans-serif; color: var(--fg);
+       margin: 0 auto; padding: 24px 32px 64px; max-width: 1280px; }
+h1 { font-size: 26px; margin: 0 0 4px; } h2 { font-size: 20px; margin: 36px 0 10px;
+     padding-bottom: 4px; border-bottom: 1px solid var(--line); } h3 { font-size: 15px; margin: 20px 0 8px; }
+nav { margin: 6px 0 16px; color: var(--muted); } nav a { color: var(--accent); margin-right: 14px;
+     text-decoration: none; }
+.table-wrap { overflow-x: auto; margin: 8px 0; }
+table { border-collapse: collapse; font-size: 13px; font-variant-numeric: tabular-nums; }
+caption { text-align: left; font-weight: 600; padding: 4px 0; }
+th, td { border: 1px solid var(--line); padding: 3px 8px; white-space: nowrap; text-align: left; }
+th { background: var(--head); position: sticky; top: 0; }
+td.num, th.num { text-align: right; }
+tbody tr:nth-child(even) { background: #fbfcfd; }
+table.kv th { text-align: left; width: 1%; }
+.note, figcaption { color: var(--muted); font-size: 12.5px; margin: 4px 0 14px; }
+figure { margin: 16px 0 28px; } figure img { max-width: 100%; height: auto; border: 1px solid var(--line); }
+ul.problems { font-size: 13px; }
+"""
+
+
+def _img(path: Path, alt: str) -> str:
+    data = base64.b64encode(path.read_bytes()).decode("ascii")
+    return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{data}">'
+
+
+def to_html_doc(summary: dict[str, Any], sections: list[Section]) -> str:
+    """One self-contained HTML file: CSS inline, plots inline as base64 PNG, no scripts, no network."""
+    e = html.escape
+    name = summary["suite"].get("name", "")
+    parts = ["<!doctype html>", '<html lang="en"><head><meta charset="utf-8">',
+             '<meta name="viewport" content="width=device-width, initial-scale=1">',
+             f"<title>normbench report: {e(name)}</title><style>{CSS}</style></head><body>",
+             f"<h1>normbench report: {e(name)}</h1>",
+             "<nav>" + "".join(f'<a href="#{s.anchor}">{e(s.title)}</a>' for s in sections) + "</nav>"]
+    for s in sections:
+        parts.append(f'<section id="{s.anchor}"><h2>{e(s.title)}</h2>')
+        for kind, body in s.blocks:
+            if kind == "p":
+                parts.append(f"<p>{e(body)}</p>")
+            elif kind == "h":
+                parts.append(f"<h3>{e(body)}</h3>")
+            elif kind == "kv":
+                rows = "".join(f"<tr><th>{e(k)}</th><td>{e(v)}</td></tr>" for k, v in body)
+                parts.append(f'<div class="table-wrap"><table class="kv">{rows}</table></div>')
+            elif kind == "list":
+                parts.append('<ul class="problems">' + "".join(f"<li>{e(i)}</li>" for i in body) + "</ul>")
+            elif kind == "table":
+                parts.append(to_html(body))
+            elif kind == "plot":
+                parts.append(f'<figure><h3>{e(body.title)}</h3>{_img(body.png, body.title)}'
+                             f"<figcaption>{e(body.caption)}</figcaption></figure>")
+        parts.append("</section>")
+    parts.append("</body></html>")
+    return "\n".join(parts) + "\n"

@@ -1,0 +1,483 @@
+"""Report plots with matplotlib's Agg canvas: curves, lr sensitivity, throughput, diagnostics.
+
+Figures are built with ``matplotlib.figure.Figure`` directly (no pyplot), so drawing never
+touches a global backend or GUI state, whatever the calling process has imported.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from normbench.analysis.query import (
+    LR_KEY,
+    best_of,
+    family_keys,
+    group_by,
+    headline_metric,
+    higher_is_better,
+    mean,
+    name_of,
+)
+from normbench.analysis.relative import converged
+from normbench.results.store import Warn, finite_or_none
+
+# Okabe & Ito (2008), colour-blind safe; yellow last because it is faint on white.
+# Paul Tol's "muted" set extends it for grids with more than seven norms.
+PALETTE = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#F0E442",
+           "#332288", "#882255", "#44AA99", "#999933", "#AA4499", "#661100", "#6699CC")
+BASELINE_COLOUR = "#000000"  # norm=none: the reference every plot is read against
+DASHES = ("-", "--", ":", "-.", (0, (5, 1, 1, 1, 1, 1)), (0, (1, 3)))
+HATCHES = ("", "//", "..", "xx", "\\\\", "++")
+MAX_LINES = 12  # more than this and a legend stops being readable
+MAX_BARS = 40
+MAX_FACETS = 12
+DPI = 110
+
+RC = {
+    "font.size": 9, "axes.titlesize": 10, "axes.labelsize": 9, "legend.fontsize": 8,
+    "axes.grid": True, "grid.alpha": 0.3, "axes.spines.top": False, "axes.spines.right": False,
+    "svg.hashsalt": "normbench", "svg.fonttype": "path", "lines.linewidth": 1.6,
+}
+
+
+@dataclass
+class Plot:
+    """One written figure: file stem, title, caption and its PNG/SVG paths."""
+
+    name: str
+    title: str
+    caption: str
+    png: Path
+    svg: Path
+
+
+class Styler:
+    """One colour per norm (colour key) and one line style per placement, for the whole report."""
+
+    def __init__(self, summary: dict[str, Any]) -> None:
+        self.colour_key, self.style_key = family_keys(summary)
+        values = summary["values"]
+        colour_values = values.get(self.colour_key, []) if self.colour_key else []
+        others = [c for c in colour_values if c != "none"]
+        self.colours = {c: PALETTE[i % len(PALETTE)] for i, c in enumerate(others)}
+        self.colours["none"] = BASELINE_COLOUR
+        style_values = values.get(self.style_key, []) if self.style_key else []
+        self.dashes = {s: DASHES[i % len(DASHES)] for i, s in enumerate(style_values)}
+        self.hatches = {s: HATCHES[i % len(HATCHES)] for i, s in enumerate(style_values)}
+        self.keys = [k for k in (self.colour_key, self.style_key) if k]
+
+    def colour(self, labels: dict[str, str]) -> str:
+        return self.colours.get(labels.get(self.colour_key or "", ""), PALETTE[0])
+
+    def dash(self, labels: dict[str, str]) -> Any:
+        return self.dashes.get(labels.get(self.style_key or "", ""), "-")
+
+    def hatch(self, labels: dict[str, str]) -> str:
+        return self.hatches.get(labels.get(self.style_key or "", ""), "")
+
+    def family(self, labels: dict[str, str]) -> str:
+        """Legend text: ``batch / pre`` (the values only; the axes say what the keys are)."""
+        return " / ".join(labels[k] for k in self.keys if k in labels) or "all"
+
+
+def representatives(summary: dict[str, Any], styler: Styler, metric: str | None,
+                    limit: int = MAX_LINES) -> tuple[list[dict[str, Any]], int]:
+    """The best variant of each colour × style family, at most ``limit`` of them.
+
+    Caps lines per plot so 200 variants stay readable: within a family the other swept
+    keys (lr_mult …) are tuned; across families the top ``limit`` by ``metric`` are kept.
+    """
+    groups = group_by(summary["variants"], styler.keys)
+    reps = [(metric and best_of(summary, g, metric)) or g[0] for g in groups.values()]
+    total = len(reps)
+    if len(reps) > limit and metric:
+        top = sorted(reps, key=lambda v: _score(summary, v, metric), reverse=True)[:limit]
+        keep = {v["variant_id"] for v in top}
+        reps = [v for v in reps if v["variant_id"] in keep]  # grid order keeps legends stable
+    return reps[:limit], total
+
+
+def _score(summary: dict[str, Any], v: dict[str, Any], metric: str) -> float:
+    """Larger is better whatever the metric's direction; no value ranks last."""
+    m = mean(v, metric)
+    if m is None:
+        return -math.inf
+    return m if higher_is_better(summary, metric) else -m
+
+
+def _legend_label(summary: dict[str, Any], styler: Styler, v: dict[str, Any]) -> str:
+    tuned = [k for k in summary["swept"] if k not in styler.keys and len(summary["values"][k]) > 1]
+    text = styler.family(v["labels"])
+    return f"{text} ({name_of(v['labels'], tuned)})" if tuned else text
+
+
+def _figure(nrows: int, ncols: int, width: float, height: float) -> tuple[Any, Any]:
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(width, height), layout="constrained")
+    axes = fig.subplots(nrows, ncols, squeeze=False)
+    return fig, axes
+
+
+def _legend(fig: Any, handles: list[Any], labels: list[str]) -> None:
+    """Legend under the panels, with as many columns as fit, so it never covers data."""
+    if handles:
+        ncol = min(len(labels), 4 if max(len(s) for s in labels) < 28 else 2)
+        fig.legend(handles, labels, loc="outside lower center", ncol=ncol, frameon=False)
+
+
+def _save(fig: Any, out: Path, name: str, title: str, caption: str) -> Plot:
+    png, svg = out / f"{name}.png", out / f"{name}.svg"
+    fig.savefig(png, dpi=DPI, metadata={"Software": None})
+    fig.savefig(svg, metadata={"Date": None, "Creator": None})
+    return Plot(name, title, caption, png, svg)
+
+
+def _arr(values: list[Any]) -> np.ndarray:
+    return np.array([np.nan if finite_or_none(v) is None else v for v in values], dtype=float)
+
+
+def _seeds_note(summary: dict[str, Any]) -> str:
+    return f"mean and 95 % bootstrap band over {len(summary['seeds'])} seeds"
+
+
+# --- curves ---------------------------------------------------------------------------------
+
+
+def _curve_panels(summary: dict[str, Any]) -> list[tuple[str, str, bool]]:
+    """(curve, y label, log y) for the two panels: test accuracy (or loss) and train loss."""
+    have = {k for v in summary["variants"] for k in (v.get("curves") or {})}
+    first = ("test_acc", "test accuracy", False) if "test_acc" in have else ("test_loss", "test loss (nats)", True)
+    return [first, ("train_loss", "train loss (nats, log scale)", True)]
+
+
+def plot_curves(summary: dict[str, Any], styler: Styler, out: Path, x: str) -> Plot | None:
+    """Test accuracy and train loss vs step (``x="step"``) or vs training seconds."""
+    metric = headline_metric(summary)
+    reps, total = representatives(summary, styler, metric)
+    reps = [v for v in reps if (v.get("curves") or {}).get("step")]
+    if not reps:
+        return None
+    panels = _curve_panels(summary)
+    fig, axes = _figure(1, 2, 10, 4.4)
+    handles, labels = [], []
+    for ax, (name, ylabel, log) in zip(axes[0], panels, strict=True):
+        for v in reps:
+            c = v["curves"]
+            if name not in c:
+                continue
+            xs = _arr(c["step"]) if x == "step" else _arr((c.get("train_seconds") or {}).get("mean") or [])
+            if xs.size != len(c["step"]):
+                continue
+            m, lo, hi = (_arr(c[name][k]) for k in ("mean", "ci_low", "ci_high"))
+            line, = ax.plot(xs, m, color=styler.colour(v["labels"]), linestyle=styler.dash(v["labels"]))
+            ax.fill_between(xs, lo, hi, color=line.get_color(), alpha=0.15, linewidth=0)
+            if ax is axes[0][0]:
+                handles.append(line)
+                labels.append(_legend_label(summary, styler, v))
+        ax.set_xlabel("training step" if x == "step" else "training time (s, evaluation excluded)")
+        ax.set_ylabel(ylabel)
+        if log:
+            ax.set_yscale("log")
+    _legend(fig, handles, labels)
+    shown = f"best of each {' × '.join(styler.keys) or 'variant'}"
+    if total > len(reps):
+        shown += f", top {len(reps)} of {total} by {metric}"
+    title = f"Learning curves vs {'step' if x == 'step' else 'training time'}"
+    fig.suptitle(f"{title} ({shown})")
+    return _save(fig, out, f"curves_{x}", title, f"{_seeds_note(summary)}; {shown}.")
+
+
+# --- learning-rate sensitivity ----------------------------------------------------------------
+
+
+def _lr(v: dict[str, Any]) -> float:
+    try:
+        return float(v["labels"][LR_KEY])
+    except (KeyError, ValueError):
+        return math.nan
+
+
+def plot_lr(summary: dict[str, Any], styler: Styler, out: Path) -> Plot | None:
+    """Metric vs lr_mult, one line per norm × placement; × marks lr values that did not converge."""
+    metric = headline_metric(summary)
+    if LR_KEY not in summary["swept"] or len(summary["values"][LR_KEY]) < 2 or not metric:
+        return None
+    has_target = bool(summary["suite"].get("targets"))
+    fams = group_by(summary["variants"], styler.keys)
+    ranked = sorted(fams.values(), key=lambda g: _score(summary, best_of(summary, g, metric) or g[0], metric),
+                    reverse=True)
+    keep = {id(g) for g in ranked[:MAX_LINES]}
+    fig, axes = _figure(1, 1, 7.5, 4.6)
+    ax = axes[0][0]
+    handles, labels = [], []
+    for g in fams.values():
+        if id(g) not in keep:
+            continue
+        # Within a family, other swept keys (activation …) are tuned per lr value.
+        per_lr = {lr: best_of(summary, vs, metric) or vs[0] for (lr,), vs in group_by(g, [LR_KEY]).items()}
+        pts = sorted(((_lr(v), v) for v in per_lr.values()), key=lambda t: t[0])
+        xs = np.array([p[0] for p in pts])
+        ys = np.array([mean(v, metric) if mean(v, metric) is not None else np.nan for _, v in pts])
+        err = np.array([[(ys[i] - (v["metrics"][metric].get("ci_low") or ys[i])),
+                         ((v["metrics"][metric].get("ci_high") or ys[i]) - ys[i])] for i, (_, v) in enumerate(pts)]).T
+        colour, dash = styler.colour(g[0]["labels"]), styler.dash(g[0]["labels"])
+        line = ax.errorbar(xs, ys, yerr=err, color=colour, linestyle=dash, marker="o", markersize=4,
+                           capsize=2)
+        bad = np.array([not converged(v, has_target) for _, v in pts])
+        if bad.any():
+            ax.scatter(xs[bad], ys[bad], marker="x", s=60, color=colour, zorder=5, linewidths=1.5)
+        handles.append(line)
+        labels.append(styler.family(g[0]["labels"]))
+    from matplotlib.lines import Line2D
+
+    handles.append(Line2D([], [], color="grey", marker="x", linestyle="none", markersize=7))
+    labels.append("did not converge")
+    ax.set_xscale("log")
+    ax.set_xlabel("learning-rate multiplier lr_mult (log scale)")
+    ax.set_ylabel(metric.replace("_", " ") + _unit_suffix(summary, metric))
+    _legend(fig, handles, labels)
+    title = "Learning-rate sensitivity"
+    fig.suptitle(f"{title}: {metric} vs lr_mult (mean, 95 % CI)")
+    return _save(fig, out, "lr_sensitivity", title,
+                 f"{metric} at each lr_mult, mean and 95 % bootstrap CI over seeds; "
+                 "× = a majority of seeds diverged, failed or missed the target.")
+
+
+def _unit_suffix(summary: dict[str, Any], metric: str) -> str:
+    unit = (summary.get("metric_info") or {}).get(metric, {}).get("unit", "")
+    return f" ({unit})" if unit and unit != "fraction" else ""
+
+
+# --- throughput -----------------------------------------------------------------------------
+
+
+def plot_throughput(summary: dict[str, Any], styler: Styler, out: Path) -> Plot | None:
+    """Training samples per second per norm × placement (mean over the family; bars = min–max)."""
+    metric = "samples_per_sec"
+    fams = [(k, g) for k, g in group_by(summary["variants"], styler.keys).items()
+            if any(mean(v, metric) is not None for v in g)]
+    if not fams:
+        return None
+    rows = []
+    for _, g in fams:
+        vals = [mean(v, metric) for v in g if mean(v, metric) is not None]
+        rows.append((g[0]["labels"], float(np.mean(vals)), min(vals), max(vals)))
+    rows = sorted(rows, key=lambda r: -r[1])[:MAX_BARS]
+    fig, axes = _figure(1, 1, 7.5, 1.2 + 0.28 * len(rows))
+    ax = axes[0][0]
+    y = np.arange(len(rows))[::-1]
+    for yi, (labels, m, lo, hi) in zip(y, rows, strict=True):
+        ax.barh(yi, m, xerr=[[m - lo], [hi - m]], color=styler.colour(labels), hatch=styler.hatch(labels),
+                edgecolor="white", capsize=2, error_kw={"elinewidth": 0.8})
+    ax.set_yticks(y, [styler.family(r[0]) for r in rows])
+    ax.set_xlabel("training throughput (samples/s, evaluation excluded)")
+    ax.grid(axis="y", visible=False)
+    title = "Throughput"
+    fig.suptitle(f"{title} per {' × '.join(styler.keys) or 'variant'}")
+    return _save(fig, out, "throughput", title,
+                 "Mean over the family's variants and seeds; whiskers span the variants' means.")
+
+
+# --- diagnostics ----------------------------------------------------------------------------
+
+Records = dict[str, list[dict[str, Any]]]
+
+
+def _diag(records: Records, v: dict[str, Any], name: str) -> dict[str, Any] | None:
+    """The first seed's ``diagnostics[name]`` of a variant (diagnostics are not averaged)."""
+    for r in records.get(v["variant_id"], []):
+        d = (r.get("diagnostics") or {}).get(name)
+        if isinstance(d, dict) and d.get("step"):
+            return d
+    return None
+
+
+def _facets(n: int, width: float = 10.0) -> tuple[Any, Any]:
+    ncols = min(4, n)
+    nrows = math.ceil(n / ncols)
+    fig, axes = _figure(nrows, ncols, width, 0.6 + 2.3 * nrows)
+    for ax in axes.flat[n:]:
+        ax.set_visible(False)
+    return fig, axes
+
+
+def _matrix(values: Any, nsteps: int) -> np.ndarray | None:
+    """A (steps × k) float array from nested lists, or ``None`` when it is not one."""
+    try:
+        a = np.array([[np.nan if finite_or_none(x) is None else x for x in row] for row in values], dtype=float)
+    except (TypeError, ValueError):
+        return None
+    return a if a.ndim == 2 and a.shape[0] == nsteps else None
+
+
+def plot_activations(summary: dict[str, Any], styler: Styler, records: Records, out: Path) -> Plot | None:
+    """Percentile bands of a layer's pre-activation over training (Ioffe & Szegedy Fig. 1b-c)."""
+    reps, _ = representatives(summary, styler, headline_metric(summary), MAX_FACETS)
+    items = [(v, d) for v in reps if (d := _diag(records, v, "activations"))]
+    if not items:
+        return None
+    fig, axes = _facets(len(items))
+    for ax, (v, d) in zip(axes.flat, items, strict=False):
+        steps = _arr(d["step"])
+        vals = _matrix(d.get("values"), steps.size)
+        if vals is None:
+            continue
+        pct = d.get("percentiles") or []
+        colour = styler.colour(v["labels"])
+        if vals.shape[1] >= 2:
+            ax.fill_between(steps, vals[:, 0], vals[:, -1], color=colour, alpha=0.25, linewidth=0)
+        mid = vals[:, vals.shape[1] // 2]
+        ax.plot(steps, mid, color=colour, linestyle=styler.dash(v["labels"]))
+        band = f"p{pct[0]:g}–p{pct[-1]:g} band, p{pct[len(pct) // 2]:g} line" if len(pct) == vals.shape[1] else ""
+        ax.set_title(f"{_legend_label(summary, styler, v)}\n{band}", fontsize=8)
+        ax.set_xlabel("training step")
+        ax.set_ylabel("pre-activation value")
+    title = "Activation percentiles"
+    layer = items[0][1].get("layer")
+    fig.suptitle(f"{title} over training (layer {layer}, first seed)")
+    return _save(fig, out, "activations", title,
+                 "Distribution of one layer's input to its non-linearity over training, first seed "
+                 "of the best variant per family: a drifting band is internal covariate shift.")
+
+
+def plot_grad_norms(summary: dict[str, Any], styler: Styler, records: Records, out: Path) -> Plot | None:
+    """Per-layer gradient ℓ2 norms over training, one panel per family."""
+    import matplotlib as mpl
+
+    reps, _ = representatives(summary, styler, headline_metric(summary), MAX_FACETS)
+    items = [(v, d) for v in reps if (d := _diag(records, v, "grad_norms"))]
+    if not items:
+        return None
+    fig, axes = _facets(len(items))
+    cmap = mpl.colormaps["viridis"]
+    handles, labels = [], []
+    for ax, (v, d) in zip(axes.flat, items, strict=False):
+        steps = _arr(d["step"])
+        vals = _matrix(d.get("values"), steps.size)
+        if vals is None:
+            continue
+        names = [str(x) for x in d.get("layers") or range(vals.shape[1])]
+        first = not handles
+        for j in range(vals.shape[1]):
+            line, = ax.plot(steps, vals[:, j], color=cmap(j / max(1, vals.shape[1] - 1) * 0.9))
+            if first:
+                handles.append(line)
+                labels.append(names[j] if j < len(names) else str(j))
+        ax.set_yscale("log")
+        ax.set_title(_legend_label(summary, styler, v), fontsize=8)
+        ax.set_xlabel("training step")
+        ax.set_ylabel("gradient ℓ2 norm (log)")
+    if len(handles) <= 10:
+        _legend(fig, handles, labels)
+    title = "Gradient norms"
+    fig.suptitle(f"{title} per layer over training (first seed)")
+    return _save(fig, out, "grad_norms", title, "Per-layer gradient ℓ2 norm, first seed of the best "
+                 "variant per family; colours go from the first layer (dark) to the last (light).")
+
+
+def _family_lines(summary: dict[str, Any], styler: Styler, records: Records, name: str,
+                  panels: list[tuple[str, str]], title: str, caption: str, out: Path,
+                  reduce: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray | None, np.ndarray | None]],
+                  ) -> Plot | None:
+    """Shared body of the ICS and landscape plots: one line (and band) per family per panel."""
+    reps, _ = representatives(summary, styler, headline_metric(summary))
+    items = [(v, d) for v in reps if (d := _diag(records, v, name))]
+    panels = [(k, lab) for k, lab in panels if any(k in d for _, d in items)]
+    if not items or not panels:
+        return None
+    fig, axes = _figure(1, len(panels), 4.2 * len(panels), 4.2)
+    handles, labels = [], []
+    for ax, (key, ylabel) in zip(axes[0], panels, strict=True):
+        for v, d in items:
+            steps = _arr(d["step"])
+            raw = d.get(key)
+            if raw is None:
+                continue
+            arr = _matrix(raw, steps.size) if raw and isinstance(raw[0], list) else _arr(raw)[:, None]
+            if arr is None or arr.shape[0] != steps.size:
+                continue
+            m, lo, hi = reduce(arr)
+            line, = ax.plot(steps, m, color=styler.colour(v["labels"]), linestyle=styler.dash(v["labels"]))
+            if lo is not None and hi is not None:
+                ax.fill_between(steps, lo, hi, color=line.get_color(), alpha=0.15, linewidth=0)
+            if ax is axes[0][0]:
+                handles.append(line)
+                labels.append(_legend_label(summary, styler, v))
+        ax.set_xlabel("training step")
+        ax.set_ylabel(ylabel)
+    _legend(fig, handles, labels)
+    fig.suptitle(title)
+    return _save(fig, out, name, title, caption)
+
+
+def _layer_mean(a: np.ndarray) -> tuple[np.ndarray, None, None]:
+    with np.errstate(all="ignore"):
+        return np.nanmean(a, axis=1), None, None
+
+
+def _min_max(a: np.ndarray) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+    if a.shape[1] >= 2:
+        return (a[:, 0] + a[:, -1]) / 2, a[:, 0], a[:, -1]
+    return a[:, 0], None, None
+
+
+def plot_ics(summary: dict[str, Any], styler: Styler, records: Records, out: Path) -> Plot | None:
+    return _family_lines(summary, styler, records, "ics",
+                         [("l2", "‖G − G′‖₂ (mean over layers)"), ("cosine", "cos(G, G′) (mean over layers)")],
+                         "Internal covariate shift (Santurkar et al. Def. 2.1)",
+                         "Change of a layer's gradient when the earlier layers are updated, first "
+                         "seed of the best variant per family.", out, _layer_mean)
+
+
+def plot_landscape(summary: dict[str, Any], styler: Styler, records: Records, out: Path) -> Plot | None:
+    return _family_lines(summary, styler, records, "landscape",
+                         [("loss_range", "loss along the gradient (nats)"),
+                          ("grad_pred", "‖∇L(θ − ηg) − ∇L(θ)‖"),
+                          ("beta_smoothness", "effective β-smoothness")],
+                         "Loss landscape along the gradient (Santurkar et al. §3.2)",
+                         "Bands span the minimum and maximum over the step sizes probed; first seed "
+                         "of the best variant per family.", out, _min_max)
+
+
+# --- all ------------------------------------------------------------------------------------
+
+
+def write_plots(summary: dict[str, Any], records: Records, out: Path, warn: Warn) -> list[Plot]:
+    """Draw every plot the data supports into ``out`` (PNG + SVG); diagnostics are best effort."""
+    import matplotlib as mpl
+
+    out.mkdir(parents=True, exist_ok=True)
+    styler = Styler(summary)
+    core: list[Callable[[], Plot | None]] = [
+        lambda: plot_curves(summary, styler, out, "step"),
+        lambda: plot_curves(summary, styler, out, "seconds"),
+        lambda: plot_lr(summary, styler, out),
+        lambda: plot_throughput(summary, styler, out),
+    ]
+    diagnostics = [(name, fn) for name, fn in (
+        ("activations", plot_activations), ("grad_norms", plot_grad_norms), ("ics", plot_ics),
+        ("landscape", plot_landscape))]
+    plots = []
+    with mpl.rc_context(RC):
+        for draw in core:
+            p = draw()
+            if p:
+                plots.append(p)
+        for name, fn in diagnostics:
+            # Diagnostics come from another package and may change shape: a malformed one
+            # costs its plot, not the whole report.
+            try:
+                p = fn(summary, styler, records, out)
+            except Exception as exc:
+                warn(f"could not draw the {name} plot ({type(exc).__name__}: {exc}); skipped")
+                continue
+            if p:
+                plots.append(p)
+    return plots
