@@ -11,7 +11,23 @@ from typing import Any
 from normbench import __version__
 from normbench.errors import InputError
 from normbench.execute.local import Task, run_serial
-from normbench.results.store import RunDir, create_run_dir
+from normbench.execute.merge import MergeOutcome
+from normbench.execute.plan import (
+    ExecOptions,
+    available_memory,
+    default_threads,
+    default_workers,
+    format_shard,
+    make_options,
+    parse_shard,
+    remove_stale_temp_files,
+    shard_of,
+    suite_difference,
+    usable_cores,
+    valid_result,
+)
+from normbench.execute.signals import stop_on_signals
+from normbench.results.store import RunDir, create_run_dir, latest_run_dir, open_run_dir
 from normbench.spec import Suite, load_suite
 
 EXIT_OK, EXIT_GATE, EXIT_INPUT, EXIT_FAILED, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
@@ -24,6 +40,7 @@ class RunOutcome:
     run_dir: RunDir
     records: list[dict[str, Any]] = field(default_factory=list)
     status: str = "complete"
+    resumed: int = 0  # results that were already complete in a resumed run directory
 
     @property
     def failed(self) -> list[dict[str, Any]]:
@@ -36,6 +53,36 @@ class RunOutcome:
         return EXIT_FAILED if self.failed else EXIT_OK
 
 
+@dataclass
+class RunPlan:
+    """A validated plan: which tasks run where, how, and into which run directory."""
+
+    suite: Suite
+    out: Path
+    options: ExecOptions
+    command: list[str]
+    tasks: list[Task]  # every task of this run (the shard's, when sharded)
+    pending: list[Task]  # those still to train
+    done: dict[str, dict[str, Any]]  # task key → complete record already on disk (resume)
+    resume_dir: RunDir | None
+    shard: tuple[int, int] | None
+    workers: int
+    threads: int | None  # intra-op threads per worker process (None: torch's default)
+    devices: tuple[str, ...]
+
+    @property
+    def in_process(self) -> bool:
+        """One worker, no pinned threads or devices: train here, without a worker process."""
+        return (self.options.executor == "local" and self.workers == 1
+                and self.options.threads_per_worker is None and not self.devices)
+
+    def execution(self) -> dict[str, Any]:
+        """How the run executes, for the manifest."""
+        return {"executor": self.options.executor, "in_process": self.in_process,
+                "workers": self.workers, "threads_per_worker": self.threads,
+                "devices": list(self.devices), "scheduler": self.options.scheduler}
+
+
 def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
@@ -45,7 +92,8 @@ def tasks_of(suite: Suite) -> list[Task]:
     return [Task(v, s) for v in suite.variants for s in v.seeds]
 
 
-def start_run(suite: Suite, out: Path, command: list[str] | None = None) -> RunDir:
+def start_run(suite: Suite, out: Path, command: list[str] | None = None,
+              extra: dict[str, Any] | None = None) -> RunDir:
     """Create the run directory and write ``suite.yaml``, ``resolved.json`` and the manifest."""
     from normbench.results.environment import capture
 
@@ -58,7 +106,7 @@ def start_run(suite: Suite, out: Path, command: list[str] | None = None) -> RunD
         "schema_version": 1, "normbench_version": __version__, "suite_name": suite.name,
         "suite_file": suite.file, "command": command or sys.argv, "started": _now(), "finished": None,
         "status": "running", "environment": environment,
-        "tasks": len(tasks_of(suite)),
+        "tasks": len(tasks_of(suite)), **(extra or {}),
     })
     return run_dir
 
@@ -70,36 +118,208 @@ def finish_run(run_dir: RunDir, status: str) -> None:
     run_dir.write_manifest(manifest)
 
 
-def run_suite(suite: Suite, out: Path = Path("reports/runs"), *, on_progress: Any = None,
-              on_record: Any = None, command: list[str] | None = None) -> RunOutcome:
-    """Train every variant × seed of ``suite``; results are stored as each one finishes.
+def _resume_target(resume: str, out: Path, suite: Suite) -> RunDir:
+    """The run directory ``--resume`` names (``latest``: the newest run of this suite)."""
+    if resume == "latest":
+        return latest_run_dir(Path(out), suite.name)
+    try:
+        return open_run_dir(Path(resume))
+    except InputError as exc:
+        raise InputError(f"--resume: {exc}") from None
 
-    Ctrl-C stops after the current task is abandoned; everything finished stays on disk
-    and the manifest says ``interrupted``.
+
+def _check_resumable(run_dir: RunDir, suite: Suite) -> dict[str, Any]:
+    """The run's manifest, after checking that its suite is this suite (``InputError`` if not)."""
+    manifest = run_dir.read_manifest()
+    resolved = run_dir.read_resolved()
+    if resolved is None:
+        raise InputError(f"--resume: {run_dir.path} has no resolved.json, so it cannot be resumed")
+    why = suite_difference(resolved, suite.resolved())
+    if why:
+        raise InputError(f"cannot resume {run_dir.path}: suite differs from the run's: {why}")
+    return manifest
+
+
+def _placement(suite: Suite, options: ExecOptions, n_tasks: int) -> tuple[int, int | None, tuple[str, ...]]:
+    """Workers, threads per worker and devices, from the options or chosen for this machine."""
+    cores = usable_cores()
+    devices = options.devices
+    gpus = 0
+    if options.executor == "local" and not devices:
+        gpus = _visible_gpus(suite)
+        if gpus > 1:  # several GPUs and the suite lets us choose: one worker per GPU
+            devices = tuple(f"cuda:{k}" for k in range(gpus))
+    for device in devices:
+        _check_device(device)
+    configs = [v.config for v in suite.variants]
+    if options.workers is not None:
+        workers = options.workers
+    elif devices:
+        workers = min(len(devices), max(1, n_tasks))
+    else:
+        workers = default_workers(configs, n_tasks, cores=cores, gpus=gpus, memory=available_memory())
+    threads = options.threads_per_worker
+    uses_gpu = any(d.startswith("cuda") for d in devices) or gpus > 0
+    if threads is None and (workers > 1 or devices) and not uses_gpu:
+        threads = default_threads(workers, cores)
+    if options.executor == "dask" and threads is None and options.scheduler is None:
+        threads = default_threads(workers, cores)
+    return workers, threads, devices
+
+
+def _visible_gpus(suite: Suite) -> int:
+    """CUDA devices usable for placement: only when every variant leaves the device open."""
+    if any(v.config["training"]["device"] not in ("auto", "cuda") for v in suite.variants):
+        return 0
+    import torch
+
+    return torch.cuda.device_count() if torch.cuda.is_available() else 0
+
+
+def _check_device(device: str) -> None:
+    from normbench.train.device import resolve_device
+
+    try:
+        resolve_device(device)
+    except InputError as exc:
+        raise InputError(f"--devices: {exc}") from None
+
+
+def plan_run(suite: Suite, out: Path = Path("reports/runs"), options: ExecOptions | None = None,
+             command: list[str] | None = None) -> RunPlan:
+    """Validate the execution options against the suite; resolve resume and shard; pick workers."""
+    options = options or ExecOptions()
+    shard = options.shard
+    resume_dir, done = None, {}
+    if options.resume:
+        resume_dir = _resume_target(options.resume, out, suite)
+        manifest = _check_resumable(resume_dir, suite)
+        recorded = manifest.get("shard")
+        if shard is not None and recorded != format_shard(shard):
+            what = f"shard {recorded}" if recorded else "not sharded"
+            raise InputError(f"--shard {format_shard(shard)} does not match the resumed run ({what})")
+        if recorded:
+            shard = parse_shard(recorded)
+    tasks = tasks_of(suite)
+    if shard is not None:
+        tasks = shard_of(tasks, shard)
+    if resume_dir is not None:
+        for t in tasks:
+            record = valid_result(resume_dir.result_path(t.variant.id, t.seed), t.variant.id, t.seed)
+            if record is not None:
+                done[t.key] = record
+    pending = [t for t in tasks if t.key not in done]
+    workers, threads, devices = _placement(suite, options, len(pending))
+    return RunPlan(suite=suite, out=Path(out), options=options,
+                   command=command or ["normbench", *sys.argv[1:]], tasks=tasks, pending=pending,
+                   done=done, resume_dir=resume_dir, shard=shard, workers=workers, threads=threads,
+                   devices=devices)
+
+
+def _reopen(plan: RunPlan) -> RunDir:
+    """Mark a resumed run as running again, noting this resumption in its manifest."""
+    run_dir = plan.resume_dir
+    assert run_dir is not None
+    remove_stale_temp_files(run_dir.path)  # left by a writer that was killed mid-write
+    manifest = run_dir.read_manifest()
+    manifest.setdefault("resumes", []).append({
+        "started": _now(), "command": plan.command, "previous_status": manifest.get("status"),
+        "already_done": len(plan.done), "execution": plan.execution()})
+    manifest.update(status="running", finished=None)
+    run_dir.write_manifest(manifest)
+    return run_dir
+
+
+def _final_status(records: list[dict[str, Any]], expected: int, interrupted: bool) -> str:
+    if interrupted or len(records) < expected:
+        return "interrupted"
+    return "failed" if any(r.get("status") == "failed" for r in records) else "complete"
+
+
+def execute_plan(plan: RunPlan, *, on_progress: Any = None, on_record: Any = None) -> RunOutcome:
+    """Run the plan's pending tasks; results are stored as each one finishes.
+
+    Ctrl-C or SIGTERM stops launching tasks and abandons the running ones (their partial
+    work is never written); everything finished stays on disk, the manifest says
+    ``interrupted`` and ``--resume`` picks up from there.
     """
-    run_dir = start_run(suite, out, command)
-    outcome = RunOutcome(run_dir)
+    extra = {"execution": plan.execution()}
+    if plan.shard is not None:
+        extra["shard"] = format_shard(plan.shard)
+        extra["tasks_in_shard"] = len(plan.tasks)
+    run_dir = _reopen(plan) if plan.resume_dir else start_run(plan.suite, plan.out, plan.command, extra)
 
-    def store(record: dict[str, Any]) -> None:
-        run_dir.write_result(record)
-        outcome.records.append(record)
+    def keep(record: dict[str, Any]) -> None:
         if on_record is not None:
             on_record(record)
 
-    try:
-        run_serial(tasks_of(suite), store, on_progress)
-    except KeyboardInterrupt:
-        outcome.status = "interrupted"
-    else:
-        outcome.status = "failed" if outcome.failed else "complete"
+    def store(record: dict[str, Any]) -> None:
+        run_dir.write_result(record)
+        keep(record)
+
+    interrupted = False
+    with stop_on_signals(raise_interrupt=plan.in_process) as stop_asked:
+        try:
+            interrupted = not _dispatch(plan, run_dir, store, keep, on_progress, stop_asked)
+        except KeyboardInterrupt:
+            interrupted = True
+        interrupted = interrupted or stop_asked()
+    # The files are the truth: a worker may have written a result its "done" never announced.
+    records = [r for t in plan.tasks
+               if (r := valid_result(run_dir.result_path(t.variant.id, t.seed), t.variant.id, t.seed))]
+    outcome = RunOutcome(run_dir, records, _final_status(records, len(plan.tasks), interrupted),
+                         resumed=len(plan.done))
     finish_run(run_dir, outcome.status)
+    return outcome
+
+
+def _dispatch(plan: RunPlan, run_dir: RunDir, store: Any, keep: Any, on_progress: Any,
+              stop_asked: Any) -> bool:
+    """Hand the pending tasks to the chosen executor; False when it was stopped."""
+    if not plan.pending:
+        return True
+    if plan.options.executor == "dask":
+        from normbench.execute.dask_backend import run_dask
+
+        return run_dask(plan.pending, scheduler=plan.options.scheduler, workers=plan.workers,
+                        threads=plan.threads, on_result=store, on_progress=on_progress,
+                        should_stop=stop_asked)
+    if plan.in_process:
+        run_serial(plan.pending, store, on_progress)
+        return True
+    from normbench.execute.pool import run_pool
+
+    # Workers write their own results; the parent writes only the records of dead workers.
+    return run_pool(plan.pending, run_dir.path, workers=plan.workers, threads=plan.threads,
+                    devices=plan.devices, on_result=keep, on_progress=on_progress,
+                    should_stop=stop_asked, write_failure=run_dir.write_result)
+
+
+def run_suite(suite: Suite, out: Path = Path("reports/runs"), *, on_progress: Any = None,
+              on_record: Any = None, command: list[str] | None = None,
+              options: ExecOptions | None = None) -> RunOutcome:
+    """Train every variant × seed of ``suite`` (see ``plan_run`` and ``execute_plan``)."""
+    plan = plan_run(suite, out, options, command)
+    return execute_plan(plan, on_progress=on_progress, on_record=on_record)
+
+
+def merge_runs(dirs: list[Path], out: Path, command: list[str] | None = None,
+               report: bool = True) -> MergeOutcome:
+    """Merge shard run directories into ``out`` and write its report (when available)."""
+    from normbench.execute.merge import merge_runs as merge
+
+    outcome = merge(dirs, Path(out), command or ["normbench", *sys.argv[1:]])
+    if report:
+        try:
+            from normbench.report.api import write_report
+        except ImportError:  # the report writer is optional here: the merged run is complete without it
+            return outcome
+        write_report(outcome.run_dir.path)
     return outcome
 
 
 def load_run(path: str | Path) -> RunDir:
     """Open a stored run directory (``InputError`` when it is not one)."""
-    from normbench.results.store import open_run_dir
-
     return open_run_dir(Path(path))
 
 
@@ -116,5 +336,6 @@ def validate_files(paths: list[Path]) -> list[tuple[Path, Suite | None, str | No
     return results
 
 
-__all__ = ["EXIT_FAILED", "EXIT_GATE", "EXIT_INPUT", "EXIT_INTERRUPTED", "EXIT_OK", "InputError",
-           "RunOutcome", "load_run", "load_suite", "run_suite", "validate_files"]
+__all__ = ["EXIT_FAILED", "EXIT_GATE", "EXIT_INPUT", "EXIT_INTERRUPTED", "EXIT_OK", "ExecOptions",
+           "InputError", "MergeOutcome", "RunOutcome", "RunPlan", "execute_plan", "load_run",
+           "load_suite", "make_options", "merge_runs", "plan_run", "run_suite", "validate_files"]

@@ -72,30 +72,46 @@ def run(
     fmt: FormatOpt = Format.table,
     no_report: Annotated[bool, typer.Option("--no-report", help="Skip report.md/report.html and plots.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress on stderr.")] = False,
+    workers: Annotated[int | None, typer.Option("--workers", "-j", help="Worker processes (default: chosen from the core count and the model size; 1 trains in this process).", show_default=False)] = None,
+    threads_per_worker: Annotated[int | None, typer.Option("--threads-per-worker", help="torch intra-op threads in each worker process (default: cores / workers).", show_default=False)] = None,
+    resume: Annotated[str | None, typer.Option("--resume", help="Finish an earlier run of this suite: skip its complete results, run the rest (RUN_DIR or 'latest').", metavar="RUN_DIR|latest")] = None,
+    shard: Annotated[str | None, typer.Option("--shard", help="Run only shard I of N (balanced, deterministic), e.g. --shard 2/3; combine with 'normbench merge'.", metavar="I/N")] = None,
+    executor: Annotated[str, typer.Option("--executor", help="local (worker processes here) or dask (a Dask cluster; needs normbench[dask]).", metavar="[local|dask]")] = "local",
+    scheduler: Annotated[str | None, typer.Option("--scheduler", help="Dask scheduler address, e.g. tcp://10.0.0.5:8786 (default with --executor dask: a LocalCluster on 127.0.0.1).", metavar="ADDRESS")] = None,
+    devices: Annotated[str | None, typer.Option("--devices", help="Devices assigned to workers round robin, e.g. cuda:0,cuda:1 (a device may repeat or be shared by several --workers).", metavar="LIST")] = None,
 ) -> None:
     """Train every variant × seed of a suite, store the run, print a comparison table.
 
     Example: normbench run suites/quickstart.yaml --set training.steps=500 --format markdown
+
+    Example: normbench run suites/quickstart.yaml --workers 2 --threads-per-worker 1 --shard 1/3
+
+    Example: normbench run suites/quickstart.yaml --resume latest
     """
     from normbench import api
     from normbench.execute.progress import Progress
     from normbench.spec import load_suite
 
+    options = api.make_options(workers=workers, threads_per_worker=threads_per_worker, executor=executor,
+                               scheduler=scheduler, devices=devices, shard=shard, resume=resume)
     loaded = load_suite(suite, set_ or [])
     for message in loaded.warnings:
         warn(message)
-    tasks = api.tasks_of(loaded)
+    plan = api.plan_run(loaded, out, options, command=["normbench", *sys.argv[1:]])
+    if plan.resume_dir is not None:
+        print(f"resuming {plan.resume_dir.path}: {len(plan.done)} of {len(plan.tasks)} results complete, "
+              f"{len(plan.pending)} to run", file=sys.stderr)
     steps = loaded.variants[0].config["training"]["steps"] if loaded.variants else 0
-    with Progress(len(tasks), steps, enabled=False if quiet else None) as progress:
-        names = {t.key: f"{t.variant.name} s{t.seed}" for t in tasks}
+    with Progress(len(plan.pending), steps, enabled=False if quiet else None) as progress:
+        names = {t.key: f"{t.variant.name} s{t.seed}" for t in plan.pending}
 
         def on_record(record: dict) -> None:
             if record["status"] != "ok":
                 progress.log(f"{record['status']}: {record['variant_name']} seed {record['seed']}: {record.get('error')}")
 
-        outcome = api.run_suite(
-            loaded, out, on_progress=lambda key, step, total, seed: progress.update(key, step, total, names[key]),
-            on_record=on_record, command=["normbench", *sys.argv[1:]],
+        outcome = api.execute_plan(
+            plan, on_progress=lambda key, step, total, seed: progress.update(key, step, total, names[key]),
+            on_record=on_record,
         )
     _print_run_table(outcome.run_dir.path, fmt, not no_report)
     print(f"run directory: {outcome.run_dir.path}", file=sys.stderr)
@@ -118,6 +134,34 @@ def _print_run_table(run_dir: Path, fmt: Format, write_report: bool) -> None:
         summary = summarize_run(run_dir)
         RunDir(run_dir).write_json("summary.json", summary)
     print(render_table(summary, fmt.value))
+
+
+@app.command()
+@handle_errors
+def merge(
+    run_dirs: Annotated[list[Path], typer.Argument(help="Run directories of the shards (same suite).", metavar="RUN_DIR...")],
+    out: Annotated[Path, typer.Option("--out", help="The merged run directory to create (new or empty).")],
+    fmt: FormatOpt = Format.table,
+    no_report: Annotated[bool, typer.Option("--no-report", help="Skip report.md/report.html and plots.")] = False,
+) -> None:
+    """Combine shard run directories (normbench run --shard I/N) into one run; refuses mismatched suites.
+
+    Exit 3 when a variant failed or a shard's results are missing (then --resume the merged run).
+
+    Example: normbench merge shard-1/quickstart/* shard-2/quickstart/* --out reports/runs/quickstart/merged
+    """
+    from normbench import api
+
+    outcome = api.merge_runs(run_dirs, out, command=["normbench", *sys.argv[1:]], report=False)
+    _print_run_table(outcome.run_dir.path, fmt, not no_report)
+    print(f"run directory: {outcome.run_dir.path} ({len(outcome.records)} of {outcome.expected} results "
+          f"from {len(run_dirs)} runs)", file=sys.stderr)
+    if outcome.missing:
+        warn(f"{outcome.missing} of {outcome.expected} results are missing; "
+             f"normbench run SUITE --resume {outcome.run_dir.path} runs them")
+    if outcome.failed:
+        warn(f"{len(outcome.failed)} of {len(outcome.records)} variant runs failed")
+    raise typer.Exit(3 if outcome.missing or outcome.failed else 0)
 
 
 @app.command()
@@ -230,6 +274,40 @@ def bench(
     sys.stdout.write(render_bench(records, fmt.value))
     if any(r["status"] != "ok" for r in records):
         raise typer.Exit(3)  # some layers failed while running (exit code 3, DESIGN §4)
+
+
+@app.command()
+@handle_errors
+def report(
+    run_dir: Annotated[Path, typer.Argument(help="A run directory written by normbench run.")],
+    fmt: Annotated[Format | None, typer.Option(
+        "--format", "-f", help="Print the table in this format and write no files.")] = None,
+    pivot: Annotated[str | None, typer.Option(
+        "--pivot", help="Swept keys, comma-separated: rows, then the last key as columns.",
+        metavar="KEYS")] = None,
+    metric: Annotated[str | None, typer.Option(
+        "--metric", "-m", help="Metric for --pivot / --reference (default: final_test_acc).")] = None,
+    reference: Annotated[str | None, typer.Option(
+        "--reference", help="Reference variant for speed-ups, e.g. norm=none or norm=none,placement=pre.",
+        metavar="KEY=VALUE")] = None,
+    strict: Annotated[bool, typer.Option(
+        "--strict", help="Fail (exit 2) on a corrupt result file instead of skipping it.")] = False,
+    plots: Annotated[bool, typer.Option("--plots/--no-plots", help="Draw plots/ (PNG + SVG).")] = True,
+) -> None:
+    """Aggregate a run over seeds: summary.json, report.md, self-contained report.html, plots/.
+
+    Without --format or --pivot it (re)writes the report files and prints the summary table
+    (the relative table with --reference). With them it only prints.
+
+    Example: normbench report reports/runs/quickstart/20261125-080000-3f2a --pivot norm,placement --metric final_test_acc
+    """
+    from normbench.report.api import report_command
+
+    out = report_command(run_dir, fmt=fmt.value if fmt else None, pivot=pivot, metric=metric,
+                         reference=reference, strict=strict, plots=plots, warn=warn)
+    sys.stdout.write(out.text)
+    if out.written:
+        print(f"report: {run_dir / 'report.html'} ({len(out.written)} files written)", file=sys.stderr)
 
 
 def main() -> None:

@@ -13,6 +13,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from normbench.analysis.claims import check_claims
 from normbench.errors import OptionError, SuiteError, did_you_mean, unknown
 from normbench.models.catalog import ACTIVATIONS, DEFAULT_READOUT, MODELS, check_model, widths_of
 from normbench.yamlsrc import Lines, parse_yaml, read_yaml
@@ -111,6 +112,7 @@ class TrainingCfg(_Strict):
     lr: float = Field(0.01, gt=0)
     lr_mult: float = Field(1.0, gt=0)
     lr_schedule: Literal["constant", "cosine"] = "constant"
+    lr_batch_ref: int | None = Field(None, ge=1)
     batch_size: int = Field(60, ge=1)
     steps: int = Field(1000, ge=1)
     eval_every: int = Field(100, ge=1)
@@ -153,6 +155,17 @@ class TrainingCfg(_Strict):
         return v
 
 
+class ClaimCfg(_Strict):
+    """One published claim to check: ``better`` variants beat ``than`` variants on ``metric``."""
+
+    text: str
+    source: str = ""
+    metric: str
+    better: dict[str, Any]
+    than: dict[str, Any]
+    where: dict[str, Any] = {}
+
+
 class SuiteCfg(_Strict):
     """The whole suite file (DESIGN §2)."""
 
@@ -166,6 +179,7 @@ class SuiteCfg(_Strict):
     targets: dict[str, float] = {}
     diagnostics: list[str] | dict[str, dict[str, Any] | None] = []
     gates: list[str] = []
+    claims: list[ClaimCfg] = []
 
     @field_validator("name")
     @classmethod
@@ -180,6 +194,7 @@ SECTION_KEYS: dict[tuple, list[str]] = {
     ("model",): list(ModelCfg.model_fields),
     ("training",): list(TrainingCfg.model_fields),
     ("training", "optimizer"): list(OptimizerCfg.model_fields),
+    ("claims",): list(ClaimCfg.model_fields),
 }
 
 
@@ -213,13 +228,14 @@ class Suite:
     grid_keys: list[str]
     targets: dict[str, float]
     gates: list[str]
+    claims: list[dict[str, Any]] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
 
     def resolved(self) -> dict[str, Any]:
         """The content of ``resolved.json``."""
         return {
             "suite": {"name": self.name, "description": self.description, "grid": self.grid_keys,
-                      "targets": self.targets, "gates": self.gates},
+                      "targets": self.targets, "gates": self.gates, "claims": self.claims},
             "seeds": self.seeds,
             "variants": [v.to_json() for v in self.variants],
         }
@@ -250,7 +266,7 @@ def _pydantic_message(err: dict[str, Any], loc: tuple) -> str:
     """One clear sentence for one pydantic error."""
     kind, value = err["type"], err.get("input")
     if kind == "extra_forbidden":
-        section = loc[:-1]
+        section = tuple(p for p in loc[:-1] if not isinstance(p, int))
         allowed = SECTION_KEYS.get(section, [])
         return unknown("key", loc[-1], allowed) if allowed else f"unknown key '{loc[-1]}'"
     if kind == "missing":
@@ -306,7 +322,24 @@ def canonical_key(key: str) -> tuple[str, ...]:
 
 
 def set_path(data: dict[str, Any], path: tuple[str, ...], value: Any) -> None:
-    """Set ``data[a][b]... = value``, creating intermediate mappings."""
+    """Set ``data[a][b]... = value``, creating intermediate mappings.
+
+    A mapping given for ``model.kind`` or ``dataset.name`` (the ``model`` / ``dataset``
+    aliases) replaces that whole section, so one grid can sweep differently shaped models:
+    ``model: [{kind: mlp, hidden: [100]}, {kind: cnn, channels: [25, 25]}]``. Keys of the
+    section that the mapping does not give keep their values only when they are common to
+    every model (activation, norm, placement, init).
+    """
+    if isinstance(value, dict) and path in (("model", "kind"), ("dataset", "name")):
+        section = data.setdefault(path[0], {})
+        if not isinstance(section, dict):
+            section = data[path[0]] = {}
+        keep = {"activation", "norm", "placement", "init", "init_std"} if path[0] == "model" else {"input_norm"}
+        kept = {k: v for k, v in section.items() if k in keep}
+        section.clear()
+        section.update(kept)
+        section.update(value)
+        return
     node = data
     for part in path[:-1]:
         nxt = node.get(part)
@@ -508,6 +541,11 @@ def build_suite(
             set_path(trial, path, value)
             _validate(trial, loc, remap={path: ("grid", key, i)})
 
+    claims = [c.model_dump() for c in base.claims]
+    try:
+        check_claims(claims, list(base.grid))
+    except OptionError as exc:
+        raise loc.error(exc.message, ("claims", *exc.path)) from None
     points, warnings = _expand_grid(base, data, loc)
     seeds = base.training.seeds
     seed_list = list(range(seeds)) if isinstance(seeds, int) else list(seeds)
@@ -534,7 +572,7 @@ def build_suite(
     return Suite(
         name=base.name, description=base.description, file=file, text=text, raw=data,
         variants=variants, seeds=seed_list, grid_keys=list(base.grid), targets=dict(base.targets),
-        gates=list(base.gates), warnings=warnings,
+        gates=list(base.gates), claims=claims, warnings=warnings,
     )
 
 

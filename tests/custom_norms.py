@@ -55,3 +55,16 @@ class Noisy(nn.Module):
         y = self.norm(x)
         std = float(os.environ.get("NB_NOISE", "0"))
         return y + std * torch.randn_like(y) if std else y
+
+
+class Killer(nn.Module):
+    """Kills its own process in forward, like a segfault or the OOM killer (worker isolation)."""
+
+    def __init__(self, num_features: int) -> None:
+        super().__init__()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        import signal
+
+        os.kill(os.getpid(), signal.SIGKILL)
+        return x

@@ -180,7 +180,7 @@ def test_cpu_sync_is_noop_and_cuda_sync_targets_device(monkeypatch: pytest.Monke
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the no-CUDA message")
 def test_cuda_unavailable() -> None:
-    with pytest.raises(InputError, match="not available"):
+    with pytest.raises(InputError, match="device 'cuda'"):
         resolve_device("cuda")
     assert resolve_device("auto").type == "cpu"
     with pytest.raises(InputError, match="unknown device"):
@@ -239,6 +239,17 @@ def test_explicit_norm_incompatible_raises() -> None:
         run_bench(["instance"], ["8x16"], device="cpu", **TINY)
     with pytest.raises(InputError, match="nothing to benchmark"):
         run_bench(["weight"], ["8x16"], device="cpu", **TINY)
+
+
+def test_all_selects_every_benchmarkable_norm() -> None:
+    from normbench.bench.runner import resolve_norm_cases
+    from normbench.norms import NORMS
+
+    cases = resolve_norm_cases(["all"])
+    kinds = {c.spec["kind"] for c in cases}
+    assert {"batch", "layer", "rms", "group", "instance"} <= kinds
+    assert not kinds & {"none", "weight", "custom"} and len(kinds) == len(NORMS) - 3
+    assert not any(c.explicit for c in cases)  # each is skipped where it cannot take a shape
 
 
 def test_failed_layer_becomes_error_row(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -320,7 +331,7 @@ def test_cli_bad_input(args: list[str], message: str) -> None:
 def test_cli_cuda_unavailable() -> None:
     result = invoke("layer", "--shape", "8x16", "--min-time", "0.002", "--device", "cuda")
     assert result.exit_code == 2
-    assert "device 'cuda' is not available on this machine" in result.stderr
+    assert "device 'cuda'" in result.stderr and len(result.stderr.splitlines()) == 1
 
 
 def test_cli_failed_layer_exits_3(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import os
 import struct
 import subprocess
 import sys
@@ -13,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from normbench.data import download, registry
+from normbench.data import download, generators, registry
 from normbench.data.cache import cache_root
 from normbench.data.download import Remote, md5sum
 from normbench.data.registry import (
@@ -57,8 +58,9 @@ def write_file(path: Path, data: bytes) -> Path:
     return path
 
 
-def write_idx_dir(directory: Path, gz: bool = False, n_train: int = 6, n_test: int = 4,
-                  seed: int = 0) -> dict[str, np.ndarray]:
+def write_idx_dir(
+    directory: Path, gz: bool = False, n_train: int = 6, n_test: int = 4, seed: int = 0
+) -> dict[str, np.ndarray]:
     """Tiny MNIST-format files; returns the arrays written."""
     rng = np.random.default_rng(seed)
     arrays = {
@@ -134,7 +136,7 @@ def test_mnist1d_defaults_match_the_installed_generator():
 
     theirs = get_dataset_args(as_dict=True)
     ours = DATASETS["mnist1d"].defaults()
-    for key in registry.gen.MNIST1D_DEFAULTS:
+    for key in generators.MNIST1D_DEFAULTS:
         assert ours[key] == theirs[key], key
 
 
@@ -168,8 +170,9 @@ def test_idx_loader_scales_pixels(tmp_path, gz, name):
     split = load_dataset({"name": name, "path": str(tmp_path / "idx")})
     assert split.x_train.shape == (6, 1, 28, 28) and split.x_test.shape == (4, 1, 28, 28)
     assert split.x_train.dtype == np.float32
-    np.testing.assert_allclose(split.x_train[:, 0], arrays["train-images-idx3-ubyte"] / 255.0,
-                               rtol=1e-6)
+    np.testing.assert_allclose(
+        split.x_train[:, 0], arrays["train-images-idx3-ubyte"] / 255.0, rtol=1e-6
+    )
     np.testing.assert_array_equal(split.y_test, arrays["t10k-labels-idx1-ubyte"])
     assert split.layout == "image" and split.num_outputs == 10
 
@@ -297,8 +300,9 @@ def test_cifar_download_unpacks_only_the_batches(tmp_path, cache, monkeypatch):
             tar.add(tmp_path / "src" / name, arcname=f"cifar-10-batches-bin/{name}")
         info = tarfile.TarInfo("../evil.txt")
         tar.addfile(info, io.BytesIO(b""))
-    remote = Remote(archive.name, md5sum(archive), (archive.parent.as_uri() + "/",),
-                    extract=tuple(CIFAR_NAMES))
+    remote = Remote(
+        archive.name, md5sum(archive), (archive.parent.as_uri() + "/",), extract=tuple(CIFAR_NAMES)
+    )
     monkeypatch.setitem(download.REMOTES, "cifar10", (remote,))
     split = load_dataset({"name": "cifar10"})
     np.testing.assert_array_equal(split.y_test, written["test_batch.bin"][1])
@@ -313,8 +317,7 @@ def test_cifar_loader(tmp_path):
     written = write_cifar_dir(tmp_path / "c")
     split = load_dataset({"name": "cifar10", "path": str(tmp_path / "c")})
     assert split.x_train.shape == (10, 3, 32, 32) and split.x_test.shape == (2, 3, 32, 32)
-    np.testing.assert_allclose(split.x_train[:2], written["data_batch_1.bin"][0] / 255.0,
-                               rtol=1e-6)
+    np.testing.assert_allclose(split.x_train[:2], written["data_batch_1.bin"][0] / 255.0, rtol=1e-6)
     np.testing.assert_array_equal(split.y_train[8:], written["data_batch_5.bin"][1])
 
 
@@ -487,11 +490,12 @@ def test_blobs_overlap_grows_with_dispersion_around_fixed_centres():
     tight = load_dataset({**base, "dispersion": 0.0})
     loose = load_dataset({**base, "dispersion": 2.0})
     half = load_dataset({**base, "dispersion": 1.0})
-    centres = registry.gen.blob_centres(0, 3, 5)
+    centres = generators.blob_centres(0, 3, 5)
     np.testing.assert_allclose(tight.x_train, centres[tight.y_train], atol=1e-6)
     np.testing.assert_allclose(np.linalg.norm(centres, axis=1), 1.0)
-    np.testing.assert_allclose(loose.x_train - tight.x_train, 2 * (half.x_train - tight.x_train),
-                               atol=1e-5)
+    np.testing.assert_allclose(
+        loose.x_train - tight.x_train, 2 * (half.x_train - tight.x_train), atol=1e-5
+    )
     assert (tight.x_train.shape, tight.x_test.shape) == ((240, 5), (60, 5))
 
 
@@ -586,8 +590,9 @@ def test_num_samples_too_small_for_the_split():
 
 def test_inconsistent_sizes():
     with pytest.raises(OptionError, match=r"is not num_train 80 \+ num_test 30"):
-        resolve_dataset({"name": "adding-problem", "num_samples": 100, "num_train": 80,
-                         "num_test": 30})
+        resolve_dataset(
+            {"name": "adding-problem", "num_samples": 100, "num_train": 80, "num_test": 30}
+        )
 
 
 # --- input normalisation -----------------------------------------------------------------------------
@@ -716,7 +721,9 @@ def test_changed_source_file_invalidates_the_cache(tmp_path):
     cfg = {"name": "mnist", "path": str(tmp_path / "idx")}
     before = load_dataset(cfg)
     builds = build_counts()["mnist"]
-    new = write_idx_dir(tmp_path / "idx", seed=5)
+    new = write_idx_dir(tmp_path / "idx", seed=5)  # same sizes, new content
+    for path in (tmp_path / "idx").iterdir():  # a distinct mtime even on coarse clocks
+        os.utime(path, ns=(path.stat().st_atime_ns, path.stat().st_mtime_ns + 10**9))
     after = load_dataset(cfg)
     assert build_counts()["mnist"] == builds + 1
     np.testing.assert_array_equal(after.y_train, new["train-labels-idx1-ubyte"])
@@ -724,7 +731,7 @@ def test_changed_source_file_invalidates_the_cache(tmp_path):
 
 
 def test_cache_root_default_and_override(monkeypatch, tmp_path):
-    assert cache_root() == Path(str(tmp_path / "cache"))
+    assert cache_root() == tmp_path / "cache"
     monkeypatch.delenv("NORMBENCH_CACHE")
     monkeypatch.delenv("XDG_CACHE_HOME", raising=False)
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
@@ -738,9 +745,21 @@ def test_dataset_rows_cover_the_registry(cache):
     rows = {r["name"]: r for r in dataset_rows()}
     assert list(rows) == list(DATASETS)
     for row in rows.values():
-        assert {"summary", "task", "layout", "shapes", "size", "options", "extra", "available",
-                "note"} <= set(row)
-    assert rows["mnist"]["available"] is False and str(cache / "raw" / "mnist") in rows["mnist"]["note"]
+        assert {
+            "summary",
+            "task",
+            "layout",
+            "shapes",
+            "size",
+            "options",
+            "extra",
+            "available",
+            "note",
+        } <= set(row)
+    assert (
+        rows["mnist"]["available"] is False
+        and str(cache / "raw" / "mnist") in rows["mnist"]["note"]
+    )
     assert "num_samples=5000" in rows["mnist1d"]["options"]
     assert rows["digits"]["extra"] == "sklearn"
     write_idx_dir(cache / "raw" / "mnist", gz=True)

@@ -174,3 +174,20 @@ def test_curated_suites_validate() -> None:
             load_suite(path)
         except SuiteError as exc:  # pragma: no cover - the message is the point
             pytest.fail(str(exc))
+
+
+def test_grid_over_whole_models(tmp_path: Path) -> None:
+    text = BASE.replace("grid:\n  norm: [none, batch, layer]\n  placement: [pre, post]\n",
+                        "grid:\n  model: [{kind: mlp, hidden: []}, {kind: mlp, hidden: [8]}]\n  norm: [none, batch]\n")
+    text = text.replace("exclude:\n  - {norm: none, placement: post}\n", "")
+    suite = load_suite(write(tmp_path, text))
+    assert [v.name for v in suite.variants][:2] == ["model=mlp[hidden=[]],norm=none", "model=mlp[hidden=[]],norm=batch"]
+    assert suite.variants[2].config["model"]["hidden"] == [8]
+    assert suite.variants[2].config["model"]["activation"] == "relu"  # common keys are kept
+
+
+def test_linear_lr_scaling(tmp_path: Path) -> None:
+    from normbench.train.optim import effective_lr
+
+    suite = load_suite(write(tmp_path, BASE.replace("  lr: 0.1\n", "  lr: 0.1\n  lr_batch_ref: 64\n  lr_mult: 2\n")))
+    assert effective_lr(suite.variants[0].config["training"]) == pytest.approx(0.1 * 2 * 32 / 64)

@@ -114,29 +114,31 @@ def _curve_bands(records: list[dict[str, Any]]) -> dict[str, Any]:
     if not steps:
         return {}
     col = {s: i for i, s in enumerate(steps)}
+    names = [n for n in (*CURVES, "train_seconds") if any(n in (r.get("curves") or {}) for r in records)]
+    t = len(steps)
+    # All curves side by side, (seeds, curves × steps), so one bootstrap covers them all.
+    m = np.full((len(records), len(names) * t), np.nan)
+    for i, r in enumerate(records):
+        c = r.get("curves") or {}
+        cols = [col.get(s, -1) for s in c.get("step") or []]
+        for j, name in enumerate(names):
+            for k, v in zip(cols, c.get(name) or [], strict=False):
+                if k >= 0 and isinstance(v, int | float) and not isinstance(v, bool):
+                    m[i, j * t + k] = v  # NaN/inf stay non-finite and are ignored by band()
+    m[~np.isfinite(m)] = np.nan
+    b = band(m)
     out: dict[str, Any] = {"step": steps}
-    for name in (*CURVES, "train_seconds"):
-        if not any(name in (r.get("curves") or {}) for r in records):
-            continue
-        m = np.full((len(records), len(steps)), np.nan)
-        for i, r in enumerate(records):
-            c = r.get("curves") or {}
-            for s, v in zip(c.get("step") or [], c.get(name) or [], strict=False):
-                v = finite_or_none(v)
-                if v is not None and s in col:
-                    m[i, col[s]] = v
-        out[name] = band(m)
+    for j, name in enumerate(names):
+        out[name] = {k: vals[j * t:(j + 1) * t] for k, vals in b.items()}
     return out
 
 
 def _variant_order(resolved: dict[str, Any] | None, records: list[dict[str, Any]]) -> list[str]:
     """Variant ids in grid order (resolved.json), then any others by name."""
     order = [str(v.get("id")) for v in (resolved or {}).get("variants") or [] if isinstance(v, dict)]
-    extra = sorted({str(r["variant_id"]) for r in records} - set(order),
-                   key=lambda vid: next(str(r.get("variant_name", "")) for r in records
-                                        if str(r["variant_id"]) == vid))
-    present = {str(r["variant_id"]) for r in records}
-    return [vid for vid in order if vid in present] + extra
+    names = {str(r["variant_id"]): str(r.get("variant_name") or r["variant_id"]) for r in records}
+    extra = sorted(set(names) - set(order), key=lambda vid: (names[vid], vid))
+    return [vid for vid in order if vid in names] + extra
 
 
 def _seed_key(record: dict[str, Any]) -> tuple[int, str]:

@@ -188,7 +188,7 @@ def lr_robustness(summary: dict[str, Any], metric: str | None = None) -> list[di
     Learning rate is a nuisance parameter when norms are compared, so each group is also
     reported at its best converging lr.
     """
-    if LR_KEY not in summary["swept"]:
+    if len(summary["values"].get(LR_KEY, [])) < 2:
         return []
     metric = metric or headline_metric(summary)
     has_target = bool(summary["suite"].get("targets"))

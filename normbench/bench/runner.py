@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import itertools
 import re
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -54,29 +56,16 @@ def resolve_device(name: str) -> torch.device:
     """``auto|cpu|mps|cuda|cuda:N`` → a usable ``torch.device``; ``InputError`` if unavailable."""
     import torch
 
+    from normbench.train.device import resolve_device as resolve_shared
+
     key = name.strip().lower()
+    # torch.device() raises a bare RuntimeError on an unknown type: check the grammar first.
     if not _DEVICE_RE.match(key):
         raise InputError(f"unknown device '{name}' (choose from auto, cpu, cuda, cuda:N, mps)")
-    if key == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda", torch.cuda.current_device())
-        return torch.device("cpu")
-    device = torch.device(key)
-    if device.type == "cuda":
-        if not torch.cuda.is_available():
-            why = "torch was built without CUDA" if torch.version.cuda is None else "no GPU found"
-            raise InputError(
-                f"device '{name}' is not available on this machine ({why}); use --device cpu"
-            )
-        index = device.index if device.index is not None else torch.cuda.current_device()
-        if index >= torch.cuda.device_count():
-            raise InputError(
-                f"device '{name}' does not exist: this machine has "
-                f"{torch.cuda.device_count()} CUDA device(s)"
-            )
-        return torch.device("cuda", index)
-    if device.type == "mps" and not torch.backends.mps.is_available():
-        raise InputError(f"device '{name}' is not available on this machine; use --device cpu")
+    device = resolve_shared(key)  # the one place that knows what is available
+    if device.type == "cuda" and device.index is None:
+        # Records name the GPU that ran: "cuda:0", not "cuda".
+        device = torch.device("cuda", torch.cuda.current_device())
     return device
 
 
@@ -161,13 +150,11 @@ def incompatibility(case: NormCase, shape: Shape) -> str | None:
 
 def synchronizer(device: torch.device) -> Callable[[], None]:
     """What to call before reading the clock: wait for queued device work (no-op on CPU)."""
-    import torch
+    from normbench.train.device import synchronize
 
-    if device.type == "cuda":
-        return lambda: torch.cuda.synchronize(device)
-    if device.type == "mps":
-        return torch.mps.synchronize
-    return lambda: None
+    if device.type == "cpu":
+        return lambda: None
+    return functools.partial(synchronize, device)
 
 
 def _tensor_bytes(tensors: Iterator[torch.Tensor]) -> int:
@@ -232,6 +219,73 @@ def _timing_fields(timing: Timing | None, num_bytes: int | None) -> dict[str, An
     return {**timing.as_record(), "gbps": gbps(num_bytes or 0, timing.median_s)}
 
 
+def plan_bench(
+    cases: Sequence[NormCase], shapes: Sequence[Shape], say: Progress
+) -> list[tuple[Shape, list[NormCase]]]:
+    """Pair each shape with the norms that accept it; an explicit norm that cannot is an error."""
+    plan = []
+    for shape in shapes:
+        accepted = []
+        for case in cases:
+            why = incompatibility(case, shape)
+            if why and case.explicit:
+                raise OptionError(why)
+            if why:
+                say(f"skip: {why}")
+            else:
+                accepted.append(case)
+        if not accepted:
+            raise InputError(f"no norm to benchmark accepts shape {format_shape(shape)}")
+        plan.append((shape, accepted))
+    return plan
+
+
+def _bench_copy(x: torch.Tensor, base: dict[str, Any], timing_kw: dict[str, Any]) -> dict:
+    """The roof: a device-to-device copy of the same tensor, measured in the same run."""
+    import torch
+
+    dst = torch.empty_like(x)
+    timing = _timed(lambda: dst.copy_(x), False, **timing_kw)
+    num_bytes = copy_bytes(x.numel() * x.element_size())
+    fields = _timing_fields(timing, num_bytes)
+    return {
+        "norm": "copy",
+        "kind": "copy",
+        **base,
+        "mode": None,
+        "pass": "copy",
+        "status": "ok",
+        "error": None,
+        "bytes": num_bytes,
+        **fields,
+        "copy_gbps": fields["gbps"],
+        "copy_fraction": 1.0,
+        "spec": None,
+    }
+
+
+def _bench_layer(
+    case: NormCase, x: torch.Tensor, mode: str, pass_: str, timing_kw: dict[str, Any]
+) -> tuple[Timing | None, int | None, str | None]:
+    """Build a fresh layer and time one mode × pass: (timing, bytes, error sentence)."""
+    import torch
+
+    from normbench.norms import make
+
+    num_bytes = None
+    try:
+        layer = make(x.shape[1], case.spec).to(device=x.device, dtype=x.dtype)
+        layer.train(mode == "train")
+        params, buffers = _tensor_bytes(layer.parameters()), _tensor_bytes(layer.buffers())
+        x_bytes = x.numel() * x.element_size()
+        num_bytes = pass_bytes(pass_, x_bytes, params, buffers, mode == "train")
+        return _timed(_norm_fn(layer, x, pass_), pass_ != "forward", **timing_kw), num_bytes, None
+    except Exception as exc:  # a failed layer is a row, not a crash (timm)
+        if isinstance(exc, torch.OutOfMemoryError) and x.device.type == "cuda":
+            torch.cuda.empty_cache()
+        return None, num_bytes, _one_line(exc)
+
+
 def run_bench(
     norms: Sequence[str | dict] | None = None,
     shapes: Sequence[str | Sequence[int]] | None = None,
@@ -271,110 +325,49 @@ def run_bench(
     for d in dtype_names:
         check_dtype(d, dev)
     shape_list = [parse_shape(s) for s in (shapes or DEFAULT_SHAPES)]
-    cases = resolve_norm_cases(norms)
-
-    plan: list[tuple[Shape, list[NormCase]]] = []
-    for shape in shape_list:
-        accepted = []
-        for case in cases:
-            why = incompatibility(case, shape)
-            if why and case.explicit:
-                raise OptionError(why)
-            if why:
-                say(f"skip: {why}")
-            else:
-                accepted.append(case)
-        if not accepted:
-            raise InputError(f"no norm to benchmark accepts shape {format_shape(shape)}")
-        plan.append((shape, accepted))
-
-    from normbench.norms import make
+    plan = plan_bench(resolve_norm_cases(norms), shape_list, say)
 
     threads = torch.get_num_threads()
-    sync = synchronizer(dev)
-    timing_kw = {"sync": sync, "min_time": min_time, "repeats": repeats, "warmup_time": warmup_time}
+    timing_kw = {
+        "sync": synchronizer(dev),
+        "min_time": min_time,
+        "repeats": repeats,
+        "warmup_time": warmup_time,
+    }
     total = sum(len(dtype_names) * (1 + len(c) * len(modes) * len(passes)) for _, c in plan)
-    done = 0
     records: list[dict[str, Any]] = []
     for shape, accepted in plan:
         for dtype_name in dtype_names:
-            dtype = getattr(torch, dtype_name)
             base = {
                 "shape": format_shape(shape),
                 "dtype": dtype_name,
                 "device": str(dev),
                 "threads": threads,
             }
-            x = _random(shape, dtype, dev, seed)
-            x_bytes = x.numel() * x.element_size()
-
-            # The roof: a device-to-device copy of the same tensor, in the same run.
-            dst = torch.empty_like(x)
-            copy_timing = _timed(lambda dst=dst, x=x: dst.copy_(x), False, **timing_kw)
-            copy_gbps = gbps(copy_bytes(x_bytes), copy_timing.median_s)
-            done += 1
-            say(f"[{done}/{total}] copy {base['shape']} {dtype_name}: {copy_gbps:.2f} GB/s")
-            records.append(
-                {
-                    "norm": "copy",
-                    "kind": "copy",
-                    **base,
-                    "mode": None,
-                    "pass": "copy",
-                    "status": "ok",
-                    "error": None,
-                    "bytes": copy_bytes(x_bytes),
-                    **_timing_fields(copy_timing, copy_bytes(x_bytes)),
-                    "copy_gbps": copy_gbps,
-                    "copy_fraction": 1.0,
-                    "spec": None,
-                }
-            )
-            del dst
-
-            for case in accepted:
-                for mode in modes:
-                    for pass_ in passes:
-                        done += 1
-                        rec = {
-                            "norm": case.label,
-                            "kind": case.spec["kind"],
-                            **base,
-                            "mode": mode,
-                            "pass": pass_,
-                        }
-                        timing, num_bytes, error = None, None, None
-                        try:
-                            layer = make(shape[1], case.spec).to(device=dev, dtype=dtype)
-                            layer.train(mode == "train")
-                            num_bytes = pass_bytes(
-                                pass_,
-                                x_bytes,
-                                _tensor_bytes(layer.parameters()),
-                                _tensor_bytes(layer.buffers()),
-                                mode == "train",
-                            )
-                            fn = _norm_fn(layer, x, pass_)
-                            timing = _timed(fn, pass_ != "forward", **timing_kw)
-                        except Exception as exc:  # a failed layer is a row, not a crash (timm)
-                            error = _one_line(exc)
-                            if dev.type == "cuda" and isinstance(exc, torch.OutOfMemoryError):
-                                torch.cuda.empty_cache()
-                        fields = _timing_fields(timing, num_bytes)
-                        frac = fields["gbps"] / copy_gbps if timing and copy_gbps > 0 else None
-                        records.append(
-                            {
-                                **rec,
-                                "status": "error" if error else "ok",
-                                "error": error,
-                                "bytes": num_bytes,
-                                **fields,
-                                "copy_gbps": copy_gbps,
-                                "copy_fraction": frac,
-                                "spec": case.spec,
-                            }
-                        )
-                        say(f"[{done}/{total}] {_progress_text(records[-1])}")
+            x = _random(shape, getattr(torch, dtype_name), dev, seed)
+            records.append(_bench_copy(x, base, timing_kw))
+            copy_gbps = records[-1]["gbps"]
+            say(f"[{len(records)}/{total}] copy {base['shape']} {dtype_name}: {copy_gbps:.2f} GB/s")
+            for case, mode, pass_ in itertools.product(accepted, modes, passes):
+                timing, num_bytes, error = _bench_layer(case, x, mode, pass_, timing_kw)
+                fields = _timing_fields(timing, num_bytes)
+                records.append(
+                    {
+                        "norm": case.label,
+                        "kind": case.spec["kind"],
+                        **base,
+                        "mode": mode,
+                        "pass": pass_,
+                        "status": "error" if error else "ok",
+                        "error": error,
+                        "bytes": num_bytes,
+                        **fields,
+                        "copy_gbps": copy_gbps,
+                        "copy_fraction": fields["gbps"] / copy_gbps if timing else None,
+                        "spec": case.spec,
+                    }
+                )
+                say(f"[{len(records)}/{total}] {_progress_text(records[-1])}")
     return records
 
 

@@ -9,6 +9,7 @@ import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+from urllib.parse import urlsplit
 
 # Short: an unreachable network should fail the run in seconds, not minutes.
 TIMEOUT_S = 10.0
@@ -98,6 +99,12 @@ def _download(url: str, target: Path, md5: str, timeout: float) -> None:
         Path(tmp).unlink(missing_ok=True)
 
 
+def _reason(exc: BaseException) -> str:
+    """The short cause of a failed download, e.g. ``Name or service not known``."""
+    reason = getattr(exc, "reason", exc)  # urllib's URLError wraps the socket error
+    return str(getattr(reason, "strerror", None) or reason)
+
+
 def fetch(remote: Remote, dest_dir: Path, timeout: float = TIMEOUT_S) -> Path:
     """Download ``remote`` into ``dest_dir`` from the first mirror that works."""
     target = dest_dir / remote.filename
@@ -110,7 +117,7 @@ def fetch(remote: Remote, dest_dir: Path, timeout: float = TIMEOUT_S) -> Path:
             _download(url, target, remote.md5, timeout)
             return target
         except (OSError, ValueError, DownloadError) as exc:  # URLError and timeouts are OSErrors
-            errors.append(f"{url}: {exc}")
+            errors.append(f"{urlsplit(url).netloc or url}: {_reason(exc)}")
     raise DownloadError("; ".join(errors))
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import numpy as np
@@ -12,6 +12,7 @@ from normbench.data.split import DataSplit
 from normbench.errors import InputError
 
 Arrays = dict[str, np.ndarray]
+Draw = Callable[[np.random.Generator, int], tuple[np.ndarray, np.ndarray]]  # (rng, n) → x, y
 
 # The mnist1d generator's own defaults (mnist1d.data.get_dataset_args), copied so that
 # validation and `list datasets` need not import mnist1d (it pulls in matplotlib and scipy).
@@ -114,7 +115,7 @@ def _balanced_labels(rng: np.random.Generator, n: int, classes: int) -> np.ndarr
     return rng.permutation(np.arange(n) % classes).astype(np.int64)
 
 
-def _split(opts: dict, draw) -> Arrays:
+def _split(opts: dict, draw: Draw) -> Arrays:
     _, train_rng, test_rng = _streams(opts["seed"])
     x_train, y_train = draw(train_rng, opts["num_train"])
     x_test, y_test = draw(test_rng, opts["num_test"])
@@ -211,8 +212,11 @@ def build_adding(opts: dict, files: object = None) -> Arrays:
     return _split(opts, draw)
 
 
-def finisher(task: str, layout: str, outputs_key: str | None, fixed_outputs: int = 0):
-    """A ``finish`` function for generated arrays that already have the final dtypes."""
+def finisher(
+    task: str, layout: str, outputs_key: str | None, fixed_outputs: int = 0
+) -> Callable[[Arrays, dict], DataSplit]:
+    """A ``finish`` function for generated arrays that already have the final dtypes;
+    ``num_outputs`` is the option ``outputs_key`` (e.g. classes) or ``fixed_outputs``."""
 
     def finish(arrays: Arrays, opts: dict) -> DataSplit:
         outputs = opts[outputs_key] if outputs_key else fixed_outputs

@@ -153,9 +153,7 @@ def fill_options(owner: str, options: Sequence[Option], cfg: Mapping[str, Any]) 
     by_name = {o.name: o for o in options}
     for key in cfg:
         if key not in by_name:
-            raise OptionError(
-                unknown(f"{owner} option", key, ["name", *by_name]), (key,)
-            )
+            raise OptionError(unknown(f"{owner} option", key, ["name", *by_name]), (key,))
     out: dict[str, Any] = {}
     for opt in options:
         value = cfg.get(opt.name, opt.default)

@@ -106,7 +106,7 @@ def locate(name: str, opts: dict) -> list[Path]:
         try:
             download_dataset(name, directory)
         except (DownloadError, OSError) as exc:
-            reason = f"the download failed: {exc}"
+            reason = f"could not be downloaded ({exc})"
         else:
             return locate(name, opts)
     raise InputError(

@@ -66,9 +66,15 @@ def view_for_model(split: DataSplit, model: str, dataset: str | None = None) -> 
     if model == "mlp":
         x_train, x_test, layout = _for_mlp(split.x_train), _for_mlp(split.x_test), "vector"
     elif model == "cnn":
-        x_train, x_test = _for_cnn(split.x_train, split.layout), _for_cnn(split.x_test, split.layout)
+        x_train, x_test = (
+            _for_cnn(split.x_train, split.layout),
+            _for_cnn(split.x_test, split.layout),
+        )
         layout = split.layout
     else:
-        x_train, x_test = _for_rnn(split.x_train, split.layout), _for_rnn(split.x_test, split.layout)
+        x_train, x_test = (
+            _for_rnn(split.x_train, split.layout),
+            _for_rnn(split.x_test, split.layout),
+        )
         layout = "sequence"
     return replace(split, x_train=x_train, x_test=x_test, layout=layout, view=model)

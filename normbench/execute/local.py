@@ -40,25 +40,57 @@ def make_probes(config: dict[str, Any]) -> list[Any]:
     return build_probes(config["diagnostics"], config)
 
 
-def run_task(task: Task, on_progress: OnProgress | None = None) -> dict[str, Any]:
-    """Train one task and return its record; data errors become a ``failed`` record too."""
-    from normbench.train.loop import SCHEMA_VERSION, run_variant
+def failure_record(task: Task, error: str) -> dict[str, Any]:
+    """A ``failed`` record for a task that never produced one (setup error, dead worker)."""
+    from normbench.results.store import SCHEMA_VERSION
+
+    variant = task.variant
+    return {"schema_version": SCHEMA_VERSION, "variant_id": variant.id, "variant_name": variant.name,
+            "params": variant.params, "seed": task.seed, "config": variant.config,
+            "status": "failed", "error": error, "diverged_at_step": None, "curves": {},
+            "metrics": {}, "targets": {}, "timing": {}, "diagnostics": {}}
+
+
+def with_device(config: dict[str, Any], device: str | None) -> dict[str, Any]:
+    """The config to train with on ``device`` (a worker's assigned device), else as is."""
+    if not device or device == config["training"]["device"]:
+        return config
+    return {**config, "training": {**config["training"], "device": device}}
+
+
+def run_task(task: Task, on_progress: OnProgress | None = None, device: str | None = None) -> dict[str, Any]:
+    """Train one task and return its record; data errors become a ``failed`` record too.
+
+    ``device`` overrides the suite's ``training.device`` (worker placement); the record keeps
+    the variant's own config so results stay comparable, and ``device`` says where it ran.
+    """
+    from normbench.train.loop import run_variant
 
     variant = task.variant
     meta = {"variant_id": variant.id, "variant_name": variant.name, "params": variant.params}
+    config = with_device(variant.config, device)
     try:
-        split = load_split(variant.config)
-        probes = make_probes(variant.config)
+        split = load_split(config)
+        probes = make_probes(config)
     except Exception as exc:  # reported as a failed variant; the suite goes on
-        return {"schema_version": SCHEMA_VERSION, **meta, "seed": task.seed, "config": variant.config,
-                "status": "failed", "error": f"{type(exc).__name__}: {exc}", "curves": {},
-                "metrics": {}, "targets": {}, "timing": {}, "diagnostics": {}}
+        return failure_record(task, f"{type(exc).__name__}: {exc}")
 
     def progress(step: int, total: int, *_: Any) -> None:
         if on_progress is not None:
             on_progress(task.key, step, total, task.seed)
 
-    return run_variant(variant.config, task.seed, split, probes=probes, on_progress=progress, meta=meta)
+    record = run_variant(config, task.seed, split, probes=probes, on_progress=progress, meta=meta)
+    record["config"] = variant.config
+    return record
+
+
+def set_threads(threads: int | None) -> None:
+    """Pin torch's intra-op threads (each worker gets its share of the cores)."""
+    if threads is None:
+        return
+    import torch
+
+    torch.set_num_threads(threads)
 
 
 def run_serial(tasks: Iterable[Task], on_result: OnResult, on_progress: OnProgress | None = None) -> None:

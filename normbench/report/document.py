@@ -78,12 +78,14 @@ def _problems(summary: dict[str, Any], warnings: list[str]) -> Section | None:
 
 
 def build_sections(summary: dict[str, Any], plots: list[Plot], warnings: list[str]) -> list[Section]:
-    """Everything the report shows, in reading order: overview, compact tables, plots, details."""
+    """Everything the report shows, in reading order: overview, compact table, plots, long tables."""
     analysis = summary.get("analysis") or {}
     sections = [_overview(summary)]
     if analysis.get("lr_robustness"):
         sections.append(Section("Learning-rate robustness", "lr-robustness",
                                 [("table", lr_table(summary, analysis["lr_robustness"]))]))
+    if plots:
+        sections.append(Section("Plots", "plots", [("plot", p) for p in plots]))
     ref = analysis.get("reference")
     if ref and analysis.get("relative"):
         sections.append(Section(
@@ -91,8 +93,6 @@ def build_sections(summary: dict[str, Any], plots: list[Plot], warnings: list[st
             [("p", "Each variant is compared with the reference variant that shares its other swept "
                    "values (keys in grid order; a key no reference shares is relaxed and listed)."),
              ("table", relative_table(summary, analysis["relative"], ref))]))
-    if plots:
-        sections.append(Section("Plots", "plots", [("plot", p) for p in plots]))
     if summary["suite"].get("targets") or "auc_test_loss" in (summary.get("metric_info") or {}):
         sections.append(Section("Convergence", "convergence", [("table", convergence_table(summary))]))
     sections.append(Section("All variants", "variants", [("table", summary_table(summary))]))

@@ -67,7 +67,8 @@ def read_json(path: Path, what: str) -> Any:
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:
-        kind = "truncated" if exc.pos >= len(text.rstrip()) else "corrupt"
+        # A file cut off mid-write no longer ends with its closing bracket.
+        kind = "corrupt" if text.rstrip().endswith(("}", "]")) else "truncated"
         raise InputError(f"{path} is not a valid {what} ({kind} JSON: {exc.msg} at line "
                          f"{exc.lineno} column {exc.colno})") from None
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -16,33 +16,51 @@ class _Opts(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+def _every() -> Any:
+    # `every: null` means at every evaluation (plus the start of training): the default cadence.
+    return Field(None, ge=1)
+
+
 class ActivationsOpts(_Opts):
-    """Percentiles of the input to one layer's non-linearity, on a fixed test probe batch."""
+    """Percentiles of the input to one block's non-linearity, on a fixed test probe batch."""
 
     layer: int = -1
     percentiles: list[float] = [15.0, 50.0, 85.0]
-    every: int | None = Field(None, ge=1)
+    every: int | None = _every()
     probe_size: int = Field(256, ge=1)
+    # train: batch statistics of the probe batch, as the optimizer sees the network (running
+    # statistics are saved and restored); eval: running statistics, as at inference.
+    mode: Literal["train", "eval"] = "train"
 
     @field_validator("percentiles")
     @classmethod
     def _pct(cls, v: list[float]) -> list[float]:
-        if not v or any(not 0 <= p <= 100 for p in v):
-            raise ValueError("percentiles must be a non-empty list of values between 0 and 100")
+        if not v:
+            raise ValueError("percentiles must list at least one value between 0 and 100")
+        bad = [p for p in v if not 0 <= p <= 100]
+        if bad:
+            raise ValueError(f"percentiles must lie between 0 and 100, got {bad[0]:g}")
         return v
 
 
 class GradNormsOpts(_Opts):
-    """Per-layer gradient ℓ2 norms."""
+    """Per-parameter gradient ℓ2 norms right after backward."""
 
-    every: int | None = Field(None, ge=1)
+    every: int | None = _every()
 
 
 class IcsOpts(_Opts):
-    """Santurkar Def. 2.1 at chosen layers and steps."""
+    """Santurkar Def. 2.1 at chosen blocks and steps."""
 
     layers: list[int] | None = None
-    every: int | None = Field(None, ge=1)
+    every: int | None = _every()
+
+    @field_validator("layers")
+    @classmethod
+    def _nonempty(cls, v: list[int] | None) -> list[int] | None:
+        if v is not None and not v:
+            raise ValueError("layers must list at least one block index (leave it out for all)")
+        return v
 
 
 class LandscapeOpts(_Opts):
@@ -50,14 +68,21 @@ class LandscapeOpts(_Opts):
 
     eta_min: float = 0.5
     eta_max: float = 4.0
-    points: int = Field(8, ge=1)
-    every: int | None = Field(None, ge=1)
+    points: int = 8
+    every: int | None = _every()
 
     @field_validator("eta_min", "eta_max")
     @classmethod
     def _pos(cls, v: float) -> float:
-        if v <= 0:
-            raise ValueError("the η grid must be positive (multiples of the learning rate)")
+        if not v > 0:
+            raise ValueError(f"the η grid must be positive (multiples of the learning rate), got {v!r}")
+        return v
+
+    @field_validator("points")
+    @classmethod
+    def _points(cls, v: int) -> int:
+        if v < 1:
+            raise ValueError(f"points must be at least 1, got {v!r}: the η grid would be empty")
         return v
 
 
@@ -93,17 +118,17 @@ DIAGNOSTICS: dict[str, Diagnostic] = {
                    "(Ioffe & Szegedy Fig. 1b-c)", ActivationsOpts,
                    (Metric("act_p50_final", False, "value", "median pre-activation at the end", "activations"),
                     Metric("act_spread_final", False, "value", "p85 − p15 of the pre-activation at the end", "activations"),
-                    Metric("act_p50_drift", False, "value", "max |change| of the median pre-activation over training", "activations"))),
+                    Metric("act_p50_drift", False, "value", "max |median − median at step 0| of the pre-activation over training", "activations"))),
         Diagnostic("grad_norms", "per-layer gradient ℓ2 norms over training", GradNormsOpts,
                    (Metric("grad_norm_final", False, "value", "total gradient ℓ2 norm at the last probe", "grad_norms"),)),
         Diagnostic("ics", "internal covariate shift (Santurkar Def. 2.1): ‖G−G′‖₂ and cos(G,G′)", IcsOpts,
-                   (Metric("ics_l2_mean", False, "value", "mean ‖G−G′‖₂ over probes and layers", "ics"),
-                    Metric("ics_cos_mean", True, "value", "mean cos(G,G′) over probes and layers", "ics"))),
+                   (Metric("ics_l2_mean", False, "value", "mean ‖G−G′‖₂ over probes and blocks (block 0, zero by definition, excluded)", "ics"),
+                    Metric("ics_cos_mean", True, "value", "mean cos(G,G′) over probes and blocks (block 0 excluded)", "ics"))),
         Diagnostic("landscape", "loss range, gradient predictiveness, effective β-smoothness along "
                    "the gradient (Santurkar §3.2)", LandscapeOpts,
-                   (Metric("loss_range_mean", False, "nats", "mean loss range along the gradient", "landscape"),
-                    Metric("grad_pred_mean", False, "value", "mean range of ‖∇L(θ−ηg)−∇L(θ)‖", "landscape"),
-                    Metric("beta_smoothness_max", False, "value", "max effective β-smoothness", "landscape"))),
+                   (Metric("loss_range_mean", False, "nats", "mean over probes of the loss range along the gradient", "landscape"),
+                    Metric("grad_pred_mean", False, "value", "mean over probes of the range of ‖∇L(θ−ηg)−∇L(θ)‖", "landscape"),
+                    Metric("beta_smoothness_max", False, "value", "max over probes of the effective β-smoothness", "landscape"))),
         Diagnostic("eval_gap", "test accuracy with running vs batch vs precise population statistics",
                    EvalGapOpts,
                    (Metric("acc_running_stats", True, "fraction", "test accuracy, eval mode", "eval_gap"),
@@ -123,20 +148,52 @@ for _d in DIAGNOSTICS.values():
         register(_m)
 
 
-def _check_layers(indices: list[int], n: int, key: str) -> None:
-    for i, idx in enumerate(indices):
-        if not -n <= idx < n:
-            raise OptionError(f"layer {idx} does not exist: the model has {n} normalised layers "
-                              f"(0..{n - 1}, or -1 for the last)", (key, i) if key == "layers" else (key,))
+def num_blocks(model: dict[str, Any]) -> int:
+    """How many entries ``model.blocks`` will have (the hidden layers diagnostics index)."""
+    kind = model["kind"]
+    if kind == "cnn":
+        return len(model["channels"]) * int(model.get("convs_per_stage", 1))
+    if kind == "rnn":
+        return int(model.get("layers", 1))
+    return len(widths_of(model))
+
+
+def _check_layer(idx: int, n: int, path: tuple[Any, ...]) -> None:
+    if not -n <= idx < n:
+        raise OptionError(f"layer {idx} does not exist: the model has {n} hidden blocks "
+                          f"(0..{n - 1}, or negative from the end, -1 for the last)", path)
+
+
+def _pydantic_message(err: dict[str, Any], diag: Diagnostic) -> str:
+    """One sentence for one pydantic error on a diagnostic's options."""
+    kind, value = err["type"], err.get("input")
+    if kind == "extra_forbidden":
+        return unknown("option", err["loc"][-1], list(diag.options.model_fields))
+    if kind in ("greater_than", "greater_than_equal", "less_than", "less_than_equal"):
+        return f"{err['msg'].replace('Input should be', 'must be')}, got {value!r}"
+    if kind == "literal_error":
+        expected = err.get("ctx", {}).get("expected", "")
+        return f"{value!r} is not allowed (choose from {expected.replace(' or ', ', ')})"
+    if kind.endswith(("_parsing", "_type", "from_float")):
+        return f"{err['msg'].replace('Input should be', 'expected')}, got {value!r}"
+    return str(err["msg"]).removeprefix("Value error, ")
+
+
+def _clean_loc(loc: tuple[Any, ...]) -> tuple[Any, ...]:
+    """Drop pydantic's union-member markers (``int``, ``list[int]``…) from an error location."""
+    return tuple(p for p in loc if isinstance(p, int) or not ("[" in p or p in ("int", "float", "str")))
 
 
 def resolve_diagnostics(value: Any, model: dict[str, Any], norm: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """Validate ``diagnostics:`` (a list of names or a mapping name → options) and fill defaults."""
+    """Validate ``diagnostics:`` (a list of names or a mapping name → options) and fill defaults.
+
+    Errors carry the path below ``diagnostics``, e.g. ``("activations", "layer")``.
+    """
     from normbench.norms.catalog import NORMS
 
     items = {name: None for name in value} if isinstance(value, list) else dict(value or {})
     out: dict[str, dict[str, Any]] = {}
-    n_layers = len(widths_of(model))
+    n_blocks = num_blocks(model)
     for name, opts in items.items():
         if name not in DIAGNOSTICS:
             raise OptionError(unknown("diagnostic", name, list(DIAGNOSTICS)), (name,))
@@ -145,23 +202,19 @@ def resolve_diagnostics(value: Any, model: dict[str, Any], norm: dict[str, Any])
             resolved = diag.options.model_validate(opts or {}).model_dump()
         except ValidationError as exc:
             err = exc.errors(include_url=False)[0]
-            key = tuple(err["loc"])
-            msg = err["msg"].removeprefix("Value error, ")
-            if err["type"] == "extra_forbidden":
-                msg = unknown("option", key[-1], list(diag.options.model_fields))
-            raise OptionError(msg, (name, *key)) from None
+            raise OptionError(_pydantic_message(err, diag), (name, *_clean_loc(tuple(err["loc"])))) from None
         if name == "activations":
-            _check_layers([resolved["layer"]], n_layers, "layer")
-        if name == "ics" and resolved["layers"] is not None:
-            try:
-                _check_layers(resolved["layers"], n_layers, "layers")
-            except OptionError as exc:
-                raise OptionError(exc.message, (name, *exc.path)) from None
+            _check_layer(resolved["layer"], n_blocks, (name, "layer"))
+        if name == "ics":
+            for i, idx in enumerate(resolved["layers"] or []):
+                _check_layer(idx, n_blocks, (name, "layers", i))
         if name == "landscape" and resolved["eta_min"] > resolved["eta_max"]:
-            raise OptionError("eta_min must not exceed eta_max", (name, "eta_min"))
+            raise OptionError(f"eta_min ({resolved['eta_min']}) must not exceed eta_max "
+                              f"({resolved['eta_max']}): the η grid would be empty", (name, "eta_min"))
         if diag.needs_batch_stats and not NORMS[norm["kind"]].uses_batch_stats:
             raise OptionError(f"'{name}' compares batch and running statistics, but norm "
-                              f"'{norm['kind']}' keeps none", (name,))
+                              f"'{norm['kind']}' keeps none (use it with batch-statistics norms "
+                              "such as batch)", (name,))
         out[name] = resolved
     return out
 

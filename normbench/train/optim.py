@@ -8,8 +8,14 @@ import torch
 
 
 def effective_lr(training: dict[str, Any]) -> float:
-    """Base learning rate × multiplier (the ×1/×5/×30 of the BatchNorm paper)."""
-    return float(training["lr"]) * float(training["lr_mult"])
+    """Base learning rate × multiplier (the ×1/×5/×30 of the BatchNorm paper).
+
+    With ``lr_batch_ref`` set, the linear scaling rule (Goyal et al. 2017, used by Wu & He)
+    also multiplies by ``batch_size / lr_batch_ref``.
+    """
+    lr = float(training["lr"]) * float(training["lr_mult"])
+    ref = training.get("lr_batch_ref")
+    return lr * training["batch_size"] / ref if ref else lr
 
 
 def make_optimizer(params: Any, training: dict[str, Any]) -> torch.optim.Optimizer:

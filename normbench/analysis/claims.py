@@ -1,0 +1,164 @@
+"""Claims: a suite states what a paper found; normbench checks it against the seeds it measured.
+
+A claim names a metric and two sets of variants (``better`` and ``than``, each a mapping of
+swept keys to values, plus an optional ``where`` that restricts both). Variants of the two sets
+are paired on every other swept key, and for each pair the per-seed values are compared with a
+one-sided exact Mann-Whitney U test. A pair *agrees* when the claimed side is better at
+α = 0.05, *disagrees* when the other side is, and is *inconclusive* otherwise. A target that
+was never reached counts as worse than any reached one (it ranks last), never as a number.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Sequence
+from typing import Any
+
+from normbench.analysis.metrics import METRICS
+from normbench.errors import OptionError, unknown
+
+ALPHA = 0.05
+TARGET_METRICS = {"steps_to_target", "seconds_to_target"}
+
+
+def _ranks(values: Sequence[float]) -> list[float]:
+    """Mid-ranks (1-based), so ties share the average rank."""
+    order = sorted(range(len(values)), key=lambda i: values[i])
+    ranks = [0.0] * len(values)
+    i = 0
+    while i < len(order):
+        j = i
+        while j + 1 < len(order) and values[order[j + 1]] == values[order[i]]:
+            j += 1
+        for k in range(i, j + 1):
+            ranks[order[k]] = (i + j) / 2 + 1
+        i = j + 1
+    return ranks
+
+
+def mann_whitney_greater(a: Sequence[float], b: Sequence[float]) -> float:
+    """One-sided p-value that ``a`` tends to be larger than ``b`` (exact for small samples).
+
+    Enumerates every split of the pooled ranks when there are at most 50,000; beyond that,
+    the normal approximation with a continuity correction.
+    """
+    n, m = len(a), len(b)
+    if not n or not m:
+        return math.nan
+    ranks = _ranks([*a, *b])
+    observed = sum(ranks[:n])
+    splits = math.comb(n + m, n)
+    if splits <= 50_000:
+        hits = sum(1 for combo in itertools.combinations(ranks, n) if sum(combo) >= observed - 1e-9)
+        return hits / splits
+    u = observed - n * (n + 1) / 2
+    mean, sd = n * m / 2, math.sqrt(n * m * (n + m + 1) / 12)
+    z = (u - mean - 0.5) / sd
+    return 0.5 * math.erfc(z / math.sqrt(2))
+
+
+def check_claims(claims: list[dict[str, Any]], grid_keys: list[str]) -> None:
+    """Torch-free validation of ``claims:`` (for ``normbench validate``); OptionError with a path."""
+    import normbench.train.diag_catalog  # noqa: F401  (diagnostics register their metrics)
+
+    for i, claim in enumerate(claims):
+        if claim.get("metric") not in METRICS:
+            raise OptionError(unknown("metric", claim.get("metric"), sorted(METRICS)), (i, "metric"))
+        for side in ("better", "than", "where"):
+            for key in claim.get(side) or {}:
+                if key not in grid_keys:
+                    raise OptionError(unknown("grid key", key, grid_keys) if grid_keys
+                                      else "the suite has no grid to compare variants over", (i, side, key))
+        if not claim.get("better") or not claim.get("than"):
+            raise OptionError("a claim needs both better: and than: (mappings of grid keys to values)", (i,))
+
+
+def _matches(params: dict[str, Any], selector: dict[str, Any]) -> bool:
+    from normbench.analysis.aggregate import label
+
+    return all(key in params and label(params[key]) == label(value) for key, value in selector.items())
+
+
+def _values(variant: dict[str, Any], metric: str, higher: bool) -> list[float]:
+    """Per-seed values oriented so that larger is better; unreached targets rank worst."""
+    stats = variant.get("metrics", {}).get(metric) or {}
+    out = []
+    for v in stats.get("values") or []:
+        if v is None or (isinstance(v, float) and not math.isfinite(v)):
+            if metric in TARGET_METRICS:
+                out.append(-math.inf)  # never reached: worse than any reached value
+            continue
+        out.append(float(v) if higher else -float(v))
+    return out
+
+
+def _mean(values: list[float]) -> float | None:
+    finite = [v for v in values if math.isfinite(v)]
+    return sum(finite) / len(finite) if finite else None
+
+
+def evaluate_claim(claim: dict[str, Any], variants: list[dict[str, Any]]) -> dict[str, Any]:
+    """Evaluate one claim against a summary's variants (see the module docstring)."""
+    metric = claim["metric"]
+    higher = METRICS[metric].higher_is_better if metric in METRICS else True
+    where = claim.get("where") or {}
+    side_keys = set(claim["better"]) | set(claim["than"])
+    better = [v for v in variants if _matches(v["params"], {**where, **claim["better"]})]
+    than = [v for v in variants if _matches(v["params"], {**where, **claim["than"]})]
+    pairs = []
+    for a in better:
+        context = {k: val for k, val in a["params"].items() if k not in side_keys}
+        for b in than:
+            if _matches(b["params"], context):
+                va, vb = _values(a, metric, higher), _values(b, metric, higher)
+                p_better = mann_whitney_greater(va, vb)
+                p_worse = mann_whitney_greater(vb, va)
+                verdict = ("agrees" if p_better <= ALPHA else "disagrees" if p_worse <= ALPHA
+                           else "inconclusive")
+                sign = 1 if higher else -1
+                ma, mb = _mean(va), _mean(vb)
+                pairs.append({
+                    "better": a["variant_name"], "than": b["variant_name"], "context": context,
+                    "mean_better": None if ma is None else sign * ma,
+                    "mean_than": None if mb is None else sign * mb,
+                    "reached_better": sum(math.isfinite(x) for x in va), "reached_than": sum(math.isfinite(x) for x in vb),
+                    "n_better": len(va), "n_than": len(vb), "p_value": p_better, "verdict": verdict,
+                })
+    verdicts = {p["verdict"] for p in pairs}
+    overall = ("no matching variants" if not pairs else verdicts.pop() if len(verdicts) == 1
+               else "partly agrees" if "agrees" in verdicts else "mixed")
+    return {"text": claim.get("text", ""), "source": claim.get("source", ""), "metric": metric,
+            "verdict": overall, "pairs": pairs,
+            "counts": {v: sum(p["verdict"] == v for p in pairs) for v in ("agrees", "disagrees", "inconclusive")}}
+
+
+def evaluate_claims(claims: list[dict[str, Any]], variants: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Evaluate every claim of a suite."""
+    return [evaluate_claim(c, variants) for c in claims]
+
+
+def claims_markdown(results: list[dict[str, Any]]) -> str:
+    """The claims section of report.md: the claim, the measurement, and the verdict."""
+    if not results:
+        return ""
+    lines = ["## Claims checked", "",
+             "Each claim is tested pair by pair (other swept keys held equal) with a one-sided exact "
+             f"Mann-Whitney U test over seeds at α = {ALPHA}; *inconclusive* means the seeds do not "
+             "separate the two at that level.", ""]
+    for r in results:
+        src = f" ({r['source']})" if r["source"] else ""
+        lines.append(f"- **{r['text']}**{src} — metric `{r['metric']}`: **{r['verdict']}** "
+                     f"({r['counts']['agrees']} agree, {r['counts']['disagrees']} disagree, "
+                     f"{r['counts']['inconclusive']} inconclusive)")
+        for p in r["pairs"]:
+            ctx = ", ".join(f"{k}={v}" for k, v in p["context"].items()) or "—"
+
+            def fmt(mean: float | None, reached: int, n: int) -> str:
+                text = "not reached" if mean is None else f"{mean:.4g}"
+                return text + (f" (reached {reached}/{n})" if r["metric"] in TARGET_METRICS else "")
+
+            lines.append(f"  - [{ctx}] {fmt(p['mean_better'], p['reached_better'], p['n_better'])} vs "
+                         f"{fmt(p['mean_than'], p['reached_than'], p['n_than'])}, "
+                         f"p = {p['p_value']:.3g} → {p['verdict']}")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,97 @@
+"""Distributed execution on a Dask cluster: one task per (variant, seed), records collected here.
+
+Multi-node use (see ``docs/distributed.md``): start a scheduler and workers on the nodes, with
+normbench (and any ``custom`` norm module) installed on every worker, then
+``normbench run SUITE --executor dask --scheduler tcp://HOST:8786``. Each task trains on its
+worker and returns its record; this process writes the result files, so the run directory
+needs no shared filesystem. Without ``--scheduler`` a ``LocalCluster`` on 127.0.0.1 is used.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from contextlib import ExitStack
+from typing import Any
+
+from normbench.errors import InputError
+from normbench.execute.local import (
+    OnProgress,
+    OnResult,
+    Task,
+    failure_record,
+    run_task,
+    set_threads,
+)
+
+POLL_SECONDS = 0.1
+CONNECT_TIMEOUT = "15s"
+
+
+def dask_task(task: Task, threads: int | None) -> dict[str, Any]:
+    """What runs on a Dask worker: train one task with ``threads`` intra-op threads."""
+    import torch
+
+    previous = torch.get_num_threads()
+    set_threads(threads)
+    try:
+        return run_task(task)
+    finally:
+        torch.set_num_threads(previous)  # the worker process may be shared (processes=False)
+
+
+def describe_error(exc: BaseException) -> str:
+    """A failed future's cause; a killed worker reads like the local executor's message."""
+    name = type(exc).__name__
+    if name == "KilledWorker":
+        return f"worker process died (KilledWorker: {exc})"
+    return f"{name}: {exc}"
+
+
+def _client(stack: ExitStack, scheduler: str | None, workers: int) -> Any:
+    """A Client for ``scheduler``, or for a fresh LocalCluster on the loopback address."""
+    try:
+        from distributed import Client, LocalCluster
+    except ImportError:
+        raise InputError("--executor dask needs the optional extra: pip install 'normbench[dask]'") from None
+    if scheduler is None:
+        # One task per worker process at a time; torch's own threads come from threads_per_worker.
+        cluster = stack.enter_context(LocalCluster(
+            n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1",
+            dashboard_address=None, silence_logs=40))
+        scheduler = cluster.scheduler_address
+    try:
+        return stack.enter_context(Client(scheduler, timeout=CONNECT_TIMEOUT))
+    except (OSError, TimeoutError) as exc:
+        raise InputError(f"cannot reach the Dask scheduler at {scheduler}: {exc}") from None
+
+
+def run_dask(tasks: Sequence[Task], *, scheduler: str | None, workers: int, threads: int | None,
+             on_result: OnResult, on_progress: OnProgress | None = None,
+             should_stop: Callable[[], bool] = lambda: False) -> bool:
+    """Submit every task, hand each record to ``on_result`` as it completes; False when stopped."""
+    with ExitStack() as stack:
+        client = _client(stack, scheduler, workers)
+        stamp = time.time_ns()
+        futures = {client.submit(dask_task, task, threads, pure=False,
+                                 key=f"normbench-{task.key}-{stamp}"): task for task in tasks}
+        remaining = dict(futures)
+        while remaining:
+            if should_stop():
+                client.cancel(list(remaining))
+                return False
+            done = [f for f in remaining if f.done()]
+            if not done:
+                time.sleep(POLL_SECONDS)
+                continue
+            for future in done:
+                task = remaining.pop(future)
+                try:
+                    record = future.result()
+                except Exception as exc:  # a crashed or killed worker: this variant fails
+                    record = failure_record(task, describe_error(exc))
+                steps = task.variant.config["training"]["steps"]
+                if on_progress is not None:
+                    on_progress(task.key, steps, steps, task.seed)
+                on_result(record)
+        return True

@@ -1,0 +1,112 @@
+"""Merge shard run directories into one run (torch-free): same suite required, results copied."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from normbench.errors import InputError
+from normbench.execute.plan import suite_difference, valid_result
+from normbench.results.store import RESOLVED, RESULTS, RunDir, open_run_dir
+
+PREFERRED = {"ok": 0, "diverged": 1, "failed": 2}  # which duplicate to keep
+
+
+@dataclass
+class MergeOutcome:
+    """What ``merge_runs`` produced: the merged run and how complete it is."""
+
+    run_dir: RunDir
+    records: list[dict[str, Any]] = field(default_factory=list)
+    status: str = "complete"
+    expected: int = 0
+    duplicates: int = 0
+
+    @property
+    def missing(self) -> int:
+        return self.expected - len(self.records)
+
+    @property
+    def failed(self) -> list[dict[str, Any]]:
+        return [r for r in self.records if r.get("status") == "failed"]
+
+
+def _atomic_copy_text(src: Path, dst: Path) -> None:
+    """Copy a text file so that ``dst`` is never seen half-written."""
+    tmp = dst.with_name(f".{dst.name}.{os.getpid()}.{secrets.token_hex(3)}.tmp")
+    tmp.write_text(src.read_text(encoding="utf-8"), encoding="utf-8")
+    os.replace(tmp, dst)
+
+
+def _check_same_suite(runs: Sequence[RunDir]) -> dict[str, Any]:
+    """Every run's ``resolved.json`` must be identical; returns it, or raises with the difference."""
+    resolved = []
+    for run in runs:
+        data = run.read_resolved()
+        if data is None:
+            raise InputError(f"{run.path} has no {RESOLVED}, so it cannot be merged")
+        resolved.append(data)
+    for run, data in zip(runs[1:], resolved[1:], strict=True):
+        if data != resolved[0]:
+            why = suite_difference(resolved[0], data) or "the resolved configuration differs"
+            raise InputError(f"cannot merge {run.path}: its suite differs from {runs[0].path}'s: {why}")
+    return resolved[0]
+
+
+def _pick(runs: Sequence[RunDir], variant_id: str, seed: int) -> tuple[dict[str, Any] | None, int]:
+    """The best valid record of (variant, seed) across the runs, and how many runs had one."""
+    found = [r for r in (valid_result(run.result_path(variant_id, seed), variant_id, seed) for run in runs) if r]
+    if not found:
+        return None, 0
+    return min(found, key=lambda r: PREFERRED.get(r["status"], 3)), len(found)
+
+
+def _status(records: list[dict[str, Any]], expected: int) -> str:
+    if len(records) < expected:
+        return "interrupted"  # resumable: `normbench run SUITE --resume MERGED` fills the gaps
+    return "failed" if any(r["status"] == "failed" for r in records) else "complete"
+
+
+def merge_runs(dirs: Sequence[Path], out: Path, command: list[str]) -> MergeOutcome:
+    """Combine shard run directories into the new run directory ``out``."""
+    if not dirs:
+        raise InputError("merge needs at least one run directory")
+    runs = [open_run_dir(Path(d)) for d in dirs]
+    resolved = _check_same_suite(runs)
+    out = Path(out)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise InputError(f"--out {out} already exists and is not an empty directory")
+    manifests = [run.read_manifest() for run in runs]
+    target = RunDir(out)
+    (out / RESULTS).mkdir(parents=True, exist_ok=True)
+    if (runs[0].path / "suite.yaml").is_file():
+        _atomic_copy_text(runs[0].path / "suite.yaml", out / "suite.yaml")
+    target.write_json(RESOLVED, resolved)
+    outcome = MergeOutcome(target)
+    for variant in resolved.get("variants", []):
+        for seed in variant.get("seeds", []):
+            outcome.expected += 1
+            record, copies = _pick(runs, variant["id"], seed)
+            outcome.duplicates += max(0, copies - 1)
+            if record is not None:
+                target.write_result(record)
+                outcome.records.append(record)
+    outcome.status = _status(outcome.records, outcome.expected)
+    starts = [m["started"] for m in manifests if m.get("started")]
+    base = manifests[0]
+    target.write_manifest({
+        "schema_version": base.get("schema_version", 1), "normbench_version": base.get("normbench_version"),
+        "suite_name": base.get("suite_name"), "suite_file": base.get("suite_file"), "command": command,
+        "started": min(starts) if starts else None,
+        "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "status": outcome.status, "environment": base.get("environment", {}),
+        "tasks": outcome.expected,
+        "merged_from": [{"path": str(run.path), "shard": m.get("shard"), "status": m.get("status"),
+                         "environment": m.get("environment", {})} for run, m in zip(runs, manifests, strict=True)],
+    })
+    return outcome

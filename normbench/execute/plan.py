@@ -1,0 +1,283 @@
+"""Execution planning (torch-free): options, sharding, cost estimates, default workers, resume checks."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from normbench.errors import InputError
+
+EXECUTORS = ("local", "dask")
+SHARD_RE = re.compile(r"^\s*(\d+)\s*/\s*(\d+)\s*$")
+DEVICE_RE = re.compile(r"^(cpu|mps|cuda(:\d+)?)$")
+
+# Below this much estimated serial work a suite runs in-process: starting a worker process
+# costs seconds (a fresh interpreter importing torch), more than tiny suites take in total.
+IN_PROCESS_SECONDS = 20.0
+# Rough CPU figures for the estimate: fixed framework overhead per layer per step, and
+# sustained single-thread FLOP rate for small matmuls. Only ratios and the order of
+# magnitude matter (balancing shards, choosing a default), not the absolute value.
+OVERHEAD_S_PER_LAYER_STEP = 6e-5
+FLOPS_PER_SECOND = 4e9
+# Per-step work above which a model profits from several intra-op threads per worker.
+LARGE_FLOPS_PER_STEP = 5e8
+WORKER_MEMORY_BYTES = 600 * 2**20  # an interpreter with torch loaded, plus a small data set
+
+
+@dataclass(frozen=True)
+class ExecOptions:
+    """How to execute a suite: the ``run`` command's execution options, validated."""
+
+    workers: int | None = None  # None: chosen from the core count and the model size
+    threads_per_worker: int | None = None
+    executor: str = "local"
+    scheduler: str | None = None
+    devices: tuple[str, ...] = ()
+    shard: tuple[int, int] | None = None  # (i, n), 1-based
+    resume: str | None = None  # a run directory, or "latest"
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """``"2/3"`` → ``(2, 3)``; ``InputError`` for anything that is not ``I/N`` with 1 ≤ I ≤ N."""
+    match = SHARD_RE.match(text)
+    if not match:
+        raise InputError(f"--shard '{text}' must look like I/N, e.g. --shard 2/3")
+    i, n = int(match[1]), int(match[2])
+    if n < 1 or not 1 <= i <= n:
+        raise InputError(f"--shard '{text}' is out of range: I must be between 1 and N (N ≥ 1)")
+    return i, n
+
+
+def parse_devices(text: str | None) -> tuple[str, ...]:
+    """``"cuda:0,cuda:1"`` → ``("cuda:0", "cuda:1")``; names are checked, availability is not."""
+    if not text:
+        return ()
+    devices = tuple(d.strip() for d in text.split(",") if d.strip())
+    bad = [d for d in devices if not DEVICE_RE.match(d)]
+    if bad or not devices:
+        raise InputError(f"--devices '{text}' must be a comma-separated list of cpu, cuda, "
+                         "cuda:N or mps, e.g. --devices cuda:0,cuda:1")
+    return devices
+
+
+def make_options(*, workers: int | None = None, threads_per_worker: int | None = None,
+                 executor: str = "local", scheduler: str | None = None, devices: str | None = None,
+                 shard: str | None = None, resume: str | None = None) -> ExecOptions:
+    """Validate the raw command-line values; every problem is one ``InputError`` sentence."""
+    if workers is not None and workers < 1:
+        raise InputError(f"--workers must be at least 1 (got {workers})")
+    if threads_per_worker is not None and threads_per_worker < 1:
+        raise InputError(f"--threads-per-worker must be at least 1 (got {threads_per_worker})")
+    if executor not in EXECUTORS:
+        raise InputError(f"--executor '{executor}' is not one of {', '.join(EXECUTORS)}")
+    if scheduler and executor != "dask":
+        raise InputError("--scheduler needs --executor dask")
+    if scheduler and "://" not in scheduler:
+        raise InputError(f"--scheduler '{scheduler}' must be an address like tcp://HOST:PORT")
+    parsed_devices = parse_devices(devices)
+    if parsed_devices and executor == "dask":
+        raise InputError("--devices applies to the local executor; Dask workers use the "
+                         "suite's training.device on their own machines")
+    return ExecOptions(workers=workers, threads_per_worker=threads_per_worker, executor=executor,
+                       scheduler=scheduler or None, devices=parsed_devices,
+                       shard=parse_shard(shard) if shard is not None else None,
+                       resume=resume or None)
+
+
+# --- cost estimates ---------------------------------------------------------------------------
+
+
+def _layer_widths(model: dict[str, Any], inputs: int) -> list[int]:
+    """Feature widths along the model, input first (a proxy; exact shapes need the data)."""
+    if model["kind"] == "cnn":
+        return [1, *(model.get("channels") or [16])]
+    hidden = model.get("hidden") or [64]
+    hidden = [hidden] if isinstance(hidden, int) else list(hidden)
+    if model["kind"] == "rnn":
+        return [inputs, *[hidden[0]] * int(model.get("layers", 1))]
+    return [inputs, *hidden]
+
+
+def flops_per_step(config: dict[str, Any]) -> float:
+    """Estimated training FLOPs of one step: 6 × batch × weights (forward + backward)."""
+    model, training = config["model"], config["training"]
+    inputs = int(config["dataset"].get("features") or 64)
+    widths = _layer_widths(model, inputs)
+    weights = sum(a * b for a, b in itertools.pairwise(widths))
+    if model["kind"] == "cnn":
+        weights *= int(model.get("kernel_size", 3)) ** 2 * 256  # × spatial positions (guess)
+    elif model["kind"] == "rnn":
+        weights *= 3 * 32  # gates × sequence length (guess)
+    return 6.0 * training["batch_size"] * weights
+
+
+def estimated_seconds(config: dict[str, Any]) -> float:
+    """Estimated CPU seconds of one (variant, seed): per-step overhead plus arithmetic."""
+    training = config["training"]
+    layers = len(_layer_widths(config["model"], 1))
+    per_step = layers * OVERHEAD_S_PER_LAYER_STEP + flops_per_step(config) / FLOPS_PER_SECOND
+    evals = training["steps"] / training["eval_every"]
+    eval_cost = evals * 2 * training["probe_size"] / training["batch_size"] * per_step / 3
+    return training["steps"] * per_step + eval_cost
+
+
+# --- sharding ---------------------------------------------------------------------------------
+
+
+def shard_of(tasks: Sequence[Any], shard: tuple[int, int]) -> list[Any]:
+    """The tasks of shard ``i`` of ``n``: deterministic and balanced by estimated cost.
+
+    Longest-processing-time-first over the tasks sorted by (variant id, seed): each task goes
+    to the shard with the least estimated work so far (ties: the lowest shard). Equal costs
+    reduce this to round robin. The result keeps the suite's order.
+    """
+    i, n = shard
+    ordered = sorted(tasks, key=lambda t: (t.variant.id, t.seed))
+    by_cost = sorted(ordered, key=lambda t: -estimated_seconds(t.variant.config))  # stable
+    load = [0.0] * n
+    owner: dict[tuple[str, int], int] = {}
+    for task in by_cost:
+        k = min(range(n), key=lambda j: (load[j], j))
+        owner[(task.variant.id, task.seed)] = k
+        load[k] += estimated_seconds(task.variant.config)
+    return [t for t in tasks if owner[(t.variant.id, t.seed)] == i - 1]
+
+
+def format_shard(shard: tuple[int, int]) -> str:
+    return f"{shard[0]}/{shard[1]}"
+
+
+# --- workers and threads ----------------------------------------------------------------------
+
+
+def usable_cores() -> int:
+    """Cores this process may run on (affinity / container limits), physical ones preferred."""
+    try:
+        logical = len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        logical = os.cpu_count() or 1
+    try:
+        import psutil
+
+        physical = psutil.cpu_count(logical=False) or logical
+    except ImportError:
+        physical = logical
+    return max(1, min(logical, physical))
+
+
+def available_memory() -> int | None:
+    try:
+        import psutil
+
+        return int(psutil.virtual_memory().available)
+    except ImportError:
+        return None
+
+
+def default_workers(configs: Sequence[dict[str, Any]], n_tasks: int, *, cores: int,
+                    gpus: int = 0, memory: int | None = None) -> int:
+    """How many worker processes to use when ``--workers`` is not given.
+
+    One per GPU on accelerators; on CPU one per core for small models (they cannot use more
+    than one intra-op thread well) and one per 4 cores for large ones; tiny suites run
+    in-process (1) because a worker's start-up would cost more than it saves.
+    """
+    if n_tasks <= 1 or not configs:
+        return 1
+    if gpus:
+        return min(n_tasks, gpus)
+    per_task = max(estimated_seconds(c) for c in configs)
+    if per_task * n_tasks < IN_PROCESS_SECONDS:
+        return 1
+    large = max(flops_per_step(c) for c in configs) >= LARGE_FLOPS_PER_STEP
+    workers = max(1, cores // (4 if large else 1))
+    if memory is not None:
+        workers = min(workers, max(1, memory // WORKER_MEMORY_BYTES))
+    return max(1, min(workers, n_tasks))
+
+
+def default_threads(workers: int, cores: int) -> int:
+    """Intra-op threads per worker: share the cores evenly, at least one each."""
+    return max(1, cores // max(1, workers))
+
+
+# --- resume: does the run match the suite, which results are done -----------------------------
+
+
+def _first_difference(old: Any, new: Any, path: str = "") -> tuple[str, Any, Any] | None:
+    """The first dotted path where two JSON values differ, with both values."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        for key in list(old) + [k for k in new if k not in old]:
+            if key not in old or key not in new:
+                return (f"{path}.{key}" if path else key, old.get(key, "<absent>"),
+                        new.get(key, "<absent>"))
+            diff = _first_difference(old[key], new[key], f"{path}.{key}" if path else key)
+            if diff:
+                return diff
+        return None
+    return None if old == new else (path, old, new)
+
+
+def _short(value: Any) -> str:
+    text = str(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def suite_difference(old: dict[str, Any], new: dict[str, Any]) -> str | None:
+    """One sentence saying how two ``resolved.json`` contents differ (variants and seeds), or None."""
+    problems: list[str] = []
+    old_name, new_name = old.get("suite", {}).get("name"), new.get("suite", {}).get("name")
+    if old_name != new_name:
+        problems.append(f"suite name '{old_name}' → '{new_name}'")
+    if old.get("seeds") != new.get("seeds"):
+        problems.append(f"seeds {old.get('seeds')} → {new.get('seeds')}")
+    old_v = {v["name"]: v for v in old.get("variants", [])}
+    new_v = {v["name"]: v for v in new.get("variants", [])}
+    for name, variant in new_v.items():
+        before = old_v.get(name)
+        if before is None:
+            problems.append(f"variant '{name}' is new")
+        elif before.get("id") != variant.get("id"):
+            diff = _first_difference(before.get("config", {}), variant.get("config", {}))
+            detail = f" ({diff[0]} {_short(diff[1])} → {_short(diff[2])})" if diff else ""
+            problems.append(f"variant '{name}' changed{detail}")
+        elif before.get("seeds") != variant.get("seeds"):
+            problems.append(f"variant '{name}' seeds {before.get('seeds')} → {variant.get('seeds')}")
+    problems += [f"variant '{name}' is gone" for name in old_v if name not in new_v]
+    if not problems:
+        return None
+    more = f" (and {len(problems) - 1} more difference{'s' * (len(problems) > 2)})" if len(problems) > 1 else ""
+    return f"{problems[0]}{more}"
+
+
+def valid_result(path: Path, variant_id: str, seed: int) -> dict[str, Any] | None:
+    """The record at ``path`` if it is complete and belongs to (variant_id, seed), else None."""
+    import json
+
+    try:
+        record = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(record, dict) or record.get("status") not in ("ok", "diverged", "failed"):
+        return None
+    if record.get("variant_id") != variant_id or record.get("seed") != seed:
+        return None
+    return record
+
+
+def remove_stale_temp_files(run_dir: Path) -> int:
+    """Delete the dot-prefixed temp files a killed writer left behind; returns how many."""
+    count = 0
+    for folder in (run_dir, run_dir / "results"):
+        for tmp in folder.glob(".*.tmp"):
+            try:
+                tmp.unlink()
+                count += 1
+            except OSError:
+                pass
+    return count

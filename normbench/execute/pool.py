@@ -1,0 +1,199 @@
+"""Local worker processes: a small supervisor that survives worker crashes and aggregates progress.
+
+Each worker is a ``spawn``-ed process (torch and ``fork`` do not mix) that takes one task at a
+time over its own pipe, trains it with a fixed number of intra-op threads, writes the result
+file itself (atomically) and reports progress and the record back. A pool such as
+``ProcessPoolExecutor`` breaks entirely when one worker is killed; here the parent watches
+every worker's sentinel, marks the task of a dead worker ``failed`` with the cause and starts a
+replacement, so one segfault or OOM kill costs one variant, not the suite. A private pipe per
+worker (rather than one shared queue) means a worker killed mid-send cannot corrupt or
+deadlock the channel of the others.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import multiprocessing as mp
+import os
+import pickle
+import signal
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from multiprocessing.connection import Connection, wait
+from pathlib import Path
+from typing import Any
+
+from normbench.execute.local import (
+    OnProgress,
+    OnResult,
+    Task,
+    failure_record,
+    run_task,
+    set_threads,
+)
+
+POLL_SECONDS = 0.2  # how often the supervisor checks the stop flag while workers are busy
+JOIN_SECONDS = 5.0  # how long a stopping worker may take before it is killed
+
+SIGNAL_HINTS = {signal.SIGKILL: "killed, e.g. by the out-of-memory killer",
+                signal.SIGSEGV: "segmentation fault", signal.SIGABRT: "aborted",
+                signal.SIGBUS: "bus error", signal.SIGTERM: "terminated"}
+
+
+def death_cause(exitcode: int | None) -> str:
+    """The error message of a task whose worker died: ``worker process died (signal 9): …``."""
+    if exitcode is None:
+        return "worker process died (unknown cause)"
+    if exitcode < 0:
+        hint = SIGNAL_HINTS.get(-exitcode)
+        return f"worker process died (signal {-exitcode})" + (f": {hint}" if hint else "")
+    return f"worker process died (exit code {exitcode})"
+
+
+# --- the worker side --------------------------------------------------------------------------
+
+
+def _exit_with_parent() -> None:
+    """Exit as soon as the parent dies, even by SIGKILL, so no orphan trains on and writes.
+
+    The parent holds the write end of a pipe whose read end is this process's parent
+    sentinel; it becomes readable (EOF) exactly when the parent is gone.
+    """
+    parent = mp.parent_process()
+    if parent is None:
+        return
+
+    def watch() -> None:
+        wait([parent.sentinel])
+        os._exit(1)
+
+    threading.Thread(target=watch, name="normbench-parent-watch", daemon=True).start()
+
+
+def worker_main(conn: Connection, run_dir: str, threads: int | None, device: str | None) -> None:
+    """Worker process entry: receive tasks, train, write each result atomically, report back."""
+    # Ctrl-C on a terminal reaches the whole process group; only the parent decides what stops.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _exit_with_parent()
+    if threads is not None:  # before torch is imported, so its OpenMP pool starts at this size
+        os.environ["OMP_NUM_THREADS"] = str(threads)
+        os.environ["MKL_NUM_THREADS"] = str(threads)
+    set_threads(threads)
+    from normbench.results.store import RunDir
+
+    store = RunDir(Path(run_dir))
+    while True:
+        try:
+            task = conn.recv()
+        except (EOFError, OSError):
+            return
+        if task is None:
+            return
+
+        def progress(key: str, step: int, total: int, seed: int) -> None:
+            conn.send(("progress", key, step, total))
+
+        record = run_task(task, progress, device)
+        store.write_result(record)  # the file is complete before the parent hears of it
+        conn.send(("done", task.key, record))
+
+
+# --- the supervisor side ----------------------------------------------------------------------
+
+
+@dataclass
+class _Worker:
+    slot: int
+    device: str | None
+    process: Any
+    conn: Connection
+    task: Task | None = None
+
+
+def _start(ctx: Any, slot: int, run_dir: Path, threads: int | None, device: str | None) -> _Worker:
+    parent_end, child_end = ctx.Pipe(duplex=True)
+    process = ctx.Process(target=worker_main, args=(child_end, str(run_dir), threads, device),
+                          name=f"normbench-worker-{slot}", daemon=True)
+    process.start()
+    child_end.close()  # the parent keeps only its end, so EOF means the worker is gone
+    return _Worker(slot, device, process, parent_end)
+
+
+def _stop(workers: Sequence[_Worker]) -> None:
+    """Ask idle workers to exit, terminate busy ones (their tasks are abandoned), reap all."""
+    for w in workers:
+        try:
+            if w.task is None and w.process.is_alive():
+                w.conn.send(None)
+            else:
+                w.process.terminate()
+        except (OSError, ValueError):
+            w.process.terminate()
+    for w in workers:
+        w.process.join(JOIN_SECONDS)
+        if w.process.is_alive():
+            w.process.kill()
+            w.process.join(JOIN_SECONDS)
+        w.conn.close()
+
+
+def _receive(w: _Worker, on_result: OnResult, on_progress: OnProgress | None) -> bool:
+    """Handle every message waiting on a worker's pipe; False when the pipe is broken."""
+    try:
+        while w.conn.poll():
+            message = w.conn.recv()
+            if message[0] == "progress" and on_progress is not None and w.task is not None:
+                on_progress(message[1], message[2], message[3], w.task.seed)
+            elif message[0] == "done":
+                w.task = None
+                on_result(message[2])
+    except (EOFError, OSError, pickle.UnpicklingError):
+        return False
+    return True
+
+
+def run_pool(tasks: Sequence[Task], run_dir: Path, *, workers: int, threads: int | None,
+             devices: Sequence[str], on_result: OnResult, on_progress: OnProgress | None = None,
+             should_stop: Callable[[], bool] = lambda: False,
+             write_failure: Callable[[dict[str, Any]], None] | None = None) -> bool:
+    """Run ``tasks`` on ``workers`` processes; True when all finished, False when stopped.
+
+    Worker ``k`` gets ``devices[k % len(devices)]`` (round robin; several workers may share a
+    device). A task whose worker dies becomes a ``failed`` record, written by
+    ``write_failure`` (the worker could not) and passed to ``on_result``.
+    """
+    ctx = mp.get_context("spawn")
+    pending = list(tasks)
+    pool = [_start(ctx, k, run_dir, threads, devices[k % len(devices)] if devices else None)
+            for k in range(min(workers, len(pending)))]
+    try:
+        while pending or any(w.task is not None for w in pool):
+            if should_stop():
+                return False
+            for w in pool:
+                if w.task is None and pending and w.process.is_alive():
+                    w.task = pending.pop(0)
+                    with contextlib.suppress(OSError):  # it died: noticed below by its sentinel
+                        w.conn.send(w.task)
+            wait([w.conn for w in pool] + [w.process.sentinel for w in pool], timeout=POLL_SECONDS)
+            survivors = []
+            for w in pool:
+                if _receive(w, on_result, on_progress) and w.process.is_alive():
+                    survivors.append(w)
+                    continue
+                w.process.join(JOIN_SECONDS)
+                _receive(w, on_result, on_progress)  # a "done" sent just before dying still counts
+                if w.task is not None:
+                    record = failure_record(w.task, death_cause(w.process.exitcode))
+                    if write_failure is not None:
+                        write_failure(record)
+                    on_result(record)
+                    w.task = None
+                w.conn.close()
+                if pending:  # a replacement in the same slot, on the same device
+                    survivors.append(_start(ctx, w.slot, run_dir, threads, w.device))
+            pool = survivors
+        return True
+    finally:
+        _stop(pool)
