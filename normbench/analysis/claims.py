@@ -138,6 +138,13 @@ def evaluate_claims(claims: list[dict[str, Any]], variants: list[dict[str, Any]]
     return [evaluate_claim(c, variants) for c in claims]
 
 
+def _fmt_side(pair: dict[str, Any], side: str, target: bool) -> str:
+    """One side's mean over seeds, with how many seeds reached a target."""
+    mean = pair[f"mean_{side}"]
+    text = "not reached" if mean is None else f"{mean:.4g}"
+    return text + (f" (reached {pair[f'reached_{side}']}/{pair[f'n_{side}']})" if target else "")
+
+
 def claims_markdown(results: list[dict[str, Any]]) -> str:
     """The claims section of report.md: the claim, the measurement, and the verdict."""
     if not results:
@@ -151,14 +158,9 @@ def claims_markdown(results: list[dict[str, Any]]) -> str:
         lines.append(f"- **{r['text']}**{src} — metric `{r['metric']}`: **{r['verdict']}** "
                      f"({r['counts']['agrees']} agree, {r['counts']['disagrees']} disagree, "
                      f"{r['counts']['inconclusive']} inconclusive)")
+        target = r["metric"] in TARGET_METRICS
         for p in r["pairs"]:
             ctx = ", ".join(f"{k}={v}" for k, v in p["context"].items()) or "—"
-
-            def fmt(mean: float | None, reached: int, n: int) -> str:
-                text = "not reached" if mean is None else f"{mean:.4g}"
-                return text + (f" (reached {reached}/{n})" if r["metric"] in TARGET_METRICS else "")
-
-            lines.append(f"  - [{ctx}] {fmt(p['mean_better'], p['reached_better'], p['n_better'])} vs "
-                         f"{fmt(p['mean_than'], p['reached_than'], p['n_than'])}, "
+            lines.append(f"  - [{ctx}] {_fmt_side(p, 'better', target)} vs {_fmt_side(p, 'than', target)}, "
                          f"p = {p['p_value']:.3g} → {p['verdict']}")
     return "\n".join(lines) + "\n"
