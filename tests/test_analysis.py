@@ -12,7 +12,13 @@ import numpy as np
 import pytest
 
 from normbench.analysis.aggregate import RunData, label, load_run, summarize
-from normbench.analysis.convergence import area_under, derived_metrics, first_reach, reach, seed_metrics
+from normbench.analysis.convergence import (
+    area_under,
+    derived_metrics,
+    first_reach,
+    reach,
+    seed_metrics,
+)
 from normbench.analysis.pivot import pivot
 from normbench.analysis.query import family_keys, resolve_metric
 from normbench.analysis.relative import (

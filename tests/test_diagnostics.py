@@ -25,7 +25,7 @@ runner = CliRunner()
 SUITE = """\
 name: diag
 dataset:
-  name: synthetic-blobs
+  name: {dataset}
 model:
   kind: {kind}
   {shape}
@@ -39,6 +39,7 @@ training:
   steps: {steps}
   eval_every: {eval_every}
   eval_batch_size: 50
+  profile_steps: 0
   seeds: 1
   device: cpu
 diagnostics: {diagnostics}
@@ -61,7 +62,8 @@ def make_split(layout: str = "vector", n_train: int = 192, n_test: int = 100) ->
 def resolved(tmp_path: Path, diagnostics: Any, kind: str = "mlp", norm: str = "batch", placement: str = "pre",
              optimizer: str = "momentum", steps: int = 30, eval_every: int = 10) -> dict[str, Any]:
     """One variant's resolved config, through the real suite loader."""
-    text = SUITE.format(kind=kind, shape=SHAPES[kind], norm=norm, placement=placement, optimizer=optimizer,
+    dataset = "synthetic-blobs" if kind == "mlp" else "mnist1d"  # only validated: tests bring their data
+    text = SUITE.format(dataset=dataset, kind=kind, shape=SHAPES[kind], norm=norm, placement=placement, optimizer=optimizer,
                         steps=steps, eval_every=eval_every, diagnostics=json.dumps(diagnostics))
     path = tmp_path / "suite.yaml"
     path.write_text(text)
@@ -271,10 +273,10 @@ def test_landscape_is_evaluation_only_bitwise(tmp_path: Path) -> None:
     assert rows.shape == (2, 3) and torch.isfinite(rows).all()
 
     # One point by hand: L(θ − ηg) on a copy, g the gradient the loop left on the model.
-    twin = copy.deepcopy(ctx.model)
+    twin = copy.deepcopy(ctx.model)  # (a deep copy has no .grad)
     with torch.no_grad():
-        for p in twin.parameters():
-            p -= 0.5 * 0.05 * p.grad
+        for p, real in zip(twin.parameters(), ctx.model.parameters(), strict=True):
+            p -= 0.5 * 0.05 * real.grad
     assert rows[0, 0].item() == pytest.approx(ctx.loss_fn(twin(xb), yb).item(), rel=1e-5)
     g_norm = torch.cat([p.grad.flatten() for p in ctx.model.parameters()]).norm()
     assert rows[0, 2].item() == pytest.approx(rows[0, 1].item() / (0.5 * 0.05 * g_norm.item()), rel=1e-5)
@@ -365,32 +367,35 @@ diagnostics:
 {diagnostics}
 """
 
+# (norm, diagnostics block, key path, words in the message, the line the error must point at)
 BAD = [
-    ("batch", "  activations:\n    layer: 2", "diagnostics.activations.layer", "layer 2 does not exist"),
-    ("batch", "  ics:\n    layers: [0, -3]", "diagnostics.ics.layers[1]", "layer -3 does not exist"),
-    ("batch", "  landscape:\n    points: 0", "diagnostics.landscape.points", "η grid would be empty"),
-    ("batch", "  landscape:\n    eta_min: -0.5", "diagnostics.landscape.eta_min", "must be positive"),
-    ("batch", "  landscape:\n    eta_max: 0", "diagnostics.landscape.eta_max", "must be positive"),
-    ("batch", "  landscape:\n    eta_min: 4\n    eta_max: 1", "diagnostics.landscape.eta_min", "must not exceed"),
-    ("batch", "  activations:\n    percentiles: [15, 101]", "diagnostics.activations.percentiles", "between 0 and 100"),
-    ("batch", "  activations:\n    percentiles: []", "diagnostics.activations.percentiles", "at least one"),
-    ("none", "  eval_gap: {}", "diagnostics.eval_gap", "norm 'none' keeps none"),
-    ("layer", "  - eval_gap", "diagnostics.eval_gap", "norm 'layer' keeps none"),
-    ("batch", "  activations:\n    layr: 1", "diagnostics.activations.layr", "did you mean 'layer'"),
-    ("batch", "  - grad_norm", "diagnostics.grad_norm", "did you mean 'grad_norms'"),
+    ("batch", "  activations:\n    layer: 2", "diagnostics.activations.layer", "layer 2 does not exist", "layer: 2"),
+    ("batch", "  ics:\n    layers: [0, -3]", "diagnostics.ics.layers[1]", "layer -3 does not exist", "layers:"),
+    ("batch", "  landscape:\n    points: 0", "diagnostics.landscape.points", "η grid would be empty", "points:"),
+    ("batch", "  landscape:\n    eta_min: -0.5", "diagnostics.landscape.eta_min", "must be positive", "eta_min:"),
+    ("batch", "  landscape:\n    eta_max: 0", "diagnostics.landscape.eta_max", "must be positive", "eta_max:"),
+    ("batch", "  landscape:\n    eta_min: 4\n    eta_max: 1", "diagnostics.landscape.eta_min", "must not exceed",
+     "eta_min:"),
+    ("batch", "  activations:\n    percentiles: [15, 101]", "diagnostics.activations.percentiles",
+     "between 0 and 100, got 101", "percentiles:"),
+    ("batch", "  activations:\n    percentiles: []", "diagnostics.activations.percentiles", "at least one",
+     "percentiles:"),
+    ("none", "  eval_gap: {}", "diagnostics.eval_gap", "norm 'none' keeps none", "eval_gap:"),
+    ("layer", "  - grad_norms\n  - eval_gap", "diagnostics[1]", "norm 'layer' keeps none", "- eval_gap"),
+    ("batch", "  activations:\n    layr: 1", "diagnostics.activations.layr", "did you mean 'layer'", "layr:"),
+    ("batch", "  - grad_norm", "diagnostics[0]", "did you mean 'grad_norms'", "- grad_norm"),
 ]
 
 
-@pytest.mark.parametrize(("norm", "diagnostics", "where", "words"), BAD, ids=[b[2] + ":" + b[3] for b in BAD])
+@pytest.mark.parametrize(("norm", "diagnostics", "where", "words", "at"), BAD, ids=[b[2] for b in BAD])
 def test_validate_refuses_bad_diagnostic_options(tmp_path: Path, norm: str, diagnostics: str, where: str,
-                                                 words: str) -> None:
+                                                 words: str, at: str) -> None:
     text = VALID.format(norm=norm, diagnostics=diagnostics)
     path = tmp_path / "bad.yaml"
     path.write_text(text)
     result = runner.invoke(app, ["validate", str(path)])
     assert result.exit_code == 2, result.output
-    key = where.split(".")[-1].split("[")[0]
-    line = next(i for i, t in enumerate(text.splitlines(), 1) if t.strip().startswith((key, f"- {key}")))
+    line = next(i for i, t in enumerate(text.splitlines(), 1) if t.strip().startswith(at))
     message = result.output.strip()
     assert len(message.splitlines()) == 1 and "Traceback" not in message
     assert f"{path}:{line}: {where}: " in message and words in message

@@ -187,6 +187,7 @@ def summarize(run: RunData, *, reference: str | None = None) -> dict[str, Any]:
     ``reference`` is the ``--reference`` text (``norm=none``); without it the relative
     table uses ``norm=none`` when that was swept, and is empty otherwise.
     """
+    from normbench.analysis.claims import evaluate_claims
     from normbench.analysis.relative import (
         default_reference,
         lr_robustness,
@@ -241,6 +242,7 @@ def summarize(run: RunData, *, reference: str | None = None) -> dict[str, Any]:
         "reference": ref,
         "relative": relative_rows(summary, ref) if ref else [],
         "lr_robustness": lr_robustness(summary),
+        "claims": evaluate_claims(suite.get("claims") or [], variants),
     }
     return summary
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from itertools import pairwise
 from typing import Any
 
 from normbench.results.store import finite_or_none
@@ -70,7 +71,7 @@ def area_under(steps: list[float | None], values: list[float | None]) -> float |
     span = pts[-1][0] - pts[0][0]
     if span <= 0:
         return None
-    area = sum((s1 - s0) * (v0 + v1) / 2.0 for (s0, v0), (s1, v1) in zip(pts, pts[1:], strict=False))
+    area = sum((s1 - s0) * (v0 + v1) / 2.0 for (s0, v0), (s1, v1) in pairwise(pts))
     return area / span
 
 

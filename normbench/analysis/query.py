@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 from normbench.analysis.metrics import METRICS
@@ -13,10 +14,9 @@ LR_KEY = "lr_mult"
 
 def _load_diagnostic_metrics() -> None:
     """Diagnostics register their metrics on import; do it so their names are recognised."""
-    try:
+    # Another package's import problem must not break reports.
+    with contextlib.suppress(Exception):
         import normbench.train.diag_catalog  # noqa: F401
-    except Exception:  # another package's import problem must not break reports
-        pass
 
 
 def available_metrics(summary: dict[str, Any]) -> list[str]:

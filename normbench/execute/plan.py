@@ -19,11 +19,12 @@ DEVICE_RE = re.compile(r"^(cpu|mps|cuda(:\d+)?)$")
 # Below this much estimated serial work a suite runs in-process: starting a worker process
 # costs seconds (a fresh interpreter importing torch), more than tiny suites take in total.
 IN_PROCESS_SECONDS = 20.0
-# Rough CPU figures for the estimate: fixed framework overhead per layer per step, and
-# sustained single-thread FLOP rate for small matmuls. Only ratios and the order of
-# magnitude matter (balancing shards, choosing a default), not the absolute value.
-OVERHEAD_S_PER_LAYER_STEP = 6e-5
-FLOPS_PER_SECOND = 4e9
+# Rough single-thread CPU figures for the estimate (measured on a 256-wide MLP: ~2 ms/step):
+# framework overhead per layer per step, sustained FLOP rate, and set-up per task. Only
+# ratios and the order of magnitude matter (balancing shards, choosing a default).
+OVERHEAD_S_PER_LAYER_STEP = 1e-4
+FLOPS_PER_SECOND = 3e10
+SETUP_SECONDS = 0.1
 # Per-step work above which a model profits from several intra-op threads per worker.
 LARGE_FLOPS_PER_STEP = 5e8
 WORKER_MEMORY_BYTES = 600 * 2**20  # an interpreter with torch loaded, plus a small data set
@@ -123,7 +124,7 @@ def estimated_seconds(config: dict[str, Any]) -> float:
     per_step = layers * OVERHEAD_S_PER_LAYER_STEP + flops_per_step(config) / FLOPS_PER_SECOND
     evals = training["steps"] / training["eval_every"]
     eval_cost = evals * 2 * training["probe_size"] / training["batch_size"] * per_step / 3
-    return training["steps"] * per_step + eval_cost
+    return SETUP_SECONDS + training["steps"] * per_step + eval_cost
 
 
 # --- sharding ---------------------------------------------------------------------------------
@@ -228,8 +229,16 @@ def _short(value: Any) -> str:
     return text if len(text) <= 40 else text[:37] + "..."
 
 
+def as_stored(obj: Any) -> Any:
+    """``obj`` as it reads back from JSON (tuples become lists), so comparisons are like for like."""
+    import json
+
+    return json.loads(json.dumps(obj, default=str))
+
+
 def suite_difference(old: dict[str, Any], new: dict[str, Any]) -> str | None:
     """One sentence saying how two ``resolved.json`` contents differ (variants and seeds), or None."""
+    old, new = as_stored(old), as_stored(new)
     problems: list[str] = []
     old_name, new_name = old.get("suite", {}).get("name"), new.get("suite", {}).get("name")
     if old_name != new_name:
@@ -246,7 +255,7 @@ def suite_difference(old: dict[str, Any], new: dict[str, Any]) -> str | None:
             diff = _first_difference(before.get("config", {}), variant.get("config", {}))
             detail = f" ({diff[0]} {_short(diff[1])} → {_short(diff[2])})" if diff else ""
             problems.append(f"variant '{name}' changed{detail}")
-        elif before.get("seeds") != variant.get("seeds"):
+        elif before.get("seeds") != variant.get("seeds") and old.get("seeds") == new.get("seeds"):
             problems.append(f"variant '{name}' seeds {before.get('seeds')} → {variant.get('seeds')}")
     problems += [f"variant '{name}' is gone" for name in old_v if name not in new_v]
     if not problems:

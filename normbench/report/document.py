@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import base64
 import html
+import re
+import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,13 +39,61 @@ def _env_rows(manifest: dict[str, Any]) -> list[tuple[str, str]]:
     return [(k, str(v)) for k, v in env.items() if v not in (None, "")]
 
 
+def _command(cmd: Any) -> str:
+    """The command line as typed (the manifest may store it as an argv list)."""
+    if isinstance(cmd, list):
+        return shlex.join(str(c) for c in cmd)
+    return str(cmd or "")
+
+
+def _wall_time(manifest: dict[str, Any]) -> str:
+    """Wall time of the run from the manifest's start and end (ISO timestamps)."""
+    from datetime import datetime
+
+    try:
+        start = datetime.fromisoformat(str(manifest["started"]))
+        end = datetime.fromisoformat(str(manifest["finished"]))
+    except (KeyError, TypeError, ValueError):
+        return "unknown"
+    seconds = (end - start).total_seconds()
+    return f"{seconds:.0f} s ({seconds / 60:.1f} min)"
+
+
+def _claims(summary: dict[str, Any]) -> Section | None:
+    """Each claim of the suite, what was measured, and whether it agrees."""
+    from normbench.analysis.claims import ALPHA, TARGET_METRICS, _fmt_side
+
+    results = (summary.get("analysis") or {}).get("claims") or []
+    if not results:
+        return None
+    items = []
+    for r in results:
+        src = f" ({r['source']})" if r.get("source") else ""
+        c = r["counts"]
+        pairs = "; ".join(
+            f"[{', '.join(f'{k}={v}' for k, v in p['context'].items()) or 'all'}] "
+            f"{_fmt_side(p, 'better', r['metric'] in TARGET_METRICS)} vs "
+            f"{_fmt_side(p, 'than', r['metric'] in TARGET_METRICS)} (p = {p['p_value']:.3g}, {p['verdict']})"
+            for p in r["pairs"])
+        items.append(f"{r['text']}{src} — {r['metric']}: {r['verdict'].upper()} "
+                     f"({c['agrees']} agree, {c['disagrees']} disagree, {c['inconclusive']} inconclusive). "
+                     f"{pairs}")
+    return Section("Claims checked", "claims", [
+        ("p", "Each claim compares the variants it names pair by pair, other swept keys held equal, "
+              f"with a one-sided exact Mann-Whitney U test over seeds at α = {ALPHA}. 'Inconclusive' "
+              "means the seeds do not separate the two at that level; with 2 seeds per side no "
+              "difference can reach it (the smallest p is 1/6), with 3 the smallest p is 0.05."),
+        ("list", items)])
+
+
 def _overview(summary: dict[str, Any]) -> Section:
     m, suite, c = summary["manifest"], summary["suite"], summary["counts"]
     targets = ", ".join(f"{k} {'≥' if 'acc' in k else '≤'} {v:g}" for k, v in (suite.get("targets") or {}).items())
     facts = [
         ("status", str(m.get("status", "unknown"))),
-        ("command", str(m.get("command", ""))),
+        ("command", _command(m.get("command"))),
         ("started / finished", f"{m.get('started', '?')} / {m.get('finished', '?')}"),
+        ("wall time", _wall_time(m)),
         ("variants", f"{len(summary['variants'])} × {len(summary['seeds'])} seeds"),
         ("seed outcomes", f"{c['ok']} ok, {c['diverged']} diverged, {c['failed']} failed"
                           + (f", {c['missing']} missing" if c.get("missing") else "")),
@@ -81,6 +131,9 @@ def build_sections(summary: dict[str, Any], plots: list[Plot], warnings: list[st
     """Everything the report shows, in reading order: overview, compact table, plots, long tables."""
     analysis = summary.get("analysis") or {}
     sections = [_overview(summary)]
+    claims = _claims(summary)
+    if claims:
+        sections.append(claims)
     if analysis.get("lr_robustness"):
         sections.append(Section("Learning-rate robustness", "lr-robustness",
                                 [("table", lr_table(summary, analysis["lr_robustness"]))]))
@@ -108,11 +161,16 @@ def build_sections(summary: dict[str, Any], plots: list[Plot], warnings: list[st
 # --- markdown -------------------------------------------------------------------------------
 
 
+def _slug(title: str) -> str:
+    """The anchor GitHub gives a heading: lower case, punctuation dropped, spaces as hyphens."""
+    return re.sub(r"[^\w\- ]", "", title.lower()).replace(" ", "-")
+
+
 def to_markdown(summary: dict[str, Any], sections: list[Section], base: Path) -> str:
     """GitHub-flavoured markdown; plots are linked relative to the report's directory."""
     name = summary["suite"].get("name", "")
     out = [f"# normbench report: {name}", ""]
-    out.append(" · ".join(f"[{s.title}](#{s.anchor})" for s in sections))
+    out.append(" · ".join(f"[{s.title}](#{_slug(s.title)})" for s in sections))
     out.append("")
     for s in sections:
         out += [f"## {s.title}", ""]

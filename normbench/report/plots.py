@@ -311,7 +311,7 @@ def plot_throughput(summary: dict[str, Any], styler: Styler, out: Path) -> Plot 
     y = np.arange(len(rows))[::-1]
     for yi, (labels, m, lo, hi) in zip(y, rows, strict=True):
         ax.barh(yi, m, xerr=[[m - lo], [hi - m]], color=styler.colour(labels), hatch=styler.hatch(labels),
-                edgecolor="white", capsize=2, error_kw={"elinewidth": 0.8})
+                edgecolor="white", capsize=2, ecolor="#777777", error_kw={"elinewidth": 0.8})
     ax.set_yticks(y, names)
     from matplotlib.ticker import StrMethodFormatter
 

@@ -16,7 +16,7 @@ from normbench.results.store import RunDir, atomic_write_json
 # Per norm: (best accuracy, steps to converge at lr_mult 1, largest lr_mult that trains, ms/step).
 # Loosely shaped like Ioffe & Szegedy: normalised nets train faster and tolerate larger lr.
 NORM_TRAITS: dict[str, tuple[float, float, float, float]] = {
-    "none": (0.905, 1400.0, 5.0, 1.00),
+    "none": (0.925, 900.0, 5.0, 1.00),
     "batch": (0.955, 300.0, 60.0, 1.35),
     "layer": (0.945, 420.0, 40.0, 1.25),
     "group": (0.942, 450.0, 40.0, 1.40),

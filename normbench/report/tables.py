@@ -234,7 +234,8 @@ def lr_table(summary: dict[str, Any], rows_in: list[dict[str, Any]]) -> Table:
     rows, data = [], []
     for r in rows_in:
         best = r["best"] or {}
-        rng = f"{r['range'][0]} – {r['range'][1]}" if r["range"] else "none"
+        rng = "none" if not r["range"] else r["range"][0] if r["range"][0] == r["range"][1] \
+            else f"{r['range'][0]} – {r['range'][1]}"
         if r["range"] and not r["contiguous"]:
             rng += " (gaps)"
         val = NONE if best.get("mean") is None else fmt_stats(

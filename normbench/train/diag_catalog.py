@@ -187,16 +187,19 @@ def _clean_loc(loc: tuple[Any, ...]) -> tuple[Any, ...]:
 def resolve_diagnostics(value: Any, model: dict[str, Any], norm: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """Validate ``diagnostics:`` (a list of names or a mapping name → options) and fill defaults.
 
-    Errors carry the path below ``diagnostics``, e.g. ``("activations", "layer")``.
+    Errors carry the path below ``diagnostics``, e.g. ``("activations", "layer")``, or the
+    item's index when ``value`` is a list.
     """
     from normbench.norms.catalog import NORMS
 
+    # A list item has no key of its own: point errors at its index (and so at its line).
     items = {name: None for name in value} if isinstance(value, list) else dict(value or {})
+    where = {name: (i,) for i, name in enumerate(value)} if isinstance(value, list) else {n: (n,) for n in items}
     out: dict[str, dict[str, Any]] = {}
     n_blocks = num_blocks(model)
     for name, opts in items.items():
         if name not in DIAGNOSTICS:
-            raise OptionError(unknown("diagnostic", name, list(DIAGNOSTICS)), (name,))
+            raise OptionError(unknown("diagnostic", name, list(DIAGNOSTICS)), where[name])
         diag = DIAGNOSTICS[name]
         try:
             resolved = diag.options.model_validate(opts or {}).model_dump()
@@ -214,7 +217,7 @@ def resolve_diagnostics(value: Any, model: dict[str, Any], norm: dict[str, Any])
         if diag.needs_batch_stats and not NORMS[norm["kind"]].uses_batch_stats:
             raise OptionError(f"'{name}' compares batch and running statistics, but norm "
                               f"'{norm['kind']}' keeps none (use it with batch-statistics norms "
-                              "such as batch)", (name,))
+                              "such as batch)", where[name])
         out[name] = resolved
     return out
 

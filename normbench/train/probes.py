@@ -495,7 +495,7 @@ def precise_stats_model(model: nn.Module, x: torch.Tensor, batch_size: int) -> n
     Train-mode forwards of ``x`` in batches of ``batch_size`` with frozen weights; each norm's
     k-th update uses momentum 1/k, so its running statistics end as the equal-weight mean of
     the per-batch statistics (torch BN: batch means and unbiased variances), whatever they
-    held before — the same cumulative average as torch's ``momentum=None``, but it also works
+    held before (non-finite values are cleared first) — the same cumulative average as torch's ``momentum=None``, but it also works
     for the research norms that update with ``lerp_(stat, momentum)``. ``x`` is used in
     whole batches (the remainder is dropped, unless ``x`` is smaller than one batch).
     """
@@ -503,6 +503,12 @@ def precise_stats_model(model: nn.Module, x: torch.Tensor, batch_size: int) -> n
     handles = []
     for module in twin.modules():
         if has_running_stats(module):
+            # Weight 1 on the first batch forgets the old value, except a NaN/inf (0·NaN = NaN).
+            if hasattr(module, "reset_running_stats"):
+                module.reset_running_stats()
+            for buf in module.buffers(recurse=False):
+                if buf.is_floating_point():
+                    buf.nan_to_num_(nan=0.0, posinf=0.0, neginf=0.0)
             calls = [0]
 
             def count(mod: nn.Module, _args: Any, calls: list[int] = calls) -> None:

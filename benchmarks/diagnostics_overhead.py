@@ -1,0 +1,215 @@
+"""Diagnostics overhead: what the probe seam and the cheap probes cost the training loop.
+
+Ioffe & Szegedy's MNIST MLP (784-100-100-100-10, sigmoid, batch 60, batch norm before the
+sigmoid, SGD) on synthetic binary data, through ``normbench.train.loop.run_variant``. Runs of
+the variants being compared alternate (A, B, C, A, B, C, …) so drifts in machine load hit
+all of them; medians over the repeats are reported.
+
+1. Diagnostics off: ``probes=None`` vs ``probes=[]`` vs the loop with the probe calls cut out
+   of its source (target: within 2 % in training steps/s).
+2. ``activations`` + ``grad_norms`` at their default cadence (every evaluation, eval_every
+   100) vs none (target: ≤ 10 % fewer training steps/s). The loop keeps probe time out of
+   ``train_seconds``, so the wall-clock cost (training + probes, and the whole run) is
+   printed too.
+3. The cost of one ``ics`` and one ``landscape`` probe (default options), in ms and in
+   training steps.
+
+    python benchmarks/diagnostics_overhead.py [--steps 3000] [--repeats 5] [--threads 1]
+"""
+
+from __future__ import annotations
+
+import argparse
+import inspect
+import re
+import statistics
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import numpy as np
+import torch
+
+from normbench.train import loop
+from normbench.train import probes as P
+
+SUITE = """\
+name: diagnostics-overhead
+dataset:
+  name: synthetic-blobs   # validated only: the benchmark brings its own MNIST-like tensors
+model:
+  kind: mlp
+  hidden: [100, 100, 100]
+  activation: sigmoid
+  norm: batch
+  placement: pre
+training:
+  optimizer: sgd
+  lr: 0.1
+  batch_size: 60
+  steps: {steps}
+  eval_every: 100
+  eval_batch_size: 1000
+  profile_steps: 0
+  seeds: 1
+  device: cpu
+diagnostics: [activations, grad_norms, ics, landscape]
+"""
+
+
+def make_data(n: int = 10_000) -> SimpleNamespace:
+    """Binary 784-pixel inputs with MNIST-like sparsity and 10 random classes."""
+    rng = np.random.default_rng(0)
+    x = (rng.random((n, 784)) > 0.8).astype(np.float32)
+    y = rng.integers(0, 10, n).astype(np.int64)
+    return SimpleNamespace(x_train=x, y_train=y, x_test=x[:1000], y_test=y[:1000],
+                           task="classification", num_outputs=10, layout="vector")
+
+
+def resolved_config(steps: int) -> dict[str, Any]:
+    """The variant's config through the real suite loader, so it follows the schema."""
+    from normbench.spec import load_suite
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "suite.yaml"
+        path.write_text(SUITE.format(steps=steps))
+        (variant,) = load_suite(path).variants
+    return variant.config
+
+
+def stripped_train() -> Callable[..., Any] | None:
+    """``loop._train`` with the per-step probe call removed from its source (None if not found).
+
+    Only the ``if step in backward_steps:`` block runs every step; the rest of the seam runs
+    once per evaluation interval.
+    """
+    source = inspect.getsource(loop._train)
+    cut, n = re.subn(r"\n([ ]+)if step in backward_steps:\n(?:\1[ ]{4}.*\n)+", "\n", source)
+    if n != 1:
+        return None
+    namespace = dict(vars(loop))
+    exec(compile(cut, loop.__file__, "exec"), namespace)  # the loop's own globals
+    return namespace["_train"]
+
+
+def timed_run(config: dict[str, Any], data: SimpleNamespace, probes: list[Any] | None,
+              train_fn: Callable[..., Any] | None = None) -> dict[str, float]:
+    """One run: training steps/s (probe time excluded), training+probes steps/s, wall seconds."""
+    original = loop._train
+    if train_fn is not None:
+        loop._train = train_fn
+    try:
+        t0 = time.perf_counter()
+        record = loop.run_variant(config, 0, data, probes=probes)
+        wall = time.perf_counter() - t0
+    finally:
+        loop._train = original
+    assert record["status"] == "ok", record["error"]
+    t = record["timing"]
+    return {"train": t["steps"] / t["train_seconds"],
+            "with_probes": t["steps"] / (t["train_seconds"] + t["probe_seconds"]), "wall": wall}
+
+
+def alternate(variants: dict[str, Callable[[], dict[str, float]]], repeats: int) -> dict[str, dict[str, float]]:
+    """Run the variants in turn ``repeats`` times; the median of each figure per variant."""
+    for fn in variants.values():  # warm-up
+        fn()
+    samples: dict[str, list[dict[str, float]]] = {k: [] for k in variants}
+    for _ in range(repeats):
+        for name, fn in variants.items():
+            samples[name].append(fn())
+    return {name: {k: statistics.median(s[k] for s in runs) for k in runs[0]} for name, runs in samples.items()}
+
+
+def probe_cost(config: dict[str, Any], data: SimpleNamespace, repeats: int) -> dict[str, float]:
+    """Median ms of one training step, one ics and one landscape probe (default options)."""
+    from normbench.models import build
+
+    tensors = loop.to_tensors(data, torch.device("cpu"))
+    torch.manual_seed(0)
+    model = build(config["model"], tuple(tensors.x_train.shape[1:]), tensors.num_outputs)
+    opt = loop.make_optimizer(model.parameters(), config["training"])
+    loss_fn = loop.loss_function(True)
+    diags = config["diagnostics"]
+    layers = list(range(len(model.blocks)))
+    etas = P.eta_grid(diags["landscape"]["eta_min"], diags["landscape"]["eta_max"], diags["landscape"]["points"])
+    lr = loop.effective_lr(config["training"])
+    times: dict[str, list[float]] = {"step": [], "ics": [], "landscape": []}
+    for k in range(repeats * 20 + 10):
+        xb, yb = tensors.x_train[60 * k:60 * (k + 1)], tensors.y_train[60 * k:60 * (k + 1)]
+        t0 = time.perf_counter()
+        loss = loss_fn(model(xb), yb)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        t1 = time.perf_counter()
+        if k >= 10 and k % 10 == 0:
+            P.internal_covariate_shift(model, opt, config["training"], lr, loss_fn, xb, yb, layers)
+            t2 = time.perf_counter()
+            P.loss_landscape(model, loss_fn, xb, yb, lr, etas)
+            t3 = time.perf_counter()
+            times["ics"].append(t2 - t1)
+            times["landscape"].append(t3 - t2)
+        t4 = time.perf_counter()
+        opt.step()
+        loss.item()
+        times["step"].append(t1 - t0 + time.perf_counter() - t4)
+    return {k: 1000 * statistics.median(v) for k, v in times.items()}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=3000)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--threads", type=int, default=1)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    data = make_data()
+    config = resolved_config(args.steps)
+    off = {**config, "diagnostics": {}}
+    cheap = {k: v for k, v in config["diagnostics"].items() if k in ("activations", "grad_norms")}
+    print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, steps {args.steps}, eval_every 100, "
+          f"repeats {args.repeats} (medians; runs alternate)")
+
+    print("\n1. diagnostics off — training steps/s")
+    cut = stripped_train()
+    variants = {"probes=None": lambda: timed_run(off, data, None), "probes=[]": lambda: timed_run(off, data, [])}
+    if cut is not None:
+        variants["probe calls cut"] = lambda: timed_run(off, data, None, cut)
+    else:
+        print("   (could not cut the probe call out of loop._train: pattern not found)")
+    res = alternate(variants, args.repeats)
+    ref = res["probe calls cut"]["train"] if cut is not None else res["probes=None"]["train"]
+    for name, r in res.items():
+        print(f"   {name:16s} {r['train']:8.0f} steps/s   {100 * (r['train'] / ref - 1):+6.2f} % vs "
+              f"{'cut' if cut is not None else 'probes=None'}")
+    worst = max(abs(r["train"] / ref - 1) for r in res.values())
+    print(f"   worst difference {100 * worst:.2f} % (target ≤ 2 %): {'PASS' if worst <= 0.02 else 'FAIL'}")
+
+    print("\n2. activations + grad_norms, every evaluation")
+    res = alternate({"none": lambda: timed_run(off, data, None),
+                     "act+grad": lambda: timed_run(config, data, P.build_probes(cheap, config))}, args.repeats)
+    base, on = res["none"], res["act+grad"]
+    train_over = 1 - on["train"] / base["train"]
+    wall_over = 1 - on["with_probes"] / base["with_probes"]
+    print(f"   training steps/s (probe time excluded)  none {base['train']:8.0f}   on {on['train']:8.0f}   "
+          f"overhead {100 * train_over:+6.2f} % (target ≤ 10 %): {'PASS' if train_over <= 0.10 else 'FAIL'}")
+    print(f"   training + probes, wall-clock steps/s   none {base['with_probes']:8.0f}   on {on['with_probes']:8.0f}   "
+          f"overhead {100 * wall_over:+6.2f} % (target ≤ 10 %): {'PASS' if wall_over <= 0.10 else 'FAIL'}")
+    print(f"   whole run_variant wall time (eval, setup included)  none {base['wall']:.3f} s   "
+          f"on {on['wall']:.3f} s   ({100 * (on['wall'] / base['wall'] - 1):+.2f} %)")
+
+    print("\n3. one probe (default options) on this model")
+    cost = probe_cost(config, data, args.repeats)
+    lp = config["diagnostics"]["landscape"]
+    for name, what in (("ics", f"{len(config['model']['hidden'])} blocks"),
+                       ("landscape", f"{lp['points']} points over [{lp['eta_min']}, {lp['eta_max']}]×lr")):
+        print(f"   {name:10s} {cost[name]:7.2f} ms  ≈ {cost[name] / cost['step']:5.1f} training steps "
+              f"({what}); every 100 steps: +{cost[name] / cost['step']:.1f} %")
+    print(f"   (one training step: {cost['step']:.3f} ms)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,113 @@
+"""Parallel speed-up: wall time of a 4-variant × 1-seed MLP suite with 2 workers vs 1.
+
+Each configuration is a real ``python -m normbench run`` subprocess (what a user waits for,
+start-up and worker spawning included), timed from launch to exit:
+
+- ``--workers 2 --threads-per-worker 1``  (the claim: ≤ 0.6 × the next line on 2 cores)
+- ``--workers 1 --threads-per-worker 1``  (one worker process, pinned to one thread)
+- ``--workers 1``                          (the plain in-process run, torch's default threads)
+- no option                                (whatever the default chooses on this machine)
+
+Configurations alternate over ``--repeats`` rounds so drifts in machine load hit all of them;
+the median is reported. On a shared machine the figures are noisy: compare ratios, and only
+between lines of the same invocation.
+
+    python benchmarks/parallel_speedup.py [--steps 2500] [--repeats 1] [--keep DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+SUITE = """\
+name: speedup
+dataset:
+  name: synthetic-blobs
+  features: 64
+model:
+  kind: mlp
+  hidden: [256, 256, 256]
+  activation: relu
+training:
+  optimizer: momentum
+  batch_size: 128
+  steps: {steps}
+  eval_every: {eval_every}
+  seeds: 1
+  device: cpu
+grid:
+  norm: [none, batch, layer, rms]
+"""
+
+CONFIGS = {
+    "workers=2 threads=1": ["--workers", "2", "--threads-per-worker", "1"],
+    "workers=1 threads=1": ["--workers", "1", "--threads-per-worker", "1"],
+    "in-process (--workers 1)": ["--workers", "1"],
+    "default (no option)": [],
+}
+
+
+def run_once(suite: Path, out: Path, args: list[str]) -> float:
+    """Wall seconds of one ``normbench run`` subprocess; raises if it fails."""
+    cmd = [sys.executable, "-m", "normbench", "run", str(suite), "--out", str(out), "--no-report",
+           "--quiet", "--format", "json", *args]
+    t0 = time.perf_counter()
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    wall = time.perf_counter() - t0
+    if proc.returncode != 0:
+        raise SystemExit(f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stderr}")
+    return wall
+
+
+def chosen_default(suite: Path) -> str:
+    """What the default picks for this suite here (workers, threads)."""
+    from normbench.api import plan_run
+    from normbench.spec import load_suite
+
+    plan = plan_run(load_suite(suite), Path(tempfile.gettempdir()))
+    where = "in-process" if plan.in_process else f"{plan.workers} worker processes"
+    return f"{where}, threads per worker {plan.threads or 'torch default'}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=2500, help="training steps per variant")
+    parser.add_argument("--repeats", type=int, default=1, help="rounds over all configurations")
+    parser.add_argument("--keep", type=Path, help="keep the run directories here")
+    args = parser.parse_args()
+
+    work = Path(tempfile.mkdtemp(prefix="nb-speedup-"))
+    suite = work / "speedup.yaml"
+    suite.write_text(SUITE.format(steps=args.steps, eval_every=max(1, args.steps // 5)))
+    times: dict[str, list[float]] = {name: [] for name in CONFIGS}
+    default_note = chosen_default(suite)
+    try:
+        for _ in range(args.repeats):
+            for name, extra in CONFIGS.items():
+                times[name].append(run_once(suite, args.keep or work / "runs", extra))
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+    med = {name: statistics.median(ts) for name, ts in times.items()}
+    print(f"4 variants × 1 seed, MLP 64-256-256-256-4, batch 128, {args.steps} steps; "
+          f"{os.cpu_count()} logical CPUs; median of {args.repeats}")
+    for name, t in med.items():
+        print(f"  {name:26s} {t:7.2f} s   (runs: {', '.join(f'{x:.2f}' for x in times[name])})")
+    print(f"  default chose: {default_note}")
+    ratio = med["workers=2 threads=1"] / med["workers=1 threads=1"]
+    verdict = "PASS" if ratio <= 0.6 else "FAIL"
+    print(f"workers=2 / workers=1 (1 thread each): {ratio:.2f}  (target ≤ 0.60: {verdict})")
+    print(f"workers=2 / in-process default threads: "
+          f"{med['workers=2 threads=1'] / med['in-process (--workers 1)']:.2f}")
+
+
+if __name__ == "__main__":
+    main()
