@@ -79,6 +79,8 @@ def run(
     executor: Annotated[str, typer.Option("--executor", help="local (worker processes here) or dask (a Dask cluster; needs normbench[dask]).", metavar="[local|dask]")] = "local",
     scheduler: Annotated[str | None, typer.Option("--scheduler", help="Dask scheduler address, e.g. tcp://10.0.0.5:8786 (default with --executor dask: a LocalCluster on 127.0.0.1).", metavar="ADDRESS")] = None,
     devices: Annotated[str | None, typer.Option("--devices", help="Devices assigned to workers round robin, e.g. cuda:0,cuda:1 (a device may repeat or be shared by several --workers).", metavar="LIST")] = None,
+    baseline: Annotated[Path | None, typer.Option("--baseline", help="After the run, compare with this run directory and check the gates (see normbench compare).", metavar="RUN_DIR")] = None,
+    fail_on: Annotated[list[str] | None, typer.Option("--fail-on", help="Regression gate vs --baseline, METRIC:[+|-]NUMBER[%], e.g. final_test_acc:-1% (repeatable); exit 1 when one fires.", metavar="METRIC:CHANGE")] = None,
 ) -> None:
     """Train every variant × seed of a suite, store the run, print a comparison table.
 
@@ -87,6 +89,8 @@ def run(
     Example: normbench run suites/quickstart.yaml --workers 2 --threads-per-worker 1 --shard 1/3
 
     Example: normbench run suites/quickstart.yaml --resume latest
+
+    Example: normbench run suites/ci-smoke.yaml --baseline reports/baselines/ci-smoke --fail-on final_test_acc:-1%
     """
     from normbench import api
     from normbench.execute.progress import Progress
@@ -97,6 +101,7 @@ def run(
     loaded = load_suite(suite, set_ or [])
     for message in loaded.warnings:
         warn(message)
+    gate = _prepare_gate(baseline, fail_on, loaded)
     plan = api.plan_run(loaded, out, options, command=["normbench", *sys.argv[1:]])
     if plan.resume_dir is not None:
         print(f"resuming {plan.resume_dir.path}: {len(plan.done)} of {len(plan.tasks)} results complete, "
@@ -119,7 +124,8 @@ def run(
         print("interrupted: finished results are saved", file=sys.stderr)
     elif outcome.failed:
         warn(f"{len(outcome.failed)} of {len(outcome.records)} variant runs failed")
-    raise typer.Exit(outcome.exit_code)
+    gate_code = _run_gate(gate, outcome.run_dir.path, fmt) if gate and outcome.status != "interrupted" else 0
+    raise typer.Exit(outcome.exit_code or gate_code)
 
 
 def _print_run_table(run_dir: Path, fmt: Format, write_report: bool) -> None:

@@ -48,11 +48,9 @@ class Gate:
 def _known_metrics() -> dict[str, bool]:
     """Registry metric → higher_is_better, diagnostics' metrics included."""
     from normbench.analysis.metrics import METRICS
+    from normbench.analysis.query import _load_diagnostic_metrics
 
-    try:  # diagnostics register their metrics when their catalog is imported (torch-free)
-        import normbench.train.diag_catalog  # noqa: F401
-    except Exception:  # a broken optional catalog must not make every gate unknown
-        pass
+    _load_diagnostic_metrics()  # diagnostics register their metrics when their catalog is imported
     return {name: m.higher_is_better for name, m in METRICS.items()}
 
 

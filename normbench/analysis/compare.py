@@ -1,0 +1,661 @@
+"""Compare two runs (or every variant with a reference) metric by metric, with significance and gates.
+
+Statistics (documented in docs/ci.md):
+
+* Per variant and metric: mean and 95 % bootstrap CI over seeds (``analysis.stats.describe``),
+  absolute change ``candidate − baseline`` and relative change ``÷ |baseline|``.
+* Significance: **Welch's t-test**, two-sided, at ``alpha`` (default 0.05). Not Mann-Whitney:
+  with 3 seeds a side its smallest two-sided p is 0.1, so it could never fire. Timing metrics
+  (units s, ms, samples/s) are tested on log values because timing noise is multiplicative
+  and right-skewed (a stalled seed is far slower, never far faster), which also makes the test
+  match the relative gates. With fewer than 2 values on a side there is no test ("no
+  significance test (1 seed)") and the mark follows the direction of the change.
+* Marks: ``+`` worse, ``-`` better, ``~`` no significant change, ``!`` the candidate lost values
+  the baseline had (newly failed, diverged, or a target no longer reached), ``x`` not comparable.
+
+Variants are matched by id (a hash of the resolved configuration), then by name: the same name
+with another id means the suite itself changed, so the pair is *not comparable*.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from normbench.analysis.gates import Gate, beyond, fmt_amount, parse_gates
+from normbench.errors import InputError, OptionError
+from normbench.results.store import Warn, check_result, finite_or_none, read_json, stderr_warn
+
+ALPHA = 0.05
+TIMING_UNITS = ("s", "ms", "samples/s")
+DEFAULT_METRICS = ("final_test_acc", "best_test_acc", "final_test_loss", "final_train_loss",
+                   "steps_to_target", "seconds_to_target", "samples_per_sec")
+TEST_NAME = "Welch's t-test (two-sided; timing metrics on log values)"
+EXIT_OK, EXIT_GATE, EXIT_INPUT = 0, 1, 2
+
+
+# --- statistics -------------------------------------------------------------------------------
+
+
+def _betacf(a: float, b: float, x: float) -> float:
+    """Continued fraction of the incomplete beta function (modified Lentz, Numerical Recipes)."""
+    tiny, qab, qap, qam = 1e-300, a + b, a + 1.0, a - 1.0
+    c, d = 1.0, 1.0 - qab * x / qap
+    d = 1.0 / (d if abs(d) > tiny else tiny)
+    h = d
+    for m in range(1, 300):
+        m2 = 2 * m
+        for aa in (m * (b - m) * x / ((qam + m2) * (a + m2)),
+                   -(a + m) * (qab + m) * x / ((a + m2) * (qap + m2))):
+            d = 1.0 + aa * d
+            d = 1.0 / (d if abs(d) > tiny else tiny)
+            c = 1.0 + aa / c
+            c = c if abs(c) > tiny else tiny
+            h *= d * c
+        if abs(d * c - 1.0) < 1e-15:
+            break
+    return h
+
+
+def betainc(a: float, b: float, x: float) -> float:
+    """Regularised incomplete beta I_x(a, b): the small own fallback when scipy is absent."""
+    if x <= 0.0:
+        return 0.0
+    if x >= 1.0:
+        return 1.0
+    front = math.exp(math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b)
+                     + a * math.log(x) + b * math.log1p(-x))
+    if x < (a + 1.0) / (a + b + 2.0):
+        return front * _betacf(a, b, x) / a
+    return 1.0 - front * _betacf(b, a, 1.0 - x) / b
+
+
+def t_two_sided(t: float, df: float) -> float:
+    """Two-sided p of Student's t with (possibly fractional) ``df``; scipy when importable."""
+    try:
+        from scipy.special import stdtr  # the light part of scipy; scipy.stats costs ~1 s
+
+        return float(min(1.0, 2.0 * stdtr(df, -abs(t))))
+    except ImportError:
+        return min(1.0, betainc(df / 2.0, 0.5, df / (df + t * t)))
+
+
+def welch(a: list[float], b: list[float]) -> float:
+    """Two-sided p of Welch's unequal-variance t-test of mean(b) − mean(a); needs ≥ 2 values each."""
+    na, nb = len(a), len(b)
+    ma, mb = sum(a) / na, sum(b) / nb
+    va = sum((x - ma) ** 2 for x in a) / (na - 1) / na
+    vb = sum((x - mb) ** 2 for x in b) / (nb - 1) / nb
+    se2 = va + vb
+    scale = max(abs(ma), abs(mb), 1e-300)
+    if se2 <= (1e-12 * scale) ** 2:
+        # No spread at all (deterministic metrics): equal means → no change, else a certain one.
+        return 1.0 if abs(mb - ma) <= 1e-12 * scale else 0.0
+    df = se2 ** 2 / ((va ** 2 / (na - 1) if va else 0.0) + (vb ** 2 / (nb - 1) if vb else 0.0))
+    return t_two_sided((mb - ma) / math.sqrt(se2), df)
+
+
+def significance(a: list[float], b: list[float], log: bool) -> tuple[float | None, str]:
+    """(p, what was done) for baseline values ``a`` and candidate values ``b``."""
+    if min(len(a), len(b)) < 2:
+        n = min(len(a), len(b))
+        return None, f"no significance test ({n} seed{'s' if n != 1 else ''})"
+    if log and min(a + b) > 0:
+        return welch([math.log(x) for x in a], [math.log(x) for x in b]), "welch-log"
+    return welch(a, b), "welch"
+
+
+# --- data model -------------------------------------------------------------------------------
+
+
+@dataclass
+class MetricChange:
+    """One metric of one matched pair: both sides' statistics, the change and its mark."""
+
+    metric: str
+    unit: str
+    higher_is_better: bool
+    baseline: dict[str, Any]
+    candidate: dict[str, Any]
+    change: float | None
+    relative: float | None
+    p_value: float | None
+    test: str
+    significant: bool
+    mark: str
+    note: str = ""
+
+
+@dataclass
+class GateResult:
+    """One gate on one variant: ``fail``, ``pass`` or ``skipped``, and why."""
+
+    gate: str
+    metric: str
+    variant: str
+    status: str
+    reason: str
+    description: str = ""
+    baseline: float | None = None
+    candidate: float | None = None
+    change: float | None = None
+    relative: float | None = None
+    p_value: float | None = None
+
+
+@dataclass
+class VariantComparison:
+    """A variant of the candidate (or of the run) set against its baseline (or reference)."""
+
+    name: str
+    status: str  # matched | not_comparable | new | missing
+    baseline_id: str | None
+    candidate_id: str | None
+    baseline_name: str | None = None
+    reason: str = ""
+    newly: str = ""  # what the candidate newly lost (failed / diverged seeds)
+    metrics: list[MetricChange] = field(default_factory=list)
+
+
+@dataclass
+class Comparison:
+    """Everything ``normbench compare`` prints, renders as JSON or JUnit, and exits on."""
+
+    mode: str  # runs | reference
+    suite: str
+    baseline: str
+    candidate: str
+    alpha: float
+    stats: bool
+    test: str
+    metrics: list[str]
+    reference: dict[str, str] | None = None
+    variants: list[VariantComparison] = field(default_factory=list)
+    gates: list[GateResult] = field(default_factory=list)
+    gate_texts: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def failed(self) -> list[GateResult]:
+        return [g for g in self.gates if g.status == "fail"]
+
+    @property
+    def exit_code(self) -> int:
+        return EXIT_GATE if self.failed else EXIT_OK
+
+    def by_status(self, status: str) -> list[VariantComparison]:
+        return [v for v in self.variants if v.status == status]
+
+    def verdict(self) -> str:
+        """One line: what the gates said (or that there were none)."""
+        if not self.gate_texts:
+            n = sum(1 for v in self.variants for m in v.metrics if m.mark in "+!")
+            return f"no gates; {n} metric{'s' if n != 1 else ''} worse (+ or !)"
+        if not self.failed:
+            checked = sum(g.status != "skipped" for g in self.gates)
+            return f"all gates passed ({checked} check{'s' if checked != 1 else ''})"
+        first = self.failed[0]
+        more = f" and {len(self.failed) - 1} more" if len(self.failed) > 1 else ""
+        return f"{len(self.failed)} gate check{'s' if len(self.failed) != 1 else ''} failed: " \
+               f"{first.gate} on {first.variant} ({first.reason}){more}"
+
+    def to_json(self) -> dict[str, Any]:
+        out = asdict(self)
+        out.update(verdict=self.verdict(), exit_code=self.exit_code,
+                   new=[v.name for v in self.by_status("new")],
+                   missing=[v.name for v in self.by_status("missing")],
+                   not_comparable=[v.name for v in self.by_status("not_comparable")])
+        return out
+
+
+# --- loading ----------------------------------------------------------------------------------
+
+
+def _check_version(doc: dict[str, Any], path: Path, what: str, supported: int) -> None:
+    version = doc.get("schema_version", 1)
+    if isinstance(version, int) and version > supported:
+        raise InputError(f"{path} has {what} schema_version {version}, newer than this normbench "
+                         f"understands ({supported}): upgrade normbench")
+
+
+def _summary_file(path: Path) -> dict[str, Any]:
+    """A ``summary.json`` given directly (e.g. a committed baseline without its results)."""
+    from normbench.analysis.aggregate import SUMMARY_SCHEMA_VERSION
+
+    doc = read_json(path, "summary.json")
+    if not isinstance(doc, dict) or not isinstance(doc.get("variants"), list) or "suite" not in doc:
+        raise InputError(f"{path} is not a normbench summary.json (give a run directory or its "
+                         "summary.json)")
+    _check_version(doc, path, "summary", SUMMARY_SCHEMA_VERSION)
+    return doc
+
+
+def load_summary(path: str | Path, *, reference: str | None = None, warn: Warn | None = None) -> dict[str, Any]:
+    """Summarise a run directory from its result files (or read a summary.json file).
+
+    Result files are read strictly: a corrupt or too-new file is an error, not a warning,
+    because silently skipping it would make its variant look *missing* from a gated run.
+    """
+    from normbench.analysis.aggregate import RunData, summarize
+    from normbench.results.store import SCHEMA_VERSION, open_run_dir
+
+    path = Path(path)
+    if path.is_file() and path.suffix == ".json":
+        return _summary_file(path)
+    run = open_run_dir(path)
+    manifest = run.read_manifest()
+    _check_version(manifest, run.path / "manifest.json", "manifest", SCHEMA_VERSION)
+    resolved = run.read_resolved()
+    records = [check_result(read_json(p, "result file"), p) for p in run.result_files()]
+    if not records:
+        if (run.path / "summary.json").is_file():
+            return _summary_file(run.path / "summary.json")
+        raise InputError(f"{run.path} has no result files (the run did not finish a single variant)")
+    status = manifest.get("status")
+    if status not in ("complete", "failed") and warn is not None:
+        warn(f"{run.path} is a run that did not finish (status: {status})")
+    return summarize(RunData(run.path, manifest, resolved, records), reference=reference)
+
+
+# --- matching ---------------------------------------------------------------------------------
+
+
+def _flatten(obj: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(obj, dict):
+        out: dict[str, Any] = {}
+        for k, v in obj.items():
+            out.update(_flatten(v, f"{prefix}.{k}" if prefix else str(k)))
+        return out
+    return {prefix: obj}
+
+
+def config_diff(a: dict[str, Any], b: dict[str, Any], limit: int = 3) -> str:
+    """``training.steps 40 → 20; …``: why two same-named variants are not comparable."""
+    fa, fb = _flatten(a), _flatten(b)
+    keys = [k for k in dict.fromkeys([*fa, *fb]) if fa.get(k, "∅") != fb.get(k, "∅")]
+    if not keys:
+        return "resolved configuration differs"
+    parts = [f"{k} {fa.get(k, '∅')} → {fb.get(k, '∅')}" for k in keys[:limit]]
+    more = f" (+{len(keys) - limit} more)" if len(keys) > limit else ""
+    return "; ".join(parts) + more
+
+
+def match_variants(base: dict[str, Any], cand: dict[str, Any]) -> list[tuple[str, dict | None, dict | None]]:
+    """(status, baseline variant, candidate variant) in candidate order, then missing ones.
+
+    Ids hash the resolved configuration, so the same id is the same work; a name found on
+    both sides under different ids means the configuration changed (not comparable).
+    """
+    b_by_id = {v["variant_id"]: v for v in base["variants"]}
+    b_by_name = {v["variant_name"]: v for v in base["variants"]}
+    used: set[str] = set()
+    out: list[tuple[str, dict | None, dict | None]] = []
+    for c in cand["variants"]:
+        b = b_by_id.get(c["variant_id"])
+        if b is not None:
+            out.append(("matched", b, c))
+        elif (b := b_by_name.get(c["variant_name"])) is not None and b["variant_id"] not in used \
+                and b["variant_id"] not in {x["variant_id"] for x in cand["variants"]}:
+            out.append(("not_comparable", b, c))
+        else:
+            out.append(("new", None, c))
+            continue
+        used.add(b["variant_id"])
+    out += [("missing", b, None) for b in base["variants"] if b["variant_id"] not in used]
+    return out
+
+
+# --- per metric -------------------------------------------------------------------------------
+
+
+def _bad_seeds(v: dict[str, Any]) -> int:
+    c = v.get("counts") or {}
+    return int(c.get("diverged", 0)) + int(c.get("failed", 0))
+
+
+def newly_failing(b: dict[str, Any], c: dict[str, Any]) -> str:
+    """What the candidate variant newly lost: more failed or diverged seeds than the baseline."""
+    if _bad_seeds(c) <= _bad_seeds(b):
+        return ""
+    cc, bc = c.get("counts") or {}, b.get("counts") or {}
+    parts = [f"{k} on {cc.get(k, 0)} of {len(c.get('seeds') or [])} seeds (baseline {bc.get(k, 0)})"
+             for k in ("failed", "diverged") if cc.get(k, 0) > bc.get(k, 0)]
+    return "; ".join(parts)
+
+
+def _values(stats: dict[str, Any]) -> list[float]:
+    return [x for x in (finite_or_none(v) for v in stats.get("values") or []) if x is not None]
+
+
+def _share(stats: dict[str, Any]) -> float:
+    """Fraction of seeds with a value (a target not reached, a diverged seed: no value)."""
+    total = len(stats.get("values") or [])
+    return len(_values(stats)) / total if total else 0.0
+
+
+def metric_change(
+    metric: str, info: dict[str, Any], base: dict[str, Any], cand: dict[str, Any], *,
+    newly: str = "", alpha: float = ALPHA, use_stats: bool = True,
+) -> MetricChange:
+    """Compare one metric's per-seed values (``describe`` dicts) and choose the mark."""
+    higher = bool(info.get("higher_is_better", False))
+    unit = str(info.get("unit", ""))
+    a, b = _values(base), _values(cand)
+    mb, mc = finite_or_none(base.get("mean")), finite_or_none(cand.get("mean"))
+    change = mc - mb if mb is not None and mc is not None else None
+    if change is None:
+        relative = None
+    elif mb:
+        relative = change / abs(mb)
+    else:
+        relative = 0.0 if change == 0 else None
+    p, test = None, "no values"
+    if a and b:
+        p, test = significance(a, b, unit in TIMING_UNITS) if use_stats else (None, "no test (--no-stats)")
+    worse = change is not None and (change < 0 if higher else change > 0)
+    better = change is not None and change != 0 and not worse
+    significant = p < alpha if p is not None else change is not None and change != 0
+    note = ""
+    if newly:
+        mark, note = "!", f"newly {newly}"
+    elif a and _share(cand) < _share(base):
+        mark = "!"
+        note = f"value on {len(b)} of {len(cand.get('values') or [])} seeds " \
+               f"(baseline {len(a)} of {len(base.get('values') or [])})"
+    elif significant and worse:
+        mark = "+"
+    elif significant and better:
+        mark = "-"
+    else:
+        mark = "~"
+    return MetricChange(metric, unit, higher, base, cand, change, relative, p, test,
+                        bool(significant and change), mark, note)
+
+
+
+def evaluate_gate(gate: Gate, variant: str, ch: MetricChange | None) -> GateResult:
+    """Whether ``gate`` fires on one metric change (module docstring of ``gates``)."""
+    res = GateResult(gate.text, gate.metric, variant, "pass", "", gate.describe())
+    if ch is None:
+        res.status, res.reason = "skipped", f"{gate.metric} has no values for this variant"
+        return res
+    res.baseline, res.candidate = ch.baseline.get("mean"), ch.candidate.get("mean")
+    res.change, res.relative, res.p_value = ch.change, ch.relative, ch.p_value
+    amount = fmt_amount(gate, ch.change, ch.relative)
+    p = f"p={ch.p_value:.3g}" if ch.p_value is not None else ch.test
+    if ch.mark == "!":
+        res.status, res.reason = "fail", ch.note
+    elif ch.change is None:
+        res.status, res.reason = "skipped", f"{gate.metric} has no values in one of the runs"
+    elif gate.relative and ch.relative is None:
+        res.status, res.reason = "skipped", "baseline mean is 0: use an absolute threshold"
+    elif not beyond(gate, ch.change, ch.relative):
+        res.reason = f"{amount}, within the threshold"
+    elif ch.mark != "+":
+        res.reason = f"{amount} but not significant ({p})"
+    else:
+        res.status, res.reason = "fail", f"{amount}, {p}"
+    return res
+
+
+# --- building comparisons ---------------------------------------------------------------------
+
+
+def _metric_names(summaries: list[dict[str, Any]], wanted: list[str] | None, gates: list[Gate]) -> list[str]:
+    """Metrics to compare: those asked for (``all`` = every recorded one), else the headline
+    set; gated metrics always. A gated or asked-for metric that neither run recorded is an error."""
+    from normbench.analysis.query import available_metrics
+
+    have = [m for s in summaries for m in available_metrics(s)]
+    have = list(dict.fromkeys(have))
+    if wanted and "all" in wanted:
+        names = have
+    elif wanted:
+        names = list(dict.fromkeys(wanted))
+    else:
+        names = [m for m in DEFAULT_METRICS if m in have]
+    names += [g.metric for g in gates if g.metric not in names]
+    for m in names:
+        if m not in have:
+            from normbench.errors import unknown
+
+            known = sorted(have)
+            raise InputError(f"metric '{m}' was not recorded in these runs" if _registered(m)
+                             else unknown("metric", m, known))
+    return names
+
+
+def _registered(metric: str) -> bool:
+    from normbench.analysis.gates import metric_direction
+
+    try:
+        metric_direction(metric)
+    except OptionError:
+        return False
+    return True
+
+
+def _info(summaries: list[dict[str, Any]], metric: str) -> dict[str, Any]:
+    for s in summaries:
+        info = (s.get("metric_info") or {}).get(metric)
+        if info:
+            return info
+    return {}
+
+
+def _pair(
+    status: str, b: dict[str, Any] | None, c: dict[str, Any] | None, names: list[str],
+    summaries: list[dict[str, Any]], alpha: float, use_stats: bool,
+) -> VariantComparison:
+    """One row group: a matched pair gets a ``MetricChange`` per metric with values."""
+    v = c if c is not None else b
+    assert v is not None
+    out = VariantComparison(v["variant_name"], status, b["variant_id"] if b else None,
+                            c["variant_id"] if c else None, b["variant_name"] if b else None)
+    if status == "not_comparable":
+        assert b is not None and c is not None
+        out.reason = config_diff(b.get("config") or {}, c.get("config") or {})
+    if status != "matched":
+        return out
+    assert b is not None and c is not None
+    out.newly = newly_failing(b, c)
+    for m in names:
+        sb, sc = b["metrics"].get(m), c["metrics"].get(m)
+        if not sb and not sc:
+            continue
+        empty = {"mean": None, "n": 0, "values": []}
+        out.metrics.append(metric_change(m, _info(summaries, m), sb or empty, sc or empty,
+                                         newly=out.newly, alpha=alpha, use_stats=use_stats))
+    return out
+
+
+def _gate_results(gates: list[Gate], variants: list[VariantComparison]) -> list[GateResult]:
+    """Every gate × variant; variants that could not be compared are listed as skipped."""
+    results = []
+    for v in variants:
+        for g in gates:
+            if v.status == "matched":
+                ch = next((m for m in v.metrics if m.metric == g.metric), None)
+                results.append(evaluate_gate(g, v.name, ch))
+            else:
+                why = {"not_comparable": f"not comparable: {v.reason}", "new": "new variant: no baseline",
+                       "missing": "missing from the candidate"}[v.status]
+                results.append(GateResult(g.text, g.metric, v.name, "skipped", why, g.describe()))
+    return results
+
+
+def _check_alpha(alpha: float) -> None:
+    if not 0.0 < alpha < 1.0:
+        raise InputError(f"--alpha must be between 0 and 1 (exclusive), got {alpha:g}")
+
+
+def _parse_cli_gates(texts: list[str], suite_gates: list[str]) -> list[Gate]:
+    """The suite's ``gates:`` then ``--fail-on``; errors name the option that gave them."""
+    try:
+        parse_gates(suite_gates)
+    except OptionError as exc:
+        raise InputError(f"gates[{exc.path[0]}] of the suite: {exc.message}") from None
+    try:
+        parse_gates(texts)
+    except OptionError as exc:
+        raise InputError(f"--fail-on: {exc.message}") from None
+    return parse_gates([*suite_gates, *texts])
+
+
+def suite_gates(summary: dict[str, Any]) -> list[str]:
+    """``gates:`` of the suite as stored in resolved.json (and so in the summary)."""
+    gates = (summary.get("suite") or {}).get("gates") or []
+    return [str(g) for g in gates] if isinstance(gates, list) else []
+
+
+ENV_KEYS = ("cpu", "device_name", "torch", "threads", "cuda")
+
+
+def environment_warning(base: dict[str, Any], cand: dict[str, Any]) -> str | None:
+    """Timing is only comparable on the same machine and software: say when it was not."""
+    eb = ((base.get("manifest") or {}).get("environment")) or {}
+    ec = ((cand.get("manifest") or {}).get("environment")) or {}
+    diff = [f"{k} {eb.get(k)} vs {ec.get(k)}" for k in ENV_KEYS if k in eb and k in ec and eb[k] != ec[k]]
+    if not diff:
+        return None
+    return "the runs were measured on different machines or software (" + "; ".join(diff) + \
+           "): timing metrics may differ for reasons other than the code"
+
+
+def check_same_suite(base: dict[str, Any], cand: dict[str, Any], bpath: Path, cpath: Path) -> None:
+    """Runs of different suites have nothing in common to compare: an input error."""
+    nb, nc = (base.get("suite") or {}).get("name"), (cand.get("suite") or {}).get("name")
+    if nb != nc:
+        raise InputError(f"{bpath} is a run of suite '{nb}' but {cpath} is a run of suite '{nc}': "
+                         "compare two runs of the same suite (or one run with --reference)")
+
+
+def compare_summaries(
+    base: dict[str, Any], cand: dict[str, Any], *, baseline: str = "baseline",
+    candidate: str = "candidate", gates: list[str] | None = None, metrics: list[str] | None = None,
+    alpha: float = ALPHA, stats: bool = True, use_suite_gates: bool = True,
+) -> Comparison:
+    """Compare two summaries (see the module docstring); gates from the candidate's suite apply too."""
+    _check_alpha(alpha)
+    check_same_suite(base, cand, Path(baseline), Path(candidate))
+    parsed = _parse_cli_gates(list(gates or []), suite_gates(cand) if use_suite_gates else [])
+    names = _metric_names([base, cand], metrics, parsed)
+    cmp = Comparison("runs", str((cand.get("suite") or {}).get("name")), str(baseline), str(candidate),
+                     alpha, stats, TEST_NAME, names, gate_texts=[g.text for g in parsed])
+    for status, b, c in match_variants(base, cand):
+        cmp.variants.append(_pair(status, b, c, names, [base, cand], alpha, stats))
+    if not cmp.by_status("matched"):
+        nc = cmp.by_status("not_comparable")
+        why = f": the suite changed ({nc[0].reason})" if nc else ": no variant is in both runs"
+        raise InputError(f"no variant of {candidate} is comparable with {baseline}{why}; "
+                         "a regression gate needs the same suite on both sides (regenerate the baseline)")
+    warning = environment_warning(base, cand)
+    if warning and any(_info([base, cand], m).get("unit") in TIMING_UNITS for m in names):
+        cmp.warnings.append(warning)
+    for v in cmp.by_status("not_comparable"):
+        cmp.warnings.append(f"{v.name} is not comparable: {v.reason}")
+    if any(m.test.startswith("no significance test") for v in cmp.variants for m in v.metrics) and stats:
+        cmp.warnings.append("some metrics have a single seed on a side: no significance test, "
+                            "so gates on them use the threshold alone")
+    cmp.gates = _gate_results(parsed, cmp.variants)
+    return cmp
+
+
+def compare_runs(
+    baseline: str | Path, candidate: str | Path | None = None, *, reference: str | None = None,
+    gates: list[str] | None = None, metrics: list[str] | None = None, alpha: float = ALPHA,
+    stats: bool = True, warn: Warn | None = None,
+) -> Comparison:
+    """``normbench compare``: BASELINE vs CANDIDATE, or every variant of BASELINE vs ``reference``."""
+    warn = warn or stderr_warn
+    _check_alpha(alpha)
+    if candidate is not None and reference is not None:
+        raise InputError("give either CANDIDATE or --reference, not both (--reference compares "
+                         "the variants of one run)")
+    if candidate is None:
+        if reference is None:
+            raise InputError("compare needs a CANDIDATE run, or --reference KEY=VALUE to compare "
+                             "the variants of one run, e.g. normbench compare RUN --reference norm=none")
+        return compare_reference(baseline, reference, gates=gates, metrics=metrics, alpha=alpha,
+                                 stats=stats, warn=warn)
+    base = load_summary(baseline, warn=warn)
+    cand = load_summary(candidate, warn=warn)
+    return compare_summaries(base, cand, baseline=str(baseline), candidate=str(candidate),
+                             gates=gates, metrics=metrics, alpha=alpha, stats=stats)
+
+
+def compare_reference(
+    run: str | Path, reference: str, *, gates: list[str] | None = None,
+    metrics: list[str] | None = None, alpha: float = ALPHA, stats: bool = True,
+    warn: Warn | None = None,
+) -> Comparison:
+    """Every variant of one run against its matched reference variant (``analysis.relative``)."""
+    summary = load_summary(run, reference=reference, warn=warn)
+    ref = (summary.get("analysis") or {}).get("reference")
+    if not ref:  # a summary.json given directly was summarised without this reference
+        from normbench.analysis.relative import parse_reference
+
+        ref = parse_reference(reference, summary)
+    from normbench.analysis.relative import relative_rows
+
+    parsed = _parse_cli_gates(list(gates or []), [])
+    names = _metric_names([summary], metrics, parsed)
+    by_id = {v["variant_id"]: v for v in summary["variants"]}
+    cmp = Comparison("reference", str((summary.get("suite") or {}).get("name")), str(run), str(run),
+                     alpha, stats, TEST_NAME, names, reference=ref,
+                     gate_texts=[g.text for g in parsed])
+    for row in relative_rows(summary, ref):
+        b, c = by_id[row["reference_id"]], by_id[row["variant_id"]]
+        vc = _pair("matched", b, c, names, [summary], alpha, stats)
+        vc.baseline_name = row["reference_name"]
+        if row["relaxed"]:
+            vc.reason = "reference relaxed on " + ", ".join(row["relaxed"])
+        cmp.variants.append(vc)
+    if not cmp.variants:
+        raise InputError(f"every variant of {run} is a reference variant: nothing to compare")
+    cmp.gates = _gate_results(parsed, cmp.variants)
+    return cmp
+
+
+__all__ = ["ALPHA", "Comparison", "GateResult", "MetricChange", "VariantComparison", "betainc",
+           "compare_reference", "compare_runs", "compare_summaries", "evaluate_gate", "load_summary",
+           "match_variants", "metric_change", "significance", "welch"]
+
+
+# --- normbench run --baseline ------------------------------------------------------------------
+
+
+@dataclass
+class BaselineGate:
+    """A baseline loaded and gates checked *before* a run, so a typo costs no training time."""
+
+    path: Path
+    summary: dict[str, Any]
+    gates: list[str]
+
+
+def prepare_baseline(
+    baseline: str | Path | None, gates: list[str] | None, suite_name: str, suite_gate_texts: list[str],
+    warn: Warn | None = None,
+) -> BaselineGate | None:
+    """Validate ``run --baseline/--fail-on`` up front; ``None`` when there is no baseline."""
+    if baseline is None:
+        if gates:
+            raise InputError("--fail-on needs --baseline RUN_DIR to compare with, e.g. "
+                             "--baseline reports/baselines/ci-smoke --fail-on final_test_acc:-1%")
+        return None
+    summary = load_summary(baseline, warn=warn)
+    name = (summary.get("suite") or {}).get("name")
+    if name != suite_name:
+        raise InputError(f"--baseline {baseline} is a run of suite '{name}', not '{suite_name}'")
+    _parse_cli_gates(list(gates or []), suite_gate_texts)
+    return BaselineGate(Path(baseline), summary, list(gates or []))
+
+
+def gate_run(prep: BaselineGate, run_dir: str | Path, warn: Warn | None = None) -> Comparison:
+    """Compare a finished run with the prepared baseline (the suite's gates apply too)."""
+    cand = load_summary(run_dir, warn=warn)
+    return compare_summaries(prep.summary, cand, baseline=str(prep.path), candidate=str(run_dir),
+                             gates=prep.gates)
