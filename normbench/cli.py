@@ -316,6 +316,85 @@ def report(
         print(f"report: {run_dir / 'report.html'} ({len(out.written)} files written)", file=sys.stderr)
 
 
+@app.command()
+@handle_errors
+def compare(
+    baseline: Annotated[Path, typer.Argument(
+        help="Baseline run directory (or its summary.json); with --reference, the run to analyse.",
+        metavar="BASELINE")],
+    candidate: Annotated[Path | None, typer.Argument(
+        help="Candidate run directory (or its summary.json) of the same suite.",
+        metavar="CANDIDATE", show_default=False)] = None,
+    fail_on: Annotated[list[str] | None, typer.Option(
+        "--fail-on", help="Gate METRIC:[+|-]NUMBER[%] (repeatable): fail when the metric got worse "
+        "beyond the threshold, significantly; % = relative, else absolute. The suite's gates: apply too.",
+        metavar="METRIC:CHANGE")] = None,
+    reference: Annotated[str | None, typer.Option(
+        "--reference", help="Compare every variant of BASELINE with this reference variant instead.",
+        metavar="KEY=VALUE")] = None,
+    metric: Annotated[list[str] | None, typer.Option(
+        "--metric", "-m", help="Metric to show (repeatable; 'all' for every recorded one). "
+        "Default: the headline metrics plus the gated ones.", metavar="METRIC")] = None,
+    alpha: Annotated[float, typer.Option(
+        "--alpha", help="Significance level of Welch's t-test across seeds.")] = 0.05,
+    no_stats: Annotated[bool, typer.Option(
+        "--no-stats", help="Gates fire on the threshold alone, without a significance test.")] = False,
+    fmt: FormatOpt = Format.table,
+    junit_xml: Annotated[Path | None, typer.Option(
+        "--junit-xml", help="Also write JUnit XML: one test case per gated variant × metric.",
+        metavar="PATH")] = None,
+) -> None:
+    """Compare two runs of a suite metric by metric (regression gates for CI), or one run's variants.
+
+    Marks: + worse, - better (both significant), ~ no significant change, ! newly failing or
+    diverged, x not comparable (the suite changed). Significance: Welch's t-test across seeds,
+    two-sided, α = 0.05; timing metrics on log values.
+
+    Exit codes: 0 no gate fired · 1 a gate fired (regression) · 2 could not compare (bad input).
+
+    Example: normbench compare reports/baselines/ci-smoke reports/runs/ci-smoke/20261125-080000-3f2a --fail-on final_test_acc:-1%
+
+    Example: normbench compare BASE_DIR CAND_DIR --fail-on samples_per_sec:-10% --format markdown --junit-xml gates.xml
+
+    Example: normbench compare reports/runs/quickstart/20261125-080000-3f2a --reference norm=none
+    """
+    from normbench.analysis.compare import compare_runs
+    from normbench.report.compare_render import render_comparison, write_junit
+
+    result = compare_runs(baseline, candidate, reference=reference, gates=fail_on or [],
+                          metrics=metric or None, alpha=alpha, stats=not no_stats, warn=warn)
+    for message in result.warnings:
+        warn(message)
+    sys.stdout.write(render_comparison(result, fmt.value))
+    if junit_xml is not None:
+        write_junit(result, junit_xml)
+    if fmt not in (Format.table, Format.markdown):
+        print(f"normbench: {result.verdict()}", file=sys.stderr)
+    raise typer.Exit(result.exit_code)
+
+
+def _prepare_gate(baseline: Path | None, fail_on: list[str] | None, loaded):  # type: ignore[no-untyped-def]
+    """``run --baseline/--fail-on``: load the baseline and check the gates before training."""
+    from normbench.analysis.compare import prepare_baseline
+
+    return prepare_baseline(baseline, fail_on or [], loaded.name, list(loaded.gates), warn=warn)
+
+
+def _run_gate(gate, run_dir: Path, fmt: Format) -> int:  # type: ignore[no-untyped-def]
+    """Gate a finished run against the prepared baseline; print after the run table."""
+    from normbench.analysis.compare import gate_run
+    from normbench.report.compare_render import render_gates
+
+    result = gate_run(gate, run_dir, warn=warn)
+    for message in result.warnings:
+        warn(message)
+    # Machine formats keep stdout to the run table alone; the gates then go to stderr.
+    human = fmt in (Format.table, Format.markdown)
+    text = render_gates(result, fmt.value if human else "table")
+    (sys.stdout if human else sys.stderr).write(text)
+    return result.exit_code
+
+
 def main() -> None:
     """Console-script entry point: user errors become one line and exit 2, never a traceback."""
     try:

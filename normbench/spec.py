@@ -478,6 +478,17 @@ def _check_targets(targets: dict[str, float], loc: _Locator) -> None:
             raise loc.error(unknown("target", key, list(TARGET_KEYS)), ("targets", key))
 
 
+def _check_gates(gates: list[str], loc: _Locator) -> None:
+    """Gates follow ``normbench compare``'s grammar, so a typo fails at validate time, not in CI."""
+    from normbench.analysis.gates import parse_gate  # torch-free
+
+    for i, text in enumerate(gates):
+        try:
+            parse_gate(text)
+        except OptionError as exc:
+            raise loc.error(exc.message, ("gates", i)) from None
+
+
 def _expand_grid(cfg: SuiteCfg, data: dict[str, Any], loc: _Locator) -> tuple[list[dict[str, Any]], list[str]]:
     """The cartesian product of the grid minus ``exclude``; returns points and warnings."""
     warnings: list[str] = []
@@ -524,6 +535,7 @@ def build_suite(
     loc = _Locator(file, lines, where)
     base = _validate(data, loc)
     _check_targets(base.targets, loc)
+    _check_gates(base.gates, loc)
 
     # Each grid key must name a real setting: check every value alone against the schema.
     for key, values in base.grid.items():

@@ -121,9 +121,12 @@ def beyond(gate: Gate, change: float | None, relative: float | None) -> bool:
 
 def fmt_amount(gate: Gate, change: float | None, relative: float | None) -> str:
     """The change in the gate's own unit, signed: ``-4.2 %`` or ``+0.061``."""
-    if gate.relative:
-        return "—" if relative is None else f"{relative * 100:+.1f} %"
-    return "—" if change is None else f"{change:+.4g}"
+    value = relative if gate.relative else change
+    if value is None:
+        return "—"
+    if value == 0:
+        return "no change"
+    return f"{value * 100:+.1f} %" if gate.relative else f"{value:+.4g}"
 
 
 __all__ = ["EXAMPLES", "GRAMMAR", "Gate", "bad_amount", "beyond", "fmt_amount", "metric_direction",

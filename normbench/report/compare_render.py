@@ -37,11 +37,15 @@ def fmt_side(stats: dict[str, Any], unit: str) -> str:
 def fmt_change(ch: MetricChange) -> str:
     if ch.change is None:
         return NONE
+    if ch.change == 0:
+        return "0"
     return fmt_value(ch.change, ch.unit) if ch.change < 0 else "+" + fmt_value(ch.change, ch.unit)
 
 
 def fmt_relative(x: float | None) -> str:
-    return NONE if x is None else f"{x * 100:+.1f} %"
+    if x is None:
+        return NONE
+    return "0 %" if x == 0 else f"{x * 100:+.1f} %"
 
 
 def fmt_p(ch: MetricChange) -> str:

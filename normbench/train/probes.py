@@ -150,7 +150,7 @@ def split_batches(order: torch.Tensor, batch_size: int) -> list[torch.Tensor]:
     return batches
 
 
-# --- activations --------------------------------------------------------------------------------
+# --- probes -------------------------------------------------------------------------------------
 
 class _Probe:
     """No-op defaults for the ``Probe`` protocol."""
@@ -167,6 +167,8 @@ class _Probe:
     def result(self, ctx: ProbeContext, metrics: Metrics) -> tuple[dict[str, Any], Metrics]:
         raise NotImplementedError
 
+
+# --- activations --------------------------------------------------------------------------------
 
 def capture_act_inputs(model: nn.Module, layer: int, x: torch.Tensor, train: bool) -> list[torch.Tensor]:
     """Inputs of ``model.blocks[layer].act`` for one forward of ``x`` (one per call: RNN steps).
