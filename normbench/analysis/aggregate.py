@@ -178,6 +178,9 @@ def _variant(
         "metrics": {name: describe([m.get(name) for m in per_seed]) for name in names},
         "targets": reached,
         "curves": _curve_bands(recs),
+        # IQR/median of ms per step over eval intervals above 10 % in any seed (see train/timing).
+        "timing_noisy": any(((r.get("timing") or {}).get("ms_per_step_stats") or {}).get("noisy")
+                            for r in recs),
     }
 
 

@@ -107,6 +107,9 @@ def summary_metrics(summary: dict[str, Any], metrics: list[str] | None = None) -
     return metrics or [m for m in SUMMARY_METRICS if m in have]
 
 
+TIMING_METRICS = frozenset({"samples_per_sec", "ms_per_step", "seconds_to_target", "train_seconds"})
+
+
 def summary_table(summary: dict[str, Any], metrics: list[str] | None = None) -> Table:
     """One row per variant: swept values, seed outcomes and the headline metrics."""
     metrics = summary_metrics(summary, metrics)
@@ -115,8 +118,9 @@ def summary_table(summary: dict[str, Any], metrics: list[str] | None = None) -> 
     rows, data = [], []
     for v in summary["variants"]:
         c = v["counts"]
+        noisy = " (noisy)" if v.get("timing_noisy") else ""
         rows.append([*_variant_head(summary, v, keys), f"{c['ok']}/{c['diverged']}/{c['failed']}",
-                     *[cell(summary, v, m) for m in metrics]])
+                     *[cell(summary, v, m) + (noisy if m in TIMING_METRICS else "") for m in metrics]])
         d: dict[str, Any] = {"variant_id": v["variant_id"], "variant_name": v["variant_name"],
                              **{k: v["labels"].get(k) for k in keys},
                              "ok": c["ok"], "diverged": c["diverged"], "failed": c["failed"]}
@@ -128,7 +132,8 @@ def summary_table(summary: dict[str, Any], metrics: list[str] | None = None) -> 
                  [*head, "ok/div/fail", *metrics], rows, data,
                  numeric=set(range(n0, n0 + len(metrics))),
                  note="ok/div/fail counts seeds; (k/n) after a time to target = reached by k of n seeds; "
-                      "(n=k) = only k seeds had a value")
+                      "(n=k) = only k seeds had a value; (noisy) = ms/step varied by more than 10 % "
+                      "(IQR/median) between eval intervals")
 
 
 def stats_table(summary: dict[str, Any], metric: str) -> Table:
