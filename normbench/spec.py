@@ -419,7 +419,7 @@ def _same(a: Any, b: Any) -> bool:
     return format_value(a) == format_value(b)
 
 
-def _resolve_variant(cfg: SuiteCfg, check_imports: bool) -> dict[str, Any]:
+def _resolve_variant(cfg: SuiteCfg, check_imports: bool, skipped: list[str] | None = None) -> dict[str, Any]:
     """Check one grid point across registries and return its fully resolved config.
 
     Raises OptionError with a path relative to the suite root.
@@ -464,7 +464,8 @@ def _resolve_variant(cfg: SuiteCfg, check_imports: bool) -> dict[str, Any]:
     training = cfg.training.model_dump()
     training.pop("seeds")
     try:
-        diagnostics = diag_catalog.resolve_diagnostics(cfg.diagnostics, model=model, norm=norm)
+        diagnostics = diag_catalog.resolve_diagnostics(cfg.diagnostics, model=model, norm=norm,
+                                                       skipped=skipped)
     except OptionError as exc:
         raise OptionError(exc.message, ("diagnostics", *exc.path)) from None
     return {"dataset": dataset, "model": model, "training": training,
@@ -563,6 +564,7 @@ def build_suite(
     seed_list = list(range(seeds)) if isinstance(seeds, int) else list(seeds)
     variants: list[Variant] = []
     seen: dict[str, str] = {}
+    skips: dict[str, list[str]] = {}  # diagnostic → variants that cannot record it
     for point in points:
         trial = copy.deepcopy(data)
         trial.pop("grid", None)
@@ -570,17 +572,33 @@ def build_suite(
         for key, value in point.items():
             set_path(trial, canonical_key(key), value)
         cfg = _validate(trial, loc)
+        skipped: list[str] = []
         try:
-            config = _resolve_variant(cfg, check_imports)
+            config = _resolve_variant(cfg, check_imports, skipped)
         except OptionError as exc:
             raise _locate_variant_error(exc, point, base.grid, loc) from None
         vid = variant_id(config)
         name = ",".join(f"{k}={format_value(v)}" for k, v in point.items()) or "base"
+        for diag in skipped:
+            skips.setdefault(diag, []).append(name)
         if vid in seen:
             warnings.append(f"{file}: grid points '{seen[vid]}' and '{name}' resolve to the same configuration; running it once")
             continue
         seen[vid] = name
         variants.append(Variant(vid, name, dict(point), config, seed_list))
+    for diag, names in skips.items():
+        if len(names) == len(points):  # no variant can record it: the suite is wrong
+            trial = copy.deepcopy(data)
+            trial.pop("grid", None)
+            trial.pop("exclude", None)
+            for key, value in points[0].items():
+                set_path(trial, canonical_key(key), value)
+            try:
+                _resolve_variant(_validate(trial, loc), False)
+            except OptionError as exc:
+                raise loc.error(exc.message, exc.path) from None
+        warnings.append(f"{file}: diagnostic '{diag}' needs batch statistics; skipped for "
+                        f"{', '.join(names)}")
     return Suite(
         name=base.name, description=base.description, file=file, text=text, raw=data,
         variants=variants, seeds=seed_list, grid_keys=list(base.grid), targets=dict(base.targets),

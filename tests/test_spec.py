@@ -191,3 +191,15 @@ def test_linear_lr_scaling(tmp_path: Path) -> None:
 
     suite = load_suite(write(tmp_path, BASE.replace("  lr: 0.1\n", "  lr: 0.1\n  lr_batch_ref: 64\n  lr_mult: 2\n")))
     assert effective_lr(suite.variants[0].config["training"]) == pytest.approx(0.1 * 2 * 32 / 64)
+
+
+def test_eval_gap_skipped_for_norms_without_batch_stats(tmp_path: Path) -> None:
+    text = BASE.replace("grid:", "diagnostics: [eval_gap]\ngrid:")
+    suite = load_suite(write(tmp_path, text))
+    by_name = {v.name: v.config["diagnostics"] for v in suite.variants}
+    assert "eval_gap" in by_name["norm=batch,placement=pre"]
+    assert "eval_gap" not in by_name["norm=layer,placement=pre"]
+    assert any("eval_gap" in w and "norm=none,placement=pre" in w for w in suite.warnings)
+    only_layer = text.replace("[none, batch, layer]", "[none, layer]")
+    with pytest.raises(SuiteError, match="diagnostics"):
+        load_suite(write(tmp_path, only_layer, "b.yaml"))

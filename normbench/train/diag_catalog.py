@@ -27,7 +27,7 @@ class ActivationsOpts(_Opts):
     layer: int = -1
     percentiles: list[float] = [15.0, 50.0, 85.0]
     every: int | None = _every()
-    probe_size: int = Field(256, ge=1)
+    probe_size: int = Field(256, ge=2)  # batch statistics need two samples
     # train: batch statistics of the probe batch, as the optimizer sees the network (running
     # statistics are saved and restored); eval: running statistics, as at inference.
     mode: Literal["train", "eval"] = "train"
@@ -114,12 +114,12 @@ class Diagnostic:
 DIAGNOSTICS: dict[str, Diagnostic] = {
     d.name: d
     for d in [
-        Diagnostic("activations", "{15,50,85}th percentiles of a layer's pre-activation over training "
-                   "(Ioffe & Szegedy Fig. 1b-c)", ActivationsOpts,
+        Diagnostic("activations", "{15,50,85}th percentiles of a block's non-linearity input over training, "
+                   "pooled and for unit 0 (Ioffe & Szegedy Fig. 1b-c)", ActivationsOpts,
                    (Metric("act_p50_final", False, "value", "median pre-activation at the end", "activations"),
                     Metric("act_spread_final", False, "value", "p85 − p15 of the pre-activation at the end", "activations"),
                     Metric("act_p50_drift", False, "value", "max |median − median at step 0| of the pre-activation over training", "activations"))),
-        Diagnostic("grad_norms", "per-layer gradient ℓ2 norms over training", GradNormsOpts,
+        Diagnostic("grad_norms", "per-parameter gradient ℓ2 norms right after backward, over training", GradNormsOpts,
                    (Metric("grad_norm_final", False, "value", "total gradient ℓ2 norm at the last probe", "grad_norms"),)),
         Diagnostic("ics", "internal covariate shift (Santurkar Def. 2.1): ‖G−G′‖₂ and cos(G,G′)", IcsOpts,
                    (Metric("ics_l2_mean", False, "value", "mean ‖G−G′‖₂ over probes and blocks (block 0, zero by definition, excluded)", "ics"),
@@ -184,7 +184,8 @@ def _clean_loc(loc: tuple[Any, ...]) -> tuple[Any, ...]:
     return tuple(p for p in loc if isinstance(p, int) or not ("[" in p or p in ("int", "float", "str")))
 
 
-def resolve_diagnostics(value: Any, model: dict[str, Any], norm: dict[str, Any]) -> dict[str, dict[str, Any]]:
+def resolve_diagnostics(value: Any, model: dict[str, Any], norm: dict[str, Any],
+                        skipped: list[str] | None = None) -> dict[str, dict[str, Any]]:
     """Validate ``diagnostics:`` (a list of names or a mapping name → options) and fill defaults.
 
     Errors carry the path below ``diagnostics``, e.g. ``("activations", "layer")``, or the
@@ -215,6 +216,9 @@ def resolve_diagnostics(value: Any, model: dict[str, Any], norm: dict[str, Any])
             raise OptionError(f"eta_min ({resolved['eta_min']}) must not exceed eta_max "
                               f"({resolved['eta_max']}): the η grid would be empty", (name, "eta_min"))
         if diag.needs_batch_stats and not NORMS[norm["kind"]].uses_batch_stats:
+            if skipped is not None:  # the caller skips it for this variant (and warns)
+                skipped.append(name)
+                continue
             raise OptionError(f"'{name}' compares batch and running statistics, but norm "
                               f"'{norm['kind']}' keeps none (use it with batch-statistics norms "
                               "such as batch)", where[name])

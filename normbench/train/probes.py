@@ -26,6 +26,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -59,11 +60,21 @@ def backward_cadence(total: int, eval_every: int, every: int | None) -> set[int]
 
 
 def percentiles(x: torch.Tensor, q: Sequence[float]) -> torch.Tensor:
-    """``numpy.percentile(x, q)`` (linear interpolation) over all elements, on x's device.
+    """``numpy.percentile(x, q)`` (linear interpolation) over all elements, as float64.
 
-    torch.quantile refuses inputs above 2**24 elements (a CNN probe batch can exceed that),
-    so sort once and interpolate. A NaN anywhere makes every percentile NaN, like numpy.
+    On the CPU numpy itself does it (a partial sort, ~4× faster than torch's full sort); on
+    an accelerator, sort once and interpolate (torch.quantile refuses inputs above 2**24
+    elements, which a CNN probe batch can exceed). A NaN anywhere makes every percentile
+    NaN, like numpy.
     """
+    x = x.detach().flatten()
+    if x.device.type == "cpu":
+        return torch.from_numpy(np.percentile(x.numpy(), list(q)).astype(np.float64))
+    return sorted_percentiles(x, q)
+
+
+def sorted_percentiles(x: torch.Tensor, q: Sequence[float]) -> torch.Tensor:
+    """``percentiles`` with torch ops only, on x's device: one sort, linear interpolation."""
     s = x.detach().flatten().sort().values.double()  # NaNs sort last
     pos = torch.tensor([float(p) for p in q], dtype=torch.float64, device=s.device) * (s.numel() - 1) / 100
     lo = pos.floor().long()
@@ -319,7 +330,7 @@ def optimizer_twin(optimizer: torch.optim.Optimizer | None, twin: nn.Module, tra
                    lr: float) -> tuple[torch.optim.Optimizer, str]:
     """An optimizer over ``twin`` in the real one's state (deep-copied), and the rule used.
 
-    Falls back to plain SGD with the effective learning rate when the real optimizer cannot
+    Falls back to plain SGD (θ ← θ − lr·g, lr = this step's) when the real optimizer cannot
     be rebuilt over the copy (a hand-built optimizer in a test, say).
     """
     if optimizer is not None:
