@@ -9,8 +9,9 @@ start-up and worker spawning included), timed from launch to exit:
 - no option                                (whatever the default chooses on this machine)
 
 Configurations alternate over ``--repeats`` rounds so drifts in machine load hit all of them;
-the median is reported. On a shared machine the figures are noisy: compare ratios, and only
-between lines of the same invocation.
+the median is reported, with the cores the run kept busy (CPU seconds ÷ wall seconds): on a
+shared machine a 2-worker run that gets much less than 2 cores busy was starved by other
+load, and its ratio says nothing about normbench.
 
     python benchmarks/parallel_speedup.py [--steps 2500] [--repeats 1] [--keep DIR]
 """
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -55,16 +57,21 @@ CONFIGS = {
 }
 
 
-def run_once(suite: Path, out: Path, args: list[str]) -> float:
-    """Wall seconds of one ``normbench run`` subprocess; raises if it fails."""
+def child_cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def run_once(suite: Path, out: Path, args: list[str]) -> tuple[float, float]:
+    """Wall seconds and CPU seconds (all its processes) of one ``normbench run`` subprocess."""
     cmd = [sys.executable, "-m", "normbench", "run", str(suite), "--out", str(out), "--no-report",
            "--quiet", "--format", "json", *args]
-    t0 = time.perf_counter()
+    cpu0, t0 = child_cpu_seconds(), time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
-    wall = time.perf_counter() - t0
+    wall, cpu = time.perf_counter() - t0, child_cpu_seconds() - cpu0
     if proc.returncode != 0:
         raise SystemExit(f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stderr}")
-    return wall
+    return wall, cpu
 
 
 def chosen_default(suite: Path) -> str:
@@ -88,11 +95,14 @@ def main() -> None:
     suite = work / "speedup.yaml"
     suite.write_text(SUITE.format(steps=args.steps, eval_every=max(1, args.steps // 5)))
     times: dict[str, list[float]] = {name: [] for name in CONFIGS}
+    cores_used: dict[str, list[float]] = {name: [] for name in CONFIGS}
     default_note = chosen_default(suite)
     try:
         for _ in range(args.repeats):
             for name, extra in CONFIGS.items():
-                times[name].append(run_once(suite, args.keep or work / "runs", extra))
+                wall, cpu = run_once(suite, args.keep or work / "runs", extra)
+                times[name].append(wall)
+                cores_used[name].append(cpu / wall)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
@@ -100,7 +110,8 @@ def main() -> None:
     print(f"4 variants × 1 seed, MLP 64-256-256-256-4, batch 128, {args.steps} steps; "
           f"{os.cpu_count()} logical CPUs; median of {args.repeats}")
     for name, t in med.items():
-        print(f"  {name:26s} {t:7.2f} s   (runs: {', '.join(f'{x:.2f}' for x in times[name])})")
+        print(f"  {name:26s} {t:7.2f} s   (runs: {', '.join(f'{x:.2f}' for x in times[name])}; "
+              f"cores busy: {statistics.median(cores_used[name]):.2f})")
     print(f"  default chose: {default_note}")
     ratio = med["workers=2 threads=1"] / med["workers=1 threads=1"]
     verdict = "PASS" if ratio <= 0.6 else "FAIL"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from contextlib import ExitStack, nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -120,12 +121,12 @@ def finish_run(run_dir: RunDir, status: str) -> None:
 
 def _resume_target(resume: str, out: Path, suite: Suite) -> RunDir:
     """The run directory ``--resume`` names (``latest``: the newest run of this suite)."""
-    if resume == "latest":
-        return latest_run_dir(Path(out), suite.name)
     try:
+        if resume == "latest":
+            return latest_run_dir(Path(out), suite.name)
         return open_run_dir(Path(resume))
     except InputError as exc:
-        raise InputError(f"--resume: {exc}") from None
+        raise InputError(f"--resume{' latest' if resume == 'latest' else ''}: {exc}") from None
 
 
 def _check_resumable(run_dir: RunDir, suite: Suite) -> dict[str, Any]:
@@ -159,10 +160,12 @@ def _placement(suite: Suite, options: ExecOptions, n_tasks: int) -> tuple[int, i
     else:
         workers = default_workers(configs, n_tasks, cores=cores, gpus=gpus, memory=available_memory())
     threads = options.threads_per_worker
-    uses_gpu = any(d.startswith("cuda") for d in devices) or gpus > 0
-    if threads is None and (workers > 1 or devices) and not uses_gpu:
-        threads = default_threads(workers, cores)
-    if options.executor == "dask" and threads is None and options.scheduler is None:
+    # Processes this machine starts share its cores; a remote cluster's workers are not ours to size.
+    if options.executor == "local":
+        starts_processes = workers > 1 or bool(devices)
+    else:
+        starts_processes = options.scheduler is None
+    if threads is None and starts_processes:
         threads = default_threads(workers, cores)
     return workers, threads, devices
 
@@ -243,27 +246,32 @@ def execute_plan(plan: RunPlan, *, on_progress: Any = None, on_record: Any = Non
     work is never written); everything finished stays on disk, the manifest says
     ``interrupted`` and ``--resume`` picks up from there.
     """
-    extra = {"execution": plan.execution()}
+    extra: dict[str, Any] = {"execution": plan.execution()}
     if plan.shard is not None:
         extra["shard"] = format_shard(plan.shard)
         extra["tasks_in_shard"] = len(plan.tasks)
-    run_dir = _reopen(plan) if plan.resume_dir else start_run(plan.suite, plan.out, plan.command, extra)
+    # Signals are handled until the workers are gone (the pool closes first, inside the guard).
+    with stop_on_signals(raise_interrupt=plan.in_process) as stop_asked, ExitStack() as stack:
+        pool = stack.enter_context(_worker_pool(plan))  # workers start up while we set up the run
+        run_dir = _reopen(plan) if plan.resume_dir else start_run(plan.suite, plan.out, plan.command, extra)
 
-    def keep(record: dict[str, Any]) -> None:
-        if on_record is not None:
-            on_record(record)
+        def keep(record: dict[str, Any]) -> None:
+            if on_record is not None:
+                on_record(record)
 
-    def store(record: dict[str, Any]) -> None:
-        run_dir.write_result(record)
-        keep(record)
+        def store(record: dict[str, Any]) -> None:
+            run_dir.write_result(record)
+            keep(record)
 
-    interrupted = False
-    with stop_on_signals(raise_interrupt=plan.in_process) as stop_asked:
+        interrupted = False
         try:
-            interrupted = not _dispatch(plan, run_dir, store, keep, on_progress, stop_asked)
+            interrupted = not _dispatch(plan, run_dir, pool, store, keep, on_progress, stop_asked)
         except KeyboardInterrupt:
             interrupted = True
-        interrupted = interrupted or stop_asked()
+        except BaseException:  # e.g. an unreachable scheduler: the run is over, say so
+            finish_run(run_dir, "failed")
+            raise
+    interrupted = interrupted or stop_asked()
     # The files are the truth: a worker may have written a result its "done" never announced.
     records = [r for t in plan.tasks
                if (r := valid_result(run_dir.result_path(t.variant.id, t.seed), t.variant.id, t.seed))]
@@ -273,7 +281,16 @@ def execute_plan(plan: RunPlan, *, on_progress: Any = None, on_record: Any = Non
     return outcome
 
 
-def _dispatch(plan: RunPlan, run_dir: RunDir, store: Any, keep: Any, on_progress: Any,
+def _worker_pool(plan: RunPlan) -> Any:
+    """The local worker processes the plan needs (started now), or a null context."""
+    if plan.options.executor != "local" or plan.in_process or not plan.pending:
+        return nullcontext()
+    from normbench.execute.pool import WorkerPool
+
+    return WorkerPool(min(plan.workers, len(plan.pending)), plan.threads, plan.devices)
+
+
+def _dispatch(plan: RunPlan, run_dir: RunDir, pool: Any, store: Any, keep: Any, on_progress: Any,
               stop_asked: Any) -> bool:
     """Hand the pending tasks to the chosen executor; False when it was stopped."""
     if not plan.pending:
@@ -287,11 +304,8 @@ def _dispatch(plan: RunPlan, run_dir: RunDir, store: Any, keep: Any, on_progress
     if plan.in_process:
         run_serial(plan.pending, store, on_progress)
         return True
-    from normbench.execute.pool import run_pool
-
     # Workers write their own results; the parent writes only the records of dead workers.
-    return run_pool(plan.pending, run_dir.path, workers=plan.workers, threads=plan.threads,
-                    devices=plan.devices, on_result=keep, on_progress=on_progress,
+    return pool.run(plan.pending, run_dir.path, on_result=keep, on_progress=on_progress,
                     should_stop=stop_asked, write_failure=run_dir.write_result)
 
 
@@ -336,6 +350,15 @@ def validate_files(paths: list[Path]) -> list[tuple[Path, Suite | None, str | No
     return results
 
 
+def compare_runs(baseline: str | Path, candidate: str | Path | None = None, **options: Any) -> Any:
+    """``normbench compare``: a ``Comparison`` of two runs, or of one run's variants with
+    ``reference=``; options: ``gates``, ``metrics``, ``alpha``, ``stats``, ``warn``
+    (see ``normbench.analysis.compare.compare_runs``; torch-free)."""
+    from normbench.analysis.compare import compare_runs as _compare
+
+    return _compare(baseline, candidate, **options)
+
+
 __all__ = ["EXIT_FAILED", "EXIT_GATE", "EXIT_INPUT", "EXIT_INTERRUPTED", "EXIT_OK", "ExecOptions",
-           "InputError", "MergeOutcome", "RunOutcome", "RunPlan", "execute_plan", "load_run",
+           "InputError", "MergeOutcome", "RunOutcome", "RunPlan", "compare_runs", "execute_plan", "load_run",
            "load_suite", "make_options", "merge_runs", "plan_run", "run_suite", "validate_files"]

@@ -479,15 +479,19 @@ def _check_targets(targets: dict[str, float], loc: _Locator) -> None:
             raise loc.error(unknown("target", key, list(TARGET_KEYS)), ("targets", key))
 
 
-def _check_gates(gates: list[str], loc: _Locator) -> None:
+def _check_gates(gates: list[str], targets: dict[str, float], loc: _Locator) -> None:
     """Gates follow ``normbench compare``'s grammar, so a typo fails at validate time, not in CI."""
-    from normbench.analysis.gates import parse_gate  # torch-free
+    from normbench.analysis.gates import TARGET_PREFIXES, parse_gate  # torch-free
 
     for i, text in enumerate(gates):
         try:
-            parse_gate(text)
+            gate = parse_gate(text)
         except OptionError as exc:
             raise loc.error(exc.message, ("gates", i)) from None
+        key = gate.metric.split(".", 1)[1] if gate.metric.startswith(TARGET_PREFIXES) else None
+        if key is not None and key not in targets:
+            raise loc.error(f"gate '{gate.text}' names the target '{key}', which targets: does not "
+                            f"set (targets: {', '.join(targets) or 'none'})", ("gates", i))
 
 
 def _expand_grid(cfg: SuiteCfg, data: dict[str, Any], loc: _Locator) -> tuple[list[dict[str, Any]], list[str]]:
@@ -536,7 +540,7 @@ def build_suite(
     loc = _Locator(file, lines, where)
     base = _validate(data, loc)
     _check_targets(base.targets, loc)
-    _check_gates(base.gates, loc)
+    _check_gates(base.gates, base.targets, loc)
 
     # Each grid key must name a real setting: check every value alone against the schema.
     for key, values in base.grid.items():

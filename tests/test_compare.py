@@ -91,6 +91,33 @@ def slow(work: Path, base: Path) -> Path:
     return path
 
 
+def _stalled(run: Path, variant: str) -> bool:
+    """Whether the machine visibly stalled while timing ``variant`` (seeds 2× apart or more)."""
+    values = [json.loads(f.read_text())["metrics"]["samples_per_sec"]
+              for f in (run / "results").glob("*.json")
+              if json.loads(f.read_text())["variant_name"] == variant]
+    return max(values) > 2 * min(values)
+
+
+@pytest.fixture(scope="module")
+def slowdown(work: Path, base: Path, slow: Path) -> tuple[int, dict]:
+    """Compare ``slow`` with a baseline whose Sleepy timing was not spoilt by the machine.
+
+    On a shared VM a seed of a 30-step run sometimes stalls for seconds (20-200× its normal
+    time); 3 seeds cannot then show any slowdown as significant, and that is the right answer
+    for such a baseline. So a baseline whose Sleepy seeds are ≥ 2× apart is re-measured (at
+    most twice). A baseline that was steady must fire the gate the first time.
+    """
+    baseline = base
+    for attempt in range(3):
+        code, doc = compare_json(baseline, slow, "--fail-on", "samples_per_sec:-10%")
+        if code == 1 or not _stalled(baseline, SLEEPY) or attempt == 2:
+            return code, doc
+        result, baseline = _run(work, f"rebase{attempt}")
+        assert result.exit_code == 0, result.output
+    raise AssertionError("unreachable")
+
+
 @pytest.fixture(scope="module")
 def noisy_run(work: Path, base: Path):
     """`run --baseline --fail-on` in one command, with Noisy's accuracy made worse."""
@@ -153,14 +180,17 @@ def test_an_honest_rerun_keeps_accuracy_identical(base: Path, slow: Path) -> Non
         assert gate(doc, variant, "final_test_acc")["status"] == "pass"
 
 
-def test_an_injected_slowdown_fails_the_throughput_gate(base: Path, slow: Path, tmp_path: Path) -> None:
-    junit = tmp_path / "gates.xml"
-    code, doc = compare_json(base, slow, "--fail-on", "samples_per_sec:-10%", "--junit-xml", junit)
-    assert code == 1
+def test_an_injected_slowdown_fails_the_throughput_gate(slowdown: tuple[int, dict], slow: Path,
+                                                       tmp_path: Path) -> None:
+    code, doc = slowdown
+    assert code == 1, [g for g in doc["gates"]]
     g = gate(doc, SLEEPY, "samples_per_sec")
     assert g["status"] == "fail" and g["relative"] < -0.1 and g["p_value"] < 0.05
     assert changes(doc, SLEEPY)["samples_per_sec"]["mark"] == "+"
     assert changes(doc, SLEEPY)["samples_per_sec"]["test"] == "welch-log"
+    junit = tmp_path / "gates.xml"
+    assert compare(doc["baseline"], slow, "--fail-on", "samples_per_sec:-10%",
+                   "--junit-xml", junit).exit_code == 1
     suite = ET.parse(junit).getroot().find("testsuite")
     assert suite is not None
     cases = suite.findall("testcase")
@@ -444,6 +474,10 @@ def test_validate_checks_suite_gates_with_their_line(tmp_path: Path) -> None:
     assert f"g.yaml:{line}: gates[1]: malformed gate 'acc:fast'" in result.stderr
     suite.write_text(SUITE + "gates: [final_test_acc:-1%, samples_per_sec:-10%]\n")
     assert runner.invoke(app, ["validate", str(suite)]).exit_code == 0
+    suite.write_text(SUITE + "gates: [steps_to_target.test_acc:20%, steps_to_target.test_loss:20%]\n")
+    result = runner.invoke(app, ["validate", str(suite)])
+    assert result.exit_code == 2 and "gates[1]: gate 'steps_to_target.test_loss:20%' names the target" \
+        in result.stderr
 
 
 def test_compare_help_has_examples() -> None:

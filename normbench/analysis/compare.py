@@ -290,6 +290,7 @@ def match_variants(base: dict[str, Any], cand: dict[str, Any]) -> list[tuple[str
     """
     b_by_id = {v["variant_id"]: v for v in base["variants"]}
     b_by_name = {v["variant_name"]: v for v in base["variants"]}
+    c_ids = {v["variant_id"] for v in cand["variants"]}
     used: set[str] = set()
     out: list[tuple[str, dict | None, dict | None]] = []
     for c in cand["variants"]:
@@ -297,7 +298,7 @@ def match_variants(base: dict[str, Any], cand: dict[str, Any]) -> list[tuple[str
         if b is not None:
             out.append(("matched", b, c))
         elif (b := b_by_name.get(c["variant_name"])) is not None and b["variant_id"] not in used \
-                and b["variant_id"] not in {x["variant_id"] for x in cand["variants"]}:
+                and b["variant_id"] not in c_ids:
             out.append(("not_comparable", b, c))
         else:
             out.append(("new", None, c))
@@ -372,7 +373,6 @@ def metric_change(
         mark = "~"
     return MetricChange(metric, unit, higher, base, cand, change, relative, p, test,
                         bool(significant and change), mark, note)
-
 
 
 def evaluate_gate(gate: Gate, variant: str, ch: MetricChange | None) -> GateResult:
@@ -619,9 +619,6 @@ def compare_reference(
     return cmp
 
 
-__all__ = ["ALPHA", "Comparison", "GateResult", "MetricChange", "VariantComparison", "betainc",
-           "compare_reference", "compare_runs", "compare_summaries", "evaluate_gate", "load_summary",
-           "match_variants", "metric_change", "significance", "welch"]
 
 
 # --- normbench run --baseline ------------------------------------------------------------------
@@ -659,3 +656,9 @@ def gate_run(prep: BaselineGate, run_dir: str | Path, warn: Warn | None = None) 
     cand = load_summary(run_dir, warn=warn)
     return compare_summaries(prep.summary, cand, baseline=str(prep.path), candidate=str(run_dir),
                              gates=prep.gates)
+
+
+__all__ = ["ALPHA", "BaselineGate", "Comparison", "GateResult", "MetricChange", "VariantComparison",
+           "betainc", "compare_reference", "compare_runs", "compare_summaries", "evaluate_gate",
+           "gate_run", "load_summary", "match_variants", "metric_change", "prepare_baseline",
+           "significance", "welch"]

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -79,7 +80,8 @@ def run_task(task: Task, on_progress: OnProgress | None = None, device: str | No
         if on_progress is not None:
             on_progress(task.key, step, total, task.seed)
 
-    record = run_variant(config, task.seed, split, probes=probes, on_progress=progress, meta=meta)
+    with pinned_threads(config["training"].get("threads")):
+        record = run_variant(config, task.seed, split, probes=probes, on_progress=progress, meta=meta)
     record["config"] = variant.config
     return record
 
@@ -91,6 +93,22 @@ def set_threads(threads: int | None) -> None:
     import torch
 
     torch.set_num_threads(threads)
+
+
+@contextmanager
+def pinned_threads(threads: int | None) -> Iterator[None]:
+    """A variant's own ``training.threads`` wins over the worker's setting, for its task only."""
+    if threads is None:
+        yield
+        return
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
 
 
 def run_serial(tasks: Iterable[Task], on_result: OnResult, on_progress: OnProgress | None = None) -> None:

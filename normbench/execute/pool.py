@@ -54,7 +54,37 @@ def death_cause(exitcode: int | None) -> str:
 # --- the worker side --------------------------------------------------------------------------
 
 
-def _exit_with_parent() -> None:
+class _WriteGuard:
+    """Defers this worker's death while it writes a result file, so none is left half-written.
+
+    Only the main thread writes. The parent-death watchdog takes the lock before exiting, so
+    it waits for a write in progress; a SIGTERM arriving mid-write is re-raised right after.
+    """
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.deferred: int | None = None
+
+    def write(self, store: Any, record: dict[str, Any]) -> None:
+        with self.lock:
+            store.write_result(record)
+        if self.deferred is not None:
+            _die(self.deferred)
+
+    def on_signal(self, signum: int, frame: Any) -> None:
+        if self.lock.locked():
+            self.deferred = signum
+        else:
+            _die(signum)
+
+
+def _die(signum: int) -> None:
+    """Terminate by ``signum`` with its default action (the parent sees the real cause)."""
+    signal.signal(signum, signal.SIG_DFL)
+    os.kill(os.getpid(), signum)
+
+
+def _exit_with_parent(guard: _WriteGuard) -> None:
     """Exit as soon as the parent dies, even by SIGKILL, so no orphan trains on and writes.
 
     The parent holds the write end of a pipe whose read end is this process's parent
@@ -66,36 +96,43 @@ def _exit_with_parent() -> None:
 
     def watch() -> None:
         wait([parent.sentinel])
+        guard.lock.acquire()  # never mid-write; held until the process is gone
         os._exit(1)
 
     threading.Thread(target=watch, name="normbench-parent-watch", daemon=True).start()
 
 
-def worker_main(conn: Connection, run_dir: str, threads: int | None, device: str | None) -> None:
-    """Worker process entry: receive tasks, train, write each result atomically, report back."""
+def worker_main(conn: Connection, threads: int | None, device: str | None) -> None:
+    """Worker process entry: receive tasks, train, write each result atomically, report back.
+
+    Each message is ``(task, run_dir)`` (``None`` to exit), so workers can start before the
+    run directory exists and overlap their start-up with the parent's.
+    """
     # Ctrl-C on a terminal reaches the whole process group; only the parent decides what stops.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    _exit_with_parent()
+    guard = _WriteGuard()
+    signal.signal(signal.SIGTERM, guard.on_signal)
+    _exit_with_parent(guard)
     if threads is not None:  # before torch is imported, so its OpenMP pool starts at this size
         os.environ["OMP_NUM_THREADS"] = str(threads)
         os.environ["MKL_NUM_THREADS"] = str(threads)
     set_threads(threads)
     from normbench.results.store import RunDir
 
-    store = RunDir(Path(run_dir))
     while True:
         try:
-            task = conn.recv()
+            message = conn.recv()
         except (EOFError, OSError):
             return
-        if task is None:
+        if message is None:
             return
+        task, run_dir = message
 
         def progress(key: str, step: int, total: int, seed: int) -> None:
             conn.send(("progress", key, step, total))
 
         record = run_task(task, progress, device)
-        store.write_result(record)  # the file is complete before the parent hears of it
+        guard.write(RunDir(Path(run_dir)), record)  # complete before the parent hears of it
         conn.send(("done", task.key, record))
 
 
@@ -111,31 +148,90 @@ class _Worker:
     task: Task | None = None
 
 
-def _start(ctx: Any, slot: int, run_dir: Path, threads: int | None, device: str | None) -> _Worker:
-    parent_end, child_end = ctx.Pipe(duplex=True)
-    process = ctx.Process(target=worker_main, args=(child_end, str(run_dir), threads, device),
-                          name=f"normbench-worker-{slot}", daemon=True)
-    process.start()
-    child_end.close()  # the parent keeps only its end, so EOF means the worker is gone
-    return _Worker(slot, device, process, parent_end)
+class WorkerPool:
+    """``workers`` spawned processes; worker ``k`` trains on ``devices[k % len(devices)]``.
 
+    Start it early (its workers import torch while the parent sets up the run), then ``run``
+    tasks; ``close`` stops every worker. Several workers may share a device (small variants
+    on one GPU).
+    """
 
-def _stop(workers: Sequence[_Worker]) -> None:
-    """Ask idle workers to exit, terminate busy ones (their tasks are abandoned), reap all."""
-    for w in workers:
-        try:
-            if w.task is None and w.process.is_alive():
-                w.conn.send(None)
-            else:
+    def __init__(self, workers: int, threads: int | None, devices: Sequence[str] = ()) -> None:
+        self.ctx = mp.get_context("spawn")
+        self.threads = threads
+        self.workers = [self._start(k, devices[k % len(devices)] if devices else None)
+                        for k in range(workers)]
+
+    def __enter__(self) -> WorkerPool:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _start(self, slot: int, device: str | None) -> _Worker:
+        parent_end, child_end = self.ctx.Pipe(duplex=True)
+        process = self.ctx.Process(target=worker_main, args=(child_end, self.threads, device),
+                                   name=f"normbench-worker-{slot}", daemon=True)
+        process.start()
+        child_end.close()  # the parent keeps only its end, so EOF means the worker is gone
+        return _Worker(slot, device, process, parent_end)
+
+    def run(self, tasks: Sequence[Task], run_dir: Path, *, on_result: OnResult,
+            on_progress: OnProgress | None = None, should_stop: Callable[[], bool] = lambda: False,
+            write_failure: Callable[[dict[str, Any]], None] | None = None) -> bool:
+        """Run ``tasks`` into ``run_dir``; True when all finished, False when stopped.
+
+        A task whose worker dies becomes a ``failed`` record, written by ``write_failure``
+        (the worker could not) and passed to ``on_result``; a replacement worker starts in
+        the same slot, on the same device, while tasks remain.
+        """
+        pending = list(tasks)
+        while pending or any(w.task is not None for w in self.workers):
+            if should_stop():
+                return False
+            for w in self.workers:
+                if w.task is None and pending and w.process.is_alive():
+                    w.task = pending.pop(0)
+                    with contextlib.suppress(OSError):  # it died: noticed below by its sentinel
+                        w.conn.send((w.task, str(run_dir)))
+            wait([w.conn for w in self.workers] + [w.process.sentinel for w in self.workers],
+                 timeout=POLL_SECONDS)
+            survivors = []
+            for w in self.workers:
+                if _receive(w, on_result, on_progress) and w.process.is_alive():
+                    survivors.append(w)
+                    continue
+                w.process.join(JOIN_SECONDS)
+                _receive(w, on_result, on_progress)  # a "done" sent just before dying still counts
+                if w.task is not None:
+                    record = failure_record(w.task, death_cause(w.process.exitcode))
+                    if write_failure is not None:
+                        write_failure(record)
+                    on_result(record)
+                    w.task = None
+                w.conn.close()
+                if pending:
+                    survivors.append(self._start(w.slot, w.device))
+            self.workers = survivors
+        return True
+
+    def close(self) -> None:
+        """Ask idle workers to exit, terminate busy ones (their tasks are abandoned), reap all."""
+        for w in self.workers:
+            try:
+                if w.task is None and w.process.is_alive():
+                    w.conn.send(None)
+                else:
+                    w.process.terminate()
+            except (OSError, ValueError):
                 w.process.terminate()
-        except (OSError, ValueError):
-            w.process.terminate()
-    for w in workers:
-        w.process.join(JOIN_SECONDS)
-        if w.process.is_alive():
-            w.process.kill()
+        for w in self.workers:
             w.process.join(JOIN_SECONDS)
-        w.conn.close()
+            if w.process.is_alive():
+                w.process.kill()
+                w.process.join(JOIN_SECONDS)
+            w.conn.close()
+        self.workers = []
 
 
 def _receive(w: _Worker, on_result: OnResult, on_progress: OnProgress | None) -> bool:
@@ -151,49 +247,3 @@ def _receive(w: _Worker, on_result: OnResult, on_progress: OnProgress | None) ->
     except (EOFError, OSError, pickle.UnpicklingError):
         return False
     return True
-
-
-def run_pool(tasks: Sequence[Task], run_dir: Path, *, workers: int, threads: int | None,
-             devices: Sequence[str], on_result: OnResult, on_progress: OnProgress | None = None,
-             should_stop: Callable[[], bool] = lambda: False,
-             write_failure: Callable[[dict[str, Any]], None] | None = None) -> bool:
-    """Run ``tasks`` on ``workers`` processes; True when all finished, False when stopped.
-
-    Worker ``k`` gets ``devices[k % len(devices)]`` (round robin; several workers may share a
-    device). A task whose worker dies becomes a ``failed`` record, written by
-    ``write_failure`` (the worker could not) and passed to ``on_result``.
-    """
-    ctx = mp.get_context("spawn")
-    pending = list(tasks)
-    pool = [_start(ctx, k, run_dir, threads, devices[k % len(devices)] if devices else None)
-            for k in range(min(workers, len(pending)))]
-    try:
-        while pending or any(w.task is not None for w in pool):
-            if should_stop():
-                return False
-            for w in pool:
-                if w.task is None and pending and w.process.is_alive():
-                    w.task = pending.pop(0)
-                    with contextlib.suppress(OSError):  # it died: noticed below by its sentinel
-                        w.conn.send(w.task)
-            wait([w.conn for w in pool] + [w.process.sentinel for w in pool], timeout=POLL_SECONDS)
-            survivors = []
-            for w in pool:
-                if _receive(w, on_result, on_progress) and w.process.is_alive():
-                    survivors.append(w)
-                    continue
-                w.process.join(JOIN_SECONDS)
-                _receive(w, on_result, on_progress)  # a "done" sent just before dying still counts
-                if w.task is not None:
-                    record = failure_record(w.task, death_cause(w.process.exitcode))
-                    if write_failure is not None:
-                        write_failure(record)
-                    on_result(record)
-                    w.task = None
-                w.conn.close()
-                if pending:  # a replacement in the same slot, on the same device
-                    survivors.append(_start(ctx, w.slot, run_dir, threads, w.device))
-            pool = survivors
-        return True
-    finally:
-        _stop(pool)

@@ -178,8 +178,10 @@ def markdown(cmp: Comparison) -> str:
     body = render(comparison_table(cmp), "markdown")
     n = sum(len(v.metrics) for v in cmp.variants)
     if cmp.gate_texts:
+        k = len(cmp.by_status("matched"))
         lines += ["<details><summary>All metrics "
-                  f"({len(cmp.by_status('matched'))} variants, {n} rows)</summary>", "", body,
+                  f"({k} variant{'s' if k != 1 else ''}, {n} row{'s' if n != 1 else ''})</summary>",
+                  "", body,
                   "</details>", ""]
     else:
         lines += [body, ""]

@@ -136,6 +136,11 @@ def summarize(curves: dict[str, list], targets: dict[str, float], timing: dict[s
                for k, v in targets.items()}
     first = next(iter(reached.values()), {"step": None, "seconds": None})
     steps, secs = timing["steps"], timing["train_seconds"]
+    # Throughput from the median eval interval: one stalled interval (a first-call warm-up, a
+    # busy neighbour) moves a mean over all steps a lot and a median hardly at all.
+    ms_step = (timing.get("ms_per_step_stats") or {}).get("median")
+    if ms_step is None and steps and secs > 0:
+        ms_step = 1000 * secs / steps
     metrics = {
         "final_test_acc": last("test_acc"),
         "best_test_acc": max(accs) if accs else None,
@@ -143,8 +148,8 @@ def summarize(curves: dict[str, list], targets: dict[str, float], timing: dict[s
         "final_train_loss": last("train_loss"),
         "steps_to_target": first["step"],
         "seconds_to_target": first["seconds"],
-        "samples_per_sec": steps * batch_size / secs if secs > 0 and steps else None,
-        "ms_per_step": 1000 * secs / steps if steps else None,
+        "samples_per_sec": 1000 * batch_size / ms_step if ms_step else None,
+        "ms_per_step": ms_step,
         "train_seconds": secs,
         "num_params": num_params,
     }
