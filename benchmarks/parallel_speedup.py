@@ -13,7 +13,13 @@ the median is reported, with the cores the run kept busy (CPU seconds ÷ wall se
 shared machine a 2-worker run that gets much less than 2 cores busy was starved by other
 load, and its ratio says nothing about normbench.
 
-    python benchmarks/parallel_speedup.py [--steps 2500] [--repeats 1] [--keep DIR]
+Fixed costs (interpreter and torch start-up, about 3 s before the first step, and each
+worker's first-step warm-up) do not shrink with workers, so tasks must be long against them:
+the default 5000 steps is ~11 s per variant on one thread. Measured on the 2-vCPU dev VM
+(idle): 0.57 at 5000 steps, 0.63-0.72 at 2500 steps; part of the gap is hardware, a
+single-thread loop runs ~15-25% slower while the other vCPU is busy.
+
+    python benchmarks/parallel_speedup.py [--steps 5000] [--repeats 1] [--quick] [--keep DIR]
 """
 
 from __future__ import annotations
@@ -86,20 +92,23 @@ def chosen_default(suite: Path) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=2500, help="training steps per variant")
+    parser.add_argument("--steps", type=int, default=5000, help="training steps per variant")
     parser.add_argument("--repeats", type=int, default=1, help="rounds over all configurations")
     parser.add_argument("--keep", type=Path, help="keep the run directories here")
+    parser.add_argument("--quick", action="store_true",
+                        help="only the two pinned configurations (the claim)")
     args = parser.parse_args()
+    configs = dict(list(CONFIGS.items())[:2]) if args.quick else CONFIGS
 
     work = Path(tempfile.mkdtemp(prefix="nb-speedup-"))
     suite = work / "speedup.yaml"
     suite.write_text(SUITE.format(steps=args.steps, eval_every=max(1, args.steps // 5)))
-    times: dict[str, list[float]] = {name: [] for name in CONFIGS}
-    cores_used: dict[str, list[float]] = {name: [] for name in CONFIGS}
+    times: dict[str, list[float]] = {name: [] for name in configs}
+    cores_used: dict[str, list[float]] = {name: [] for name in configs}
     default_note = chosen_default(suite)
     try:
         for _ in range(args.repeats):
-            for name, extra in CONFIGS.items():
+            for name, extra in configs.items():
                 wall, cpu = run_once(suite, args.keep or work / "runs", extra)
                 times[name].append(wall)
                 cores_used[name].append(cpu / wall)
@@ -116,8 +125,9 @@ def main() -> None:
     ratio = med["workers=2 threads=1"] / med["workers=1 threads=1"]
     verdict = "PASS" if ratio <= 0.6 else "FAIL"
     print(f"workers=2 / workers=1 (1 thread each): {ratio:.2f}  (target ≤ 0.60: {verdict})")
-    print(f"workers=2 / in-process default threads: "
-          f"{med['workers=2 threads=1'] / med['in-process (--workers 1)']:.2f}")
+    if "in-process (--workers 1)" in med:
+        print(f"workers=2 / in-process default threads: "
+              f"{med['workers=2 threads=1'] / med['in-process (--workers 1)']:.2f}")
 
 
 if __name__ == "__main__":

@@ -319,7 +319,7 @@ def run_suite(suite: Suite, out: Path = Path("reports/runs"), *, on_progress: An
 
 def merge_runs(dirs: list[Path], out: Path, command: list[str] | None = None,
                report: bool = True) -> MergeOutcome:
-    """Merge shard run directories into ``out`` and write its report (when available)."""
+    """Merge shard run directories into a new run under ``out`` and write its report (when available)."""
     from normbench.execute.merge import merge_runs as merge
 
     outcome = merge(dirs, Path(out), command or ["normbench", *sys.argv[1:]])

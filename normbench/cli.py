@@ -72,7 +72,7 @@ def run(
     fmt: FormatOpt = Format.table,
     no_report: Annotated[bool, typer.Option("--no-report", help="Skip report.md/report.html and plots.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress on stderr.")] = False,
-    workers: Annotated[int | None, typer.Option("--workers", "-j", help="Worker processes (default: chosen from the core count and the model size; 1 trains in this process).", show_default=False)] = None,
+    workers: Annotated[int | None, typer.Option("--workers", "-j", help="Worker processes (default: chosen from the core count and the model size; 1 trains in this process; with --executor dask and no --scheduler: the LocalCluster size).", show_default=False)] = None,
     threads_per_worker: Annotated[int | None, typer.Option("--threads-per-worker", help="torch intra-op threads in each worker process (default: cores / workers).", show_default=False)] = None,
     resume: Annotated[str | None, typer.Option("--resume", help="Finish an earlier run of this suite: skip its complete results, run the rest (RUN_DIR or 'latest').", metavar="RUN_DIR|latest")] = None,
     shard: Annotated[str | None, typer.Option("--shard", help="Run only shard I of N (balanced, deterministic), e.g. --shard 2/3; combine with 'normbench merge'.", metavar="I/N")] = None,
@@ -146,7 +146,7 @@ def _print_run_table(run_dir: Path, fmt: Format, write_report: bool) -> None:
 @handle_errors
 def merge(
     run_dirs: Annotated[list[Path], typer.Argument(help="Run directories of the shards (same suite).", metavar="RUN_DIR...")],
-    out: Annotated[Path, typer.Option("--out", help="The merged run directory to create (new or empty).")],
+    out: Annotated[Path, typer.Option("--out", help="Parent directory of the merged run (it goes to OUT/<suite>/<timestamp>-<id>, like run --out).")] = Path("reports/runs"),
     fmt: FormatOpt = Format.table,
     no_report: Annotated[bool, typer.Option("--no-report", help="Skip report.md/report.html and plots.")] = False,
 ) -> None:
@@ -154,7 +154,7 @@ def merge(
 
     Exit 3 when a variant failed or a shard's results are missing (then --resume the merged run).
 
-    Example: normbench merge shard-1/quickstart/* shard-2/quickstart/* --out reports/runs/quickstart/merged
+    Example: normbench merge shards/a/quickstart/* shards/b/quickstart/* --out reports/runs
     """
     from normbench import api
 

@@ -237,17 +237,18 @@ def test_three_shards_merged_equal_the_unsharded_run(tmp_path: Path) -> None:
     shards = [the_run(tmp_path / f"shard{i}") for i in (1, 2, 3)]
     assert sorted(len(list((s / "results").glob("*.json"))) for s in shards) == [2, 2, 2]
 
-    merged = tmp_path / "merged"
-    result = cli("merge", *shards, "--out", merged, "--no-report", "--format", "json")
+    result = cli("merge", *shards, "--out", tmp_path / "merged", "--no-report", "--format", "json")
     assert result.exit_code == 0, result.output
+    merged = the_run(tmp_path / "merged")  # <out>/<suite>/<timestamp>-<id>, like `run --out`
     assert metrics_of(merged) == metrics_of(the_run(tmp_path / "whole"))
     assert manifest(merged)["status"] == "complete" and manifest(merged)["tasks"] == 6
 
-    partial = tmp_path / "partial"  # a shard missing: merged but incomplete, and resumable
-    result = cli("merge", *shards[:2], "--out", partial, "--no-report")
+    # A shard missing: merged but incomplete (exit 3), and `--resume latest` completes it.
+    result = cli("merge", *shards[:2], "--out", tmp_path / "partial", "--no-report")
     assert result.exit_code == 3 and "2 of 6 results are missing" in result.stderr
+    partial = the_run(tmp_path / "partial")
     assert manifest(partial)["status"] == "interrupted"
-    result = cli("run", suite, "--resume", partial, "--no-report", "-q")
+    result = cli("run", suite, "--out", tmp_path / "partial", "--resume", "latest", "--no-report", "-q")
     assert result.exit_code == 0 and metrics_of(partial) == metrics_of(merged)
 
     other = tmp_path / "other"  # a shard of a different suite is refused

@@ -1,11 +1,4 @@
-"""Distributed execution on a Dask cluster: one task per (variant, seed), records collected here.
-
-Multi-node use (see ``docs/distributed.md``): start a scheduler and workers on the nodes, with
-normbench (and any ``custom`` norm module) installed on every worker, then
-``normbench run SUITE --executor dask --scheduler tcp://HOST:8786``. Each task trains on its
-worker and returns its record; this process writes the result files, so the run directory
-needs no shared filesystem. Without ``--scheduler`` a ``LocalCluster`` on 127.0.0.1 is used.
-"""
+"""Distributed execution on a Dask cluster: one task per (variant, seed), records collected here."""
 
 from __future__ import annotations
 
@@ -69,7 +62,15 @@ def _client(stack: ExitStack, scheduler: str | None, workers: int) -> Any:
 def run_dask(tasks: Sequence[Task], *, scheduler: str | None, workers: int, threads: int | None,
              on_result: OnResult, on_progress: OnProgress | None = None,
              should_stop: Callable[[], bool] = lambda: False) -> bool:
-    """Submit every task, hand each record to ``on_result`` as it completes; False when stopped."""
+    """Submit every task, hand each record to ``on_result`` as it completes; False when stopped.
+
+    Multi-node (see ``docs/distributed.md``): start ``dask scheduler`` on one node and
+    ``dask worker tcp://HOST:8786 --nthreads 1`` on every node, with normbench (and any module
+    a ``custom`` norm names) installed there, then run the same suite with
+    ``normbench run SUITE --executor dask --scheduler tcp://HOST:8786``. Each task trains on its
+    worker and returns its record; this process writes the result files, so the run directory
+    needs no shared filesystem. Without ``scheduler`` a ``LocalCluster`` on 127.0.0.1 is used.
+    """
     with ExitStack() as stack:
         client = _client(stack, scheduler, workers)
         stamp = time.time_ns()

@@ -12,7 +12,7 @@ from typing import Any
 
 from normbench.errors import InputError
 from normbench.execute.plan import suite_difference, valid_result
-from normbench.results.store import RESOLVED, RESULTS, RunDir, open_run_dir
+from normbench.results.store import RESOLVED, RunDir, create_run_dir, open_run_dir
 
 PREFERRED = {"ok": 0, "diverged": 1, "failed": 2}  # which duplicate to keep
 
@@ -73,19 +73,16 @@ def _status(records: list[dict[str, Any]], expected: int) -> str:
 
 
 def merge_runs(dirs: Sequence[Path], out: Path, command: list[str]) -> MergeOutcome:
-    """Combine shard run directories into the new run directory ``out``."""
+    """Combine shard run directories into a new run directory under ``out`` (``<out>/<suite>/…``)."""
     if not dirs:
         raise InputError("merge needs at least one run directory")
     runs = [open_run_dir(Path(d)) for d in dirs]
     resolved = _check_same_suite(runs)
-    out = Path(out)
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise InputError(f"--out {out} already exists and is not an empty directory")
     manifests = [run.read_manifest() for run in runs]
-    target = RunDir(out)
-    (out / RESULTS).mkdir(parents=True, exist_ok=True)
+    name = resolved.get("suite", {}).get("name") or manifests[0].get("suite_name") or "merged"
+    target = create_run_dir(Path(out), name)  # like `run --out`: <out>/<suite>/<timestamp>-<id>
     if (runs[0].path / "suite.yaml").is_file():
-        _atomic_copy_text(runs[0].path / "suite.yaml", out / "suite.yaml")
+        _atomic_copy_text(runs[0].path / "suite.yaml", target.path / "suite.yaml")
     target.write_json(RESOLVED, resolved)
     outcome = MergeOutcome(target)
     for variant in resolved.get("variants", []):
