@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from normbench.analysis.claims import check_claims
 from normbench.errors import OptionError, SuiteError, did_you_mean, unknown
 from normbench.models.catalog import ACTIVATIONS, DEFAULT_READOUT, MODELS, check_model, widths_of
+from normbench.naming import format_value
 from normbench.yamlsrc import Lines, parse_yaml, read_yaml
 
 # Grid / --set aliases: short names for the keys people sweep most (DESIGN §2).
@@ -389,21 +390,6 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[tuple, s
 
 
 # --- variants ---------------------------------------------------------------------------------
-
-
-def format_value(value: Any) -> str:
-    """A short, stable rendering of a swept value for variant names."""
-    if isinstance(value, dict):
-        head = value.get("kind", value.get("name", ""))
-        rest = ",".join(f"{k}={format_value(v)}" for k, v in value.items() if k not in ("kind", "name"))
-        return f"{head}[{rest}]" if rest else str(head)
-    if isinstance(value, bool):
-        return str(value).lower()
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    if isinstance(value, list):
-        return "[" + ",".join(format_value(v) for v in value) + "]"
-    return str(value)
 
 
 def variant_id(config: dict[str, Any]) -> str:

@@ -14,25 +14,12 @@ from normbench.analysis.convergence import CURVES, higher_is_better, seed_metric
 from normbench.analysis.metrics import METRICS
 from normbench.analysis.stats import band, describe
 from normbench.errors import InputError
+from normbench.naming import format_value
 from normbench.results.store import Warn, finite_or_none, open_run_dir
 
 SUMMARY_SCHEMA_VERSION = 1
 STATUSES = ("ok", "diverged", "failed")
-
-
-def label(value: Any) -> str:
-    """A short, stable rendering of a swept value (the same rendering as variant names)."""
-    if isinstance(value, dict):
-        head = value.get("kind", value.get("name", ""))
-        rest = ",".join(f"{k}={label(v)}" for k, v in value.items() if k not in ("kind", "name"))
-        return f"{head}[{rest}]" if rest else str(head)
-    if isinstance(value, bool):
-        return str(value).lower()
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    if isinstance(value, list):
-        return "[" + ",".join(label(v) for v in value) + "]"
-    return str(value)
+label = format_value  # swept values are labelled exactly as in variant names
 
 
 @dataclass
