@@ -24,6 +24,9 @@ from normbench.report.tables import (
     to_html,
 )
 
+THROUGHPUT_METRICS = ("samples_per_sec", "ms_per_step", "forward_ms", "backward_ms", "optimizer_ms",
+                      "peak_memory_mb", "num_params", "train_seconds")
+
 Block = tuple[str, Any]  # ("p", str) | ("kv", [(k, v)]) | ("list", [str]) | ("table", Table) | ("plot", Plot)
 
 
@@ -149,6 +152,11 @@ def build_sections(summary: dict[str, Any], plots: list[Plot], warnings: list[st
     if summary["suite"].get("targets") or "auc_test_loss" in (summary.get("metric_info") or {}):
         sections.append(Section("Convergence", "convergence", [("table", convergence_table(summary))]))
     sections.append(Section("All variants", "variants", [("table", summary_table(summary))]))
+    throughput = [m for m in THROUGHPUT_METRICS if m in (summary.get("metric_info") or {})]
+    if throughput:
+        table = summary_table(summary, throughput)
+        table.title = "Throughput: mean ± std over seeds (step breakdown measured after training)"
+        sections.append(Section("Throughput", "throughput", [("table", table)]))
     metric = headline_metric(summary)
     if metric:
         sections.append(Section("Seed statistics", "seed-statistics", [("table", stats_table(summary, metric))]))
