@@ -117,3 +117,15 @@ def test_unavailable_device_is_input_error(tmp_path: Path) -> None:
     result = run_suite(tmp_path, TINY.replace("device: cpu", "device: cuda:3"), "--no-report")
     assert result.exit_code == 2
     assert "cuda:3" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_python_api(tmp_path: Path) -> None:
+    import normbench
+
+    path = tmp_path / "s.yaml"
+    path.write_text(TINY)
+    suite = normbench.load_suite(path, ["training.steps=20", "training.seeds=1"])
+    outcome = normbench.run_suite(suite, tmp_path / "runs")
+    assert outcome.exit_code == 0 and len(outcome.records) == 2
+    run = normbench.load_run(outcome.run_dir.path)
+    assert len(list(run.iter_results())) == 2
