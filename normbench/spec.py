@@ -157,14 +157,17 @@ class TrainingCfg(_Strict):
 
 
 class ClaimCfg(_Strict):
-    """One published claim to check: ``better`` variants beat ``than`` variants on ``metric``."""
+    """A published claim to check: ``better`` variants beat ``than`` variants on ``metric``,
+    or the ``where`` variants' metric lies within ``tolerance`` of a ``published`` value."""
 
     text: str
     source: str = ""
     metric: str
-    better: dict[str, Any]
-    than: dict[str, Any]
+    better: dict[str, Any] = {}
+    than: dict[str, Any] = {}
     where: dict[str, Any] = {}
+    published: float | None = None
+    tolerance: float = Field(0.02, ge=0)
 
 
 class SuiteCfg(_Strict):

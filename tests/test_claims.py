@@ -70,3 +70,15 @@ claims:
     path.write_text(text.replace("nrom", "norm").replace("final_test_acc", "final_tset_acc"))
     result = CliRunner().invoke(app, ["validate", str(path)])
     assert result.exit_code == 2 and "claims[0].metric" in result.stderr
+
+
+def test_published_value_claims() -> None:
+    variants = [{"variant_name": "cnn", "params": {"model": "cnn"},
+                 "metrics": {"final_test_acc": {"mean": 0.93, "ci_low": 0.92, "ci_high": 0.94}}},
+                {"variant_name": "mlp", "params": {"model": "mlp"},
+                 "metrics": {"final_test_acc": {"mean": 0.60, "ci_low": 0.58, "ci_high": 0.62}}}]
+    claim = {"text": "CNN 94 %", "metric": "final_test_acc", "published": 0.94, "tolerance": 0.02,
+             "where": {"model": "cnn"}}
+    assert evaluate_claim(claim, variants)["verdict"] == "agrees"
+    low = evaluate_claim({**claim, "where": {"model": "mlp"}}, variants)
+    assert low["verdict"] == "disagrees" and low["rows"][0]["verdict"] == "below"

@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from normbench.analysis.claims import TARGET_METRICS, _fmt_side
+from normbench.analysis.claims import describe_claim
 
 ROOT = Path(__file__).resolve().parent.parent / "reports"
 
@@ -19,11 +19,7 @@ def rows() -> list[str]:
         summary = json.loads(path.read_text())
         suite = summary["suite"]["name"]
         for claim in (summary.get("analysis") or {}).get("claims") or []:
-            target = claim["metric"] in TARGET_METRICS
-            measured = "<br>".join(
-                f"{', '.join(f'{k}={v}' for k, v in p['context'].items()) or 'all'}: "
-                f"{_fmt_side(p, 'better', target)} vs {_fmt_side(p, 'than', target)} (p={p['p_value']:.2g})"
-                for p in claim["pairs"])
+            measured = describe_claim(claim).replace("; ", "<br>")
             out.append(f"| [{suite}]({suite}/report.md) | {claim['text']} | {claim['source']} | "
                        f"`{claim['metric']}` | **{claim['verdict']}** | {measured} |")
     return out

@@ -64,7 +64,7 @@ def _wall_time(manifest: dict[str, Any]) -> str:
 
 def _claims(summary: dict[str, Any]) -> Section | None:
     """Each claim of the suite, what was measured, and whether it agrees."""
-    from normbench.analysis.claims import ALPHA, TARGET_METRICS, _fmt_side
+    from normbench.analysis.claims import ALPHA, describe_claim
 
     results = (summary.get("analysis") or {}).get("claims") or []
     if not results:
@@ -73,19 +73,16 @@ def _claims(summary: dict[str, Any]) -> Section | None:
     for r in results:
         src = f" ({r['source']})" if r.get("source") else ""
         c = r["counts"]
-        pairs = "; ".join(
-            f"[{', '.join(f'{k}={v}' for k, v in p['context'].items()) or 'all'}] "
-            f"{_fmt_side(p, 'better', r['metric'] in TARGET_METRICS)} vs "
-            f"{_fmt_side(p, 'than', r['metric'] in TARGET_METRICS)} (p = {p['p_value']:.3g}, {p['verdict']})"
-            for p in r["pairs"])
         items.append(f"{r['text']}{src} — {r['metric']}: {r['verdict'].upper()} "
                      f"({c['agrees']} agree, {c['disagrees']} disagree, {c['inconclusive']} inconclusive). "
-                     f"{pairs}")
+                     f"{describe_claim(r)}")
     return Section("Claims checked", "claims", [
-        ("p", "Each claim compares the variants it names pair by pair, other swept keys held equal, "
-              f"with a one-sided exact Mann-Whitney U test over seeds at α = {ALPHA}. 'Inconclusive' "
-              "means the seeds do not separate the two at that level; with 2 seeds per side no "
-              "difference can reach it (the smallest p is 1/6), with 3 the smallest p is 0.05."),
+        ("p", "A comparison claim pairs the variants it names, other swept keys held equal, and "
+              f"tests them with a one-sided exact Mann-Whitney U test over seeds at α = {ALPHA}: "
+              "'inconclusive' means the seeds do not separate the two at that level (with 3 seeds "
+              "a side the smallest possible p is 0.05, with 5 it is 0.004). A published-value "
+              "claim agrees when the 95 % bootstrap CI over seeds comes within the stated "
+              "tolerance of the published number."),
         ("list", items)])
 
 
