@@ -82,3 +82,14 @@ def test_published_value_claims() -> None:
     assert evaluate_claim(claim, variants)["verdict"] == "agrees"
     low = evaluate_claim({**claim, "where": {"model": "mlp"}}, variants)
     assert low["verdict"] == "disagrees" and low["rows"][0]["verdict"] == "below"
+
+
+def test_diagnostic_metric_directions_known_without_torch() -> None:
+    import subprocess
+    import sys
+
+    code = ("import sys; from normbench.analysis.metrics import METRICS; "
+            "assert METRICS['act_p50_drift'].higher_is_better is False; "
+            "assert METRICS['ics_cos_mean'].higher_is_better is True; "
+            "assert 'torch' not in sys.modules")
+    subprocess.run([sys.executable, "-c", code], check=True)

@@ -55,3 +55,8 @@ def get_metric(name: str) -> Metric:
     if name not in METRICS:
         raise OptionError(unknown("metric", name, sorted(METRICS)))
     return METRICS[name]
+
+
+# Diagnostics register the metrics they add; importing their torch-free catalog here means
+# every reader of METRICS (tables, claims, compare gates) sees their directions too.
+import normbench.train.diag_catalog  # noqa: E402, F401
