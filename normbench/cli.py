@@ -118,7 +118,11 @@ def run(
             plan, on_progress=lambda key, step, total, seed: progress.update(key, step, total, names[key]),
             on_record=on_record,
         )
-    _print_run_table(outcome.run_dir.path, fmt, not no_report)
+    try:
+        _print_run_table(outcome.run_dir.path, fmt, not no_report)
+    except Exception as exc:  # a report bug must not hide a finished run: results are on disk
+        warn(f"the report could not be written ({type(exc).__name__}: {exc}); every result is "
+             f"saved — retry with: normbench report {outcome.run_dir.path}")
     print(f"run directory: {outcome.run_dir.path}", file=sys.stderr)
     if outcome.status == "interrupted":
         print("interrupted: finished results are saved", file=sys.stderr)
