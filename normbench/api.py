@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from contextlib import ExitStack, nullcontext
 from dataclasses import dataclass, field
@@ -212,11 +213,80 @@ def plan_run(suite: Suite, out: Path = Path("reports/runs"), options: ExecOption
             if record is not None:
                 done[t.key] = record
     pending = [t for t in tasks if t.key not in done]
+    check_models(suite, [t.variant for t in pending])
     workers, threads, devices = _placement(suite, options, len(pending))
     return RunPlan(suite=suite, out=Path(out), options=options,
                    command=command or ["normbench", *sys.argv[1:]], tasks=tasks, pending=pending,
                    done=done, resume_dir=resume_dir, shard=shard, workers=workers, threads=threads,
                    devices=devices)
+
+
+def _needs_preflight(config: dict[str, Any]) -> bool:
+    """Custom models and datasets, and probes addressed by module path, are checked on data."""
+    diags = config.get("diagnostics") or {}
+    paths = isinstance((diags.get("activations") or {}).get("layer"), str) or any(
+        isinstance(x, str) for x in (diags.get("ics") or {}).get("layers") or [])
+    return config["model"]["kind"] == "custom" or config["dataset"]["name"] == "custom" or paths
+
+
+def check_models(suite: Suite, variants: list[Any] | None = None) -> dict[str, Any]:
+    """The pre-flight stage: build each custom model and run one batch, before training.
+
+    Returns variant id → ``ModelCheck`` for custom models. A factory that raises, returns
+    no module or the wrong output shape, a norm that cannot replace a layer, a probe path
+    the model lacks: a located ``SuiteError`` (exit 2), and nothing has been trained yet.
+    """
+    from normbench.errors import OptionError, SuiteError
+    from normbench.execute.local import load_split
+
+    checks: dict[str, Any] = {}
+    done: dict[str, Any] = {}
+    for variant in suite.variants if variants is None else variants:
+        config = variant.config
+        if not _needs_preflight(config):
+            continue
+        key = json.dumps({k: config[k] for k in ("dataset", "model", "diagnostics")}
+                         | {"batch": config["training"]["batch_size"]}, sort_keys=True, default=str)
+        try:
+            if key not in done:
+                split = load_split(config)
+                done[key] = _preflight_one(config, split)
+            if done[key] is not None:
+                checks[variant.id] = done[key]
+        except OptionError as exc:
+            prefix = f"variant '{variant.name}': " if suite.grid_keys else ""
+            raise _locate(suite, exc.path, prefix + exc.message) from None
+        except InputError as exc:
+            raise SuiteError(str(exc).rstrip("."), file=suite.file, path=("dataset",)) from None
+    return checks
+
+
+def _preflight_one(config: dict[str, Any], split: Any) -> Any:
+    from normbench.models import build
+    from normbench.models.custom import check_probe_paths, preflight
+
+    if config["model"]["kind"] == "custom":
+        return preflight(config, split)
+    if config["diagnostics"]:
+        import torch
+
+        with torch.random.fork_rng(devices=[]):
+            model = build(config["model"], tuple(split.x_train.shape[1:]), int(split.num_outputs))
+        check_probe_paths(model, config["diagnostics"])
+    return None
+
+
+def _locate(suite: Suite, path: tuple[Any, ...], message: str) -> Any:
+    """A ``SuiteError`` at the line of ``path`` in the suite file (its nearest given parent)."""
+    from normbench.errors import SuiteError
+    from normbench.yamlsrc import parse_yaml
+
+    try:
+        _, lines = parse_yaml(suite.text, suite.file)
+    except Exception:  # the text parsed once already; without lines the file still names it
+        lines = {}
+    line = next((lines[path[:n]] for n in range(len(path), -1, -1) if path[:n] in lines), None)
+    return SuiteError(message, file=suite.file, line=line, path=path)
 
 
 def _reopen(plan: RunPlan) -> RunDir:

@@ -15,7 +15,15 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from normbench.analysis.claims import check_claims
 from normbench.errors import OptionError, SuiteError, did_you_mean, unknown
-from normbench.models.catalog import ACTIVATIONS, DEFAULT_READOUT, MODELS, check_model, widths_of
+from normbench.models.catalog import (
+    ACTIVATIONS,
+    DEFAULT_READOUT,
+    KEEP,
+    MODELS,
+    check_model,
+    custom_signature_error,
+    widths_of,
+)
 from normbench.naming import format_value
 from normbench.yamlsrc import Lines, parse_yaml, read_yaml
 
@@ -62,7 +70,10 @@ class DatasetCfg(BaseModel):
 class ModelCfg(_Strict):
     """``model:`` — the family, its shape, the activation, the norm and where it sits."""
 
-    kind: Literal["mlp", "cnn", "rnn"] = "mlp"
+    kind: Literal["mlp", "cnn", "rnn", "custom"] = "mlp"
+    target: str | None = None
+    options: dict[str, Any] | None = None
+    swap: str | list[str] | None = None
     hidden: int | list[int] | None = None
     channels: list[int] | None = None
     kernel_size: int = Field(3, ge=1)
@@ -430,8 +441,13 @@ def _resolve_variant(cfg: SuiteCfg, check_imports: bool, skipped: list[str] | No
     dataset_raw = cfg.dataset.model_dump()
     try:
         dataset = data_registry.resolve_dataset(dataset_raw)
+        if check_imports and dataset["name"] == "custom":
+            _check_callable(dataset["target"], dataset["options"] or {}, "custom dataset loader",
+                            None)
     except OptionError as exc:
         raise OptionError(exc.message, ("dataset", *exc.path)) from None
+    if model["kind"] == "custom":
+        return _resolve_custom(cfg, model, given, dataset, check_imports, skipped)
     try:
         data_registry.check_pairing(dataset["name"], model["kind"])
     except OptionError as exc:
@@ -449,6 +465,82 @@ def _resolve_variant(cfg: SuiteCfg, check_imports: bool, skipped: list[str] | No
             norm_catalog.check_custom_importable(norm)
     except OptionError as exc:
         raise OptionError(exc.message, ("model", "norm", *exc.path)) from None
+    model["norm"] = norm
+    training = cfg.training.model_dump()
+    training.pop("seeds")
+    try:
+        diagnostics = diag_catalog.resolve_diagnostics(cfg.diagnostics, model=model, norm=norm,
+                                                       skipped=skipped)
+    except OptionError as exc:
+        raise OptionError(exc.message, ("diagnostics", *exc.path)) from None
+    return {"dataset": dataset, "model": model, "training": training,
+            "targets": dict(cfg.targets), "diagnostics": diagnostics}
+
+
+CUSTOM_MODEL_KEYS = ("kind", "target", "options", "swap", "norm")
+
+
+def _check_callable(target: str, options: dict[str, Any], what: str,
+                    documented: tuple[str, ...] | None = ("num_outputs", "input_shape")) -> None:
+    """Import ``target`` (suite directory and cwd on sys.path) and check its signature."""
+    from normbench.norms.catalog import resolve_target
+
+    obj = resolve_target(target, what=what)
+    problem = custom_signature_error(obj, options) if documented else _loader_signature_error(obj, options)
+    if problem is not None:
+        args = "num_outputs=…, input_shape=…, **options" if documented else "**options"
+        raise OptionError(f"{what} '{target}' cannot be called as {target.split(':')[1]}"
+                          f"({args}): {problem}", ("target",))
+
+
+def _loader_signature_error(obj: Any, options: dict[str, Any]) -> str | None:
+    import inspect
+
+    try:
+        inspect.signature(obj).bind(**options)
+    except (TypeError, ValueError) as err:
+        return str(err) if isinstance(err, TypeError) else None
+    return None
+
+
+def _resolve_custom(cfg: SuiteCfg, model: dict[str, Any], given: set[str], dataset: dict[str, Any],
+                    check_imports: bool, skipped: list[str] | None) -> dict[str, Any]:
+    """``_resolve_variant`` for ``model: {kind: custom}``: what can be checked without torch.
+
+    Layer widths and dimensionalities are known only once the model is built, so the norm's
+    fit is checked per replaced layer by the pre-flight stage (``normbench.models.custom``).
+    """
+    from normbench.norms import catalog as norm_catalog
+    from normbench.train import diag_catalog
+
+    model = {k: model.get(k) for k in CUSTOM_MODEL_KEYS}
+    model["options"] = dict(model["options"] or {})
+    if isinstance(model["swap"], str) and model["swap"] == "all":
+        model["swap"] = None
+    if check_imports:
+        try:
+            _check_callable(model["target"], model["options"], "custom model factory")
+        except OptionError as exc:
+            raise OptionError(exc.message, ("model", *exc.path)) from None
+    raw_norm = model["norm"] if "norm" in given else KEEP
+    if raw_norm == KEEP:
+        norm: dict[str, Any] = {"kind": KEEP}
+    else:
+        try:
+            norm = norm_catalog.resolve_norm(raw_norm)
+            if norm_catalog.NORMS[norm["kind"]].wraps_layer:
+                raise OptionError(f"norm '{norm['kind']}' re-parametrises the layer before the "
+                                  "norm, which a custom model does not identify; swap in an "
+                                  "activation norm (batch, layer, group, …) or keep")
+            entry = norm_catalog.NORMS[norm["kind"]]
+            if entry.uses_batch_stats and cfg.training.batch_size < 2:
+                raise OptionError(f"batch statistics undefined with batch_size "
+                                  f"{cfg.training.batch_size}: norm '{norm['kind']}' normalises "
+                                  "with statistics across the batch")
+            if check_imports and norm["kind"] == "custom":
+                norm_catalog.check_custom_importable(norm)
+        except OptionError as exc:
+            raise OptionError(exc.message, ("model", "norm", *exc.path)) from None
     model["norm"] = norm
     training = cfg.training.model_dump()
     training.pop("seeds")
@@ -512,7 +604,22 @@ def load_suite(path: str | Path, overrides: list[str] | None = None, check_impor
     """Read, validate and expand a suite file; every problem is a located ``SuiteError``."""
     path = Path(path)
     data, lines, text = read_yaml(path)
+    add_import_paths(path)
     return build_suite(data, lines, text, str(path), overrides or [], check_imports)
+
+
+def add_import_paths(suite_file: Path) -> None:
+    """Put the suite file's directory and the working directory on ``sys.path``.
+
+    So ``target: "mymodels:resnet"`` finds ``mymodels.py`` next to the suite (or in the
+    current directory) for custom models, datasets and norms. Worker processes started by
+    multiprocessing inherit ``sys.path``; a Dask worker must be able to import the module.
+    """
+    import sys
+
+    for folder in (str(Path.cwd()), str(suite_file.resolve().parent)):
+        if folder not in sys.path:
+            sys.path.insert(0, folder)
 
 
 def build_suite(
