@@ -255,7 +255,7 @@ def check_models(suite: Suite, variants: list[Any] | None = None) -> dict[str, A
                 checks[variant.id] = done[key]
         except OptionError as exc:
             prefix = f"variant '{variant.name}': " if suite.grid_keys else ""
-            raise _locate(suite, exc.path, prefix + exc.message) from None
+            raise _locate(suite, variant, OptionError(prefix + exc.message, exc.path)) from None
         except InputError as exc:
             raise SuiteError(str(exc).rstrip("."), file=suite.file, path=("dataset",)) from None
     return checks
@@ -276,17 +276,24 @@ def _preflight_one(config: dict[str, Any], split: Any) -> Any:
     return None
 
 
-def _locate(suite: Suite, path: tuple[Any, ...], message: str) -> Any:
-    """A ``SuiteError`` at the line of ``path`` in the suite file (its nearest given parent)."""
-    from normbench.errors import SuiteError
+def _locate(suite: Suite, variant: Any, exc: Any) -> Any:
+    """A ``SuiteError`` at the grid entry responsible (as at load time), else at the key."""
+    from normbench.spec import _Locator, canonical_key
     from normbench.yamlsrc import parse_yaml
 
     try:
         _, lines = parse_yaml(suite.text, suite.file)
     except Exception:  # the text parsed once already; without lines the file still names it
         lines = {}
-    line = next((lines[path[:n]] for n in range(len(path), -1, -1) if path[:n] in lines), None)
-    return SuiteError(message, file=suite.file, line=line, path=path)
+    loc = _Locator(suite.file, lines, {})
+    grid = suite.raw.get("grid") or {}
+    for key, value in variant.params.items():
+        gpath = canonical_key(key)
+        if exc.path[: len(gpath)] == gpath and key in grid:
+            index = next((i for i, v in enumerate(grid[key]) if v == value), None)
+            if index is not None:
+                return loc.error(exc.message, ("grid", key, index))
+    return loc.error(exc.message, exc.path)
 
 
 def _reopen(plan: RunPlan) -> RunDir:

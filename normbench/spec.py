@@ -453,6 +453,9 @@ def _resolve_variant(cfg: SuiteCfg, check_imports: bool, skipped: list[str] | No
     except OptionError as exc:
         raise OptionError(exc.message, ("model", "kind")) from None
     try:
+        if model["norm"] == KEEP:
+            raise OptionError("norm 'keep' leaves a custom model's own norm layers as they are, "
+                              f"which this {model['kind']} model has not (choose a registry norm)")
         norm = norm_catalog.resolve_norm(model["norm"])
         layout = data_registry.DATASETS[dataset["name"]].layout
         spatial = 0 if model["kind"] != "cnn" else (2 if layout == "image" else 1)

@@ -91,3 +91,8 @@ def sequences() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
 
 def broken_loader() -> str:
     return "not arrays"
+
+
+def plain_mlp(num_outputs: int, input_shape: tuple[int, ...]) -> nn.Module:
+    """No norm layer at all: swapping a norm in is refused."""
+    return nn.Sequential(nn.Flatten(), nn.Linear(36, 8), nn.ReLU(), nn.Linear(8, num_outputs))

@@ -343,3 +343,27 @@ def test_an_index_counts_the_norm_sites_and_a_bad_path_exits_2(tmp_path: Path) -
     result = run(tmp_path / "b", bad)
     assert result.exit_code == 2
     assert "diagnostics.ics.layers[1]: the model has no module 'nope'" in result.output
+
+
+def test_a_custom_norm_class_is_swapped_in_like_a_registry_norm(tmp_path: Path) -> None:
+    path = suite(tmp_path, norm="norm: {kind: custom, target: 'custom_norms:Scale', init: 0.5}")
+    assert run(tmp_path, path, "--set", "training.seeds=1").exit_code == 0
+    (record,) = records(tmp_path).values()
+    assert record["status"] == "ok"
+    assert [s["new"] for s in record["model_swaps"]] == [
+        "custom(target=custom_norms:Scale, init=0.5)"
+    ] * 2
+
+
+def test_nothing_to_swap_and_keep_on_a_built_in_model_are_refused(tmp_path: Path) -> None:
+    result = run(tmp_path, suite(tmp_path, "plain_mlp", "norm: layer"))
+    assert result.exit_code == 2 and "has no normalisation layer to replace by norm 'layer'" in (
+        result.output
+    )
+    assert run(tmp_path, suite(tmp_path, "plain_mlp", "norm: keep")).exit_code == 0
+    text = (
+        "name: b\ndataset: {name: synthetic-blobs}\nmodel: {kind: mlp, hidden: [4], norm: keep}\n"
+    )
+    (tmp_path / "b.yaml").write_text(text)
+    result = runner.invoke(app, ["validate", str(tmp_path / "b.yaml")])
+    assert result.exit_code == 2 and "which this mlp model has not" in result.output

@@ -119,6 +119,13 @@ def preflight(config: dict[str, Any], split: Any) -> ModelCheck:
         norm = cfg["norm"]
         if norm["kind"] == KEEP:
             swaps = [{"path": s.path, "old": s.old, "new": "kept"} for s in sites]
+        elif not sites:
+            raise _fail(
+                f"the model from '{cfg['target']}' has no normalisation layer to replace "
+                f"by norm '{norm['kind']}' (no BatchNorm, InstanceNorm, GroupNorm, "
+                "LayerNorm or RMSNorm); list your own norm classes under swap:",
+                ("norm",),
+            )
         else:
             try:
                 check_fit(sites, norm, training["batch_size"])
