@@ -340,7 +340,8 @@ def compare(
         "--metric", "-m", help="Metric to show (repeatable; 'all' for every recorded one). "
         "Default: the headline metrics plus the gated ones.", metavar="METRIC")] = None,
     alpha: Annotated[float, typer.Option(
-        "--alpha", help="Significance level of Welch's t-test across seeds.")] = 0.05,
+        "--alpha", help="Family-wise significance level: Welch's t-test across seeds, "
+        "Holm-Bonferroni adjusted over every variant x metric test of the comparison.")] = 0.05,
     no_stats: Annotated[bool, typer.Option(
         "--no-stats", help="Gates fire on the threshold alone, without a significance test.")] = False,
     fmt: FormatOpt = Format.table,
@@ -352,7 +353,10 @@ def compare(
 
     Marks: + worse, - better (both significant), ~ no significant change, ! newly failing or
     diverged, x not comparable (the suite changed). Significance: Welch's t-test across seeds,
-    two-sided, α = 0.05; timing metrics on log values.
+    two-sided, timing metrics on log values; p-values are Holm-Bonferroni adjusted over every
+    variant x metric test of the comparison, so an honest re-run fires with probability at most
+    α = 0.05 in all. Every seed equal on both sides is an exact change ("300 → 500 on every
+    seed"), without a p.
 
     Exit codes: 0 no gate fired · 1 a gate fired (regression) · 2 could not compare (bad input).
 
