@@ -81,8 +81,13 @@ def run(
     devices: Annotated[str | None, typer.Option("--devices", help="Devices assigned to workers round robin, e.g. cuda:0,cuda:1 (a device may repeat or be shared by several --workers).", metavar="LIST")] = None,
     baseline: Annotated[Path | None, typer.Option("--baseline", help="After the run, compare with this run directory and check the gates (see normbench compare).", metavar="RUN_DIR")] = None,
     fail_on: Annotated[list[str] | None, typer.Option("--fail-on", help="Regression gate vs --baseline, METRIC:[+|-]NUMBER[%], e.g. final_test_acc:-1% (repeatable); exit 1 when one fires.", metavar="METRIC:CHANGE")] = None,
+    reference: Annotated[str | None, typer.Option("--reference", help="Variant that relative costs (rel_ms_per_step) are measured against, e.g. norm=none (default: the suite's first variant).", metavar="KEY=VALUE")] = None,
+    rel_cost: Annotated[bool, typer.Option("--rel-cost/--no-rel-cost", help="After training, time every variant against the reference side by side (rel_ms_per_step).")] = True,
 ) -> None:
     """Train every variant × seed of a suite, store the run, print a comparison table.
+
+    After training, each variant's step time is measured against the reference variant's in
+    alternating short bursts (rel_ms_per_step, lower is better): a machine-normalised cost.
 
     Example: normbench run suites/quickstart.yaml --set training.steps=500 --format markdown
 
@@ -102,7 +107,8 @@ def run(
     for message in loaded.warnings:
         warn(message)
     gate = _prepare_gate(baseline, fail_on, loaded)
-    plan = api.plan_run(loaded, out, options, command=["normbench", *sys.argv[1:]])
+    plan = api.plan_run(loaded, out, options, command=["normbench", *sys.argv[1:]],
+                        reference=reference, rel_cost=rel_cost)
     if plan.resume_dir is not None:
         print(f"resuming {plan.resume_dir.path}: {len(plan.done)} of {len(plan.tasks)} results complete, "
               f"{len(plan.pending)} to run", file=sys.stderr)

@@ -45,7 +45,7 @@ from normbench.results.store import Warn, check_result, finite_or_none, read_jso
 ALPHA = 0.05
 TIMING_UNITS = ("s", "ms", "samples/s", "ratio")
 DEFAULT_METRICS = ("final_test_acc", "best_test_acc", "final_test_loss", "final_train_loss",
-                   "steps_to_target", "seconds_to_target", "samples_per_sec")
+                   "steps_to_target", "seconds_to_target", "samples_per_sec", "rel_ms_per_step")
 TEST_NAME = ("Welch's t-test (two-sided; timing metrics on log values), Holm–Bonferroni "
              "adjusted over every variant × metric test")
 EXIT_OK, EXIT_GATE, EXIT_INPUT = 0, 1, 2
