@@ -367,3 +367,21 @@ def test_nothing_to_swap_and_keep_on_a_built_in_model_are_refused(tmp_path: Path
     (tmp_path / "b.yaml").write_text(text)
     result = runner.invoke(app, ["validate", str(tmp_path / "b.yaml")])
     assert result.exit_code == 2 and "which this mlp model has not" in result.output
+
+
+EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "resnet-norms.yaml"
+
+
+def test_the_example_suite_builds_and_swaps_the_resnets_batch_norms() -> None:
+    result = runner.invoke(app, ["validate", "--show-model", str(EXAMPLE)])
+    assert result.exit_code == 0, result.output
+    assert "ok: " in result.output and "8 variants × 2 seeds" in result.output
+    assert "layers.2.shortcut.1  BatchNorm1d(64) → group(groups=8)" in result.output
+    assert "bn1                  BatchNorm1d(16) → kept" in result.output
+    # Its BatchNorm1d layers see (N, C, L): instance norm fits there, unlike on (N, C).
+    from normbench.api import check_models
+    from normbench.spec import load_suite
+
+    checks = check_models(load_suite(EXAMPLE, ["norm=instance"]))
+    assert len(checks) == 2 and all(len(c.swaps) == 9 for c in checks.values())
+    assert {s["new"] for c in checks.values() for s in c.swaps} == {"instance"}
