@@ -455,7 +455,7 @@ def _resolve_variant(cfg: SuiteCfg, check_imports: bool, skipped: list[str] | No
         dataset = data_registry.resolve_dataset(dataset_raw)
         if check_imports and dataset["name"] == "custom":
             _check_callable(dataset["target"], dataset["options"] or {}, "custom dataset loader",
-                            None)
+                            loader=True)
     except OptionError as exc:
         raise OptionError(exc.message, ("dataset", *exc.path)) from None
     if model["kind"] == "custom":
@@ -495,20 +495,24 @@ def _resolve_variant(cfg: SuiteCfg, check_imports: bool, skipped: list[str] | No
 CUSTOM_MODEL_KEYS = ("kind", "target", "options", "swap", "norm")
 
 
-def _check_callable(target: str, options: dict[str, Any], what: str,
-                    documented: tuple[str, ...] | None = ("num_outputs", "input_shape")) -> None:
-    """Import ``target`` (suite directory and cwd on sys.path) and check its signature."""
+def _check_callable(target: str, options: dict[str, Any], what: str, loader: bool = False) -> None:
+    """Import ``target`` (suite directory and cwd are on sys.path) and bind its signature.
+
+    A model factory must accept ``num_outputs=``, ``input_shape=`` and its options; a
+    dataset loader its options.
+    """
     from normbench.norms.catalog import resolve_target
 
     obj = resolve_target(target, what=what)
-    problem = custom_signature_error(obj, options) if documented else _loader_signature_error(obj, options)
+    problem = _loader_signature_error(obj, options) if loader else custom_signature_error(obj, options)
     if problem is not None:
-        args = "num_outputs=…, input_shape=…, **options" if documented else "**options"
+        args = "**options" if loader else "num_outputs=…, input_shape=…, **options"
         raise OptionError(f"{what} '{target}' cannot be called as {target.split(':')[1]}"
                           f"({args}): {problem}", ("target",))
 
 
 def _loader_signature_error(obj: Any, options: dict[str, Any]) -> str | None:
+    """Why ``obj(**options)`` cannot bind, or None when it can (or cannot be told)."""
     import inspect
 
     try:

@@ -385,3 +385,17 @@ def test_the_example_suite_builds_and_swaps_the_resnets_batch_norms() -> None:
     checks = check_models(load_suite(EXAMPLE, ["norm=instance"]))
     assert len(checks) == 2 and all(len(c.swaps) == 9 for c in checks.values())
     assert {s["new"] for c in checks.values() for s in c.swaps} == {"instance"}
+
+
+def test_a_loader_that_does_not_take_its_options_fails_validation(tmp_path: Path) -> None:
+    text = SUITE.format(factory="mixed_net", norm="", extra="").replace(
+        'target: "custom_models:images"', 'target: "custom_models:images"\n  options: {size: 3}'
+    )
+    path = tmp_path / "s.yaml"
+    path.write_text(text)
+    result = runner.invoke(app, ["validate", str(path)])
+    assert result.exit_code == 2
+    assert (
+        "dataset.target: custom dataset loader 'custom_models:images' cannot be called as "
+        "images(**options): got an unexpected keyword argument 'size'" in result.output
+    )
