@@ -332,6 +332,13 @@ def test_probes_by_module_path_on_a_custom_model(tmp_path: Path) -> None:
     assert d["ics"]["l2"][0][0] == 0.0 and d["ics"]["l2"][0][1] > 0
     assert "features.0.weight" in d["grad_norms"]["layers"]
     assert d["eval_gap"]["acc_running_stats"] is not None
+    # The report and its diagnostic plots work from the run directory, as for built-in models.
+    (run_dir,) = (tmp_path / "runs" / "mine").iterdir()
+    report = runner.invoke(app, ["report", str(run_dir)])
+    assert report.exit_code == 0, report.output
+    assert {"activations.png", "ics.png", "grad_norms.png"} <= {
+        p.name for p in (run_dir / "plots").iterdir()
+    }
 
 
 def test_an_index_counts_the_norm_sites_and_a_bad_path_exits_2(tmp_path: Path) -> None:
