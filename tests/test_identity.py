@@ -10,10 +10,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
-from normbench import api
-from normbench.execute import arith
-from normbench.spec import load_suite, variant_id
 from test_execute import (
     SLEEPY,
     TINY,
@@ -25,6 +21,10 @@ from test_execute import (
     wait_for_results,
     write,
 )
+
+from normbench import api
+from normbench.execute import arith
+from normbench.spec import load_suite, variant_id
 
 
 def finals(run: Path) -> dict[str, tuple]:
@@ -61,7 +61,9 @@ def test_planning_decides_threads_from_the_configuration(tmp_path: Path) -> None
     assert {t.variant.config["training"]["threads"] for t in plan.tasks} == {1}
     assert {t.variant.config["training"]["reproducible"] for t in plan.tasks} == {False}
     # More than the cores: capped, with a sentence (this machine has at least one core).
-    many = api.plan_run(suite, tmp_path / "runs", api.make_options(workers=64, threads_per_worker=64))
+    many = api.plan_run(
+        suite, tmp_path / "runs", api.make_options(workers=64, threads_per_worker=64)
+    )
     assert many.workers * many.threads <= os.cpu_count()
     assert any("oversubscribe" in w for w in many.warnings)
     assert any("would exceed" in w for w in many.warnings) or many.workers == 64
@@ -75,7 +77,9 @@ def test_fit_to_cores_and_signatures() -> None:
     b = {**a, "threads": 2, "cpu_capability": "AVX2"}
     assert arith.not_bit_comparable(a, b) == "not bit-comparable: threads 1 vs 2; AVX512 vs AVX2"
     assert arith.not_bit_comparable(a, dict(a)) is None
-    assert arith.not_bit_comparable(a, {"threads": None}) is None  # an old run: unknown, not different
+    assert (
+        arith.not_bit_comparable(a, {"threads": None}) is None
+    )  # an old run: unknown, not different
     assert arith.pinned_env("x86_64")["ATEN_CPU_CAPABILITY"] == "avx2"
     assert arith.pinned_capability("aarch64") == "DEFAULT"
 
@@ -100,17 +104,28 @@ def test_one_suite_five_ways_gives_identical_numbers(tmp_path: Path) -> None:
     assert manifest(runs["in-process"])["execution"]["in_process"] is True
 
     # 2. Two worker processes (threads not given: the configuration decides).
-    assert cli("run", suite, "--out", tmp_path / "pool", "--workers", "2", "--no-report",
-               "-q").exit_code == 0
+    assert (
+        cli(
+            "run", suite, "--out", tmp_path / "pool", "--workers", "2", "--no-report", "-q"
+        ).exit_code
+        == 0
+    )
     runs["workers 2"] = the_run(tmp_path / "pool")
 
     # 3. Two shards, merged.
     for i in (1, 2):
-        result = cli("run", suite, "--out", tmp_path / f"shard{i}", "--shard", f"{i}/2",
-                     "--no-report", "-q")
+        result = cli(
+            "run", suite, "--out", tmp_path / f"shard{i}", "--shard", f"{i}/2", "--no-report", "-q"
+        )
         assert result.exit_code == 0, result.output
-    result = cli("merge", the_run(tmp_path / "shard1"), the_run(tmp_path / "shard2"), "--out",
-                 tmp_path / "merged", "--no-report")
+    result = cli(
+        "merge",
+        the_run(tmp_path / "shard1"),
+        the_run(tmp_path / "shard2"),
+        "--out",
+        tmp_path / "merged",
+        "--no-report",
+    )
     assert result.exit_code == 0, result.output
     runs["shards + merge"] = the_run(tmp_path / "merged")
 
@@ -127,8 +142,18 @@ def test_one_suite_five_ways_gives_identical_numbers(tmp_path: Path) -> None:
     runs["SIGKILL + resume"] = killed
 
     # 5. Dask on a LocalCluster of worker processes.
-    result = cli("run", suite, "--out", tmp_path / "dask", "--executor", "dask", "--workers",
-                 "1", "--no-report", "-q")
+    result = cli(
+        "run",
+        suite,
+        "--out",
+        tmp_path / "dask",
+        "--executor",
+        "dask",
+        "--workers",
+        "1",
+        "--no-report",
+        "-q",
+    )
     assert result.exit_code == 0, result.output
     runs["dask"] = the_run(tmp_path / "dask")
 
@@ -143,11 +168,19 @@ def test_one_suite_five_ways_gives_identical_numbers(tmp_path: Path) -> None:
 
 
 def test_compare_says_not_bit_comparable_across_threads(tmp_path: Path) -> None:
-    suite = write(tmp_path, TINY.replace("steps: 40", "steps: 10").replace("seeds: 2", "seeds: 1")
-                  .replace("norm: [none, batch, layer]", "norm: [none]"))
+    suite = write(
+        tmp_path,
+        TINY.replace("steps: 40", "steps: 10")
+        .replace("seeds: 2", "seeds: 1")
+        .replace("norm: [none, batch, layer]", "norm: [none]"),
+    )
     one = api.run_suite(load_suite(suite), tmp_path / "a", command=["t"]).run_dir.path
-    two = api.run_suite(load_suite(suite), tmp_path / "b", command=["t"],
-                        options=api.make_options(threads_per_worker=2)).run_dir.path
+    two = api.run_suite(
+        load_suite(suite),
+        tmp_path / "b",
+        command=["t"],
+        options=api.make_options(threads_per_worker=2),
+    ).run_dir.path
     if manifest(two)["arith"]["threads"] != 2:
         pytest.skip("this machine has a single usable core")
     cmp = api.compare_runs(one, two, stats=False)
@@ -161,18 +194,29 @@ def test_compare_says_not_bit_comparable_across_threads(tmp_path: Path) -> None:
 
 
 def _cli_run(*args: object, **env: str) -> subprocess.CompletedProcess:
-    cmd = [sys.executable, "-m", "normbench", "run", *map(str, args), "--no-report", "--quiet",
-           "--format", "json"]
-    return subprocess.run(cmd, env=subprocess_env(**env), capture_output=True, text=True,
-                          timeout=180, check=False)
+    cmd = [
+        sys.executable,
+        "-m",
+        "normbench",
+        "run",
+        *map(str, args),
+        "--no-report",
+        "--quiet",
+        "--format",
+        "json",
+    ]
+    return subprocess.run(
+        cmd, env=subprocess_env(**env), capture_output=True, text=True, timeout=180, check=False
+    )
 
 
 @pytest.mark.slow
 def test_reproducible_mode_pins_the_kernels_and_resume_checks_them(tmp_path: Path) -> None:
     import torch
 
-    text = (TINY.replace("seeds: 2", "seeds: 1").replace("norm: [none, batch, layer]",
-                                                          "norm: [batch, layer]"))
+    text = TINY.replace("seeds: 2", "seeds: 1").replace(
+        "norm: [none, batch, layer]", "norm: [batch, layer]"
+    )
     suite = write(tmp_path, text)
     native = torch.backends.cpu.get_cpu_capability()
     free = _cli_run(suite, "--out", tmp_path / "free")
@@ -195,8 +239,12 @@ def test_reproducible_mode_pins_the_kernels_and_resume_checks_them(tmp_path: Pat
         assert any(f"{native} vs {arith.pinned_capability()}" in w for w in cmp.warnings)
 
     # In-process (torch already initialised here, unpinned): tasks train in a fresh process.
-    again = api.run_suite(load_suite(suite), tmp_path / "again", command=["t"],
-                          options=api.make_options(reproducible=True))
+    again = api.run_suite(
+        load_suite(suite),
+        tmp_path / "again",
+        command=["t"],
+        options=api.make_options(reproducible=True),
+    )
     assert finals(again.run_dir.path) == finals(pinned_run)
 
     # Resume where the kernels differ from the run's: refused with one sentence.
