@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from test_execute import (
+    ROOT,
     SLEEPY,
     TINY,
     cli,
@@ -49,7 +50,7 @@ def test_threads_are_not_part_of_the_variant_id_and_old_ids_stay(tmp_path: Path)
     planned = {**config, "training": {**config["training"], "threads": 2, "reproducible": True}}
     assert variant_id(planned) == variant_id(config) == suite.variants[0].id
     # The committed baseline's ids were made before threads were recorded: they still match.
-    committed = json.loads(Path("reports/baselines/ci-smoke/resolved.json").read_text())
+    committed = json.loads((ROOT / "reports/baselines/ci-smoke/resolved.json").read_text())
     for variant in committed["variants"]:
         assert variant_id(variant["config"]) == variant["id"]
 
