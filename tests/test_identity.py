@@ -189,6 +189,9 @@ def test_compare_says_not_bit_comparable_across_threads(tmp_path: Path) -> None:
     assert cmp.by_status("matched")  # still paired by id
     same = api.compare_runs(one, one, stats=False)
     assert not any("bit-comparable" in w for w in same.warnings)
+    # Merging runs planned with other threads is refused, with the reason.
+    result = cli("merge", one, two, "--out", tmp_path / "merged", "--no-report")
+    assert result.exit_code == 2 and "not bit-comparable: threads 1 vs 2" in result.output
     # Resuming with other threads than recorded is refused.
     result = cli("run", suite, "--resume", one, "--threads-per-worker", "2", "--no-report", "-q")
     assert result.exit_code == 2 and "contradicts the resumed run" in result.output
