@@ -125,14 +125,20 @@ def abba(variant: Stepper, reference: Stepper, rounds: int = ROUNDS) -> dict[str
     if len(ratios) >= 4:
         q1, med, q3 = statistics.quantiles(ratios, n=4, method="inclusive")
         spread = (q3 - q1) / med if med > 0 else None
-    return {"median": min(v_all) / min(r_all), "ratios": [round(r, 5) for r in ratios],
-            "iqr_over_median": spread, "ms_per_step": round(1000 * min(v_all), 6),
-            "reference_ms_per_step": round(1000 * min(r_all), 6)}
+    return {
+        "median": min(v_all) / min(r_all),
+        "ratios": [round(r, 5) for r in ratios],
+        "iqr_over_median": spread,
+        "ms_per_step": round(1000 * min(v_all), 6),
+        "reference_ms_per_step": round(1000 * min(r_all), 6),
+    }
 
 
 def measure(
     pairs: list[tuple[str, dict[str, Any], int, float | None]],
-    reference: tuple[str, dict[str, Any]], *, rounds: int = ROUNDS,
+    reference: tuple[str, dict[str, Any]],
+    *,
+    rounds: int = ROUNDS,
     warn: Callable[[str], None] | None = None,
 ) -> dict[tuple[str, int], dict[str, Any]]:
     """Relative cost of each (variant id, config, seed, train seconds) in ``pairs``.
@@ -147,15 +153,22 @@ def measure(
             ref = make_stepper(ref_config, seed)
         except Exception as exc:  # the reference's own training failed the same way
             if warn:
-                warn(f"relative cost not measured for seed {seed}: the reference variant "
-                     f"cannot take a step ({type(exc).__name__}: {exc})")
+                warn(
+                    f"relative cost not measured for seed {seed}: the reference variant "
+                    f"cannot take a step ({type(exc).__name__}: {exc})"
+                )
             continue
         for vid, config, s, train_seconds in pairs:
             if s != seed:
                 continue
             if vid == ref_id:
-                out[(vid, seed)] = {"reference_id": ref_id, "ratios": [1.0] * rounds,
-                                    "median": 1.0, "iqr_over_median": 0.0, "rounds": rounds}
+                out[(vid, seed)] = {
+                    "reference_id": ref_id,
+                    "ratios": [1.0] * rounds,
+                    "median": 1.0,
+                    "iqr_over_median": 0.0,
+                    "rounds": rounds,
+                }
                 continue
             try:
                 burst = burst_seconds(train_seconds, rounds)
@@ -164,9 +177,15 @@ def measure(
                 result = abba(var, ref, rounds)
             except Exception as exc:
                 if warn:
-                    warn(f"relative cost not measured for {vid} seed {seed}: "
-                         f"{type(exc).__name__}: {exc}")
+                    warn(
+                        f"relative cost not measured for {vid} seed {seed}: "
+                        f"{type(exc).__name__}: {exc}"
+                    )
                 continue
-            out[(vid, seed)] = {"reference_id": ref_id, **result, "rounds": rounds,
-                                "steps_per_burst": [var.steps_per_burst, ref.steps_per_burst]}
+            out[(vid, seed)] = {
+                "reference_id": ref_id,
+                **result,
+                "rounds": rounds,
+                "steps_per_burst": [var.steps_per_burst, ref.steps_per_burst],
+            }
     return out
