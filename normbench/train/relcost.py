@@ -21,7 +21,8 @@ from the task's own ``train_seconds``, between ``MIN_BURST`` and ``MAX_BURST`` s
 tiny test suite pays milliseconds and a long run gets long, steady bursts.
 
 The reference's own value is exactly 1. The measurement trains copies that are thrown away,
-so the recorded training numbers never change.
+so the recorded training numbers never change. It honours the training precision and
+``channels_last``; ``compile: true`` is not applied (the ratio is of eager steps).
 """
 
 from __future__ import annotations
@@ -91,10 +92,14 @@ def make_stepper(config: dict[str, Any], seed: int) -> Stepper:
     n = data.x_train.shape[0]
     model.train()
 
+    # Mixed precision as in training (no grad scaler: a timing copy need not converge).
+    amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(training.get("precision", ""))
+
     def run(steps: int) -> None:
         for _ in range(steps):
             idx = torch.randint(0, n, (batch,), generator=gen).to(device)
-            loss = loss_fn(model(data.x_train[idx]).float(), data.y_train[idx])
+            with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
+                loss = loss_fn(model(data.x_train[idx]).float(), data.y_train[idx])
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
