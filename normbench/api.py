@@ -74,6 +74,8 @@ class RunPlan:
     devices: tuple[str, ...]
     reproducible: bool = False
     warnings: list[str] = field(default_factory=list)  # capped workers or threads
+    rel_reference: Any = None  # the Variant every relative cost is measured against
+    rel_cost: bool = True  # measure ``rel_ms_per_step`` after training
 
     @property
     def in_process(self) -> bool:
@@ -277,9 +279,40 @@ def _check_device(device: str) -> None:
         raise InputError(f"--devices: {exc}") from None
 
 
+def pick_reference(suite: Suite, text: str | None) -> Any:
+    """The variant ``--reference KEY=VALUE[,…]`` names (default: the suite's first variant)."""
+    from normbench.naming import format_value
+
+    if not suite.variants:
+        return None
+    if not text:
+        return suite.variants[0]
+    pairs = {}
+    for part in text.split(","):
+        key, sep, value = part.partition("=")
+        if not sep or not key.strip() or not value.strip():
+            raise InputError(f"--reference expects KEY=VALUE[,KEY=VALUE…], got '{part}'")
+        pairs[key.strip()] = value.strip()
+    for key in pairs:
+        if all(key not in v.params for v in suite.variants):
+            swept = sorted({k for v in suite.variants for k in v.params})
+            raise InputError(f"--reference: '{key}' is not swept by the suite "
+                             f"(swept: {', '.join(swept) or 'nothing'})")
+    for v in suite.variants:
+        if all(key in v.params and format_value(v.params[key]) == value
+               for key, value in pairs.items()):
+            return v
+    raise InputError(f"--reference: no variant of the suite has {text}")
+
+
 def plan_run(suite: Suite, out: Path = Path("reports/runs"), options: ExecOptions | None = None,
-             command: list[str] | None = None) -> RunPlan:
-    """Validate the execution options against the suite; resolve resume and shard; pick workers."""
+             command: list[str] | None = None, *, reference: str | None = None,
+             rel_cost: bool = True) -> RunPlan:
+    """Validate the execution options against the suite; resolve resume and shard; pick workers.
+
+    ``reference`` names the variant relative costs are measured against (a resumed run keeps
+    the one it recorded); ``rel_cost=False`` skips that measurement.
+    """
     options = options or ExecOptions()
     shard = options.shard
     resume_dir, done, resolved, manifest = None, {}, None, None
@@ -310,11 +343,18 @@ def plan_run(suite: Suite, out: Path = Path("reports/runs"), options: ExecOption
                 done[t.key] = record
     pending = [t for t in tasks if t.key not in done]
     workers, devices, capped = _placement(suite, options, len(pending), threads)
+    if reference is None and resume_dir is not None:
+        recorded = resume_dir.read_manifest().get("rel_cost_reference")
+        ref = next((v for v in suite.variants if v.id == recorded), None)
+        ref = ref or pick_reference(suite, None)
+    else:
+        ref = pick_reference(suite, reference)
     return RunPlan(suite=suite, out=Path(out), options=options,
                    command=command or ["normbench", *sys.argv[1:]], tasks=tasks, pending=pending,
                    done=done, resume_dir=resume_dir, shard=shard, workers=workers,
                    threads=max(threads.values(), default=1), devices=devices,
-                   reproducible=reproducible, warnings=warnings + capped)
+                   reproducible=reproducible, warnings=warnings + capped,
+                   rel_reference=ref, rel_cost=rel_cost)
 
 
 def _reopen(plan: RunPlan) -> RunDir:
@@ -345,6 +385,8 @@ def execute_plan(plan: RunPlan, *, on_progress: Any = None, on_record: Any = Non
     ``interrupted`` and ``--resume`` picks up from there.
     """
     extra: dict[str, Any] = {"execution": plan.execution(), "arith": plan.arith()}
+    if plan.rel_reference is not None:
+        extra["rel_cost_reference"] = plan.rel_reference.id
     if plan.shard is not None:
         extra["shard"] = format_shard(plan.shard)
         extra["tasks_in_shard"] = len(plan.tasks)
@@ -373,10 +415,53 @@ def execute_plan(plan: RunPlan, *, on_progress: Any = None, on_record: Any = Non
     # The files are the truth: a worker may have written a result its "done" never announced.
     records = [r for t in plan.tasks
                if (r := valid_result(run_dir.result_path(t.variant.id, t.seed), t.variant.id, t.seed))]
+    if plan.rel_cost and not interrupted:
+        try:
+            records = _relative_cost(plan, run_dir, records)
+        except KeyboardInterrupt:  # a Ctrl-C here loses only the relative costs not yet written
+            interrupted = True
     outcome = RunOutcome(run_dir, records, _final_status(records, len(plan.tasks), interrupted),
                          resumed=len(plan.done))
     finish_run(run_dir, outcome.status)
     return outcome
+
+
+def _relative_cost(plan: RunPlan, run_dir: RunDir, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Measure ``rel_ms_per_step`` for the records that lack it and store it in their files.
+
+    Done here, after every executor and in this one process, so that the variant and its
+    reference are timed back to back on the same machine (``normbench.train.relcost``). A
+    resumed run measures only the results that have no value yet; a shard measures its own
+    results against the reference, so a merged run has a value for every result.
+    """
+    ref = plan.rel_reference
+    if ref is None:
+        return records
+    todo = [r for r in records if r.get("status") != "failed"
+            and (r.get("metrics") or {}).get("rel_ms_per_step") is None]
+    if not todo:
+        return records
+    from normbench.execute.local import pinned_threads
+    from normbench.train.relcost import measure
+
+    configs = {v.id: v.config for v in plan.suite.variants}
+    pairs = [(str(r["variant_id"]), configs[r["variant_id"]], int(r["seed"]),
+              (r.get("timing") or {}).get("train_seconds")) for r in todo
+             if r.get("variant_id") in configs]
+    with pinned_threads(plan.threads):
+        costs = measure(pairs, (ref.id, ref.config), warn=_stderr)
+    for r in todo:
+        cost = costs.get((str(r.get("variant_id")), r.get("seed")))
+        if cost is None:
+            continue
+        r.setdefault("metrics", {})["rel_ms_per_step"] = round(cost["median"], 5)
+        r.setdefault("timing", {})["rel_cost"] = {**cost, "reference_name": ref.name}
+        run_dir.write_result(r)
+    return records
+
+
+def _stderr(message: str) -> None:
+    print(f"normbench: warning: {message}", file=sys.stderr)
 
 
 def _worker_pool(plan: RunPlan) -> Any:
@@ -410,9 +495,10 @@ def _dispatch(plan: RunPlan, run_dir: RunDir, pool: Any, store: Any, keep: Any, 
 
 def run_suite(suite: Suite, out: Path = Path("reports/runs"), *, on_progress: Any = None,
               on_record: Any = None, command: list[str] | None = None,
-              options: ExecOptions | None = None) -> RunOutcome:
+              options: ExecOptions | None = None, reference: str | None = None,
+              rel_cost: bool = True) -> RunOutcome:
     """Train every variant × seed of ``suite`` (see ``plan_run`` and ``execute_plan``)."""
-    plan = plan_run(suite, out, options, command)
+    plan = plan_run(suite, out, options, command, reference=reference, rel_cost=rel_cost)
     return execute_plan(plan, on_progress=on_progress, on_record=on_record)
 
 

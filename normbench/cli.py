@@ -82,8 +82,13 @@ def run(
     devices: Annotated[str | None, typer.Option("--devices", help="Devices assigned to workers round robin, e.g. cuda:0,cuda:1 (a device may repeat or be shared by several --workers).", metavar="LIST")] = None,
     baseline: Annotated[Path | None, typer.Option("--baseline", help="After the run, compare with this run directory and check the gates (see normbench compare).", metavar="RUN_DIR")] = None,
     fail_on: Annotated[list[str] | None, typer.Option("--fail-on", help="Regression gate vs --baseline, METRIC:[+|-]NUMBER[%], e.g. final_test_acc:-1% (repeatable); exit 1 when one fires.", metavar="METRIC:CHANGE")] = None,
+    reference: Annotated[str | None, typer.Option("--reference", help="Variant that relative costs (rel_ms_per_step) are measured against, e.g. norm=none (default: the suite's first variant).", metavar="KEY=VALUE")] = None,
+    rel_cost: Annotated[bool, typer.Option("--rel-cost/--no-rel-cost", help="After training, time every variant against the reference side by side (rel_ms_per_step).")] = True,
 ) -> None:
     """Train every variant × seed of a suite, store the run, print a comparison table.
+
+    After training, each variant's step time is measured against the reference variant's in
+    alternating short bursts (rel_ms_per_step, lower is better): a machine-normalised cost.
 
     Example: normbench run suites/quickstart.yaml --set training.steps=500 --format markdown
 
@@ -104,7 +109,8 @@ def run(
     for message in loaded.warnings:
         warn(message)
     gate = _prepare_gate(baseline, fail_on, loaded)
-    plan = api.plan_run(loaded, out, options, command=["normbench", *sys.argv[1:]])
+    plan = api.plan_run(loaded, out, options, command=["normbench", *sys.argv[1:]],
+                        reference=reference, rel_cost=rel_cost)
     for message in plan.warnings:
         warn(message)
     if plan.resume_dir is not None:
@@ -269,9 +275,15 @@ def bench(
     repeats: Annotated[int, typer.Option(help="Minimum timed samples per measurement.")] = 10,
     min_time: Annotated[float, typer.Option(help="Minimum seconds of timed samples per "
                                             "measurement (after warm-up).")] = 1.0,
+    fresh_outputs: Annotated[bool, typer.Option(
+        "--fresh-outputs", help="CPU: let every large output page-fault in fresh memory, as a "
+        "plain process does (default: freed memory is kept, outputs come back warm).")] = False,
     fmt: FormatOpt = Format.table,
 ) -> None:
     """Time norm layers (forward, forward+backward): median, IQR, GB/s and fraction of a copy.
+
+    A layer above 100 % of the copy is flagged with the reason (e.g. its working set fits in
+    the cache).
 
     Example: normbench bench layer rms group[groups=8] --shape 8192x1024 --pass forward
     """
@@ -282,7 +294,7 @@ def bench(
         norms or None, shape or None, dtype or ["float32"], device,
         modes=parse_choice(mode, MODE_CHOICES, "mode"),
         passes=parse_choice(pass_, PASS_CHOICES, "pass"),
-        repeats=repeats, min_time=min_time,
+        repeats=repeats, min_time=min_time, warm_outputs=not fresh_outputs,
         progress=lambda msg: print(msg, file=sys.stderr, flush=True),
     )
     sys.stdout.write(render_bench(records, fmt.value))
@@ -344,7 +356,8 @@ def compare(
         "--metric", "-m", help="Metric to show (repeatable; 'all' for every recorded one). "
         "Default: the headline metrics plus the gated ones.", metavar="METRIC")] = None,
     alpha: Annotated[float, typer.Option(
-        "--alpha", help="Significance level of Welch's t-test across seeds.")] = 0.05,
+        "--alpha", help="Family-wise significance level: Welch's t-test across seeds, "
+        "Holm-Bonferroni adjusted over every variant x metric test of the comparison.")] = 0.05,
     no_stats: Annotated[bool, typer.Option(
         "--no-stats", help="Gates fire on the threshold alone, without a significance test.")] = False,
     fmt: FormatOpt = Format.table,
@@ -356,7 +369,10 @@ def compare(
 
     Marks: + worse, - better (both significant), ~ no significant change, ! newly failing or
     diverged, x not comparable (the suite changed). Significance: Welch's t-test across seeds,
-    two-sided, α = 0.05; timing metrics on log values.
+    two-sided, timing metrics on log values; p-values are Holm-Bonferroni adjusted over every
+    variant x metric test of the comparison, so an honest re-run fires with probability at most
+    α = 0.05 in all. Every seed equal on both sides is an exact change ("300 → 500 on every
+    seed"), without a p.
 
     Exit codes: 0 no gate fired · 1 a gate fired (regression) · 2 could not compare (bad input).
 
