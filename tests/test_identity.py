@@ -262,3 +262,10 @@ def test_reproducible_mode_pins_the_kernels_and_resume_checks_them(tmp_path: Pat
     resumed = _cli_run(suite, "--resume", free_run)
     assert resumed.returncode == 0, resumed.stderr
     assert len(list((free_run / "results").glob("*.json"))) == 2
+
+
+def test_threads_cannot_be_swept(tmp_path: Path) -> None:
+    text = TINY.replace("norm: [none, batch, layer]", "training.threads: [1, 2]")
+    result = cli("validate", write(tmp_path, text))
+    assert result.exit_code == 2
+    assert "s.yaml:" in result.output and "selects the arithmetic" in result.output
