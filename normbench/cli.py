@@ -275,9 +275,15 @@ def bench(
     repeats: Annotated[int, typer.Option(help="Minimum timed samples per measurement.")] = 10,
     min_time: Annotated[float, typer.Option(help="Minimum seconds of timed samples per "
                                             "measurement (after warm-up).")] = 1.0,
+    fresh_outputs: Annotated[bool, typer.Option(
+        "--fresh-outputs", help="CPU: let every large output page-fault in fresh memory, as a "
+        "plain process does (default: freed memory is kept, outputs come back warm).")] = False,
     fmt: FormatOpt = Format.table,
 ) -> None:
     """Time norm layers (forward, forward+backward): median, IQR, GB/s and fraction of a copy.
+
+    A layer above 100 % of the copy is flagged with the reason (e.g. its working set fits in
+    the cache).
 
     Example: normbench bench layer rms group[groups=8] --shape 8192x1024 --pass forward
     """
@@ -288,7 +294,7 @@ def bench(
         norms or None, shape or None, dtype or ["float32"], device,
         modes=parse_choice(mode, MODE_CHOICES, "mode"),
         passes=parse_choice(pass_, PASS_CHOICES, "pass"),
-        repeats=repeats, min_time=min_time,
+        repeats=repeats, min_time=min_time, warm_outputs=not fresh_outputs,
         progress=lambda msg: print(msg, file=sys.stderr, flush=True),
     )
     sys.stdout.write(render_bench(records, fmt.value))
