@@ -179,6 +179,7 @@ def summarize(run: RunData, *, reference: str | None = None) -> dict[str, Any]:
     """
     from normbench.analysis.claims import evaluate_claims
     from normbench.analysis.relative import (
+        decide_reference,
         default_reference,
         lr_robustness,
         parse_reference,
@@ -228,11 +229,15 @@ def summarize(run: RunData, *, reference: str | None = None) -> dict[str, Any]:
         "variants": variants,
     }
     ref = parse_reference(reference, summary) if reference else default_reference(summary)
+    # A run of --until-decided froze each decision at the look that took it (repeated looks).
+    frozen = ((run.manifest or {}).get("until_decided") or {}).get("decisions") or {}
+    relative = relative_rows(summary, ref) if ref else []
+    decide_reference(relative, frozen)
     summary["analysis"] = {
         "reference": ref,
-        "relative": relative_rows(summary, ref) if ref else [],
+        "relative": relative,
         "lr_robustness": lr_robustness(summary),
-        "claims": evaluate_claims(suite.get("claims") or [], variants),
+        "claims": evaluate_claims(suite.get("claims") or [], variants, frozen=frozen),
     }
     return summary
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from functools import lru_cache
 from typing import Any
 
@@ -122,3 +123,83 @@ def band(
         return [_round(float(v), 6) if np.isfinite(v) else None for v in a]
 
     return {"mean": clean(mean), "ci_low": clean(lo), "ci_high": clean(hi), "n": n.tolist()}
+
+
+# --- intervals, equivalence and alpha spending for verdicts (torch-free, numpy-free) ---------
+
+
+def t_cdf(t: float, df: float) -> float:
+    """P(T ≤ t) for Student's t with (possibly fractional) ``df``; scipy when importable."""
+    try:
+        from scipy.special import stdtr  # the light part of scipy; scipy.stats costs ~1 s
+
+        return float(stdtr(df, t))
+    except ImportError:
+        from normbench.analysis import compare
+
+        inc = globals().get("betainc") or compare.betainc
+        tail = 0.5 * inc(df / 2.0, 0.5, df / (df + t * t))
+        return tail if t < 0 else 1.0 - tail
+
+
+def t_quantile(p: float, df: float) -> float:
+    """The t with P(T ≤ t) = p (bisection on ``t_cdf``; scipy when importable)."""
+    try:
+        from scipy.special import stdtrit
+
+        return float(stdtrit(df, p))
+    except ImportError:
+        lo, hi = -1e6, 1e6
+        for _ in range(200):
+            mid = (lo + hi) / 2
+            lo, hi = (mid, hi) if t_cdf(mid, df) < p else (lo, mid)
+        return (lo + hi) / 2
+
+
+def spending(fraction: float, alpha: float, kind: str = "obf") -> float:
+    """Cumulative α spent by information fraction ``fraction`` (Lan–DeMets spending functions).
+
+    ``obf``: the O'Brien–Fleming type 2 − 2Φ(z₁₋α/₂ / √t), which spends almost nothing at early
+    looks and nearly all of α at the last; ``pocock``: α · ln(1 + (e − 1) t), which spends
+    evenly. Both reach α at t = 1.
+    """
+    from statistics import NormalDist
+
+    t = min(max(fraction, 0.0), 1.0)
+    if t <= 0.0:
+        return 0.0
+    if kind == "pocock":
+        return alpha * math.log1p((math.e - 1.0) * t)
+    norm = NormalDist()
+    return min(alpha, 2.0 - 2.0 * norm.cdf(norm.inv_cdf(1.0 - alpha / 2.0) / math.sqrt(t)))
+
+
+def alpha_per_look(looks: list[int], alpha: float, kind: str = "obf") -> list[float]:
+    """The α each planned look may use: the increments of the spending function at n_k / n_K.
+
+    They add up to ``alpha``, so testing look k at its increment (Bonferroni over looks) keeps
+    the chance of any false decision over all looks ≤ ``alpha`` whatever the correlation
+    between looks — a valid, slightly conservative group-sequential design.
+    """
+    total = looks[-1]
+    spent, out = 0.0, []
+    for n in looks:
+        now = spending(n / total, alpha, kind)
+        out.append(max(now - spent, 0.0))
+        spent = now
+    return out
+
+
+def holm_adjust(p_values: list[float | None]) -> list[float | None]:
+    """Holm–Bonferroni adjusted p-values in input order (``None`` stays out of the family).
+
+    Rejecting where the adjusted p ≤ α keeps the family-wise error ≤ α under any dependence.
+    """
+    idx = [i for i, p in enumerate(p_values) if p is not None]
+    order = sorted(idx, key=lambda i: p_values[i])  # type: ignore[arg-type, return-value]
+    out: list[float | None] = [None] * len(p_values)
+    running, m = 0.0, len(idx)
+    for rank, i in enumerate(order):
+        running = max(running, min(1.0, (m - rank) * float(p_values[i])))  # type: ignore[arg-type]
+        out[i] = running
+    return out

@@ -63,8 +63,8 @@ def _wall_time(manifest: dict[str, Any]) -> str:
 
 
 def _claims(summary: dict[str, Any]) -> Section | None:
-    """Each claim of the suite, what was measured, and whether it agrees."""
-    from normbench.analysis.claims import ALPHA, describe_claim
+    """Each claim of the suite, what was measured, its effect and verdict."""
+    from normbench.analysis.claims import METHOD_NOTE, describe_claim
 
     results = (summary.get("analysis") or {}).get("claims") or []
     if not results:
@@ -72,18 +72,15 @@ def _claims(summary: dict[str, Any]) -> Section | None:
     items = []
     for r in results:
         src = f" ({r['source']})" if r.get("source") else ""
-        c = r["counts"]
-        items.append(f"{r['text']}{src} — {r['metric']}: {r['verdict'].upper()} "
-                     f"({c['agrees']} agree, {c['disagrees']} disagree, {c['inconclusive']} inconclusive). "
+        items.append(f"{r['text']}{src} — {r['metric']}: {r['verdict'].upper()}. "
                      f"{describe_claim(r)}")
-    return Section("Claims checked", "claims", [
-        ("p", "A comparison claim pairs the variants it names, other swept keys held equal, and "
-              f"tests them with a one-sided exact Mann-Whitney U test over seeds at α = {ALPHA}: "
-              "'inconclusive' means the seeds do not separate the two at that level (with 3 seeds "
-              "a side the smallest possible p is 0.05, with 5 it is 0.004). A published-value "
-              "claim agrees when the 95 % bootstrap CI over seeds comes within the stated "
-              "tolerance of the published number."),
-        ("list", items)])
+    note = METHOD_NOTE + (" A published-value claim is above, below or equivalent to the "
+                          "published number ± its tolerance (one-sample t).")
+    seq = (summary.get("manifest") or {}).get("until_decided")
+    if seq:
+        note += (f" Seeds were added until decided (looks at {', '.join(map(str, seq['looks']))} "
+                 f"seeds, {seq['spending']} alpha spending, Bonferroni over looks).")
+    return Section("Claims checked", "claims", [("p", note), ("list", items)])
 
 
 def _overview(summary: dict[str, Any]) -> Section:
