@@ -185,6 +185,7 @@ def summarize(run: RunData, *, reference: str | None = None) -> dict[str, Any]:
         parse_reference,
         relative_rows,
     )
+    from normbench.analysis.verdicts import ALPHA
 
     records = run.records
     resolved = run.resolved or {}
@@ -230,14 +231,16 @@ def summarize(run: RunData, *, reference: str | None = None) -> dict[str, Any]:
     }
     ref = parse_reference(reference, summary) if reference else default_reference(summary)
     # A run of --until-decided froze each decision at the look that took it (repeated looks).
-    frozen = ((run.manifest or {}).get("until_decided") or {}).get("decisions") or {}
+    seq = (run.manifest or {}).get("until_decided") or {}
+    frozen, alpha = seq.get("decisions") or {}, seq.get("alpha_now", ALPHA)
     relative = relative_rows(summary, ref) if ref else []
-    decide_reference(relative, frozen)
+    decide_reference(relative, frozen, alpha)
     summary["analysis"] = {
         "reference": ref,
         "relative": relative,
         "lr_robustness": lr_robustness(summary),
-        "claims": evaluate_claims(suite.get("claims") or [], variants, frozen=frozen),
+        "claims": evaluate_claims(suite.get("claims") or [], variants, alpha=alpha,
+                                  frozen=frozen),
     }
     return summary
 

@@ -171,18 +171,20 @@ def reference_contrast(v: dict[str, Any], r: dict[str, Any], metric: str) -> dic
     (va, _), (vb, _) = censored_values(v, metric), censored_values(r, metric)
     out = contrast(va, vb, higher=higher, log=on_log_scale(metric), margin=default_margin(metric))
     out["key"] = f"ref:{v['variant_id']}>{r['variant_id']}:{metric}"
+    out["ids"] = [v["variant_id"], r["variant_id"]]
     return out
 
 
-def decide_reference(rows: list[dict[str, Any]], frozen: dict[str, Any] | None = None) -> None:
+def decide_reference(rows: list[dict[str, Any]], frozen: dict[str, Any] | None = None,
+                     alpha: float | None = None) -> None:
     """Verdicts for every reference contrast of a report, as one Holm family."""
-    from normbench.analysis.verdicts import decide
+    from normbench.analysis.verdicts import ALPHA, decide
 
     family = [c for row in rows for c in row.get("contrasts", {}).values()]
     for c in family:
         if frozen and c["key"] in frozen:
             c.update(frozen[c["key"]], frozen=True)
-    decide(family)
+    decide(family, ALPHA if alpha is None else alpha)
 
 
 def _seed_converged(v: dict[str, Any], i: int, has_target: bool) -> bool:

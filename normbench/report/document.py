@@ -126,11 +126,16 @@ def _problems(summary: dict[str, Any], warnings: list[str]) -> Section | None:
 
 def build_sections(summary: dict[str, Any], plots: list[Plot], warnings: list[str]) -> list[Section]:
     """Everything the report shows, in reading order: overview, compact table, plots, long tables."""
+    from normbench.analysis.answer import answer
+
     analysis = summary.get("analysis") or {}
-    sections = [_overview(summary)]
+    sentences = answer(summary)
+    # The answer and the claims come before the overview and its environment tables.
+    sections = [Section("Answer", "answer", [("list", sentences)])] if sentences else []
     claims = _claims(summary)
     if claims:
         sections.append(claims)
+    sections.append(_overview(summary))
     if analysis.get("lr_robustness"):
         sections.append(Section("Learning-rate robustness", "lr-robustness",
                                 [("table", lr_table(summary, analysis["lr_robustness"]))]))
