@@ -73,7 +73,8 @@ def run(
     no_report: Annotated[bool, typer.Option("--no-report", help="Skip report.md/report.html and plots.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress on stderr.")] = False,
     workers: Annotated[int | None, typer.Option("--workers", "-j", help="Worker processes (default: chosen from the core count and the model size; 1 trains in this process; with --executor dask and no --scheduler: the LocalCluster size).", show_default=False)] = None,
-    threads_per_worker: Annotated[int | None, typer.Option("--threads-per-worker", help="torch intra-op threads in each worker process (default: cores / workers).", show_default=False)] = None,
+    threads_per_worker: Annotated[int | None, typer.Option("--threads-per-worker", help="torch intra-op threads per task, in process or in each worker (default: the suite's training.threads, else 1 for small models and 4 for large ones; capped so workers × threads ≤ cores; recorded, and reused by --resume).", show_default=False)] = None,
+    reproducible: Annotated[bool | None, typer.Option("--reproducible/--no-reproducible", help="Pin the CPU kernels to a common level (AVX2 on x86-64: ATen, MKL, oneDNN) so other machines give the same numbers; default: the suite's training.reproducible, else off (this CPU's fastest kernels).", show_default=False)] = None,
     resume: Annotated[str | None, typer.Option("--resume", help="Finish an earlier run of this suite: skip its complete results, run the rest (RUN_DIR or 'latest').", metavar="RUN_DIR|latest")] = None,
     shard: Annotated[str | None, typer.Option("--shard", help="Run only shard I of N (balanced, deterministic), e.g. --shard 2/3; combine with 'normbench merge'.", metavar="I/N")] = None,
     executor: Annotated[str, typer.Option("--executor", help="local (worker processes here) or dask (a Dask cluster; needs normbench[dask]).", metavar="[local|dask]")] = "local",
@@ -83,9 +84,13 @@ def run(
     fail_on: Annotated[list[str] | None, typer.Option("--fail-on", help="Regression gate vs --baseline, METRIC:[+|-]NUMBER[%], e.g. final_test_acc:-1% (repeatable); exit 1 when one fires.", metavar="METRIC:CHANGE")] = None,
     until_decided: Annotated[bool, typer.Option("--until-decided", help="Add seeds, look by look, only to the variants of undecided claims (and --reference contrasts) until every verdict is decided or --max-seeds is reached (alpha spending over the planned looks).")] = False,
     max_seeds: Annotated[int, typer.Option("--max-seeds", help="Seed budget per variant for --until-decided.", min=1)] = 10,
-    reference: Annotated[str | None, typer.Option("--reference", help="Reference variant for the report's relative table and, with --until-decided, contrasts to decide, e.g. norm=none.", metavar="KEY=VALUE")] = None,
+    reference: Annotated[str | None, typer.Option("--reference", help="Reference variant, e.g. norm=none: relative costs (rel_ms_per_step) are measured against it (default: the suite's first variant), the report's relative table uses it, and --until-decided decides its contrasts.", metavar="KEY=VALUE")] = None,
+    rel_cost: Annotated[bool, typer.Option("--rel-cost/--no-rel-cost", help="After training, time every variant against the reference side by side (rel_ms_per_step).")] = True,
 ) -> None:
     """Train every variant × seed of a suite, store the run, print a comparison table.
+
+    After training, each variant's step time is measured against the reference variant's in
+    alternating short bursts (rel_ms_per_step, lower is better): a machine-normalised cost.
 
     Example: normbench run suites/quickstart.yaml --set training.steps=500 --format markdown
 
@@ -102,7 +107,8 @@ def run(
     from normbench.spec import load_suite
 
     options = api.make_options(workers=workers, threads_per_worker=threads_per_worker, executor=executor,
-                               scheduler=scheduler, devices=devices, shard=shard, resume=resume)
+                               scheduler=scheduler, devices=devices, shard=shard, resume=resume,
+                               reproducible=reproducible)
     loaded = load_suite(suite, set_ or [])
     for message in loaded.warnings:
         warn(message)
@@ -111,6 +117,8 @@ def run(
     command = ["normbench", *sys.argv[1:]]
 
     def execute(plan: api.RunPlan) -> api.RunOutcome:
+        for message in plan.warnings:
+            warn(message)
         if plan.resume_dir is not None and not until_decided:
             print(f"resuming {plan.resume_dir.path}: {len(plan.done)} of {len(plan.tasks)} results complete, "
                   f"{len(plan.pending)} to run", file=sys.stderr)
@@ -135,9 +143,11 @@ def run(
                   f"{info['decided']} decided, {info['undecided']} undecided{more}", file=sys.stderr)
 
         outcome = run_until_decided(loaded, out, options, max_seeds=max_seeds, reference=reference,
-                                    command=command, execute=execute, on_look=on_look).outcome
+                                    command=command, execute=execute, on_look=on_look,
+                                    rel_cost=rel_cost).outcome
     else:
-        outcome = execute(api.plan_run(loaded, out, options, command=command))
+        outcome = execute(api.plan_run(loaded, out, options, command=command, reference=reference,
+                                       rel_cost=rel_cost))
     try:
         _print_run_table(outcome.run_dir.path, fmt, not no_report, reference)
     except Exception as exc:  # a report bug must not hide a finished run: results are on disk
@@ -286,9 +296,15 @@ def bench(
     repeats: Annotated[int, typer.Option(help="Minimum timed samples per measurement.")] = 10,
     min_time: Annotated[float, typer.Option(help="Minimum seconds of timed samples per "
                                             "measurement (after warm-up).")] = 1.0,
+    fresh_outputs: Annotated[bool, typer.Option(
+        "--fresh-outputs", help="CPU: let every large output page-fault in fresh memory, as a "
+        "plain process does (default: freed memory is kept, outputs come back warm).")] = False,
     fmt: FormatOpt = Format.table,
 ) -> None:
     """Time norm layers (forward, forward+backward): median, IQR, GB/s and fraction of a copy.
+
+    A layer above 100 % of the copy is flagged with the reason (e.g. its working set fits in
+    the cache).
 
     Example: normbench bench layer rms group[groups=8] --shape 8192x1024 --pass forward
     """
@@ -299,7 +315,7 @@ def bench(
         norms or None, shape or None, dtype or ["float32"], device,
         modes=parse_choice(mode, MODE_CHOICES, "mode"),
         passes=parse_choice(pass_, PASS_CHOICES, "pass"),
-        repeats=repeats, min_time=min_time,
+        repeats=repeats, min_time=min_time, warm_outputs=not fresh_outputs,
         progress=lambda msg: print(msg, file=sys.stderr, flush=True),
     )
     sys.stdout.write(render_bench(records, fmt.value))
@@ -361,7 +377,8 @@ def compare(
         "--metric", "-m", help="Metric to show (repeatable; 'all' for every recorded one). "
         "Default: the headline metrics plus the gated ones.", metavar="METRIC")] = None,
     alpha: Annotated[float, typer.Option(
-        "--alpha", help="Significance level of Welch's t-test across seeds.")] = 0.05,
+        "--alpha", help="Family-wise significance level: Welch's t-test across seeds, "
+        "Holm-Bonferroni adjusted over every variant x metric test of the comparison.")] = 0.05,
     no_stats: Annotated[bool, typer.Option(
         "--no-stats", help="Gates fire on the threshold alone, without a significance test.")] = False,
     fmt: FormatOpt = Format.table,
@@ -373,7 +390,10 @@ def compare(
 
     Marks: + worse, - better (both significant), ~ no significant change, ! newly failing or
     diverged, x not comparable (the suite changed). Significance: Welch's t-test across seeds,
-    two-sided, α = 0.05; timing metrics on log values.
+    two-sided, timing metrics on log values; p-values are Holm-Bonferroni adjusted over every
+    variant x metric test of the comparison, so an honest re-run fires with probability at most
+    α = 0.05 in all. Every seed equal on both sides is an exact change ("300 → 500 on every
+    seed"), without a p.
 
     Exit codes: 0 no gate fired · 1 a gate fired (regression) · 2 could not compare (bad input).
 

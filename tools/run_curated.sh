@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 suites=("$@")
-[ ${#suites[@]} -gt 0 ] || suites=(ioffe2015-mlp lr-multipliers santurkar2018 groupnorm-batch-size rnn-layernorm placement mnist1d-table quickstart)
+[ ${#suites[@]} -gt 0 ] || suites=(ioffe2015-mlp ioffe2015-mnist lr-multipliers santurkar2018 groupnorm-batch-size rnn-layernorm placement groupnorm-epochs mnist1d-table init-scale bn-dropout two-domains quickstart)
 out="$(mktemp -d)"
 for suite in "${suites[@]}"; do
   echo "== $suite" >&2

@@ -169,6 +169,80 @@ def _record(run_dir: Path, state: dict[str, Any]) -> None:
     rd.write_manifest(manifest)
 
 
+@dataclass
+class _Loop:
+    """One ``--until-decided`` procedure: its fixed design and the state of its looks."""
+
+    suite: Any
+    out: Path
+    options: Any
+    command: list[str] | None
+    execute: Callable[[Any], Any]
+    on_look: Callable[[dict[str, Any]], None] | None
+    reference: str | None
+    rel_cost: bool
+    looks: list[int]
+    alphas: list[float]
+    state: dict[str, Any]
+    result: SequentialOutcome
+    run_dir: Path | None = None
+
+    def run(self) -> None:
+        """Look after look (see the module docstring); returns early when interrupted."""
+        from normbench import api
+
+        base = {v.id: list(v.seeds) for v in self.suite.variants}
+        seeds_of = {vid: list(s) for vid, s in base.items()}
+        frozen = self.state["decisions"]
+        for k, n in enumerate(self.looks):
+            look_suite = _with_seeds(self.suite, seeds_of)
+            opts = self.options
+            target = self.run_dir
+            if target is None and self.options.resume:  # replay the resumed run from its files
+                target = api._resume_target(self.options.resume, self.out, self.suite).path
+            if target is not None:
+                _prepare_dir(target, look_suite)
+                opts = replace(self.options, resume=str(target))
+            plan = api.plan_run(
+                look_suite,
+                self.out,
+                opts,
+                self.command,
+                reference=self.reference,
+                rel_cost=self.rel_cost,
+            )
+            outcome = self.execute(plan)
+            self.result.outcome = outcome
+            self.run_dir = outcome.run_dir.path
+            if outcome.status == "interrupted":
+                return
+            summary = _look_summary(self.run_dir, seeds_of, self.reference)
+            items = evaluate_look(
+                summary, self.suite.claims, self.reference, self.alphas[k], frozen
+            )
+            decided, open_items, involved = take_look(items, frozen, k + 1, n)
+            last = k == len(self.looks) - 1 or not open_items
+            self.state["alpha_now"] = self.alphas[k]
+            info = {
+                "look": k + 1,
+                "seeds": n,
+                "alpha": self.alphas[k],
+                "decided": decided,
+                "undecided": len(open_items),
+                "tasks": sum(map(len, seeds_of.values())),
+                "next": [] if last else involved,
+            }
+            self.state["rounds"].append(info)
+            self.result.rounds.append(info)
+            _record(self.run_dir, self.state)
+            if self.on_look is not None:
+                self.on_look(info)
+            if last:
+                return
+            for vid in involved:
+                seeds_of[vid] = seed_list(base[vid], self.looks[k + 1])
+
+
 def run_until_decided(
     suite: Any,
     out: Path,
@@ -180,11 +254,13 @@ def run_until_decided(
     execute: Callable[[Any], Any] | None = None,
     on_look: Callable[[dict[str, Any]], None] | None = None,
     alpha: float = ALPHA,
+    rel_cost: bool = True,
 ) -> SequentialOutcome:
     """Run ``suite`` look by look until every claim (and reference contrast) is decided.
 
     ``execute(plan)`` trains one look's pending tasks (default ``api.execute_plan``);
-    ``on_look(round)`` is told what each look decided.
+    ``on_look(round)`` is told what each look decided; ``reference`` and ``rel_cost`` are
+    passed to ``api.plan_run``.
     """
     from normbench import api
 
@@ -199,10 +275,6 @@ def run_until_decided(
         raise InputError(f"--max-seeds {max_seeds} is below the suite's {n0} seeds")
     looks = plan_looks(n0, max_seeds)
     alphas = alpha_per_look(looks, alpha, SPENDING)
-    execute = execute or api.execute_plan
-    seeds_of = {v.id: list(v.seeds) for v in suite.variants}
-    base = {v.id: list(v.seeds) for v in suite.variants}
-    frozen: dict[str, Any] = {}
     state: dict[str, Any] = {
         "alpha": alpha,
         "spending": SPENDING,
@@ -211,92 +283,26 @@ def run_until_decided(
         "max_seeds": max_seeds,
         "reference": reference,
         "rounds": [],
-        "decisions": frozen,
+        "decisions": {},
     }
-    result = SequentialOutcome(outcome=None, looks=looks)
-    holder: dict[str, Path] = {}
+    loop = _Loop(
+        suite,
+        Path(out),
+        options,
+        command,
+        execute or api.execute_plan,
+        on_look,
+        reference,
+        rel_cost,
+        looks,
+        alphas,
+        state,
+        SequentialOutcome(None, looks),
+    )
     try:
-        _looks(
-            suite,
-            out,
-            options,
-            command,
-            execute,
-            on_look,
-            reference,
-            looks,
-            alphas,
-            seeds_of,
-            base,
-            frozen,
-            state,
-            result,
-            holder,
-        )
+        loop.run()
     except KeyboardInterrupt:  # between looks: what finished is saved, --resume replays it
-        if "run_dir" in holder:
-            api.finish_run(RunDir(holder["run_dir"]), "interrupted")
+        if loop.run_dir is not None:
+            api.finish_run(RunDir(loop.run_dir), "interrupted")
         raise
-    return result
-
-
-def _looks(
-    suite: Any,
-    out: Path,
-    options: Any,
-    command: list[str] | None,
-    execute: Callable,
-    on_look: Callable | None,
-    reference: str | None,
-    looks: list[int],
-    alphas: list[float],
-    seeds_of: dict[str, list[int]],
-    base: dict[str, list[int]],
-    frozen: dict[str, Any],
-    state: dict[str, Any],
-    result: SequentialOutcome,
-    holder: dict[str, Path],
-) -> None:
-    """The look loop of ``run_until_decided`` (its docstring and the module's)."""
-    from normbench import api
-
-    run_dir: Path | None = None
-    for k, n in enumerate(looks):
-        look_suite = _with_seeds(suite, seeds_of)
-        opts = options
-        if run_dir is not None:
-            _prepare_dir(run_dir, look_suite)
-            opts = replace(options, resume=str(run_dir))
-        elif options.resume:  # replay the looks of the run being resumed, from its files
-            target = api._resume_target(options.resume, out, suite).path
-            _prepare_dir(target, look_suite)
-            opts = replace(options, resume=str(target))
-        plan = api.plan_run(look_suite, out, opts, command)
-        outcome = execute(plan)
-        result.outcome = outcome
-        run_dir = holder["run_dir"] = outcome.run_dir.path
-        if outcome.status == "interrupted":
-            return
-        summary = _look_summary(run_dir, seeds_of, reference)
-        items = evaluate_look(summary, suite.claims, reference, alphas[k], frozen)
-        decided, open_items, involved = take_look(items, frozen, k + 1, n)
-        last = k == len(looks) - 1 or not open_items
-        state["alpha_now"] = alphas[k]
-        round_info = {
-            "look": k + 1,
-            "seeds": n,
-            "alpha": alphas[k],
-            "decided": decided,
-            "undecided": len(open_items),
-            "tasks": sum(len(s) for s in seeds_of.values()),
-            "next": [] if last else involved,
-        }
-        state["rounds"].append(round_info)
-        result.rounds.append(round_info)
-        _record(run_dir, state)
-        if on_look is not None:
-            on_look(round_info)
-        if last:
-            break
-        for vid in involved:
-            seeds_of[vid] = seed_list(base[vid], looks[k + 1])
+    return loop.result
