@@ -232,3 +232,31 @@ claims:
 """)
     result = CliRunner().invoke(app, ["validate", str(path)])
     assert result.exit_code == 2 and "claims[0].margin" in result.stderr and "5%" in result.stderr
+
+
+def test_answer_profile_and_report_order(tmp_path: Path) -> None:
+    """On a committed curated run: the answer, the performance profile, and the report order."""
+    import shutil
+
+    from normbench.analysis.aggregate import summarize_run
+    from normbench.analysis.answer import answer
+    from normbench.report.api import build_report
+
+    run = tmp_path / "lr"
+    shutil.copytree(Path(__file__).resolve().parent.parent / "reports" / "lr-multipliers", run)
+    summary = summarize_run(run)
+    prof = summary["analysis"]["profile"]
+    assert len(prof["settings"]) == 6 and prof["taus"][0] == 1 and prof["taus"][-1] == 4
+    batch, none = prof["profile"]["batch"], prof["profile"]["none"]
+    assert all(b >= n for b, n in zip(batch, none, strict=True)) and batch == sorted(batch)
+    lines = answer(summary)
+    assert lines[0].startswith("Best final_test_acc: norm=batch") and "95 % CI" in lines[0]
+    assert any(s.startswith("batch vs no norm on final_test_acc over 6 settings") for s in lines)
+    assert any("Step time relative to no norm" in s for s in lines)
+    summary, written = build_report(run, plots=True)
+    md = (run / "report.md").read_text()
+    assert md.index("## Answer") < md.index("## Claims checked") < md.index("## Overview")
+    html = (run / "report.html").read_text()
+    assert html.index('id="answer"') < html.index('id="claims"') < html.index("Environment")
+    assert "Per setting: mean steps_to_target" in md
+    assert {p.name for p in written} >= {"performance_profile.png", "cost_benefit.png"}

@@ -232,6 +232,7 @@ def summarize(run: RunData, *, reference: str | None = None) -> dict[str, Any]:
     table uses ``norm=none`` when that was swept, and is empty otherwise.
     """
     from normbench.analysis.claims import evaluate_claims
+    from normbench.analysis.profile import performance_profile
     from normbench.analysis.relative import (
         decide_reference,
         default_reference,
@@ -295,6 +296,7 @@ def summarize(run: RunData, *, reference: str | None = None) -> dict[str, Any]:
         "lr_robustness": lr_robustness(summary),
         "claims": evaluate_claims(suite.get("claims") or [], variants, alpha=alpha,
                                   frozen=frozen),
+        "profile": performance_profile(summary),
     }
     return summary
 

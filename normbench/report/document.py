@@ -17,6 +17,7 @@ from normbench.report.tables import (
     Table,
     convergence_table,
     lr_table,
+    profile_table,
     relative_table,
     render,
     stats_table,
@@ -139,6 +140,11 @@ def build_sections(summary: dict[str, Any], plots: list[Plot], warnings: list[st
     if analysis.get("lr_robustness"):
         sections.append(Section("Learning-rate robustness", "lr-robustness",
                                 [("table", lr_table(summary, analysis["lr_robustness"]))]))
+    profile = [p for p in plots if p.name == "performance_profile"]
+    if analysis.get("profile"):
+        sections.append(Section("Across settings", "across-settings", [
+            *(("plot", p) for p in profile), ("table", profile_table(summary, analysis["profile"]))]))
+    plots = [p for p in plots if p.name != "performance_profile"]
     if plots:
         sections.append(Section("Plots", "plots", [("plot", p) for p in plots]))
     ref = analysis.get("reference")

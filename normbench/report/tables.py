@@ -258,6 +258,25 @@ def _verdict_cell(row: dict[str, Any], metric: str) -> str:
     return f"{c['verdict']} {describe_effect(c).replace(' (exact: no spread over seeds)', ' exact')}"
 
 
+def profile_table(summary: dict[str, Any], prof: dict[str, Any]) -> Table:
+    """The settings behind a performance profile: each norm's time to target and its ratio."""
+    norms = prof["norms"]
+    cols = ["setting", *norms]
+    rows, data = [], []
+    for s in prof["settings"]:
+        row = [s["setting"]]
+        for n in norms:
+            t, r = s["times"].get(n), s["ratios"].get(n)
+            row.append(NONE if n not in s["times"] else "not reached" if t is None
+                       else f"{t:.4g} (×{r:.2f})")
+        rows.append(row)
+        data.append({"setting": s["setting"], **{n: s["times"].get(n) for n in norms},
+                     **{f"ratio_{n}": s["ratios"].get(n) for n in norms}})
+    return Table(f"Per setting: mean {prof['metric']} (× the best norm's there)", cols, rows, data,
+                 numeric=set(range(1, len(cols))),
+                 note="'not reached' = a majority of the seeds missed the target")
+
+
 def lr_table(summary: dict[str, Any], rows_in: list[dict[str, Any]]) -> Table:
     """Learning-rate robustness: which lr_mult converge, and the best result over lr."""
     metric = rows_in[0]["metric"] if rows_in else None
