@@ -13,6 +13,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from normbench import budget
 from normbench.analysis.claims import check_claims
 from normbench.errors import OptionError, SuiteError, did_you_mean, unknown
 from normbench.models.catalog import (
@@ -40,6 +41,9 @@ ALIASES: dict[str, str] = {
     "model": "model.kind",
     "dataset": "dataset.name",
     "steps": "training.steps",
+    "epochs": "training.epochs",
+    "batches": "training.batches",
+    "dropout": "model.dropout",
 }
 
 TARGET_KEYS = {
@@ -89,6 +93,9 @@ class ModelCfg(_Strict):
     placement: Literal["pre", "post"] = "pre"
     init: Literal["default", "gaussian", "xavier", "kaiming"] = "default"
     init_std: float = Field(0.01, gt=0)
+    dropout: float = Field(0.0, ge=0, lt=1)
+    bidirectional: bool = False
+    fused: bool = False
 
     @field_validator("hidden", "channels")
     @classmethod
@@ -126,8 +133,11 @@ class TrainingCfg(_Strict):
     lr_schedule: Literal["constant", "cosine"] = "constant"
     lr_batch_ref: int | None = Field(None, ge=1)
     batch_size: int = Field(60, ge=1)
-    steps: int = Field(1000, ge=1)
+    steps: int | None = Field(None, ge=1)
+    epochs: float | None = Field(None, gt=0)
     eval_every: int = Field(100, ge=1)
+    eval_every_epochs: float | None = Field(None, gt=0)
+    batches: Literal["mixed", "per_domain"] = "mixed"
     eval_batch_size: int = Field(1000, ge=1)
     probe_size: int = Field(1000, ge=1)
     seeds: int | list[int] = 3
@@ -180,6 +190,7 @@ class ClaimCfg(_Strict):
     where: dict[str, Any] = {}
     published: float | None = None
     tolerance: float = Field(0.02, ge=0)
+    margin: float | str | None = None  # equivalence margin: 0.01 (metric units) or "5%"
 
 
 class SuiteCfg(_Strict):
@@ -438,7 +449,6 @@ def _resolve_variant(cfg: SuiteCfg, check_imports: bool, skipped: list[str] | No
     """
     from normbench.data import registry as data_registry
     from normbench.norms import catalog as norm_catalog
-    from normbench.train import diag_catalog
 
     model = cfg.model.model_dump()
     given = set(cfg.model.model_fields_set)
@@ -459,7 +469,8 @@ def _resolve_variant(cfg: SuiteCfg, check_imports: bool, skipped: list[str] | No
     except OptionError as exc:
         raise OptionError(exc.message, ("dataset", *exc.path)) from None
     if model["kind"] == "custom":
-        return _resolve_custom(cfg, model, given, dataset, check_imports, skipped)
+        model = _resolve_custom(cfg, model, given, check_imports)
+        return _resolve_rest(cfg, dataset, model, model["norm"], skipped)
     try:
         data_registry.check_pairing(dataset["name"], model["kind"])
     except OptionError as exc:
@@ -481,15 +492,29 @@ def _resolve_variant(cfg: SuiteCfg, check_imports: bool, skipped: list[str] | No
     except OptionError as exc:
         raise OptionError(exc.message, ("model", "norm", *exc.path)) from None
     model["norm"] = norm
+    return _resolve_rest(cfg, dataset, model, norm, skipped)
+
+
+def _resolve_rest(cfg: SuiteCfg, dataset: dict[str, Any], model: dict[str, Any],
+                  norm: dict[str, Any], skipped: list[str] | None) -> dict[str, Any]:
+    """Training budget and diagnostics of a variant whose dataset and model are resolved."""
+    from normbench.train import diag_catalog
+
     training = cfg.training.model_dump()
     training.pop("seeds")
+    try:
+        budget.resolve_budget(training, set(cfg.training.model_fields_set), dataset)
+        budget.check_batches(training, dataset)
+    except OptionError as exc:
+        raise OptionError(exc.message, ("training", *exc.path)) from None
     try:
         diagnostics = diag_catalog.resolve_diagnostics(cfg.diagnostics, model=model, norm=norm,
                                                        skipped=skipped)
     except OptionError as exc:
         raise OptionError(exc.message, ("diagnostics", *exc.path)) from None
-    return {"dataset": dataset, "model": model, "training": training,
-            "targets": dict(cfg.targets), "diagnostics": diagnostics}
+    config = {"dataset": dataset, "model": model, "training": training,
+              "targets": dict(cfg.targets), "diagnostics": diagnostics}
+    return budget.drop_defaults(config)
 
 
 CUSTOM_MODEL_KEYS = ("kind", "target", "options", "swap", "norm")
@@ -522,15 +547,14 @@ def _loader_signature_error(obj: Any, options: dict[str, Any]) -> str | None:
     return None
 
 
-def _resolve_custom(cfg: SuiteCfg, model: dict[str, Any], given: set[str], dataset: dict[str, Any],
-                    check_imports: bool, skipped: list[str] | None) -> dict[str, Any]:
-    """``_resolve_variant`` for ``model: {kind: custom}``: what can be checked without torch.
+def _resolve_custom(cfg: SuiteCfg, model: dict[str, Any], given: set[str],
+                    check_imports: bool) -> dict[str, Any]:
+    """The resolved ``model:`` of a custom model: what can be checked without torch.
 
     Layer widths and dimensionalities are known only once the model is built, so the norm's
     fit is checked per replaced layer by the pre-flight stage (``normbench.models.custom``).
     """
     from normbench.norms import catalog as norm_catalog
-    from normbench.train import diag_catalog
 
     model = {k: model.get(k) for k in CUSTOM_MODEL_KEYS}
     model["options"] = dict(model["options"] or {})
@@ -547,11 +571,11 @@ def _resolve_custom(cfg: SuiteCfg, model: dict[str, Any], given: set[str], datas
     else:
         try:
             norm = norm_catalog.resolve_norm(raw_norm)
-            if norm_catalog.NORMS[norm["kind"]].wraps_layer:
+            entry = norm_catalog.NORMS[norm["kind"]]
+            if entry.wraps_layer:
                 raise OptionError(f"norm '{norm['kind']}' re-parametrises the layer before the "
                                   "norm, which a custom model does not identify; swap in an "
                                   "activation norm (batch, layer, group, …) or keep")
-            entry = norm_catalog.NORMS[norm["kind"]]
             if entry.uses_batch_stats and cfg.training.batch_size < 2:
                 raise OptionError(f"batch statistics undefined with batch_size "
                                   f"{cfg.training.batch_size}: norm '{norm['kind']}' normalises "
@@ -561,15 +585,7 @@ def _resolve_custom(cfg: SuiteCfg, model: dict[str, Any], given: set[str], datas
         except OptionError as exc:
             raise OptionError(exc.message, ("model", "norm", *exc.path)) from None
     model["norm"] = norm
-    training = cfg.training.model_dump()
-    training.pop("seeds")
-    try:
-        diagnostics = diag_catalog.resolve_diagnostics(cfg.diagnostics, model=model, norm=norm,
-                                                       skipped=skipped)
-    except OptionError as exc:
-        raise OptionError(exc.message, ("diagnostics", *exc.path)) from None
-    return {"dataset": dataset, "model": model, "training": training,
-            "targets": dict(cfg.targets), "diagnostics": diagnostics}
+    return model
 
 
 def _check_targets(targets: dict[str, float], loc: _Locator) -> None:
@@ -602,6 +618,12 @@ def _expand_grid(cfg: SuiteCfg, data: dict[str, Any], loc: _Locator) -> tuple[li
             raise loc.error("grid list is empty: give at least one value", ("grid", key))
         if key in ("seeds", "training.seeds"):
             raise loc.error("seeds are not a grid key: set training.seeds instead", ("grid", key))
+        if canonical_key(key)[-1:] in (("threads",), ("reproducible",)) and \
+                canonical_key(key)[:1] == ("training",):
+            # Not part of the variant id, so swept values would collapse into one variant.
+            raise loc.error(f"{key} is not a grid key: it selects the arithmetic, not the "
+                            "experiment; run the suite once per value (--threads-per-worker, "
+                            "--reproducible) and compare the runs", ("grid", key))
     keys = list(cfg.grid)
     points = [dict(zip(keys, combo, strict=True)) for combo in itertools.product(*cfg.grid.values())]
     kept = points
