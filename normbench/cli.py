@@ -278,6 +278,9 @@ def bench(
     fresh_outputs: Annotated[bool, typer.Option(
         "--fresh-outputs", help="CPU: let every large output page-fault in fresh memory, as a "
         "plain process does (default: freed memory is kept, outputs come back warm).")] = False,
+    threads: Annotated[int | None, typer.Option(
+        "--threads", help="torch intra-op threads (default: torch's; 1 gives steadier figures "
+        "on a shared machine).", show_default=False)] = None,
     fmt: FormatOpt = Format.table,
 ) -> None:
     """Time norm layers (forward, forward+backward): median, IQR, GB/s and fraction of a copy.
@@ -294,7 +297,7 @@ def bench(
         norms or None, shape or None, dtype or ["float32"], device,
         modes=parse_choice(mode, MODE_CHOICES, "mode"),
         passes=parse_choice(pass_, PASS_CHOICES, "pass"),
-        repeats=repeats, min_time=min_time, warm_outputs=not fresh_outputs,
+        repeats=repeats, min_time=min_time, warm_outputs=not fresh_outputs, threads=threads,
         progress=lambda msg: print(msg, file=sys.stderr, flush=True),
     )
     sys.stdout.write(render_bench(records, fmt.value))
