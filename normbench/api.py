@@ -123,6 +123,9 @@ def start_run(suite: Suite, out: Path, command: list[str] | None = None,
 
     devices = {v.config["training"]["device"] for v in suite.variants}
     environment = capture(devices.pop() if len(devices) == 1 else "auto")
+    planned = [v.config["training"].get("threads") for v in suite.variants]
+    if planned and all(isinstance(t, int) for t in planned):  # what each task trains with
+        environment["threads"] = max(planned)
     run_dir = create_run_dir(Path(out), suite.name)
     (run_dir.path / "suite.yaml").write_text(suite.text, encoding="utf-8")
     run_dir.write_json("resolved.json", suite.resolved())
