@@ -79,8 +79,13 @@ class RunPlan:
 
     @property
     def in_process(self) -> bool:
-        """One worker and no devices to place: train here, without a worker process."""
-        return self.options.executor == "local" and self.workers == 1 and not self.devices
+        """One worker, no devices, no explicit threads: train here, without a worker process.
+
+        ``--workers 1 --threads-per-worker K`` keeps one isolated worker (crash isolation);
+        either way the task trains with its planned threads, so the numbers are the same.
+        """
+        return (self.options.executor == "local" and self.workers == 1
+                and self.options.threads_per_worker is None and not self.devices)
 
     def execution(self) -> dict[str, Any]:
         """How the run executes, for the manifest."""
