@@ -179,6 +179,7 @@ class ClaimCfg(_Strict):
     where: dict[str, Any] = {}
     published: float | None = None
     tolerance: float = Field(0.02, ge=0)
+    margin: float | str | None = None  # equivalence margin: 0.01 (metric units) or "5%"
 
 
 class SuiteCfg(_Strict):
