@@ -179,6 +179,7 @@ class ClaimCfg(_Strict):
     where: dict[str, Any] = {}
     published: float | None = None
     tolerance: float = Field(0.02, ge=0)
+    margin: float | str | None = None  # equivalence margin: 0.01 (metric units) or "5%"
 
 
 class SuiteCfg(_Strict):
@@ -519,6 +520,12 @@ def _expand_grid(cfg: SuiteCfg, data: dict[str, Any], loc: _Locator) -> tuple[li
             raise loc.error("grid list is empty: give at least one value", ("grid", key))
         if key in ("seeds", "training.seeds"):
             raise loc.error("seeds are not a grid key: set training.seeds instead", ("grid", key))
+        if canonical_key(key)[-1:] in (("threads",), ("reproducible",)) and \
+                canonical_key(key)[:1] == ("training",):
+            # Not part of the variant id, so swept values would collapse into one variant.
+            raise loc.error(f"{key} is not a grid key: it selects the arithmetic, not the "
+                            "experiment; run the suite once per value (--threads-per-worker, "
+                            "--reproducible) and compare the runs", ("grid", key))
     keys = list(cfg.grid)
     points = [dict(zip(keys, combo, strict=True)) for combo in itertools.product(*cfg.grid.values())]
     kept = points

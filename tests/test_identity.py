@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from test_execute import (
+    ROOT,
     SLEEPY,
     TINY,
     cli,
@@ -49,7 +50,7 @@ def test_threads_are_not_part_of_the_variant_id_and_old_ids_stay(tmp_path: Path)
     planned = {**config, "training": {**config["training"], "threads": 2, "reproducible": True}}
     assert variant_id(planned) == variant_id(config) == suite.variants[0].id
     # The committed baseline's ids were made before threads were recorded: they still match.
-    committed = json.loads(Path("reports/baselines/ci-smoke/resolved.json").read_text())
+    committed = json.loads((ROOT / "reports/baselines/ci-smoke/resolved.json").read_text())
     for variant in committed["variants"]:
         assert variant_id(variant["config"]) == variant["id"]
 
@@ -188,6 +189,9 @@ def test_compare_says_not_bit_comparable_across_threads(tmp_path: Path) -> None:
     assert cmp.by_status("matched")  # still paired by id
     same = api.compare_runs(one, one, stats=False)
     assert not any("bit-comparable" in w for w in same.warnings)
+    # Merging runs planned with other threads is refused, with the reason.
+    result = cli("merge", one, two, "--out", tmp_path / "merged", "--no-report")
+    assert result.exit_code == 2 and "not bit-comparable: threads 1 vs 2" in result.output
     # Resuming with other threads than recorded is refused.
     result = cli("run", suite, "--resume", one, "--threads-per-worker", "2", "--no-report", "-q")
     assert result.exit_code == 2 and "contradicts the resumed run" in result.output
@@ -258,3 +262,10 @@ def test_reproducible_mode_pins_the_kernels_and_resume_checks_them(tmp_path: Pat
     resumed = _cli_run(suite, "--resume", free_run)
     assert resumed.returncode == 0, resumed.stderr
     assert len(list((free_run / "results").glob("*.json"))) == 2
+
+
+def test_threads_cannot_be_swept(tmp_path: Path) -> None:
+    text = TINY.replace("norm: [none, batch, layer]", "training.threads: [1, 2]")
+    result = cli("validate", write(tmp_path, text))
+    assert result.exit_code == 2
+    assert "s.yaml:" in result.output and "selects the arithmetic" in result.output

@@ -64,7 +64,8 @@ def _threads_difference(a: dict[str, Any], b: dict[str, Any]) -> str | None:
     """``not bit-comparable: threads 1 vs 2`` when the same variants were planned differently."""
     def settings(resolved: dict[str, Any]) -> dict[str, Any]:
         training = [(v.get("config") or {}).get("training") or {} for v in resolved.get("variants", [])]
-        return {"threads": tuple(t.get("threads") for t in training),
+        threads = sorted({t.get("threads") for t in training if t.get("threads") is not None})
+        return {"threads": threads[0] if len(threads) == 1 else tuple(threads) or None,
                 "reproducible": next((t.get("reproducible") for t in training), None)}
 
     return arith.not_bit_comparable(settings(a), settings(b))

@@ -46,6 +46,9 @@ RC = {
 }
 
 
+NORM_KEY = "norm"
+
+
 @dataclass
 class Plot:
     """One written figure: file stem, title, caption and its PNG/SVG paths."""
@@ -534,6 +537,68 @@ def plot_landscape(summary: dict[str, Any], styler: Styler, records: Records, ou
 # --- all ------------------------------------------------------------------------------------
 
 
+def plot_profile(summary: dict[str, Any], styler: Styler, out: Path) -> Plot | None:
+    """AlgoPerf-style performance profile: share of settings within τ × the best time, per norm."""
+    prof = (summary.get("analysis") or {}).get("profile")
+    if not prof:
+        return None
+    labels = list(prof["norms"])
+    handles = [_proxy(styler, {NORM_KEY: n}) for n in labels]
+    fig, axes = _figure(1, 1, 7.5, 3.6, legend=labels)
+    ax = axes[0][0]
+    for n in labels:
+        ax.step(prof["taus"], prof["profile"][n], where="post", color=styler.colour({NORM_KEY: n}))
+    ax.set_xlim(1, 4)
+    ax.set_ylim(-0.02, 1.02)
+    ax.set_xlabel("τ (time to target ÷ the best norm's in that setting)")
+    ax.set_ylabel("fraction of settings")
+    _legend(fig, handles, labels)
+    n = len(prof["settings"])
+    title = "Performance profile"
+    fig.suptitle(f"{title}: {prof['metric']} over {n} settings")
+    return _save(fig, out, "performance_profile", title,
+                 f"For each norm, the fraction of the {n} settings (every other swept value) in "
+                 f"which its mean {prof['metric']} is within τ × the best norm's there; a norm "
+                 "whose seeds mostly missed the target never counts. ρ(1) = settings it won.")
+
+
+def plot_cost_benefit(summary: dict[str, Any], styler: Styler, out: Path) -> Plot | None:
+    """Headline metric against relative step cost, one point per variant with both 95 % CIs."""
+    from normbench.analysis.profile import cost_points
+
+    metric = headline_metric(summary)
+    points = cost_points(summary, metric) if metric else []
+    if len(points) < 2:
+        return None
+    fams = list(dict.fromkeys(styler.family(p["labels"]) for p in points))
+    styles = list(dict.fromkeys(p["labels"].get(styler.style_key or "", "") for p in points))
+
+    def marker(labels: dict[str, str]) -> str:  # the style key (placement …) as the marker
+        return "osD^vP"[styles.index(labels.get(styler.style_key or "", "")) % 6]
+
+    first = {styler.family(p["labels"]): p["labels"] for p in reversed(points)}
+    handles = [_proxy(styler, first[f], marker=marker(first[f]), linestyle="none") for f in fams]
+    fig, axes = _figure(1, 1, 7.5, 3.8, legend=fams)
+    ax = axes[0][0]
+    for p in points:
+        ax.errorbar([p["cost"]], [p["value"]],
+                    xerr=[[p["cost"] - p["cost_low"]], [p["cost_high"] - p["cost"]]],
+                    yerr=[[p["value"] - p["low"]], [p["high"] - p["value"]]],
+                    color=styler.colour(p["labels"]), marker=marker(p["labels"]), markersize=4,
+                    capsize=2, linestyle="none")
+    rel = "rel_ms_per_step" in (summary.get("metric_info") or {})
+    ax.axvline(1.0, color="grey", linewidth=0.8, linestyle=":")
+    ax.set_xlabel("relative step cost (" + ("rel_ms_per_step" if rel else
+                                            "ms per step ÷ no norm's at the same settings") + ")")
+    ax.set_ylabel(metric.replace("_", " ") + _unit_suffix(summary, metric))
+    _legend(fig, handles, fams)
+    title = "Cost and benefit"
+    fig.suptitle(f"{title}: {metric} vs relative step cost (mean, 95 % CI)")
+    return _save(fig, out, "cost_benefit", title,
+                 f"One point per variant: {metric} (mean, 95 % bootstrap CI over seeds) against "
+                 "its step time relative to no norm; up and to the left is better.")
+
+
 def write_plots(summary: dict[str, Any], records: Records, out: Path, warn: Warn) -> list[Plot]:
     """Draw every plot the data supports into ``out`` (PNG + SVG); diagnostics are best effort."""
     import matplotlib as mpl
@@ -545,6 +610,8 @@ def write_plots(summary: dict[str, Any], records: Records, out: Path, warn: Warn
         lambda: plot_curves(summary, styler, out, "seconds"),
         lambda: plot_lr(summary, styler, out),
         lambda: plot_throughput(summary, styler, out),
+        lambda: plot_profile(summary, styler, out),
+        lambda: plot_cost_benefit(summary, styler, out),
     ]
     diagnostics = [(name, fn) for name, fn in (
         ("activations", plot_activations), ("grad_norms", plot_grad_norms), ("ics", plot_ics),

@@ -607,9 +607,10 @@ class EvalGapProbe(_Probe):
                "acc_precise_stats": precise[1], "eval_gap": gap}
         if d.domain_test is not None:
             data.update(acc_domain_batch_stats=domain[1], loss_domain_batch_stats=domain[0])
-            out["acc_domain_batch_stats"] = domain[1]
-            out["domain_eval_gap"] = (domain[1] - running[1]
-                                      if None not in (domain[1], running[1]) else None)
+        # null, never missing, where the data has one domain (ARCHITECTURE: result record)
+        out["acc_domain_batch_stats"] = domain[1]
+        out["domain_eval_gap"] = (domain[1] - running[1]
+                                  if None not in (domain[1], running[1]) else None)
         return {"eval_gap": data}, out
 
 
