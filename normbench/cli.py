@@ -56,6 +56,9 @@ def handle_errors(func):  # type: ignore[no-untyped-def]
             return func(*args, **kwargs)
         except NormbenchError as exc:
             raise fail(str(exc), exc.exit_code) from None
+        except OSError as exc:  # a write or read the storage layer did not wrap: still one line
+            where = f"{exc.filename}: " if exc.filename else ""
+            raise fail(f"{where}{exc.strerror or exc}") from None
 
     return wrapper
 
@@ -74,7 +77,8 @@ def run(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress on stderr.")] = False,
     workers: Annotated[int | None, typer.Option("--workers", "-j", help="Worker processes (default: chosen from the core count and the model size; 1 trains in this process; with --executor dask and no --scheduler: the LocalCluster size).", show_default=False)] = None,
     threads_per_worker: Annotated[int | None, typer.Option("--threads-per-worker", help="torch intra-op threads in each worker process (default: cores / workers).", show_default=False)] = None,
-    resume: Annotated[str | None, typer.Option("--resume", help="Finish an earlier run of this suite: skip its complete results, run the rest (RUN_DIR or 'latest').", metavar="RUN_DIR|latest")] = None,
+    resume: Annotated[str | None, typer.Option("--resume", help="Finish an earlier run of this suite: skip its complete results, run the rest and re-run failed ones (RUN_DIR or 'latest').", metavar="RUN_DIR|latest")] = None,
+    no_retry: Annotated[bool, typer.Option("--no-retry", help="With --resume: keep failed results instead of re-running them.")] = False,
     shard: Annotated[str | None, typer.Option("--shard", help="Run only shard I of N (balanced, deterministic), e.g. --shard 2/3; combine with 'normbench merge'.", metavar="I/N")] = None,
     executor: Annotated[str, typer.Option("--executor", help="local (worker processes here) or dask (a Dask cluster; needs normbench[dask]).", metavar="[local|dask]")] = "local",
     scheduler: Annotated[str | None, typer.Option("--scheduler", help="Dask scheduler address, e.g. tcp://10.0.0.5:8786 (default with --executor dask: a LocalCluster on 127.0.0.1).", metavar="ADDRESS")] = None,
@@ -97,7 +101,8 @@ def run(
     from normbench.spec import load_suite
 
     options = api.make_options(workers=workers, threads_per_worker=threads_per_worker, executor=executor,
-                               scheduler=scheduler, devices=devices, shard=shard, resume=resume)
+                               scheduler=scheduler, devices=devices, shard=shard, resume=resume,
+                               retry_failed=not no_retry)
     loaded = load_suite(suite, set_ or [])
     for message in loaded.warnings:
         warn(message)
@@ -161,7 +166,9 @@ def merge(
     Example: normbench merge shards/a/quickstart/* shards/b/quickstart/* --out reports/runs
     """
     from normbench import api
+    from normbench.results.store import check_output_dir
 
+    check_output_dir(out, "--out")
     outcome = api.merge_runs(run_dirs, out, command=["normbench", *sys.argv[1:]], report=False)
     _print_run_table(outcome.run_dir.path, fmt, not no_report)
     print(f"run directory: {outcome.run_dir.path} ({len(outcome.records)} of {outcome.expected} results "
@@ -177,15 +184,20 @@ def merge(
 @app.command()
 def validate(
     suites: Annotated[list[Path], typer.Argument(help="Suite YAML files.")],
+    data: Annotated[bool, typer.Option("--data", help="Also load every dataset the grid uses and check it (shapes, NaN/inf, labels, sizes vs batch_size), as run does before training.")] = False,
 ) -> None:
-    """Check suite files without running them (and without importing torch).
+    """Check suite files without running them (and without importing torch, unless --data).
+
+    A custom norm's target module is imported (and so executed), as run would.
 
     Example: normbench validate suites/*.yaml
+
+    Example: normbench validate --data suites/mnist1d-table.yaml
     """
     from normbench.api import validate_files
 
     bad = 0
-    for path, loaded, error in validate_files(suites):
+    for path, loaded, error in validate_files(suites, data=data):
         if error is not None:
             bad += 1
             print(f"normbench: error: {error}", file=sys.stderr)
@@ -193,7 +205,8 @@ def validate(
         assert loaded is not None
         for message in loaded.warnings:
             warn(message)
-        print(f"ok: {path}: {len(loaded.variants)} variants × {len(loaded.seeds)} seeds")
+        checked = " (data checked)" if data else ""
+        print(f"ok: {path}: {len(loaded.variants)} variants × {len(loaded.seeds)} seeds{checked}")
     raise typer.Exit(2 if bad else 0)
 
 
@@ -364,7 +377,10 @@ def compare(
     """
     from normbench.analysis.compare import compare_runs
     from normbench.report.compare_render import render_comparison, write_junit
+    from normbench.results.store import check_output_file
 
+    if junit_xml is not None:  # before comparing: a bad path is known now
+        check_output_file(junit_xml, "--junit-xml")
     result = compare_runs(baseline, candidate, reference=reference, gates=fail_on or [],
                           metrics=metric or None, alpha=alpha, stats=not no_stats, warn=warn)
     for message in result.warnings:
@@ -399,8 +415,28 @@ def _run_gate(gate, run_dir: Path, fmt: Format) -> int:  # type: ignore[no-untyp
     return result.exit_code
 
 
+def _terminate(signum: int, frame: object) -> None:
+    """SIGINT/SIGTERM outside a run's own handling (pre-flight, the final table): exit 130.
+
+    A run installs its own handlers while it trains (stop, keep what finished); whatever
+    happens outside them has either not started writing or already written everything.
+    """
+    import os
+
+    try:
+        sys.stdout.flush()
+        print("normbench: interrupted", file=sys.stderr, flush=True)
+    finally:
+        os._exit(130)
+
+
 def main() -> None:
     """Console-script entry point: user errors become one line and exit 2, never a traceback."""
+    import signal
+
+    # Without this, click turns Ctrl-C into "Aborted!" with exit 1 and SIGTERM kills outright.
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, _terminate)
     try:
         app()
     except NormbenchError as exc:
