@@ -158,6 +158,7 @@ def _check_resumable(run_dir: RunDir, suite: Suite) -> dict[str, Any]:
     if why:
         raise InputError(f"cannot resume {run_dir.path}: suite differs from the run's: {why}")
     check_output_dir(run_dir.path, "the run directory")
+    RunLock(run_dir.path).check()  # a concurrent run or --resume: refused before any work
     return manifest
 
 

@@ -67,8 +67,10 @@ def check_data(suite: Suite, variants: Iterable[Variant] | None = None) -> DataC
             except (InputError, OptionError) as exc:
                 raise InputError(f"{_where(suite, variant)}: {exc}") from None
             except (OSError, ValueError) as exc:  # a file the loader did not expect
-                raise InputError(f"{_where(suite, variant)}: cannot load dataset "
-                                 f"'{config['dataset']['name']}': {exc}") from None
+                raise InputError(
+                    f"{_where(suite, variant)}: cannot load dataset "
+                    f"'{config['dataset']['name']}': {exc}"
+                ) from None
             split = splits[key]
             check.fingerprints[key] = fingerprint(split)
             check.sizes[key] = (len(split.x_train), len(split.x_test))
@@ -77,17 +79,22 @@ def check_data(suite: Suite, variants: Iterable[Variant] | None = None) -> DataC
         try:
             view_for_model(split, kind, config["dataset"]["name"])
         except (OptionError, ValueError) as exc:
-            raise InputError(f"{_where(suite, variant)}: model kind {kind} cannot take this "
-                             f"data: {exc}") from None
+            raise InputError(
+                f"{_where(suite, variant)}: model kind {kind} cannot take this data: {exc}"
+            ) from None
         n_train = len(split.x_train)
         batch = config["training"]["batch_size"]
         if batch > n_train:
-            raise InputError(f"{_where(suite, variant)}: batch_size {batch} is larger than the "
-                             f"training split of dataset '{config['dataset']['name']}' "
-                             f"({n_train} samples)")
+            raise InputError(
+                f"{_where(suite, variant)}: batch_size {batch} is larger than the "
+                f"training split of dataset '{config['dataset']['name']}' "
+                f"({n_train} samples)"
+            )
         if split.task == "regression" and any(k.endswith("_acc") for k in config["targets"]):
-            raise InputError(f"{_where(suite, variant)}: dataset '{config['dataset']['name']}' "
-                             "is a regression task, so an accuracy target can never be reached")
+            raise InputError(
+                f"{_where(suite, variant)}: dataset '{config['dataset']['name']}' "
+                "is a regression task, so an accuracy target can never be reached"
+            )
     return check
 
 

@@ -347,7 +347,9 @@ def _validate(data: dict[str, Any], loc: _Locator, remap: dict[tuple, tuple] | N
     except ValidationError as exc:
         errors = exc.errors(include_url=False)
         # An OptimizerCfg given as a name fails both union branches; report the clearest one.
-        err = next((e for e in errors if "Value error" in e["msg"]), errors[0])
+        # Otherwise the deepest error is the most specific (a bad option inside the mapping).
+        err = next((e for e in errors if "Value error" in e["msg"]), None) or max(
+            errors, key=lambda e: len(e["loc"]))
         path = _clean_loc(tuple(err["loc"]))
         if path[:2] == ("training", "optimizer") and len(path) > 2 and path[2] == "OptimizerCfg":
             path = path[:2] + path[3:]

@@ -68,3 +68,30 @@ class Killer(nn.Module):
 
         os.kill(os.getpid(), signal.SIGKILL)
         return x
+
+
+class SysExit(nn.Module):
+    """Calls ``sys.exit(0)`` in forward: must fail its variant, not end the run with exit 0."""
+
+    def __init__(self, num_features: int) -> None:
+        super().__init__()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        import sys
+
+        sys.exit(0)
+
+
+class OsExit(nn.Module):
+    """Calls ``os._exit(1)`` in forward: only a worker process can survive it."""
+
+    def __init__(self, num_features: int) -> None:
+        super().__init__()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        os._exit(1)
+
+
+def make_scale(num_features: int) -> nn.Module:
+    """A documented factory: a function annotated to return an ``nn.Module``."""
+    return Scale(num_features)

@@ -65,8 +65,10 @@ def check_output_dir(path: Path, what: str) -> None:
         raise storage_error(exc, path, f"write to {what}") from None
     free = shutil.disk_usage(existing).free
     if free < MIN_FREE_BYTES:
-        raise StorageError(f"{what} {path} has only {free // 2**20} MiB free; normbench needs at "
-                           f"least {MIN_FREE_BYTES // 2**20} MiB to store a run")
+        raise StorageError(
+            f"{what} {path} has only {free // 2**20} MiB free; normbench needs at "
+            f"least {MIN_FREE_BYTES // 2**20} MiB to store a run"
+        )
 
 
 def check_output_file(path: Path, what: str) -> None:
@@ -141,17 +143,29 @@ def read_json(path: Path, what: str) -> Any:
     except json.JSONDecodeError as exc:
         # A file cut off mid-write no longer ends with its closing bracket.
         kind = "corrupt" if text.rstrip().endswith(("}", "]")) else "truncated"
-        raise InputError(f"{path} is not a valid {what} ({kind} JSON: {exc.msg} at line "
-                         f"{exc.lineno} column {exc.colno})") from None
+        raise InputError(
+            f"{path} is not a valid {what} ({kind} JSON: {exc.msg} at line "
+            f"{exc.lineno} column {exc.colno})"
+        ) from None
 
 
 STATUSES = ("ok", "diverged", "failed")
 # key → the JSON types it may hold; every reader (report, compare, merge, --resume) relies on them
 RESULT_TYPES: dict[str, tuple[type, ...]] = {
-    "variant_id": (str,), "seed": (int,), "status": (str,), "variant_name": (str,),
-    "params": (dict,), "config": (dict,), "error": (str, type(None)),
-    "diverged_at_step": (int, type(None)), "curves": (dict,), "metrics": (dict,),
-    "targets": (dict,), "timing": (dict,), "diagnostics": (dict,), "schema_version": (int,),
+    "variant_id": (str,),
+    "seed": (int,),
+    "status": (str,),
+    "variant_name": (str,),
+    "params": (dict,),
+    "config": (dict,),
+    "error": (str, type(None)),
+    "diverged_at_step": (int, type(None)),
+    "curves": (dict,),
+    "metrics": (dict,),
+    "targets": (dict,),
+    "timing": (dict,),
+    "diagnostics": (dict,),
+    "schema_version": (int,),
 }
 _TYPE_NAMES = {str: "a string", int: "an integer", dict: "an object", type(None): "null"}
 
@@ -190,8 +204,15 @@ def result_problem(record: Any) -> str | None:
 
 
 # Every finished (ok or diverged) record carries these, null when they do not apply.
-CORE_METRICS = ("final_test_acc", "best_test_acc", "final_test_loss", "final_train_loss",
-                "samples_per_sec", "ms_per_step", "train_seconds")
+CORE_METRICS = (
+    "final_test_acc",
+    "best_test_acc",
+    "final_test_loss",
+    "final_train_loss",
+    "samples_per_sec",
+    "ms_per_step",
+    "train_seconds",
+)
 
 
 def missing_metrics(record: dict[str, Any]) -> list[str]:
@@ -206,8 +227,10 @@ def check_result(record: Any, path: Path) -> dict[str, Any]:
     if isinstance(record, dict):
         version = record.get("schema_version", SCHEMA_VERSION)
         if isinstance(version, int) and not isinstance(version, bool) and version > SCHEMA_VERSION:
-            raise InputError(f"{path} has result schema_version {version}, newer than this "
-                             f"normbench understands ({SCHEMA_VERSION}): upgrade normbench")
+            raise InputError(
+                f"{path} has result schema_version {version}, newer than this "
+                f"normbench understands ({SCHEMA_VERSION}): upgrade normbench"
+            )
     problem = result_problem(record)
     if problem is not None:
         raise InputError(f"{path} is not a valid result file ({problem})")
@@ -240,7 +263,9 @@ class RunDir:
         """The manifest; ``InputError`` when it is missing or not JSON."""
         data = read_json(self.path / MANIFEST, "manifest")
         if not isinstance(data, dict):
-            raise InputError(f"{self.path / MANIFEST} is not a valid manifest (a JSON object was expected)")
+            raise InputError(
+                f"{self.path / MANIFEST} is not a valid manifest (a JSON object was expected)"
+            )
         return data
 
     def write_json(self, name: str, obj: Any) -> Path:
@@ -258,11 +283,19 @@ class RunDir:
         if not isinstance(data, dict):
             return None
         variants = data.get("variants", [])
-        if (not isinstance(data.get("suite", {}), dict) or not isinstance(variants, list)
-                or not all(isinstance(v, dict) and isinstance(v.get("id"), str)
-                           and isinstance(v.get("seeds", []), list) for v in variants)):
-            raise InputError(f"{path} is not a valid resolved suite (wrong types in 'suite' or "
-                             "'variants')")
+        if (
+            not isinstance(data.get("suite", {}), dict)
+            or not isinstance(variants, list)
+            or not all(
+                isinstance(v, dict)
+                and isinstance(v.get("id"), str)
+                and isinstance(v.get("seeds", []), list)
+                for v in variants
+            )
+        ):
+            raise InputError(
+                f"{path} is not a valid resolved suite (wrong types in 'suite' or 'variants')"
+            )
         return data
 
     def result_path(self, variant_id: str, seed: int) -> Path:
@@ -284,7 +317,9 @@ class RunDir:
             return []
         return sorted(p for p in self.results_dir.glob("*.json") if not p.name.startswith("."))
 
-    def iter_results(self, strict: bool = False, warn: Warn | None = None) -> Iterator[dict[str, Any]]:
+    def iter_results(
+        self, strict: bool = False, warn: Warn | None = None
+    ) -> Iterator[dict[str, Any]]:
         """Yield every valid result record.
 
         A corrupt or truncated file (e.g. a run killed mid-write by an old version, or a
@@ -420,10 +455,29 @@ class RunLock:
         os.write(fd, f"{os.getpid()}\n".encode())
         self.fd = fd
 
+    def check(self) -> None:
+        """``InputError`` now if another process holds the lock (changes nothing on disk)."""
+        if not self.path.exists():
+            return
+        try:
+            import fcntl
+        except ImportError:
+            return
+        fd = os.open(self.path, os.O_RDONLY)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(fd, fcntl.LOCK_UN)
+        except OSError:
+            raise self._busy(self._holder()) from None
+        finally:
+            os.close(fd)
+
     def _busy(self, holder: int | None) -> InputError:
         who = f"process {holder}" if holder else "another process"
-        return InputError(f"{self.path.parent} is in use by {who} (a run or --resume is writing "
-                          f"into it); wait for it to finish or stop it, then retry")
+        return InputError(
+            f"{self.path.parent} is in use by {who} (a run or --resume is writing "
+            f"into it); wait for it to finish or stop it, then retry"
+        )
 
     def release(self) -> None:
         if self.fd is None:
