@@ -520,10 +520,12 @@ def test_kill_9_loop_then_resume_equals_the_uninterrupted_run(tmp_path: Path) ->
     assert nb("run", suite, "--out", tmp_path / "whole", "--no-report", "-q").returncode == 0
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     rng = random.Random(13)
-    for i in range(5):
-        args = ["--out", str(tmp_path / "killed")]
-        if i:
-            args = ["--resume", str(run_dir(tmp_path / "killed"))]
+
+    def started() -> list[Path]:  # a run directory with its manifest, once one was created
+        return [p.parent for p in (tmp_path / "killed").glob("tiny/*/manifest.json")]
+
+    for _ in range(5):
+        args = ["--resume", str(started()[0])] if started() else ["--out", str(tmp_path / "killed")]
         proc = subprocess.Popen(
             [sys.executable, "-m", "normbench", "run", str(suite), *args, "--no-report", "-q"],
             env=env,
@@ -532,12 +534,7 @@ def test_kill_9_loop_then_resume_equals_the_uninterrupted_run(tmp_path: Path) ->
         time.sleep(rng.uniform(0.5, 4.0))
         proc.kill()
         proc.wait()
-        if not (tmp_path / "killed").exists():  # killed before the run directory existed
-            continue
-    if (tmp_path / "killed").exists():
-        args = ["--resume", str(run_dir(tmp_path / "killed"))]
-    else:
-        args = ["--out", str(tmp_path / "killed")]
+    args = ["--resume", str(started()[0])] if started() else ["--out", str(tmp_path / "killed")]
     final = nb("run", suite, *args, "--no-report", "-q")
     assert final.returncode == 0, final.stderr
     run = run_dir(tmp_path / "killed")
