@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from enum import Enum
 from pathlib import Path
@@ -485,3 +486,17 @@ def main() -> None:
     except KeyboardInterrupt:
         print("normbench: interrupted", file=sys.stderr)
         sys.exit(130)
+    finally:
+        _flush_stdout()
+
+
+def _flush_stdout() -> None:
+    """Flush the table now, while SIGTERM still means exit 130: the interpreter's own final
+    flush (into a pipe that is full) runs after its signal handlers are gone."""
+    import os
+
+    try:
+        sys.stdout.flush()
+    except (BrokenPipeError, ValueError):  # the reader went away (e.g. `| head`): nothing to say
+        with contextlib.suppress(OSError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

@@ -468,6 +468,122 @@ def test_a_real_full_tmpfs(tmp_path: Path) -> None:
         subprocess.run(["umount", str(mnt)], check=False)
 
 
+def _mount_tmpfs(path: Path, size: str) -> None:
+    path.mkdir()
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)], capture_output=True
+    )
+    if done.returncode != 0:
+        pytest.skip("cannot mount a tmpfs here")
+
+
+def _fill(folder: Path) -> Path:
+    """Fill the file system of ``folder`` to the last byte (a real ENOSPC for the next write)."""
+    filler = folder / "filler"
+    with open(filler, "wb") as fh:
+        try:
+            while True:
+                fh.write(b"\0" * 65536)
+                fh.flush()
+        except OSError:
+            pass
+    return filler
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or sys.platform != "linux", reason="needs root to mount")
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_a_real_disk_full_mid_run_stops_with_exit_2_and_resumes(
+    tmp_path: Path, workers: str
+) -> None:
+    mnt = tmp_path / "disk"
+    _mount_tmpfs(mnt, "20m")
+    try:
+        text = TINY.replace("steps: 20", "steps: 600").replace("seeds: 1", "seeds: 3")
+        suite = write(tmp_path, text)
+        env = {**os.environ, "PYTHONPATH": str(ROOT)}
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "normbench",
+                "run",
+                str(suite),
+                "--out",
+                str(mnt),
+                "--workers",
+                workers,
+                "--no-report",
+                "-q",
+            ],
+            env=env,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and not list(mnt.glob("tiny/*/results/*.json")):
+            time.sleep(0.05)
+        filler = _fill(mnt)
+        _, err = proc.communicate(timeout=120)
+        if proc.returncode == 0:
+            pytest.skip("the run finished before the disk filled up")
+        assert proc.returncode == 2, err
+        assert "the disk is full" in err and "Traceback" not in err, err
+        run = run_dir(mnt)
+        kept = results(run)
+        assert kept and all(r["status"] == "ok" for r in kept.values())
+        assert not list(run.rglob("*.tmp"))
+        filler.unlink()
+        resumed = nb("run", suite, "--resume", run, "--no-report", "-q", "--workers", workers)
+        assert resumed.returncode == 0, resumed.stderr
+        assert len(results(run)) == 6 and all(r["status"] == "ok" for r in results(run).values())
+    finally:
+        subprocess.run(["umount", "-l", str(mnt)], check=False)
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="F_SETPIPE_SZ is Linux only")
+def test_sigterm_while_the_final_table_prints_exits_130(tmp_path: Path) -> None:
+    """The table goes to a 4 KiB pipe nobody reads: the process blocks printing it, then SIGTERM."""
+    text = TINY.replace(
+        "norm: [none, batch]", "lr_mult: [" + ", ".join(str(1 + i / 100) for i in range(40)) + "]"
+    )
+    suite = write(tmp_path, text)
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "normbench",
+            "run",
+            str(suite),
+            "--out",
+            str(tmp_path / "runs"),
+            "--no-report",
+            "-q",
+            "--format",
+            "json",
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    import fcntl
+
+    fcntl.fcntl(proc.stdout.fileno(), 1031, 4096)  # F_SETPIPE_SZ: the table cannot fit in it
+    deadline = time.monotonic() + 180
+    summary = None
+    while time.monotonic() < deadline and proc.poll() is None:
+        summary = next(iter(tmp_path.glob("runs/tiny/*/summary.json")), None)
+        if summary is not None:
+            break
+        time.sleep(0.05)
+    assert summary is not None, "the run did not get to its table"
+    time.sleep(1.0)  # blocked writing a table larger than the pipe buffer
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(timeout=60)
+    assert proc.returncode == 130
+    assert len(results(run_dir(tmp_path / "runs"))) == 40
+
+
 # --- signals -------------------------------------------------------------------------------------
 
 
