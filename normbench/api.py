@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import sys
@@ -31,7 +32,17 @@ from normbench.execute.plan import (
     valid_result,
 )
 from normbench.execute.signals import stop_on_signals
-from normbench.results.store import RunDir, create_run_dir, latest_run_dir, open_run_dir
+from normbench.preflight import fingerprint_difference
+from normbench.results.store import (
+    RunDir,
+    RunLock,
+    StorageError,
+    atomic_write_text,
+    check_output_dir,
+    create_run_dir,
+    latest_run_dir,
+    open_run_dir,
+)
 from normbench.spec import Suite, load_suite
 
 EXIT_OK, EXIT_GATE, EXIT_INPUT, EXIT_FAILED, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
@@ -78,6 +89,14 @@ class RunPlan:
     rel_reference: Any = None  # the Variant every relative cost is measured against
     rel_cost: bool = True  # measure ``rel_ms_per_step`` after training
 
+    data: Any = None  # the pre-flight's DataCheck (None when it was skipped)
+
+    @property
+    def isolate(self) -> bool:
+        """Custom norms run user code, which may end the interpreter (``os._exit``): such
+        tasks always train in a worker process, so the run survives and records the exit."""
+        return any(t.variant.config["model"]["norm"]["kind"] == "custom" for t in self.pending)
+
     @property
     def in_process(self) -> bool:
         """One worker, no devices, no explicit threads: train here, without a worker process.
@@ -86,7 +105,8 @@ class RunPlan:
         either way the task trains with its planned threads, so the numbers are the same.
         """
         return (self.options.executor == "local" and self.workers == 1
-                and self.options.threads_per_worker is None and not self.devices)
+                and self.options.threads_per_worker is None and not self.devices
+                and not self.isolate)
 
     def execution(self) -> dict[str, Any]:
         """How the run executes, for the manifest."""
@@ -133,7 +153,7 @@ def start_run(suite: Suite, out: Path, command: list[str] | None = None,
     if planned and all(isinstance(t, int) for t in planned):  # what each task trains with
         environment["threads"] = max(planned)
     run_dir = create_run_dir(Path(out), suite.name)
-    (run_dir.path / "suite.yaml").write_text(suite.text, encoding="utf-8")
+    atomic_write_text(run_dir.path / "suite.yaml", suite.text)
     run_dir.write_json("resolved.json", suite.resolved())
     run_dir.write_manifest({
         "schema_version": 1, "normbench_version": __version__, "suite_name": suite.name,
@@ -170,6 +190,8 @@ def _check_resumable(run_dir: RunDir, suite: Suite) -> dict[str, Any]:
     why = suite_difference(resolved, suite.resolved())
     if why:
         raise InputError(f"cannot resume {run_dir.path}: suite differs from the run's: {why}")
+    check_output_dir(run_dir.path, "the run directory")
+    RunLock(run_dir.path).check()  # a concurrent run or --resume: refused before any work
     return manifest
 
 
@@ -335,6 +357,8 @@ def plan_run(suite: Suite, out: Path = Path("reports/runs"), options: ExecOption
             raise InputError(f"--shard {format_shard(shard)} does not match the resumed run ({what})")
         if recorded:
             shard = parse_shard(recorded)
+    else:
+        check_output_dir(Path(out), "--out")
     reproducible = _reproducible(suite, options, _recorded(resolved, "reproducible"))
     if reproducible and "torch" not in sys.modules:
         arith.apply_pinned_env()  # this process (and every worker it starts) trains pinned
@@ -345,10 +369,18 @@ def plan_run(suite: Suite, out: Path = Path("reports/runs"), options: ExecOption
     tasks = tasks_of(suite)
     if shard is not None:
         tasks = shard_of(tasks, shard)
+    data = None
+    if options.executor == "local" or options.scheduler is None:  # a cluster's data are its own
+        data = _preflight(suite, tasks)
     if resume_dir is not None:
+        why = fingerprint_difference(manifest.get("data"), data) if data is not None else None
+        if why:
+            raise InputError(f"cannot resume {resume_dir.path}: {why}; resuming would mix old "
+                             "and new data in one run (start a new run instead)")
         for t in tasks:
             record = valid_result(resume_dir.result_path(t.variant.id, t.seed), t.variant.id, t.seed)
-            if record is not None:
+            # A failed result is retried (a failure may be transient) unless --no-retry.
+            if record is not None and (record["status"] != "failed" or not options.retry_failed):
                 done[t.key] = record
     pending = [t for t in tasks if t.key not in done]
     check_models(suite, [t.variant for t in pending])
@@ -364,7 +396,15 @@ def plan_run(suite: Suite, out: Path = Path("reports/runs"), options: ExecOption
                    done=done, resume_dir=resume_dir, shard=shard, workers=workers,
                    threads=max(threads.values(), default=1), devices=devices,
                    reproducible=reproducible, warnings=warnings + capped,
-                   rel_reference=ref, rel_cost=rel_cost)
+                   rel_reference=ref, rel_cost=rel_cost, data=data)
+
+
+def _preflight(suite: Suite, tasks: list[Task]) -> Any:
+    """Load and check the data of every variant in ``tasks`` before anything starts."""
+    from normbench.preflight import check_data
+
+    variants = list({t.variant.id: t.variant for t in tasks}.values())
+    return check_data(suite, variants)
 
 
 def _needs_preflight(config: dict[str, Any]) -> bool:
@@ -472,13 +512,21 @@ def execute_plan(plan: RunPlan, *, on_progress: Any = None, on_record: Any = Non
     extra: dict[str, Any] = {"execution": plan.execution(), "arith": plan.arith()}
     if plan.rel_reference is not None:
         extra["rel_cost_reference"] = plan.rel_reference.id
+    if plan.data is not None:
+        extra["data"] = plan.data.manifest()
     if plan.shard is not None:
         extra["shard"] = format_shard(plan.shard)
         extra["tasks_in_shard"] = len(plan.tasks)
     # Signals are handled until the workers are gone (the pool closes first, inside the guard).
     with stop_on_signals(raise_interrupt=plan.in_process) as stop_asked, ExitStack() as stack:
+        if plan.resume_dir is not None:  # before anything is written: one writer per directory
+            stack.enter_context(RunLock(plan.resume_dir.path))
         pool = stack.enter_context(_worker_pool(plan))  # workers start up while we set up the run
-        run_dir = _reopen(plan) if plan.resume_dir else start_run(plan.suite, plan.out, plan.command, extra)
+        if plan.resume_dir is not None:
+            run_dir = _reopen(plan)
+        else:
+            run_dir = start_run(plan.suite, plan.out, plan.command, extra)
+            stack.enter_context(RunLock(run_dir.path))
 
         def keep(record: dict[str, Any]) -> None:
             if on_record is not None:
@@ -493,6 +541,10 @@ def execute_plan(plan: RunPlan, *, on_progress: Any = None, on_record: Any = Non
             interrupted = not _dispatch(plan, run_dir, pool, store, keep, on_progress, stop_asked)
         except KeyboardInterrupt:
             interrupted = True
+        except StorageError:  # disk full, permission lost: stop; what is stored stays resumable
+            with contextlib.suppress(StorageError):
+                finish_run(run_dir, "interrupted")
+            raise
         except BaseException:  # e.g. an unreachable scheduler: the run is over, say so
             finish_run(run_dir, "failed")
             raise
@@ -607,14 +659,20 @@ def load_run(path: str | Path) -> RunDir:
     return open_run_dir(Path(path))
 
 
-def validate_files(paths: list[Path]) -> list[tuple[Path, Suite | None, str | None]]:
-    """Validate several suite files; returns (path, suite or None, error or None) for each."""
+def validate_files(paths: list[Path], data: bool = False) -> list[tuple[Path, Suite | None, str | None]]:
+    """Validate several suite files; returns (path, suite or None, error or None) for each.
+
+    ``data``: also run the pre-flight data check (loads every dataset the grid uses).
+    """
     from normbench.errors import NormbenchError
 
     results = []
     for path in paths:
         try:
-            results.append((path, load_suite(path), None))
+            suite = load_suite(path)
+            if data:
+                _preflight(suite, tasks_of(suite))
+            results.append((path, suite, None))
         except NormbenchError as exc:
             results.append((path, None, str(exc)))
     return results

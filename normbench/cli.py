@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from enum import Enum
 from pathlib import Path
@@ -56,6 +57,9 @@ def handle_errors(func):  # type: ignore[no-untyped-def]
             return func(*args, **kwargs)
         except NormbenchError as exc:
             raise fail(str(exc), exc.exit_code) from None
+        except OSError as exc:  # a write or read the storage layer did not wrap: still one line
+            where = f"{exc.filename}: " if exc.filename else ""
+            raise fail(f"{where}{exc.strerror or exc}") from None
 
     return wrapper
 
@@ -75,7 +79,8 @@ def run(
     workers: Annotated[int | None, typer.Option("--workers", "-j", help="Worker processes (default: chosen from the core count and the model size; 1 trains in this process; with --executor dask and no --scheduler: the LocalCluster size).", show_default=False)] = None,
     threads_per_worker: Annotated[int | None, typer.Option("--threads-per-worker", help="torch intra-op threads per task, in process or in each worker, for variants without their own training.threads (default: 1 for small models, 4 for large ones; capped so workers × threads ≤ cores; recorded, and reused by --resume).", show_default=False)] = None,
     reproducible: Annotated[bool | None, typer.Option("--reproducible/--no-reproducible", help="Pin the CPU kernels to a common level (AVX2 on x86-64: ATen, MKL, oneDNN) so other machines give the same numbers; default: the suite's training.reproducible, else off (this CPU's fastest kernels).", show_default=False)] = None,
-    resume: Annotated[str | None, typer.Option("--resume", help="Finish an earlier run of this suite: skip its complete results, run the rest (RUN_DIR or 'latest').", metavar="RUN_DIR|latest")] = None,
+    resume: Annotated[str | None, typer.Option("--resume", help="Finish an earlier run of this suite: skip its complete results, run the rest and re-run failed ones (RUN_DIR or 'latest').", metavar="RUN_DIR|latest")] = None,
+    no_retry: Annotated[bool, typer.Option("--no-retry", help="With --resume: keep failed results instead of re-running them.")] = False,
     shard: Annotated[str | None, typer.Option("--shard", help="Run only shard I of N (balanced, deterministic), e.g. --shard 2/3; combine with 'normbench merge'.", metavar="I/N")] = None,
     executor: Annotated[str, typer.Option("--executor", help="local (worker processes here) or dask (a Dask cluster; needs normbench[dask]).", metavar="[local|dask]")] = "local",
     scheduler: Annotated[str | None, typer.Option("--scheduler", help="Dask scheduler address, e.g. tcp://10.0.0.5:8786 (default with --executor dask: a LocalCluster on 127.0.0.1).", metavar="ADDRESS")] = None,
@@ -108,7 +113,7 @@ def run(
 
     options = api.make_options(workers=workers, threads_per_worker=threads_per_worker, executor=executor,
                                scheduler=scheduler, devices=devices, shard=shard, resume=resume,
-                               reproducible=reproducible)
+                               retry_failed=not no_retry, reproducible=reproducible)
     loaded = load_suite(suite, set_ or [])
     for message in loaded.warnings:
         warn(message)
@@ -192,7 +197,9 @@ def merge(
     Example: normbench merge shards/a/quickstart/* shards/b/quickstart/* --out reports/runs
     """
     from normbench import api
+    from normbench.results.store import check_output_dir
 
+    check_output_dir(out, "--out")
     outcome = api.merge_runs(run_dirs, out, command=["normbench", *sys.argv[1:]], report=False)
     _print_run_table(outcome.run_dir.path, fmt, not no_report)
     print(f"run directory: {outcome.run_dir.path} ({len(outcome.records)} of {outcome.expected} results "
@@ -209,8 +216,11 @@ def merge(
 def validate(
     suites: Annotated[list[Path], typer.Argument(help="Suite YAML files.")],
     show_model: Annotated[bool, typer.Option("--show-model", help="Also build each custom model on one batch (imports torch) and print which norm layers each variant replaces.")] = False,
+    data: Annotated[bool, typer.Option("--data", help="Also load every dataset the grid uses and check it (shapes, NaN/inf, labels, sizes vs batch_size), as run does before training.")] = False,
 ) -> None:
-    """Check suite files without running them (and without importing torch).
+    """Check suite files without running them (and without importing torch, unless --data).
+
+    A custom norm's target module is imported (and so executed), as run would.
 
     --show-model runs the pre-flight check of `run` (custom models built on one batch of the
     dataset) and prints every replaced layer: module path, old → new.
@@ -218,12 +228,14 @@ def validate(
     Example: normbench validate suites/*.yaml
 
     Example: normbench validate --show-model examples/resnet-norms.yaml
+
+    Example: normbench validate --data suites/mnist1d-table.yaml
     """
     from normbench.api import validate_files
     from normbench.errors import NormbenchError
 
     bad = 0
-    for path, loaded, error in validate_files(suites):
+    for path, loaded, error in validate_files(suites, data=data):
         if error is None and show_model:
             assert loaded is not None
             from normbench.api import check_models
@@ -239,7 +251,8 @@ def validate(
         assert loaded is not None
         for message in loaded.warnings:
             warn(message)
-        print(f"ok: {path}: {len(loaded.variants)} variants × {len(loaded.seeds)} seeds")
+        checked = " (data checked)" if data else ""
+        print(f"ok: {path}: {len(loaded.variants)} variants × {len(loaded.seeds)} seeds{checked}")
         if show_model:
             from normbench.models.custom import render_checks
 
@@ -427,7 +440,10 @@ def compare(
     """
     from normbench.analysis.compare import compare_runs
     from normbench.report.compare_render import render_comparison, write_junit
+    from normbench.results.store import check_output_file
 
+    if junit_xml is not None:  # before comparing: a bad path is known now
+        check_output_file(junit_xml, "--junit-xml")
     result = compare_runs(baseline, candidate, reference=reference, gates=fail_on or [],
                           metrics=metric or None, alpha=alpha, stats=not no_stats, warn=warn)
     for message in result.warnings:
@@ -462,8 +478,28 @@ def _run_gate(gate, run_dir: Path, fmt: Format) -> int:  # type: ignore[no-untyp
     return result.exit_code
 
 
+def _terminate(signum: int, frame: object) -> None:
+    """SIGINT/SIGTERM outside a run's own handling (pre-flight, the final table): exit 130.
+
+    A run installs its own handlers while it trains (stop, keep what finished); whatever
+    happens outside them has either not started writing or already written everything.
+    """
+    import os
+
+    try:
+        sys.stdout.flush()
+        print("normbench: interrupted", file=sys.stderr, flush=True)
+    finally:
+        os._exit(130)
+
+
 def main() -> None:
     """Console-script entry point: user errors become one line and exit 2, never a traceback."""
+    import signal
+
+    # Without this, click turns Ctrl-C into "Aborted!" with exit 1 and SIGTERM kills outright.
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, _terminate)
     try:
         app()
     except NormbenchError as exc:
@@ -472,3 +508,17 @@ def main() -> None:
     except KeyboardInterrupt:
         print("normbench: interrupted", file=sys.stderr)
         sys.exit(130)
+    finally:
+        _flush_stdout()
+
+
+def _flush_stdout() -> None:
+    """Flush the table now, while SIGTERM still means exit 130: the interpreter's own final
+    flush (into a pipe that is full) runs after its signal handlers are gone."""
+    import os
+
+    try:
+        sys.stdout.flush()
+    except (BrokenPipeError, ValueError):  # the reader went away (e.g. `| head`): nothing to say
+        with contextlib.suppress(OSError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

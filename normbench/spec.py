@@ -9,9 +9,9 @@ import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
 
 from normbench import budget
 from normbench.analysis.claims import check_claims
@@ -56,17 +56,32 @@ TARGET_KEYS = {
 
 OPTIMIZERS = ("sgd", "momentum", "adam", "adamw")
 DEVICE_RE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
-NAME_RE = re.compile(r"^[a-z0-9_-]+$")
+NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]*$")  # no leading "-": it reads as a flag
+NAME_MAX = 64  # the suite name is a directory name: far below any file system's limit
+SEED_MAX = 2**32 - 1  # numpy's and torch's seeds must fit here
+TARGET_RANGE = {"test_acc": (0.0, 1.0), "train_probe_acc": (0.0, 1.0)}  # losses: >= 0
+
+
+def _not_bool(value: Any) -> Any:
+    """YAML's ``true`` is not the number 1: a bool where a number belongs is a mistake."""
+    if isinstance(value, bool):
+        raise ValueError(f"expected a number, got {str(value).lower()}")
+    return value
+
+
+# Numbers of the schema: never a bool, and floats always finite (``.inf``/``.nan`` mean nothing).
+Int = Annotated[int, BeforeValidator(_not_bool)]
+Float = Annotated[float, BeforeValidator(_not_bool)]
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_default=True)
+    model_config = ConfigDict(extra="forbid", validate_default=True, allow_inf_nan=False)
 
 
 class DatasetCfg(BaseModel):
     """``dataset:`` — a registry name plus its own options (checked by the data registry)."""
 
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", allow_inf_nan=False)
     name: str
     input_norm: Literal["none", "zscore", "minmax"] = "none"
 
@@ -78,22 +93,22 @@ class ModelCfg(_Strict):
     target: str | None = None
     options: dict[str, Any] | None = None
     swap: str | list[str] | None = None
-    hidden: int | list[int] | None = None
-    channels: list[int] | None = None
-    kernel_size: int = Field(3, ge=1)
-    stride: int = Field(1, ge=1)
+    hidden: Int | list[Int] | None = None
+    channels: list[Int] | None = None
+    kernel_size: Int = Field(3, ge=1)
+    stride: Int = Field(1, ge=1)
     pool: Literal["max", "avg", "none"] = "max"
-    convs_per_stage: int = Field(1, ge=1)
+    convs_per_stage: Int = Field(1, ge=1)
     readout: str | None = None
     cell: Literal["lstm", "gru", "rnn"] = "gru"
-    layers: int = Field(1, ge=1)
+    layers: Int = Field(1, ge=1)
     residual: bool = False
     activation: str = "relu"
     norm: str | dict[str, Any] = "none"
     placement: Literal["pre", "post"] = "pre"
     init: Literal["default", "gaussian", "xavier", "kaiming"] = "default"
-    init_std: float = Field(0.01, gt=0)
-    dropout: float = Field(0.0, ge=0, lt=1)
+    init_std: Float = Field(0.01, gt=0)
+    dropout: Float = Field(0.0, ge=0, lt=1)
     bidirectional: bool = False
     fused: bool = False
 
@@ -117,38 +132,45 @@ class OptimizerCfg(_Strict):
     """An optimizer mapping: ``{name: momentum, momentum: 0.9, weight_decay: 0}``."""
 
     name: Literal["sgd", "momentum", "adam", "adamw"] = "sgd"
-    momentum: float = Field(0.9, ge=0, lt=1)
+    momentum: Float = Field(0.9, ge=0, lt=1)
     nesterov: bool = False
-    weight_decay: float = Field(0.0, ge=0)
-    betas: tuple[float, float] = (0.9, 0.999)
-    eps: float = Field(1e-8, gt=0)
+    weight_decay: Float = Field(0.0, ge=0)
+    betas: tuple[Float, Float] = (0.9, 0.999)
+    eps: Float = Field(1e-8, gt=0)
+
+    @field_validator("betas")
+    @classmethod
+    def _betas(cls, v: tuple[float, float]) -> tuple[float, float]:
+        if not all(0 <= b < 1 for b in v):
+            raise ValueError(f"betas must both lie in [0, 1), got {list(v)}")
+        return v
 
 
 class TrainingCfg(_Strict):
     """``training:`` — optimizer, learning rate, batch, steps, seeds and device."""
 
     optimizer: str | OptimizerCfg = "sgd"
-    lr: float = Field(0.01, gt=0)
-    lr_mult: float = Field(1.0, gt=0)
+    lr: Float = Field(0.01, gt=0)
+    lr_mult: Float = Field(1.0, gt=0)
     lr_schedule: Literal["constant", "cosine"] = "constant"
-    lr_batch_ref: int | None = Field(None, ge=1)
-    batch_size: int = Field(60, ge=1)
-    steps: int | None = Field(None, ge=1)
-    epochs: float | None = Field(None, gt=0)
-    eval_every: int = Field(100, ge=1)
-    eval_every_epochs: float | None = Field(None, gt=0)
+    lr_batch_ref: Int | None = Field(None, ge=1)
+    batch_size: Int = Field(60, ge=1)
+    steps: Int | None = Field(None, ge=1)
+    epochs: Float | None = Field(None, gt=0)
+    eval_every: Int = Field(100, ge=1)
+    eval_every_epochs: Float | None = Field(None, gt=0)
     batches: Literal["mixed", "per_domain"] = "mixed"
-    eval_batch_size: int = Field(1000, ge=1)
-    probe_size: int = Field(1000, ge=1)
-    seeds: int | list[int] = 3
+    eval_batch_size: Int = Field(1000, ge=1)
+    probe_size: Int = Field(1000, ge=1)
+    seeds: Int | list[Int] = 3
     device: str = "auto"
-    threads: int | None = Field(None, ge=1)
+    threads: Int | None = Field(None, ge=1)
     reproducible: bool | None = None
-    grad_clip: float | None = Field(None, gt=0)
+    grad_clip: Float | None = Field(None, gt=0)
     precision: Literal["fp32", "bf16", "fp16"] = "fp32"
     compile: bool = False
     channels_last: bool = False
-    profile_steps: int = Field(20, ge=0)
+    profile_steps: Int = Field(20, ge=0)
 
     @field_validator("optimizer", mode="before")
     @classmethod
@@ -164,10 +186,12 @@ class TrainingCfg(_Strict):
     @field_validator("seeds")
     @classmethod
     def _seeds(cls, v: int | list[int]) -> int | list[int]:
-        if isinstance(v, int) and v < 1:
-            raise ValueError("seeds must be a count ≥ 1 or a list of seeds")
-        if isinstance(v, list) and (not v or len(set(v)) != len(v) or min(v) < 0):
-            raise ValueError("seeds must be a non-empty list of distinct non-negative integers")
+        if isinstance(v, int) and not 1 <= v <= 10_000:
+            raise ValueError(f"seeds must be a count from 1 to 10000 or a list of seeds, got {v}")
+        if isinstance(v, list) and (not v or len(set(v)) != len(v) or min(v) < 0
+                                    or max(v) > SEED_MAX):
+            raise ValueError(f"seeds must be a non-empty list of distinct integers in "
+                             f"[0, {SEED_MAX}]")
         return v
 
     @field_validator("device")
@@ -188,9 +212,9 @@ class ClaimCfg(_Strict):
     better: dict[str, Any] = {}
     than: dict[str, Any] = {}
     where: dict[str, Any] = {}
-    published: float | None = None
-    tolerance: float = Field(0.02, ge=0)
-    margin: float | str | None = None  # equivalence margin: 0.01 (metric units) or "5%"
+    published: Float | None = None
+    tolerance: Float = Field(0.02, ge=0)
+    margin: Float | str | None = None  # equivalence margin: 0.01 (metric units) or "5%"
 
 
 class SuiteCfg(_Strict):
@@ -203,7 +227,7 @@ class SuiteCfg(_Strict):
     training: TrainingCfg = TrainingCfg()
     grid: dict[str, list[Any]] = {}
     exclude: list[dict[str, Any]] = []
-    targets: dict[str, float] = {}
+    targets: dict[str, Float] = {}
     diagnostics: list[str] | dict[str, dict[str, Any] | None] = []
     gates: list[str] = []
     claims: list[ClaimCfg] = []
@@ -211,8 +235,23 @@ class SuiteCfg(_Strict):
     @field_validator("name")
     @classmethod
     def _name(cls, v: str) -> str:
+        # The name becomes a directory name: refuse what a file system cannot hold.
+        if len(v) > NAME_MAX:
+            raise ValueError(f"name is {len(v)} characters long; at most {NAME_MAX} (it names "
+                             "the run directory)")
         if not NAME_RE.match(v):
-            raise ValueError(f"name '{v}' must use only a-z, 0-9, '_' and '-'")
+            shown = v if len(v) <= 40 else v[:40] + "…"
+            raise ValueError(f"name '{shown}' must use only a-z, 0-9, '_' and '-' (not first)")
+        return v
+
+    @field_validator("targets")
+    @classmethod
+    def _targets(cls, v: dict[str, float]) -> dict[str, float]:
+        for key, value in v.items():
+            low, high = TARGET_RANGE.get(key, (0.0, float("inf")))
+            if not low <= value <= high:
+                where = f"in [{low:g}, {high:g}]" if high < float("inf") else ">= 0"
+                raise ValueError(f"target {key} must be {where}, got {value}")
         return v
 
 
@@ -302,6 +341,8 @@ def _pydantic_message(err: dict[str, Any], loc: tuple) -> str:
         return f"expected an integer, got {value!r}"
     if kind in ("float_parsing", "float_type"):
         return f"expected a number, got {value!r}"
+    if kind == "finite_number":
+        return f"must be a finite number, got {value!r}"
     if kind in ("bool_parsing", "bool_type"):
         return f"expected true or false, got {value!r}"
     if kind in ("greater_than", "greater_than_equal", "less_than", "less_than_equal"):
@@ -329,7 +370,9 @@ def _validate(data: dict[str, Any], loc: _Locator, remap: dict[tuple, tuple] | N
     except ValidationError as exc:
         errors = exc.errors(include_url=False)
         # An OptimizerCfg given as a name fails both union branches; report the clearest one.
-        err = next((e for e in errors if "Value error" in e["msg"]), errors[0])
+        # Otherwise the deepest error is the most specific (a bad option inside the mapping).
+        err = next((e for e in errors if "Value error" in e["msg"]), None) or max(
+            errors, key=lambda e: len(e["loc"]))
         path = _clean_loc(tuple(err["loc"]))
         if path[:2] == ("training", "optimizer") and len(path) > 2 and path[2] == "OptimizerCfg":
             path = path[:2] + path[3:]
@@ -528,7 +571,7 @@ def _check_callable(target: str, options: dict[str, Any], what: str, loader: boo
     """
     from normbench.norms.catalog import resolve_target
 
-    obj = resolve_target(target, what=what)
+    obj = resolve_target(target, what=what, accept="function")
     problem = _loader_signature_error(obj, options) if loader else custom_signature_error(obj, options)
     if problem is not None:
         args = "**options" if loader else "num_outputs=…, input_shape=…, **options"
@@ -680,8 +723,13 @@ def build_suite(
     _check_gates(base.gates, base.targets, loc)
 
     # Each grid key must name a real setting: check every value alone against the schema.
+    swept_paths: dict[tuple[str, ...], str] = {}
     for key, values in base.grid.items():
         path = canonical_key(key)
+        if path in swept_paths:  # e.g. `norm` and `model.norm`: one setting swept twice
+            raise loc.error(f"'{key}' and '{swept_paths[path]}' both sweep {'.'.join(path)}; "
+                            "keep one of them", ("grid", key))
+        swept_paths[path] = key
         if path[0] not in ("dataset", "model", "training"):
             raise loc.error(
                 f"cannot sweep '{key}': grid keys are dotted paths under dataset., model. or "

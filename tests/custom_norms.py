@@ -70,6 +70,33 @@ class Killer(nn.Module):
         return x
 
 
+class SysExit(nn.Module):
+    """Calls ``sys.exit(0)`` in forward: must fail its variant, not end the run with exit 0."""
+
+    def __init__(self, num_features: int) -> None:
+        super().__init__()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        import sys
+
+        sys.exit(0)
+
+
+class OsExit(nn.Module):
+    """Calls ``os._exit(1)`` in forward: only a worker process can survive it."""
+
+    def __init__(self, num_features: int) -> None:
+        super().__init__()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        os._exit(1)
+
+
+def make_scale(num_features: int) -> nn.Module:
+    """A documented factory: a function annotated to return an ``nn.Module``."""
+    return Scale(num_features)
+
+
 class Jittery(nn.Module):
     """Blocks the signal (outputs zeros) and sleeps ``NB_JITTER_MS`` in every other block of
     10 training calls.

@@ -33,6 +33,7 @@ from normbench.errors import InputError
 from normbench.report.synthetic import make_run
 from normbench.report.tables import fmt_stats, pivot_table, render, summary_table
 from normbench.results.store import (
+    CORE_METRICS,
     RunDir,
     atomic_write_json,
     create_run_dir,
@@ -330,7 +331,8 @@ def test_open_run_dir_errors(tmp_path: Path) -> None:
 def test_iter_results_skips_bad_files_by_name(tmp_path: Path) -> None:
     run = RunDir(tmp_path)
     run.results_dir.mkdir()
-    run.write_result({"variant_id": "good", "seed": 0, "status": "ok"})
+    run.write_result({"variant_id": "good", "seed": 0, "status": "ok",
+                      "metrics": dict.fromkeys(CORE_METRICS)})
     (run.results_dir / "trunc-s0.json").write_text('{"variant_id": "trunc", "seed": 0, "sta')
     (run.results_dir / "junk-s0.json").write_text('{"hello": 1}')
     (run.results_dir / "new-s0.json").write_text('{"variant_id": "n", "seed": 0, "status": "ok", "schema_version": 99}')

@@ -189,7 +189,7 @@ def test_default_workers_follow_cores_and_model_size(tmp_path: Path) -> None:
 
 def test_death_cause_names_the_signal() -> None:
     assert death_cause(-9).startswith("worker process died (signal 9)")
-    assert death_cause(1) == "worker process died (exit code 1)"
+    assert death_cause(1).startswith("worker process died (exit code 1)")
 
 
 # --- CLI: bad values are one sentence and exit 2 ------------------------------------------------

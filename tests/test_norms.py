@@ -250,7 +250,7 @@ def test_custom_builds_class_with_options(tmp_path: Path, monkeypatch: pytest.Mo
     assert module.num_features == C and module.factor == 2.5
     x = torch.randn(SHAPES[2])
     assert torch.equal(module(x), 2.5 * x)
-    with pytest.raises(OptionError, match="not a class or callable") as err:
+    with pytest.raises(OptionError, match=r"not a torch\.nn\.Module subclass") as err:
         check_custom_importable(resolve_norm({"kind": "custom", "target": "my_norms:VALUE"}))
     assert err.value.path == ("target",)
 

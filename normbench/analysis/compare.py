@@ -442,7 +442,7 @@ def _pair(
     out.newly = newly_failing(b, c)
     for m in names:
         sb, sc = b["metrics"].get(m), c["metrics"].get(m)
-        if not sb and not sc:
+        if not sb or not sc:  # one side did not record it: nothing to compare, not a regression
             continue
         empty = {"mean": None, "n": 0, "values": []}
         out.metrics.append(metric_change(m, _info(summaries, m), sb or empty, sc or empty,
@@ -560,7 +560,38 @@ def compare_summaries(
                             "so gates on them use the threshold alone")
     control_family(cmp.variants, alpha)
     cmp.gates = _gate_results(parsed, cmp.variants)
+    _check_gates_checked(cmp, base, cand, baseline, candidate)
     return cmp
+
+
+def _records_metric(summary: dict[str, Any], metric: str) -> bool:
+    """Whether any variant of the run recorded ``metric`` at all (null values included)."""
+    return any(metric in (v.get("metrics") or {}) for v in summary.get("variants") or [])
+
+
+def _all_bad(summary: dict[str, Any]) -> bool:
+    """Every seed of every variant diverged or failed."""
+    variants = summary.get("variants") or []
+    return bool(variants) and all(not (v.get("counts") or {}).get("ok") for v in variants)
+
+
+def _check_gates_checked(cmp: Comparison, base: dict[str, Any], cand: dict[str, Any],
+                         baseline: str, candidate: str) -> None:
+    """A gate that checked nothing is not a pass: say why (exit 2), never "0 checks passed"."""
+    for text in dict.fromkeys(g.gate for g in cmp.gates):
+        results = [g for g in cmp.gates if g.gate == text]
+        if any(g.status != "skipped" for g in results):
+            continue
+        metric = results[0].metric
+        if _all_bad(base) and _all_bad(cand):
+            raise InputError(f"gate '{text}' checked nothing: every seed of both runs diverged or "
+                             f"failed, so neither has a value of {metric}")
+        for summary, name in ((base, baseline), (cand, candidate)):
+            if not _records_metric(summary, metric):
+                raise InputError(f"gate '{text}' checked nothing: {name} records no {metric} "
+                                 "(its result files lack the metric)")
+        raise InputError(f"gate '{text}' checked nothing: {metric} has no values to compare "
+                         f"({results[0].reason})")
 
 
 def compare_runs(

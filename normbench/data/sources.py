@@ -238,7 +238,7 @@ def build_custom(opts: dict, files: list[Path]) -> dict[str, np.ndarray]:
 
     target = opts["target"]
     try:
-        loader = resolve_target(target, what="custom dataset loader")
+        loader = resolve_target(target, what="custom dataset loader", accept="function")
     except OptionError as exc:
         raise InputError(f"dataset.target: {exc.message}.") from None
     try:

@@ -114,14 +114,22 @@ def run_task(task: Task, on_progress: OnProgress | None = None, device: str | No
         probes = make_probes(config)
     except Exception as exc:  # reported as a failed variant; the suite goes on
         return failure_record(task, f"{type(exc).__name__}: {exc}")
+    except SystemExit as exc:
+        return failure_record(task, f"the variant's code called sys.exit({exc.code!r}) while "
+                                    "building")
 
     def progress(step: int, total: int, *_: Any) -> None:
         if on_progress is not None:
             on_progress(task.key, step, total, task.seed)
 
-    with pinned_threads(config["training"].get("threads")):
-        record = run_variant(config, task.seed, split, probes=probes, on_progress=progress, meta=meta)
-        record["arith"] = arith_record(reproducible)
+    try:
+        with pinned_threads(config["training"].get("threads")):
+            record = run_variant(config, task.seed, split, probes=probes, on_progress=progress,
+                                 meta=meta)
+            record["arith"] = arith_record(reproducible)
+    except SystemExit as exc:  # user code (a custom norm) called sys.exit: this variant failed
+        return failure_record(task, f"the variant's code called sys.exit({exc.code!r}), which "
+                                    "would have ended the run")
     record["config"] = variant.config
     return record
 

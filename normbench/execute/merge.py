@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -13,7 +11,15 @@ from typing import Any
 from normbench.errors import InputError
 from normbench.execute import arith
 from normbench.execute.plan import suite_difference, valid_result
-from normbench.results.store import RESOLVED, RunDir, create_run_dir, open_run_dir
+from normbench.results.store import (
+    RESOLVED,
+    RunDir,
+    Warn,
+    atomic_write_text,
+    create_run_dir,
+    open_run_dir,
+    stderr_warn,
+)
 
 PREFERRED = {"ok": 0, "diverged": 1, "failed": 2}  # which duplicate to keep
 
@@ -39,9 +45,7 @@ class MergeOutcome:
 
 def _atomic_copy_text(src: Path, dst: Path) -> None:
     """Copy a text file so that ``dst`` is never seen half-written."""
-    tmp = dst.with_name(f".{dst.name}.{os.getpid()}.{secrets.token_hex(3)}.tmp")
-    tmp.write_text(src.read_text(encoding="utf-8"), encoding="utf-8")
-    os.replace(tmp, dst)
+    atomic_write_text(dst, src.read_text(encoding="utf-8", errors="replace"))
 
 
 def _check_same_suite(runs: Sequence[RunDir]) -> dict[str, Any]:
@@ -82,9 +86,28 @@ def _check_same_kernels(runs: Sequence[RunDir], manifests: list[dict[str, Any]])
                              "(e.g. --reproducible on each) and merge again")
 
 
-def _pick(runs: Sequence[RunDir], variant_id: str, seed: int) -> tuple[dict[str, Any] | None, int]:
-    """The best valid record of (variant, seed) across the runs, and how many runs had one."""
-    found = [r for r in (valid_result(run.result_path(variant_id, seed), variant_id, seed) for run in runs) if r]
+def _pick(runs: Sequence[RunDir], variant_id: str, seed: int,
+          warn: Warn | None = None) -> tuple[dict[str, Any] | None, int]:
+    """The best valid record of (variant, seed) across the runs, and how many distinct ones.
+
+    The same shard given twice (or two identical copies) counts once; a result file that
+    exists but fails its schema is named on ``warn`` and skipped.
+    """
+    found: list[dict[str, Any]] = []
+    seen: set[Path] = set()
+    for run in runs:
+        path = run.result_path(variant_id, seed)
+        real = path.resolve()
+        if real in seen or not path.exists():
+            continue
+        seen.add(real)
+        record = valid_result(path, variant_id, seed)
+        if record is None:
+            if warn is not None:
+                warn(f"{path} is not a valid result file; skipped")
+            continue
+        if record not in found:
+            found.append(record)
     if not found:
         return None, 0
     return min(found, key=lambda r: PREFERRED.get(r["status"], 3)), len(found)
@@ -96,7 +119,8 @@ def _status(records: list[dict[str, Any]], expected: int) -> str:
     return "failed" if any(r["status"] == "failed" for r in records) else "complete"
 
 
-def merge_runs(dirs: Sequence[Path], out: Path, command: list[str]) -> MergeOutcome:
+def merge_runs(dirs: Sequence[Path], out: Path, command: list[str],
+               warn: Warn | None = None) -> MergeOutcome:
     """Combine shard run directories into a new run directory under ``out`` (``<out>/<suite>/…``)."""
     if not dirs:
         raise InputError("merge needs at least one run directory")
@@ -113,7 +137,7 @@ def merge_runs(dirs: Sequence[Path], out: Path, command: list[str]) -> MergeOutc
     for variant in resolved.get("variants", []):
         for seed in variant.get("seeds", []):
             outcome.expected += 1
-            record, copies = _pick(runs, variant["id"], seed)
+            record, copies = _pick(runs, variant["id"], seed, warn or stderr_warn)
             outcome.duplicates += max(0, copies - 1)
             if record is not None:
                 target.write_result(record)

@@ -41,6 +41,7 @@ class ExecOptions:
     devices: tuple[str, ...] = ()
     shard: tuple[int, int] | None = None  # (i, n), 1-based
     resume: str | None = None  # a run directory, or "latest"
+    retry_failed: bool = True  # --resume re-runs failed results (--no-retry keeps them)
     reproducible: bool | None = None  # None: the suite's training.reproducible (default off)
 
 
@@ -70,7 +71,7 @@ def parse_devices(text: str | None) -> tuple[str, ...]:
 def make_options(*, workers: int | None = None, threads_per_worker: int | None = None,
                  executor: str = "local", scheduler: str | None = None, devices: str | None = None,
                  shard: str | None = None, resume: str | None = None,
-                 reproducible: bool | None = None) -> ExecOptions:
+                 retry_failed: bool = True, reproducible: bool | None = None) -> ExecOptions:
     """Validate the raw command-line values; every problem is one ``InputError`` sentence."""
     if workers is not None and workers < 1:
         raise InputError(f"--workers must be at least 1 (got {workers})")
@@ -89,7 +90,8 @@ def make_options(*, workers: int | None = None, threads_per_worker: int | None =
     return ExecOptions(workers=workers, threads_per_worker=threads_per_worker, executor=executor,
                        scheduler=scheduler or None, devices=parsed_devices,
                        shard=parse_shard(shard) if shard is not None else None,
-                       resume=resume or None, reproducible=reproducible)
+                       resume=resume or None, retry_failed=retry_failed,
+                       reproducible=reproducible)
 
 
 # --- cost estimates ---------------------------------------------------------------------------
@@ -267,14 +269,17 @@ def suite_difference(old: dict[str, Any], new: dict[str, Any]) -> str | None:
 
 
 def valid_result(path: Path, variant_id: str, seed: int) -> dict[str, Any] | None:
-    """The record at ``path`` if it is complete and belongs to (variant_id, seed), else None."""
+    """The record at ``path`` if it is valid (its schema, types included) and belongs to
+    (variant_id, seed), else None: ``--resume`` re-runs what this refuses."""
     import json
+
+    from normbench.results.store import result_problem
 
     try:
         record = json.loads(Path(path).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
-    if not isinstance(record, dict) or record.get("status") not in ("ok", "diverged", "failed"):
+    if result_problem(record) is not None:
         return None
     if record.get("variant_id") != variant_id or record.get("seed") != seed:
         return None

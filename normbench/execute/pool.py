@@ -17,6 +17,7 @@ import os
 import pickle
 import signal
 import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
@@ -35,6 +36,7 @@ from normbench.execute.local import (
 
 POLL_SECONDS = 0.2  # how often the supervisor checks the stop flag while workers are busy
 JOIN_SECONDS = 5.0  # how long a stopping worker may take before it is killed
+STOP_GRACE_SECONDS = 2.0  # how long a SIGTERM-ed worker's death waits for the run's own stop
 
 SIGNAL_HINTS = {signal.SIGKILL: "killed, e.g. by the out-of-memory killer",
                 signal.SIGSEGV: "segmentation fault", signal.SIGABRT: "aborted",
@@ -48,7 +50,24 @@ def death_cause(exitcode: int | None) -> str:
     if exitcode < 0:
         hint = SIGNAL_HINTS.get(-exitcode)
         return f"worker process died (signal {-exitcode})" + (f": {hint}" if hint else "")
-    return f"worker process died (exit code {exitcode})"
+    return (f"worker process died (exit code {exitcode}): the variant's code ended its process "
+            "(e.g. os._exit)")
+
+
+def _stopping(exitcode: int | None, should_stop: Callable[[], bool]) -> bool:
+    """Whether a worker killed by SIGTERM/SIGINT died of a stop of the whole run.
+
+    ``timeout``, systemd and Slurm signal the whole process group: the worker may die before
+    the parent's own handler has run, so the parent waits a moment for it before calling the
+    task failed. An interrupted task is not a failure: it is abandoned and ``--resume`` runs it.
+    """
+    if exitcode not in (-signal.SIGTERM, -signal.SIGINT):
+        return False
+    for _ in range(int(STOP_GRACE_SECONDS / 0.05)):
+        if should_stop():
+            return True
+        time.sleep(0.05)
+    return should_stop()
 
 
 # --- the worker side --------------------------------------------------------------------------
@@ -120,7 +139,7 @@ def worker_main(conn: Connection, threads: int | None, device: str | None,
     if threads is not None:
         os.environ.update(arith.thread_env(threads))
     set_threads(threads)
-    from normbench.results.store import RunDir
+    from normbench.results.store import RunDir, StorageError
 
     while True:
         try:
@@ -135,7 +154,11 @@ def worker_main(conn: Connection, threads: int | None, device: str | None,
             conn.send(("progress", key, step, total))
 
         record = run_task(task, progress, device)
-        guard.write(RunDir(Path(run_dir)), record)  # complete before the parent hears of it
+        try:
+            guard.write(RunDir(Path(run_dir)), record)  # complete before the parent hears of it
+        except StorageError as exc:  # disk full, permission lost: the parent stops the run
+            conn.send(("storage", task.key, str(exc)))
+            return
         conn.send(("done", task.key, record))
 
 
@@ -208,6 +231,8 @@ class WorkerPool:
                     continue
                 w.process.join(JOIN_SECONDS)
                 _receive(w, on_result, on_progress)  # a "done" sent just before dying still counts
+                if w.task is not None and _stopping(w.process.exitcode, should_stop):
+                    w.task = None  # interrupted with the run: abandoned, not failed
                 if w.task is not None:
                     record = failure_record(w.task, death_cause(w.process.exitcode))
                     if write_failure is not None:
@@ -249,6 +274,11 @@ def _receive(w: _Worker, on_result: OnResult, on_progress: OnProgress | None) ->
             elif message[0] == "done":
                 w.task = None
                 on_result(message[2])
+            elif message[0] == "storage":
+                from normbench.results.store import StorageError
+
+                w.task = None  # not failed: nothing was stored, --resume runs it again
+                raise StorageError(message[2])
     except (EOFError, OSError, pickle.UnpicklingError):
         return False
     return True

@@ -23,7 +23,7 @@ from normbench.norms.catalog import resolve_target
 def call_factory(cfg: dict[str, Any], sample_shape: tuple[int, ...], num_outputs: int) -> nn.Module:
     """The user's module, unswapped; OptionError (path ``target``) when the call goes wrong."""
     target = cfg["target"]
-    factory = resolve_target(target, what="custom model factory")
+    factory = resolve_target(target, what="custom model factory", accept="function")
     try:
         model = factory(
             num_outputs=num_outputs, input_shape=tuple(sample_shape), **(cfg.get("options") or {})

@@ -232,7 +232,11 @@ def build_rms(num_features: int, spec: Spec) -> nn.Module:
 def build_custom(num_features: int, spec: Spec) -> nn.Module:
     """``Class(num_features, **options)`` for ``{kind: custom, target: "pkg.mod:Class", …}``."""
     cls = resolve_target(spec["target"])
-    return cls(num_features, **custom_options(spec))
+    module = cls(num_features, **custom_options(spec))
+    if not isinstance(module, nn.Module):  # a factory that broke its annotation's promise
+        raise TypeError(f"custom norm target '{spec['target']}' returned a "
+                        f"{type(module).__name__}, not an nn.Module")
+    return module
 
 
 def wrap_weight(layer: nn.Module, spec: Spec) -> nn.Module:

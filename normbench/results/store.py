@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
 import math
 import os
 import secrets
+import shutil
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -21,6 +24,65 @@ RESULTS = "results"
 REQUIRED_RESULT_KEYS = ("variant_id", "seed", "status")
 
 Warn = Callable[[str], None]
+MIN_FREE_BYTES = 16 * 2**20  # refuse to start a run on a disk with less room than this
+LOCK = ".normbench.lock"
+
+
+class StorageError(InputError):
+    """A write failed (disk full, no permission): the run stops, finished results stay."""
+
+
+def storage_error(exc: OSError, path: Path, doing: str = "write") -> StorageError:
+    """One sentence for a failed write, naming the file and what to do."""
+    if exc.errno == errno.ENOSPC or exc.errno == errno.EDQUOT:
+        why = "the disk is full"
+    elif exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        why = "permission denied" if exc.errno != errno.EROFS else "the file system is read-only"
+    else:
+        why = exc.strerror or str(exc)
+    return StorageError(f"cannot {doing} {path}: {why}")
+
+
+def check_output_dir(path: Path, what: str) -> None:
+    """Before any work: ``path`` must be (or be creatable as) a writable directory with room."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise StorageError(f"{what} {path} is a file, not a directory")
+    existing = path
+    while not existing.exists():
+        if existing.parent == existing:
+            break
+        existing = existing.parent
+    if existing.exists() and not existing.is_dir():
+        raise StorageError(f"{what} {path}: {existing} is a file, not a directory")
+    # Nothing is created here (a refused run leaves no trace); a probe file tests the
+    # nearest existing directory, which catches read-only mounts that os.access misses.
+    try:
+        probe = existing / f".probe.{os.getpid()}.{secrets.token_hex(3)}.tmp"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise storage_error(exc, path, f"write to {what}") from None
+    free = shutil.disk_usage(existing).free
+    if free < MIN_FREE_BYTES:
+        raise StorageError(
+            f"{what} {path} has only {free // 2**20} MiB free; normbench needs at "
+            f"least {MIN_FREE_BYTES // 2**20} MiB to store a run"
+        )
+
+
+def check_output_file(path: Path, what: str) -> None:
+    """Before any work: ``path`` must be a file that can be written (not a directory)."""
+    path = Path(path)
+    if path.is_dir():
+        raise StorageError(f"{what} {path} is a directory, not a file")
+    parent = path.parent
+    if parent.exists() and not parent.is_dir():
+        raise StorageError(f"{what} {path}: {parent} is a file, not a directory")
+    if not parent.exists():
+        raise StorageError(f"{what} {path}: the directory {parent} does not exist")
+    if not os.access(parent, os.W_OK):
+        raise StorageError(f"cannot write {what} {path}: permission denied")
 
 
 def stderr_warn(message: str) -> None:
@@ -43,19 +105,31 @@ def atomic_write_json(path: Path, obj: Any, *, indent: int | None = 1) -> None:
     The temp file lives in the same directory (``os.replace`` is only atomic within a
     filesystem) and starts with a dot so ``iter_results`` never picks it up.
     """
+    text = json.dumps(obj, indent=indent, default=_json_default, allow_nan=True) + "\n"
+    atomic_write_text(path, text)
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write text atomically (temp file + ``os.replace``); a failed write is a ``StorageError``.
+
+    Every file normbench writes goes through here (or ``atomic_write_json``), so a full disk
+    or a missing permission is one sentence, and the old file, if any, is left untouched.
+    """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(3)}.tmp")
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
         with open(tmp, "w", encoding="utf-8") as fh:
-            json.dump(obj, fh, indent=indent, default=_json_default, allow_nan=True)
-            fh.write("\n")
+            fh.write(text)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
+    except OSError as exc:
+        raise storage_error(exc, path) from None
     finally:
-        if tmp.exists():
-            tmp.unlink()
+        with contextlib.suppress(OSError):
+            if tmp.exists():
+                tmp.unlink()
 
 
 def read_json(path: Path, what: str) -> Any:
@@ -69,21 +143,97 @@ def read_json(path: Path, what: str) -> Any:
     except json.JSONDecodeError as exc:
         # A file cut off mid-write no longer ends with its closing bracket.
         kind = "corrupt" if text.rstrip().endswith(("}", "]")) else "truncated"
-        raise InputError(f"{path} is not a valid {what} ({kind} JSON: {exc.msg} at line "
-                         f"{exc.lineno} column {exc.colno})") from None
+        raise InputError(
+            f"{path} is not a valid {what} ({kind} JSON: {exc.msg} at line "
+            f"{exc.lineno} column {exc.colno})"
+        ) from None
+
+
+STATUSES = ("ok", "diverged", "failed")
+# key → the JSON types it may hold; every reader (report, compare, merge, --resume) relies on them
+RESULT_TYPES: dict[str, tuple[type, ...]] = {
+    "variant_id": (str,),
+    "seed": (int,),
+    "status": (str,),
+    "variant_name": (str,),
+    "params": (dict,),
+    "config": (dict,),
+    "error": (str, type(None)),
+    "diverged_at_step": (int, type(None)),
+    "curves": (dict,),
+    "metrics": (dict,),
+    "targets": (dict,),
+    "timing": (dict,),
+    "diagnostics": (dict,),
+    "schema_version": (int,),
+}
+_TYPE_NAMES = {str: "a string", int: "an integer", dict: "an object", type(None): "null"}
+
+
+def _is_number(value: Any) -> bool:
+    return value is None or (isinstance(value, int | float) and not isinstance(value, bool))
+
+
+def result_problem(record: Any) -> str | None:
+    """Why ``record`` is not a valid result record (types included), or ``None`` when it is."""
+    if not isinstance(record, dict):
+        return "a JSON object was expected"
+    missing = [k for k in REQUIRED_RESULT_KEYS if k not in record]
+    if missing:
+        return f"missing {', '.join(missing)}"
+    for key, types in RESULT_TYPES.items():
+        value = record.get(key)
+        if key not in record or (isinstance(value, bool) and bool not in types):
+            if key in record:
+                return f"'{key}' is {str(value).lower()}, expected {_TYPE_NAMES[types[0]]}"
+            continue
+        if not isinstance(value, types):
+            wanted = " or ".join(_TYPE_NAMES[t] for t in types)
+            return f"'{key}' is a {type(value).__name__}, expected {wanted}"
+    if record["status"] not in STATUSES:
+        return f"'status' is {record['status']!r}, expected one of {', '.join(STATUSES)}"
+    if record["seed"] < 0:
+        return f"'seed' is {record['seed']}, expected a non-negative integer"
+    bad = next((k for k, v in record.get("metrics", {}).items() if not _is_number(v)), None)
+    if bad is not None:
+        return f"metric '{bad}' is {record['metrics'][bad]!r}, expected a number or null"
+    for name, curve in record.get("curves", {}).items():
+        if not isinstance(curve, list) or not all(_is_number(v) for v in curve):
+            return f"curve '{name}' must be a list of numbers"
+    return None
+
+
+# Every finished (ok or diverged) record carries these, null when they do not apply.
+CORE_METRICS = (
+    "final_test_acc",
+    "best_test_acc",
+    "final_test_loss",
+    "final_train_loss",
+    "samples_per_sec",
+    "ms_per_step",
+    "train_seconds",
+)
+
+
+def missing_metrics(record: dict[str, Any]) -> list[str]:
+    """The core metrics a finished record lacks (a failed one has none to lack)."""
+    if record.get("status") == "failed":
+        return []
+    return [m for m in CORE_METRICS if m not in record.get("metrics", {})]
 
 
 def check_result(record: Any, path: Path) -> dict[str, Any]:
-    """Validate the few keys every consumer relies on; ``InputError`` otherwise."""
-    if not isinstance(record, dict):
-        raise InputError(f"{path} is not a valid result file (a JSON object was expected)")
-    missing = [k for k in REQUIRED_RESULT_KEYS if k not in record]
-    if missing:
-        raise InputError(f"{path} is not a valid result file (missing {', '.join(missing)})")
-    version = record.get("schema_version", SCHEMA_VERSION)
-    if isinstance(version, int) and version > SCHEMA_VERSION:
-        raise InputError(f"{path} has result schema_version {version}, newer than this normbench "
-                         f"understands ({SCHEMA_VERSION}): upgrade normbench")
+    """Validate a result record against its schema (types included); ``InputError`` otherwise."""
+    if isinstance(record, dict):
+        version = record.get("schema_version", SCHEMA_VERSION)
+        if isinstance(version, int) and not isinstance(version, bool) and version > SCHEMA_VERSION:
+            raise InputError(
+                f"{path} has result schema_version {version}, newer than this "
+                f"normbench understands ({SCHEMA_VERSION}): upgrade normbench"
+            )
+    problem = result_problem(record)
+    if problem is not None:
+        raise InputError(f"{path} is not a valid result file ({problem})")
     return record
 
 
@@ -113,7 +263,9 @@ class RunDir:
         """The manifest; ``InputError`` when it is missing or not JSON."""
         data = read_json(self.path / MANIFEST, "manifest")
         if not isinstance(data, dict):
-            raise InputError(f"{self.path / MANIFEST} is not a valid manifest (a JSON object was expected)")
+            raise InputError(
+                f"{self.path / MANIFEST} is not a valid manifest (a JSON object was expected)"
+            )
         return data
 
     def write_json(self, name: str, obj: Any) -> Path:
@@ -128,7 +280,23 @@ class RunDir:
         if not path.exists():
             return None
         data = read_json(path, "resolved suite")
-        return data if isinstance(data, dict) else None
+        if not isinstance(data, dict):
+            return None
+        variants = data.get("variants", [])
+        if (
+            not isinstance(data.get("suite", {}), dict)
+            or not isinstance(variants, list)
+            or not all(
+                isinstance(v, dict)
+                and isinstance(v.get("id"), str)
+                and isinstance(v.get("seeds", []), list)
+                for v in variants
+            )
+        ):
+            raise InputError(
+                f"{path} is not a valid resolved suite (wrong types in 'suite' or 'variants')"
+            )
+        return data
 
     def result_path(self, variant_id: str, seed: int) -> Path:
         return self.results_dir / result_name(variant_id, seed)
@@ -149,7 +317,9 @@ class RunDir:
             return []
         return sorted(p for p in self.results_dir.glob("*.json") if not p.name.startswith("."))
 
-    def iter_results(self, strict: bool = False, warn: Warn | None = None) -> Iterator[dict[str, Any]]:
+    def iter_results(
+        self, strict: bool = False, warn: Warn | None = None
+    ) -> Iterator[dict[str, Any]]:
         """Yield every valid result record.
 
         A corrupt or truncated file (e.g. a run killed mid-write by an old version, or a
@@ -159,11 +329,19 @@ class RunDir:
         warn = warn or stderr_warn
         for path in self.result_files():
             try:
-                yield check_result(read_json(path, "result file"), path)
+                record = check_result(read_json(path, "result file"), path)
             except InputError as exc:
                 if strict:
                     raise InputError(f"{exc} (--strict)") from None
                 warn(f"{exc}; skipped")
+                continue
+            lacking = missing_metrics(record)
+            if lacking:
+                message = f"{path} lacks the metrics {', '.join(lacking)}"
+                if strict:
+                    raise InputError(f"{message} (--strict)")
+                warn(f"{message}; its variant shows no value for them")
+            yield record
 
 
 def _fresh_name() -> str:
@@ -213,3 +391,98 @@ def finite_or_none(value: Any) -> float | None:
         return None
     value = float(value)
     return value if math.isfinite(value) else None
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, but another user's
+        return True
+    return True
+
+
+class RunLock:
+    """An exclusive lock on a run directory while a process writes into it.
+
+    ``flock`` on ``.normbench.lock`` (released by the kernel when its holder dies, even by
+    ``kill -9``), and the holder's pid inside it for the message. A lock file whose pid is gone
+    is stale: it is taken over with a note on ``warn``.
+    """
+
+    def __init__(self, run_dir: Path, warn: Warn | None = None) -> None:
+        self.path = Path(run_dir) / LOCK
+        self.warn = warn or stderr_warn
+        self.fd: int | None = None
+
+    def __enter__(self) -> RunLock:
+        self.acquire()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+    def _holder(self) -> int | None:
+        try:
+            text = self.path.read_text(encoding="utf-8").split()
+            return int(text[0]) if text else None
+        except (OSError, ValueError):
+            return None
+
+    def acquire(self) -> None:
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise storage_error(exc, self.path, "lock") from None
+        try:
+            import fcntl
+
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except ImportError:  # no flock (Windows): the pid alone decides
+            holder = self._holder()
+            if holder is not None and holder != os.getpid() and _pid_alive(holder):
+                os.close(fd)
+                raise self._busy(holder) from None
+        except OSError:
+            os.close(fd)
+            raise self._busy(self._holder()) from None
+        holder = self._holder()
+        if holder is not None and holder != os.getpid():
+            state = "no longer running" if not _pid_alive(holder) else "it let go of it"
+            self.warn(f"{self.path.parent}: took over the lock of process {holder} ({state})")
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        self.fd = fd
+
+    def check(self) -> None:
+        """``InputError`` now if another process holds the lock (changes nothing on disk)."""
+        if not self.path.exists():
+            return
+        try:
+            import fcntl
+        except ImportError:
+            return
+        fd = os.open(self.path, os.O_RDONLY)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(fd, fcntl.LOCK_UN)
+        except OSError:
+            raise self._busy(self._holder()) from None
+        finally:
+            os.close(fd)
+
+    def _busy(self, holder: int | None) -> InputError:
+        who = f"process {holder}" if holder else "another process"
+        return InputError(
+            f"{self.path.parent} is in use by {who} (a run or --resume is writing "
+            f"into it); wait for it to finish or stop it, then retry"
+        )
+
+    def release(self) -> None:
+        if self.fd is None:
+            return
+        with contextlib.suppress(OSError):
+            os.ftruncate(self.fd, 0)  # an empty lock file: released cleanly, nothing stale
+        os.close(self.fd)
+        self.fd = None
