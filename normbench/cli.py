@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from enum import Enum
 from pathlib import Path
@@ -9,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from normbench.errors import NormbenchError
+from normbench.errors import InputError, NormbenchError
 
 app = typer.Typer(
     name="normbench",
@@ -19,6 +20,7 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
+    context_settings={"max_content_width": 100},
 )
 
 
@@ -33,6 +35,58 @@ class Format(str, Enum):
 
 
 FormatOpt = Annotated[Format, typer.Option("--format", "-f", help="Output format on stdout.")]
+WideOpt = Annotated[bool, typer.Option(
+    "--wide", help="Terminal tables on one line each, headers unabbreviated (default: fit 100 "
+    "columns, split into parts with a legend).")]
+RUNS = Path("reports/runs")  # where `run` writes by default, so where `latest` looks
+
+
+def run_path(arg: Path, suite: str | None = None, runs: Path = RUNS) -> Path:
+    """A run directory argument: ``latest`` is the newest run under reports/runs (of ``suite``)."""
+    if str(arg) != "latest" or Path(arg).exists():
+        return arg
+    from normbench.results.store import latest_run_dir
+
+    try:
+        return latest_run_dir(runs, suite).path
+    except NormbenchError as exc:
+        raise InputError(f"'latest': {exc} (run a suite first, e.g. normbench run "
+                             "suites/quickstart.yaml)") from None
+
+
+def suite_of(run_dir: Path) -> str | None:
+    """The suite name a run directory records in its manifest (None if it cannot be read)."""
+    import json
+
+    try:
+        return json.loads((Path(run_dir) / "manifest.json").read_text())["suite_name"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def _width(wide: bool) -> contextlib.AbstractContextManager[None]:
+    from normbench.report.width import DEFAULT_WIDTH, table_width
+
+    return table_width(None if wide else DEFAULT_WIDTH)
+
+
+def _version(value: bool) -> None:
+    if value:
+        from importlib.metadata import version
+
+        print(f"normbench {version('normbench')}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                          help="Print the version and exit.")] = False,
+) -> None:
+    """Benchmark normalization layers: train every variant of a YAML suite, store, compare.
+
+    Example: normbench run suites/quickstart.yaml
+    """
 
 
 def fail(message: str, code: int = 2) -> typer.Exit:
@@ -81,6 +135,7 @@ def run(
     devices: Annotated[str | None, typer.Option("--devices", help="Devices assigned to workers round robin, e.g. cuda:0,cuda:1 (a device may repeat or be shared by several --workers).", metavar="LIST")] = None,
     baseline: Annotated[Path | None, typer.Option("--baseline", help="After the run, compare with this run directory and check the gates (see normbench compare).", metavar="RUN_DIR")] = None,
     fail_on: Annotated[list[str] | None, typer.Option("--fail-on", help="Regression gate vs --baseline, METRIC:[+|-]NUMBER[%], e.g. final_test_acc:-1% (repeatable); exit 1 when one fires.", metavar="METRIC:CHANGE")] = None,
+    wide: WideOpt = False,
 ) -> None:
     """Train every variant × seed of a suite, store the run, print a comparison table.
 
@@ -101,7 +156,7 @@ def run(
     loaded = load_suite(suite, set_ or [])
     for message in loaded.warnings:
         warn(message)
-    gate = _prepare_gate(baseline, fail_on, loaded)
+    gate = _prepare_gate(run_path(baseline) if baseline else None, fail_on, loaded)
     plan = api.plan_run(loaded, out, options, command=["normbench", *sys.argv[1:]])
     if plan.resume_dir is not None:
         print(f"resuming {plan.resume_dir.path}: {len(plan.done)} of {len(plan.tasks)} results complete, "
@@ -119,7 +174,8 @@ def run(
             on_record=on_record,
         )
     try:
-        _print_run_table(outcome.run_dir.path, fmt, not no_report)
+        with _width(wide):
+            _print_run_table(outcome.run_dir.path, fmt, not no_report)
     except Exception as exc:  # a report bug must not hide a finished run: results are on disk
         warn(f"the report could not be written ({type(exc).__name__}: {exc}); every result is "
              f"saved — retry with: normbench report {outcome.run_dir.path}")
@@ -128,7 +184,9 @@ def run(
         print("interrupted: finished results are saved", file=sys.stderr)
     elif outcome.failed:
         warn(f"{len(outcome.failed)} of {len(outcome.records)} variant runs failed")
-    gate_code = _run_gate(gate, outcome.run_dir.path, fmt) if gate and outcome.status != "interrupted" else 0
+    with _width(wide):
+        gate_code = _run_gate(gate, outcome.run_dir.path, fmt) \
+            if gate and outcome.status != "interrupted" else 0
     raise typer.Exit(outcome.exit_code or gate_code)
 
 
@@ -153,6 +211,7 @@ def merge(
     out: Annotated[Path, typer.Option("--out", help="Parent directory of the merged run (it goes to OUT/<suite>/<timestamp>-<id>, like run --out).")] = Path("reports/runs"),
     fmt: FormatOpt = Format.table,
     no_report: Annotated[bool, typer.Option("--no-report", help="Skip report.md/report.html and plots.")] = False,
+    wide: WideOpt = False,
 ) -> None:
     """Combine shard run directories (normbench run --shard I/N) into one run; refuses mismatched suites.
 
@@ -163,7 +222,8 @@ def merge(
     from normbench import api
 
     outcome = api.merge_runs(run_dirs, out, command=["normbench", *sys.argv[1:]], report=False)
-    _print_run_table(outcome.run_dir.path, fmt, not no_report)
+    with _width(wide):
+        _print_run_table(outcome.run_dir.path, fmt, not no_report)
     print(f"run directory: {outcome.run_dir.path} ({len(outcome.records)} of {outcome.expected} results "
           f"from {len(run_dirs)} runs)", file=sys.stderr)
     if outcome.missing:
@@ -212,16 +272,24 @@ class ListWhat(str, Enum):
 @app.command("list")
 @handle_errors
 def list_(
-    what: Annotated[ListWhat, typer.Argument(help="Which registry to list.")] = ListWhat.all,
+    what: Annotated[str, typer.Argument(
+        help="Which registry to list: all, norms, models, datasets, activations, metrics, "
+        "diagnostics.", metavar="[all|norms|models|datasets|activations|metrics|diagnostics]")] = "all",
     fmt: FormatOpt = Format.table,
+    wide: WideOpt = False,
 ) -> None:
     """List the registries: norms, models, datasets, activations, metrics, diagnostics.
 
     Example: normbench list norms --format markdown
     """
+    from normbench.errors import unknown
     from normbench.listing import render_listing
 
-    print(render_listing(what.value, fmt.value))
+    choices = [w.value for w in ListWhat]
+    if what not in choices:
+        raise InputError(f"list: {unknown('registry', what, choices)}")
+    with _width(wide):
+        print(render_listing(what, fmt.value))
 
 
 @app.command()
@@ -266,6 +334,7 @@ def bench(
     min_time: Annotated[float, typer.Option(help="Minimum seconds of timed samples per "
                                             "measurement (after warm-up).")] = 1.0,
     fmt: FormatOpt = Format.table,
+    wide: WideOpt = False,
 ) -> None:
     """Time norm layers (forward, forward+backward): median, IQR, GB/s and fraction of a copy.
 
@@ -281,7 +350,8 @@ def bench(
         repeats=repeats, min_time=min_time,
         progress=lambda msg: print(msg, file=sys.stderr, flush=True),
     )
-    sys.stdout.write(render_bench(records, fmt.value))
+    with _width(wide):
+        sys.stdout.write(render_bench(records, fmt.value))
     if any(r["status"] != "ok" for r in records):
         raise typer.Exit(3)  # some layers failed while running (exit code 3, DESIGN §4)
 
@@ -289,7 +359,9 @@ def bench(
 @app.command()
 @handle_errors
 def report(
-    run_dir: Annotated[Path, typer.Argument(help="A run directory written by normbench run.")],
+    run_dir: Annotated[Path, typer.Argument(
+        help="A run directory written by normbench run, or 'latest' (the newest under reports/runs).",
+        metavar="RUN_DIR|latest")],
     fmt: Annotated[Format | None, typer.Option(
         "--format", "-f", help="Print the table in this format and write no files.")] = None,
     pivot: Annotated[str | None, typer.Option(
@@ -303,18 +375,23 @@ def report(
     strict: Annotated[bool, typer.Option(
         "--strict", help="Fail (exit 2) on a corrupt result file instead of skipping it.")] = False,
     plots: Annotated[bool, typer.Option("--plots/--no-plots", help="Draw plots/ (PNG + SVG).")] = True,
+    wide: WideOpt = False,
 ) -> None:
     """Aggregate a run over seeds: summary.json, report.md, self-contained report.html, plots/.
 
     Without --format or --pivot it (re)writes the report files and prints the summary table
     (the relative table with --reference). With them it only prints.
 
-    Example: normbench report reports/runs/quickstart/20261125-080000-3f2a --pivot norm,placement --metric final_test_acc
+    Example: normbench report latest
+
+    Example: normbench report reports/quickstart --pivot norm,placement --metric final_test_acc
     """
     from normbench.report.api import report_command
 
-    out = report_command(run_dir, fmt=fmt.value if fmt else None, pivot=pivot, metric=metric,
-                         reference=reference, strict=strict, plots=plots, warn=warn)
+    run_dir = run_path(run_dir)
+    with _width(wide):
+        out = report_command(run_dir, fmt=fmt.value if fmt else None, pivot=pivot, metric=metric,
+                             reference=reference, strict=strict, plots=plots, warn=warn)
     sys.stdout.write(out.text)
     if out.written:
         print(f"report: {run_dir / 'report.html'} ({len(out.written)} files written)", file=sys.stderr)
@@ -324,10 +401,12 @@ def report(
 @handle_errors
 def compare(
     baseline: Annotated[Path, typer.Argument(
-        help="Baseline run directory (or its summary.json); with --reference, the run to analyse.",
+        help="Baseline run directory (or its summary.json, or 'latest'); with --reference, the run "
+        "to analyse.",
         metavar="BASELINE")],
     candidate: Annotated[Path | None, typer.Argument(
-        help="Candidate run directory (or its summary.json) of the same suite.",
+        help="Candidate run directory (or its summary.json) of the same suite; 'latest' = the "
+        "newest run of the baseline's suite under reports/runs.",
         metavar="CANDIDATE", show_default=False)] = None,
     fail_on: Annotated[list[str] | None, typer.Option(
         "--fail-on", help="Gate METRIC:[+|-]NUMBER[%] (repeatable): fail when the metric got worse "
@@ -347,6 +426,7 @@ def compare(
     junit_xml: Annotated[Path | None, typer.Option(
         "--junit-xml", help="Also write JUnit XML: one test case per gated variant × metric.",
         metavar="PATH")] = None,
+    wide: WideOpt = False,
 ) -> None:
     """Compare two runs of a suite metric by metric (regression gates for CI), or one run's variants.
 
@@ -356,20 +436,24 @@ def compare(
 
     Exit codes: 0 no gate fired · 1 a gate fired (regression) · 2 could not compare (bad input).
 
-    Example: normbench compare reports/baselines/ci-smoke reports/runs/ci-smoke/20261125-080000-3f2a --fail-on final_test_acc:-1%
+    Example: normbench compare reports/baselines/ci-smoke latest --fail-on final_test_acc:-1%
 
     Example: normbench compare BASE_DIR CAND_DIR --fail-on samples_per_sec:-10% --format markdown --junit-xml gates.xml
 
-    Example: normbench compare reports/runs/quickstart/20261125-080000-3f2a --reference norm=none
+    Example: normbench compare reports/quickstart --reference norm=none
     """
     from normbench.analysis.compare import compare_runs
     from normbench.report.compare_render import render_comparison, write_junit
 
+    baseline = run_path(baseline)
+    if candidate is not None:
+        candidate = run_path(candidate, suite_of(baseline))
     result = compare_runs(baseline, candidate, reference=reference, gates=fail_on or [],
                           metrics=metric or None, alpha=alpha, stats=not no_stats, warn=warn)
     for message in result.warnings:
         warn(message)
-    sys.stdout.write(render_comparison(result, fmt.value))
+    with _width(wide):
+        sys.stdout.write(render_comparison(result, fmt.value))
     if junit_xml is not None:
         write_junit(result, junit_xml)
     if fmt not in (Format.table, Format.markdown):
@@ -397,6 +481,17 @@ def _run_gate(gate, run_dir: Path, fmt: Format) -> int:  # type: ignore[no-untyp
     text = render_gates(result, fmt.value if human else "table")
     (sys.stdout if human else sys.stderr).write(text)
     return result.exit_code
+
+
+def _full_summaries() -> None:
+    """Command summaries in ``--help`` are the docstrings' first lines, never cut with '...'."""
+    for info in app.registered_commands:
+        doc = (info.callback.__doc__ or "") if info.callback else ""
+        if info.short_help is None and doc.strip():
+            info.short_help = doc.strip().splitlines()[0]
+
+
+_full_summaries()
 
 
 def main() -> None:

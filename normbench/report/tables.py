@@ -6,8 +6,6 @@ import csv
 import html
 import io
 import json
-import shutil
-import sys
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,6 +31,7 @@ class Table:
     numeric: set[int] = field(default_factory=set)  # right-aligned column indices
     note: str = ""
     json_obj: Any = None
+    keys: int = 1  # leading label columns, repeated in every part of a split terminal table
 
 
 # --- numbers --------------------------------------------------------------------------------
@@ -130,7 +129,7 @@ def summary_table(summary: dict[str, Any], metrics: list[str] | None = None) -> 
     n0 = len(head) + 1
     return Table(f"{summary['suite'].get('name', '')}: mean ± std over seeds",
                  [*head, "ok/div/fail", *metrics], rows, data,
-                 numeric=set(range(n0, n0 + len(metrics))),
+                 numeric=set(range(n0, n0 + len(metrics))), keys=len(head),
                  note="ok/div/fail counts seeds; (k/n) after a time to target = reached by k of n seeds; "
                       "(n=k) = only k seeds had a value; (noisy) = ms/step varied by more than 10 % "
                       "(IQR/median) between eval intervals")
@@ -156,7 +155,7 @@ def stats_table(summary: dict[str, Any], metric: str) -> Table:
     n0 = len(head)
     return Table(f"{metric}: seed statistics (95 % bootstrap CI of the mean)",
                  [*head, "mean", "std", "median", "min", "max", "95 % CI", "n", "per seed"],
-                 rows, data, numeric=set(range(n0, n0 + 7)))
+                 rows, data, numeric=set(range(n0, n0 + 7)), keys=len(head))
 
 
 def convergence_table(summary: dict[str, Any]) -> Table:
@@ -185,7 +184,7 @@ def convergence_table(summary: dict[str, Any]) -> Table:
     head = keys or ["variant"]
     return Table("Convergence: time to target, final vs best, area under the loss curve",
                  [*head, *cols, *extra], rows, data,
-                 numeric=set(range(len(head), len(head) + len(cols) + len(extra))),
+                 numeric=set(range(len(head), len(head) + len(cols) + len(extra))), keys=len(head),
                  note="auc = area under the curve ÷ step span (the mean loss over training)")
 
 
@@ -225,7 +224,7 @@ def relative_table(summary: dict[str, Any], rows_in: list[dict[str, Any]], ref: 
         rows.append(row)
         data.append(d)
     return Table(f"Relative to {name_of(ref, list(ref))}: speed-up = reference time ÷ variant time",
-                 cols, rows, data, numeric=set(range(len(keys) + 1, len(cols))),
+                 cols, rows, data, numeric=set(range(len(keys) + 1, len(cols))), keys=len(keys),
                  note="reference 'same' = same values on the other swept keys, else the values it was "
                       "matched on; '> x×' = the reference never reached the target, so x is a lower "
                       "bound (its whole run ÷ the variant's time)")
@@ -261,6 +260,7 @@ def lr_table(summary: dict[str, Any], rows_in: list[dict[str, Any]]) -> Table:
     return Table(f"Learning-rate robustness: lr_mult values that converge, and best {metric} over lr",
                  [*keys, "converging range", "count", "converging lr_mult", "best lr_mult",
                   f"best {metric}"], rows, data, numeric={len(keys) + 1, len(keys) + 4},
+                 keys=len(keys),
                  note=f"an lr_mult converges when a strict majority of seeds converged ({rule})")
 
 
@@ -292,28 +292,18 @@ def pivot_table(summary: dict[str, Any], pv: dict[str, Any]) -> Table:
     return Table(f"{metric} ({direction} is better), mean ± std over seeds{tuned}",
                  [*pv["row_keys"], *col_head], rows, data,
                  numeric=set(range(len(pv["row_keys"]), len(pv["row_keys"]) + len(col_head))),
-                 json_obj=pv)
+                 json_obj=pv, keys=len(pv["row_keys"]))
 
 
 # --- rendering ------------------------------------------------------------------------------
 
 
-def _rich(table: Table, width: int | None) -> str:
-    from rich import box
-    from rich.console import Console
-    from rich.table import Table as RichTable
+def _text(table: Table, width: int | None) -> str:
+    from normbench.report.width import fit_table
 
-    if width is None:
-        width = shutil.get_terminal_size((160, 40)).columns if sys.stdout.isatty() else 240
-    rt = RichTable(title=table.title, box=box.SIMPLE_HEAD, caption=table.note or None)
-    for i, c in enumerate(table.columns):
-        rt.add_column(c, justify="right" if i in table.numeric else "left", overflow="fold")
-    for row in table.rows:
-        rt.add_row(*row)
-    buf = io.StringIO()
-    Console(file=buf, width=width, color_system=None, force_terminal=False, highlight=False,
-            emoji=False, markup=False).print(rt)
-    return buf.getvalue()
+    kwargs = {} if width is None else {"width": width}
+    return fit_table(table.title, table.columns, table.rows, table.numeric, table.note,
+                     keys=table.keys, **kwargs)
 
 
 def _latex_escape(text: str) -> str:
@@ -341,7 +331,7 @@ def render(table: Table, fmt: str, width: int | None = None) -> str:
 
     align = ["right" if i in table.numeric else "left" for i in range(len(table.columns))]
     if fmt == "table":
-        return _rich(table, width)
+        return _text(table, width)
     if fmt == "markdown":
         body = tabulate([[_markdown_escape(c) for c in r] for r in table.rows],
                         headers=[_markdown_escape(c) for c in table.columns], tablefmt="github",

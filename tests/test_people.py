@@ -1,0 +1,123 @@
+"""Made for people: widths that fit a terminal, `latest`, `--version`, help, did-you-mean."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from normbench.cli import app
+from normbench.report.synthetic import make_run
+from normbench.report.width import fit_table, max_line_width, stack_records
+
+runner = CliRunner()
+QUICKSTART = Path(__file__).resolve().parents[1] / "reports" / "quickstart"
+
+
+def invoke(*args: str, cwd: Path | None = None):  # type: ignore[no-untyped-def]
+    return runner.invoke(app, [str(a) for a in args])
+
+
+@pytest.fixture(scope="module")
+def run_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_run(tmp_path_factory.mktemp("people") / "run", steps=300, eval_every=100)
+
+
+# --- widths ---------------------------------------------------------------------------------
+
+
+def test_fit_table_splits_and_keeps_keys() -> None:
+    cols = ["norm", "final_test_acc", "best_test_acc", "samples_per_sec"]
+    rows = [["batch", "0.6560 ± 0.0028" * 2, "0.6635 ± 0.0092" * 2, "155,674 ± 2,293" * 2]]
+    text = fit_table("t", cols, rows, numeric={1, 2, 3}, keys=1, width=50)
+    assert max_line_width(text) <= 50
+    # Every part repeats the key column, numbers are never wrapped, the legend names the metric.
+    assert text.count("batch") == 3 and "0.6560 ± 0.00280.6560 ± 0.0028" in text
+    assert "test acc = final_test_acc" in text and "(1/3, continued below)" in text
+    wide = fit_table("t", cols, rows, numeric={1, 2, 3}, width=None)
+    assert len(wide.splitlines()) == 4 and "final_test_acc" in wide.splitlines()[1]
+
+
+def test_stack_records_when_sentences_do_not_fit() -> None:
+    cols = ["name", "summary"]
+    rows = [["x", "word " * 40], ["y", "short"]]
+    text = stack_records(cols, rows, width=60)
+    assert max_line_width(text) <= 60 and text.startswith("x\n  summary: word")
+    assert stack_records(cols, [["y", "short"]], width=60).splitlines()[0].startswith("name")
+
+
+@pytest.mark.parametrize(
+    "args", [["list"], ["list", "datasets"], ["list", "norms"], ["list", "metrics"]]
+)
+def test_list_fits_100_columns(args: list[str]) -> None:
+    result = invoke(*args)
+    assert result.exit_code == 0, result.output
+    assert max_line_width(result.stdout) <= 100
+    assert max_line_width(invoke(*args, "--wide").stdout) > 100
+
+
+def test_report_and_compare_fit_100_columns(run_path: Path) -> None:
+    for args in (
+        ["report", run_path, "-f", "table"],
+        ["compare", run_path, run_path],
+        ["compare", run_path, "--reference", "norm=none"],
+    ):
+        result = invoke(*args)
+        assert result.exit_code == 0, result.output
+        assert max_line_width(result.stdout) <= 100, args
+        assert "legend:" in result.stdout
+        wide = invoke(*args, "--wide")
+        assert max_line_width(wide.stdout) > 100 and "legend:" not in wide.stdout
+
+
+def test_run_table_fits_100_columns(tmp_path: Path) -> None:
+    suite = tmp_path / "s.yaml"
+    suite.write_text(
+        "name: tiny\ndataset: {name: synthetic-blobs, num_samples: 200}\n"
+        "model: {kind: mlp, hidden: [8]}\ntraining: {steps: 20, eval_every: 10, "
+        "seeds: 1, batch_size: 20}\ngrid: {norm: [none, batch]}\n"
+        "targets: {test_acc: 0.5}\n"
+    )
+    result = invoke("run", suite, "--out", tmp_path / "runs", "--no-report", "-q")
+    assert result.exit_code == 0, result.output
+    assert max_line_width(result.stdout) <= 100 and "samples/s" in result.stdout
+
+
+# --- latest, version, help, did-you-mean ---------------------------------------------------
+
+
+def test_latest_run_dir(run_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    result = invoke("report", "latest", "-f", "csv")
+    assert result.exit_code == 2 and "'latest': no normbench run directory" in result.output
+    for stamp in ("20260101-000000-aaaa", "20260102-000000-bbbb"):
+        shutil.copytree(run_path, tmp_path / "reports" / "runs" / "synthetic" / stamp)
+    result = invoke("report", "latest", "-f", "csv")
+    assert result.exit_code == 0, result.output
+    newer = tmp_path / "reports/runs/synthetic/20260102-000000-bbbb"
+    assert invoke("report", "latest").exit_code == 0 and (newer / "report.html").is_file()
+    assert not (tmp_path / "reports/runs/synthetic/20260101-000000-aaaa/report.html").exists()
+    result = invoke("compare", "reports/runs/synthetic/20260101-000000-aaaa", "latest")
+    assert result.exit_code == 0, result.output
+    assert "20260102-000000-bbbb vs" in result.stdout.replace("\n", " ")
+
+
+def test_version_and_full_help() -> None:
+    from importlib.metadata import version
+
+    result = invoke("--version")
+    assert result.exit_code == 0 and result.stdout.strip() == f"normbench {version('normbench')}"
+    help_text = invoke("--help").stdout
+    commands = help_text.split("Commands:")[1]
+    assert "..." not in commands and "print a comparison table." in " ".join(commands.split())
+
+
+@pytest.mark.parametrize(
+    ("args", "suggestion"), [(["list", "norm"], "norms"), (["list", "dataset"], "datasets")]
+)
+def test_list_did_you_mean(args: list[str], suggestion: str) -> None:
+    result = invoke(*args)
+    assert result.exit_code == 2
+    assert f"did you mean '{suggestion}'?" in result.output and "Traceback" not in result.output
