@@ -148,7 +148,7 @@ def run(
     Example: normbench run suites/ci-smoke.yaml --baseline reports/baselines/ci-smoke --fail-on final_test_acc:-1%
     """
     from normbench import api
-    from normbench.execute.progress import Progress
+    from normbench.execute.progress import Progress, startup_words
     from normbench.spec import load_suite
 
     options = api.make_options(workers=workers, threads_per_worker=threads_per_worker, executor=executor,
@@ -164,10 +164,13 @@ def run(
     steps = loaded.variants[0].config["training"]["steps"] if loaded.variants else 0
     with Progress(len(plan.pending), steps, enabled=False if quiet else None) as progress:
         names = {t.key: f"{t.variant.name} s{t.seed}" for t in plan.pending}
+        if plan.pending:
+            workers = 1 if plan.in_process else min(plan.workers, len(plan.pending))
+            progress.stage(startup_words((t.variant.config["dataset"] for t in plan.pending),
+                                         workers))
 
         def on_record(record: dict) -> None:
-            if record["status"] != "ok":
-                progress.log(f"{record['status']}: {record['variant_name']} seed {record['seed']}: {record.get('error')}")
+            progress.finished(record, f"{record['variant_id']}-s{record['seed']}")
 
         outcome = api.execute_plan(
             plan, on_progress=lambda key, step, total, seed: progress.update(key, step, total, names[key]),
@@ -181,13 +184,29 @@ def run(
              f"saved — retry with: normbench report {outcome.run_dir.path}")
     print(f"run directory: {outcome.run_dir.path}", file=sys.stderr)
     if outcome.status == "interrupted":
-        print("interrupted: finished results are saved", file=sys.stderr)
+        print(f"interrupted: {len(outcome.records)} of {len(plan.tasks)} results are saved; "
+              f"resume with:\n  {resume_command(sys.argv, outcome.run_dir.path)}", file=sys.stderr)
     elif outcome.failed:
         warn(f"{len(outcome.failed)} of {len(outcome.records)} variant runs failed")
     with _width(wide):
         gate_code = _run_gate(gate, outcome.run_dir.path, fmt) \
             if gate and outcome.status != "interrupted" else 0
     raise typer.Exit(outcome.exit_code or gate_code)
+
+
+def resume_command(argv: list[str], run_dir: Path) -> str:
+    """The exact command that finishes an interrupted run: the same arguments, --resume RUN_DIR."""
+    import shlex
+
+    args, skip = [], False
+    for a in argv[1:]:
+        if skip:
+            skip = False
+        elif a == "--resume":
+            skip = True
+        elif not a.startswith("--resume="):
+            args.append(a)
+    return shlex.join(["normbench", *args, "--resume", str(run_dir)])
 
 
 def _print_run_table(run_dir: Path, fmt: Format, write_report: bool) -> None:

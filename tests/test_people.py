@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import shlex
 import shutil
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -121,3 +125,134 @@ def test_list_did_you_mean(args: list[str], suggestion: str) -> None:
     result = invoke(*args)
     assert result.exit_code == 2
     assert f"did you mean '{suggestion}'?" in result.output and "Traceback" not in result.output
+
+
+# --- progress -------------------------------------------------------------------------------
+
+TINY = (
+    "name: tiny\ndataset: {name: synthetic-blobs, num_samples: 200}\n"
+    "model: {kind: mlp, hidden: [8]}\ntraining: {steps: 60, eval_every: 20, seeds: 2, "
+    "batch_size: 20}\ngrid: {norm: [none, batch]}\n"
+)
+
+
+def test_rate_window_is_recent_and_eta_agrees() -> None:
+    from normbench.execute.progress import RateWindow, eta, fmt_duration
+
+    w = RateWindow(window=10)
+    for t in range(0, 31):  # 10 steps/s for 20 s, then 100 steps/s
+        w.add(float(t), 10 * t if t <= 20 else 200 + 100 * (t - 20))
+    assert w.rate() == pytest.approx(100.0)  # the since-start average would say 40
+    assert eta(1000, w.rate()) == pytest.approx(10.0) and fmt_duration(10.0) == "0:10"
+    assert eta(5, None) is None and fmt_duration(None) == "?"
+
+
+def test_progress_lines_without_a_terminal() -> None:
+    import io
+
+    from normbench.execute.progress import Progress
+
+    now = [0.0]
+    out = io.StringIO()
+    p = Progress(2, 100, live=False, stream=out, clock=lambda: now[0], summary_every=30)
+    p.stage("generating mnist1d…")
+    for step in range(0, 101, 10):
+        now[0] += 5
+        p.update("a-s0", step, 100, "norm=none s0")
+    p.finished(
+        {
+            "status": "ok",
+            "variant_name": "norm=none",
+            "seed": 0,
+            "metrics": {"final_test_acc": 0.5},
+            "timing": {"train_seconds": 1.5},
+        },
+        "a-s0",
+    )
+    p.finished(
+        {
+            "status": "diverged",
+            "variant_name": "norm=batch",
+            "seed": 0,
+            "diverged_at_step": 7,
+            "metrics": {},
+        },
+        "b-s0",
+    )
+    lines = out.getvalue().splitlines()
+    assert lines[0] == "generating mnist1d…"
+    assert sum(line.startswith("progress: 0/2 done") for line in lines) == 1  # every 30 s only
+    assert lines[1].endswith("25 % of steps, 2 steps/s  ETA 1:15")  # 150 steps left at 2/s
+    assert lines[-2] == "[1/2] norm=none seed 0: test acc 0.5000, 1.5 s"
+    assert lines[-1] == "[2/2] norm=batch seed 0: diverged at step 7"
+    assert p.tally_words() == "2/2 done (1 ok, 1 diverged, 0 failed)"
+
+
+def test_run_in_a_ci_log_prints_a_line_per_variant(tmp_path: Path) -> None:
+    suite = tmp_path / "tiny.yaml"
+    suite.write_text(TINY)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "normbench",
+            "run",
+            str(suite),
+            "--out",
+            str(tmp_path / "runs"),
+            "--no-report",
+            "-f",
+            "csv",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stderr.splitlines()
+    assert lines[0] == "loading synthetic-blobs…"
+    done = [line for line in lines if line.startswith("[")]
+    assert [d.split("]")[0] for d in done] == ["[1/4", "[2/4", "[3/4", "[4/4"]
+    assert all("test acc" in d for d in done)
+
+
+def test_ctrl_c_prints_the_resume_command(tmp_path: Path) -> None:
+    suite = tmp_path / "tiny.yaml"
+    suite.write_text(TINY.replace("steps: 60", "steps: 400"))
+    cmd = [
+        sys.executable,
+        "-m",
+        "normbench",
+        "run",
+        str(suite),
+        "--out",
+        str(tmp_path / "runs"),
+        "--no-report",
+        "--set",
+        "training.eval_every=50",
+    ]
+    proc = subprocess.Popen(
+        cmd, stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=tmp_path
+    )
+    assert proc.stderr is not None
+    for line in proc.stderr:  # a real SIGINT once the first variant is stored
+        if line.startswith("[1/4]"):
+            proc.send_signal(signal.SIGINT)
+            break
+    rest = proc.stderr.read()
+    assert proc.wait(timeout=120) == 130, rest
+    command = rest.split("resume with:\n")[1].splitlines()[0].strip()
+    run_dir = next((tmp_path / "runs" / "tiny").iterdir())
+    assert command == shlex.join(
+        [
+            "normbench",
+            str(suite),
+            "--out",
+            str(tmp_path / "runs"),
+            "--no-report",
+            "--set",
+            "training.eval_every=50",
+            "--resume",
+            str(run_dir),
+        ]
+    ).replace("normbench ", "normbench run ", 1)
