@@ -256,3 +256,108 @@ def test_ctrl_c_prints_the_resume_command(tmp_path: Path) -> None:
             str(run_dir),
         ]
     ).replace("normbench ", "normbench run ", 1)
+
+
+# --- JSON Schema ------------------------------------------------------------------------------
+
+SUITES = sorted((Path(__file__).resolve().parents[1] / "suites").glob("*.yaml"))
+# Bad suites that need context the schema cannot see (import a class, divide widths by
+# groups, the batch size a norm sits in, the whole grid): `validate` rejects them, not the schema.
+SEMANTIC_ONLY = {
+    "yaml syntax",
+    "exclude everything",
+    "custom import",
+    "batch size one",
+    "groups",
+    "instance on mlp",
+}
+
+
+@pytest.fixture(scope="module")
+def validator():  # type: ignore[no-untyped-def]
+    import jsonschema
+
+    from normbench.spec import schema
+
+    doc = schema()
+    jsonschema.Draft202012Validator.check_schema(doc)
+    return jsonschema.Draft202012Validator(doc)
+
+
+def _data(text: str):  # type: ignore[no-untyped-def]
+    from normbench.yamlsrc import parse_yaml
+
+    return parse_yaml(text, "s.yaml")[0]
+
+
+def test_schema_is_editor_grade() -> None:
+    from normbench.data.registry import DATASETS
+    from normbench.norms.catalog import NORMS
+    from normbench.spec import schema
+
+    doc = schema()
+    assert doc["$schema"].endswith("2020-12/schema") and doc["$id"].startswith("urn:normbench")
+    assert doc["properties"]["name"]["pattern"] == "^[a-z0-9_-]+$"
+    assert doc["properties"]["dataset"]["properties"]["name"]["enum"] == list(DATASETS)
+    assert doc["properties"]["model"]["properties"]["norm"]["anyOf"][0]["enum"] == list(NORMS)
+    missing = []
+
+    def walk(node: object, path: str) -> None:
+        if isinstance(node, dict):
+            for key, sub in (node.get("properties") or {}).items():
+                if "const" not in sub and "description" not in sub:
+                    missing.append(f"{path}.{key}")
+            for key, sub in node.items():
+                if key != "if":
+                    walk(sub, f"{path}/{key}")
+        elif isinstance(node, list):
+            for i, sub in enumerate(node):
+                walk(sub, f"{path}[{i}]")
+
+    walk(doc, "")
+    assert missing == []
+
+
+@pytest.mark.parametrize("suite", SUITES, ids=[s.stem for s in SUITES])
+def test_schema_accepts_every_curated_suite(validator, suite: Path) -> None:  # type: ignore[no-untyped-def]
+    text = suite.read_text()
+    assert text.startswith("# yaml-language-server: $schema=../schema/suite.schema.json\n")
+    assert [e.message for e in validator.iter_errors(_data(text))] == []
+
+
+def test_schema_rejects_what_validate_rejects(validator, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from test_spec import BAD, BASE
+
+    assert list(validator.iter_errors(_data(BASE))) == []
+    for desc, transform, _ in BAD:
+        text = transform(BASE)
+        assert invoke("validate", _write(tmp_path, text)).exit_code == 2, desc
+        if desc in SEMANTIC_ONLY:
+            continue
+        assert list(validator.iter_errors(_data(text))), desc
+    for bad in ("norm: batchnrom", "norm: {kind: group, groupz: 2}", "norm: {kind: rms, eps: 0}"):
+        text = BASE.replace("  norm: none", f"  {bad}")
+        assert list(validator.iter_errors(_data(text))), bad
+    adamm = BASE.replace("  lr: 0.1", "  lr: 0.1\n  optimizer: adamm")
+    num = BASE.replace("name: synthetic-blobs", "name: synthetic-blobs\n  num_samplez: 3")
+    cnn_key = BASE.replace("  hidden: [16, 16]", "  hidden: [16, 16]\n  kernel_size: 3")
+    for text in (adamm, num, cnn_key, BASE.replace("name: t", "name: X Y")):
+        assert list(validator.iter_errors(_data(text)))
+        assert invoke("validate", _write(tmp_path, text)).exit_code == 2
+
+
+def _write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "s.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_committed_schema_file_is_current() -> None:
+    import json
+
+    from normbench.spec import schema
+
+    committed = Path(__file__).resolve().parents[1] / "schema" / "suite.schema.json"
+    assert json.loads(committed.read_text()) == schema(), (
+        "regenerate: normbench schema > schema/suite.schema.json"
+    )
