@@ -34,6 +34,17 @@ class Format(str, Enum):
     latex = "latex"
 
 
+class ReportFormat(str, Enum):
+    """``normbench report`` formats: the shared ones plus Parquet (tidy rows)."""
+
+    table = "table"
+    markdown = "markdown"
+    csv = "csv"
+    json = "json"
+    latex = "latex"
+    parquet = "parquet"
+
+
 FormatOpt = Annotated[Format, typer.Option("--format", "-f", help="Output format on stdout.")]
 WideOpt = Annotated[bool, typer.Option(
     "--wide", help="Terminal tables on one line each, headers unabbreviated (default: fit 100 "
@@ -381,8 +392,13 @@ def report(
     run_dir: Annotated[Path, typer.Argument(
         help="A run directory written by normbench run, or 'latest' (the newest under reports/runs).",
         metavar="RUN_DIR|latest")],
-    fmt: Annotated[Format | None, typer.Option(
-        "--format", "-f", help="Print the table in this format and write no files.")] = None,
+    fmt: Annotated[ReportFormat | None, typer.Option(
+        "--format", "-f", help="Print the table in this format and write no files (parquet: "
+        "tidy rows, binary, to redirect into a file).")] = None,
+    curves: Annotated[bool, typer.Option(
+        "--curves", help="With --format csv|json|parquet: tidy rows, one per variant × seed × "
+        "eval point, swept keys as columns (parquet without --curves: one row per variant × "
+        "seed with every metric).")] = False,
     pivot: Annotated[str | None, typer.Option(
         "--pivot", help="Swept keys, comma-separated: rows, then the last key as columns.",
         metavar="KEYS")] = None,
@@ -408,12 +424,39 @@ def report(
     from normbench.report.api import report_command
 
     run_dir = run_path(run_dir)
+    if curves or fmt is ReportFormat.parquet:
+        _tidy_export(run_dir, fmt, curves, strict)
+        return
     with _width(wide):
         out = report_command(run_dir, fmt=fmt.value if fmt else None, pivot=pivot, metric=metric,
                              reference=reference, strict=strict, plots=plots, warn=warn)
     sys.stdout.write(out.text)
     if out.written:
         print(f"report: {run_dir / 'report.html'} ({len(out.written)} files written)", file=sys.stderr)
+
+
+def _tidy_export(run_dir: Path, fmt: ReportFormat | None, curves: bool, strict: bool) -> None:
+    """``report --curves`` / ``--format parquet``: tidy rows on stdout for pandas, R, DuckDB."""
+    import json
+
+    from normbench.results.store import open_run_dir
+    from normbench.results.tidy import rows_for, to_csv, to_parquet
+
+    if fmt not in (ReportFormat.csv, ReportFormat.json, ReportFormat.parquet):
+        raise InputError("--curves needs --format csv, json or parquet (e.g. --format csv --curves)")
+    if fmt is ReportFormat.parquet and sys.stdout.isatty():
+        raise InputError("--format parquet writes binary data: redirect it, e.g. "
+                         f"normbench report {run_dir} --format parquet > run.parquet")
+    rows = rows_for(open_run_dir(run_dir).iter_results(strict=strict, warn=warn), curves)
+    if fmt is ReportFormat.parquet:
+        data = to_parquet(rows)
+        sys.stdout.flush()
+        sys.stdout.buffer.write(data)
+        sys.stdout.flush()
+    elif fmt is ReportFormat.json:
+        sys.stdout.write(json.dumps(rows, indent=2) + "\n")
+    else:
+        sys.stdout.write(to_csv(rows))
 
 
 @app.command()

@@ -361,3 +361,73 @@ def test_committed_schema_file_is_current() -> None:
     assert json.loads(committed.read_text()) == schema(), (
         "regenerate: normbench schema > schema/suite.schema.json"
     )
+
+
+# --- pandas / csv / parquet --------------------------------------------------------------------
+
+
+def test_to_pandas_is_tidy(run_path: Path) -> None:
+    import json
+
+    import normbench
+
+    df = normbench.load_run(run_path).to_pandas()
+    records = [json.loads(p.read_text()) for p in sorted((run_path / "results").glob("*.json"))]
+    points = sum(len(r["curves"]["step"]) for r in records)
+    assert len(df) == points and {"norm", "placement", "lr_mult", "seed", "step"} <= set(df.columns)
+    assert not df.duplicated(["variant_id", "seed", "step"]).any()
+    one = next(r for r in records if r["status"] == "ok")
+    got = df[(df.variant_id == one["variant_id"]) & (df.seed == one["seed"])]
+    assert got["test_loss"].tolist() == one["curves"]["test_loss"]
+    assert got["norm"].iloc[0] == one["params"]["norm"]
+    # The same run gives the same rows, in the same order.
+    assert normbench.load_run(run_path).to_pandas().equals(df)
+    per_seed = normbench.load_run(run_path).to_pandas(curves=False)
+    assert len(per_seed) == len(records) and "final_test_acc" in per_seed.columns
+
+
+def test_report_curves_csv_and_parquet(run_path: Path, tmp_path: Path) -> None:
+    import csv
+    import io
+
+    import pandas as pd
+
+    result = invoke("report", run_path, "--format", "csv", "--curves")
+    assert result.exit_code == 0, result.output
+    rows = list(csv.DictReader(io.StringIO(result.stdout)))
+    assert rows and rows[0]["step"] and "norm" in rows[0]
+    out = tmp_path / "run.parquet"
+    with out.open("wb") as f:
+        proc = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "normbench",
+                "report",
+                str(run_path),
+                "--format",
+                "parquet",
+                "--curves",
+            ],
+            stdout=f,
+            stderr=subprocess.PIPE,
+            text=False,
+            timeout=120,
+        )
+    assert proc.returncode == 0, proc.stderr
+    frame = pd.read_parquet(out)
+    assert len(frame) == len(rows) and list(frame.columns) == list(rows[0])
+    bad = invoke("report", run_path, "--format", "table", "--curves")
+    assert bad.exit_code == 2 and "--curves needs --format csv" in bad.output
+
+
+def test_missing_pandas_is_one_sentence(run_path: Path) -> None:
+    code = (
+        "import sys; sys.modules['pandas'] = None; sys.argv = ['normbench', 'report', "
+        f"{str(run_path)!r}, '--format', 'parquet']; from normbench.cli import main; main()"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, timeout=120)
+    assert proc.returncode == 2
+    err = proc.stderr.decode()
+    assert "pip install 'normbench[pandas]'" in err and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1
