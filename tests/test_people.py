@@ -431,3 +431,61 @@ def test_missing_pandas_is_one_sentence(run_path: Path) -> None:
     err = proc.stderr.decode()
     assert "pip install 'normbench[pandas]'" in err and "Traceback" not in err
     assert len(err.strip().splitlines()) == 1
+
+
+# --- memory -----------------------------------------------------------------------------------
+
+
+def test_model_memory_is_accounted_tensor_by_tensor() -> None:
+    import torch
+    from torch import nn
+
+    from normbench.train.timing import MIB, model_memory
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(50, 400), nn.BatchNorm1d(400), nn.ReLU(), nn.Linear(400, 10))
+    n = sum(p.numel() for p in model.parameters())
+    x, y = torch.randn(512, 50), torch.randint(0, 10, (512,))
+    opt = torch.optim.Adam(model.parameters())
+    nn.functional.cross_entropy(model(x), y).backward()
+    opt.step()
+    small = model_memory(model, opt, nn.functional.cross_entropy, x, y, 128)
+    big = model_memory(model, opt, nn.functional.cross_entropy, x, y, 512)
+    assert small["grad_memory_mb"] == pytest.approx(4 * n / MIB)
+    buffers = sum(b.numel() * b.element_size() for b in model.buffers())
+    assert small["param_memory_mb"] == pytest.approx((4 * n + buffers) / MIB)
+    # Adam keeps two moments per parameter (plus a step counter per tensor).
+    assert 8 * n / MIB <= small["optimizer_state_mb"] < 8 * n / MIB + 0.01
+    # Activations: at least the Linear output and the ReLU output per sample, linear in batch.
+    assert small["activation_memory_mb"] >= 128 * 400 * 4 * 2 / MIB
+    assert big["activation_memory_mb"] == pytest.approx(4 * small["activation_memory_mb"], rel=0.05)
+    assert big["param_memory_mb"] == small["param_memory_mb"]
+    assert small["model_memory_mb"] == pytest.approx(
+        sum(
+            small[k]
+            for k in (
+                "param_memory_mb",
+                "grad_memory_mb",
+                "optimizer_state_mb",
+                "activation_memory_mb",
+            )
+        )
+    )
+    assert model.training and model[1].num_batches_tracked.item() == 1  # the run is untouched
+
+
+def test_memory_metrics_registered_and_counts_without_std() -> None:
+    from normbench.analysis.metrics import METRICS
+    from normbench.report.tables import fmt_stats
+
+    for name in ("model_memory_mb", "activation_memory_mb", "process_rss_mb"):
+        assert METRICS[name].unit == "MiB" and not METRICS[name].higher_is_better
+    assert (
+        "RSS" in METRICS["process_rss_mb"].summary
+        or "resident" in METRICS["process_rss_mb"].summary
+    )
+    assert fmt_stats({"mean": 15210, "std": 0.0, "n": 2, "values": [1, 1]}, "count") == "15,210"
+    assert (
+        fmt_stats({"mean": 0.5, "std": 0.0, "n": 2, "values": [1, 1]}, "fraction")
+        == "0.5000 ± 0.0000"
+    )

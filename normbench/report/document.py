@@ -25,7 +25,10 @@ from normbench.report.tables import (
 )
 
 THROUGHPUT_METRICS = ("samples_per_sec", "ms_per_step", "forward_ms", "backward_ms", "optimizer_ms",
-                      "peak_memory_mb", "num_params", "train_seconds")
+                      "train_seconds", "num_params")
+# The model's own memory (accounted tensor by tensor) apart from what the process holds.
+MEMORY_METRICS = ("model_memory_mb", "param_memory_mb", "grad_memory_mb", "optimizer_state_mb",
+                  "activation_memory_mb", "peak_memory_mb", "process_rss_mb")
 
 Block = tuple[str, Any]  # ("p", str) | ("kv", [(k, v)]) | ("list", [str]) | ("table", Table) | ("plot", Plot)
 
@@ -154,6 +157,15 @@ def build_sections(summary: dict[str, Any], plots: list[Plot], warnings: list[st
         table = summary_table(summary, throughput)
         table.title = "Throughput: mean ± std over seeds (step breakdown measured after training)"
         sections.append(Section("Throughput", "throughput", [("table", table)]))
+    memory = [m for m in MEMORY_METRICS if m in (summary.get("metric_info") or {})]
+    if memory:
+        table = summary_table(summary, memory)
+        table.title = "Memory (MiB): the model's own, and the worker process's"
+        table.note = ("model_memory_mb = parameters and buffers + gradients + optimizer state + "
+                      "the activations autograd saves in one training step, counted tensor by "
+                      "tensor; peak_memory_mb = CUDA max allocated (GPU runs); process_rss_mb = "
+                      "the worker process's peak resident memory, torch itself included")
+        sections.append(Section("Memory", "memory", [("table", table)]))
     metric = headline_metric(summary)
     if metric:
         sections.append(Section("Seed statistics", "seed-statistics", [("table", stats_table(summary, metric))]))

@@ -17,6 +17,7 @@ FORMATS = ("table", "markdown", "csv", "json", "latex")
 SUMMARY_METRICS = ("final_test_acc", "best_test_acc", "final_test_loss", "final_train_loss",
                    "steps_to_target", "seconds_to_target", "samples_per_sec")
 NOT_REACHED = "not reached"
+CI_MIN_SEEDS = 3  # below this a bootstrap "CI" is the seeds' range, and is not called a CI
 NONE = "—"
 
 
@@ -60,7 +61,8 @@ def fmt_stats(stats: dict[str, Any] | None, unit: str, target: bool = False) -> 
     if not stats or stats.get("mean") is None:
         return NOT_REACHED if target else NONE
     text = fmt_value(stats["mean"], unit)
-    if stats.get("std") is not None:
+    # A count that is the same for every seed (num_params) is a fact, not an estimate.
+    if stats.get("std") is not None and not (unit == "count" and stats["std"] == 0):
         text += f" ± {fmt_value(stats['std'], unit)}"
     if stats["n"] < len(values):
         text += f" ({stats['n']}/{len(values)})" if target else f" (n={stats['n']})"
@@ -143,7 +145,9 @@ def stats_table(summary: dict[str, Any], metric: str) -> Table:
     for v in summary["variants"]:
         s = v["metrics"].get(metric) or {}
         f = lambda x: fmt_value(x, unit)  # noqa: E731
-        ci = f"[{f(s.get('ci_low'))}, {f(s.get('ci_high'))}]" if s.get("mean") is not None else NONE
+        # A bootstrap CI over 2 seeds is just [min, max]: it is only called a CI from 3 seeds.
+        ci = f"[{f(s.get('ci_low'))}, {f(s.get('ci_high'))}]" if s.get("mean") is not None \
+            and (s.get("n") or 0) >= CI_MIN_SEEDS else NONE
         per_seed = ", ".join(f(x) if x is not None else "null" for x in s.get("values") or [])
         rows.append([*_variant_head(summary, v, keys), f(s.get("mean")), f(s.get("std")),
                      f(s.get("median")), f(s.get("min")), f(s.get("max")), ci,
@@ -153,9 +157,13 @@ def stats_table(summary: dict[str, Any], metric: str) -> Table:
                                               "ci_high", "n")}})
     head = keys or ["variant"]
     n0 = len(head)
+    few = any(0 < ((v["metrics"].get(metric) or {}).get("n") or 0) < CI_MIN_SEEDS
+              for v in summary["variants"])
     return Table(f"{metric}: seed statistics (95 % bootstrap CI of the mean)",
                  [*head, "mean", "std", "median", "min", "max", "95 % CI", "n", "per seed"],
-                 rows, data, numeric=set(range(n0, n0 + 7)), keys=len(head))
+                 rows, data, numeric=set(range(n0, n0 + 7)), keys=len(head),
+                 note=f"a confidence interval needs ≥ {CI_MIN_SEEDS} seeds; with fewer, min–max "
+                      "is all the seeds say (95 % CI shown as —)" if few else "")
 
 
 def convergence_table(summary: dict[str, Any]) -> Table:
