@@ -81,7 +81,8 @@ def model_memory(model: nn.Module, optimizer: torch.optim.Optimizer, loss_fn: An
     # Weights saved for backward (often as transposed views) are parameters, not activations.
     own = {t.untyped_storage().data_ptr() for t in [*clone.parameters(), *clone.buffers()]}
     act_b = _tensor_bytes(t for t in saved if t.untyped_storage().data_ptr() not in own)
-    del loss, saved, clone
+    saved.clear()  # the step is never run backward: free its graph now
+    del loss, clone
     parts = {"param_memory_mb": (param_b + buffers_b) / MIB, "grad_memory_mb": grad_b / MIB,
              "optimizer_state_mb": state_b / MIB, "activation_memory_mb": act_b / MIB}
     return {**parts, "model_memory_mb": sum(parts.values())}
