@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shlex
 import shutil
 import signal
@@ -489,3 +490,108 @@ def test_memory_metrics_registered_and_counts_without_std() -> None:
         fmt_stats({"mean": 0.5, "std": 0.0, "n": 2, "values": [1, 1]}, "fraction")
         == "0.5000 ± 0.0000"
     )
+
+
+# --- the interactive report in a real browser ------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def browser():  # type: ignore[no-untyped-def]
+    """Headless Chromium driven by selenium through chromedriver (Debian's chromium-driver)."""
+    import os
+
+    driver_path = shutil.which("chromedriver")
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    try:
+        from selenium import webdriver
+    except ImportError:
+        webdriver = None
+    if webdriver is None or driver_path is None or chromium is None:
+        if os.environ.get("CI"):
+            pytest.fail("CI needs selenium, chromium and chromium-driver for the report test")
+        pytest.skip("selenium / chromium / chromium-driver not installed; CI is not set")
+    from selenium.webdriver.chrome.options import Options
+    from selenium.webdriver.chrome.service import Service
+
+    options = Options()
+    for arg in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--window-size=1280,1000",
+        "--disable-background-networking",
+    ):
+        options.add_argument(arg)
+    options.binary_location = chromium
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    driver = webdriver.Chrome(service=Service(driver_path), options=options)
+    yield driver
+    driver.quit()
+
+
+@pytest.fixture(scope="module")
+def report_html(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from normbench.report.api import write_report
+
+    run = make_run(
+        tmp_path_factory.mktemp("html") / "run",
+        steps=600,
+        eval_every=100,
+        fail=[("norm=layer,placement=pre,lr_mult=1", 1)],
+    )
+    write_report(run, warn=lambda m: None)
+    return run / "report.html"
+
+
+def test_report_is_self_contained_and_small(report_html: Path) -> None:
+    text = report_html.read_text()
+    assert "<script" in text and 'id="nb-data"' in text
+    assert not re.search(r"""(src|href)=["']?(https?:)?//""", text)  # nothing fetched
+    assert len(text.encode()) < 2 * 2**20
+    quick = QUICKSTART / "report.html"
+    assert quick.stat().st_size < 2 * 2**20  # the committed quickstart report: ≤ 2 MB
+
+
+def test_report_in_chromium(browser, report_html: Path) -> None:  # type: ignore[no-untyped-def]
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.by import By
+
+    browser.get(report_html.as_uri())
+    assert [e for e in browser.get_log("browser") if e["level"] == "SEVERE"] == []
+    import json
+
+    values = json.loads((report_html.parent / "summary.json").read_text())["values"]
+    panels = browser.find_elements(By.CSS_SELECTOR, ".nb-panel")
+    assert len(panels) == len(values["lr_mult"]) > 1  # one per lr_mult: every one is drawn
+    legend = browser.find_elements(By.CSS_SELECTOR, "#nb-legend button")
+    key = legend[0].get_attribute("data-series")
+    selector = f'g.nb-series[data-series="{key}"]'
+    shown = browser.find_elements(By.CSS_SELECTOR, selector)
+    assert len(shown) == len(panels) and all(g.is_displayed() for g in shown)
+    legend[0].click()
+    hidden = browser.find_elements(By.CSS_SELECTOR, selector)
+    assert len(hidden) == len(panels) and not any(g.is_displayed() for g in hidden)
+    assert legend[0].get_attribute("aria-pressed") == "false"
+    others = browser.find_elements(By.CSS_SELECTOR, "g.nb-series:not(.nb-hidden)")
+    assert others and all(g.get_attribute("data-series") != key for g in others)
+    # Hover: the read-out names the step and says what the band is.
+    svg = browser.find_elements(By.CSS_SELECTOR, ".nb-panel svg")[0]
+    ActionChains(browser).move_to_element_with_offset(svg, 40, 0).perform()
+    tip = browser.find_elements(By.CSS_SELECTOR, ".nb-tip")[0]
+    assert tip.is_displayed() and tip.text.startswith("step ")
+    assert "seeds" in tip.text and key not in tip.text
+    # Sorting: click a numeric header twice, the column is ascending then descending.
+    table = browser.find_element(By.CSS_SELECTOR, "#variants table.sortable")
+    heads = table.find_elements(By.CSS_SELECTOR, "thead th")
+    col = next(i for i, h in enumerate(heads) if h.text.strip() == "final_test_acc")
+
+    def column() -> list[float]:
+        cells = table.find_elements(By.CSS_SELECTOR, f"tbody tr td:nth-child({col + 1})")
+        return [float(c.text.split(" ")[0].replace(",", "")) for c in cells if c.text[:1].isdigit()]
+
+    before = column()
+    heads[col].click()
+    assert heads[col].get_attribute("aria-sort") == "ascending" and column() == sorted(before)
+    heads[col].click()
+    assert column() == sorted(before, reverse=True)
+    assert [e for e in browser.get_log("browser") if e["level"] == "SEVERE"] == []

@@ -12,6 +12,8 @@ from typing import Any
 
 from normbench import __version__
 from normbench.analysis.query import headline_metric, name_of
+from normbench.report.interactive import CSS as INTERACTIVE_CSS
+from normbench.report.interactive import figure_html, script_html
 from normbench.report.plots import Plot
 from normbench.report.tables import (
     Table,
@@ -130,16 +132,32 @@ def _problems(summary: dict[str, Any], warnings: list[str]) -> Section | None:
                           "seed's final metrics are kept as recorded."), ("list", items)])
 
 
+def answer_first(summary: dict[str, Any]) -> list[str]:
+    """Sentences that answer the suite's question before any table (the report's first section).
+
+    The slot is here so the answer comes first; until sentences are generated it is empty and
+    the report starts with the overview.
+    """
+    return []
+
+
 def build_sections(summary: dict[str, Any], plots: list[Plot], warnings: list[str]) -> list[Section]:
     """Everything the report shows, in reading order: overview, compact table, plots, long tables."""
     analysis = summary.get("analysis") or {}
-    sections = [_overview(summary)]
+    sections = []
+    answer = answer_first(summary)
+    if answer:
+        sections.append(Section("In short", "answer", [("list", answer)]))
+    sections.append(_overview(summary))
     claims = _claims(summary)
     if claims:
         sections.append(claims)
     if analysis.get("lr_robustness"):
         sections.append(Section("Learning-rate robustness", "lr-robustness",
                                 [("table", lr_table(summary, analysis["lr_robustness"]))]))
+    if any(isinstance(c, dict) and c.get("mean") for v in summary["variants"]
+           for c in (v.get("curves") or {}).values()):
+        sections.append(Section("Curves", "curves", [("interactive", None)]))
     if plots:
         sections.append(Section("Plots", "plots", [("plot", p) for p in plots]))
     ref = analysis.get("reference")
@@ -204,6 +222,9 @@ def to_markdown(summary: dict[str, Any], sections: list[Section], base: Path) ->
                 out += [f"**{body.title}**", "", render(body, "markdown")]
                 if body.note:
                     out += [f"*{body.note}*", ""]
+            elif kind == "interactive":
+                out += ["Interactive curves (every learning rate, hover, toggles): see "
+                        "`report.html`; the static plots follow.", ""]
             elif kind == "plot":
                 png, svg = body.png.relative_to(base).as_posix(), body.svg.relative_to(base).as_posix()
                 out += [f"### {body.title}", "", f"![{body.title}]({png})", "",
@@ -225,7 +246,9 @@ nav { margin: 6px 0 16px; color: var(--muted); } nav a { color: var(--accent); m
 .table-wrap { overflow-x: auto; margin: 8px 0; }
 table { border-collapse: collapse; font-size: 13px; font-variant-numeric: tabular-nums; }
 caption { text-align: left; font-weight: 600; padding: 4px 0; }
-th, td { border: 1px solid var(--line); padding: 3px 8px; white-space: nowrap; text-align: left; }
+table { width: 100%; }
+th, td { border: 1px solid var(--line); padding: 3px 6px; text-align: left; overflow-wrap: anywhere; }
+td.num { white-space: nowrap; }
 th { background: var(--head); position: sticky; top: 0; }
 td.num, th.num { text-align: right; }
 tbody tr:nth-child(even) { background: #fbfcfd; }
@@ -242,12 +265,13 @@ def _img(path: Path, alt: str) -> str:
 
 
 def to_html_doc(summary: dict[str, Any], sections: list[Section]) -> str:
-    """One self-contained HTML file: CSS inline, plots inline as base64 PNG, no scripts, no network."""
+    """One self-contained HTML file: CSS, data and script inline, plots as base64 PNG, no network."""
     e = html.escape
     name = summary["suite"].get("name", "")
     parts = ["<!doctype html>", '<html lang="en"><head><meta charset="utf-8">',
              '<meta name="viewport" content="width=device-width, initial-scale=1">',
-             f"<title>normbench report: {e(name)}</title><style>{CSS}</style></head><body>",
+             f"<title>normbench report: {e(name)}</title><style>{CSS}{INTERACTIVE_CSS}</style>"
+             "</head><body>",
              f"<h1>normbench report: {e(name)}</h1>",
              "<nav>" + "".join(f'<a href="#{s.anchor}">{e(s.title)}</a>' for s in sections) + "</nav>"]
     for s in sections:
@@ -263,10 +287,12 @@ def to_html_doc(summary: dict[str, Any], sections: list[Section]) -> str:
             elif kind == "list":
                 parts.append('<ul class="problems">' + "".join(f"<li>{e(i)}</li>" for i in body) + "</ul>")
             elif kind == "table":
-                parts.append(to_html(body))
+                parts.append(to_html(body, sortable=True))
+            elif kind == "interactive":
+                parts.append(figure_html(summary))
             elif kind == "plot":
                 parts.append(f'<figure><h3>{e(body.title)}</h3>{_img(body.png, body.title)}'
                              f"<figcaption>{e(body.caption)}</figcaption></figure>")
         parts.append("</section>")
-    parts.append("</body></html>")
+    parts.append(script_html() + "</body></html>")
     return "\n".join(parts) + "\n"

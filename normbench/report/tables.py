@@ -364,8 +364,8 @@ def render(table: Table, fmt: str, width: int | None = None) -> str:
     raise InputError(f"unknown format '{fmt}' (choose from {', '.join(FORMATS)})")
 
 
-def to_html(table: Table) -> str:
-    """A plain HTML table (escaped), for the self-contained report."""
+def to_html(table: Table, sortable: bool = False) -> str:
+    """A plain HTML table (escaped), for the self-contained report (sortable: by its script)."""
     e = html.escape
     head = "".join(f'<th class="{"num" if i in table.numeric else ""}">{e(c)}</th>'
                    for i, c in enumerate(table.columns))
@@ -374,7 +374,8 @@ def to_html(table: Table) -> str:
                          for i, c in enumerate(r)) + "</tr>"
         for r in table.rows)
     note = f'<p class="note">{e(table.note)}</p>' if table.note else ""
-    return (f'<div class="table-wrap"><table><caption>{e(table.title)}</caption>'
+    cls = ' class="sortable"' if sortable else ""
+    return (f'<div class="table-wrap"><table{cls}><caption>{e(table.title)}</caption>'
             f"<thead><tr>{head}</tr></thead><tbody>\n{body}\n</tbody></table></div>{note}")
 
 
