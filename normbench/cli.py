@@ -138,7 +138,8 @@ def run(
     no_report: Annotated[bool, typer.Option("--no-report", help="Skip report.md/report.html and plots.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress on stderr.")] = False,
     workers: Annotated[int | None, typer.Option("--workers", "-j", help="Worker processes (default: chosen from the core count and the model size; 1 trains in this process; with --executor dask and no --scheduler: the LocalCluster size).", show_default=False)] = None,
-    threads_per_worker: Annotated[int | None, typer.Option("--threads-per-worker", help="torch intra-op threads in each worker process (default: cores / workers).", show_default=False)] = None,
+    threads_per_worker: Annotated[int | None, typer.Option("--threads-per-worker", help="torch intra-op threads per task, in process or in each worker (default: the suite's training.threads, else 1 for small models and 4 for large ones; capped so workers × threads ≤ cores; recorded, and reused by --resume).", show_default=False)] = None,
+    reproducible: Annotated[bool | None, typer.Option("--reproducible/--no-reproducible", help="Pin the CPU kernels to a common level (AVX2 on x86-64: ATen, MKL, oneDNN) so other machines give the same numbers; default: the suite's training.reproducible, else off (this CPU's fastest kernels).", show_default=False)] = None,
     resume: Annotated[str | None, typer.Option("--resume", help="Finish an earlier run of this suite: skip its complete results, run the rest (RUN_DIR or 'latest').", metavar="RUN_DIR|latest")] = None,
     shard: Annotated[str | None, typer.Option("--shard", help="Run only shard I of N (balanced, deterministic), e.g. --shard 2/3; combine with 'normbench merge'.", metavar="I/N")] = None,
     executor: Annotated[str, typer.Option("--executor", help="local (worker processes here) or dask (a Dask cluster; needs normbench[dask]).", metavar="[local|dask]")] = "local",
@@ -146,9 +147,14 @@ def run(
     devices: Annotated[str | None, typer.Option("--devices", help="Devices assigned to workers round robin, e.g. cuda:0,cuda:1 (a device may repeat or be shared by several --workers).", metavar="LIST")] = None,
     baseline: Annotated[Path | None, typer.Option("--baseline", help="After the run, compare with this run directory and check the gates (see normbench compare).", metavar="RUN_DIR")] = None,
     fail_on: Annotated[list[str] | None, typer.Option("--fail-on", help="Regression gate vs --baseline, METRIC:[+|-]NUMBER[%], e.g. final_test_acc:-1% (repeatable); exit 1 when one fires.", metavar="METRIC:CHANGE")] = None,
+    reference: Annotated[str | None, typer.Option("--reference", help="Variant that relative costs (rel_ms_per_step) are measured against, e.g. norm=none (default: the suite's first variant).", metavar="KEY=VALUE")] = None,
+    rel_cost: Annotated[bool, typer.Option("--rel-cost/--no-rel-cost", help="After training, time every variant against the reference side by side (rel_ms_per_step).")] = True,
     wide: WideOpt = False,
 ) -> None:
     """Train every variant × seed of a suite, store the run, print a comparison table.
+
+    After training, each variant's step time is measured against the reference variant's in
+    alternating short bursts (rel_ms_per_step, lower is better): a machine-normalised cost.
 
     Example: normbench run suites/quickstart.yaml --set training.steps=500 --format markdown
 
@@ -163,12 +169,16 @@ def run(
     from normbench.spec import load_suite
 
     options = api.make_options(workers=workers, threads_per_worker=threads_per_worker, executor=executor,
-                               scheduler=scheduler, devices=devices, shard=shard, resume=resume)
+                               scheduler=scheduler, devices=devices, shard=shard, resume=resume,
+                               reproducible=reproducible)
     loaded = load_suite(suite, set_ or [])
     for message in loaded.warnings:
         warn(message)
     gate = _prepare_gate(run_path(baseline) if baseline else None, fail_on, loaded)
-    plan = api.plan_run(loaded, out, options, command=["normbench", *sys.argv[1:]])
+    plan = api.plan_run(loaded, out, options, command=["normbench", *sys.argv[1:]],
+                        reference=reference, rel_cost=rel_cost)
+    for message in plan.warnings:
+        warn(message)
     if plan.resume_dir is not None:
         print(f"resuming {plan.resume_dir.path}: {len(plan.done)} of {len(plan.tasks)} results complete, "
               f"{len(plan.pending)} to run", file=sys.stderr)
@@ -481,7 +491,8 @@ def compare(
         "--metric", "-m", help="Metric to show (repeatable; 'all' for every recorded one). "
         "Default: the headline metrics plus the gated ones.", metavar="METRIC")] = None,
     alpha: Annotated[float, typer.Option(
-        "--alpha", help="Significance level of Welch's t-test across seeds.")] = 0.05,
+        "--alpha", help="Family-wise significance level: Welch's t-test across seeds, "
+        "Holm-Bonferroni adjusted over every variant x metric test of the comparison.")] = 0.05,
     no_stats: Annotated[bool, typer.Option(
         "--no-stats", help="Gates fire on the threshold alone, without a significance test.")] = False,
     fmt: FormatOpt = Format.table,
@@ -494,7 +505,10 @@ def compare(
 
     Marks: + worse, - better (both significant), ~ no significant change, ! newly failing or
     diverged, x not comparable (the suite changed). Significance: Welch's t-test across seeds,
-    two-sided, α = 0.05; timing metrics on log values.
+    two-sided, timing metrics on log values; p-values are Holm-Bonferroni adjusted over every
+    variant x metric test of the comparison, so an honest re-run fires with probability at most
+    α = 0.05 in all. Every seed equal on both sides is an exact change ("300 → 500 on every
+    seed"), without a p.
 
     Exit codes: 0 no gate fired · 1 a gate fired (regression) · 2 could not compare (bad input).
 

@@ -122,6 +122,7 @@ class TrainingCfg(_Strict):
     seeds: int | list[int] = 3
     device: str = "auto"
     threads: int | None = Field(None, ge=1)
+    reproducible: bool | None = None
     grad_clip: float | None = Field(None, gt=0)
     precision: Literal["fp32", "bf16", "fp16"] = "fp32"
     compile: bool = False
@@ -395,8 +396,19 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[tuple, s
 # --- variants ---------------------------------------------------------------------------------
 
 
+# Settings that select the arithmetic but not the experiment (like the seed): a run with other
+# threads or kernels is the same variant, so compare pairs it and says it is not bit-comparable.
+# Hashed as unset, so ids stay those of runs made before planning filled them in.
+NOT_IN_ID = {"threads": None}
+DROPPED_FROM_ID = ("reproducible",)
+
+
 def variant_id(config: dict[str, Any]) -> str:
-    """Short hash of a fully resolved configuration (seeds excluded by the caller)."""
+    """Short hash of a fully resolved configuration (seeds, threads and kernel mode excluded)."""
+    training = config.get("training")
+    if isinstance(training, dict):
+        training = {k: v for k, v in training.items() if k not in DROPPED_FROM_ID}
+        config = {**config, "training": {**training, **NOT_IN_ID}}
     blob = json.dumps(config, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha1(blob.encode()).hexdigest()[:10]
 

@@ -34,6 +34,7 @@ for _m in [
     Metric("seconds_to_target", False, "s", "training seconds until the first target was reached"),
     Metric("samples_per_sec", True, "samples/s", "training samples per second: batch size / median ms per step over eval intervals"),
     Metric("ms_per_step", False, "ms", "median over eval intervals of milliseconds per training step (eval excluded)"),
+    Metric("rel_ms_per_step", False, "ratio", "ms per step ÷ the reference variant's, timed side by side after training (machine-normalised)"),
     Metric("train_seconds", False, "s", "wall time spent in training steps (eval excluded)"),
     Metric("num_params", False, "count", "trainable parameters of the model"),
     Metric("forward_ms", False, "ms", "median forward time per step (step breakdown)"),

@@ -23,6 +23,7 @@ from multiprocessing.connection import Connection, wait
 from pathlib import Path
 from typing import Any
 
+from normbench.execute import arith
 from normbench.execute.local import (
     OnProgress,
     OnResult,
@@ -101,7 +102,8 @@ def _exit_with_parent(guard: _WriteGuard) -> None:
     threading.Thread(target=watch, name="normbench-parent-watch", daemon=True).start()
 
 
-def worker_main(conn: Connection, threads: int | None, device: str | None) -> None:
+def worker_main(conn: Connection, threads: int | None, device: str | None,
+                env: dict[str, str] | None = None) -> None:
     """Worker process entry: receive tasks, train, write each result atomically, report back.
 
     Each message is ``(task, run_dir)`` (``None`` to exit), so workers can start before the
@@ -112,9 +114,11 @@ def worker_main(conn: Connection, threads: int | None, device: str | None) -> No
     guard = _WriteGuard()
     signal.signal(signal.SIGTERM, guard.on_signal)
     _exit_with_parent(guard)
-    if threads is not None:  # before torch is imported, so its OpenMP pool starts at this size
-        os.environ["OMP_NUM_THREADS"] = str(threads)
-        os.environ["MKL_NUM_THREADS"] = str(threads)
+    # Before torch is imported: its OpenMP pool starts at this size, and the reproducible
+    # mode's kernel levels (``env``) take effect only before torch initialises.
+    os.environ.update(env or {})
+    if threads is not None:
+        os.environ.update(arith.thread_env(threads))
     set_threads(threads)
     from normbench.results.store import RunDir
 
@@ -155,9 +159,11 @@ class WorkerPool:
     on one GPU).
     """
 
-    def __init__(self, workers: int, threads: int | None, devices: Sequence[str] = ()) -> None:
+    def __init__(self, workers: int, threads: int | None, devices: Sequence[str] = (),
+                 env: dict[str, str] | None = None) -> None:
         self.ctx = mp.get_context("spawn")
         self.threads = threads
+        self.env = dict(env or {})
         self.workers = [self._start(k, devices[k % len(devices)] if devices else None)
                         for k in range(workers)]
 
@@ -169,7 +175,7 @@ class WorkerPool:
 
     def _start(self, slot: int, device: str | None) -> _Worker:
         parent_end, child_end = self.ctx.Pipe(duplex=True)
-        process = self.ctx.Process(target=worker_main, args=(child_end, self.threads, device),
+        process = self.ctx.Process(target=worker_main, args=(child_end, self.threads, device, self.env),
                                    name=f"normbench-worker-{slot}", daemon=True)
         process.start()
         child_end.close()  # the parent keeps only its end, so EOF means the worker is gone

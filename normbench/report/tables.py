@@ -15,7 +15,7 @@ from normbench.errors import InputError
 
 FORMATS = ("table", "markdown", "csv", "json", "latex")
 SUMMARY_METRICS = ("final_test_acc", "best_test_acc", "final_test_loss", "final_train_loss",
-                   "steps_to_target", "seconds_to_target", "samples_per_sec")
+                   "steps_to_target", "seconds_to_target", "samples_per_sec", "rel_ms_per_step")
 NOT_REACHED = "not reached"
 CI_MIN_SEEDS = 3  # below this a bootstrap "CI" is the seeds' range, and is not called a CI
 NONE = "—"
@@ -46,6 +46,8 @@ def fmt_value(x: float | None, unit: str = "") -> str:
         return f"{x:,.0f}"
     if unit in ("fraction", "nats"):
         return f"{x:.4f}"
+    if unit == "ratio":
+        return f"{x:.3f}"
     if unit in ("s", "ms"):
         return f"{x:.3f}" if abs(x) < 10 else f"{x:,.1f}" if abs(x) < 1000 else f"{x:,.0f}"
     return f"{x:.4g}"
@@ -108,7 +110,20 @@ def summary_metrics(summary: dict[str, Any], metrics: list[str] | None = None) -
     return metrics or [m for m in SUMMARY_METRICS if m in have]
 
 
-TIMING_METRICS = frozenset({"samples_per_sec", "ms_per_step", "seconds_to_target", "train_seconds"})
+TIMING_METRICS = frozenset({"samples_per_sec", "ms_per_step", "seconds_to_target", "train_seconds",
+                            "rel_ms_per_step"})
+# The figures taken from the median eval interval: the only ones "(noisy)" describes.
+INTERVAL_METRICS = frozenset({"samples_per_sec", "ms_per_step"})
+
+
+def noisy_mark(v: dict[str, Any], metric: str) -> str:
+    """" (noisy)" after an interval-timed figure that has a value and a wide pooled spread."""
+    if metric == "rel_ms_per_step":
+        stats = v["metrics"].get(metric) or {}
+        return " (noisy)" if stats.get("mean") is not None and v.get("rel_cost_noisy") else ""
+    if metric not in INTERVAL_METRICS or not v.get("timing_noisy"):
+        return ""
+    return " (noisy)" if (v["metrics"].get(metric) or {}).get("mean") is not None else ""
 
 
 def summary_table(summary: dict[str, Any], metrics: list[str] | None = None) -> Table:
@@ -119,9 +134,8 @@ def summary_table(summary: dict[str, Any], metrics: list[str] | None = None) -> 
     rows, data = [], []
     for v in summary["variants"]:
         c = v["counts"]
-        noisy = " (noisy)" if v.get("timing_noisy") else ""
         rows.append([*_variant_head(summary, v, keys), f"{c['ok']}/{c['diverged']}/{c['failed']}",
-                     *[cell(summary, v, m) + (noisy if m in TIMING_METRICS else "") for m in metrics]])
+                     *[cell(summary, v, m) + noisy_mark(v, m) for m in metrics]])
         d: dict[str, Any] = {"variant_id": v["variant_id"], "variant_name": v["variant_name"],
                              **{k: v["labels"].get(k) for k in keys},
                              "ok": c["ok"], "diverged": c["diverged"], "failed": c["failed"]}
@@ -133,8 +147,8 @@ def summary_table(summary: dict[str, Any], metrics: list[str] | None = None) -> 
                  [*head, "ok/div/fail", *metrics], rows, data,
                  numeric=set(range(n0, n0 + len(metrics))), keys=len(head),
                  note="ok/div/fail counts seeds; (k/n) after a time to target = reached by k of n seeds; "
-                      "(n=k) = only k seeds had a value; (noisy) = ms/step varied by more than 10 % "
-                      "(IQR/median) between eval intervals")
+                      "(n=k) = only k seeds had a value; (noisy) = ms/step varied by more than 15 % "
+                      "(IQR/median) over the eval intervals of all seeds")
 
 
 def stats_table(summary: dict[str, Any], metric: str) -> Table:
