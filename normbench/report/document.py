@@ -182,7 +182,8 @@ def build_sections(summary: dict[str, Any], plots: list[Plot], warnings: list[st
         table.note = ("model_memory_mb = parameters and buffers + gradients + optimizer state + "
                       "the activations autograd saves in one training step, counted tensor by "
                       "tensor; peak_memory_mb = CUDA max allocated (GPU runs); process_rss_mb = "
-                      "the worker process's peak resident memory, torch itself included")
+                      "the worker process's peak resident memory, torch itself included (runs "
+                      "stored before this split kept that RSS under peak_memory_mb)")
         sections.append(Section("Memory", "memory", [("table", table)]))
     metric = headline_metric(summary)
     if metric:
@@ -252,7 +253,7 @@ td.num { white-space: nowrap; }
 th { background: var(--head); position: sticky; top: 0; }
 td.num, th.num { text-align: right; }
 tbody tr:nth-child(even) { background: #fbfcfd; }
-table.kv th { text-align: left; width: 1%; }
+table.kv { width: auto; } table.kv th { text-align: left; width: 1%; white-space: nowrap; }
 .note, figcaption { color: var(--muted); font-size: 12.5px; margin: 4px 0 14px; }
 figure { margin: 16px 0 28px; } figure img { max-width: 100%; height: auto; border: 1px solid var(--line); }
 ul.problems { font-size: 13px; }
