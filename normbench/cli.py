@@ -147,7 +147,9 @@ def run(
     devices: Annotated[str | None, typer.Option("--devices", help="Devices assigned to workers round robin, e.g. cuda:0,cuda:1 (a device may repeat or be shared by several --workers).", metavar="LIST")] = None,
     baseline: Annotated[Path | None, typer.Option("--baseline", help="After the run, compare with this run directory and check the gates (see normbench compare).", metavar="RUN_DIR")] = None,
     fail_on: Annotated[list[str] | None, typer.Option("--fail-on", help="Regression gate vs --baseline, METRIC:[+|-]NUMBER[%], e.g. final_test_acc:-1% (repeatable); exit 1 when one fires.", metavar="METRIC:CHANGE")] = None,
-    reference: Annotated[str | None, typer.Option("--reference", help="Variant that relative costs (rel_ms_per_step) are measured against, e.g. norm=none (default: the suite's first variant).", metavar="KEY=VALUE")] = None,
+    until_decided: Annotated[bool, typer.Option("--until-decided", help="Add seeds, look by look, only to the variants of undecided claims (and --reference contrasts) until every verdict is decided or --max-seeds is reached (alpha spending over the planned looks).")] = False,
+    max_seeds: Annotated[int, typer.Option("--max-seeds", help="Seed budget per variant for --until-decided.", min=1)] = 10,
+    reference: Annotated[str | None, typer.Option("--reference", help="Reference variant, e.g. norm=none: relative costs (rel_ms_per_step) are measured against it (default: the suite's first variant), the report's relative table uses it, and --until-decided decides its contrasts.", metavar="KEY=VALUE")] = None,
     rel_cost: Annotated[bool, typer.Option("--rel-cost/--no-rel-cost", help="After training, time every variant against the reference side by side (rel_ms_per_step).")] = True,
     wide: WideOpt = False,
 ) -> None:
@@ -163,6 +165,8 @@ def run(
     Example: normbench run suites/quickstart.yaml --resume latest
 
     Example: normbench run suites/ci-smoke.yaml --baseline reports/baselines/ci-smoke --fail-on final_test_acc:-1%
+
+    Example: normbench run suites/ioffe2015-mlp.yaml --until-decided --max-seeds 10
     """
     from normbench import api
     from normbench.execute.progress import Progress, startup_words
@@ -175,37 +179,53 @@ def run(
     for message in loaded.warnings:
         warn(message)
     gate = _prepare_gate(run_path(baseline) if baseline else None, fail_on, loaded)
-    plan = api.plan_run(loaded, out, options, command=["normbench", *sys.argv[1:]],
-                        reference=reference, rel_cost=rel_cost)
-    for message in plan.warnings:
-        warn(message)
-    if plan.resume_dir is not None:
-        print(f"resuming {plan.resume_dir.path}: {len(plan.done)} of {len(plan.tasks)} results complete, "
-              f"{len(plan.pending)} to run", file=sys.stderr)
     steps = loaded.variants[0].config["training"]["steps"] if loaded.variants else 0
-    with Progress(len(plan.pending), steps, enabled=False if quiet else None) as progress:
-        names = {t.key: f"{t.variant.name} s{t.seed}" for t in plan.pending}
-        if plan.pending:
-            workers = 1 if plan.in_process else min(plan.workers, len(plan.pending))
-            progress.stage(startup_words((t.variant.config["dataset"] for t in plan.pending),
-                                         workers))
+    command = ["normbench", *sys.argv[1:]]
 
-        def on_record(record: dict) -> None:
-            progress.finished(record, f"{record['variant_id']}-s{record['seed']}")
+    def execute(plan: api.RunPlan) -> api.RunOutcome:
+        for message in plan.warnings:
+            warn(message)
+        if plan.resume_dir is not None and not until_decided:
+            print(f"resuming {plan.resume_dir.path}: {len(plan.done)} of {len(plan.tasks)} results complete, "
+                  f"{len(plan.pending)} to run", file=sys.stderr)
+        with Progress(len(plan.pending), steps, enabled=False if quiet else None) as progress:
+            names = {t.key: f"{t.variant.name} s{t.seed}" for t in plan.pending}
+            if plan.pending:
+                workers = 1 if plan.in_process else min(plan.workers, len(plan.pending))
+                progress.stage(startup_words((t.variant.config["dataset"] for t in plan.pending),
+                                             workers))
 
-        outcome = api.execute_plan(
-            plan, on_progress=lambda key, step, total, seed: progress.update(key, step, total, names[key]),
-            on_record=on_record,
-        )
+            def on_record(record: dict) -> None:
+                progress.finished(record, f"{record['variant_id']}-s{record['seed']}")
+
+            return api.execute_plan(
+                plan, on_progress=lambda key, step, total, seed: progress.update(key, step, total, names[key]),
+                on_record=on_record,
+            )
+
+    if until_decided:
+        from normbench.execute.sequential import run_until_decided
+
+        def on_look(info: dict) -> None:
+            more = f"; next look: {len(info['next'])} variants get more seeds" if info["next"] else ""
+            print(f"look {info['look']} ({info['seeds']} seeds, alpha {info['alpha']:.2g}): "
+                  f"{info['decided']} decided, {info['undecided']} undecided{more}", file=sys.stderr)
+
+        outcome = run_until_decided(loaded, out, options, max_seeds=max_seeds, reference=reference,
+                                    command=command, execute=execute, on_look=on_look,
+                                    rel_cost=rel_cost).outcome
+    else:
+        outcome = execute(api.plan_run(loaded, out, options, command=command, reference=reference,
+                                       rel_cost=rel_cost))
     try:
         with _width(wide):
-            _print_run_table(outcome.run_dir.path, fmt, not no_report)
+            _print_run_table(outcome.run_dir.path, fmt, not no_report, reference)
     except Exception as exc:  # a report bug must not hide a finished run: results are on disk
         warn(f"the report could not be written ({type(exc).__name__}: {exc}); every result is "
              f"saved — retry with: normbench report {outcome.run_dir.path}")
     print(f"run directory: {outcome.run_dir.path}", file=sys.stderr)
     if outcome.status == "interrupted":
-        print(f"interrupted: {len(outcome.records)} of {len(plan.tasks)} results are saved; "
+        print(f"interrupted: finished results are saved ({len(outcome.records)}); "
               f"resume with:\n  {resume_command(sys.argv, outcome.run_dir.path)}", file=sys.stderr)
     elif outcome.failed:
         warn(f"{len(outcome.failed)} of {len(outcome.records)} variant runs failed")
@@ -230,18 +250,19 @@ def resume_command(argv: list[str], run_dir: Path) -> str:
     return shlex.join(["normbench", *args, "--resume", str(run_dir)])
 
 
-def _print_run_table(run_dir: Path, fmt: Format, write_report: bool) -> None:
+def _print_run_table(run_dir: Path, fmt: Format, write_report: bool,
+                     reference: str | None = None) -> None:
     """Summarise a finished run (and write its report) then print the table on stdout."""
     from normbench.analysis.aggregate import summarize_run
-    from normbench.report.api import build_report, render_table
+    from normbench.report.api import build_report, render_table, with_answer
     from normbench.results.store import RunDir
 
     if write_report:
-        summary = build_report(run_dir)[0]
+        summary = build_report(run_dir, reference=reference)[0]
     else:
-        summary = summarize_run(run_dir)
+        summary = summarize_run(run_dir, reference=reference)
         RunDir(run_dir).write_json("summary.json", summary)
-    print(render_table(summary, fmt.value))
+    print(with_answer(summary, render_table(summary, fmt.value), fmt.value))
 
 
 @app.command()
@@ -373,10 +394,16 @@ def bench(
     repeats: Annotated[int, typer.Option(help="Minimum timed samples per measurement.")] = 10,
     min_time: Annotated[float, typer.Option(help="Minimum seconds of timed samples per "
                                             "measurement (after warm-up).")] = 1.0,
+    fresh_outputs: Annotated[bool, typer.Option(
+        "--fresh-outputs", help="CPU: let every large output page-fault in fresh memory, as a "
+        "plain process does (default: freed memory is kept, outputs come back warm).")] = False,
     fmt: FormatOpt = Format.table,
     wide: WideOpt = False,
 ) -> None:
     """Time norm layers (forward, forward+backward): median, IQR, GB/s and fraction of a copy.
+
+    A layer above 100 % of the copy is flagged with the reason (e.g. its working set fits in
+    the cache).
 
     Example: normbench bench layer rms group[groups=8] --shape 8192x1024 --pass forward
     """
@@ -387,7 +414,7 @@ def bench(
         norms or None, shape or None, dtype or ["float32"], device,
         modes=parse_choice(mode, MODE_CHOICES, "mode"),
         passes=parse_choice(pass_, PASS_CHOICES, "pass"),
-        repeats=repeats, min_time=min_time,
+        repeats=repeats, min_time=min_time, warm_outputs=not fresh_outputs,
         progress=lambda msg: print(msg, file=sys.stderr, flush=True),
     )
     with _width(wide):

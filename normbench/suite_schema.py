@@ -46,6 +46,15 @@ MODEL_KEYS: dict[str, tuple[str, Schema]] = {
     "cell": ("rnn: recurrent cell", {"enum": ["lstm", "gru", "rnn"]}),
     "layers": ("rnn: stacked recurrent layers", {"type": "integer", "minimum": 1}),
     "residual": ("mlp: residual connections between equal-width blocks", {"type": "boolean"}),
+    "dropout": (
+        "dropout probability after each block's activation",
+        {"type": "number", "minimum": 0, "exclusiveMaximum": 1},
+    ),
+    "bidirectional": ("rnn: a bidirectional recurrent layer", {"type": "boolean"}),
+    "fused": (
+        "rnn: torch's fused cuDNN/oneDNN kernel (only where the norm allows it)",
+        {"type": "boolean"},
+    ),
     "activation": ("non-linearity after (or before) the norm (normbench list activations)", {}),
     "norm": (
         "normalization: a registry name, or a mapping {kind: NAME, ...options} "
@@ -91,7 +100,22 @@ TRAINING_KEYS: dict[str, tuple[str, Schema]] = {
         {"type": ["integer", "null"], "minimum": 1},
     ),
     "batch_size": ("training batch size", {"type": "integer", "minimum": 1}),
-    "steps": ("optimizer steps per run", {"type": "integer", "minimum": 1}),
+    "steps": (
+        "optimizer steps per run (or give epochs)",
+        {"type": ["integer", "null"], "minimum": 1},
+    ),
+    "epochs": (
+        "training length in passes over the training split (instead of steps)",
+        {"type": ["number", "null"], "exclusiveMinimum": 0},
+    ),
+    "eval_every_epochs": (
+        "evaluation interval in epochs (instead of eval_every)",
+        {"type": ["number", "null"], "exclusiveMinimum": 0},
+    ),
+    "batches": (
+        "mixed batches, or per_domain: each batch from one domain of a multi-domain dataset",
+        {"enum": ["mixed", "per_domain"]},
+    ),
     "eval_every": (
         "steps between evaluations (eval mode, untimed)",
         {"type": "integer", "minimum": 1},
@@ -123,6 +147,11 @@ TRAINING_KEYS: dict[str, tuple[str, Schema]] = {
         "torch intra-op threads for this variant",
         {"type": ["integer", "null"], "minimum": 1},
     ),
+    "reproducible": (
+        "pin CPU kernels to a common level so other machines give the same numbers "
+        "(not part of the variant id)",
+        {"type": ["boolean", "null"]},
+    ),
     "grad_clip": (
         "clip the gradient ℓ2 norm to this value",
         {"type": ["number", "null"], "exclusiveMinimum": 0},
@@ -151,6 +180,16 @@ CLAIM_KEYS: dict[str, tuple[str, Schema]] = {
         {"type": ["number", "null"]},
     ),
     "tolerance": ("allowed distance from the published value", {"type": "number", "minimum": 0}),
+    "margin": (
+        'equivalence margin δ: a number in the metric\'s units (0.01) or a percentage ("5%")',
+        {
+            "anyOf": [
+                {"type": "number", "minimum": 0},
+                {"type": "string", "pattern": r"^\d+(\.\d+)?\s*%$"},
+                {"type": "null"},
+            ]
+        },
+    ),
 }
 
 

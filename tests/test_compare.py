@@ -482,6 +482,9 @@ def test_a_zero_variance_pair_is_an_exact_difference() -> None:
     assert ch.note == "300 → 500 on every seed"
     fired = evaluate_gate(parse_gate("steps_to_target:+10%"), "v", ch)
     assert fired.status == "fail" and "300 → 500 on every seed" in fired.reason
+    from normbench.report.compare_render import fmt_p
+
+    assert fmt_p(ch) == "exact: 300 → 500 on every seed"
     same = metric_change("steps_to_target", info, side([300, 300]), side([300, 300]))
     assert same.test == "exact: identical" and same.mark == "~" and same.p_value is None
 

@@ -232,12 +232,15 @@ def summarize(run: RunData, *, reference: str | None = None) -> dict[str, Any]:
     table uses ``norm=none`` when that was swept, and is empty otherwise.
     """
     from normbench.analysis.claims import evaluate_claims
+    from normbench.analysis.profile import performance_profile
     from normbench.analysis.relative import (
+        decide_reference,
         default_reference,
         lr_robustness,
         parse_reference,
         relative_rows,
     )
+    from normbench.analysis.verdicts import ALPHA
 
     records = run.records
     resolved = run.resolved or {}
@@ -282,11 +285,18 @@ def summarize(run: RunData, *, reference: str | None = None) -> dict[str, Any]:
         "variants": variants,
     }
     ref = parse_reference(reference, summary) if reference else default_reference(summary)
+    # A run of --until-decided froze each decision at the look that took it (repeated looks).
+    seq = (run.manifest or {}).get("until_decided") or {}
+    frozen, alpha = seq.get("decisions") or {}, seq.get("alpha_now", ALPHA)
+    relative = relative_rows(summary, ref) if ref else []
+    decide_reference(relative, frozen, alpha)
     summary["analysis"] = {
         "reference": ref,
-        "relative": relative_rows(summary, ref) if ref else [],
+        "relative": relative,
         "lr_robustness": lr_robustness(summary),
-        "claims": evaluate_claims(suite.get("claims") or [], variants),
+        "claims": evaluate_claims(suite.get("claims") or [], variants, alpha=alpha,
+                                  frozen=frozen),
+        "profile": performance_profile(summary),
     }
     return summary
 

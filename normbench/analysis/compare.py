@@ -503,6 +503,23 @@ def environment_warning(base: dict[str, Any], cand: dict[str, Any]) -> str | Non
            "): timing metrics may differ for reasons other than the code"
 
 
+def arith_warning(base: dict[str, Any], cand: dict[str, Any], names: list[str]) -> str | None:
+    """``not bit-comparable: threads 1 vs 2`` when the runs' arithmetic was selected differently.
+
+    Variants still pair by id (threads and kernels are not part of it); for accuracy and loss
+    the sentence explains that differences in the last digits are then expected.
+    """
+    from normbench.execute import arith
+
+    sentence = arith.not_bit_comparable(arith.signature(base.get("manifest") or {}),
+                                        arith.signature(cand.get("manifest") or {}))
+    if sentence is None:
+        return None
+    if any(_info([base, cand], m).get("unit") not in TIMING_UNITS for m in names):
+        return f"{sentence}: {arith.DETERMINISTIC_NOTE}"
+    return sentence
+
+
 def check_same_suite(base: dict[str, Any], cand: dict[str, Any], bpath: Path, cpath: Path) -> None:
     """Runs of different suites have nothing in common to compare: an input error."""
     nb, nc = (base.get("suite") or {}).get("name"), (cand.get("suite") or {}).get("name")
@@ -533,6 +550,9 @@ def compare_summaries(
     warning = environment_warning(base, cand)
     if warning and any(_info([base, cand], m).get("unit") in TIMING_UNITS for m in names):
         cmp.warnings.append(warning)
+    arith_note = arith_warning(base, cand, names)
+    if arith_note:
+        cmp.warnings.append(arith_note)
     for v in cmp.by_status("not_comparable"):
         cmp.warnings.append(f"{v.name} is not comparable: {v.reason}")
     if any(m.test.startswith("no significance test") for v in cmp.variants for m in v.metrics) and stats:

@@ -232,3 +232,74 @@ def holm(p_values: list[float]) -> list[float]:
         running = max(running, min(1.0, (m - rank) * p_values[i]))
         adjusted[i] = running
     return adjusted
+
+
+# --- intervals, equivalence and alpha spending for verdicts (torch-free, numpy-free) ---------
+
+
+def t_cdf(t: float, df: float) -> float:
+    """P(T ≤ t) for Student's t with (possibly fractional) ``df``; scipy when importable."""
+    try:
+        from scipy.special import stdtr  # the light part of scipy; scipy.stats costs ~1 s
+
+        return float(stdtr(df, t))
+    except ImportError:
+        tail = 0.5 * betainc(df / 2.0, 0.5, df / (df + t * t))
+        return tail if t < 0 else 1.0 - tail
+
+
+def t_quantile(p: float, df: float) -> float:
+    """The t with P(T ≤ t) = p (bisection on ``t_cdf``; scipy when importable)."""
+    try:
+        from scipy.special import stdtrit
+
+        return float(stdtrit(df, p))
+    except ImportError:
+        lo, hi = -1e6, 1e6
+        for _ in range(200):
+            mid = (lo + hi) / 2
+            lo, hi = (mid, hi) if t_cdf(mid, df) < p else (lo, mid)
+        return (lo + hi) / 2
+
+
+def spending(fraction: float, alpha: float, kind: str = "obf") -> float:
+    """Cumulative α spent by information fraction ``fraction`` (Lan–DeMets spending functions).
+
+    ``obf``: the O'Brien–Fleming type 2 − 2Φ(z₁₋α/₂ / √t), which spends almost nothing at early
+    looks and nearly all of α at the last; ``pocock``: α · ln(1 + (e − 1) t), which spends
+    evenly. Both reach α at t = 1.
+    """
+    from statistics import NormalDist
+
+    t = min(max(fraction, 0.0), 1.0)
+    if t <= 0.0:
+        return 0.0
+    if kind == "pocock":
+        return alpha * math.log1p((math.e - 1.0) * t)
+    norm = NormalDist()
+    return min(alpha, 2.0 - 2.0 * norm.cdf(norm.inv_cdf(1.0 - alpha / 2.0) / math.sqrt(t)))
+
+
+def alpha_per_look(looks: list[int], alpha: float, kind: str = "obf") -> list[float]:
+    """The α each planned look may use: the increments of the spending function at n_k / n_K.
+
+    They add up to ``alpha``, so testing look k at its increment (Bonferroni over looks) keeps
+    the chance of any false decision over all looks ≤ ``alpha`` whatever the correlation
+    between looks — a valid, slightly conservative group-sequential design.
+    """
+    total = looks[-1]
+    spent, out = 0.0, []
+    for n in looks:
+        now = spending(n / total, alpha, kind)
+        out.append(max(now - spent, 0.0))
+        spent = now
+    return out
+
+
+def holm_adjust(p_values: list[float | None]) -> list[float | None]:
+    """``holm`` over the p-values that exist; ``None`` (no test) stays out of the family."""
+    idx = [i for i, p in enumerate(p_values) if p is not None]
+    out: list[float | None] = [None] * len(p_values)
+    for i, adj in zip(idx, holm([float(p_values[i]) for i in idx]), strict=True):  # type: ignore[arg-type]
+        out[i] = adj
+    return out

@@ -21,16 +21,29 @@ LARGE_MODEL_THREADS = 4
 
 # Environment variables that steer kernel selection or thread pools: recorded in manifests.
 KERNEL_ENV_VARS = (
-    "ATEN_CPU_CAPABILITY", "MKL_CBWR", "MKL_ENABLE_INSTRUCTIONS", "MKL_DEBUG_CPU_TYPE",
-    "ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA", "OMP_NUM_THREADS", "MKL_NUM_THREADS",
-    "OPENBLAS_NUM_THREADS", "KMP_AFFINITY", "OMP_PROC_BIND", "GOMP_CPU_AFFINITY",
+    "ATEN_CPU_CAPABILITY",
+    "MKL_CBWR",
+    "MKL_ENABLE_INSTRUCTIONS",
+    "MKL_DEBUG_CPU_TYPE",
+    "ONEDNN_MAX_CPU_ISA",
+    "DNNL_MAX_CPU_ISA",
+    "OMP_NUM_THREADS",
+    "MKL_NUM_THREADS",
+    "OPENBLAS_NUM_THREADS",
+    "KMP_AFFINITY",
+    "OMP_PROC_BIND",
+    "GOMP_CPU_AFFINITY",
 )
 
 # The reproducible mode pins every library to the AVX2 level on x86-64, which every x86 CPU
 # of the last decade reaches (Intel Haswell 2013+, AMD Zen 2017+), so an AVX-512 machine and
 # an AVX2-only one run the same kernels. Elsewhere only ATen's dispatch has a portable level.
-X86_PINNED = {"ATEN_CPU_CAPABILITY": "avx2", "MKL_CBWR": "AVX2,STRICT",
-              "ONEDNN_MAX_CPU_ISA": "AVX2", "DNNL_MAX_CPU_ISA": "AVX2"}
+X86_PINNED = {
+    "ATEN_CPU_CAPABILITY": "avx2",
+    "MKL_CBWR": "AVX2,STRICT",
+    "ONEDNN_MAX_CPU_ISA": "AVX2",
+    "DNNL_MAX_CPU_ISA": "AVX2",
+}
 OTHER_PINNED = {"ATEN_CPU_CAPABILITY": "default"}
 X86_MACHINES = ("x86_64", "amd64", "i686", "i386")
 
@@ -94,13 +107,17 @@ def fit_to_cores(workers: int, threads: int, cores: int) -> tuple[int, int, list
     """
     warnings = []
     if threads > cores:
-        warnings.append(f"{threads} intra-op threads asked for but only {cores} cores are usable: "
-                        f"using {cores} (more would oversubscribe the CPU)")
+        warnings.append(
+            f"{threads} intra-op threads asked for but only {cores} cores are usable: "
+            f"using {cores} (more would oversubscribe the CPU)"
+        )
         threads = cores
     fit = max(1, cores // threads)
     if workers > fit:
-        warnings.append(f"{workers} workers × {threads} thread{'s' * (threads > 1)} would exceed "
-                        f"the {cores} usable cores: using {fit} worker{'s' * (fit > 1)}")
+        warnings.append(
+            f"{workers} workers × {threads} thread{'s' * (threads > 1)} would exceed "
+            f"the {cores} usable cores: using {fit} worker{'s' * (fit > 1)}"
+        )
         workers = fit
     return workers, threads, warnings
 
@@ -134,7 +151,11 @@ def differences(a: Mapping[str, Any], b: Mapping[str, Any]) -> list[str]:
     A setting missing on either side (a run made before it was recorded) is not a difference.
     """
     out = []
-    if a.get("threads") is not None and b.get("threads") is not None and a["threads"] != b["threads"]:
+    if (
+        a.get("threads") is not None
+        and b.get("threads") is not None
+        and a["threads"] != b["threads"]
+    ):
         out.append(f"threads {_threads_text(a['threads'])} vs {_threads_text(b['threads'])}")
     ca, cb = a.get("cpu_capability"), b.get("cpu_capability")
     if ca and cb and ca != cb:
@@ -153,13 +174,18 @@ def not_bit_comparable(a: Mapping[str, Any], b: Mapping[str, Any]) -> str | None
     return f"not bit-comparable: {'; '.join(diff)}" if diff else None
 
 
-DETERMINISTIC_NOTE = ("accuracy and loss are bit-identical only when these match, so "
-                      "differences in the last digits (and, over long runs, of a few tenths "
-                      "of a point per seed) are expected here")
+DETERMINISTIC_NOTE = (
+    "accuracy and loss are bit-identical only when these match, so "
+    "differences in the last digits (and, over long runs, of a few tenths "
+    "of a point per seed) are expected here"
+)
 
 
 def run_arith(threads: list[int], reproducible: bool, cpu_capability: str | None) -> dict[str, Any]:
     """The manifest's ``arith`` block: the run's distinct thread counts, capability and mode."""
     distinct = sorted(set(threads))
-    return {"threads": distinct[0] if len(distinct) == 1 else distinct,
-            "cpu_capability": cpu_capability, "reproducible": reproducible}
+    return {
+        "threads": distinct[0] if len(distinct) == 1 else distinct,
+        "cpu_capability": cpu_capability,
+        "reproducible": reproducible,
+    }

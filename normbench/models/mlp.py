@@ -22,7 +22,8 @@ class MLP(nn.Module):
         bias = keeps_bias(norm, placement)
         blocks, prev = [], in_features
         for width in widths:
-            blocks.append(Block(nn.Linear(prev, width, bias=bias), width, cfg["activation"], norm, placement))
+            blocks.append(Block(nn.Linear(prev, width, bias=bias), width, cfg["activation"], norm,
+                                placement, cfg.get("dropout", 0.0)))
             prev = width
         self.blocks = nn.ModuleList(blocks)
         self.head = nn.Linear(prev, num_outputs)

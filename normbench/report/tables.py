@@ -221,9 +221,9 @@ def relative_table(summary: dict[str, Any], rows_in: list[dict[str, Any]], ref: 
     ratios = list(rows_in[0]["ratio"]) if rows_in else []
     cols = [*keys, "reference"]
     for m in times:
-        cols += [SHORT.get(m, m), "ref", "speed-up"]
+        cols += [SHORT.get(m, m), "ref", "speed-up", "verdict"]
     for m in ratios:
-        cols += [m, "ref", "ratio"]
+        cols += [m, "ref", "ratio", "verdict"]
     rows, data = [], []
     for r in rows_in:
         v, ref_v = by_id[r["variant_id"]], by_id[r["reference_id"]]
@@ -235,21 +235,62 @@ def relative_table(summary: dict[str, Any], rows_in: list[dict[str, Any]], ref: 
                              "relaxed": ",".join(r["relaxed"])}
         for m in times:
             s = r["speedup"][m]
-            row += [cell(summary, v, m), cell(summary, ref_v, m), fmt_speedup(s)]
+            row += [cell(summary, v, m), cell(summary, ref_v, m), fmt_speedup(s),
+                    _verdict_cell(r, m)]
             d.update({m: s["value"], f"reference_{m}": s["reference"], f"speedup_{m}": s["speedup"],
                       f"speedup_{m}_lower_bound": s["speedup_lower_bound"]})
+            d.update(_verdict_data(r, m))
         for m in ratios:
             s = r["ratio"][m]
             row += [cell(summary, v, m), cell(summary, ref_v, m),
-                    f"{s['ratio']:.3f}" if s["ratio"] is not None else NONE]
+                    f"{s['ratio']:.3f}" if s["ratio"] is not None else NONE, _verdict_cell(r, m)]
             d.update({m: s["value"], f"reference_{m}": s["reference"], f"ratio_{m}": s["ratio"]})
+            d.update(_verdict_data(r, m))
         rows.append(row)
         data.append(d)
     return Table(f"Relative to {name_of(ref, list(ref))}: speed-up = reference time ÷ variant time",
                  cols, rows, data, numeric=set(range(len(keys) + 1, len(cols))), keys=len(keys),
                  note="reference 'same' = same values on the other swept keys, else the values it was "
                       "matched on; '> x×' = the reference never reached the target, so x is a lower "
-                      "bound (its whole run ÷ the variant's time)")
+                      "bound (its whole run ÷ the variant's time); verdict = effect (variant − "
+                      "reference, or ×ratio for steps and times) [95 % Welch CI] and better / "
+                      "worse / equivalent (±1 point, ±5 %) / undecided, Holm over the table")
+
+
+def _verdict_data(row: dict[str, Any], metric: str) -> dict[str, Any]:
+    """The contrast's verdict, effect and interval as machine-readable columns."""
+    c = (row.get("contrasts") or {}).get(metric) or {}
+    return {f"verdict_{metric}": c.get("verdict"), f"effect_{metric}": c.get("effect"),
+            f"effect_{metric}_ci_low": c.get("ci_low"), f"effect_{metric}_ci_high": c.get("ci_high")}
+
+
+def _verdict_cell(row: dict[str, Any], metric: str) -> str:
+    """``better +0.031 [+0.012, +0.05]`` for one reference contrast."""
+    from normbench.analysis.verdicts import describe_effect
+
+    c = (row.get("contrasts") or {}).get(metric)
+    if not c or c.get("verdict") is None:
+        return NONE
+    return f"{c['verdict']} {describe_effect(c).replace(' (exact: no spread over seeds)', ' exact')}"
+
+
+def profile_table(summary: dict[str, Any], prof: dict[str, Any]) -> Table:
+    """The settings behind a performance profile: each norm's time to target and its ratio."""
+    norms = prof["norms"]
+    cols = ["setting", *norms]
+    rows, data = [], []
+    for s in prof["settings"]:
+        row = [s["setting"]]
+        for n in norms:
+            t, r = s["times"].get(n), s["ratios"].get(n)
+            row.append(NONE if n not in s["times"] else "not reached" if t is None
+                       else f"{t:.4g} (×{r:.2f})")
+        rows.append(row)
+        data.append({"setting": s["setting"], **{n: s["times"].get(n) for n in norms},
+                     **{f"ratio_{n}": s["ratios"].get(n) for n in norms}})
+    return Table(f"Per setting: mean {prof['metric']} (× the best norm's there)", cols, rows, data,
+                 numeric=set(range(1, len(cols))),
+                 note="'not reached' = a majority of the seeds missed the target")
 
 
 def lr_table(summary: dict[str, Any], rows_in: list[dict[str, Any]]) -> Table:

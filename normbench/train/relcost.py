@@ -21,7 +21,8 @@ from the task's own ``train_seconds``, between ``MIN_BURST`` and ``MAX_BURST`` s
 tiny test suite pays milliseconds and a long run gets long, steady bursts.
 
 The reference's own value is exactly 1. The measurement trains copies that are thrown away,
-so the recorded training numbers never change.
+so the recorded training numbers never change. It honours the training precision and
+``channels_last``; ``compile: true`` is not applied (the ratio is of eager steps).
 """
 
 from __future__ import annotations
@@ -91,10 +92,14 @@ def make_stepper(config: dict[str, Any], seed: int) -> Stepper:
     n = data.x_train.shape[0]
     model.train()
 
+    # Mixed precision as in training (no grad scaler: a timing copy need not converge).
+    amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(training.get("precision", ""))
+
     def run(steps: int) -> None:
         for _ in range(steps):
             idx = torch.randint(0, n, (batch,), generator=gen).to(device)
-            loss = loss_fn(model(data.x_train[idx]).float(), data.y_train[idx])
+            with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
+                loss = loss_fn(model(data.x_train[idx]).float(), data.y_train[idx])
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -125,14 +130,20 @@ def abba(variant: Stepper, reference: Stepper, rounds: int = ROUNDS) -> dict[str
     if len(ratios) >= 4:
         q1, med, q3 = statistics.quantiles(ratios, n=4, method="inclusive")
         spread = (q3 - q1) / med if med > 0 else None
-    return {"median": min(v_all) / min(r_all), "ratios": [round(r, 5) for r in ratios],
-            "iqr_over_median": spread, "ms_per_step": round(1000 * min(v_all), 6),
-            "reference_ms_per_step": round(1000 * min(r_all), 6)}
+    return {
+        "median": min(v_all) / min(r_all),
+        "ratios": [round(r, 5) for r in ratios],
+        "iqr_over_median": spread,
+        "ms_per_step": round(1000 * min(v_all), 6),
+        "reference_ms_per_step": round(1000 * min(r_all), 6),
+    }
 
 
 def measure(
     pairs: list[tuple[str, dict[str, Any], int, float | None]],
-    reference: tuple[str, dict[str, Any]], *, rounds: int = ROUNDS,
+    reference: tuple[str, dict[str, Any]],
+    *,
+    rounds: int = ROUNDS,
     warn: Callable[[str], None] | None = None,
 ) -> dict[tuple[str, int], dict[str, Any]]:
     """Relative cost of each (variant id, config, seed, train seconds) in ``pairs``.
@@ -147,15 +158,22 @@ def measure(
             ref = make_stepper(ref_config, seed)
         except Exception as exc:  # the reference's own training failed the same way
             if warn:
-                warn(f"relative cost not measured for seed {seed}: the reference variant "
-                     f"cannot take a step ({type(exc).__name__}: {exc})")
+                warn(
+                    f"relative cost not measured for seed {seed}: the reference variant "
+                    f"cannot take a step ({type(exc).__name__}: {exc})"
+                )
             continue
         for vid, config, s, train_seconds in pairs:
             if s != seed:
                 continue
             if vid == ref_id:
-                out[(vid, seed)] = {"reference_id": ref_id, "ratios": [1.0] * rounds,
-                                    "median": 1.0, "iqr_over_median": 0.0, "rounds": rounds}
+                out[(vid, seed)] = {
+                    "reference_id": ref_id,
+                    "ratios": [1.0] * rounds,
+                    "median": 1.0,
+                    "iqr_over_median": 0.0,
+                    "rounds": rounds,
+                }
                 continue
             try:
                 burst = burst_seconds(train_seconds, rounds)
@@ -164,9 +182,15 @@ def measure(
                 result = abba(var, ref, rounds)
             except Exception as exc:
                 if warn:
-                    warn(f"relative cost not measured for {vid} seed {seed}: "
-                         f"{type(exc).__name__}: {exc}")
+                    warn(
+                        f"relative cost not measured for {vid} seed {seed}: "
+                        f"{type(exc).__name__}: {exc}"
+                    )
                 continue
-            out[(vid, seed)] = {"reference_id": ref_id, **result, "rounds": rounds,
-                                "steps_per_burst": [var.steps_per_burst, ref.steps_per_burst]}
+            out[(vid, seed)] = {
+                "reference_id": ref_id,
+                **result,
+                "rounds": rounds,
+                "steps_per_burst": [var.steps_per_burst, ref.steps_per_burst],
+            }
     return out
