@@ -142,7 +142,6 @@ def with_answer(summary: dict[str, Any], table: str, fmt: str) -> str:
     if fmt != "table":
         return table
     from normbench.analysis.answer import answer
-
     from normbench.report.width import current_width, wrap_text
 
     sentences = answer(summary)
