@@ -138,7 +138,7 @@ def run(
     no_report: Annotated[bool, typer.Option("--no-report", help="Skip report.md/report.html and plots.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress on stderr.")] = False,
     workers: Annotated[int | None, typer.Option("--workers", "-j", help="Worker processes (default: chosen from the core count and the model size; 1 trains in this process; with --executor dask and no --scheduler: the LocalCluster size).", show_default=False)] = None,
-    threads_per_worker: Annotated[int | None, typer.Option("--threads-per-worker", help="torch intra-op threads per task, in process or in each worker (default: the suite's training.threads, else 1 for small models and 4 for large ones; capped so workers × threads ≤ cores; recorded, and reused by --resume).", show_default=False)] = None,
+    threads_per_worker: Annotated[int | None, typer.Option("--threads-per-worker", help="torch intra-op threads per task, in process or in each worker, for variants without their own training.threads (default: 1 for small models, 4 for large ones; capped so workers × threads ≤ cores; recorded, and reused by --resume).", show_default=False)] = None,
     reproducible: Annotated[bool | None, typer.Option("--reproducible/--no-reproducible", help="Pin the CPU kernels to a common level (AVX2 on x86-64: ATen, MKL, oneDNN) so other machines give the same numbers; default: the suite's training.reproducible, else off (this CPU's fastest kernels).", show_default=False)] = None,
     resume: Annotated[str | None, typer.Option("--resume", help="Finish an earlier run of this suite: skip its complete results, run the rest (RUN_DIR or 'latest').", metavar="RUN_DIR|latest")] = None,
     shard: Annotated[str | None, typer.Option("--shard", help="Run only shard I of N (balanced, deterministic), e.g. --shard 2/3; combine with 'normbench merge'.", metavar="I/N")] = None,
@@ -164,7 +164,7 @@ def run(
 
     Example: normbench run suites/quickstart.yaml --resume latest
 
-    Example: normbench run suites/ci-smoke.yaml --baseline reports/baselines/ci-smoke --fail-on final_test_acc:-1%
+    Example: normbench run suites/ci-smoke.yaml --reproducible --baseline reports/baselines/ci-smoke --fail-on final_test_acc:-1%
 
     Example: normbench run suites/ioffe2015-mlp.yaml --until-decided --max-seeds 10
     """
@@ -298,15 +298,30 @@ def merge(
 @app.command()
 def validate(
     suites: Annotated[list[Path], typer.Argument(help="Suite YAML files.")],
+    show_model: Annotated[bool, typer.Option("--show-model", help="Also build each custom model on one batch (imports torch) and print which norm layers each variant replaces.")] = False,
 ) -> None:
     """Check suite files without running them (and without importing torch).
 
+    --show-model runs the pre-flight check of `run` (custom models built on one batch of the
+    dataset) and prints every replaced layer: module path, old → new.
+
     Example: normbench validate suites/*.yaml
+
+    Example: normbench validate --show-model examples/resnet-norms.yaml
     """
     from normbench.api import validate_files
+    from normbench.errors import NormbenchError
 
     bad = 0
     for path, loaded, error in validate_files(suites):
+        if error is None and show_model:
+            assert loaded is not None
+            from normbench.api import check_models
+
+            try:
+                checks = check_models(loaded)
+            except NormbenchError as exc:
+                error = str(exc)
         if error is not None:
             bad += 1
             print(f"normbench: error: {error}", file=sys.stderr)
@@ -315,6 +330,10 @@ def validate(
         for message in loaded.warnings:
             warn(message)
         print(f"ok: {path}: {len(loaded.variants)} variants × {len(loaded.seeds)} seeds")
+        if show_model:
+            from normbench.models.custom import render_checks
+
+            print(render_checks(loaded.variants, checks), end="")
     raise typer.Exit(2 if bad else 0)
 
 
@@ -397,6 +416,9 @@ def bench(
     fresh_outputs: Annotated[bool, typer.Option(
         "--fresh-outputs", help="CPU: let every large output page-fault in fresh memory, as a "
         "plain process does (default: freed memory is kept, outputs come back warm).")] = False,
+    threads: Annotated[int | None, typer.Option(
+        "--threads", help="torch intra-op threads (default: torch's; 1 gives steadier figures "
+        "on a shared machine).", show_default=False)] = None,
     fmt: FormatOpt = Format.table,
     wide: WideOpt = False,
 ) -> None:
@@ -414,7 +436,7 @@ def bench(
         norms or None, shape or None, dtype or ["float32"], device,
         modes=parse_choice(mode, MODE_CHOICES, "mode"),
         passes=parse_choice(pass_, PASS_CHOICES, "pass"),
-        repeats=repeats, min_time=min_time, warm_outputs=not fresh_outputs,
+        repeats=repeats, min_time=min_time, warm_outputs=not fresh_outputs, threads=threads,
         progress=lambda msg: print(msg, file=sys.stderr, flush=True),
     )
     with _width(wide):
