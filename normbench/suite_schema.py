@@ -21,7 +21,22 @@ NAME_PATTERN = r"^[a-z0-9_-]+$"
 Schema = dict[str, Any]
 
 MODEL_KEYS: dict[str, tuple[str, Schema]] = {
-    "kind": ("model family: mlp, cnn or rnn (normbench list models)", {}),
+    "kind": ("model family: mlp, cnn, rnn or custom (normbench list models)", {}),
+    "target": (
+        'custom: the model factory, "package.module:function"',
+        {"type": ["string", "null"], "pattern": r"^[\w.]+:[\w.]+$"},
+    ),
+    "options": ("custom: keyword arguments passed to the factory", {"type": ["object", "null"]}),
+    "swap": (
+        "custom: module class name(s) that the suite's norm replaces",
+        {
+            "anyOf": [
+                {"type": "string"},
+                {"type": "array", "items": {"type": "string"}},
+                {"type": "null"},
+            ]
+        },
+    ),
     "hidden": (
         "mlp: hidden widths, e.g. [100, 100]; rnn: the hidden size",
         {
