@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from normbench.errors import NormbenchError
+from normbench.errors import InputError, NormbenchError
 
 app = typer.Typer(
     name="normbench",
@@ -20,6 +20,7 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
+    context_settings={"max_content_width": 100},
 )
 
 
@@ -33,7 +34,70 @@ class Format(str, Enum):
     latex = "latex"
 
 
+class ReportFormat(str, Enum):
+    """``normbench report`` formats: the shared ones plus Parquet (tidy rows)."""
+
+    table = "table"
+    markdown = "markdown"
+    csv = "csv"
+    json = "json"
+    latex = "latex"
+    parquet = "parquet"
+
+
 FormatOpt = Annotated[Format, typer.Option("--format", "-f", help="Output format on stdout.")]
+WideOpt = Annotated[bool, typer.Option(
+    "--wide", help="Terminal tables on one line each, headers unabbreviated (default: fit 100 "
+    "columns, split into parts with a legend).")]
+RUNS = Path("reports/runs")  # where `run` writes by default, so where `latest` looks
+
+
+def run_path(arg: Path, suite: str | None = None, runs: Path = RUNS) -> Path:
+    """A run directory argument: ``latest`` is the newest run under reports/runs (of ``suite``)."""
+    if str(arg) != "latest" or Path(arg).exists():
+        return arg
+    from normbench.results.store import latest_run_dir
+
+    try:
+        return latest_run_dir(runs, suite).path
+    except NormbenchError as exc:
+        raise InputError(f"'latest': {exc} (run a suite first, e.g. normbench run "
+                             "suites/quickstart.yaml)") from None
+
+
+def suite_of(run_dir: Path) -> str | None:
+    """The suite name a run directory records in its manifest (None if it cannot be read)."""
+    import json
+
+    try:
+        return json.loads((Path(run_dir) / "manifest.json").read_text())["suite_name"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def _width(wide: bool) -> contextlib.AbstractContextManager[None]:
+    from normbench.report.width import DEFAULT_WIDTH, table_width
+
+    return table_width(None if wide else DEFAULT_WIDTH)
+
+
+def _version(value: bool) -> None:
+    if value:
+        from importlib.metadata import version
+
+        print(f"normbench {version('normbench')}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                          help="Print the version and exit.")] = False,
+) -> None:
+    """Benchmark normalization layers: train every variant of a YAML suite, store, compare.
+
+    Example: normbench run suites/quickstart.yaml
+    """
 
 
 def fail(message: str, code: int = 2) -> typer.Exit:
@@ -91,6 +155,7 @@ def run(
     max_seeds: Annotated[int, typer.Option("--max-seeds", help="Seed budget per variant for --until-decided.", min=1)] = 10,
     reference: Annotated[str | None, typer.Option("--reference", help="Reference variant, e.g. norm=none: relative costs (rel_ms_per_step) are measured against it (default: the suite's first variant), the report's relative table uses it, and --until-decided decides its contrasts.", metavar="KEY=VALUE")] = None,
     rel_cost: Annotated[bool, typer.Option("--rel-cost/--no-rel-cost", help="After training, time every variant against the reference side by side (rel_ms_per_step).")] = True,
+    wide: WideOpt = False,
 ) -> None:
     """Train every variant × seed of a suite, store the run, print a comparison table.
 
@@ -108,7 +173,7 @@ def run(
     Example: normbench run suites/ioffe2015-mlp.yaml --until-decided --max-seeds 10
     """
     from normbench import api
-    from normbench.execute.progress import Progress
+    from normbench.execute.progress import Progress, startup_words
     from normbench.spec import load_suite
 
     options = api.make_options(workers=workers, threads_per_worker=threads_per_worker, executor=executor,
@@ -117,7 +182,7 @@ def run(
     loaded = load_suite(suite, set_ or [])
     for message in loaded.warnings:
         warn(message)
-    gate = _prepare_gate(baseline, fail_on, loaded)
+    gate = _prepare_gate(run_path(baseline) if baseline else None, fail_on, loaded)
     steps = loaded.variants[0].config["training"]["steps"] if loaded.variants else 0
     command = ["normbench", *sys.argv[1:]]
 
@@ -129,10 +194,13 @@ def run(
                   f"{len(plan.pending)} to run", file=sys.stderr)
         with Progress(len(plan.pending), steps, enabled=False if quiet else None) as progress:
             names = {t.key: f"{t.variant.name} s{t.seed}" for t in plan.pending}
+            if plan.pending:
+                workers = 1 if plan.in_process else min(plan.workers, len(plan.pending))
+                progress.stage(startup_words((t.variant.config["dataset"] for t in plan.pending),
+                                             workers))
 
             def on_record(record: dict) -> None:
-                if record["status"] != "ok":
-                    progress.log(f"{record['status']}: {record['variant_name']} seed {record['seed']}: {record.get('error')}")
+                progress.finished(record, f"{record['variant_id']}-s{record['seed']}")
 
             return api.execute_plan(
                 plan, on_progress=lambda key, step, total, seed: progress.update(key, step, total, names[key]),
@@ -154,17 +222,36 @@ def run(
         outcome = execute(api.plan_run(loaded, out, options, command=command, reference=reference,
                                        rel_cost=rel_cost))
     try:
-        _print_run_table(outcome.run_dir.path, fmt, not no_report, reference)
+        with _width(wide):
+            _print_run_table(outcome.run_dir.path, fmt, not no_report, reference)
     except Exception as exc:  # a report bug must not hide a finished run: results are on disk
         warn(f"the report could not be written ({type(exc).__name__}: {exc}); every result is "
              f"saved — retry with: normbench report {outcome.run_dir.path}")
     print(f"run directory: {outcome.run_dir.path}", file=sys.stderr)
     if outcome.status == "interrupted":
-        print("interrupted: finished results are saved", file=sys.stderr)
+        print(f"interrupted: finished results are saved ({len(outcome.records)}); "
+              f"resume with:\n  {resume_command(sys.argv, outcome.run_dir.path)}", file=sys.stderr)
     elif outcome.failed:
         warn(f"{len(outcome.failed)} of {len(outcome.records)} variant runs failed")
-    gate_code = _run_gate(gate, outcome.run_dir.path, fmt) if gate and outcome.status != "interrupted" else 0
+    with _width(wide):
+        gate_code = _run_gate(gate, outcome.run_dir.path, fmt) \
+            if gate and outcome.status != "interrupted" else 0
     raise typer.Exit(outcome.exit_code or gate_code)
+
+
+def resume_command(argv: list[str], run_dir: Path) -> str:
+    """The exact command that finishes an interrupted run: the same arguments, --resume RUN_DIR."""
+    import shlex
+
+    args, skip = [], False
+    for a in argv[1:]:
+        if skip:
+            skip = False
+        elif a == "--resume":
+            skip = True
+        elif not a.startswith("--resume="):
+            args.append(a)
+    return shlex.join(["normbench", *args, "--resume", str(run_dir)])
 
 
 def _print_run_table(run_dir: Path, fmt: Format, write_report: bool,
@@ -189,6 +276,7 @@ def merge(
     out: Annotated[Path, typer.Option("--out", help="Parent directory of the merged run (it goes to OUT/<suite>/<timestamp>-<id>, like run --out).")] = Path("reports/runs"),
     fmt: FormatOpt = Format.table,
     no_report: Annotated[bool, typer.Option("--no-report", help="Skip report.md/report.html and plots.")] = False,
+    wide: WideOpt = False,
 ) -> None:
     """Combine shard run directories (normbench run --shard I/N) into one run; refuses mismatched suites.
 
@@ -201,7 +289,8 @@ def merge(
 
     check_output_dir(out, "--out")
     outcome = api.merge_runs(run_dirs, out, command=["normbench", *sys.argv[1:]], report=False)
-    _print_run_table(outcome.run_dir.path, fmt, not no_report)
+    with _width(wide):
+        _print_run_table(outcome.run_dir.path, fmt, not no_report)
     print(f"run directory: {outcome.run_dir.path} ({len(outcome.records)} of {outcome.expected} results "
           f"from {len(run_dirs)} runs)", file=sys.stderr)
     if outcome.missing:
@@ -275,16 +364,24 @@ class ListWhat(str, Enum):
 @app.command("list")
 @handle_errors
 def list_(
-    what: Annotated[ListWhat, typer.Argument(help="Which registry to list.")] = ListWhat.all,
+    what: Annotated[str, typer.Argument(
+        help="Which registry to list: all, norms, models, datasets, activations, metrics, "
+        "diagnostics.", metavar="[all|norms|models|datasets|activations|metrics|diagnostics]")] = "all",
     fmt: FormatOpt = Format.table,
+    wide: WideOpt = False,
 ) -> None:
     """List the registries: norms, models, datasets, activations, metrics, diagnostics.
 
     Example: normbench list norms --format markdown
     """
+    from normbench.errors import unknown
     from normbench.listing import render_listing
 
-    print(render_listing(what.value, fmt.value))
+    choices = [w.value for w in ListWhat]
+    if what not in choices:
+        raise InputError(f"list: {unknown('registry', what, choices)}")
+    with _width(wide):
+        print(render_listing(what, fmt.value))
 
 
 @app.command()
@@ -335,6 +432,7 @@ def bench(
         "--threads", help="torch intra-op threads (default: torch's; 1 gives steadier figures "
         "on a shared machine).", show_default=False)] = None,
     fmt: FormatOpt = Format.table,
+    wide: WideOpt = False,
 ) -> None:
     """Time norm layers (forward, forward+backward): median, IQR, GB/s and fraction of a copy.
 
@@ -353,7 +451,8 @@ def bench(
         repeats=repeats, min_time=min_time, warm_outputs=not fresh_outputs, threads=threads,
         progress=lambda msg: print(msg, file=sys.stderr, flush=True),
     )
-    sys.stdout.write(render_bench(records, fmt.value))
+    with _width(wide):
+        sys.stdout.write(render_bench(records, fmt.value))
     if any(r["status"] != "ok" for r in records):
         raise typer.Exit(3)  # some layers failed while running (exit code 3, DESIGN §4)
 
@@ -361,9 +460,16 @@ def bench(
 @app.command()
 @handle_errors
 def report(
-    run_dir: Annotated[Path, typer.Argument(help="A run directory written by normbench run.")],
-    fmt: Annotated[Format | None, typer.Option(
-        "--format", "-f", help="Print the table in this format and write no files.")] = None,
+    run_dir: Annotated[Path, typer.Argument(
+        help="A run directory written by normbench run, or 'latest' (the newest under reports/runs).",
+        metavar="RUN_DIR|latest")],
+    fmt: Annotated[ReportFormat | None, typer.Option(
+        "--format", "-f", help="Print the table in this format and write no files (parquet: "
+        "tidy rows, binary, to redirect into a file).")] = None,
+    curves: Annotated[bool, typer.Option(
+        "--curves", help="With --format csv|json|parquet: tidy rows, one per variant × seed × "
+        "eval point, swept keys as columns (parquet without --curves: one row per variant × "
+        "seed with every metric).")] = False,
     pivot: Annotated[str | None, typer.Option(
         "--pivot", help="Swept keys, comma-separated: rows, then the last key as columns.",
         metavar="KEYS")] = None,
@@ -375,31 +481,65 @@ def report(
     strict: Annotated[bool, typer.Option(
         "--strict", help="Fail (exit 2) on a corrupt result file instead of skipping it.")] = False,
     plots: Annotated[bool, typer.Option("--plots/--no-plots", help="Draw plots/ (PNG + SVG).")] = True,
+    wide: WideOpt = False,
 ) -> None:
     """Aggregate a run over seeds: summary.json, report.md, self-contained report.html, plots/.
 
     Without --format or --pivot it (re)writes the report files and prints the summary table
     (the relative table with --reference). With them it only prints.
 
-    Example: normbench report reports/runs/quickstart/20261125-080000-3f2a --pivot norm,placement --metric final_test_acc
+    Example: normbench report latest
+
+    Example: normbench report reports/quickstart --pivot norm,placement --metric final_test_acc
     """
     from normbench.report.api import report_command
 
-    out = report_command(run_dir, fmt=fmt.value if fmt else None, pivot=pivot, metric=metric,
-                         reference=reference, strict=strict, plots=plots, warn=warn)
+    run_dir = run_path(run_dir)
+    if curves or fmt is ReportFormat.parquet:
+        _tidy_export(run_dir, fmt, curves, strict)
+        return
+    with _width(wide):
+        out = report_command(run_dir, fmt=fmt.value if fmt else None, pivot=pivot, metric=metric,
+                             reference=reference, strict=strict, plots=plots, warn=warn)
     sys.stdout.write(out.text)
     if out.written:
         print(f"report: {run_dir / 'report.html'} ({len(out.written)} files written)", file=sys.stderr)
+
+
+def _tidy_export(run_dir: Path, fmt: ReportFormat | None, curves: bool, strict: bool) -> None:
+    """``report --curves`` / ``--format parquet``: tidy rows on stdout for pandas, R, DuckDB."""
+    import json
+
+    from normbench.results.store import open_run_dir
+    from normbench.results.tidy import rows_for, to_csv, to_parquet
+
+    if fmt not in (ReportFormat.csv, ReportFormat.json, ReportFormat.parquet):
+        raise InputError("--curves needs --format csv, json or parquet (e.g. --format csv --curves)")
+    if fmt is ReportFormat.parquet and sys.stdout.isatty():
+        raise InputError("--format parquet writes binary data: redirect it, e.g. "
+                         f"normbench report {run_dir} --format parquet > run.parquet")
+    rows = rows_for(open_run_dir(run_dir).iter_results(strict=strict, warn=warn), curves)
+    if fmt is ReportFormat.parquet:
+        data = to_parquet(rows)
+        sys.stdout.flush()
+        sys.stdout.buffer.write(data)
+        sys.stdout.flush()
+    elif fmt is ReportFormat.json:
+        sys.stdout.write(json.dumps(rows, indent=2) + "\n")
+    else:
+        sys.stdout.write(to_csv(rows))
 
 
 @app.command()
 @handle_errors
 def compare(
     baseline: Annotated[Path, typer.Argument(
-        help="Baseline run directory (or its summary.json); with --reference, the run to analyse.",
+        help="Baseline run directory (or its summary.json, or 'latest'); with --reference, the run "
+        "to analyse.",
         metavar="BASELINE")],
     candidate: Annotated[Path | None, typer.Argument(
-        help="Candidate run directory (or its summary.json) of the same suite.",
+        help="Candidate run directory (or its summary.json) of the same suite; 'latest' = the "
+        "newest run of the baseline's suite under reports/runs.",
         metavar="CANDIDATE", show_default=False)] = None,
     fail_on: Annotated[list[str] | None, typer.Option(
         "--fail-on", help="Gate METRIC:[+|-]NUMBER[%] (repeatable): fail when the metric got worse "
@@ -420,6 +560,7 @@ def compare(
     junit_xml: Annotated[Path | None, typer.Option(
         "--junit-xml", help="Also write JUnit XML: one test case per gated variant × metric.",
         metavar="PATH")] = None,
+    wide: WideOpt = False,
 ) -> None:
     """Compare two runs of a suite metric by metric (regression gates for CI), or one run's variants.
 
@@ -432,11 +573,11 @@ def compare(
 
     Exit codes: 0 no gate fired · 1 a gate fired (regression) · 2 could not compare (bad input).
 
-    Example: normbench compare reports/baselines/ci-smoke reports/runs/ci-smoke/20261125-080000-3f2a --fail-on final_test_acc:-1%
+    Example: normbench compare reports/baselines/ci-smoke latest --fail-on final_test_acc:-1%
 
     Example: normbench compare BASE_DIR CAND_DIR --fail-on samples_per_sec:-10% --format markdown --junit-xml gates.xml
 
-    Example: normbench compare reports/runs/quickstart/20261125-080000-3f2a --reference norm=none
+    Example: normbench compare reports/quickstart --reference norm=none
     """
     from normbench.analysis.compare import compare_runs
     from normbench.report.compare_render import render_comparison, write_junit
@@ -444,11 +585,15 @@ def compare(
 
     if junit_xml is not None:  # before comparing: a bad path is known now
         check_output_file(junit_xml, "--junit-xml")
+    baseline = run_path(baseline)
+    if candidate is not None:
+        candidate = run_path(candidate, suite_of(baseline))
     result = compare_runs(baseline, candidate, reference=reference, gates=fail_on or [],
                           metrics=metric or None, alpha=alpha, stats=not no_stats, warn=warn)
     for message in result.warnings:
         warn(message)
-    sys.stdout.write(render_comparison(result, fmt.value))
+    with _width(wide):
+        sys.stdout.write(render_comparison(result, fmt.value))
     if junit_xml is not None:
         write_junit(result, junit_xml)
     if fmt not in (Format.table, Format.markdown):
@@ -491,6 +636,17 @@ def _terminate(signum: int, frame: object) -> None:
         print("normbench: interrupted", file=sys.stderr, flush=True)
     finally:
         os._exit(130)
+
+
+def _full_summaries() -> None:
+    """Command summaries in ``--help`` are the docstrings' first lines, never cut with '...'."""
+    for info in app.registered_commands:
+        doc = (info.callback.__doc__ or "") if info.callback else ""
+        if info.short_help is None and doc.strip():
+            info.short_help = doc.strip().splitlines()[0]
+
+
+_full_summaries()
 
 
 def main() -> None:

@@ -67,10 +67,16 @@ def render_rows(rows: Rows, fmt: str) -> str:
             writer.writeheader()
             writer.writerows(rows)
         return buf.getvalue().rstrip("\n")
+    if fmt == "table":
+        from normbench.report.width import stack_records
+
+        # Registry entries are sentences: stacked records read better than a split table.
+        cols = list(rows[0]) if rows else []
+        return stack_records(cols, [[r.get(c, "") for c in cols] for r in rows]).rstrip("\n")
     from tabulate import tabulate
 
     tablefmt = {"markdown": "github", "latex": "latex_booktabs"}.get(fmt, "simple")
-    return tabulate(rows, headers="keys", tablefmt=tablefmt, maxcolwidths=None if fmt != "table" else 70)
+    return tabulate(rows, headers="keys", tablefmt=tablefmt)
 
 
 def render_listing(what: str, fmt: str) -> str:

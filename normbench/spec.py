@@ -808,8 +808,10 @@ def _locate_variant_error(
 
 
 def schema() -> dict[str, Any]:
-    """JSON schema of a suite file (``normbench schema``)."""
-    return SuiteCfg.model_json_schema()
+    """Editor-grade JSON Schema of a suite file (``normbench schema``; see ``suite_schema``)."""
+    from normbench.suite_schema import build_schema
+
+    return build_schema()
 
 
 def model_kinds() -> list[str]:

@@ -32,7 +32,11 @@ def test_step_breakdown_recorded(tmp_path: Path) -> None:
         assert breakdown[phase]["median"] > 0
         assert breakdown[phase]["iqr"] is not None and isinstance(breakdown[phase]["noisy"], bool)
     assert record["metrics"]["forward_ms"] == breakdown["forward_ms"]["median"]
-    assert record["metrics"]["peak_memory_mb"] > 0
+    # On CPU peak_memory_mb (CUDA max allocated) does not apply; the process RSS is its own
+    # metric and the model's own memory is accounted separately (and is far smaller).
+    m = record["metrics"]
+    assert m["peak_memory_mb"] is None and m["process_rss_mb"] > 0
+    assert 0 < m["model_memory_mb"] < m["process_rss_mb"]
     assert record["timing"]["ms_per_step_stats"]["median"] > 0
 
 

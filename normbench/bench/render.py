@@ -85,6 +85,11 @@ def render_bench(records: Sequence[dict[str, Any]], fmt: str = "table") -> str:
         for rec in records:
             writer.writerow({k: _csv_value(v) for k, v in rec.items()})
         return out.getvalue()
+    if fmt == "table":
+        from normbench.report.width import fit_table
+
+        rows = [[str(c) for c in _row(r)] for r in records]
+        return fit_table("", HEADERS, rows, numeric={4, 7, 8, 9, 10}, keys=3)
     if fmt in _TABLEFMT:
         from tabulate import tabulate
 

@@ -142,8 +142,12 @@ def with_answer(summary: dict[str, Any], table: str, fmt: str) -> str:
     if fmt != "table":
         return table
     from normbench.analysis.answer import answer
+    from normbench.report.width import current_width, wrap_text
 
     sentences = answer(summary)
+    width = current_width()
+    if width is not None:  # the sentences fit the terminal like the table under them
+        sentences = [line for s in sentences for line in wrap_text(s, width)]
     return "\n".join(sentences) + "\n\n" + table if sentences else table
 
 

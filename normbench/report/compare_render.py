@@ -104,7 +104,7 @@ def comparison_table(cmp: Comparison) -> Table:
                          "test": ch.test, "note": ch.note})
     what = f"each variant vs {_ref_name(cmp)}" if ref else f"{cmp.candidate} vs {cmp.baseline}"
     n0 = 4 if ref else 3
-    return Table(f"{cmp.suite}: {what}", cols, rows, data, numeric=set(range(n0, n0 + 5)),
+    return Table(f"{cmp.suite}: {what}", cols, rows, data, numeric=set(range(n0, n0 + 5)), keys=n0,
                  note=f"marks: {MARKS}; p: {cmp.test}, significant below family-wise "
                       f"α = {cmp.alpha:g}")
 
@@ -122,7 +122,7 @@ def gates_table(cmp: Comparison) -> Table:
         data.append({k: getattr(g, k) for k in GateResult.__dataclass_fields__})
     return Table(f"Gates: {len(cmp.failed)} of {len(cmp.gates)} checks failed",
                  ["result", "gate", "variant", "baseline", "candidate", "why"], rows, data,
-                 numeric={3, 4})
+                 numeric={3, 4}, keys=3)
 
 
 def _num(x: float | None) -> str:

@@ -12,6 +12,8 @@ from typing import Any
 
 from normbench import __version__
 from normbench.analysis.query import headline_metric, name_of
+from normbench.report.interactive import CSS as INTERACTIVE_CSS
+from normbench.report.interactive import figure_html, script_html
 from normbench.report.plots import Plot
 from normbench.report.tables import (
     Table,
@@ -26,7 +28,10 @@ from normbench.report.tables import (
 )
 
 THROUGHPUT_METRICS = ("samples_per_sec", "ms_per_step", "forward_ms", "backward_ms", "optimizer_ms",
-                      "peak_memory_mb", "num_params", "train_seconds")
+                      "train_seconds", "num_params")
+# The model's own memory (accounted tensor by tensor) apart from what the process holds.
+MEMORY_METRICS = ("model_memory_mb", "param_memory_mb", "grad_memory_mb", "optimizer_state_mb",
+                  "activation_memory_mb", "peak_memory_mb", "process_rss_mb")
 
 Block = tuple[str, Any]  # ("p", str) | ("kv", [(k, v)]) | ("list", [str]) | ("table", Table) | ("plot", Plot)
 
@@ -140,6 +145,9 @@ def build_sections(summary: dict[str, Any], plots: list[Plot], warnings: list[st
     if analysis.get("lr_robustness"):
         sections.append(Section("Learning-rate robustness", "lr-robustness",
                                 [("table", lr_table(summary, analysis["lr_robustness"]))]))
+    if any(isinstance(c, dict) and c.get("mean") for v in summary["variants"]
+           for c in (v.get("curves") or {}).values()):
+        sections.append(Section("Curves", "curves", [("interactive", None)]))
     profile = [p for p in plots if p.name == "performance_profile"]
     if analysis.get("profile"):
         sections.append(Section("Across settings", "across-settings", [
@@ -162,6 +170,16 @@ def build_sections(summary: dict[str, Any], plots: list[Plot], warnings: list[st
         table = summary_table(summary, throughput)
         table.title = "Throughput: mean ± std over seeds (step breakdown measured after training)"
         sections.append(Section("Throughput", "throughput", [("table", table)]))
+    memory = [m for m in MEMORY_METRICS if m in (summary.get("metric_info") or {})]
+    if memory:
+        table = summary_table(summary, memory)
+        table.title = "Memory (MiB): the model's own, and the worker process's"
+        table.note = ("model_memory_mb = parameters and buffers + gradients + optimizer state + "
+                      "the activations autograd saves in one training step, counted tensor by "
+                      "tensor; peak_memory_mb = CUDA max allocated (GPU runs); process_rss_mb = "
+                      "the worker process's peak resident memory, torch itself included (runs "
+                      "stored before this split kept that RSS under peak_memory_mb)")
+        sections.append(Section("Memory", "memory", [("table", table)]))
     metric = headline_metric(summary)
     if metric:
         sections.append(Section("Seed statistics", "seed-statistics", [("table", stats_table(summary, metric))]))
@@ -200,6 +218,9 @@ def to_markdown(summary: dict[str, Any], sections: list[Section], base: Path) ->
                 out += [f"**{body.title}**", "", render(body, "markdown")]
                 if body.note:
                     out += [f"*{body.note}*", ""]
+            elif kind == "interactive":
+                out += ["Interactive curves (every learning rate, hover, toggles): see "
+                        "`report.html`; the static plots follow.", ""]
             elif kind == "plot":
                 png, svg = body.png.relative_to(base).as_posix(), body.svg.relative_to(base).as_posix()
                 out += [f"### {body.title}", "", f"![{body.title}]({png})", "",
@@ -221,11 +242,13 @@ nav { margin: 6px 0 16px; color: var(--muted); } nav a { color: var(--accent); m
 .table-wrap { overflow-x: auto; margin: 8px 0; }
 table { border-collapse: collapse; font-size: 13px; font-variant-numeric: tabular-nums; }
 caption { text-align: left; font-weight: 600; padding: 4px 0; }
-th, td { border: 1px solid var(--line); padding: 3px 8px; white-space: nowrap; text-align: left; }
+table { width: 100%; }
+th, td { border: 1px solid var(--line); padding: 3px 6px; text-align: left; overflow-wrap: anywhere; }
+td.num { white-space: nowrap; }
 th { background: var(--head); position: sticky; top: 0; }
 td.num, th.num { text-align: right; }
 tbody tr:nth-child(even) { background: #fbfcfd; }
-table.kv th { text-align: left; width: 1%; }
+table.kv { width: auto; } table.kv th { text-align: left; width: 1%; white-space: nowrap; }
 .note, figcaption { color: var(--muted); font-size: 12.5px; margin: 4px 0 14px; }
 figure { margin: 16px 0 28px; } figure img { max-width: 100%; height: auto; border: 1px solid var(--line); }
 ul.problems { font-size: 13px; }
@@ -238,12 +261,13 @@ def _img(path: Path, alt: str) -> str:
 
 
 def to_html_doc(summary: dict[str, Any], sections: list[Section]) -> str:
-    """One self-contained HTML file: CSS inline, plots inline as base64 PNG, no scripts, no network."""
+    """One self-contained HTML file: CSS, data and script inline, plots as base64 PNG, no network."""
     e = html.escape
     name = summary["suite"].get("name", "")
     parts = ["<!doctype html>", '<html lang="en"><head><meta charset="utf-8">',
              '<meta name="viewport" content="width=device-width, initial-scale=1">',
-             f"<title>normbench report: {e(name)}</title><style>{CSS}</style></head><body>",
+             f"<title>normbench report: {e(name)}</title><style>{CSS}{INTERACTIVE_CSS}</style>"
+             "</head><body>",
              f"<h1>normbench report: {e(name)}</h1>",
              "<nav>" + "".join(f'<a href="#{s.anchor}">{e(s.title)}</a>' for s in sections) + "</nav>"]
     for s in sections:
@@ -259,10 +283,12 @@ def to_html_doc(summary: dict[str, Any], sections: list[Section]) -> str:
             elif kind == "list":
                 parts.append('<ul class="problems">' + "".join(f"<li>{e(i)}</li>" for i in body) + "</ul>")
             elif kind == "table":
-                parts.append(to_html(body))
+                parts.append(to_html(body, sortable=True))
+            elif kind == "interactive":
+                parts.append(figure_html(summary))
             elif kind == "plot":
                 parts.append(f'<figure><h3>{e(body.title)}</h3>{_img(body.png, body.title)}'
                              f"<figcaption>{e(body.caption)}</figcaption></figure>")
         parts.append("</section>")
-    parts.append("</body></html>")
+    parts.append(script_html() + "</body></html>")
     return "\n".join(parts) + "\n"

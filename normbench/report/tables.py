@@ -6,8 +6,6 @@ import csv
 import html
 import io
 import json
-import shutil
-import sys
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,6 +17,7 @@ FORMATS = ("table", "markdown", "csv", "json", "latex")
 SUMMARY_METRICS = ("final_test_acc", "best_test_acc", "final_test_loss", "final_train_loss",
                    "steps_to_target", "seconds_to_target", "samples_per_sec", "rel_ms_per_step")
 NOT_REACHED = "not reached"
+CI_MIN_SEEDS = 3  # below this a bootstrap "CI" is the seeds' range, and is not called a CI
 NONE = "—"
 
 
@@ -33,6 +32,7 @@ class Table:
     numeric: set[int] = field(default_factory=set)  # right-aligned column indices
     note: str = ""
     json_obj: Any = None
+    keys: int = 1  # leading label columns, repeated in every part of a split terminal table
 
 
 # --- numbers --------------------------------------------------------------------------------
@@ -63,7 +63,8 @@ def fmt_stats(stats: dict[str, Any] | None, unit: str, target: bool = False) -> 
     if not stats or stats.get("mean") is None:
         return NOT_REACHED if target else NONE
     text = fmt_value(stats["mean"], unit)
-    if stats.get("std") is not None:
+    # A count that is the same for every seed (num_params) is a fact, not an estimate.
+    if stats.get("std") is not None and not (unit == "count" and stats["std"] == 0):
         text += f" ± {fmt_value(stats['std'], unit)}"
     if stats["n"] < len(values):
         text += f" ({stats['n']}/{len(values)})" if target else f" (n={stats['n']})"
@@ -144,7 +145,7 @@ def summary_table(summary: dict[str, Any], metrics: list[str] | None = None) -> 
     n0 = len(head) + 1
     return Table(f"{summary['suite'].get('name', '')}: mean ± std over seeds",
                  [*head, "ok/div/fail", *metrics], rows, data,
-                 numeric=set(range(n0, n0 + len(metrics))),
+                 numeric=set(range(n0, n0 + len(metrics))), keys=len(head),
                  note="ok/div/fail counts seeds; (k/n) after a time to target = reached by k of n seeds; "
                       "(n=k) = only k seeds had a value; (noisy) = ms/step varied by more than 15 % "
                       "(IQR/median) over the eval intervals of all seeds")
@@ -158,7 +159,9 @@ def stats_table(summary: dict[str, Any], metric: str) -> Table:
     for v in summary["variants"]:
         s = v["metrics"].get(metric) or {}
         f = lambda x: fmt_value(x, unit)  # noqa: E731
-        ci = f"[{f(s.get('ci_low'))}, {f(s.get('ci_high'))}]" if s.get("mean") is not None else NONE
+        # A bootstrap CI over 2 seeds is just [min, max]: it is only called a CI from 3 seeds.
+        ci = f"[{f(s.get('ci_low'))}, {f(s.get('ci_high'))}]" if s.get("mean") is not None \
+            and (s.get("n") or 0) >= CI_MIN_SEEDS else NONE
         per_seed = ", ".join(f(x) if x is not None else "null" for x in s.get("values") or [])
         rows.append([*_variant_head(summary, v, keys), f(s.get("mean")), f(s.get("std")),
                      f(s.get("median")), f(s.get("min")), f(s.get("max")), ci,
@@ -168,9 +171,13 @@ def stats_table(summary: dict[str, Any], metric: str) -> Table:
                                               "ci_high", "n")}})
     head = keys or ["variant"]
     n0 = len(head)
+    few = any(0 < ((v["metrics"].get(metric) or {}).get("n") or 0) < CI_MIN_SEEDS
+              for v in summary["variants"])
     return Table(f"{metric}: seed statistics (95 % bootstrap CI of the mean)",
                  [*head, "mean", "std", "median", "min", "max", "95 % CI", "n", "per seed"],
-                 rows, data, numeric=set(range(n0, n0 + 7)))
+                 rows, data, numeric=set(range(n0, n0 + 7)), keys=len(head),
+                 note=f"a confidence interval needs ≥ {CI_MIN_SEEDS} seeds; with fewer, min–max "
+                      "is all the seeds say (95 % CI shown as —)" if few else "")
 
 
 def convergence_table(summary: dict[str, Any]) -> Table:
@@ -199,7 +206,7 @@ def convergence_table(summary: dict[str, Any]) -> Table:
     head = keys or ["variant"]
     return Table("Convergence: time to target, final vs best, area under the loss curve",
                  [*head, *cols, *extra], rows, data,
-                 numeric=set(range(len(head), len(head) + len(cols) + len(extra))),
+                 numeric=set(range(len(head), len(head) + len(cols) + len(extra))), keys=len(head),
                  note="auc = area under the curve ÷ step span (the mean loss over training)")
 
 
@@ -242,7 +249,7 @@ def relative_table(summary: dict[str, Any], rows_in: list[dict[str, Any]], ref: 
         rows.append(row)
         data.append(d)
     return Table(f"Relative to {name_of(ref, list(ref))}: speed-up = reference time ÷ variant time",
-                 cols, rows, data, numeric=set(range(len(keys) + 1, len(cols))),
+                 cols, rows, data, numeric=set(range(len(keys) + 1, len(cols))), keys=len(keys),
                  note="reference 'same' = same values on the other swept keys, else the values it was "
                       "matched on; '> x×' = the reference never reached the target, so x is a lower "
                       "bound (its whole run ÷ the variant's time); verdict = effect (variant − "
@@ -316,6 +323,7 @@ def lr_table(summary: dict[str, Any], rows_in: list[dict[str, Any]]) -> Table:
     return Table(f"Learning-rate robustness: lr_mult values that converge, and best {metric} over lr",
                  [*keys, "converging range", "count", "converging lr_mult", "best lr_mult",
                   f"best {metric}"], rows, data, numeric={len(keys) + 1, len(keys) + 4},
+                 keys=len(keys),
                  note=f"an lr_mult converges when a strict majority of seeds converged ({rule})")
 
 
@@ -347,28 +355,18 @@ def pivot_table(summary: dict[str, Any], pv: dict[str, Any]) -> Table:
     return Table(f"{metric} ({direction} is better), mean ± std over seeds{tuned}",
                  [*pv["row_keys"], *col_head], rows, data,
                  numeric=set(range(len(pv["row_keys"]), len(pv["row_keys"]) + len(col_head))),
-                 json_obj=pv)
+                 json_obj=pv, keys=len(pv["row_keys"]))
 
 
 # --- rendering ------------------------------------------------------------------------------
 
 
-def _rich(table: Table, width: int | None) -> str:
-    from rich import box
-    from rich.console import Console
-    from rich.table import Table as RichTable
+def _text(table: Table, width: int | None) -> str:
+    from normbench.report.width import fit_table
 
-    if width is None:
-        width = shutil.get_terminal_size((160, 40)).columns if sys.stdout.isatty() else 240
-    rt = RichTable(title=table.title, box=box.SIMPLE_HEAD, caption=table.note or None)
-    for i, c in enumerate(table.columns):
-        rt.add_column(c, justify="right" if i in table.numeric else "left", overflow="fold")
-    for row in table.rows:
-        rt.add_row(*row)
-    buf = io.StringIO()
-    Console(file=buf, width=width, color_system=None, force_terminal=False, highlight=False,
-            emoji=False, markup=False).print(rt)
-    return buf.getvalue()
+    kwargs = {} if width is None else {"width": width}
+    return fit_table(table.title, table.columns, table.rows, table.numeric, table.note,
+                     keys=table.keys, **kwargs)
 
 
 def _latex_escape(text: str) -> str:
@@ -396,7 +394,7 @@ def render(table: Table, fmt: str, width: int | None = None) -> str:
 
     align = ["right" if i in table.numeric else "left" for i in range(len(table.columns))]
     if fmt == "table":
-        return _rich(table, width)
+        return _text(table, width)
     if fmt == "markdown":
         body = tabulate([[_markdown_escape(c) for c in r] for r in table.rows],
                         headers=[_markdown_escape(c) for c in table.columns], tablefmt="github",
@@ -421,8 +419,8 @@ def render(table: Table, fmt: str, width: int | None = None) -> str:
     raise InputError(f"unknown format '{fmt}' (choose from {', '.join(FORMATS)})")
 
 
-def to_html(table: Table) -> str:
-    """A plain HTML table (escaped), for the self-contained report."""
+def to_html(table: Table, sortable: bool = False) -> str:
+    """A plain HTML table (escaped), for the self-contained report (sortable: by its script)."""
     e = html.escape
     head = "".join(f'<th class="{"num" if i in table.numeric else ""}">{e(c)}</th>'
                    for i, c in enumerate(table.columns))
@@ -431,7 +429,8 @@ def to_html(table: Table) -> str:
                          for i, c in enumerate(r)) + "</tr>"
         for r in table.rows)
     note = f'<p class="note">{e(table.note)}</p>' if table.note else ""
-    return (f'<div class="table-wrap"><table><caption>{e(table.title)}</caption>'
+    cls = ' class="sortable"' if sortable else ""
+    return (f'<div class="table-wrap"><table{cls}><caption>{e(table.title)}</caption>'
             f"<thead><tr>{head}</tr></thead><tbody>\n{body}\n</tbody></table></div>{note}")
 
 

@@ -343,6 +343,13 @@ class RunDir:
                 warn(f"{message}; its variant shows no value for them")
             yield record
 
+    def to_pandas(self, curves: bool = True, strict: bool = False) -> Any:
+        """A pandas DataFrame: one row per variant × seed × eval point (``curves=False``: one
+        per variant × seed with every metric), the swept keys as columns. Needs pandas."""
+        from normbench.results.tidy import rows_for, to_dataframe
+
+        return to_dataframe(rows_for(self.iter_results(strict=strict), curves))
+
 
 def _fresh_name() -> str:
     """``<UTC timestamp>-<4 hex>``: sortable, and unique when two runs start the same second."""

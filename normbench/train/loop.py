@@ -24,7 +24,13 @@ from torch import nn
 from normbench.models import build
 from normbench.train.device import resolve_device, synchronize
 from normbench.train.optim import effective_lr, make_optimizer, make_schedule
-from normbench.train.timing import median_iqr, peak_memory_mb, step_breakdown
+from normbench.train.timing import (
+    median_iqr,
+    model_memory,
+    peak_memory_mb,
+    process_rss_mb,
+    step_breakdown,
+)
 
 SCHEMA_VERSION = 1
 TARGET_HIGHER = {"test_acc": True, "train_probe_acc": True, "test_loss": False,
@@ -173,6 +179,8 @@ def breakdown_metrics(timing: dict[str, Any]) -> dict[str, Any]:
     phases = timing.get("breakdown") or {}
     out = {key: (phases.get(key) or {}).get("median") for key in ("forward_ms", "backward_ms", "optimizer_ms")}
     out["peak_memory_mb"] = timing.get("peak_memory_mb")
+    out.update(timing.get("memory") or {})
+    out["process_rss_mb"] = timing.get("process_rss_mb")
     return out
 
 
@@ -274,6 +282,10 @@ def run_variant(config: dict[str, Any], seed: int, split: Any, probes: list[Prob
             timing["breakdown"] = step_breakdown(model, optimizer, loss_fn, data.x_train, data.y_train,
                                                  training, device, training["profile_steps"], seed)
         timing["peak_memory_mb"] = peak_memory_mb(device)
+        if record["status"] == "ok":
+            timing["memory"] = model_memory(model, optimizer, loss_fn, data.x_train,
+                                            data.y_train, training["batch_size"])
+        timing["process_rss_mb"] = process_rss_mb()
     except Exception as exc:  # a failed variant is a row with an error, not a crash
         record["status"] = "failed"
         record["error"] = f"{type(exc).__name__}: {exc}"

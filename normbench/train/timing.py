@@ -34,12 +34,58 @@ def median_iqr(values: list[float]) -> dict[str, float | None]:
     return {"median": med, "iqr": q3 - q1, "noisy": bool(med > 0 and (q3 - q1) / med > NOISY_IQR)}
 
 
-def peak_memory_mb(device: torch.device) -> float:
-    """Peak memory: CUDA max allocated, else the process's peak resident set size."""
+MIB = 2**20
+
+
+def peak_memory_mb(device: torch.device) -> float | None:
+    """CUDA max allocated on a GPU; None elsewhere (the process RSS is ``process_rss_mb``)."""
     if device.type == "cuda":
-        return torch.cuda.max_memory_allocated(device) / 2**20
+        return torch.cuda.max_memory_allocated(device) / MIB
+    return None
+
+
+def process_rss_mb() -> float:
+    """The process's peak resident set size: torch, Python and the data included."""
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return rss / 2**20 if sys.platform == "darwin" else rss / 2**10  # bytes on macOS, KiB on Linux
+    return rss / MIB if sys.platform == "darwin" else rss / 2**10  # bytes on macOS, KiB on Linux
+
+
+def _tensor_bytes(tensors: Any) -> int:
+    seen: dict[tuple[int, int], int] = {}
+    for t in tensors:
+        if isinstance(t, torch.Tensor) and t.device.type != "meta":
+            # One tensor saved twice (a ReLU output that is also the next Linear's input) counts
+            # once; a slice counts its own elements, not the whole batch of data it views.
+            key = (t.data_ptr(), t.numel())
+            seen[key] = t.numel() * t.element_size()
+    return sum(seen.values())
+
+
+def model_memory(model: nn.Module, optimizer: torch.optim.Optimizer, loss_fn: Any,
+                 x: torch.Tensor, y: torch.Tensor, batch_size: int) -> dict[str, float]:
+    """The model's own memory in MiB, accounted tensor by tensor (not the process's RSS).
+
+    Parameters and their gradients, the optimizer's state, and the activations autograd saves
+    for backward in one training step of ``batch_size`` (on a copy, so BN statistics of the
+    run are untouched). ``model_memory_mb`` is their sum.
+    """
+    params = [p for p in model.parameters()]
+    param_b = _tensor_bytes(params)
+    grad_b = _tensor_bytes(p for p in params if p.requires_grad)  # a gradient per trainable one
+    state_b = _tensor_bytes(v for st in optimizer.state.values() for v in st.values())
+    buffers_b = _tensor_bytes(model.buffers())
+    saved: list[torch.Tensor] = []
+    clone = copy.deepcopy(model).train()
+    with torch.autograd.graph.saved_tensors_hooks(lambda t: saved.append(t) or t, lambda t: t):
+        loss = loss_fn(clone(x[:batch_size]).float(), y[:batch_size])
+    # Weights saved for backward (often as transposed views) are parameters, not activations.
+    own = {t.untyped_storage().data_ptr() for t in [*clone.parameters(), *clone.buffers()]}
+    act_b = _tensor_bytes(t for t in saved if t.untyped_storage().data_ptr() not in own)
+    saved.clear()  # the step is never run backward: free its graph now
+    del loss, clone
+    parts = {"param_memory_mb": (param_b + buffers_b) / MIB, "grad_memory_mb": grad_b / MIB,
+             "optimizer_state_mb": state_b / MIB, "activation_memory_mb": act_b / MIB}
+    return {**parts, "model_memory_mb": sum(parts.values())}
 
 
 def step_breakdown(model: nn.Module, optimizer: torch.optim.Optimizer, loss_fn: Any, x: torch.Tensor,

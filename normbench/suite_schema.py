@@ -1,0 +1,526 @@
+"""The editor-grade JSON Schema of a suite file, generated from the registries (torch-free).
+
+Every registry name is an enum, every key has a description, and options that depend on a
+kind (a norm's, a dataset's, a model's) are tied to it with ``if``/``then``. The schema checks
+what can be checked statically; ``normbench validate`` adds what needs context (group counts
+dividing widths, batch statistics with ``batch_size: 1``, importing a custom norm).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
+SCHEMA_ID = "urn:normbench:suite-schema:1"
+# PyYAML (YAML 1.1) reads `1e-5` as a string and the loader accepts it; YAML 1.2 editors see
+# a number. Both are fine, so float options take either form.
+NUMERIC_STRING = r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$"
+GATE_PATTERN = r"^[A-Za-z_][A-Za-z0-9_.]*:[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?%?$"
+NAME_PATTERN = r"^[a-z0-9_-]+$"
+
+Schema = dict[str, Any]
+
+MODEL_KEYS: dict[str, tuple[str, Schema]] = {
+    "kind": ("model family: mlp, cnn, rnn or custom (normbench list models)", {}),
+    "target": (
+        'custom: the model factory, "package.module:function"',
+        {"type": ["string", "null"], "pattern": r"^[\w.]+:[\w.]+$"},
+    ),
+    "options": ("custom: keyword arguments passed to the factory", {"type": ["object", "null"]}),
+    "swap": (
+        "custom: module class name(s) that the suite's norm replaces",
+        {
+            "anyOf": [
+                {"type": "string"},
+                {"type": "array", "items": {"type": "string"}},
+                {"type": "null"},
+            ]
+        },
+    ),
+    "hidden": (
+        "mlp: hidden widths, e.g. [100, 100]; rnn: the hidden size",
+        {
+            "anyOf": [
+                {"type": "integer", "minimum": 1},
+                {"type": "array", "items": {"type": "integer", "minimum": 1}},
+            ]
+        },
+    ),
+    "channels": (
+        "cnn: output channels of each stage, e.g. [32, 32]",
+        {"type": "array", "items": {"type": "integer", "minimum": 1}, "minItems": 1},
+    ),
+    "kernel_size": ("cnn: convolution kernel size", {"type": "integer", "minimum": 1}),
+    "stride": ("cnn: convolution stride", {"type": "integer", "minimum": 1}),
+    "pool": ("cnn: pooling after each stage", {"enum": ["max", "avg", "none"]}),
+    "convs_per_stage": ("cnn: convolutions per stage", {"type": "integer", "minimum": 1}),
+    "readout": (
+        "how the last features become the classifier input (cnn: flatten|mean, rnn: last|mean)",
+        {"enum": ["flatten", "mean", "last"]},
+    ),
+    "cell": ("rnn: recurrent cell", {"enum": ["lstm", "gru", "rnn"]}),
+    "layers": ("rnn: stacked recurrent layers", {"type": "integer", "minimum": 1}),
+    "residual": ("mlp: residual connections between equal-width blocks", {"type": "boolean"}),
+    "dropout": (
+        "dropout probability after each block's activation",
+        {"type": "number", "minimum": 0, "exclusiveMaximum": 1},
+    ),
+    "bidirectional": ("rnn: a bidirectional recurrent layer", {"type": "boolean"}),
+    "fused": (
+        "rnn: torch's fused cuDNN/oneDNN kernel (only where the norm allows it)",
+        {"type": "boolean"},
+    ),
+    "activation": ("non-linearity after (or before) the norm (normbench list activations)", {}),
+    "norm": (
+        "normalization: a registry name, or a mapping {kind: NAME, ...options} "
+        "(normbench list norms)",
+        {},
+    ),
+    "placement": (
+        "pre: Linear/Conv → Norm → Act; post: Linear/Conv → Act → Norm",
+        {"enum": ["pre", "post"]},
+    ),
+    "init": ("weight initialisation", {"enum": ["default", "gaussian", "xavier", "kaiming"]}),
+    "init_std": ("standard deviation of init: gaussian", {"type": "number", "exclusiveMinimum": 0}),
+}
+
+OPTIMIZER_KEYS: dict[str, tuple[str, Schema]] = {
+    "name": ("optimizer name", {}),
+    "momentum": (
+        "momentum coefficient (momentum, sgd)",
+        {"type": "number", "minimum": 0, "exclusiveMaximum": 1},
+    ),
+    "nesterov": ("Nesterov momentum", {"type": "boolean"}),
+    "weight_decay": ("L2 weight decay (decoupled for adamw)", {"type": "number", "minimum": 0}),
+    "betas": (
+        "Adam's (β1, β2)",
+        {"type": "array", "items": {"type": "number"}, "minItems": 2, "maxItems": 2},
+    ),
+    "eps": ("Adam's ε", {"type": "number", "exclusiveMinimum": 0}),
+}
+
+TRAINING_KEYS: dict[str, tuple[str, Schema]] = {
+    "optimizer": (
+        "sgd | momentum | adam | adamw, or a mapping {name: adam, betas: [0.9, 0.99]}",
+        {},
+    ),
+    "lr": ("base learning rate", {"type": "number", "exclusiveMinimum": 0}),
+    "lr_mult": (
+        "effective lr = lr × lr_mult (× batch_size / lr_batch_ref when set)",
+        {"type": "number", "exclusiveMinimum": 0},
+    ),
+    "lr_schedule": ("learning-rate schedule over the steps", {"enum": ["constant", "cosine"]}),
+    "lr_batch_ref": (
+        "scale lr linearly with batch_size / lr_batch_ref",
+        {"type": ["integer", "null"], "minimum": 1},
+    ),
+    "batch_size": ("training batch size", {"type": "integer", "minimum": 1}),
+    "steps": (
+        "optimizer steps per run (or give epochs)",
+        {"type": ["integer", "null"], "minimum": 1},
+    ),
+    "epochs": (
+        "training length in passes over the training split (instead of steps)",
+        {"type": ["number", "null"], "exclusiveMinimum": 0},
+    ),
+    "eval_every_epochs": (
+        "evaluation interval in epochs (instead of eval_every)",
+        {"type": ["number", "null"], "exclusiveMinimum": 0},
+    ),
+    "batches": (
+        "mixed batches, or per_domain: each batch from one domain of a multi-domain dataset",
+        {"enum": ["mixed", "per_domain"]},
+    ),
+    "eval_every": (
+        "steps between evaluations (eval mode, untimed)",
+        {"type": "integer", "minimum": 1},
+    ),
+    "eval_batch_size": ("batch size of evaluation", {"type": "integer", "minimum": 1}),
+    "probe_size": (
+        "size of the fixed train probe evaluated with the test split",
+        {"type": "integer", "minimum": 1},
+    ),
+    "seeds": (
+        "N → seeds 0..N-1, or an explicit list [0, 7, 9]",
+        {
+            "anyOf": [
+                {"type": "integer", "minimum": 1},
+                {
+                    "type": "array",
+                    "items": {"type": "integer", "minimum": 0},
+                    "minItems": 1,
+                    "uniqueItems": True,
+                },
+            ]
+        },
+    ),
+    "device": (
+        "auto | cpu | cuda | cuda:N | mps",
+        {"type": "string", "pattern": r"^(auto|cpu|mps|cuda(:\d+)?)$"},
+    ),
+    "threads": (
+        "torch intra-op threads for this variant",
+        {"type": ["integer", "null"], "minimum": 1},
+    ),
+    "reproducible": (
+        "pin CPU kernels to a common level so other machines give the same numbers "
+        "(not part of the variant id)",
+        {"type": ["boolean", "null"]},
+    ),
+    "grad_clip": (
+        "clip the gradient ℓ2 norm to this value",
+        {"type": ["number", "null"], "exclusiveMinimum": 0},
+    ),
+    "precision": (
+        "fp32, or autocast to bf16 / fp16 (grad scaler for fp16)",
+        {"enum": ["fp32", "bf16", "fp16"]},
+    ),
+    "compile": ("torch.compile the model (compile time reported separately)", {"type": "boolean"}),
+    "channels_last": ("channels-last memory format (CNNs on images)", {"type": "boolean"}),
+    "profile_steps": (
+        "steps timed phase by phase after training (0: off)",
+        {"type": "integer", "minimum": 0},
+    ),
+}
+
+CLAIM_KEYS: dict[str, tuple[str, Schema]] = {
+    "text": ("the claim in words", {"type": "string"}),
+    "source": ("where it is published (paper, figure)", {"type": "string"}),
+    "metric": ("metric compared (normbench list metrics)", {"type": "string"}),
+    "better": ("swept values of the variants claimed better", {"type": "object"}),
+    "than": ("swept values of the variants they beat", {"type": "object"}),
+    "where": ("restriction of both sides to these swept values", {"type": "object"}),
+    "published": (
+        "a published value the `where` variants should match",
+        {"type": ["number", "null"]},
+    ),
+    "tolerance": ("allowed distance from the published value", {"type": "number", "minimum": 0}),
+    "margin": (
+        'equivalence margin δ: a number in the metric\'s units (0.01) or a percentage ("5%")',
+        {
+            "anyOf": [
+                {"type": "number", "minimum": 0},
+                {"type": "string", "pattern": r"^\d+(\.\d+)?\s*%$"},
+                {"type": "null"},
+            ]
+        },
+    ),
+}
+
+
+def _props(keys: dict[str, tuple[str, Schema]], **override: Schema) -> dict[str, Schema]:
+    return {
+        k: {**override.get(k, schema), "description": text} for k, (text, schema) in keys.items()
+    }
+
+
+def _float(opt_min: float | None, opt_max: float | None, exclusive: bool) -> Schema:
+    number: Schema = {"type": "number"}
+    if opt_min is not None:
+        number["exclusiveMinimum" if exclusive else "minimum"] = opt_min
+    if opt_max is not None:
+        number["exclusiveMaximum" if exclusive else "maximum"] = opt_max
+    return {"anyOf": [number, {"type": "string", "pattern": NUMERIC_STRING}]}
+
+
+def norm_option(opt: Any) -> Schema:
+    """One norm option (``normbench.norms.catalog.Option``) as a schema."""
+    from normbench.norms.catalog import AFFINE_MODES
+
+    if opt.type == "int":
+        s: Schema = {"type": "integer"}
+        if opt.min is not None:
+            s["exclusiveMinimum" if opt.min_exclusive else "minimum"] = int(opt.min)
+        if opt.max is not None:
+            s["maximum"] = int(opt.max)
+    elif opt.type == "float":
+        s = _float(opt.min, opt.max, opt.min_exclusive)
+        if opt.min_exclusive and opt.max is not None:  # only the lower bound is exclusive
+            s["anyOf"][0].pop("exclusiveMaximum", None)
+            s["anyOf"][0]["maximum"] = opt.max
+    elif opt.type == "bool":
+        s = {"type": "boolean"}
+    elif opt.type == "choice":
+        s = {"enum": list(opt.choices)}
+    elif opt.type == "affine":
+        s = {"anyOf": [{"enum": list(AFFINE_MODES)}, {"type": "boolean"}]}
+    else:
+        s = {"type": "string"}
+    default = f" (default {opt.default!r})" if opt.default is not None else " (required)"
+    return {**s, "description": f"{opt.summary}{default}"}
+
+
+def norm_schema() -> Schema:
+    """A norm: a registry name, or ``{kind: NAME, ...}`` with that norm's own options."""
+    from normbench.norms.catalog import NORMS
+
+    names = list(NORMS)
+    rules = []
+    for name, entry in NORMS.items():
+        props = {"kind": {"const": name}} | {o.name: norm_option(o) for o in entry.options}
+        then: Schema = {"properties": props}
+        required = [o.name for o in entry.options if o.required]
+        if required:
+            then["required"] = required
+        if not entry.extra_options:
+            then["additionalProperties"] = False
+        rules.append(
+            {"if": {"properties": {"kind": {"const": name}}, "required": ["kind"]}, "then": then}
+        )
+    summary = "; ".join(f"{n}: {e.summary}" for n, e in NORMS.items())
+    return {
+        "description": f"a norm name or {{kind: NAME, ...options}} — {summary}",
+        "anyOf": [
+            {"enum": names},
+            {
+                "type": "object",
+                "required": ["kind"],
+                "properties": {"kind": {"enum": names, "description": "the norm's registry name"}},
+                "allOf": rules,
+            },
+        ],
+    }
+
+
+def dataset_option(opt: Any) -> Schema:
+    """One dataset option (``normbench.data.options.Option``) as a schema."""
+    if opt.type == "int":
+        s: Schema = {"type": "integer"}
+        if opt.min is not None:
+            s["exclusiveMinimum" if opt.open_interval else "minimum"] = int(opt.min)
+        if opt.max is not None:
+            s["exclusiveMaximum" if opt.open_interval else "maximum"] = int(opt.max)
+    elif opt.type == "float":
+        s = _float(opt.min, opt.max, opt.open_interval)
+    elif opt.type == "bool":
+        s = {"type": "boolean"}
+    elif opt.type == "choice":
+        s = {"enum": list(opt.choices)}
+    elif opt.type == "int_pair":
+        s = {"type": "array", "items": {"type": "integer"}, "minItems": 2, "maxItems": 2}
+    else:
+        s = {"type": "string", "minLength": 1}
+    if opt.nullable:
+        s = {"anyOf": [s, {"type": "null"}]}
+    default = f" (default {opt.default!r})" if opt.default is not None else ""
+    return {**s, "description": f"{opt.summary}{default}"}
+
+
+def dataset_schema() -> Schema:
+    """``dataset:`` with the chosen dataset's options (if/then on ``name``)."""
+    from normbench.data.registry import DATASETS
+
+    names = list(DATASETS)
+    rules = []
+    for name, entry in DATASETS.items():
+        props = {"name": {"const": name}} | {o.name: dataset_option(o) for o in entry.all_options()}
+        rules.append(
+            {
+                "if": {"properties": {"name": {"const": name}}, "required": ["name"]},
+                "then": {"properties": props, "additionalProperties": False},
+            }
+        )
+    summary = "; ".join(f"{n}: {e.summary}" for n, e in DATASETS.items())
+    return {
+        "description": "the data: a registry name plus its options (normbench list datasets)",
+        "type": "object",
+        "required": ["name"],
+        "properties": {"name": {"enum": names, "description": f"dataset — {summary}"}},
+        "allOf": rules,
+    }
+
+
+def model_schema() -> Schema:
+    """``model:`` with the keys of its kind only (if/then on ``kind``)."""
+    from normbench.models.catalog import ACTIVATIONS, MODELS
+
+    props = _props(
+        MODEL_KEYS,
+        kind={"enum": list(MODELS)},
+        activation={"enum": list(ACTIVATIONS)},
+        norm=norm_schema(),
+    )
+    rules = [
+        {
+            "if": {"properties": {"kind": {"const": k}}, "required": ["kind"]},
+            "then": {"propertyNames": {"enum": sorted(m.keys | {"kind"})}},
+        }
+        for k, m in MODELS.items()
+    ]
+    rules[0]["if"] = {"anyOf": [{"not": {"required": ["kind"]}}, rules[0]["if"]]}  # mlp default
+    return {
+        "description": "the network: family, shape, activation, norm and its placement",
+        "type": "object",
+        "properties": props,
+        "additionalProperties": False,
+        "allOf": rules,
+    }
+
+
+def optimizer_schema() -> Schema:
+    names = ["sgd", "momentum", "adam", "adamw"]
+    props = _props(OPTIMIZER_KEYS, name={"enum": names})
+    return {
+        "description": TRAINING_KEYS["optimizer"][0],
+        "anyOf": [
+            {"enum": names},
+            {
+                "type": "object",
+                "properties": {**props, "kind": {"enum": names, "description": "alias of name"}},
+                "additionalProperties": False,
+            },
+        ],
+    }
+
+
+def diagnostics_schema() -> Schema:
+    from normbench.train.diag_catalog import DIAGNOSTICS
+
+    names = list(DIAGNOSTICS)
+    props = {}
+    for name, d in DIAGNOSTICS.items():
+        opts = d.options.model_json_schema()
+        option_props = {
+            k: {**v, "description": v.get("description") or k.replace("_", " ")}
+            for k, v in (opts.get("properties") or {}).items()
+        }
+        for v in option_props.values():
+            v.pop("title", None)
+        props[name] = {
+            "description": d.summary,
+            "anyOf": [
+                {"type": "null"},
+                {"type": "object", "properties": option_props, "additionalProperties": False},
+            ],
+        }
+    summary = "; ".join(f"{n}: {d.summary}" for n, d in DIAGNOSTICS.items())
+    return {
+        "description": f"opt-in measurements (normbench list diagnostics) — {summary}",
+        "anyOf": [
+            {"type": "array", "items": {"enum": names}, "uniqueItems": True},
+            {"type": "object", "properties": props, "additionalProperties": False},
+        ],
+    }
+
+
+def grid_schema() -> Schema:
+    """``grid:`` — aliases with typed values, or any dotted key path."""
+    from normbench.data.registry import DATASETS
+    from normbench.models.catalog import ACTIVATIONS, MODELS
+    from normbench.spec import ALIASES
+
+    values: dict[str, Schema] = {
+        "norm": norm_schema(),
+        "placement": {"enum": ["pre", "post"]},
+        "activation": {"enum": list(ACTIVATIONS)},
+        "lr_mult": TRAINING_KEYS["lr_mult"][1],
+        "lr": TRAINING_KEYS["lr"][1],
+        "batch_size": TRAINING_KEYS["batch_size"][1],
+        "steps": TRAINING_KEYS["steps"][1],
+        "optimizer": optimizer_schema(),
+        "model": {"anyOf": [{"enum": list(MODELS)}, model_schema()]},
+        "dataset": {"anyOf": [{"enum": list(DATASETS)}, dataset_schema()]},
+    }
+    props = {
+        a: {
+            "type": "array",
+            "minItems": 1,
+            "items": values.get(a, {}),
+            "description": f"values of {path} to sweep",
+        }
+        for a, path in ALIASES.items()
+    }
+    return {
+        "description": "cartesian product of swept values; keys are aliases or dotted paths "
+        "(model.hidden, training.lr_schedule, dataset.num_samples, …)",
+        "type": "object",
+        "properties": props,
+        "propertyNames": {"enum": [*ALIASES, *dotted_keys()]},
+        "additionalProperties": {
+            "type": "array",
+            "minItems": 1,
+            "description": "values of this dotted key to sweep",
+        },
+    }
+
+
+def dotted_keys() -> list[str]:
+    """Every dotted path a grid may sweep: a section's keys, optimizer, norm and dataset options."""
+    from normbench.data.registry import DATASETS
+    from normbench.norms.catalog import NORMS
+
+    norm_opts = sorted({o.name for e in NORMS.values() for o in e.options} | {"kind"})
+    data_opts = sorted({o.name for e in DATASETS.values() for o in e.all_options()} | {"name"})
+    return [
+        *(f"model.{k}" for k in MODEL_KEYS),
+        *(f"model.norm.{k}" for k in norm_opts),
+        *(f"training.{k}" for k in TRAINING_KEYS),
+        *(f"training.optimizer.{k}" for k in OPTIMIZER_KEYS),
+        *(f"dataset.{k}" for k in data_opts),
+    ]
+
+
+def build_schema() -> Schema:
+    """The whole suite schema (``normbench schema``)."""
+    from normbench import __version__
+    from normbench.spec import TARGET_KEYS
+
+    return {
+        "$schema": SCHEMA_DIALECT,
+        "$id": SCHEMA_ID,
+        "title": "normbench suite",
+        "description": f"A normbench {__version__} suite: dataset, model, training and the grid "
+        "to sweep. Editors: start the file with `# yaml-language-server: "
+        "$schema=PATH/suite.schema.json`.",
+        "type": "object",
+        "required": ["name", "dataset"],
+        "additionalProperties": False,
+        "properties": {
+            "name": {
+                "type": "string",
+                "pattern": NAME_PATTERN,
+                "description": "suite name: a-z, 0-9, '_' and '-' (the run directory)",
+            },
+            "description": {"type": "string", "description": "free text, shown in the report"},
+            "dataset": dataset_schema(),
+            "model": model_schema(),
+            "training": {
+                "description": "optimizer, learning rate, batch, steps, seeds, device",
+                "type": "object",
+                "additionalProperties": False,
+                "properties": _props(TRAINING_KEYS, optimizer=optimizer_schema()),
+            },
+            "grid": grid_schema(),
+            "exclude": {
+                "type": "array",
+                "items": {"type": "object", "minProperties": 1},
+                "description": "grid points not to run, e.g. {norm: none, placement: post}",
+            },
+            "targets": {
+                "type": "object",
+                "description": "steps/seconds to target are reported for these thresholds",
+                "propertyNames": {"enum": list(TARGET_KEYS)},
+                "additionalProperties": {"type": "number"},
+            },
+            "diagnostics": diagnostics_schema(),
+            "gates": {
+                "type": "array",
+                "description": "default --fail-on gates for run --baseline "
+                "and compare, METRIC:[+|-]NUMBER[%]",
+                "items": {"type": "string", "pattern": GATE_PATTERN},
+            },
+            "claims": {
+                "type": "array",
+                "description": "published claims checked against the seeds",
+                "items": {
+                    "type": "object",
+                    "required": ["text", "metric"],
+                    "additionalProperties": False,
+                    "properties": _props(CLAIM_KEYS),
+                },
+            },
+        },
+    }
+
+
+__all__ = ["SCHEMA_ID", "build_schema", "dataset_schema", "model_schema", "norm_schema"]
