@@ -11,11 +11,12 @@ from typing import Any
 
 from normbench import __version__
 from normbench.errors import InputError
-from normbench.execute.local import Task, run_serial
+from normbench.execute.local import Task, group_tasks, run_serial
 from normbench.execute.merge import MergeOutcome
 from normbench.execute.plan import (
     ExecOptions,
     available_memory,
+    batches_seeds,
     default_threads,
     default_workers,
     format_shard,
@@ -70,6 +71,7 @@ class RunPlan:
     workers: int
     threads: int | None  # intra-op threads per worker process (None: torch's default)
     devices: tuple[str, ...]
+    batched: tuple[str, ...] = ()  # ids of the variants whose pending seeds train stacked
 
     @property
     def in_process(self) -> bool:
@@ -81,7 +83,16 @@ class RunPlan:
         """How the run executes, for the manifest."""
         return {"executor": self.options.executor, "in_process": self.in_process,
                 "workers": self.workers, "threads_per_worker": self.threads,
-                "devices": list(self.devices), "scheduler": self.options.scheduler}
+                "devices": list(self.devices), "scheduler": self.options.scheduler,
+                "batch_seeds": list(self.batched)}
+
+    def units(self) -> list[Any]:
+        """The pending tasks as units of work: a batched variant's seeds grouped, split so
+        that every worker gets a share."""
+        if not self.batched:
+            return list(self.pending)
+        workers = 1 if self.in_process else max(1, self.workers)
+        return group_tasks(self.pending, self.batched, -(-len(self.pending) // workers))
 
 
 def _now() -> str:
@@ -213,10 +224,26 @@ def plan_run(suite: Suite, out: Path = Path("reports/runs"), options: ExecOption
                 done[t.key] = record
     pending = [t for t in tasks if t.key not in done]
     workers, threads, devices = _placement(suite, options, len(pending))
-    return RunPlan(suite=suite, out=Path(out), options=options,
+    batched = _batched_variants(suite, pending, devices)
+    return RunPlan(batched=batched, suite=suite, out=Path(out), options=options,
                    command=command or ["normbench", *sys.argv[1:]], tasks=tasks, pending=pending,
                    done=done, resume_dir=resume_dir, shard=shard, workers=workers, threads=threads,
                    devices=devices)
+
+
+def _batched_variants(suite: Suite, pending: list[Task], devices: tuple[str, ...]) -> tuple[str, ...]:
+    """Ids of the variants whose pending seeds train as one stacked model (``batch_seeds``)."""
+    # Decided from the variant's whole seed list, never from what is pending here, so a shard
+    # or a resumed run trains each seed on the same path as the unsharded run (same numbers).
+    todo = {task.variant.id for task in pending}
+    wanted = [v for v in suite.variants if v.id in todo
+              and v.config["training"].get("batch_seeds", "auto") is not False]
+    if not wanted:
+        return ()
+    accelerator = any(d != "cpu" for d in devices) or (
+        any(v.config["training"]["device"] == "auto" for v in wanted) and _visible_gpus(suite) > 0)
+    return tuple(v.id for v in wanted
+                 if batches_seeds(v.config, len(v.seeds), accelerator=accelerator))
 
 
 def _reopen(plan: RunPlan) -> RunDir:
@@ -298,14 +325,14 @@ def _dispatch(plan: RunPlan, run_dir: RunDir, pool: Any, store: Any, keep: Any, 
     if plan.options.executor == "dask":
         from normbench.execute.dask_backend import run_dask
 
-        return run_dask(plan.pending, scheduler=plan.options.scheduler, workers=plan.workers,
+        return run_dask(plan.units(), scheduler=plan.options.scheduler, workers=plan.workers,
                         threads=plan.threads, on_result=store, on_progress=on_progress,
                         should_stop=stop_asked)
     if plan.in_process:
-        run_serial(plan.pending, store, on_progress)
+        run_serial(plan.units(), store, on_progress)
         return True
     # Workers write their own results; the parent writes only the records of dead workers.
-    return pool.run(plan.pending, run_dir.path, on_result=keep, on_progress=on_progress,
+    return pool.run(plan.units(), run_dir.path, on_result=keep, on_progress=on_progress,
                     should_stop=stop_asked, write_failure=run_dir.write_result)
 
 

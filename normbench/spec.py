@@ -127,6 +127,9 @@ class TrainingCfg(_Strict):
     compile: bool = False
     channels_last: bool = False
     profile_steps: int = Field(20, ge=0)
+    # Train a variant's seeds as one stacked model (normbench.train.batched): true wherever the
+    # variant supports it, auto only where it was also measured faster (CPU), false never.
+    batch_seeds: Literal["auto"] | bool = "auto"
 
     @field_validator("optimizer", mode="before")
     @classmethod
@@ -395,9 +398,16 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[tuple, s
 # --- variants ---------------------------------------------------------------------------------
 
 
+# How a variant is executed, not what it computes: kept out of its id, so a run made with
+# another setting (or before the key existed) still resumes and merges.
+EXECUTION_ONLY_KEYS = ("batch_seeds",)
+
+
 def variant_id(config: dict[str, Any]) -> str:
     """Short hash of a fully resolved configuration (seeds excluded by the caller)."""
-    blob = json.dumps(config, sort_keys=True, separators=(",", ":"), default=str)
+    training = {k: v for k, v in config.get("training", {}).items() if k not in EXECUTION_ONLY_KEYS}
+    blob = json.dumps({**config, "training": training} if "training" in config else config,
+                      sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha1(blob.encode()).hexdigest()[:10]
 
 

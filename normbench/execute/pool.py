@@ -26,9 +26,10 @@ from typing import Any
 from normbench.execute.local import (
     OnProgress,
     OnResult,
-    Task,
+    Unit,
     failure_record,
-    run_task,
+    members,
+    run_unit,
     set_threads,
 )
 
@@ -64,9 +65,10 @@ class _WriteGuard:
         self.lock = threading.Lock()
         self.deferred: int | None = None
 
-    def write(self, store: Any, record: dict[str, Any]) -> None:
-        with self.lock:
-            store.write_result(record)
+    def write(self, store: Any, records: list[dict[str, Any]]) -> None:
+        with self.lock:  # a batch of seeds is written whole or (killed before) not at all
+            for record in records:
+                store.write_result(record)
         if self.deferred is not None:
             _die(self.deferred)
 
@@ -130,9 +132,9 @@ def worker_main(conn: Connection, threads: int | None, device: str | None) -> No
         def progress(key: str, step: int, total: int, seed: int) -> None:
             conn.send(("progress", key, step, total))
 
-        record = run_task(task, progress, device)
-        guard.write(RunDir(Path(run_dir)), record)  # complete before the parent hears of it
-        conn.send(("done", task.key, record))
+        records = run_unit(task, progress, device)  # a task, or a batch of seeds
+        guard.write(RunDir(Path(run_dir)), records)  # complete before the parent hears of it
+        conn.send(("done", task.key, records))
 
 
 # --- the supervisor side ----------------------------------------------------------------------
@@ -144,7 +146,7 @@ class _Worker:
     device: str | None
     process: Any
     conn: Connection
-    task: Task | None = None
+    task: Unit | None = None
 
 
 class WorkerPool:
@@ -175,7 +177,7 @@ class WorkerPool:
         child_end.close()  # the parent keeps only its end, so EOF means the worker is gone
         return _Worker(slot, device, process, parent_end)
 
-    def run(self, tasks: Sequence[Task], run_dir: Path, *, on_result: OnResult,
+    def run(self, tasks: Sequence[Unit], run_dir: Path, *, on_result: OnResult,
             on_progress: OnProgress | None = None, should_stop: Callable[[], bool] = lambda: False,
             write_failure: Callable[[dict[str, Any]], None] | None = None) -> bool:
         """Run ``tasks`` into ``run_dir``; True when all finished, False when stopped.
@@ -202,12 +204,12 @@ class WorkerPool:
                     continue
                 w.process.join(JOIN_SECONDS)
                 _receive(w, on_result, on_progress)  # a "done" sent just before dying still counts
-                if w.task is not None:
-                    record = failure_record(w.task, death_cause(w.process.exitcode))
+                for task in members(w.task) if w.task is not None else []:
+                    record = failure_record(task, death_cause(w.process.exitcode))
                     if write_failure is not None:
                         write_failure(record)
                     on_result(record)
-                    w.task = None
+                w.task = None
                 w.conn.close()
                 if pending:
                     survivors.append(self._start(w.slot, w.device))
@@ -242,7 +244,8 @@ def _receive(w: _Worker, on_result: OnResult, on_progress: OnProgress | None) ->
                 on_progress(message[1], message[2], message[3], w.task.seed)
             elif message[0] == "done":
                 w.task = None
-                on_result(message[2])
+                for record in message[2]:
+                    on_result(record)
     except (EOFError, OSError, pickle.UnpicklingError):
         return False
     return True
