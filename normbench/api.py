@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from contextlib import ExitStack, nullcontext
 from dataclasses import dataclass, field
@@ -11,15 +12,16 @@ from typing import Any
 
 from normbench import __version__
 from normbench.errors import InputError
+from normbench.execute import arith
 from normbench.execute.local import Task, group_tasks, run_serial
 from normbench.execute.merge import MergeOutcome
 from normbench.execute.plan import (
     ExecOptions,
     available_memory,
     batches_seeds,
-    default_threads,
     default_workers,
     format_shard,
+    is_large,
     make_options,
     parse_shard,
     remove_stale_temp_files,
@@ -69,15 +71,18 @@ class RunPlan:
     resume_dir: RunDir | None
     shard: tuple[int, int] | None
     workers: int
-    threads: int | None  # intra-op threads per worker process (None: torch's default)
+    threads: int  # intra-op threads per worker process (the most any of its variants use)
     devices: tuple[str, ...]
-    batched: tuple[str, ...] = ()  # ids of the variants whose pending seeds train stacked
+    reproducible: bool = False
+    warnings: list[str] = field(default_factory=list)  # capped workers or threads
+    rel_reference: Any = None  # the Variant every relative cost is measured against
+    rel_cost: bool = True  # measure ``rel_ms_per_step`` after training
+    batched: tuple[str, ...] = ()  # ids of the variants whose seeds train stacked
 
     @property
     def in_process(self) -> bool:
-        """One worker, no pinned threads or devices: train here, without a worker process."""
-        return (self.options.executor == "local" and self.workers == 1
-                and self.options.threads_per_worker is None and not self.devices)
+        """One worker and no devices to place: train here, without a worker process."""
+        return self.options.executor == "local" and self.workers == 1 and not self.devices
 
     def execution(self) -> dict[str, Any]:
         """How the run executes, for the manifest."""
@@ -94,6 +99,15 @@ class RunPlan:
         workers = 1 if self.in_process else max(1, self.workers)
         return group_tasks(self.pending, self.batched, -(-len(self.pending) // workers))
 
+    def worker_env(self) -> dict[str, str]:
+        """Variables every process that trains must start with (the reproducible mode's)."""
+        return arith.pinned_env() if self.reproducible else {}
+
+    def arith(self) -> dict[str, Any]:
+        """The manifest's record of what selects the arithmetic (see ``execute.arith``)."""
+        threads = [int(v.config["training"]["threads"]) for v in self.suite.variants]
+        return arith.run_arith(threads, self.reproducible, _capability(self.reproducible))
+
 
 def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
@@ -102,6 +116,15 @@ def _now() -> str:
 def tasks_of(suite: Suite) -> list[Task]:
     """Every (variant, seed) of a suite, variants in grid order, seeds inner."""
     return [Task(v, s) for v in suite.variants for s in v.seeds]
+
+
+def _capability(reproducible: bool) -> str:
+    """The CPU capability the run's tasks train with (imports torch)."""
+    if reproducible:
+        return arith.pinned_capability()
+    import torch
+
+    return torch.backends.cpu.get_cpu_capability()
 
 
 def start_run(suite: Suite, out: Path, command: list[str] | None = None,
@@ -152,8 +175,13 @@ def _check_resumable(run_dir: RunDir, suite: Suite) -> dict[str, Any]:
     return manifest
 
 
-def _placement(suite: Suite, options: ExecOptions, n_tasks: int) -> tuple[int, int | None, tuple[str, ...]]:
-    """Workers, threads per worker and devices, from the options or chosen for this machine."""
+def _placement(suite: Suite, options: ExecOptions, n_tasks: int,
+               threads: dict[str, int]) -> tuple[int, tuple[str, ...], list[str]]:
+    """Workers and devices, from the options or chosen for this machine, fitted to the cores.
+
+    ``threads`` (variant id → intra-op threads) is already decided from the configuration;
+    workers are reduced so that workers × threads never exceeds the usable cores.
+    """
     cores = usable_cores()
     devices = options.devices
     gpus = 0
@@ -170,15 +198,78 @@ def _placement(suite: Suite, options: ExecOptions, n_tasks: int) -> tuple[int, i
         workers = min(len(devices), max(1, n_tasks))
     else:
         workers = default_workers(configs, n_tasks, cores=cores, gpus=gpus, memory=available_memory())
-    threads = options.threads_per_worker
     # Processes this machine starts share its cores; a remote cluster's workers are not ours to size.
-    if options.executor == "local":
-        starts_processes = workers > 1 or bool(devices)
-    else:
-        starts_processes = options.scheduler is None
-    if threads is None and starts_processes:
-        threads = default_threads(workers, cores)
-    return workers, threads, devices
+    if options.executor == "dask" and options.scheduler is not None:
+        return workers, devices, []
+    workers, _, warnings = arith.fit_to_cores(workers, max(threads.values(), default=1), cores)
+    return workers, devices, warnings
+
+
+def _recorded(resolved: dict[str, Any] | None, key: str) -> dict[str, Any]:
+    """Variant id → the resumed run's ``training.KEY`` where it was recorded."""
+    out = {}
+    for variant in (resolved or {}).get("variants", []):
+        value = ((variant.get("config") or {}).get("training") or {}).get(key)
+        if value is not None:
+            out[variant["id"]] = value
+    return out
+
+
+def _reproducible(suite: Suite, options: ExecOptions, recorded: dict[str, Any]) -> bool:
+    """The run's reproducible mode: the resumed run's, else ``--reproducible``, else the suite's."""
+    asked = {v.config["training"].get("reproducible") for v in suite.variants} - {None}
+    if len(asked) > 1:
+        raise InputError("training.reproducible must be the same for every variant of a suite "
+                         "(kernels are pinned per process, before torch starts)")
+    value = options.reproducible if options.reproducible is not None else bool(asked and asked.pop())
+    if recorded:
+        before = bool(next(iter(recorded.values())))
+        if options.reproducible is not None and options.reproducible != before:
+            raise InputError(f"--{'no-' * before}reproducible contradicts the resumed run, made "
+                             f"with the reproducible mode {'on' if before else 'off'}; drop the "
+                             "flag to resume it as it was made")
+        value = before
+    return value
+
+
+def _threads(suite: Suite, options: ExecOptions, recorded: dict[str, Any]) -> tuple[dict[str, int], list[str]]:
+    """Variant id → intra-op threads, decided from the configuration (and a resumed run's record)."""
+    cores = usable_cores()
+    threads, warnings = {}, []
+    for v in suite.variants:
+        if v.id in recorded:  # resume reuses what the run was made with: same arithmetic
+            before = int(recorded[v.id])
+            if options.threads_per_worker is not None and options.threads_per_worker != before \
+                    and v.config["training"].get("threads") is None:
+                raise InputError(f"--threads-per-worker {options.threads_per_worker} contradicts "
+                                 f"the resumed run, made with {before} thread{'s' * (before > 1)} "
+                                 "per task (results would not be bit-comparable); drop the flag")
+            threads[v.id] = before
+            continue
+        wanted = arith.task_threads(v.config["training"].get("threads"), options.threads_per_worker,
+                                    is_large(v.config))
+        _, threads[v.id], capped = arith.fit_to_cores(1, wanted, cores)
+        warnings += [w for w in capped if w not in warnings]
+    return threads, warnings
+
+
+def _check_kernels(run_dir: RunDir, manifest: dict[str, Any], reproducible: bool) -> None:
+    """Resume only where the tasks will run the kernels the run was made with."""
+    made = arith.signature(manifest).get("cpu_capability")
+    now = _capability(reproducible)
+    if made and made != now:
+        raise InputError(f"cannot resume {run_dir.path}: it was trained with {made} kernels but "
+                         f"this machine runs {now} ones (not bit-comparable: {made} vs {now}); "
+                         "resume it where the CPU capability matches, or start a new run")
+
+
+def _resolved_suite(suite: Suite, threads: dict[str, int], reproducible: bool) -> Suite:
+    """The suite with every variant's ``training.threads`` and ``training.reproducible`` filled in."""
+    variants = []
+    for v in suite.variants:
+        training = {**v.config["training"], "threads": threads[v.id], "reproducible": reproducible}
+        variants.append(dataclasses.replace(v, config={**v.config, "training": training}))
+    return dataclasses.replace(suite, variants=variants)
 
 
 def _visible_gpus(suite: Suite) -> int:
@@ -199,21 +290,60 @@ def _check_device(device: str) -> None:
         raise InputError(f"--devices: {exc}") from None
 
 
+def pick_reference(suite: Suite, text: str | None) -> Any:
+    """The variant ``--reference KEY=VALUE[,…]`` names (default: the suite's first variant)."""
+    from normbench.naming import format_value
+
+    if not suite.variants:
+        return None
+    if not text:
+        return suite.variants[0]
+    pairs = {}
+    for part in text.split(","):
+        key, sep, value = part.partition("=")
+        if not sep or not key.strip() or not value.strip():
+            raise InputError(f"--reference expects KEY=VALUE[,KEY=VALUE…], got '{part}'")
+        pairs[key.strip()] = value.strip()
+    for key in pairs:
+        if all(key not in v.params for v in suite.variants):
+            swept = sorted({k for v in suite.variants for k in v.params})
+            raise InputError(f"--reference: '{key}' is not swept by the suite "
+                             f"(swept: {', '.join(swept) or 'nothing'})")
+    for v in suite.variants:
+        if all(key in v.params and format_value(v.params[key]) == value
+               for key, value in pairs.items()):
+            return v
+    raise InputError(f"--reference: no variant of the suite has {text}")
+
+
 def plan_run(suite: Suite, out: Path = Path("reports/runs"), options: ExecOptions | None = None,
-             command: list[str] | None = None) -> RunPlan:
-    """Validate the execution options against the suite; resolve resume and shard; pick workers."""
+             command: list[str] | None = None, *, reference: str | None = None,
+             rel_cost: bool = True) -> RunPlan:
+    """Validate the execution options against the suite; resolve resume and shard; pick workers.
+
+    ``reference`` names the variant relative costs are measured against (a resumed run keeps
+    the one it recorded); ``rel_cost=False`` skips that measurement.
+    """
     options = options or ExecOptions()
     shard = options.shard
-    resume_dir, done = None, {}
+    resume_dir, done, resolved, manifest = None, {}, None, None
     if options.resume:
         resume_dir = _resume_target(options.resume, out, suite)
         manifest = _check_resumable(resume_dir, suite)
+        resolved = resume_dir.read_resolved()
         recorded = manifest.get("shard")
         if shard is not None and recorded != format_shard(shard):
             what = f"shard {recorded}" if recorded else "not sharded"
             raise InputError(f"--shard {format_shard(shard)} does not match the resumed run ({what})")
         if recorded:
             shard = parse_shard(recorded)
+    reproducible = _reproducible(suite, options, _recorded(resolved, "reproducible"))
+    if reproducible and "torch" not in sys.modules:
+        arith.apply_pinned_env()  # this process (and every worker it starts) trains pinned
+    threads, warnings = _threads(suite, options, _recorded(resolved, "threads"))
+    suite = _resolved_suite(suite, threads, reproducible)
+    if resume_dir is not None and manifest is not None:
+        _check_kernels(resume_dir, manifest, reproducible)
     tasks = tasks_of(suite)
     if shard is not None:
         tasks = shard_of(tasks, shard)
@@ -223,12 +353,20 @@ def plan_run(suite: Suite, out: Path = Path("reports/runs"), options: ExecOption
             if record is not None:
                 done[t.key] = record
     pending = [t for t in tasks if t.key not in done]
-    workers, threads, devices = _placement(suite, options, len(pending))
+    workers, devices, capped = _placement(suite, options, len(pending), threads)
+    if reference is None and resume_dir is not None:
+        recorded = resume_dir.read_manifest().get("rel_cost_reference")
+        ref = next((v for v in suite.variants if v.id == recorded), None)
+        ref = ref or pick_reference(suite, None)
+    else:
+        ref = pick_reference(suite, reference)
     batched = _batched_variants(suite, pending, devices)
     return RunPlan(batched=batched, suite=suite, out=Path(out), options=options,
                    command=command or ["normbench", *sys.argv[1:]], tasks=tasks, pending=pending,
-                   done=done, resume_dir=resume_dir, shard=shard, workers=workers, threads=threads,
-                   devices=devices)
+                   done=done, resume_dir=resume_dir, shard=shard, workers=workers,
+                   threads=max(threads.values(), default=1), devices=devices,
+                   reproducible=reproducible, warnings=warnings + capped,
+                   rel_reference=ref, rel_cost=rel_cost)
 
 
 def _batched_variants(suite: Suite, pending: list[Task], devices: tuple[str, ...]) -> tuple[str, ...]:
@@ -273,7 +411,9 @@ def execute_plan(plan: RunPlan, *, on_progress: Any = None, on_record: Any = Non
     work is never written); everything finished stays on disk, the manifest says
     ``interrupted`` and ``--resume`` picks up from there.
     """
-    extra: dict[str, Any] = {"execution": plan.execution()}
+    extra: dict[str, Any] = {"execution": plan.execution(), "arith": plan.arith()}
+    if plan.rel_reference is not None:
+        extra["rel_cost_reference"] = plan.rel_reference.id
     if plan.shard is not None:
         extra["shard"] = format_shard(plan.shard)
         extra["tasks_in_shard"] = len(plan.tasks)
@@ -302,10 +442,53 @@ def execute_plan(plan: RunPlan, *, on_progress: Any = None, on_record: Any = Non
     # The files are the truth: a worker may have written a result its "done" never announced.
     records = [r for t in plan.tasks
                if (r := valid_result(run_dir.result_path(t.variant.id, t.seed), t.variant.id, t.seed))]
+    if plan.rel_cost and not interrupted:
+        try:
+            records = _relative_cost(plan, run_dir, records)
+        except KeyboardInterrupt:  # a Ctrl-C here loses only the relative costs not yet written
+            interrupted = True
     outcome = RunOutcome(run_dir, records, _final_status(records, len(plan.tasks), interrupted),
                          resumed=len(plan.done))
     finish_run(run_dir, outcome.status)
     return outcome
+
+
+def _relative_cost(plan: RunPlan, run_dir: RunDir, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Measure ``rel_ms_per_step`` for the records that lack it and store it in their files.
+
+    Done here, after every executor and in this one process, so that the variant and its
+    reference are timed back to back on the same machine (``normbench.train.relcost``). A
+    resumed run measures only the results that have no value yet; a shard measures its own
+    results against the reference, so a merged run has a value for every result.
+    """
+    ref = plan.rel_reference
+    if ref is None:
+        return records
+    todo = [r for r in records if r.get("status") != "failed"
+            and (r.get("metrics") or {}).get("rel_ms_per_step") is None]
+    if not todo:
+        return records
+    from normbench.execute.local import pinned_threads
+    from normbench.train.relcost import measure
+
+    configs = {v.id: v.config for v in plan.suite.variants}
+    pairs = [(str(r["variant_id"]), configs[r["variant_id"]], int(r["seed"]),
+              (r.get("timing") or {}).get("train_seconds")) for r in todo
+             if r.get("variant_id") in configs]
+    with pinned_threads(plan.threads):
+        costs = measure(pairs, (ref.id, ref.config), warn=_stderr)
+    for r in todo:
+        cost = costs.get((str(r.get("variant_id")), r.get("seed")))
+        if cost is None:
+            continue
+        r.setdefault("metrics", {})["rel_ms_per_step"] = round(cost["median"], 5)
+        r.setdefault("timing", {})["rel_cost"] = {**cost, "reference_name": ref.name}
+        run_dir.write_result(r)
+    return records
+
+
+def _stderr(message: str) -> None:
+    print(f"normbench: warning: {message}", file=sys.stderr)
 
 
 def _worker_pool(plan: RunPlan) -> Any:
@@ -314,7 +497,8 @@ def _worker_pool(plan: RunPlan) -> Any:
         return nullcontext()
     from normbench.execute.pool import WorkerPool
 
-    return WorkerPool(min(plan.workers, len(plan.pending)), plan.threads, plan.devices)
+    return WorkerPool(min(plan.workers, len(plan.pending)), plan.threads, plan.devices,
+                      env=plan.worker_env())
 
 
 def _dispatch(plan: RunPlan, run_dir: RunDir, pool: Any, store: Any, keep: Any, on_progress: Any,
@@ -327,7 +511,7 @@ def _dispatch(plan: RunPlan, run_dir: RunDir, pool: Any, store: Any, keep: Any, 
 
         return run_dask(plan.units(), scheduler=plan.options.scheduler, workers=plan.workers,
                         threads=plan.threads, on_result=store, on_progress=on_progress,
-                        should_stop=stop_asked)
+                        should_stop=stop_asked, env=plan.worker_env())
     if plan.in_process:
         run_serial(plan.units(), store, on_progress)
         return True
@@ -338,9 +522,10 @@ def _dispatch(plan: RunPlan, run_dir: RunDir, pool: Any, store: Any, keep: Any, 
 
 def run_suite(suite: Suite, out: Path = Path("reports/runs"), *, on_progress: Any = None,
               on_record: Any = None, command: list[str] | None = None,
-              options: ExecOptions | None = None) -> RunOutcome:
+              options: ExecOptions | None = None, reference: str | None = None,
+              rel_cost: bool = True) -> RunOutcome:
     """Train every variant × seed of ``suite`` (see ``plan_run`` and ``execute_plan``)."""
-    plan = plan_run(suite, out, options, command)
+    plan = plan_run(suite, out, options, command, reference=reference, rel_cost=rel_cost)
     return execute_plan(plan, on_progress=on_progress, on_record=on_record)
 
 

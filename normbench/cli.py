@@ -73,7 +73,8 @@ def run(
     no_report: Annotated[bool, typer.Option("--no-report", help="Skip report.md/report.html and plots.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress on stderr.")] = False,
     workers: Annotated[int | None, typer.Option("--workers", "-j", help="Worker processes (default: chosen from the core count and the model size; 1 trains in this process; with --executor dask and no --scheduler: the LocalCluster size).", show_default=False)] = None,
-    threads_per_worker: Annotated[int | None, typer.Option("--threads-per-worker", help="torch intra-op threads in each worker process (default: cores / workers).", show_default=False)] = None,
+    threads_per_worker: Annotated[int | None, typer.Option("--threads-per-worker", help="torch intra-op threads per task, in process or in each worker (default: the suite's training.threads, else 1 for small models and 4 for large ones; capped so workers × threads ≤ cores; recorded, and reused by --resume).", show_default=False)] = None,
+    reproducible: Annotated[bool | None, typer.Option("--reproducible/--no-reproducible", help="Pin the CPU kernels to a common level (AVX2 on x86-64: ATen, MKL, oneDNN) so other machines give the same numbers; default: the suite's training.reproducible, else off (this CPU's fastest kernels).", show_default=False)] = None,
     resume: Annotated[str | None, typer.Option("--resume", help="Finish an earlier run of this suite: skip its complete results, run the rest (RUN_DIR or 'latest').", metavar="RUN_DIR|latest")] = None,
     shard: Annotated[str | None, typer.Option("--shard", help="Run only shard I of N (balanced, deterministic), e.g. --shard 2/3; combine with 'normbench merge'.", metavar="I/N")] = None,
     executor: Annotated[str, typer.Option("--executor", help="local (worker processes here) or dask (a Dask cluster; needs normbench[dask]).", metavar="[local|dask]")] = "local",
@@ -81,8 +82,15 @@ def run(
     devices: Annotated[str | None, typer.Option("--devices", help="Devices assigned to workers round robin, e.g. cuda:0,cuda:1 (a device may repeat or be shared by several --workers).", metavar="LIST")] = None,
     baseline: Annotated[Path | None, typer.Option("--baseline", help="After the run, compare with this run directory and check the gates (see normbench compare).", metavar="RUN_DIR")] = None,
     fail_on: Annotated[list[str] | None, typer.Option("--fail-on", help="Regression gate vs --baseline, METRIC:[+|-]NUMBER[%], e.g. final_test_acc:-1% (repeatable); exit 1 when one fires.", metavar="METRIC:CHANGE")] = None,
+    until_decided: Annotated[bool, typer.Option("--until-decided", help="Add seeds, look by look, only to the variants of undecided claims (and --reference contrasts) until every verdict is decided or --max-seeds is reached (alpha spending over the planned looks).")] = False,
+    max_seeds: Annotated[int, typer.Option("--max-seeds", help="Seed budget per variant for --until-decided.", min=1)] = 10,
+    reference: Annotated[str | None, typer.Option("--reference", help="Reference variant, e.g. norm=none: relative costs (rel_ms_per_step) are measured against it (default: the suite's first variant), the report's relative table uses it, and --until-decided decides its contrasts.", metavar="KEY=VALUE")] = None,
+    rel_cost: Annotated[bool, typer.Option("--rel-cost/--no-rel-cost", help="After training, time every variant against the reference side by side (rel_ms_per_step).")] = True,
 ) -> None:
     """Train every variant × seed of a suite, store the run, print a comparison table.
+
+    After training, each variant's step time is measured against the reference variant's in
+    alternating short bursts (rel_ms_per_step, lower is better): a machine-normalised cost.
 
     Example: normbench run suites/quickstart.yaml --set training.steps=500 --format markdown
 
@@ -91,35 +99,57 @@ def run(
     Example: normbench run suites/quickstart.yaml --resume latest
 
     Example: normbench run suites/ci-smoke.yaml --baseline reports/baselines/ci-smoke --fail-on final_test_acc:-1%
+
+    Example: normbench run suites/ioffe2015-mlp.yaml --until-decided --max-seeds 10
     """
     from normbench import api
     from normbench.execute.progress import Progress
     from normbench.spec import load_suite
 
     options = api.make_options(workers=workers, threads_per_worker=threads_per_worker, executor=executor,
-                               scheduler=scheduler, devices=devices, shard=shard, resume=resume)
+                               scheduler=scheduler, devices=devices, shard=shard, resume=resume,
+                               reproducible=reproducible)
     loaded = load_suite(suite, set_ or [])
     for message in loaded.warnings:
         warn(message)
     gate = _prepare_gate(baseline, fail_on, loaded)
-    plan = api.plan_run(loaded, out, options, command=["normbench", *sys.argv[1:]])
-    if plan.resume_dir is not None:
-        print(f"resuming {plan.resume_dir.path}: {len(plan.done)} of {len(plan.tasks)} results complete, "
-              f"{len(plan.pending)} to run", file=sys.stderr)
     steps = loaded.variants[0].config["training"]["steps"] if loaded.variants else 0
-    with Progress(len(plan.pending), steps, enabled=False if quiet else None) as progress:
-        names = {t.key: f"{t.variant.name} s{t.seed}" for t in plan.pending}
+    command = ["normbench", *sys.argv[1:]]
 
-        def on_record(record: dict) -> None:
-            if record["status"] != "ok":
-                progress.log(f"{record['status']}: {record['variant_name']} seed {record['seed']}: {record.get('error')}")
+    def execute(plan: api.RunPlan) -> api.RunOutcome:
+        for message in plan.warnings:
+            warn(message)
+        if plan.resume_dir is not None and not until_decided:
+            print(f"resuming {plan.resume_dir.path}: {len(plan.done)} of {len(plan.tasks)} results complete, "
+                  f"{len(plan.pending)} to run", file=sys.stderr)
+        with Progress(len(plan.pending), steps, enabled=False if quiet else None) as progress:
+            names = {t.key: f"{t.variant.name} s{t.seed}" for t in plan.pending}
 
-        outcome = api.execute_plan(
-            plan, on_progress=lambda key, step, total, seed: progress.update(key, step, total, names[key]),
-            on_record=on_record,
-        )
+            def on_record(record: dict) -> None:
+                if record["status"] != "ok":
+                    progress.log(f"{record['status']}: {record['variant_name']} seed {record['seed']}: {record.get('error')}")
+
+            return api.execute_plan(
+                plan, on_progress=lambda key, step, total, seed: progress.update(key, step, total, names[key]),
+                on_record=on_record,
+            )
+
+    if until_decided:
+        from normbench.execute.sequential import run_until_decided
+
+        def on_look(info: dict) -> None:
+            more = f"; next look: {len(info['next'])} variants get more seeds" if info["next"] else ""
+            print(f"look {info['look']} ({info['seeds']} seeds, alpha {info['alpha']:.2g}): "
+                  f"{info['decided']} decided, {info['undecided']} undecided{more}", file=sys.stderr)
+
+        outcome = run_until_decided(loaded, out, options, max_seeds=max_seeds, reference=reference,
+                                    command=command, execute=execute, on_look=on_look,
+                                    rel_cost=rel_cost).outcome
+    else:
+        outcome = execute(api.plan_run(loaded, out, options, command=command, reference=reference,
+                                       rel_cost=rel_cost))
     try:
-        _print_run_table(outcome.run_dir.path, fmt, not no_report)
+        _print_run_table(outcome.run_dir.path, fmt, not no_report, reference)
     except Exception as exc:  # a report bug must not hide a finished run: results are on disk
         warn(f"the report could not be written ({type(exc).__name__}: {exc}); every result is "
              f"saved — retry with: normbench report {outcome.run_dir.path}")
@@ -132,18 +162,19 @@ def run(
     raise typer.Exit(outcome.exit_code or gate_code)
 
 
-def _print_run_table(run_dir: Path, fmt: Format, write_report: bool) -> None:
+def _print_run_table(run_dir: Path, fmt: Format, write_report: bool,
+                     reference: str | None = None) -> None:
     """Summarise a finished run (and write its report) then print the table on stdout."""
     from normbench.analysis.aggregate import summarize_run
-    from normbench.report.api import build_report, render_table
+    from normbench.report.api import build_report, render_table, with_answer
     from normbench.results.store import RunDir
 
     if write_report:
-        summary = build_report(run_dir)[0]
+        summary = build_report(run_dir, reference=reference)[0]
     else:
-        summary = summarize_run(run_dir)
+        summary = summarize_run(run_dir, reference=reference)
         RunDir(run_dir).write_json("summary.json", summary)
-    print(render_table(summary, fmt.value))
+    print(with_answer(summary, render_table(summary, fmt.value), fmt.value))
 
 
 @app.command()
@@ -265,9 +296,15 @@ def bench(
     repeats: Annotated[int, typer.Option(help="Minimum timed samples per measurement.")] = 10,
     min_time: Annotated[float, typer.Option(help="Minimum seconds of timed samples per "
                                             "measurement (after warm-up).")] = 1.0,
+    fresh_outputs: Annotated[bool, typer.Option(
+        "--fresh-outputs", help="CPU: let every large output page-fault in fresh memory, as a "
+        "plain process does (default: freed memory is kept, outputs come back warm).")] = False,
     fmt: FormatOpt = Format.table,
 ) -> None:
     """Time norm layers (forward, forward+backward): median, IQR, GB/s and fraction of a copy.
+
+    A layer above 100 % of the copy is flagged with the reason (e.g. its working set fits in
+    the cache).
 
     Example: normbench bench layer rms group[groups=8] --shape 8192x1024 --pass forward
     """
@@ -278,7 +315,7 @@ def bench(
         norms or None, shape or None, dtype or ["float32"], device,
         modes=parse_choice(mode, MODE_CHOICES, "mode"),
         passes=parse_choice(pass_, PASS_CHOICES, "pass"),
-        repeats=repeats, min_time=min_time,
+        repeats=repeats, min_time=min_time, warm_outputs=not fresh_outputs,
         progress=lambda msg: print(msg, file=sys.stderr, flush=True),
     )
     sys.stdout.write(render_bench(records, fmt.value))
@@ -340,7 +377,8 @@ def compare(
         "--metric", "-m", help="Metric to show (repeatable; 'all' for every recorded one). "
         "Default: the headline metrics plus the gated ones.", metavar="METRIC")] = None,
     alpha: Annotated[float, typer.Option(
-        "--alpha", help="Significance level of Welch's t-test across seeds.")] = 0.05,
+        "--alpha", help="Family-wise significance level: Welch's t-test across seeds, "
+        "Holm-Bonferroni adjusted over every variant x metric test of the comparison.")] = 0.05,
     no_stats: Annotated[bool, typer.Option(
         "--no-stats", help="Gates fire on the threshold alone, without a significance test.")] = False,
     fmt: FormatOpt = Format.table,
@@ -352,7 +390,10 @@ def compare(
 
     Marks: + worse, - better (both significant), ~ no significant change, ! newly failing or
     diverged, x not comparable (the suite changed). Significance: Welch's t-test across seeds,
-    two-sided, α = 0.05; timing metrics on log values.
+    two-sided, timing metrics on log values; p-values are Holm-Bonferroni adjusted over every
+    variant x metric test of the comparison, so an honest re-run fires with probability at most
+    α = 0.05 in all. Every seed equal on both sides is an exact change ("300 → 500 on every
+    seed"), without a p.
 
     Exit codes: 0 no gate fired · 1 a gate fired (regression) · 2 could not compare (bad input).
 

@@ -13,6 +13,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from normbench import budget
 from normbench.analysis.claims import check_claims
 from normbench.errors import OptionError, SuiteError, did_you_mean, unknown
 from normbench.models.catalog import ACTIVATIONS, DEFAULT_READOUT, MODELS, check_model, widths_of
@@ -32,6 +33,9 @@ ALIASES: dict[str, str] = {
     "model": "model.kind",
     "dataset": "dataset.name",
     "steps": "training.steps",
+    "epochs": "training.epochs",
+    "batches": "training.batches",
+    "dropout": "model.dropout",
 }
 
 TARGET_KEYS = {
@@ -78,6 +82,9 @@ class ModelCfg(_Strict):
     placement: Literal["pre", "post"] = "pre"
     init: Literal["default", "gaussian", "xavier", "kaiming"] = "default"
     init_std: float = Field(0.01, gt=0)
+    dropout: float = Field(0.0, ge=0, lt=1)
+    bidirectional: bool = False
+    fused: bool = False
 
     @field_validator("hidden", "channels")
     @classmethod
@@ -115,13 +122,17 @@ class TrainingCfg(_Strict):
     lr_schedule: Literal["constant", "cosine"] = "constant"
     lr_batch_ref: int | None = Field(None, ge=1)
     batch_size: int = Field(60, ge=1)
-    steps: int = Field(1000, ge=1)
+    steps: int | None = Field(None, ge=1)
+    epochs: float | None = Field(None, gt=0)
     eval_every: int = Field(100, ge=1)
+    eval_every_epochs: float | None = Field(None, gt=0)
+    batches: Literal["mixed", "per_domain"] = "mixed"
     eval_batch_size: int = Field(1000, ge=1)
     probe_size: int = Field(1000, ge=1)
     seeds: int | list[int] = 3
     device: str = "auto"
     threads: int | None = Field(None, ge=1)
+    reproducible: bool | None = None
     grad_clip: float | None = Field(None, gt=0)
     precision: Literal["fp32", "bf16", "fp16"] = "fp32"
     compile: bool = False
@@ -171,6 +182,7 @@ class ClaimCfg(_Strict):
     where: dict[str, Any] = {}
     published: float | None = None
     tolerance: float = Field(0.02, ge=0)
+    margin: float | str | None = None  # equivalence margin: 0.01 (metric units) or "5%"
 
 
 class SuiteCfg(_Strict):
@@ -398,16 +410,22 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[tuple, s
 # --- variants ---------------------------------------------------------------------------------
 
 
-# How a variant is executed, not what it computes: kept out of its id, so a run made with
-# another setting (or before the key existed) still resumes and merges.
-EXECUTION_ONLY_KEYS = ("batch_seeds",)
+# Settings that select the arithmetic but not the experiment (like the seed): a run with other
+# threads or kernels is the same variant, so compare pairs it and says it is not bit-comparable.
+# Hashed as unset, so ids stay those of runs made before planning filled them in.
+NOT_IN_ID = {"threads": None}
+# ``batch_seeds`` says how the seeds execute (stacked or one by one), not what they compute,
+# so a run made with another setting (or before the key existed) still resumes and merges.
+DROPPED_FROM_ID = ("reproducible", "batch_seeds")
 
 
 def variant_id(config: dict[str, Any]) -> str:
-    """Short hash of a fully resolved configuration (seeds excluded by the caller)."""
-    training = {k: v for k, v in config.get("training", {}).items() if k not in EXECUTION_ONLY_KEYS}
-    blob = json.dumps({**config, "training": training} if "training" in config else config,
-                      sort_keys=True, separators=(",", ":"), default=str)
+    """Short hash of a fully resolved configuration (seeds, threads and kernel mode excluded)."""
+    training = config.get("training")
+    if isinstance(training, dict):
+        training = {k: v for k, v in training.items() if k not in DROPPED_FROM_ID}
+        config = {**config, "training": {**training, **NOT_IN_ID}}
+    blob = json.dumps(config, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha1(blob.encode()).hexdigest()[:10]
 
 
@@ -463,12 +481,18 @@ def _resolve_variant(cfg: SuiteCfg, check_imports: bool, skipped: list[str] | No
     training = cfg.training.model_dump()
     training.pop("seeds")
     try:
+        budget.resolve_budget(training, set(cfg.training.model_fields_set), dataset)
+        budget.check_batches(training, dataset)
+    except OptionError as exc:
+        raise OptionError(exc.message, ("training", *exc.path)) from None
+    try:
         diagnostics = diag_catalog.resolve_diagnostics(cfg.diagnostics, model=model, norm=norm,
                                                        skipped=skipped)
     except OptionError as exc:
         raise OptionError(exc.message, ("diagnostics", *exc.path)) from None
-    return {"dataset": dataset, "model": model, "training": training,
-            "targets": dict(cfg.targets), "diagnostics": diagnostics}
+    config = {"dataset": dataset, "model": model, "training": training,
+              "targets": dict(cfg.targets), "diagnostics": diagnostics}
+    return budget.drop_defaults(config)
 
 
 def _check_targets(targets: dict[str, float], loc: _Locator) -> None:
@@ -501,6 +525,12 @@ def _expand_grid(cfg: SuiteCfg, data: dict[str, Any], loc: _Locator) -> tuple[li
             raise loc.error("grid list is empty: give at least one value", ("grid", key))
         if key in ("seeds", "training.seeds"):
             raise loc.error("seeds are not a grid key: set training.seeds instead", ("grid", key))
+        if canonical_key(key)[-1:] in (("threads",), ("reproducible",)) and \
+                canonical_key(key)[:1] == ("training",):
+            # Not part of the variant id, so swept values would collapse into one variant.
+            raise loc.error(f"{key} is not a grid key: it selects the arithmetic, not the "
+                            "experiment; run the suite once per value (--threads-per-worker, "
+                            "--reproducible) and compare the runs", ("grid", key))
     keys = list(cfg.grid)
     points = [dict(zip(keys, combo, strict=True)) for combo in itertools.product(*cfg.grid.values())]
     kept = points

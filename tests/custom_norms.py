@@ -68,3 +68,25 @@ class Killer(nn.Module):
 
         os.kill(os.getpid(), signal.SIGKILL)
         return x
+
+
+class Jittery(nn.Module):
+    """Blocks the signal (outputs zeros) and sleeps ``NB_JITTER_MS`` in every other block of
+    10 training calls.
+
+    With two norms per forward and ``eval_every: 5`` every other eval interval is slow: a
+    real, deterministic spread between intervals (the ``(noisy)`` flag's case); with no
+    signal the variant never reaches a target (a missing value beside a noisy timing).
+    """
+
+    def __init__(self, num_features: int) -> None:
+        super().__init__()
+        self.calls = 0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.training:
+            self.calls += 1
+            delay = float(os.environ.get("NB_JITTER_MS", "0"))
+            if delay and (self.calls - 1) // 10 % 2:
+                time.sleep(delay / 1000)
+        return x * 0

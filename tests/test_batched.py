@@ -143,6 +143,7 @@ def test_plan_groups_seeds_and_records_the_choice(tmp_path: Path) -> None:
     )
     suite = load_suite(path)
     plan = plan_run(suite, tmp_path / "runs")
+    suite = plan.suite  # planning fills in the threads
     batched_id, plain_id = suite.variants[0].id, suite.variants[1].id
     assert plan.batched == (batched_id,)
     assert plan.execution()["batch_seeds"] == [batched_id]

@@ -345,3 +345,33 @@ def test_cli_failed_layer_exits_3(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_cli_import_is_torch_free() -> None:
     code = "import sys, normbench.cli, normbench.bench; sys.exit('torch' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
+
+
+def test_copy_roof_gets_enough_samples_and_records_say_how_outputs_were_served() -> None:
+    from normbench.bench.runner import COPY_MIN_REPEATS
+
+    recs = run_bench(["layer"], ["64x256"], device="cpu", passes=("forward",), **TINY)
+    assert recs[0]["norm"] == "copy" and recs[0]["repeats"] >= COPY_MIN_REPEATS
+    assert {r["outputs"] for r in recs} == {"warm"}  # glibc here: freed memory is kept
+    assert recs[1]["copy_iqr_fraction"] == recs[0]["iqr_fraction"]
+
+
+def test_fresh_outputs_in_a_fresh_process() -> None:
+    # The allocator setting is per process and sticks, so "fresh" is checked in a child.
+    code = ("from normbench.bench import run_bench; "
+            "r = run_bench(['layer'], ['8x16'], device='cpu', passes=('forward',), repeats=2, "
+            "min_time=0.0, warm_outputs=False); print({x['outputs'] for x in r})")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "{'fresh'}"
+
+
+def test_above_the_copy_roof_is_explained() -> None:
+    from normbench.bench.runner import roof_note
+
+    rec = {"status": "ok", "copy_fraction": 2.5, "bytes": 4 << 20, "copy_iqr_fraction": 0.02}
+    assert "fits in the 32 MiB cache" in roof_note(rec, "cpu", 32 << 20)
+    big = {**rec, "bytes": 200 << 20}
+    assert "fewer bytes than the byte model" in roof_note(big, "cpu", 32 << 20)
+    assert "copy row itself is noisy" in roof_note({**big, "copy_iqr_fraction": 0.5}, "cpu", None)
+    assert roof_note({**rec, "copy_fraction": 0.9}, "cpu", 32 << 20) is None
+    assert roof_note({**rec, "status": "error", "copy_fraction": None}, "cpu", None) is None

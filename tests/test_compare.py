@@ -20,8 +20,15 @@ import pytest
 from typer.testing import CliRunner
 
 from normbench.analysis import compare as cmp_mod
-from normbench.analysis.compare import betainc, metric_change, significance, welch
+from normbench.analysis.compare import (
+    betainc,
+    evaluate_gate,
+    metric_change,
+    significance,
+    welch,
+)
 from normbench.analysis.gates import parse_gate
+from normbench.analysis.stats import holm
 from normbench.cli import app
 from normbench.errors import OptionError
 
@@ -414,8 +421,11 @@ def test_fallback_without_scipy(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_significance_edge_cases() -> None:
     assert significance([0.5], [0.4, 0.3], log=False) == (None, "no significance test (1 seed)")
-    assert significance([1.0, 1.0], [1.0, 1.0], log=False)[0] == 1.0  # identical, no spread
-    assert significance([1.0, 1.0], [2.0, 2.0], log=False)[0] == 0.0  # deterministic change
+    # No spread on either side: an exact comparison, never p = 0 (or 1).
+    assert significance([1.0, 1.0], [1.0, 1.0], log=False) == (None, "exact: identical")
+    assert significance([300.0, 300.0], [500.0, 500.0], log=False) == (None, "exact: differs")
+    p_one, test = significance([300.0, 300.0], [500.0, 510.0], log=False)  # spread on one side
+    assert test == "welch" and p_one is not None and 0 < p_one < 1
     p, test = significance([100.0, 110.0, 90.0], [50.0, 55.0, 45.0], log=True)
     assert test == "welch-log" and p is not None and p < 0.05
     assert significance([-1.0, 1.0], [2.0, 3.0], log=True)[1] == "welch"  # log needs > 0
@@ -437,6 +447,57 @@ def test_metric_change_marks() -> None:
                          side([100, 100, 150]), side([100, None, None]))
     assert lost.mark == "!" and "1 of 3" in lost.note
     assert math.isclose(worse.change or 0, -0.4, abs_tol=1e-9)
+
+
+def test_holm_adjusted_p_values() -> None:
+    # By hand: sorted 0.005·4 = 0.02, 0.01·3 = 0.03, 0.03·2 = 0.06, 0.04·1 = 0.04 → 0.06 (monotone).
+    assert holm([0.01, 0.04, 0.03, 0.005]) == pytest.approx([0.03, 0.06, 0.06, 0.02])
+    assert holm([0.5, 0.9]) == pytest.approx([1.0, 1.0])  # capped at 1
+    assert holm([]) == [] and holm([0.2]) == [0.2]
+
+
+def test_holm_controls_the_family_wise_error() -> None:
+    # 400 honest A/A families of 20 Welch tests (Gaussian, 3 seeds a side): raw p fires in
+    # most families, Holm in at most ~alpha of them.
+    import random
+
+    rng = random.Random(7)
+    raw_hits = holm_hits = 0
+    for _ in range(400):
+        ps = [welch([rng.gauss(0, 1) for _ in range(3)], [rng.gauss(0, 1) for _ in range(3)])
+              for _ in range(20)]
+        raw_hits += min(ps) < 0.05
+        holm_hits += min(holm(ps)) < 0.05
+    assert raw_hits > 200 and holm_hits <= 0.05 * 400 * 1.6
+
+
+def test_a_zero_variance_pair_is_an_exact_difference() -> None:
+    def side(values: list[float]) -> dict:
+        return {"mean": sum(values) / len(values), "n": len(values), "values": values}
+
+    info = {"higher_is_better": False, "unit": "steps"}
+    ch = metric_change("steps_to_target", info, side([300, 300, 300]), side([500, 500, 500]))
+    assert ch.p_value is None and ch.p_raw is None  # never p = 0
+    assert ch.test == "exact: differs" and ch.mark == "+" and ch.significant
+    assert ch.note == "300 → 500 on every seed"
+    fired = evaluate_gate(parse_gate("steps_to_target:+10%"), "v", ch)
+    assert fired.status == "fail" and "300 → 500 on every seed" in fired.reason
+    from normbench.report.compare_render import fmt_p
+
+    assert fmt_p(ch) == "exact: 300 → 500 on every seed"
+    same = metric_change("steps_to_target", info, side([300, 300]), side([300, 300]))
+    assert same.test == "exact: identical" and same.mark == "~" and same.p_value is None
+
+
+def test_p_values_are_holm_adjusted_over_the_whole_comparison(base: Path, slow: Path) -> None:
+    _, doc = compare_json(base, slow, "--metric", "all")
+    tested = [m for v in doc["variants"] for m in v["metrics"] if m["p_raw"] is not None]
+    assert len(tested) > 10  # every matched variant × metric with a test is in the family
+    assert [m["p_value"] for m in tested] == pytest.approx(holm([m["p_raw"] for m in tested]))
+    assert all(m["p_value"] >= m["p_raw"] for m in tested)
+    assert all(m["p_value"] is None or m["p_value"] > 0 for v in doc["variants"]
+               for m in v["metrics"])
+    assert "Holm" in doc["test"]
 
 
 @pytest.mark.parametrize(("text", "metric", "threshold", "relative"), [

@@ -68,8 +68,8 @@ def test_report_files(run_path: Path, written: list[Path]) -> None:
 def test_report_markdown_links_exist(run_path: Path, written: list[Path]) -> None:
     md = (run_path / "report.md").read_text()
     links = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", md)
-    assert len(links) == 8 and all((run_path / link).exists() for link in links)
-    for heading in ("## Overview", "## Learning-rate robustness", "## Relative to norm=none",
+    assert len(links) == 10 and all((run_path / link).exists() for link in links)
+    for heading in ("## Answer", "## Across settings", "## Overview", "## Learning-rate robustness", "## Relative to norm=none",
                     "## Convergence", "## All variants", "## Seed statistics", "## Diverged, failed and missing"):
         assert heading in md
     assert "not reached" in md and "CUDA out of memory" in md
@@ -77,7 +77,7 @@ def test_report_markdown_links_exist(run_path: Path, written: list[Path]) -> Non
 
 def test_report_html_is_self_contained(run_path: Path, written: list[Path]) -> None:
     page = (run_path / "report.html").read_text()
-    assert page.count('src="data:image/png;base64,') == 8
+    assert page.count('src="data:image/png;base64,') == 10
     assert not re.search(r'(src|href)="(https?:)?//', page)  # nothing to fetch
     assert "<script" not in page
     for text in ("Environment", "synthetic CPU", "test_acc ≥ 0.9", "Learning-rate robustness"):
@@ -125,7 +125,7 @@ def _need_chromium() -> str:
 def test_html_renders_in_chromium(run_path: Path, written: list[Path], tmp_path: Path) -> None:
     chromium = _need_chromium()
     check = check_page(run_path / "report.html", chromium=chromium)
-    assert check.images == 8
+    assert check.images == 10
     assert check.broken == [] and all(w > 0 for w in check.widths)
     assert check.errors == []
     shot = screenshot(run_path / "report.html", tmp_path / "shot.png", width=1280, height=1600,

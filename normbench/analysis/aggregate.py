@@ -120,6 +120,59 @@ def _curve_bands(records: list[dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
+# A variant's ms/step is "(noisy)" when the eval intervals of all its seeds together, the
+# first interval of each seed left out (it carries the first-call warm-up), spread by more
+# than this IQR/median. Pooling matters: a 15-interval seed crosses a 10 % line by chance on
+# a quiet machine, and one seed's stall must not flag the median its other intervals pin down.
+NOISY_SPREAD = 0.15
+NOISY_MIN_INTERVALS = 8  # fewer pooled intervals cannot show a spread: no verdict
+
+
+def interval_spread(records: list[dict[str, Any]]) -> dict[str, Any]:
+    """Pooled spread of ms per step over the eval intervals of a variant's seeds."""
+    ms: list[float] = []
+    for r in records:
+        c = r.get("curves") or {}
+        steps, secs = c.get("step") or [], c.get("train_seconds") or []
+        prev_step, prev_sec = 0.0, 0.0
+        for i, (st, sec) in enumerate(zip(steps, secs, strict=False)):
+            st, sec = finite_or_none(st), finite_or_none(sec)
+            if st is None or sec is None:
+                break
+            if i > 0 and st > prev_step:
+                ms.append(1000.0 * (sec - prev_sec) / (st - prev_step))
+            prev_step, prev_sec = st, sec
+    if len(ms) < NOISY_MIN_INTERVALS:
+        return {"intervals": len(ms), "iqr_over_median": None, "noisy": False}
+    q1, med, q3 = np.quantile(np.asarray(ms), [0.25, 0.5, 0.75])
+    spread = float((q3 - q1) / med) if med > 0 else None
+    return {"intervals": len(ms), "iqr_over_median": None if spread is None else round(spread, 4),
+            "noisy": bool(spread is not None and spread > NOISY_SPREAD)}
+
+
+def rel_cost_spread(records: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """Median and quartiles of a variant's relative-cost round ratios, pooled over seeds."""
+    ratios = [x for r in records
+              for x in (((r.get("timing") or {}).get("rel_cost") or {}).get("ratios") or [])
+              if finite_or_none(x) is not None]
+    if not ratios:
+        return None
+    q1, med, q3 = (float(q) for q in np.quantile(np.asarray(ratios, dtype=float), [0.25, 0.5, 0.75]))
+    ref = next(((r.get("timing") or {}).get("rel_cost") or {} for r in records
+                if (r.get("timing") or {}).get("rel_cost")), {})
+    # The figure is the per-seed min ratio; it is noisy when the seeds' figures disagree.
+    seeds = [x for r in records
+             if (x := finite_or_none((r.get("metrics") or {}).get("rel_ms_per_step"))) is not None]
+    mid = float(np.median(seeds)) if seeds else 0.0
+    seed_spread = (max(seeds) - min(seeds)) / mid if len(seeds) > 1 and mid > 0 else None
+    spread = (q3 - q1) / med if med > 0 else None
+    return {"median": round(med, 5), "q1": round(q1, 5), "q3": round(q3, 5), "n": len(ratios),
+            "iqr_over_median": None if spread is None else round(spread, 4),
+            "seed_range_over_median": None if seed_spread is None else round(seed_spread, 4),
+            "noisy": bool(seed_spread is not None and seed_spread > NOISY_SPREAD),
+            "reference_id": ref.get("reference_id"), "reference_name": ref.get("reference_name")}
+
+
 def _variant_order(resolved: dict[str, Any] | None, records: list[dict[str, Any]]) -> list[str]:
     """Variant ids in grid order (resolved.json), then any others by name."""
     order = [str(v.get("id")) for v in (resolved or {}).get("variants") or [] if isinstance(v, dict)]
@@ -165,9 +218,10 @@ def _variant(
         "metrics": {name: describe([m.get(name) for m in per_seed]) for name in names},
         "targets": reached,
         "curves": _curve_bands(recs),
-        # IQR/median of ms per step over eval intervals above 10 % in any seed (see train/timing).
-        "timing_noisy": any(((r.get("timing") or {}).get("ms_per_step_stats") or {}).get("noisy")
-                            for r in recs),
+        "timing_spread": (spread := interval_spread(recs)),
+        "timing_noisy": spread["noisy"],
+        "rel_cost": (rel := rel_cost_spread(recs)),
+        "rel_cost_noisy": bool(rel and rel["noisy"]),
     }
 
 
@@ -178,12 +232,15 @@ def summarize(run: RunData, *, reference: str | None = None) -> dict[str, Any]:
     table uses ``norm=none`` when that was swept, and is empty otherwise.
     """
     from normbench.analysis.claims import evaluate_claims
+    from normbench.analysis.profile import performance_profile
     from normbench.analysis.relative import (
+        decide_reference,
         default_reference,
         lr_robustness,
         parse_reference,
         relative_rows,
     )
+    from normbench.analysis.verdicts import ALPHA
 
     records = run.records
     resolved = run.resolved or {}
@@ -228,11 +285,18 @@ def summarize(run: RunData, *, reference: str | None = None) -> dict[str, Any]:
         "variants": variants,
     }
     ref = parse_reference(reference, summary) if reference else default_reference(summary)
+    # A run of --until-decided froze each decision at the look that took it (repeated looks).
+    seq = (run.manifest or {}).get("until_decided") or {}
+    frozen, alpha = seq.get("decisions") or {}, seq.get("alpha_now", ALPHA)
+    relative = relative_rows(summary, ref) if ref else []
+    decide_reference(relative, frozen, alpha)
     summary["analysis"] = {
         "reference": ref,
-        "relative": relative_rows(summary, ref) if ref else [],
+        "relative": relative,
         "lr_robustness": lr_robustness(summary),
-        "claims": evaluate_claims(suite.get("claims") or [], variants),
+        "claims": evaluate_claims(suite.get("claims") or [], variants, alpha=alpha,
+                                  frozen=frozen),
+        "profile": performance_profile(summary),
     }
     return summary
 

@@ -2,61 +2,35 @@
 
 A claim names a metric and two sets of variants (``better`` and ``than``, each a mapping of
 swept keys to values, plus an optional ``where`` that restricts both). Variants of the two sets
-are paired on every other swept key, and for each pair the per-seed values are compared with a
-one-sided exact Mann-Whitney U test. A pair *agrees* when the claimed side is better at
-α = 0.05, *disagrees* when the other side is, and is *inconclusive* otherwise. A target that
-was never reached counts as worse than any reached one (it ranks last), never as a number.
+are paired on every other swept key; each pair gets the effect of ``better`` against ``than``
+(a difference, or a ratio for steps and times) with its 95 % interval and a verdict: *better*,
+*worse*, *equivalent* within the claim's ``margin:``, or *undecided* (method and defaults:
+``analysis.verdicts``). A published-value claim compares each ``where`` variant's mean with
+``published`` ± ``tolerance``: *above*, *below*, *equivalent* or *undecided*. Every test of a
+suite's claims is one Holm family at α = 0.05.
 """
 
 from __future__ import annotations
 
-import itertools
 import math
-from collections.abc import Sequence
 from typing import Any
 
 from normbench.analysis.metrics import METRICS
+from normbench.analysis.verdicts import (
+    ALPHA,
+    contrast,
+    decide,
+    default_margin,
+    describe_effect,
+    on_log_scale,
+    one_sample,
+    overall,
+    parse_margin,
+)
 from normbench.errors import OptionError, unknown
 from normbench.naming import format_value
 
-ALPHA = 0.05
 TARGET_METRICS = {"steps_to_target", "seconds_to_target"}
-
-
-def _ranks(values: Sequence[float]) -> list[float]:
-    """Mid-ranks (1-based), so ties share the average rank."""
-    order = sorted(range(len(values)), key=lambda i: values[i])
-    ranks = [0.0] * len(values)
-    i = 0
-    while i < len(order):
-        j = i
-        while j + 1 < len(order) and values[order[j + 1]] == values[order[i]]:
-            j += 1
-        for k in range(i, j + 1):
-            ranks[order[k]] = (i + j) / 2 + 1
-        i = j + 1
-    return ranks
-
-
-def mann_whitney_greater(a: Sequence[float], b: Sequence[float]) -> float:
-    """One-sided p-value that ``a`` tends to be larger than ``b`` (exact for small samples).
-
-    Enumerates every split of the pooled ranks when there are at most 50,000; beyond that,
-    the normal approximation with a continuity correction.
-    """
-    n, m = len(a), len(b)
-    if not n or not m:
-        return math.nan
-    ranks = _ranks([*a, *b])
-    observed = sum(ranks[:n])
-    splits = math.comb(n + m, n)
-    if splits <= 50_000:
-        hits = sum(1 for combo in itertools.combinations(ranks, n) if sum(combo) >= observed - 1e-9)
-        return hits / splits
-    u = observed - n * (n + 1) / 2
-    mean, sd = n * m / 2, math.sqrt(n * m * (n + m + 1) / 12)
-    z = (u - mean - 0.5) / sd
-    return 0.5 * math.erfc(z / math.sqrt(2))
 
 
 def check_claims(claims: list[dict[str, Any]], grid_keys: list[str]) -> None:
@@ -65,142 +39,261 @@ def check_claims(claims: list[dict[str, Any]], grid_keys: list[str]) -> None:
 
     for i, claim in enumerate(claims):
         if claim.get("metric") not in METRICS:
-            raise OptionError(unknown("metric", claim.get("metric"), sorted(METRICS)), (i, "metric"))
+            raise OptionError(
+                unknown("metric", claim.get("metric"), sorted(METRICS)), (i, "metric")
+            )
         for side in ("better", "than", "where"):
             for key in claim.get(side) or {}:
                 if key not in grid_keys:
-                    raise OptionError(unknown("grid key", key, grid_keys) if grid_keys
-                                      else "the suite has no grid to compare variants over", (i, side, key))
+                    raise OptionError(
+                        unknown("grid key", key, grid_keys)
+                        if grid_keys
+                        else "the suite has no grid to compare variants over",
+                        (i, side, key),
+                    )
+        try:
+            parse_margin(claim.get("margin"))
+        except OptionError as exc:
+            raise OptionError(exc.message, (i, "margin")) from None
         if claim.get("published") is not None:
             if claim.get("better") or claim.get("than"):
-                raise OptionError("a claim compares either two sides (better:, than:) or a "
-                                  "published value (published:, where:), not both", (i,))
+                raise OptionError(
+                    "a claim compares either two sides (better:, than:) or a "
+                    "published value (published:, where:), not both",
+                    (i,),
+                )
         elif not claim.get("better") or not claim.get("than"):
-            raise OptionError("a claim needs better: and than: (mappings of grid keys to values), "
-                              "or published: with where:", (i,))
+            raise OptionError(
+                "a claim needs better: and than: (mappings of grid keys to values), "
+                "or published: with where:",
+                (i,),
+            )
 
 
 def _matches(params: dict[str, Any], selector: dict[str, Any]) -> bool:
     from normbench.analysis.aggregate import label
 
-    return all(key in params and label(params[key]) == label(value) for key, value in selector.items())
+    return all(
+        key in params and label(params[key]) == label(value) for key, value in selector.items()
+    )
 
 
-def _values(variant: dict[str, Any], metric: str, higher: bool) -> list[float]:
-    """Per-seed values oriented so that larger is better; unreached targets rank worst."""
+def censored_values(variant: dict[str, Any], metric: str) -> tuple[list[float], int]:
+    """Finite per-seed values and how many seeds reached a target.
+
+    An unreached target is censored at the run's span (the seed needed at least that long),
+    never dropped: dropping the slow seeds would make the side look faster than it was.
+    """
+    from normbench.analysis.relative import _span
+
     stats = variant.get("metrics", {}).get(metric) or {}
-    out = []
+    base = metric.split(".")[0]
+    out, reached = [], 0
     for v in stats.get("values") or []:
         if v is None or (isinstance(v, float) and not math.isfinite(v)):
-            if metric in TARGET_METRICS:
-                out.append(-math.inf)  # never reached: worse than any reached value
+            if base in TARGET_METRICS:
+                span = _span(variant, base)
+                if span:
+                    out.append(float(span))
             continue
-        out.append(float(v) if higher else -float(v))
-    return out
+        reached += 1
+        out.append(float(v))
+    return out, reached
 
 
-def _mean(values: list[float]) -> float | None:
-    finite = [v for v in values if math.isfinite(v)]
-    return sum(finite) / len(finite) if finite else None
+def _margin(claim: dict[str, Any]) -> dict[str, Any]:
+    return parse_margin(claim.get("margin")) or default_margin(claim["metric"])
 
 
-def evaluate_published(claim: dict[str, Any], variants: list[dict[str, Any]]) -> dict[str, Any]:
-    """A published number: each ``where`` variant agrees when its 95 % CI over seeds comes
-    within ``tolerance`` of it, and disagrees (too high or too low) otherwise."""
+def published_rows(claim: dict[str, Any], variants: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per ``where`` variant: its mean against the published number (no verdict yet)."""
     value, tol = float(claim["published"]), float(claim.get("tolerance") or 0.0)
     rows = []
     for v in variants:
         if not _matches(v["params"], claim.get("where") or {}):
             continue
+        values, _ = censored_values(v, claim["metric"])
         stats = v.get("metrics", {}).get(claim["metric"]) or {}
-        mean, low, high = stats.get("mean"), stats.get("ci_low"), stats.get("ci_high")
-        if mean is None:
-            verdict = "no value"
-        else:
-            low, high = (mean if low is None else low), (mean if high is None else high)
-            verdict = ("agrees" if low <= value + tol and high >= value - tol
-                       else "above" if low > value + tol else "below")
-        rows.append({"variant": v["variant_name"], "mean": mean, "ci_low": low, "ci_high": high,
-                     "verdict": verdict})
-    verdicts = {r["verdict"] for r in rows}
-    overall = ("no matching variants" if not rows else "agrees" if verdicts == {"agrees"}
-               else "partly agrees" if "agrees" in verdicts else "disagrees")
-    return {"text": claim.get("text", ""), "source": claim.get("source", ""), "metric": claim["metric"],
-            "published": value, "tolerance": tol, "verdict": overall, "pairs": [], "rows": rows,
-            "counts": {"agrees": sum(r["verdict"] == "agrees" for r in rows),
-                       "disagrees": sum(r["verdict"] in ("above", "below") for r in rows),
-                       "inconclusive": sum(r["verdict"] == "no value" for r in rows)}}
+        rows.append(
+            {
+                "variant": v["variant_name"],
+                "variant_id": v.get("variant_id"),
+                "mean": stats.get("mean"),
+                "ci_low": stats.get("ci_low"),
+                "ci_high": stats.get("ci_high"),
+                **one_sample(values, value, tol),
+            }
+        )
+    return rows
 
 
-def evaluate_claim(claim: dict[str, Any], variants: list[dict[str, Any]]) -> dict[str, Any]:
-    """Evaluate one claim against a summary's variants (see the module docstring)."""
-    if claim.get("published") is not None:
-        return evaluate_published(claim, variants)
+def claim_pairs(claim: dict[str, Any], variants: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The ``better`` × ``than`` pairs that share every other swept value, with their effect."""
     metric = claim["metric"]
     higher = METRICS[metric].higher_is_better if metric in METRICS else True
     where = claim.get("where") or {}
     side_keys = set(claim["better"]) | set(claim["than"])
     better = [v for v in variants if _matches(v["params"], {**where, **claim["better"]})]
     than = [v for v in variants if _matches(v["params"], {**where, **claim["than"]})]
+    margin, log = _margin(claim), on_log_scale(metric)
     pairs = []
     for a in better:
         context = {k: val for k, val in a["params"].items() if k not in side_keys}
         for b in than:
-            if _matches(b["params"], context):
-                va, vb = _values(a, metric, higher), _values(b, metric, higher)
-                p_better = mann_whitney_greater(va, vb)
-                p_worse = mann_whitney_greater(vb, va)
-                verdict = ("agrees" if p_better <= ALPHA else "disagrees" if p_worse <= ALPHA
-                           else "inconclusive")
-                sign = 1 if higher else -1
-                ma, mb = _mean(va), _mean(vb)
-                pairs.append({
-                    "better": a["variant_name"], "than": b["variant_name"], "context": context,
-                    "mean_better": None if ma is None else sign * ma,
-                    "mean_than": None if mb is None else sign * mb,
-                    "reached_better": sum(math.isfinite(x) for x in va), "reached_than": sum(math.isfinite(x) for x in vb),
-                    "n_better": len(va), "n_than": len(vb), "p_value": p_better, "verdict": verdict,
-                })
-    verdicts = {p["verdict"] for p in pairs}
-    overall = ("no matching variants" if not pairs else verdicts.pop() if len(verdicts) == 1
-               else "partly agrees" if "agrees" in verdicts else "mixed")
-    return {"text": claim.get("text", ""), "source": claim.get("source", ""), "metric": metric,
-            "verdict": overall, "pairs": pairs,
-            "counts": {v: sum(p["verdict"] == v for p in pairs) for v in ("agrees", "disagrees", "inconclusive")}}
+            if not _matches(b["params"], context):
+                continue
+            va, ra = censored_values(a, metric)
+            vb, rb = censored_values(b, metric)
+            ma, mb = (a["metrics"].get(metric) or {}), (b["metrics"].get(metric) or {})
+            pairs.append(
+                {
+                    "better": a["variant_name"],
+                    "than": b["variant_name"],
+                    "context": context,
+                    "better_id": a.get("variant_id"),
+                    "than_id": b.get("variant_id"),
+                    "mean_better": ma.get("mean"),
+                    "mean_than": mb.get("mean"),
+                    "reached_better": ra,
+                    "reached_than": rb,
+                    "n_better": len(va),
+                    "n_than": len(vb),
+                    **contrast(va, vb, higher=higher, log=log, margin=margin),
+                }
+            )
+    return pairs
 
 
-def evaluate_claims(claims: list[dict[str, Any]], variants: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Evaluate every claim of a suite."""
-    return [evaluate_claim(c, variants) for c in claims]
+def pair_key(index: int, pair: dict[str, Any]) -> str:
+    """Stable name of one test of a suite's claims (claim index and variant ids)."""
+    if "better_id" in pair:
+        return f"claim{index}:{pair['better_id']}>{pair['than_id']}"
+    return f"claim{index}:{pair['variant_id']}"
 
 
-def describe_claim(result: dict[str, Any]) -> str:
-    """What was measured for one claim, pair by pair (or variant by variant), in one line."""
-    if "published" in result:
-        return "; ".join(
-            f"{r['variant']}: {r['mean']:.4g} [{r['ci_low']:.4g}, {r['ci_high']:.4g}] vs published "
-            f"{result['published']:.4g} ± {result['tolerance']:.4g} ({r['verdict']})"
-            if r["mean"] is not None else f"{r['variant']}: no value" for r in result["rows"])
-    target = result["metric"] in TARGET_METRICS
-    return "; ".join(
-        f"[{', '.join(f'{k}={format_value(v)}' for k, v in p['context'].items()) or 'all'}] "
-        f"{_fmt_side(p, 'better', target)} vs {_fmt_side(p, 'than', target)} "
-        f"(p = {p['p_value']:.3g}, {p['verdict']})" for p in result["pairs"])
+def evaluate_claims(
+    claims: list[dict[str, Any]],
+    variants: list[dict[str, Any]],
+    *,
+    alpha: float = ALPHA,
+    frozen: dict[str, dict[str, Any]] | None = None,
+) -> list[dict[str, Any]]:
+    """Evaluate every claim of a suite as one Holm family (see the module docstring).
+
+    ``frozen`` maps a pair key to a decision taken at an earlier look of
+    ``run --until-decided``; such a pair keeps it (and its effect as measured then).
+    """
+    results, tests, published = [], [], []
+    for i, claim in enumerate(claims):
+        if claim.get("published") is not None:
+            rows = published_rows(claim, variants)
+            result = {
+                "text": claim.get("text", ""),
+                "source": claim.get("source", ""),
+                "metric": claim["metric"],
+                "published": float(claim["published"]),
+                "tolerance": float(claim.get("tolerance") or 0.0),
+                "pairs": [],
+                "rows": rows,
+            }
+            items = rows
+        else:
+            items = claim_pairs(claim, variants)
+            result = {
+                "text": claim.get("text", ""),
+                "source": claim.get("source", ""),
+                "metric": claim["metric"],
+                "margin": _margin(claim),
+                "pairs": items,
+            }
+        for item in items:
+            item["key"] = pair_key(i, item)
+            if frozen and item["key"] in frozen:
+                item.update(frozen[item["key"]], frozen=True)
+            (published if "published" in result else tests).append(item)
+        results.append(result)
+    # One family: a published-value row's "better/worse" is "above/below" its band.
+    decide(tests + published, alpha)
+    for row in published:
+        row["verdict"] = {"better": "above", "worse": "below"}.get(row["verdict"], row["verdict"])
+    for r in results:
+        items = r["rows"] if "published" in r else r["pairs"]
+        r["verdict"] = overall([p["verdict"] for p in items])
+        r["counts"] = {
+            v: sum(p["verdict"] == v for p in items)
+            for v in dict.fromkeys(p["verdict"] for p in items)
+        }
+    return results
 
 
-def _fmt_side(pair: dict[str, Any], side: str, target: bool) -> str:
+def evaluate_claim(claim: dict[str, Any], variants: list[dict[str, Any]]) -> dict[str, Any]:
+    """One claim evaluated on its own (a family of one claim)."""
+    return evaluate_claims([claim], variants)[0]
+
+
+def _context(pair: dict[str, Any]) -> str:
+    return ", ".join(f"{k}={format_value(v)}" for k, v in pair["context"].items()) or "all"
+
+
+def _side(pair: dict[str, Any], side: str, target: bool) -> str:
     """One side's mean over seeds, with how many seeds reached a target."""
     mean = pair[f"mean_{side}"]
     text = "not reached" if mean is None else f"{mean:.4g}"
     return text + (f" (reached {pair[f'reached_{side}']}/{pair[f'n_{side}']})" if target else "")
 
 
+def _seeds_note(item: dict[str, Any]) -> str:
+    if item.get("look") is not None:
+        return f", decided at look {item['look']} with {item.get('seeds_at_decision')} seeds"
+    return ""
+
+
+def describe_pair(pair: dict[str, Any], metric: str) -> str:
+    """``[lr_mult=1] 0.91 vs 0.52: +0.39 [0.35, 0.43] → better`` for one tested pair."""
+    target = metric.split(".")[0] in TARGET_METRICS
+    return (
+        f"[{_context(pair)}] {_side(pair, 'better', target)} vs {_side(pair, 'than', target)}: "
+        f"{describe_effect(pair)} → {pair['verdict']}{_seeds_note(pair)}"
+    )
+
+
+def describe_row(row: dict[str, Any], result: dict[str, Any]) -> str:
+    """One variant of a published-value claim against the published band."""
+    if row["mean"] is None:
+        return f"{row['variant']}: no value"
+    return (
+        f"{row['variant']}: {row['mean']:.4g} vs published {result['published']:.4g} "
+        f"± {result['tolerance']:.4g}: {describe_effect(row)} → {row['verdict']}"
+        f"{_seeds_note(row)}"
+    )
+
+
+def describe_claim(result: dict[str, Any]) -> str:
+    """What was measured for one claim, pair by pair (or variant by variant), in one line."""
+    if "published" in result:
+        return "; ".join(describe_row(r, result) for r in result["rows"])
+    return "; ".join(describe_pair(p, result["metric"]) for p in result["pairs"])
+
+
+METHOD_NOTE = (
+    "Each pair (other swept keys equal) gets the effect of the claimed-better side against the "
+    "other — a difference of means, or for steps, times and rates a ratio of geometric means — "
+    "with its 95 % Welch t interval, and a verdict: better or worse (Welch's t-test), "
+    "equivalent (TOST: the difference is inside ±margin; default 1 point for accuracies, 5 % "
+    "otherwise) or undecided. All tests of the suite's claims are Holm-corrected together at "
+    f"α = {ALPHA}. When no side has any spread the difference is exact and only a rank "
+    "permutation test applies; an unreached target counts as the run's full length."
+)
+
+
 def claims_markdown(results: list[dict[str, Any]]) -> str:
     """The claims as a markdown list: the claim, the verdict and what was measured."""
     if not results:
         return ""
-    lines = ["## Claims checked", ""]
+    lines = ["## Claims checked", "", METHOD_NOTE, ""]
     for r in results:
         src = f" ({r['source']})" if r["source"] else ""
-        lines.append(f"- **{r['text']}**{src} — `{r['metric']}`: **{r['verdict']}**. {describe_claim(r)}")
+        lines.append(
+            f"- **{r['text']}**{src} — `{r['metric']}`: **{r['verdict']}**. {describe_claim(r)}"
+        )
     return "\n".join(lines) + "\n"

@@ -1,15 +1,22 @@
 """Compare two runs (or every variant with a reference) metric by metric, with significance and gates.
 
-Statistics (documented in docs/ci.md):
+Statistics (documented in docs/ci.md; the tests live in ``analysis.stats``):
 
 * Per variant and metric: mean and 95 % bootstrap CI over seeds (``analysis.stats.describe``),
   absolute change ``candidate − baseline`` and relative change ``÷ |baseline|``.
-* Significance: **Welch's t-test**, two-sided, at ``alpha`` (default 0.05). Not Mann-Whitney:
-  with 3 seeds a side its smallest two-sided p is 0.1, so it could never fire. Timing metrics
-  (units s, ms, samples/s) are tested on log values because timing noise is multiplicative
-  and right-skewed (a stalled seed is far slower, never far faster), which also makes the test
+* Significance: **Welch's t-test**, two-sided. Not Mann-Whitney: with 3 seeds a side its
+  smallest two-sided p is 0.1, so it could never fire. Timing metrics (units s, ms,
+  samples/s, ratio) are tested on log values because timing noise is multiplicative and
+  right-skewed (a stalled seed is far slower, never far faster), which also makes the test
   match the relative gates. With fewer than 2 values on a side there is no test ("no
   significance test (1 seed)") and the mark follows the direction of the change.
+* **Family-wise error**: one comparison runs many tests (every matched variant × metric), so
+  the p-values are Holm–Bonferroni adjusted over all of them and a change is significant when
+  its *adjusted* p is below ``alpha``: the chance that an honest re-run shows any significant
+  change at all stays ≤ ``alpha``. ``p_value`` is the adjusted p, ``p_raw`` the test's own.
+* **Exact changes**: when every seed has the same value on each side (a deterministic metric,
+  e.g. ``steps_to_target`` 300 on every seed vs 500 on every seed) there is nothing to test;
+  the change is exact ("300 → 500 on every seed"), has no p and is not part of the family.
 * Marks: ``+`` worse, ``-`` better, ``~`` no significant change, ``!`` the candidate lost values
   the baseline had (newly failed, diverged, or a target no longer reached), ``x`` not comparable.
 
@@ -19,92 +26,29 @@ with another id means the suite itself changed, so the pair is *not comparable*.
 
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from normbench.analysis.gates import Gate, beyond, fmt_amount, parse_gates
+from normbench.analysis.stats import (
+    EXACT_DIFFERENT,
+    EXACT_SAME,
+    betainc,
+    holm,
+    significance,
+    welch,
+)
 from normbench.errors import InputError, OptionError
 from normbench.results.store import Warn, check_result, finite_or_none, read_json, stderr_warn
 
 ALPHA = 0.05
-TIMING_UNITS = ("s", "ms", "samples/s")
+TIMING_UNITS = ("s", "ms", "samples/s", "ratio")
 DEFAULT_METRICS = ("final_test_acc", "best_test_acc", "final_test_loss", "final_train_loss",
-                   "steps_to_target", "seconds_to_target", "samples_per_sec")
-TEST_NAME = "Welch's t-test (two-sided; timing metrics on log values)"
+                   "steps_to_target", "seconds_to_target", "samples_per_sec", "rel_ms_per_step")
+TEST_NAME = ("Welch's t-test (two-sided; timing metrics on log values), Holm–Bonferroni "
+             "adjusted over every variant × metric test")
 EXIT_OK, EXIT_GATE, EXIT_INPUT = 0, 1, 2
-
-
-# --- statistics -------------------------------------------------------------------------------
-
-
-def _betacf(a: float, b: float, x: float) -> float:
-    """Continued fraction of the incomplete beta function (modified Lentz, Numerical Recipes)."""
-    tiny, qab, qap, qam = 1e-300, a + b, a + 1.0, a - 1.0
-    c, d = 1.0, 1.0 - qab * x / qap
-    d = 1.0 / (d if abs(d) > tiny else tiny)
-    h = d
-    for m in range(1, 300):
-        m2 = 2 * m
-        for aa in (m * (b - m) * x / ((qam + m2) * (a + m2)),
-                   -(a + m) * (qab + m) * x / ((a + m2) * (qap + m2))):
-            d = 1.0 + aa * d
-            d = 1.0 / (d if abs(d) > tiny else tiny)
-            c = 1.0 + aa / c
-            c = c if abs(c) > tiny else tiny
-            h *= d * c
-        if abs(d * c - 1.0) < 1e-15:
-            break
-    return h
-
-
-def betainc(a: float, b: float, x: float) -> float:
-    """Regularised incomplete beta I_x(a, b): the small own fallback when scipy is absent."""
-    if x <= 0.0:
-        return 0.0
-    if x >= 1.0:
-        return 1.0
-    front = math.exp(math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b)
-                     + a * math.log(x) + b * math.log1p(-x))
-    if x < (a + 1.0) / (a + b + 2.0):
-        return front * _betacf(a, b, x) / a
-    return 1.0 - front * _betacf(b, a, 1.0 - x) / b
-
-
-def t_two_sided(t: float, df: float) -> float:
-    """Two-sided p of Student's t with (possibly fractional) ``df``; scipy when importable."""
-    try:
-        from scipy.special import stdtr  # the light part of scipy; scipy.stats costs ~1 s
-
-        return float(min(1.0, 2.0 * stdtr(df, -abs(t))))
-    except ImportError:
-        return min(1.0, betainc(df / 2.0, 0.5, df / (df + t * t)))
-
-
-def welch(a: list[float], b: list[float]) -> float:
-    """Two-sided p of Welch's unequal-variance t-test of mean(b) − mean(a); needs ≥ 2 values each."""
-    na, nb = len(a), len(b)
-    ma, mb = sum(a) / na, sum(b) / nb
-    va = sum((x - ma) ** 2 for x in a) / (na - 1) / na
-    vb = sum((x - mb) ** 2 for x in b) / (nb - 1) / nb
-    se2 = va + vb
-    scale = max(abs(ma), abs(mb), 1e-300)
-    if se2 <= (1e-12 * scale) ** 2:
-        # No spread at all (deterministic metrics): equal means → no change, else a certain one.
-        return 1.0 if abs(mb - ma) <= 1e-12 * scale else 0.0
-    df = se2 ** 2 / ((va ** 2 / (na - 1) if va else 0.0) + (vb ** 2 / (nb - 1) if vb else 0.0))
-    return t_two_sided((mb - ma) / math.sqrt(se2), df)
-
-
-def significance(a: list[float], b: list[float], log: bool) -> tuple[float | None, str]:
-    """(p, what was done) for baseline values ``a`` and candidate values ``b``."""
-    if min(len(a), len(b)) < 2:
-        n = min(len(a), len(b))
-        return None, f"no significance test ({n} seed{'s' if n != 1 else ''})"
-    if log and min(a + b) > 0:
-        return welch([math.log(x) for x in a], [math.log(x) for x in b]), "welch-log"
-    return welch(a, b), "welch"
 
 
 # --- data model -------------------------------------------------------------------------------
@@ -126,6 +70,7 @@ class MetricChange:
     significant: bool
     mark: str
     note: str = ""
+    p_raw: float | None = None  # the test's own p; ``p_value`` is Holm-adjusted over the family
 
 
 @dataclass
@@ -355,24 +300,58 @@ def metric_change(
     p, test = None, "no values"
     if a and b:
         p, test = significance(a, b, unit in TIMING_UNITS) if use_stats else (None, "no test (--no-stats)")
-    worse = change is not None and (change < 0 if higher else change > 0)
-    better = change is not None and change != 0 and not worse
-    significant = p < alpha if p is not None else change is not None and change != 0
-    note = ""
+    ch = MetricChange(metric, unit, higher, base, cand, change, relative, p, test, False, "~",
+                      p_raw=p)
+    if test in (EXACT_SAME, EXACT_DIFFERENT):
+        ch.note = f"{_num(mb)} → {_num(mc)} on every seed" if test == EXACT_DIFFERENT \
+            else f"{_num(mb)} on every seed"
     if newly:
-        mark, note = "!", f"newly {newly}"
+        ch.note = f"newly {newly}"
     elif a and _share(cand) < _share(base):
-        mark = "!"
-        note = f"value on {len(b)} of {len(cand.get('values') or [])} seeds " \
-               f"(baseline {len(a)} of {len(base.get('values') or [])})"
-    elif significant and worse:
-        mark = "+"
-    elif significant and better:
-        mark = "-"
+        ch.note = f"value on {len(b)} of {len(cand.get('values') or [])} seeds " \
+                  f"(baseline {len(a)} of {len(base.get('values') or [])})"
+    decide(ch, alpha, lost=bool(newly) or bool(a and _share(cand) < _share(base)))
+    return ch
+
+
+def _num(x: float | None) -> str:
+    return "—" if x is None else f"{x:.6g}"
+
+
+def decide(ch: MetricChange, alpha: float, lost: bool | None = None) -> None:
+    """Set ``significant`` and the mark from the change and its (adjusted) p."""
+    if lost is None:
+        lost = ch.mark == "!"
+    worse = ch.change is not None and (ch.change < 0 if ch.higher_is_better else ch.change > 0)
+    better = ch.change is not None and ch.change != 0 and not worse
+    if ch.test == EXACT_SAME:
+        significant = False
+    elif ch.p_value is not None:
+        significant = ch.p_value < alpha
+    else:  # an exact difference, one seed, or --no-stats: the change itself decides
+        significant = ch.change is not None and ch.change != 0
+    ch.significant = bool(significant and ch.change)
+    if lost:
+        ch.mark = "!"
+    elif ch.significant and worse:
+        ch.mark = "+"
+    elif ch.significant and better:
+        ch.mark = "-"
     else:
-        mark = "~"
-    return MetricChange(metric, unit, higher, base, cand, change, relative, p, test,
-                        bool(significant and change), mark, note)
+        ch.mark = "~"
+
+
+def control_family(variants: list[VariantComparison], alpha: float) -> int:
+    """Holm–Bonferroni over every test of one comparison; returns the family size.
+
+    Replaces each ``p_value`` by its adjusted value and re-decides the marks, so that an
+    honest re-run (every null hypothesis true) fires anywhere with probability ≤ ``alpha``.
+    """
+    tested = [m for v in variants for m in v.metrics if m.p_raw is not None]
+    for ch, p in zip(tested, holm([m.p_raw for m in tested if m.p_raw is not None]), strict=True):
+        ch.p_value = p
+        decide(ch, alpha)
+    return len(tested)
 
 
 def evaluate_gate(gate: Gate, variant: str, ch: MetricChange | None) -> GateResult:
@@ -384,7 +363,7 @@ def evaluate_gate(gate: Gate, variant: str, ch: MetricChange | None) -> GateResu
     res.baseline, res.candidate = ch.baseline.get("mean"), ch.candidate.get("mean")
     res.change, res.relative, res.p_value = ch.change, ch.relative, ch.p_value
     amount = fmt_amount(gate, ch.change, ch.relative)
-    p = f"p={ch.p_value:.3g}" if ch.p_value is not None else ch.test
+    p = f"p={ch.p_value:.3g}" if ch.p_value is not None else ch.note or ch.test
     if ch.mark == "!":
         res.status, res.reason = "fail", ch.note
     elif ch.change is None:
@@ -524,6 +503,23 @@ def environment_warning(base: dict[str, Any], cand: dict[str, Any]) -> str | Non
            "): timing metrics may differ for reasons other than the code"
 
 
+def arith_warning(base: dict[str, Any], cand: dict[str, Any], names: list[str]) -> str | None:
+    """``not bit-comparable: threads 1 vs 2`` when the runs' arithmetic was selected differently.
+
+    Variants still pair by id (threads and kernels are not part of it); for accuracy and loss
+    the sentence explains that differences in the last digits are then expected.
+    """
+    from normbench.execute import arith
+
+    sentence = arith.not_bit_comparable(arith.signature(base.get("manifest") or {}),
+                                        arith.signature(cand.get("manifest") or {}))
+    if sentence is None:
+        return None
+    if any(_info([base, cand], m).get("unit") not in TIMING_UNITS for m in names):
+        return f"{sentence}: {arith.DETERMINISTIC_NOTE}"
+    return sentence
+
+
 def check_same_suite(base: dict[str, Any], cand: dict[str, Any], bpath: Path, cpath: Path) -> None:
     """Runs of different suites have nothing in common to compare: an input error."""
     nb, nc = (base.get("suite") or {}).get("name"), (cand.get("suite") or {}).get("name")
@@ -554,11 +550,15 @@ def compare_summaries(
     warning = environment_warning(base, cand)
     if warning and any(_info([base, cand], m).get("unit") in TIMING_UNITS for m in names):
         cmp.warnings.append(warning)
+    arith_note = arith_warning(base, cand, names)
+    if arith_note:
+        cmp.warnings.append(arith_note)
     for v in cmp.by_status("not_comparable"):
         cmp.warnings.append(f"{v.name} is not comparable: {v.reason}")
     if any(m.test.startswith("no significance test") for v in cmp.variants for m in v.metrics) and stats:
         cmp.warnings.append("some metrics have a single seed on a side: no significance test, "
                             "so gates on them use the threshold alone")
+    control_family(cmp.variants, alpha)
     cmp.gates = _gate_results(parsed, cmp.variants)
     return cmp
 
@@ -615,10 +615,9 @@ def compare_reference(
         cmp.variants.append(vc)
     if not cmp.variants:
         raise InputError(f"every variant of {run} is a reference variant: nothing to compare")
+    control_family(cmp.variants, alpha)
     cmp.gates = _gate_results(parsed, cmp.variants)
     return cmp
-
-
 
 
 # --- normbench run --baseline ------------------------------------------------------------------
@@ -658,7 +657,25 @@ def gate_run(prep: BaselineGate, run_dir: str | Path, warn: Warn | None = None) 
                              gates=prep.gates)
 
 
-__all__ = ["ALPHA", "BaselineGate", "Comparison", "GateResult", "MetricChange", "VariantComparison",
-           "betainc", "compare_reference", "compare_runs", "compare_summaries", "evaluate_gate",
-           "gate_run", "load_summary", "match_variants", "metric_change", "prepare_baseline",
-           "significance", "welch"]
+__all__ = [
+    "ALPHA",
+    "BaselineGate",
+    "Comparison",
+    "GateResult",
+    "MetricChange",
+    "VariantComparison",
+    "betainc",
+    "compare_reference",
+    "compare_runs",
+    "compare_summaries",
+    "control_family",
+    "evaluate_gate",
+    "gate_run",
+    "holm",
+    "load_summary",
+    "match_variants",
+    "metric_change",
+    "prepare_baseline",
+    "significance",
+    "welch",
+]

@@ -148,14 +148,43 @@ def relative_rows(
         if v["variant_id"] in ref_ids:
             continue
         r, relaxed = match_reference(v, refs, keys)
+        shown = [*times, *(m for m in ratios if m not in TIME_METRICS)]
         rows.append({
             "variant_id": v["variant_id"], "variant_name": v["variant_name"],
             "reference_id": r["variant_id"], "reference_name": r["variant_name"],
             "relaxed": relaxed,
             "speedup": {m: speedup(v, r, m) for m in times},
             "ratio": {m: ratio(v, r, m) for m in ratios if m not in TIME_METRICS},
+            "contrasts": {m: reference_contrast(v, r, m) for m in shown},
         })
     return rows
+
+
+def reference_contrast(v: dict[str, Any], r: dict[str, Any], metric: str) -> dict[str, Any]:
+    """The variant against its reference on ``metric``: effect, interval (no verdict yet)."""
+    from normbench.analysis.claims import censored_values
+    from normbench.analysis.metrics import METRICS
+    from normbench.analysis.verdicts import contrast, default_margin, on_log_scale
+
+    info = METRICS.get(metric.split(".")[0])
+    higher = info.higher_is_better if info else True
+    (va, _), (vb, _) = censored_values(v, metric), censored_values(r, metric)
+    out = contrast(va, vb, higher=higher, log=on_log_scale(metric), margin=default_margin(metric))
+    out["key"] = f"ref:{v['variant_id']}>{r['variant_id']}:{metric}"
+    out["ids"] = [v["variant_id"], r["variant_id"]]
+    return out
+
+
+def decide_reference(rows: list[dict[str, Any]], frozen: dict[str, Any] | None = None,
+                     alpha: float | None = None) -> None:
+    """Verdicts for every reference contrast of a report, as one Holm family."""
+    from normbench.analysis.verdicts import ALPHA, decide
+
+    family = [c for row in rows for c in row.get("contrasts", {}).values()]
+    for c in family:
+        if frozen and c["key"] in frozen:
+            c.update(frozen[c["key"]], frozen=True)
+    decide(family, ALPHA if alpha is None else alpha)
 
 
 def _seed_converged(v: dict[str, Any], i: int, has_target: bool) -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from functools import lru_cache
 from typing import Any
 
@@ -122,3 +123,183 @@ def band(
         return [_round(float(v), 6) if np.isfinite(v) else None for v in a]
 
     return {"mean": clean(mean), "ci_low": clean(lo), "ci_high": clean(hi), "n": n.tolist()}
+
+
+# --- significance tests (used by ``compare``; pure Python, scipy only when importable) --------
+
+
+def _betacf(a: float, b: float, x: float) -> float:
+    """Continued fraction of the incomplete beta function (modified Lentz, Numerical Recipes)."""
+    tiny, qab, qap, qam = 1e-300, a + b, a + 1.0, a - 1.0
+    c, d = 1.0, 1.0 - qab * x / qap
+    d = 1.0 / (d if abs(d) > tiny else tiny)
+    h = d
+    for m in range(1, 300):
+        m2 = 2 * m
+        for aa in (m * (b - m) * x / ((qam + m2) * (a + m2)),
+                   -(a + m) * (qab + m) * x / ((a + m2) * (qap + m2))):
+            d = 1.0 + aa * d
+            d = 1.0 / (d if abs(d) > tiny else tiny)
+            c = 1.0 + aa / c
+            c = c if abs(c) > tiny else tiny
+            h *= d * c
+        if abs(d * c - 1.0) < 1e-15:
+            break
+    return h
+
+
+def betainc(a: float, b: float, x: float) -> float:
+    """Regularised incomplete beta I_x(a, b): the small own fallback when scipy is absent."""
+    if x <= 0.0:
+        return 0.0
+    if x >= 1.0:
+        return 1.0
+    front = math.exp(math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b)
+                     + a * math.log(x) + b * math.log1p(-x))
+    if x < (a + 1.0) / (a + b + 2.0):
+        return front * _betacf(a, b, x) / a
+    return 1.0 - front * _betacf(b, a, 1.0 - x) / b
+
+
+def t_two_sided(t: float, df: float) -> float:
+    """Two-sided p of Student's t with (possibly fractional) ``df``; scipy when importable."""
+    try:
+        from scipy.special import stdtr  # the light part of scipy; scipy.stats costs ~1 s
+
+        return float(min(1.0, 2.0 * stdtr(df, -abs(t))))
+    except ImportError:
+        return min(1.0, betainc(df / 2.0, 0.5, df / (df + t * t)))
+
+
+def _no_spread(x: list[float]) -> bool:
+    """All values equal up to float noise (a deterministic metric)."""
+    scale = max(max(abs(v) for v in x), 1e-300)
+    return max(x) - min(x) <= 1e-12 * scale
+
+
+def welch(a: list[float], b: list[float]) -> float:
+    """Two-sided p of Welch's unequal-variance t-test of mean(b) − mean(a).
+
+    Needs ≥ 2 values a side and some spread on at least one side: two spread-free sides are
+    not a test case (``significance`` reports them as an exact comparison instead).
+    """
+    na, nb = len(a), len(b)
+    ma, mb = sum(a) / na, sum(b) / nb
+    va = sum((x - ma) ** 2 for x in a) / (na - 1) / na
+    vb = sum((x - mb) ** 2 for x in b) / (nb - 1) / nb
+    se2 = va + vb
+    if se2 <= 0.0:
+        raise ValueError("Welch's t-test needs spread on at least one side")
+    df = se2 ** 2 / ((va ** 2 / (na - 1) if va else 0.0) + (vb ** 2 / (nb - 1) if vb else 0.0))
+    return t_two_sided((mb - ma) / math.sqrt(se2), df)
+
+
+EXACT_SAME, EXACT_DIFFERENT = "exact: identical", "exact: differs"
+
+
+def significance(a: list[float], b: list[float], log: bool) -> tuple[float | None, str]:
+    """(p, what was done) for baseline values ``a`` and candidate values ``b``.
+
+    Two spread-free sides (every seed the same value on each side, as deterministic metrics
+    such as ``steps_to_target`` often are) are no sample of anything: the change is exact,
+    so there is no p (never ``p = 0``) and the test says ``exact: identical`` or
+    ``exact: differs``.
+    """
+    if min(len(a), len(b)) < 2:
+        n = min(len(a), len(b))
+        return None, f"no significance test ({n} seed{'s' if n != 1 else ''})"
+    if _no_spread(a) and _no_spread(b):
+        same = abs(b[0] - a[0]) <= 1e-12 * max(abs(a[0]), abs(b[0]), 1e-300)
+        return None, EXACT_SAME if same else EXACT_DIFFERENT
+    if log and min(a + b) > 0:
+        return welch([math.log(x) for x in a], [math.log(x) for x in b]), "welch-log"
+    return welch(a, b), "welch"
+
+
+def holm(p_values: list[float]) -> list[float]:
+    """Holm–Bonferroni adjusted p-values, in the input order.
+
+    Rejecting every hypothesis whose adjusted p is below α keeps the family-wise error (the
+    chance of *any* false positive among the tests) at most α, under any dependence between
+    the tests. Step-down: the k-th smallest p is multiplied by (m − k + 1), then made
+    monotone so a smaller raw p never gets a larger adjusted one.
+    """
+    m = len(p_values)
+    order = sorted(range(m), key=lambda i: p_values[i])
+    adjusted = [1.0] * m
+    running = 0.0
+    for rank, i in enumerate(order):
+        running = max(running, min(1.0, (m - rank) * p_values[i]))
+        adjusted[i] = running
+    return adjusted
+
+
+# --- intervals, equivalence and alpha spending for verdicts (torch-free, numpy-free) ---------
+
+
+def t_cdf(t: float, df: float) -> float:
+    """P(T ≤ t) for Student's t with (possibly fractional) ``df``; scipy when importable."""
+    try:
+        from scipy.special import stdtr  # the light part of scipy; scipy.stats costs ~1 s
+
+        return float(stdtr(df, t))
+    except ImportError:
+        tail = 0.5 * betainc(df / 2.0, 0.5, df / (df + t * t))
+        return tail if t < 0 else 1.0 - tail
+
+
+def t_quantile(p: float, df: float) -> float:
+    """The t with P(T ≤ t) = p (bisection on ``t_cdf``; scipy when importable)."""
+    try:
+        from scipy.special import stdtrit
+
+        return float(stdtrit(df, p))
+    except ImportError:
+        lo, hi = -1e6, 1e6
+        for _ in range(200):
+            mid = (lo + hi) / 2
+            lo, hi = (mid, hi) if t_cdf(mid, df) < p else (lo, mid)
+        return (lo + hi) / 2
+
+
+def spending(fraction: float, alpha: float, kind: str = "obf") -> float:
+    """Cumulative α spent by information fraction ``fraction`` (Lan–DeMets spending functions).
+
+    ``obf``: the O'Brien–Fleming type 2 − 2Φ(z₁₋α/₂ / √t), which spends almost nothing at early
+    looks and nearly all of α at the last; ``pocock``: α · ln(1 + (e − 1) t), which spends
+    evenly. Both reach α at t = 1.
+    """
+    from statistics import NormalDist
+
+    t = min(max(fraction, 0.0), 1.0)
+    if t <= 0.0:
+        return 0.0
+    if kind == "pocock":
+        return alpha * math.log1p((math.e - 1.0) * t)
+    norm = NormalDist()
+    return min(alpha, 2.0 - 2.0 * norm.cdf(norm.inv_cdf(1.0 - alpha / 2.0) / math.sqrt(t)))
+
+
+def alpha_per_look(looks: list[int], alpha: float, kind: str = "obf") -> list[float]:
+    """The α each planned look may use: the increments of the spending function at n_k / n_K.
+
+    They add up to ``alpha``, so testing look k at its increment (Bonferroni over looks) keeps
+    the chance of any false decision over all looks ≤ ``alpha`` whatever the correlation
+    between looks — a valid, slightly conservative group-sequential design.
+    """
+    total = looks[-1]
+    spent, out = 0.0, []
+    for n in looks:
+        now = spending(n / total, alpha, kind)
+        out.append(max(now - spent, 0.0))
+        spent = now
+    return out
+
+
+def holm_adjust(p_values: list[float | None]) -> list[float | None]:
+    """``holm`` over the p-values that exist; ``None`` (no test) stays out of the family."""
+    idx = [i for i, p in enumerate(p_values) if p is not None]
+    out: list[float | None] = [None] * len(p_values)
+    for i, adj in zip(idx, holm([float(p_values[i]) for i in idx]), strict=True):  # type: ignore[arg-type]
+        out[i] = adj
+    return out

@@ -46,7 +46,10 @@ def _pct(value: float | None) -> str:
 
 def _row(rec: dict[str, Any]) -> list[Any]:
     ok = rec["status"] == "ok"
-    note = "noisy" if ok and rec["noisy"] else ("" if ok else f"error: {rec['error']}")
+    notes = ["noisy"] if ok and rec["noisy"] else []
+    if ok and rec.get("roof_note"):
+        notes.append(rec["roof_note"])
+    note = "; ".join(notes) if ok else f"error: {rec['error']}"
     return [
         rec["norm"],
         rec["shape"],

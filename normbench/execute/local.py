@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+import os
+import pickle
+import subprocess
+import sys
+import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
+from normbench.execute import arith
 from normbench.spec import Variant
+
+# Set in a fresh process: its kernels are as pinned as this CPU allows, so it never re-spawns.
+FRESH_VAR = "NORMBENCH_FRESH_PROCESS"
 
 OnResult = Callable[[dict[str, Any]], None]
 OnProgress = Callable[[str, int, int, int], None]  # task key, step, total steps, seed
@@ -117,15 +127,44 @@ def with_device(config: dict[str, Any], device: str | None) -> dict[str, Any]:
     return {**config, "training": {**config["training"], "device": device}}
 
 
+def kernels_ready(reproducible: bool) -> bool:
+    """Whether this process trains with the kernels the run asks for (pinning them if it can).
+
+    The reproducible mode's variables act only before torch initialises: a process that has
+    not imported torch yet is pinned now; one whose torch already runs other kernels is not.
+    """
+    if not reproducible:
+        return True
+    if "torch" not in sys.modules:
+        arith.apply_pinned_env()
+        return True
+    import torch
+
+    return torch.backends.cpu.get_cpu_capability() == arith.pinned_capability()
+
+
+def arith_record(reproducible: bool) -> dict[str, Any]:
+    """What selected this task's arithmetic, for its result record (imports torch)."""
+    import torch
+
+    return {"threads": torch.get_num_threads(),
+            "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+            "reproducible": reproducible, "env": arith.kernel_env()}
+
+
 def run_task(task: Task, on_progress: OnProgress | None = None, device: str | None = None) -> dict[str, Any]:
     """Train one task and return its record; data errors become a ``failed`` record too.
 
     ``device`` overrides the suite's ``training.device`` (worker placement); the record keeps
     the variant's own config so results stay comparable, and ``device`` says where it ran.
+    A reproducible task in a process whose torch runs other kernels trains in a fresh one.
     """
+    variant = task.variant
+    reproducible = bool(variant.config["training"].get("reproducible"))
+    if not kernels_ready(reproducible) and not os.environ.get(FRESH_VAR):
+        return run_task_fresh(task, device)
     from normbench.train.loop import run_variant
 
-    variant = task.variant
     meta = {"variant_id": variant.id, "variant_name": variant.name, "params": variant.params}
     config = with_device(variant.config, device)
     try:
@@ -140,6 +179,7 @@ def run_task(task: Task, on_progress: OnProgress | None = None, device: str | No
 
     with pinned_threads(config["training"].get("threads")):
         record = run_variant(config, task.seed, split, probes=probes, on_progress=progress, meta=meta)
+        record["arith"] = arith_record(reproducible)
     record["config"] = variant.config
     return record
 
@@ -166,9 +206,36 @@ def run_unit(unit: Unit, on_progress: OnProgress | None = None,
 
     with pinned_threads(config["training"].get("threads")):
         records = run_batched(config, list(unit.seeds), split, meta=meta, on_progress=progress)
+        arith_info = arith_record(False)  # batching is off in the reproducible mode
     for record in records:
+        record["arith"] = arith_info
         record["config"] = variant.config
     return records
+
+
+def run_task_fresh(task: Task, device: str | None = None) -> dict[str, Any]:
+    """Train ``task`` in a new interpreter started with the reproducible mode's environment."""
+    threads = int(task.variant.config["training"].get("threads") or 1)
+    env = {**os.environ, **arith.pinned_env(), **arith.thread_env(threads),
+           "PYTHONPATH": os.pathsep.join(p for p in sys.path if p), FRESH_VAR: "1"}
+    with tempfile.TemporaryDirectory(prefix="normbench-fresh-") as tmp:
+        src, dst = Path(tmp) / "task.pkl", Path(tmp) / "record.pkl"
+        src.write_bytes(pickle.dumps((task, device)))
+        code = "import sys; from normbench.execute.local import fresh_main; fresh_main(*sys.argv[1:])"
+        done = subprocess.run([sys.executable, "-c", code, str(src), str(dst)], env=env,
+                              capture_output=True, text=True, check=False)
+        if done.returncode != 0 or not dst.is_file():
+            tail = (done.stderr.strip().splitlines() or ["no output"])[-1]
+            return failure_record(task, f"fresh process for the reproducible mode failed "
+                                        f"(exit code {done.returncode}): {tail}")
+        return pickle.loads(dst.read_bytes())
+
+
+def fresh_main(src: str, dst: str) -> None:
+    """Entry point of ``run_task_fresh``'s interpreter: one task in, one record out."""
+    task, device = pickle.loads(Path(src).read_bytes())
+    record = run_task(task, None, device)
+    Path(dst).write_bytes(pickle.dumps(record))
 
 
 def set_threads(threads: int | None) -> None:

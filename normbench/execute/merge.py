@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from normbench.errors import InputError
+from normbench.execute import arith
 from normbench.execute.plan import suite_difference, valid_result
 from normbench.results.store import RESOLVED, RunDir, create_run_dir, open_run_dir
 
@@ -53,9 +54,32 @@ def _check_same_suite(runs: Sequence[RunDir]) -> dict[str, Any]:
         resolved.append(data)
     for run, data in zip(runs[1:], resolved[1:], strict=True):
         if data != resolved[0]:
-            why = suite_difference(resolved[0], data) or "the resolved configuration differs"
+            why = (suite_difference(resolved[0], data) or _threads_difference(resolved[0], data)
+                   or "the resolved configuration differs")
             raise InputError(f"cannot merge {run.path}: its suite differs from {runs[0].path}'s: {why}")
     return resolved[0]
+
+
+def _threads_difference(a: dict[str, Any], b: dict[str, Any]) -> str | None:
+    """``not bit-comparable: threads 1 vs 2`` when the same variants were planned differently."""
+    def settings(resolved: dict[str, Any]) -> dict[str, Any]:
+        training = [(v.get("config") or {}).get("training") or {} for v in resolved.get("variants", [])]
+        threads = sorted({t.get("threads") for t in training if t.get("threads") is not None})
+        return {"threads": threads[0] if len(threads) == 1 else tuple(threads) or None,
+                "reproducible": next((t.get("reproducible") for t in training), None)}
+
+    return arith.not_bit_comparable(settings(a), settings(b))
+
+
+def _check_same_kernels(runs: Sequence[RunDir], manifests: list[dict[str, Any]]) -> None:
+    """Shards trained with other kernels (AVX512 vs AVX2) would mix two arithmetics in one run."""
+    first = arith.signature(manifests[0])
+    for run, manifest in zip(runs[1:], manifests[1:], strict=True):
+        why = arith.not_bit_comparable(first, arith.signature(manifest))
+        if why:
+            raise InputError(f"cannot merge {run.path}: its results are {why} with "
+                             f"{runs[0].path}'s; run every shard with the same kernels "
+                             "(e.g. --reproducible on each) and merge again")
 
 
 def _pick(runs: Sequence[RunDir], variant_id: str, seed: int) -> tuple[dict[str, Any] | None, int]:
@@ -79,6 +103,7 @@ def merge_runs(dirs: Sequence[Path], out: Path, command: list[str]) -> MergeOutc
     runs = [open_run_dir(Path(d)) for d in dirs]
     resolved = _check_same_suite(runs)
     manifests = [run.read_manifest() for run in runs]
+    _check_same_kernels(runs, manifests)
     name = resolved.get("suite", {}).get("name") or manifests[0].get("suite_name") or "merged"
     target = create_run_dir(Path(out), name)  # like `run --out`: <out>/<suite>/<timestamp>-<id>
     if (runs[0].path / "suite.yaml").is_file():
@@ -102,6 +127,7 @@ def merge_runs(dirs: Sequence[Path], out: Path, command: list[str]) -> MergeOutc
         "started": min(starts) if starts else None,
         "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "status": outcome.status, "environment": base.get("environment", {}),
+        **({"arith": base["arith"]} if "arith" in base else {}),
         "tasks": outcome.expected,
         "merged_from": [{"path": str(run.path), "shard": m.get("shard"), "status": m.get("status"),
                          "environment": m.get("environment", {})} for run, m in zip(runs, manifests, strict=True)],

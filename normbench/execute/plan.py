@@ -41,6 +41,7 @@ class ExecOptions:
     devices: tuple[str, ...] = ()
     shard: tuple[int, int] | None = None  # (i, n), 1-based
     resume: str | None = None  # a run directory, or "latest"
+    reproducible: bool | None = None  # None: the suite's training.reproducible (default off)
 
 
 def parse_shard(text: str) -> tuple[int, int]:
@@ -68,7 +69,8 @@ def parse_devices(text: str | None) -> tuple[str, ...]:
 
 def make_options(*, workers: int | None = None, threads_per_worker: int | None = None,
                  executor: str = "local", scheduler: str | None = None, devices: str | None = None,
-                 shard: str | None = None, resume: str | None = None) -> ExecOptions:
+                 shard: str | None = None, resume: str | None = None,
+                 reproducible: bool | None = None) -> ExecOptions:
     """Validate the raw command-line values; every problem is one ``InputError`` sentence."""
     if workers is not None and workers < 1:
         raise InputError(f"--workers must be at least 1 (got {workers})")
@@ -87,7 +89,7 @@ def make_options(*, workers: int | None = None, threads_per_worker: int | None =
     return ExecOptions(workers=workers, threads_per_worker=threads_per_worker, executor=executor,
                        scheduler=scheduler or None, devices=parsed_devices,
                        shard=parse_shard(shard) if shard is not None else None,
-                       resume=resume or None)
+                       resume=resume or None, reproducible=reproducible)
 
 
 # --- cost estimates ---------------------------------------------------------------------------
@@ -202,9 +204,9 @@ def default_workers(configs: Sequence[dict[str, Any]], n_tasks: int, *, cores: i
     return max(1, min(workers, n_tasks))
 
 
-def default_threads(workers: int, cores: int) -> int:
-    """Intra-op threads per worker: share the cores evenly, at least one each."""
-    return max(1, cores // max(1, workers))
+def is_large(config: dict[str, Any]) -> bool:
+    """Whether a variant's per-step work profits from several intra-op threads."""
+    return flops_per_step(config) >= LARGE_FLOPS_PER_STEP
 
 
 # --- resume: does the run match the suite, which results are done -----------------------------
@@ -296,7 +298,7 @@ def remove_stale_temp_files(run_dir: Path) -> int:
 
 # What the stacked trainer (normbench.train.batched) handles exactly: an MLP whose norms are
 # per-member modules with no cross-member state, trained by an element-wise optimizer, with
-# no per-model step (gradient clipping), autocast, compile or diagnostics hooks.
+# no per-model step (gradient clipping), autocast, compile, dropout or diagnostics hooks.
 BATCH_NORMS = frozenset({"none", "batch", "layer", "rms"})
 
 
@@ -310,6 +312,9 @@ def batch_unsupported(config: dict[str, Any]) -> str | None:
         (training.get("precision", "fp32") != "fp32", f"precision {training.get('precision')}"),
         (bool(training.get("compile")), "compile"),
         (training.get("grad_clip") is not None, "grad_clip"),
+        (float(model.get("dropout") or 0) > 0, "dropout"),  # per-member masks: other RNG draws
+        # The reproducible mode trains each task in the process its kernels need (maybe fresh).
+        (bool(training.get("reproducible")), "reproducible mode"),
     ]
     return next((why for bad, why in checks if bad), None)
 

@@ -29,6 +29,7 @@ from multiprocessing.connection import Connection, wait
 from pathlib import Path
 from typing import Any
 
+from normbench.execute import arith
 from normbench.execute.local import (
     OnProgress,
     OnResult,
@@ -123,23 +124,25 @@ def _exit_with_parent(guard: _WriteGuard) -> None:
 
 
 def worker_main(conn: Connection, threads: int | None, device: str | None,
-                env: dict[str, str] | None = None) -> None:
+                env: dict[str, str] | None = None, parent_env: dict[str, str] | None = None) -> None:
     """Worker process entry: receive tasks, train, write each result atomically, report back.
 
     Each message is ``(task, run_dir)`` (``None`` to exit), so workers can start before the
     run directory exists and overlap their start-up with the parent's.
     """
-    if env is not None:  # a forkserver child has the server's environment, not the parent's
+    if parent_env is not None:  # a forkserver child has the server's environment, not the parent's
         os.environ.clear()
-        os.environ.update(env)
+        os.environ.update(parent_env)
     # Ctrl-C on a terminal reaches the whole process group; only the parent decides what stops.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     guard = _WriteGuard()
     signal.signal(signal.SIGTERM, guard.on_signal)
     _exit_with_parent(guard)
-    if threads is not None:  # before torch is imported, so its OpenMP pool starts at this size
-        os.environ["OMP_NUM_THREADS"] = str(threads)
-        os.environ["MKL_NUM_THREADS"] = str(threads)
+    # Before torch is imported: its OpenMP pool starts at this size, and the reproducible
+    # mode's kernel levels (``env``) take effect only before torch initialises.
+    os.environ.update(env or {})
+    if threads is not None:
+        os.environ.update(arith.thread_env(threads))
     set_threads(threads)
     from normbench.results.store import RunDir
 
@@ -180,9 +183,14 @@ class WorkerPool:
     on one GPU).
     """
 
-    def __init__(self, workers: int, threads: int | None, devices: Sequence[str] = ()) -> None:
-        self.ctx = worker_context()
+    def __init__(self, workers: int, threads: int | None, devices: Sequence[str] = (),
+                 env: dict[str, str] | None = None) -> None:
+        # Kernel-steering variables (the reproducible mode's) must be set before torch starts:
+        # those workers are fresh interpreters; all others fork warm from the forkserver.
+        self.ctx = worker_context() if not env else mp.get_context("spawn")
+        self.warm = self.ctx.get_start_method() == "forkserver"
         self.threads = threads
+        self.env = dict(env or {})
         self.workers = [self._start(k, devices[k % len(devices)] if devices else None)
                         for k in range(workers)]
 
@@ -194,8 +202,9 @@ class WorkerPool:
 
     def _start(self, slot: int, device: str | None) -> _Worker:
         parent_end, child_end = self.ctx.Pipe(duplex=True)
+        parent_env = dict(os.environ) if self.warm else None
         process = self.ctx.Process(target=worker_main,
-                                   args=(child_end, self.threads, device, dict(os.environ)),
+                                   args=(child_end, self.threads, device, self.env, parent_env),
                                    name=f"normbench-worker-{slot}", daemon=True)
         process.start()
         child_end.close()  # the parent keeps only its end, so EOF means the worker is gone

@@ -26,29 +26,32 @@ class ModelKind:
     keys: frozenset[str]
 
 
-_COMMON = frozenset({"kind", "activation", "norm", "placement", "init", "init_std"})
+_COMMON = frozenset({"kind", "activation", "norm", "placement", "init", "init_std", "dropout"})
 
 MODELS: dict[str, ModelKind] = {
     "mlp": ModelKind(
         "mlp",
-        "Linear → Norm/Act per hidden width, then a Linear classifier (any data, flattened)",
+        "Linear → Norm → Act (pre) or Linear → Act → Norm (post) → Dropout (dropout: p > 0) "
+        "per hidden width, then a Linear classifier (any data, flattened)",
         _COMMON | {"hidden", "residual"},
     ),
     "cnn": ModelKind(
         "cnn",
-        "VGG-style stages Conv → Norm/Act (→ pool) per entry of channels:, 2-D for images, "
-        "1-D for sequences; readout flatten|mean then Linear",
+        "VGG-style stages Conv → Norm/Act → Dropout (p > 0) (→ pool) per entry of channels:, "
+        "2-D for images, 1-D for sequences; readout flatten|mean then Linear",
         _COMMON | {"channels", "kernel_size", "stride", "pool", "convs_per_stage", "readout"},
     ),
     "rnn": ModelKind(
         "rnn",
         "recurrent net (cell lstm|gru|rnn, unrolled step by step so the norm acts inside the "
-        "recurrence); readout last|mean then Linear",
-        _COMMON | {"cell", "hidden", "layers", "readout"},
+        "recurrence; bidirectional: true adds a reversed pass with its own norms; fused: true is torch's own "
+        "layer, no norm) → Dropout "
+        "(p > 0) on each layer's outputs; readout last|mean|flatten then Linear",
+        _COMMON | {"cell", "hidden", "layers", "readout", "bidirectional", "fused"},
     ),
 }
 
-READOUTS = {"cnn": ("flatten", "mean"), "rnn": ("last", "mean")}
+READOUTS = {"cnn": ("flatten", "mean"), "rnn": ("last", "mean", "flatten")}
 DEFAULT_READOUT = {"cnn": "flatten", "rnn": "last"}
 
 
@@ -68,6 +71,16 @@ def check_model(cfg: dict, given: set[str]) -> None:
         raise OptionError("an rnn needs hidden: one integer, the hidden size per layer", ("hidden",))
     if kind == "cnn" and not cfg.get("channels"):
         raise OptionError("a cnn needs channels: a list of channel counts, one per stage", ("channels",))
+    if cfg.get("fused"):
+        norm = cfg.get("norm", "none")
+        kind = norm.get("kind") if isinstance(norm, dict) else norm
+        if kind != "none":
+            raise OptionError(f"fused: true uses torch's own recurrent layer, which has no place "
+                              f"for a norm; use norm: none, or fused: false for norm '{kind}'",
+                              ("fused",))
+        if cfg["cell"] != "rnn" and "activation" in given and cfg["activation"] != "tanh":
+            raise OptionError(f"a fused {cfg['cell']} always uses tanh; remove activation: or "
+                              "set fused: false", ("activation",))
     readout = cfg.get("readout")
     if readout is not None and kind in READOUTS and readout not in READOUTS[kind]:
         raise OptionError(

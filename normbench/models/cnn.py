@@ -33,7 +33,7 @@ class CNN(nn.Module):
         for channels in cfg["channels"]:
             for _ in range(cfg["convs_per_stage"]):
                 block = Block(conv(prev, channels, k, stride=stride, padding=pad, bias=bias),
-                              channels, cfg["activation"], norm, placement)
+                              channels, cfg["activation"], norm, placement, cfg.get("dropout", 0.0))
                 self.blocks.append(block)
                 layers.append(block)
                 size = [_out_size(s, k, stride, pad) for s in size]

@@ -31,18 +31,29 @@ def keeps_bias(norm: dict[str, Any], placement: str) -> bool:
     return not (placement == "pre" and norm["kind"] in PER_CHANNEL_CENTRING)
 
 
-class Block(nn.Module):
-    """Layer → Norm → Act (``pre``) or Layer → Act → Norm (``post``).
+def dropout(p: float) -> nn.Module | None:
+    """A dropout module for ``p > 0``; None otherwise, so a model without dropout has no extra
+    module and draws nothing from the RNG (its numbers stay those of earlier versions)."""
+    return nn.Dropout(p) if p > 0 else None
 
-    ``act`` is its own module so diagnostics can hook the input of the non-linearity.
+
+class Block(nn.Module):
+    """Layer → Norm → Act (``pre``) or Layer → Act → Norm (``post``), then Dropout if any.
+
+    Dropout sits on the block's output, i.e. before the next layer's Linear/Conv and so before
+    the next norm (the usual "BN → act → dropout" order; Li et al. 2019's variance shift is
+    about this order). ``act`` is its own module so diagnostics can hook the input of the
+    non-linearity.
     """
 
-    def __init__(self, layer: nn.Module, width: int, act: str, norm: dict[str, Any], placement: str) -> None:
+    def __init__(self, layer: nn.Module, width: int, act: str, norm: dict[str, Any], placement: str,
+                 drop: float = 0.0) -> None:
         super().__init__()
         self.layer = wrap(layer, norm)
         self.norm = make(width, norm)
         self.act = activation(act)
         self.pre = placement == "pre"
+        self.drop = dropout(drop)
         # No norm: skip the Identity module's call (a few µs per step on tiny models). Nothing
         # hooks it: diagnostics hook the activation, which always runs.
         self.skip_norm = isinstance(self.norm, nn.Identity)
@@ -50,10 +61,10 @@ class Block(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.layer(x)
         if self.skip_norm:
-            return self.act(x)
-        if self.pre:
-            return self.act(self.norm(x))
-        return self.norm(self.act(x))
+            x = self.act(x)
+        else:
+            x = self.act(self.norm(x)) if self.pre else self.norm(self.act(x))
+        return x if self.drop is None else self.drop(x)
 
 
 def init_weights(model: nn.Module, cfg: dict[str, Any]) -> None:

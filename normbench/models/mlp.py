@@ -22,24 +22,26 @@ class MLP(nn.Module):
         bias = keeps_bias(norm, placement)
         blocks, prev = [], in_features
         for width in widths:
-            blocks.append(Block(nn.Linear(prev, width, bias=bias), width, cfg["activation"], norm, placement))
+            blocks.append(Block(nn.Linear(prev, width, bias=bias), width, cfg["activation"], norm,
+                                placement, cfg.get("dropout", 0.0)))
             prev = width
         self.blocks = nn.ModuleList(blocks)
         self.head = nn.Linear(prev, num_outputs)
         self.residual = bool(cfg.get("residual"))
-        # The hot path of tiny models: each block's (layer, norm or None, act, pre) called
+        # The hot path of tiny models: each block's (layer, norm or None, act, pre, drop) called
         # directly, skipping the Block module's own __call__ (~3 µs per block per step, a few %
         # of a 40-input MLP's step). A plain list, so these are not registered twice. Used
         # only while no hook watches a Block (see ``_blocks_hooked``); Block.forward is the
         # reference and computes the same ops in the same order.
-        self._fast = [(b.layer, None if b.skip_norm else b.norm, b.act, b.pre) for b in blocks]
+        self._fast = [(b.layer, None if b.skip_norm else b.norm, b.act, b.pre, b.drop)
+                      for b in blocks]
         self._fast_blocks = list(blocks)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() != 2:
             x = x.flatten(1)
         if not self.residual and not self._blocks_hooked():
-            for layer, norm, act, pre in self._fast:
+            for layer, norm, act, pre, drop in self._fast:
                 x = layer(x)
                 if norm is None:
                     x = act(x)
@@ -47,6 +49,8 @@ class MLP(nn.Module):
                     x = act(norm(x))
                 else:
                     x = norm(act(x))
+                if drop is not None:
+                    x = drop(x)
             return self.head(x)
         for block in self.blocks:
             y = block(x)

@@ -126,12 +126,25 @@ def report_command(
         table = pivot_table(summary, pivot_summary(summary, keys, chosen))
         return ReportOutput(render(table, out_fmt), written)
     if reference is not None:
-        from normbench.analysis.relative import relative_rows
+        from normbench.analysis.relative import decide_reference, relative_rows
 
         ref = summary["analysis"]["reference"]
         rows = relative_rows(summary, ref, [metric] if metric else None)
+        seq = (summary.get("manifest") or {}).get("until_decided") or {}
+        decide_reference(rows, seq.get("decisions"), seq.get("alpha_now"))
         return ReportOutput(render(relative_table(summary, rows, ref), out_fmt), written)
-    return ReportOutput(render(summary_table(summary), out_fmt), written)
+    return ReportOutput(with_answer(summary, render(summary_table(summary), out_fmt), out_fmt),
+                        written)
+
+
+def with_answer(summary: dict[str, Any], table: str, fmt: str) -> str:
+    """The terminal table opens with the answer's sentences (machine formats stay pure)."""
+    if fmt != "table":
+        return table
+    from normbench.analysis.answer import answer
+
+    sentences = answer(summary)
+    return "\n".join(sentences) + "\n\n" + table if sentences else table
 
 
 __all__ = ["ReportOutput", "build_report", "render_table", "report_command", "write_report"]

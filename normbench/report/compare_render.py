@@ -51,6 +51,8 @@ def fmt_relative(x: float | None) -> str:
 def fmt_p(ch: MetricChange) -> str:
     if ch.p_value is not None:
         return f"{ch.p_value:.3g}"
+    if ch.test.startswith("exact") and ch.note:
+        return f"exact: {ch.note}"  # "exact: 300 → 500 on every seed", never p = 0
     return ch.test if ch.test != "no values" else NONE
 
 
@@ -103,7 +105,8 @@ def comparison_table(cmp: Comparison) -> Table:
     what = f"each variant vs {_ref_name(cmp)}" if ref else f"{cmp.candidate} vs {cmp.baseline}"
     n0 = 4 if ref else 3
     return Table(f"{cmp.suite}: {what}", cols, rows, data, numeric=set(range(n0, n0 + 5)),
-                 note=f"marks: {MARKS}; p: {cmp.test}, significant below α = {cmp.alpha:g}")
+                 note=f"marks: {MARKS}; p: {cmp.test}, significant below family-wise "
+                      f"α = {cmp.alpha:g}")
 
 
 def _ref_name(cmp: Comparison) -> str:

@@ -17,6 +17,7 @@ from normbench.report.tables import (
     Table,
     convergence_table,
     lr_table,
+    profile_table,
     relative_table,
     render,
     stats_table,
@@ -63,8 +64,8 @@ def _wall_time(manifest: dict[str, Any]) -> str:
 
 
 def _claims(summary: dict[str, Any]) -> Section | None:
-    """Each claim of the suite, what was measured, and whether it agrees."""
-    from normbench.analysis.claims import ALPHA, describe_claim
+    """Each claim of the suite, what was measured, its effect and verdict."""
+    from normbench.analysis.claims import METHOD_NOTE, describe_claim
 
     results = (summary.get("analysis") or {}).get("claims") or []
     if not results:
@@ -72,18 +73,15 @@ def _claims(summary: dict[str, Any]) -> Section | None:
     items = []
     for r in results:
         src = f" ({r['source']})" if r.get("source") else ""
-        c = r["counts"]
-        items.append(f"{r['text']}{src} — {r['metric']}: {r['verdict'].upper()} "
-                     f"({c['agrees']} agree, {c['disagrees']} disagree, {c['inconclusive']} inconclusive). "
+        items.append(f"{r['text']}{src} — {r['metric']}: {r['verdict'].upper()}. "
                      f"{describe_claim(r)}")
-    return Section("Claims checked", "claims", [
-        ("p", "A comparison claim pairs the variants it names, other swept keys held equal, and "
-              f"tests them with a one-sided exact Mann-Whitney U test over seeds at α = {ALPHA}: "
-              "'inconclusive' means the seeds do not separate the two at that level (with 3 seeds "
-              "a side the smallest possible p is 0.05, with 5 it is 0.004). A published-value "
-              "claim agrees when the 95 % bootstrap CI over seeds comes within the stated "
-              "tolerance of the published number."),
-        ("list", items)])
+    note = METHOD_NOTE + (" A published-value claim is above, below or equivalent to the "
+                          "published number ± its tolerance (one-sample t).")
+    seq = (summary.get("manifest") or {}).get("until_decided")
+    if seq:
+        note += (f" Seeds were added until decided (looks at {', '.join(map(str, seq['looks']))} "
+                 f"seeds, {seq['spending']} alpha spending, Bonferroni over looks).")
+    return Section("Claims checked", "claims", [("p", note), ("list", items)])
 
 
 def _overview(summary: dict[str, Any]) -> Section:
@@ -129,14 +127,24 @@ def _problems(summary: dict[str, Any], warnings: list[str]) -> Section | None:
 
 def build_sections(summary: dict[str, Any], plots: list[Plot], warnings: list[str]) -> list[Section]:
     """Everything the report shows, in reading order: overview, compact table, plots, long tables."""
+    from normbench.analysis.answer import answer
+
     analysis = summary.get("analysis") or {}
-    sections = [_overview(summary)]
+    sentences = answer(summary)
+    # The answer and the claims come before the overview and its environment tables.
+    sections = [Section("Answer", "answer", [("list", sentences)])] if sentences else []
     claims = _claims(summary)
     if claims:
         sections.append(claims)
+    sections.append(_overview(summary))
     if analysis.get("lr_robustness"):
         sections.append(Section("Learning-rate robustness", "lr-robustness",
                                 [("table", lr_table(summary, analysis["lr_robustness"]))]))
+    profile = [p for p in plots if p.name == "performance_profile"]
+    if analysis.get("profile"):
+        sections.append(Section("Across settings", "across-settings", [
+            *(("plot", p) for p in profile), ("table", profile_table(summary, analysis["profile"]))]))
+    plots = [p for p in plots if p.name != "performance_profile"]
     if plots:
         sections.append(Section("Plots", "plots", [("plot", p) for p in plots]))
     ref = analysis.get("reference")

@@ -46,6 +46,9 @@ RC = {
 }
 
 
+NORM_KEY = "norm"
+
+
 @dataclass
 class Plot:
     """One written figure: file stem, title, caption and its PNG/SVG paths."""
@@ -293,8 +296,22 @@ def _unit_suffix(summary: dict[str, Any], metric: str) -> str:
 # --- throughput -----------------------------------------------------------------------------
 
 
+def _family_rel_cost(g: list[dict[str, Any]]) -> tuple[float, float, float] | None:
+    """(median, low, high) of a family's relative cost: the median of its variants' means and
+    the widest 95 % bootstrap CI over seeds (the noise of the figure itself)."""
+    stats = [s for v in g if (s := v["metrics"].get("rel_ms_per_step")) and s.get("mean") is not None]
+    if not stats:
+        return None
+    return (float(np.median([s["mean"] for s in stats])), min(s["ci_low"] for s in stats),
+            max(s["ci_high"] for s in stats))
+
+
 def plot_throughput(summary: dict[str, Any], styler: Styler, out: Path) -> Plot | None:
-    """Training samples per second per norm × placement (mean over the family; bars = min–max)."""
+    """Samples per second per norm × placement and, when measured, the relative cost beside it.
+
+    The relative cost (``rel_ms_per_step``) is drawn with its noise: whiskers span the 95 %
+    bootstrap CI over seeds, so a wide bar says the figure did not repeat.
+    """
     metric = "samples_per_sec"
     fams = [(k, g) for k, g in group_by(summary["variants"], styler.keys).items()
             if any(mean(v, metric) is not None for v in g)]
@@ -303,13 +320,15 @@ def plot_throughput(summary: dict[str, Any], styler: Styler, out: Path) -> Plot 
     rows = []
     for _, g in fams:
         vals = [mean(v, metric) for v in g if mean(v, metric) is not None]
-        rows.append((g[0]["labels"], float(np.mean(vals)), min(vals), max(vals)))
+        rows.append((g[0]["labels"], float(np.mean(vals)), min(vals), max(vals), _family_rel_cost(g)))
     rows = sorted(rows, key=lambda r: -r[1])[:MAX_BARS]
+    with_rel = any(r[4] is not None for r in rows)
     names = [styler.family(r[0]) for r in rows]
-    fig, axes = _figure(1, 1, 7.5, 0.3 + 0.28 * len(rows), left=0.3 + 0.07 * max(map(len, names)))
+    fig, axes = _figure(1, 2 if with_rel else 1, 11.0 if with_rel else 7.5, 0.3 + 0.28 * len(rows),
+                        left=0.3 + 0.07 * max(map(len, names)))
     ax = axes[0][0]
     y = np.arange(len(rows))[::-1]
-    for yi, (labels, m, lo, hi) in zip(y, rows, strict=True):
+    for yi, (labels, m, lo, hi, _) in zip(y, rows, strict=True):
         ax.barh(yi, m, xerr=[[m - lo], [hi - m]], color=styler.colour(labels), hatch=styler.hatch(labels),
                 edgecolor="white", capsize=2, ecolor="#777777", error_kw={"elinewidth": 0.8})
     ax.set_yticks(y, names)
@@ -318,10 +337,27 @@ def plot_throughput(summary: dict[str, Any], styler: Styler, out: Path) -> Plot 
     ax.xaxis.set_major_formatter(StrMethodFormatter("{x:,.0f}"))
     ax.set_xlabel("training throughput (samples/s, evaluation excluded)")
     ax.grid(axis="y", visible=False)
+    caption = "Mean over the family's variants and seeds; whiskers span the variants' means."
+    if with_rel:
+        rax = axes[0][1]
+        for yi, (labels, *_, rel) in zip(y, rows, strict=True):
+            if rel is None:
+                continue
+            med, q1, q3 = rel
+            rax.barh(yi, med, xerr=[[max(med - q1, 0)], [max(q3 - med, 0)]],
+                     color=styler.colour(labels), hatch=styler.hatch(labels), edgecolor="white",
+                     capsize=2, ecolor="#333333", error_kw={"elinewidth": 0.8})
+        rax.axvline(1.0, color="#555555", linewidth=0.8, linestyle="--")
+        rax.set_yticks(y, [""] * len(rows))
+        ref = next((v["rel_cost"].get("reference_name") for v in summary["variants"]
+                    if v.get("rel_cost")), None) or "the reference"
+        rax.set_xlabel(f"relative cost: ms/step ÷ {ref}'s (lower is better)")
+        rax.grid(axis="y", visible=False)
+        caption += (f" Right: ms per step relative to {ref}, timed side by side after training"
+                    " (median of the variants); whiskers: 95 % CI over seeds.")
     title = "Throughput"
     fig.suptitle(f"{title} per {' × '.join(styler.keys) or 'variant'}")
-    return _save(fig, out, "throughput", title,
-                 "Mean over the family's variants and seeds; whiskers span the variants' means.")
+    return _save(fig, out, "throughput", title, caption)
 
 
 # --- diagnostics ----------------------------------------------------------------------------
@@ -501,6 +537,64 @@ def plot_landscape(summary: dict[str, Any], styler: Styler, records: Records, ou
 # --- all ------------------------------------------------------------------------------------
 
 
+def plot_profile(summary: dict[str, Any], styler: Styler, out: Path) -> Plot | None:
+    """AlgoPerf-style performance profile: share of settings within τ × the best time, per norm."""
+    prof = (summary.get("analysis") or {}).get("profile")
+    if not prof:
+        return None
+    labels = list(prof["norms"])
+    handles = [_proxy(styler, {NORM_KEY: n}) for n in labels]
+    fig, axes = _figure(1, 1, 7.5, 3.6, legend=labels)
+    ax = axes[0][0]
+    for n in labels:
+        ax.step(prof["taus"], prof["profile"][n], where="post", color=styler.colour({NORM_KEY: n}))
+    ax.set_xlim(1, 4)
+    ax.set_ylim(-0.02, 1.02)
+    ax.set_xlabel("τ (time to target ÷ the best norm's in that setting)")
+    ax.set_ylabel("fraction of settings")
+    _legend(fig, handles, labels)
+    n = len(prof["settings"])
+    title = "Performance profile"
+    fig.suptitle(f"{title}: {prof['metric']} over {n} settings")
+    return _save(fig, out, "performance_profile", title,
+                 f"For each norm, the fraction of the {n} settings (every other swept value) in "
+                 f"which its mean {prof['metric']} is within τ × the best norm's there; a norm "
+                 "whose seeds mostly missed the target never counts. ρ(1) = settings it won.")
+
+
+def plot_cost_benefit(summary: dict[str, Any], styler: Styler, out: Path) -> Plot | None:
+    """Headline metric against relative step cost, one point per variant with both 95 % CIs."""
+    from normbench.analysis.profile import cost_points
+
+    metric = headline_metric(summary)
+    points = cost_points(summary, metric) if metric else []
+    if len(points) < 2:
+        return None
+    fams = list(dict.fromkeys(styler.family(p["labels"]) for p in points))
+    handles = [_proxy(styler, next(p["labels"] for p in points
+                                   if styler.family(p["labels"]) == f), marker="o",
+                      linestyle="none") for f in fams]
+    fig, axes = _figure(1, 1, 7.5, 3.8, legend=fams)
+    ax = axes[0][0]
+    for p in points:
+        ax.errorbar([p["cost"]], [p["value"]],
+                    xerr=[[p["cost"] - p["cost_low"]], [p["cost_high"] - p["cost"]]],
+                    yerr=[[p["value"] - p["low"]], [p["high"] - p["value"]]],
+                    color=styler.colour(p["labels"]), marker="o", markersize=4, capsize=2,
+                    linestyle="none")
+    rel = "rel_ms_per_step" in (summary.get("metric_info") or {})
+    ax.axvline(1.0, color="grey", linewidth=0.8, linestyle=":")
+    ax.set_xlabel("relative step cost (" + ("rel_ms_per_step" if rel else
+                                            "ms per step ÷ no norm's at the same settings") + ")")
+    ax.set_ylabel(metric.replace("_", " ") + _unit_suffix(summary, metric))
+    _legend(fig, handles, fams)
+    title = "Cost and benefit"
+    fig.suptitle(f"{title}: {metric} vs relative step cost (mean, 95 % CI)")
+    return _save(fig, out, "cost_benefit", title,
+                 f"One point per variant: {metric} (mean, 95 % bootstrap CI over seeds) against "
+                 "its step time relative to no norm; up and to the left is better.")
+
+
 def write_plots(summary: dict[str, Any], records: Records, out: Path, warn: Warn) -> list[Plot]:
     """Draw every plot the data supports into ``out`` (PNG + SVG); diagnostics are best effort."""
     import matplotlib as mpl
@@ -512,6 +606,8 @@ def write_plots(summary: dict[str, Any], records: Records, out: Path, warn: Warn
         lambda: plot_curves(summary, styler, out, "seconds"),
         lambda: plot_lr(summary, styler, out),
         lambda: plot_throughput(summary, styler, out),
+        lambda: plot_profile(summary, styler, out),
+        lambda: plot_cost_benefit(summary, styler, out),
     ]
     diagnostics = [(name, fn) for name, fn in (
         ("activations", plot_activations), ("grad_norms", plot_grad_norms), ("ics", plot_ics),

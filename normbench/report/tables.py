@@ -17,7 +17,7 @@ from normbench.errors import InputError
 
 FORMATS = ("table", "markdown", "csv", "json", "latex")
 SUMMARY_METRICS = ("final_test_acc", "best_test_acc", "final_test_loss", "final_train_loss",
-                   "steps_to_target", "seconds_to_target", "samples_per_sec")
+                   "steps_to_target", "seconds_to_target", "samples_per_sec", "rel_ms_per_step")
 NOT_REACHED = "not reached"
 NONE = "—"
 
@@ -46,6 +46,8 @@ def fmt_value(x: float | None, unit: str = "") -> str:
         return f"{x:,.0f}"
     if unit in ("fraction", "nats"):
         return f"{x:.4f}"
+    if unit == "ratio":
+        return f"{x:.3f}"
     if unit in ("s", "ms"):
         return f"{x:.3f}" if abs(x) < 10 else f"{x:,.1f}" if abs(x) < 1000 else f"{x:,.0f}"
     return f"{x:.4g}"
@@ -107,7 +109,20 @@ def summary_metrics(summary: dict[str, Any], metrics: list[str] | None = None) -
     return metrics or [m for m in SUMMARY_METRICS if m in have]
 
 
-TIMING_METRICS = frozenset({"samples_per_sec", "ms_per_step", "seconds_to_target", "train_seconds"})
+TIMING_METRICS = frozenset({"samples_per_sec", "ms_per_step", "seconds_to_target", "train_seconds",
+                            "rel_ms_per_step"})
+# The figures taken from the median eval interval: the only ones "(noisy)" describes.
+INTERVAL_METRICS = frozenset({"samples_per_sec", "ms_per_step"})
+
+
+def noisy_mark(v: dict[str, Any], metric: str) -> str:
+    """" (noisy)" after an interval-timed figure that has a value and a wide pooled spread."""
+    if metric == "rel_ms_per_step":
+        stats = v["metrics"].get(metric) or {}
+        return " (noisy)" if stats.get("mean") is not None and v.get("rel_cost_noisy") else ""
+    if metric not in INTERVAL_METRICS or not v.get("timing_noisy"):
+        return ""
+    return " (noisy)" if (v["metrics"].get(metric) or {}).get("mean") is not None else ""
 
 
 def summary_table(summary: dict[str, Any], metrics: list[str] | None = None) -> Table:
@@ -118,9 +133,8 @@ def summary_table(summary: dict[str, Any], metrics: list[str] | None = None) -> 
     rows, data = [], []
     for v in summary["variants"]:
         c = v["counts"]
-        noisy = " (noisy)" if v.get("timing_noisy") else ""
         rows.append([*_variant_head(summary, v, keys), f"{c['ok']}/{c['diverged']}/{c['failed']}",
-                     *[cell(summary, v, m) + (noisy if m in TIMING_METRICS else "") for m in metrics]])
+                     *[cell(summary, v, m) + noisy_mark(v, m) for m in metrics]])
         d: dict[str, Any] = {"variant_id": v["variant_id"], "variant_name": v["variant_name"],
                              **{k: v["labels"].get(k) for k in keys},
                              "ok": c["ok"], "diverged": c["diverged"], "failed": c["failed"]}
@@ -132,8 +146,8 @@ def summary_table(summary: dict[str, Any], metrics: list[str] | None = None) -> 
                  [*head, "ok/div/fail", *metrics], rows, data,
                  numeric=set(range(n0, n0 + len(metrics))),
                  note="ok/div/fail counts seeds; (k/n) after a time to target = reached by k of n seeds; "
-                      "(n=k) = only k seeds had a value; (noisy) = ms/step varied by more than 10 % "
-                      "(IQR/median) between eval intervals")
+                      "(n=k) = only k seeds had a value; (noisy) = ms/step varied by more than 15 % "
+                      "(IQR/median) over the eval intervals of all seeds")
 
 
 def stats_table(summary: dict[str, Any], metric: str) -> Table:
@@ -200,9 +214,9 @@ def relative_table(summary: dict[str, Any], rows_in: list[dict[str, Any]], ref: 
     ratios = list(rows_in[0]["ratio"]) if rows_in else []
     cols = [*keys, "reference"]
     for m in times:
-        cols += [SHORT.get(m, m), "ref", "speed-up"]
+        cols += [SHORT.get(m, m), "ref", "speed-up", "verdict"]
     for m in ratios:
-        cols += [m, "ref", "ratio"]
+        cols += [m, "ref", "ratio", "verdict"]
     rows, data = [], []
     for r in rows_in:
         v, ref_v = by_id[r["variant_id"]], by_id[r["reference_id"]]
@@ -214,13 +228,14 @@ def relative_table(summary: dict[str, Any], rows_in: list[dict[str, Any]], ref: 
                              "relaxed": ",".join(r["relaxed"])}
         for m in times:
             s = r["speedup"][m]
-            row += [cell(summary, v, m), cell(summary, ref_v, m), fmt_speedup(s)]
+            row += [cell(summary, v, m), cell(summary, ref_v, m), fmt_speedup(s),
+                    _verdict_cell(r, m)]
             d.update({m: s["value"], f"reference_{m}": s["reference"], f"speedup_{m}": s["speedup"],
                       f"speedup_{m}_lower_bound": s["speedup_lower_bound"]})
         for m in ratios:
             s = r["ratio"][m]
             row += [cell(summary, v, m), cell(summary, ref_v, m),
-                    f"{s['ratio']:.3f}" if s["ratio"] is not None else NONE]
+                    f"{s['ratio']:.3f}" if s["ratio"] is not None else NONE, _verdict_cell(r, m)]
             d.update({m: s["value"], f"reference_{m}": s["reference"], f"ratio_{m}": s["ratio"]})
         rows.append(row)
         data.append(d)
@@ -228,7 +243,38 @@ def relative_table(summary: dict[str, Any], rows_in: list[dict[str, Any]], ref: 
                  cols, rows, data, numeric=set(range(len(keys) + 1, len(cols))),
                  note="reference 'same' = same values on the other swept keys, else the values it was "
                       "matched on; '> x×' = the reference never reached the target, so x is a lower "
-                      "bound (its whole run ÷ the variant's time)")
+                      "bound (its whole run ÷ the variant's time); verdict = effect (variant − "
+                      "reference, or ×ratio for steps and times) [95 % Welch CI] and better / "
+                      "worse / equivalent (±1 point, ±5 %) / undecided, Holm over the table")
+
+
+def _verdict_cell(row: dict[str, Any], metric: str) -> str:
+    """``better +0.031 [+0.012, +0.05]`` for one reference contrast."""
+    from normbench.analysis.verdicts import describe_effect
+
+    c = (row.get("contrasts") or {}).get(metric)
+    if not c or c.get("verdict") is None:
+        return NONE
+    return f"{c['verdict']} {describe_effect(c).replace(' (exact: no spread over seeds)', ' exact')}"
+
+
+def profile_table(summary: dict[str, Any], prof: dict[str, Any]) -> Table:
+    """The settings behind a performance profile: each norm's time to target and its ratio."""
+    norms = prof["norms"]
+    cols = ["setting", *norms]
+    rows, data = [], []
+    for s in prof["settings"]:
+        row = [s["setting"]]
+        for n in norms:
+            t, r = s["times"].get(n), s["ratios"].get(n)
+            row.append(NONE if n not in s["times"] else "not reached" if t is None
+                       else f"{t:.4g} (×{r:.2f})")
+        rows.append(row)
+        data.append({"setting": s["setting"], **{n: s["times"].get(n) for n in norms},
+                     **{f"ratio_{n}": s["ratios"].get(n) for n in norms}})
+    return Table(f"Per setting: mean {prof['metric']} (× the best norm's there)", cols, rows, data,
+                 numeric=set(range(1, len(cols))),
+                 note="'not reached' = a majority of the seeds missed the target")
 
 
 def lr_table(summary: dict[str, Any], rows_in: list[dict[str, Any]]) -> Table:

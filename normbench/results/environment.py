@@ -1,4 +1,4 @@
-"""Environment capture for manifest.json: Python, torch, device, CPU, threads, platform, git."""
+"""Environment capture for manifest.json: Python, torch, device, CPU, kernels, threads, git."""
 
 from __future__ import annotations
 
@@ -33,6 +33,53 @@ def git_commit(cwd: Path | None = None) -> str | None:
     return out.stdout.strip() or None
 
 
+# CPU flags that decide which kernels ATen, MKL and oneDNN may take (x86 and Arm).
+ISA_FLAGS = ("sse4_2", "avx", "avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512vl",
+             "avx512_vnni", "avx512_bf16", "avx512_fp16", "amx_tile", "amx_bf16", "amx_int8",
+             "asimd", "sve", "sve2", "bf16", "i8mm")
+
+
+@functools.cache
+def isa_flags() -> list[str]:
+    """The kernel-relevant ISA extensions this CPU reports in /proc/cpuinfo (Linux)."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return []
+    for line in text.splitlines():
+        if line.startswith(("flags", "Features")):
+            present = set(line.split(":", 1)[1].split())
+            return [f for f in ISA_FLAGS if f in present]
+    return []
+
+
+def _build_line(show: str, marker: str) -> str | None:
+    """The line of ``torch.__config__.show()`` that names ``marker`` (a library's version)."""
+    for line in show.splitlines():
+        if marker in line:
+            return line.strip().lstrip("- ").strip()
+    return None
+
+
+def kernels() -> dict[str, Any]:
+    """What selects the CPU kernels: capability, BLAS/oneDNN builds, ISA flags, steering env."""
+    import torch
+
+    from normbench.execute.arith import kernel_env
+
+    show = torch.__config__.show()
+    blas = next((part.split("=", 1)[1] for part in show.replace(",", " ").split()
+                 if part.startswith("BLAS_INFO=")), None)
+    return {
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "blas": blas,
+        "mkl": _build_line(show, "Math Kernel Library") if torch.backends.mkl.is_available() else None,
+        "onednn": _build_line(show, "MKL-DNN") if torch.backends.mkldnn.is_available() else None,
+        "isa_flags": isa_flags(),
+        "env": kernel_env(),
+    }
+
+
 def capture(device: str | None = None) -> dict[str, Any]:
     """Everything a reader needs to interpret timings; imports torch (the run side only)."""
     import torch
@@ -51,4 +98,5 @@ def capture(device: str | None = None) -> dict[str, Any]:
         "threads": torch.get_num_threads(),
         "platform": platform.platform(),
         "git_commit": git_commit(),
+        "kernels": kernels(),
     }

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Protocol
@@ -39,6 +40,8 @@ class Tensors:
     y_test: torch.Tensor
     classification: bool
     num_outputs: int
+    domain_train: torch.Tensor | None = None  # (N,) int64 on the CPU, two-domain data only
+    domain_test: torch.Tensor | None = None
 
 
 @dataclass
@@ -72,9 +75,13 @@ def to_tensors(split: Any, device: torch.device) -> Tensors:
     def move(a: Any, dtype: torch.dtype) -> torch.Tensor:
         return torch.as_tensor(a, dtype=dtype).to(device)
 
+    def domain(part: str) -> torch.Tensor | None:
+        values = getattr(split, f"domain_{part}", None)
+        return None if values is None else torch.as_tensor(values, dtype=torch.long)
+
     return Tensors(move(split.x_train, torch.float32), move(split.y_train, y_dtype),
                    move(split.x_test, torch.float32), move(split.y_test, y_dtype),
-                   classification, int(split.num_outputs))
+                   classification, int(split.num_outputs), domain("train"), domain("test"))
 
 
 def loss_function(classification: bool) -> Any:
@@ -140,8 +147,9 @@ def summarize(curves: dict[str, list], targets: dict[str, float], timing: dict[s
     ms_step = (timing.get("ms_per_step_stats") or {}).get("median")
     if ms_step is None and steps and secs > 0:
         ms_step = 1000 * secs / steps
+    probe_acc, test_acc = last("train_probe_acc"), last("test_acc")
     metrics = {
-        "final_test_acc": last("test_acc"),
+        "final_test_acc": test_acc,
         "best_test_acc": max(accs) if accs else None,
         "final_test_loss": last("test_loss"),
         "final_train_loss": last("train_loss"),
@@ -151,6 +159,10 @@ def summarize(curves: dict[str, list], targets: dict[str, float], timing: dict[s
         "ms_per_step": ms_step,
         "train_seconds": secs,
         "num_params": num_params,
+        "final_train_probe_acc": probe_acc,
+        # Train-probe minus test accuracy, both in eval mode at the end: what regularisers shrink.
+        "generalization_gap": (probe_acc - test_acc
+                               if probe_acc is not None and test_acc is not None else None),
     }
     return metrics, reached
 
@@ -183,6 +195,28 @@ def compile_warmup(forward: Any, model: nn.Module, data: Tensors, loss_fn: Any,
     model.zero_grad(set_to_none=True)
     torch.set_rng_state(rng)
     return elapsed
+
+
+def per_domain_batches(domain: torch.Tensor, batch: int, gen: torch.Generator,
+                       device: torch.device) -> Iterator[torch.Tensor]:
+    """Endless batch indices alternating domain 0, 1, 0, …, each batch from one domain only.
+
+    Every domain is drawn like the mixed loop draws the whole split: slices of a seeded
+    permutation of its own samples, a fresh one when too few remain for a full batch.
+    """
+    pools = [torch.nonzero(domain == d).flatten() for d in (0, 1)]
+    small = min(len(p) for p in pools)
+    if batch > small:
+        raise ValueError(f"batch_size {batch} is larger than a domain's training samples ({small})")
+    perms = [p.to(device) for p in pools]
+    pos, d = [len(p) for p in pools], 0  # full: the first draw permutes each domain
+    while True:
+        if pos[d] + batch > len(pools[d]):
+            perms[d] = pools[d][torch.randperm(len(pools[d]), generator=gen)].to(device)
+            pos[d] = 0
+        yield perms[d][pos[d]:pos[d] + batch]
+        pos[d] += batch
+        d = 1 - d
 
 
 def run_variant(config: dict[str, Any], seed: int, split: Any, probes: list[Probe] | None = None,
@@ -274,6 +308,11 @@ def _train(record: dict[str, Any], curves: dict[str, list], timing: dict[str, An
     clip = training.get("grad_clip")
     perm = torch.randperm(n, generator=gen).to(device)
     pos, step = 0, 0
+    domain_draw = None
+    if training.get("batches", "mixed") == "per_domain":
+        if data.domain_train is None:
+            raise ValueError("batches: per_domain needs a dataset with two domains (domains: 2)")
+        domain_draw = per_domain_batches(data.domain_train, batch, gen, device)
     interval_ms: list[float] = []
     model.train()
     for probe in probes:  # the state before training (Ioffe & Szegedy's Fig. 1 starts at 0)
@@ -286,11 +325,14 @@ def _train(record: dict[str, Any], curves: dict[str, list], timing: dict[str, An
         t0 = time.perf_counter()
         probe_time = 0.0
         for _ in range(interval):
-            if pos + batch > n:  # new epoch: a fresh permutation, drawn from the seeded generator
-                perm = torch.randperm(n, generator=gen).to(device)
-                pos = 0
-            idx = perm[pos:pos + batch]
-            pos += batch
+            if domain_draw is not None:
+                idx = next(domain_draw)
+            else:
+                if pos + batch > n:  # new epoch: a fresh permutation from the seeded generator
+                    perm = torch.randperm(n, generator=gen).to(device)
+                    pos = 0
+                idx = perm[pos:pos + batch]
+                pos += batch
             xb, yb = data.x_train[idx], data.y_train[idx]
             if channels_last:
                 xb = xb.contiguous(memory_format=torch.channels_last)

@@ -595,13 +595,37 @@ class EvalGapProbe(_Probe):
             precise = _guarded("precise_stats", notes, lambda: evaluate(
                 precise_stats_model(model, d.x_train[idx], self.batch_size), d.x_test, d.y_test,
                 ctx.loss_fn, d.classification, self.chunk))
+            domain = (None, None)
+            if d.domain_test is not None:  # two-domain data: also batches from one domain each
+                domain = _guarded("domain_batch_stats", notes, lambda: domain_batch_stats_eval(
+                    model, d, ctx.loss_fn, self.batch_size, EVAL_GAP_SEED + 2 + ctx.seed))
         data = {"acc_running_stats": running[1], "acc_batch_stats": batch[1], "acc_precise_stats": precise[1],
                 "loss_running_stats": running[0], "loss_batch_stats": batch[0], "loss_precise_stats": precise[0],
                 "batch_size": self.batch_size, "precise_samples": used, "notes": notes}
         gap = batch[1] - running[1] if None not in (batch[1], running[1]) else None
         out = {"acc_running_stats": running[1], "acc_batch_stats": batch[1],
                "acc_precise_stats": precise[1], "eval_gap": gap}
+        if d.domain_test is not None:
+            data.update(acc_domain_batch_stats=domain[1], loss_domain_batch_stats=domain[0])
+        # null, never missing, where the data has one domain (ARCHITECTURE: result record)
+        out["acc_domain_batch_stats"] = domain[1]
+        out["domain_eval_gap"] = (domain[1] - running[1]
+                                  if None not in (domain[1], running[1]) else None)
         return {"eval_gap": data}, out
+
+
+def domain_batch_stats_eval(model: nn.Module, d: Any, loss_fn: Any, batch_size: int,
+                            seed: int) -> tuple[float, float | None]:
+    """Batch-statistics evaluation with every batch drawn from one domain (Irpan's fix: each
+    domain normalised by its own statistics); loss and accuracy weighted by domain size."""
+    total_loss, correct, n = 0.0, 0.0, d.x_test.shape[0]
+    for value in d.domain_test.unique().tolist():
+        rows = torch.nonzero(d.domain_test == value).flatten().to(d.x_test.device)
+        loss, acc = batch_stats_eval(model, d.x_test[rows], d.y_test[rows], loss_fn,
+                                     d.classification, batch_size, seed + value)
+        total_loss += loss * rows.numel()
+        correct += (acc or 0.0) * rows.numel()
+    return total_loss / n, (correct / n if d.classification else None)
 
 
 # --- covariate shift of the inputs --------------------------------------------------------------

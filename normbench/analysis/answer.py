@@ -1,0 +1,152 @@
+"""The answer first: a few generated sentences that open every report (pure, torch-free).
+
+``answer(summary)`` says which variant is best (value and 95 % CI), how each norm compares
+with no norm at the same settings (effect, interval, verdicts), at which learning rates each
+norm trains, and what a training step costs relative to no norm.
+"""
+
+from __future__ import annotations
+
+import statistics
+from typing import Any
+
+from normbench.analysis.query import LR_KEY, headline_metric, higher_is_better, mean
+from normbench.analysis.verdicts import describe_effect
+
+
+def _fmt(x: float) -> str:
+    return f"{x:.4g}"
+
+
+def best_sentence(summary: dict[str, Any], metric: str) -> str | None:
+    """``Best final_test_acc: norm=batch (0.912, 95 % CI 0.905–0.918, 3 seeds).``"""
+    scored = [(mean(v, metric), v) for v in summary["variants"] if mean(v, metric) is not None]
+    if not scored:
+        return None
+    pick = max if higher_is_better(summary, metric) else min
+    value, v = pick(scored, key=lambda item: item[0])
+    stats = v["metrics"][metric]
+    ci = (
+        f", 95 % CI {_fmt(stats['ci_low'])}–{_fmt(stats['ci_high'])}"
+        if stats.get("ci_low") is not None and stats["n"] > 1
+        else ""
+    )
+    runner = [s for s in scored if s[1] is not v]
+    return (
+        f"Best {metric}: {v['variant_name']} ({_fmt(value)}{ci}, {stats['n']} seeds"
+        f"{f'; {len(runner) + 1} variants' if runner else ''})."
+    )
+
+
+def _norm_label(v: dict[str, Any]) -> str:
+    return str(v["labels"].get("norm", "?"))
+
+
+def norm_sentences(summary: dict[str, Any], metric: str) -> list[str]:
+    """Each norm against no norm where every other swept value is the same."""
+    analysis = summary.get("analysis") or {}
+    if (analysis.get("reference") or {}) != {"norm": "none"}:
+        return []
+    by_id = {v["variant_id"]: v for v in summary["variants"]}
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for row in analysis.get("relative") or []:
+        c = (row.get("contrasts") or {}).get(metric)
+        if row["relaxed"] or c is None or c.get("effect") is None:
+            continue
+        groups.setdefault(_norm_label(by_id[row["variant_id"]]), []).append(c)
+    out = []
+    for norm, items in groups.items():
+        if len(items) == 1:
+            c = items[0]
+            out.append(f"{norm} vs no norm on {metric}: {describe_effect(c)} → {c['verdict']}.")
+            continue
+        verdicts = [c["verdict"] for c in items]
+        tally = ", ".join(f"{verdicts.count(k)} {k}" for k in dict.fromkeys(verdicts))
+        effects = [c["effect"] for c in items]
+        kind = "×" if items[0]["kind"] == "ratio" else ""
+        sign = "" if kind else "+"
+        out.append(
+            f"{norm} vs no norm on {metric} over {len(items)} settings: {tally}; median "
+            f"effect {kind}{statistics.median(effects):{sign}.3g} (from "
+            f"{kind}{min(effects):{sign}.3g} to {kind}{max(effects):{sign}.3g})."
+        )
+    return out
+
+
+def lr_sentence(summary: dict[str, Any]) -> str | None:
+    """``Trains at lr_mult: batch 1–30 (3 of 3); none 1–5 (2 of 3).``"""
+    rows = (summary.get("analysis") or {}).get("lr_robustness") or []
+    if not rows:
+        return None
+    parts = []
+    for r in rows:
+        if r["converged"]:
+            span = (
+                r["range"][0]
+                if r["range"][0] == r["range"][1]
+                else f"{r['range'][0]}–{r['range'][1]}"
+            )
+            parts.append(
+                f"{r['name']} {span} ({len(r['converged'])} of {len(r['lr_values'])}"
+                f"{'' if r['contiguous'] else ', with gaps'})"
+            )
+        else:
+            parts.append(f"{r['name']} at none of {', '.join(r['lr_values'])}")
+    return (
+        f"Trains (a majority of seeds finish and reach the target) at {LR_KEY}: "
+        + "; ".join(parts)
+        + "."
+    )
+
+
+def cost_sentence(summary: dict[str, Any]) -> str | None:
+    """Step time relative to no norm: ``rel_ms_per_step`` when recorded, else ms ratios."""
+    variants = summary["variants"]
+    info = summary.get("metric_info") or {}
+    per_norm: dict[str, list[float]] = {}
+    if "rel_ms_per_step" in info:
+        for v in variants:
+            x = mean(v, "rel_ms_per_step")
+            if x is not None and _norm_label(v) != "none":
+                per_norm.setdefault(_norm_label(v), []).append(x)
+        source = "rel_ms_per_step"
+    elif "ms_per_step" in info and "none" in (summary.get("values") or {}).get("norm", []):
+        keys = [k for k in summary["swept"] if k != "norm"]
+        base = {
+            tuple(v["labels"].get(k) for k in keys): mean(v, "ms_per_step")
+            for v in variants
+            if _norm_label(v) == "none"
+        }
+        for v in variants:
+            ref, x = base.get(tuple(v["labels"].get(k) for k in keys)), mean(v, "ms_per_step")
+            if _norm_label(v) != "none" and ref and x is not None:
+                per_norm.setdefault(_norm_label(v), []).append(x / ref)
+        source = "ms_per_step ÷ no norm's at the same settings"
+    if not per_norm:
+        return None
+    parts = [f"{norm} ×{statistics.median(xs):.2f}" for norm, xs in per_norm.items()]
+    return (
+        f"Step time relative to no norm ({source}, median over settings): " + ", ".join(parts) + "."
+    )
+
+
+def answer(summary: dict[str, Any]) -> list[str]:
+    """The opening sentences of a report (empty when the run has no values at all)."""
+    metric = headline_metric(summary)
+    if metric is None:
+        return []
+    out = [best_sentence(summary, metric)]
+    contrasted = metric
+    if not any(
+        (r.get("contrasts") or {}).get(metric)
+        for r in (summary.get("analysis") or {}).get("relative") or []
+    ):
+        contrasted = "final_test_acc"
+    out += norm_sentences(summary, contrasted)
+    out += [lr_sentence(summary), cost_sentence(summary)]
+    claims = (summary.get("analysis") or {}).get("claims") or []
+    if claims:
+        verdicts = [c["verdict"].split(" (")[0] for c in claims]
+        tally = ", ".join(f"{verdicts.count(k)} {k}" for k in dict.fromkeys(verdicts))
+        out.append(f"Claims checked: {len(claims)} ({tally}); details under Claims checked.")
+    return [s for s in out if s]

@@ -1,0 +1,349 @@
+"""Verdicts: an effect with its confidence interval, and better / worse / equivalent / undecided.
+
+The method (README, "Claims and verdicts"):
+
+* **Scale.** Step, time, throughput and memory metrics (and ratios of them) are compared on
+  log values — their noise is multiplicative — so the effect is a *ratio* (geometric means)
+  with its interval; every other metric gives a *difference* of means, side ``a`` − side ``b``.
+* **Interval.** Welch's t interval (95 %) for the difference of means (of logs), with the
+  Welch–Satterthwaite degrees of freedom; it needs two seeds a side.
+* **Better / worse.** Welch's t-test, two-sided; the sign says which. ``p_dir`` is its p.
+* **Equivalent within ±δ.** TOST: two one-sided Welch tests that the difference is above −δ
+  and below +δ; ``p_equiv`` is the larger p. δ is the claim's ``margin:`` (a number in the
+  metric's units, or ``"5%"``); defaults: 0.01 (one point) for fractions such as accuracy,
+  5 % for everything else.
+* **Exact differences.** When no side has any spread (every seed gave the same value, as
+  deterministic step counts often do) there is no variance to test with: the difference is
+  stated as exact, and its only test is the permutation test of ranks (perfect separation of
+  n and m seeds: one-sided p = 1 / C(n + m, n)). Identical values are *equivalent*, exactly.
+* **Unreached targets.** A seed that never reached a target is censored at the run's span
+  (the steps or seconds it ran): it needed at least that much, so the unreached side is never
+  made to look faster than it was.
+* **Many claims.** All tests of a suite form one family: Holm–Bonferroni over the
+  better/worse p-values at α = 0.05, then over the equivalence p-values of the rest, so the
+  chance of any false *better*, *worse* or *equivalent* in the suite stays ≤ α.
+* **Repeated looks** (``run --until-decided``): look k tests at the α its spending function
+  allots it (``analysis.stats.alpha_per_look``), and a decided pair keeps its decision.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Sequence
+from typing import Any
+
+from normbench.analysis.stats import holm_adjust, t_cdf, t_quantile
+from normbench.errors import OptionError
+
+ALPHA = 0.05
+LEVEL = 0.95
+LOG_UNITS = {"s", "ms", "samples/s", "steps", "MiB", "ratio"}
+DEFAULT_FRACTION_MARGIN = 0.01
+DEFAULT_RELATIVE_MARGIN = 0.05
+VERDICTS = ("better", "worse", "equivalent", "undecided")
+
+
+def on_log_scale(metric: str) -> bool:
+    """Whether ``metric`` is compared on log values (steps, times, rates, memory, ratios)."""
+    from normbench.analysis.metrics import METRICS
+
+    base = metric.split(".")[0]
+    if base in ("steps_to_target", "seconds_to_target"):
+        return True
+    info = METRICS.get(base)
+    return info is not None and info.unit in LOG_UNITS
+
+
+def parse_margin(value: Any) -> dict[str, Any] | None:
+    """``0.02`` → absolute margin, ``"5%"`` → relative; ``None`` → the metric's default."""
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        raise OptionError(f"margin must be a number or a percentage such as '5%', got {value!r}")
+    if isinstance(value, int | float):
+        if not math.isfinite(value) or value < 0:
+            raise OptionError(f"margin must be a finite number ≥ 0, got {value!r}")
+        return {"kind": "abs", "value": float(value)}
+    text = str(value).strip()
+    if text.endswith("%"):
+        try:
+            number = float(text[:-1])
+        except ValueError:
+            number = math.nan
+        if math.isfinite(number) and 0 <= number < 100:
+            return {"kind": "rel", "value": number / 100}
+    raise OptionError(f"margin must be a number or a percentage such as '5%', got {value!r}")
+
+
+def default_margin(metric: str) -> dict[str, Any]:
+    """One accuracy point for fractions; 5 % for steps, times and everything else."""
+    from normbench.analysis.metrics import METRICS
+
+    info = METRICS.get(metric.split(".")[0])
+    if info is not None and info.unit == "fraction":
+        return {"kind": "abs", "value": DEFAULT_FRACTION_MARGIN}
+    return {"kind": "rel", "value": DEFAULT_RELATIVE_MARGIN}
+
+
+def margin_text(margin: dict[str, Any]) -> str:
+    """``±0.01`` or ``±5 %``."""
+    if margin["kind"] == "rel":
+        return f"±{margin['value'] * 100:g} %"
+    return f"±{margin['value']:g}"
+
+
+def _mean_var(x: Sequence[float]) -> tuple[float, float]:
+    n = len(x)
+    m = sum(x) / n
+    return m, sum((v - m) ** 2 for v in x) / (n - 1)
+
+
+def _no_spread(x: Sequence[float]) -> bool:
+    scale = max(max(abs(v) for v in x), 1e-300)
+    return max(x) - min(x) <= 1e-12 * scale
+
+
+def _ranks(values: Sequence[float]) -> list[float]:
+    """Mid-ranks (1-based), so ties share the average rank."""
+    order = sorted(range(len(values)), key=lambda i: values[i])
+    ranks = [0.0] * len(values)
+    i = 0
+    while i < len(order):
+        j = i
+        while j + 1 < len(order) and values[order[j + 1]] == values[order[i]]:
+            j += 1
+        for k in range(i, j + 1):
+            ranks[order[k]] = (i + j) / 2 + 1
+        i = j + 1
+    return ranks
+
+
+def mann_whitney_greater(a: Sequence[float], b: Sequence[float]) -> float:
+    """One-sided p-value that ``a`` tends to be larger than ``b`` (exact for small samples).
+
+    Enumerates every split of the pooled ranks when there are at most 50,000; beyond that,
+    the normal approximation with a continuity correction.
+    """
+    n, m = len(a), len(b)
+    if not n or not m:
+        return math.nan
+    ranks = _ranks([*a, *b])
+    observed = sum(ranks[:n])
+    splits = math.comb(n + m, n)
+    if splits <= 50_000:
+        hits = sum(1 for combo in itertools.combinations(ranks, n) if sum(combo) >= observed - 1e-9)
+        return hits / splits
+    u = observed - n * (n + 1) / 2
+    mean, sd = n * m / 2, math.sqrt(n * m * (n + m + 1) / 12)
+    z = (u - mean - 0.5) / sd
+    return 0.5 * math.erfc(z / math.sqrt(2))
+
+
+def contrast(
+    a: Sequence[float], b: Sequence[float], *, higher: bool, log: bool, margin: dict[str, Any]
+) -> dict[str, Any]:
+    """Effect of side ``a`` against side ``b`` with its interval and the tests' p-values.
+
+    ``direction`` is +1 when ``a`` looks better in the metric's direction, −1 when worse.
+    """
+    a, b = [float(v) for v in a], [float(v) for v in b]
+    log = log and bool(a) and bool(b) and min(a + b) > 0
+    out: dict[str, Any] = {
+        "scale": "log" if log else "linear",
+        "kind": "ratio" if log else "difference",
+        "n": [len(a), len(b)],
+        "effect": None,
+        "ci_low": None,
+        "ci_high": None,
+        "margin": margin_text(margin),
+        "delta": None,
+        "method": "too few seeds",
+        "exact": False,
+        "direction": 0,
+        "p_dir": None,
+        "p_equiv": None,
+    }
+    if not a or not b:
+        out["method"] = "no values"
+        return out
+    xa = [math.log(v) for v in a] if log else a
+    xb = [math.log(v) for v in b] if log else b
+    ma, mb = sum(xa) / len(xa), sum(xb) / len(xb)
+    d = ma - mb
+    mean_b = abs(sum(b) / len(b))
+    if margin["kind"] == "rel":
+        delta = math.log1p(margin["value"]) if log else margin["value"] * mean_b
+    else:  # absolute, in the metric's units: relative to side b's mean on a log scale
+        delta = math.log1p(margin["value"] / mean_b) if log else margin["value"]
+    sign = 1 if higher else -1
+    out.update(
+        effect=math.exp(d) if log else d,
+        means=[sum(a) / len(a), sum(b) / len(b)],
+        delta=[math.exp(-delta), math.exp(delta)] if log else [-delta, delta],
+        direction=int(math.copysign(1, sign * d)) if d else 0,
+    )
+    if len(a) < 2 or len(b) < 2:
+        return out
+    if _no_spread(xa) and _no_spread(xb):
+        scale = max(abs(ma), abs(mb), 1e-300)
+        out.update(method="exact", exact=True, ci_low=out["effect"], ci_high=out["effect"])
+        if abs(d) <= 1e-12 * scale:
+            out["direction"] = 0
+            return out
+        oa, ob = ([v * sign for v in xa], [v * sign for v in xb])
+        out["p_dir"] = min(1.0, 2 * min(mann_whitney_greater(oa, ob), mann_whitney_greater(ob, oa)))
+        return out
+    (_, va), (_, vb) = _mean_var(xa), _mean_var(xb)
+    sa, sb = va / len(xa), vb / len(xb)
+    se = math.sqrt(sa + sb)
+    df = (sa + sb) ** 2 / (
+        (sa**2 / (len(xa) - 1) if sa else 0.0) + (sb**2 / (len(xb) - 1) if sb else 0.0)
+    )
+    q = t_quantile(1 - (1 - LEVEL) / 2, df)
+    lo, hi = d - q * se, d + q * se
+    t_or = sign * d / se
+    p_better, p_worse = 1 - t_cdf(t_or, df), t_cdf(t_or, df)
+    p_equiv = max(1 - t_cdf((d + delta) / se, df), t_cdf((d - delta) / se, df))
+    out.update(
+        method="welch-log" if log else "welch",
+        df=df,
+        ci_low=math.exp(lo) if log else lo,
+        ci_high=math.exp(hi) if log else hi,
+        p_dir=min(1.0, 2 * min(p_better, p_worse)),
+        p_equiv=min(1.0, p_equiv),
+    )
+    return out
+
+
+def one_sample(values: Sequence[float], published: float, tolerance: float) -> dict[str, Any]:
+    """The mean over seeds against a published number ± ``tolerance`` (one-sample t).
+
+    ``direction`` +1 means above the published band, −1 below; ``p_dir`` tests leaving the
+    band, ``p_equiv`` (TOST) staying inside it.
+    """
+    x = [float(v) for v in values]
+    out: dict[str, Any] = {
+        "scale": "linear",
+        "kind": "difference",
+        "n": [len(x)],
+        "effect": None,
+        "ci_low": None,
+        "ci_high": None,
+        "margin": f"±{tolerance:g}",
+        "delta": [-tolerance, tolerance],
+        "method": "too few seeds",
+        "exact": False,
+        "direction": 0,
+        "p_dir": None,
+        "p_equiv": None,
+    }
+    if not x:
+        out["method"] = "no values"
+        return out
+    m = sum(x) / len(x)
+    d = m - published
+    out.update(effect=d, means=[m], direction=1 if d > tolerance else -1 if d < -tolerance else 0)
+    if len(x) < 2:
+        return out
+    if _no_spread(x):  # every seed the same number: it is where it is, exactly
+        out.update(method="exact", exact=True, ci_low=d, ci_high=d)
+        return out
+    _, var = _mean_var(x)
+    se, df = math.sqrt(var / len(x)), len(x) - 1
+    q = t_quantile(1 - (1 - LEVEL) / 2, df)
+    p_above = 1 - t_cdf((d - tolerance) / se, df)
+    p_below = t_cdf((d + tolerance) / se, df)
+    p_equiv = max(1 - t_cdf((d + tolerance) / se, df), t_cdf((d - tolerance) / se, df))
+    out.update(
+        method="t",
+        df=df,
+        ci_low=d - q * se,
+        ci_high=d + q * se,
+        direction=1 if p_above < p_below else -1,
+        p_dir=min(1.0, 2 * min(p_above, p_below)),
+        p_equiv=min(1.0, p_equiv),
+    )
+    return out
+
+
+def _exact_verdict(c: dict[str, Any]) -> str | None:
+    """An exact difference inside the margin is equivalent; identical values always are."""
+    if not c.get("exact"):
+        return None
+    if c["direction"] == 0:
+        return "equivalent"
+    lo, hi = c["delta"]
+    return "equivalent" if lo <= c["effect"] <= hi else None
+
+
+def decide(
+    contrasts: list[dict[str, Any]],
+    alpha: float = ALPHA,
+    labels: tuple[str, str] = ("better", "worse"),
+) -> None:
+    """Set ``verdict`` (and the Holm-adjusted p-values) on every contrast of one family.
+
+    A contrast that already has ``frozen: true`` (decided at an earlier look) keeps its
+    verdict and takes part with its stored p-values.
+    """
+    adj_dir = holm_adjust([c.get("p_dir") for c in contrasts])
+    for c, p in zip(contrasts, adj_dir, strict=True):
+        c["p_dir_adj"] = p
+        if c.get("frozen"):
+            continue
+        c["verdict"] = "undecided"
+        if p is not None and p <= alpha and c["direction"]:
+            c["verdict"] = labels[0] if c["direction"] > 0 else labels[1]
+    rest = [
+        None if c.get("frozen") or c["verdict"] != "undecided" else c.get("p_equiv")
+        for c in contrasts
+    ]
+    for c, p in zip(contrasts, holm_adjust(rest), strict=True):
+        c["p_equiv_adj"] = p
+        if c.get("frozen") or c["verdict"] != "undecided":
+            continue
+        if (p is not None and p <= alpha) or _exact_verdict(c) == "equivalent":
+            c["verdict"] = "equivalent"
+        elif c.get("exact") and len(c["n"]) == 1:
+            # one sample without spread against a published number: it is where it is
+            c["verdict"] = labels[0] if c["direction"] > 0 else labels[1]
+
+
+def overall(verdicts: list[str]) -> str:
+    """A claim's verdict from its pairs': the common one, else ``mixed (2 better, 1 undecided)``."""
+    if not verdicts:
+        return "no matching variants"
+    if len(set(verdicts)) == 1:
+        return verdicts[0]
+    counts = {v: verdicts.count(v) for v in dict.fromkeys(verdicts)}
+    return "mixed (" + ", ".join(f"{n} {v}" for v, n in counts.items()) + ")"
+
+
+def fmt_number(x: float | None) -> str:
+    return "—" if x is None else f"{x:.4g}"
+
+
+def describe_effect(c: dict[str, Any]) -> str:
+    """``+0.034 [0.012, 0.056]`` or ``×0.62 [0.55, 0.70]``, ``exact`` when there is no spread."""
+    if c.get("effect") is None:
+        return "no values"
+    if c["kind"] == "ratio":
+        text = f"×{c['effect']:.3g}"
+        ci = (
+            f" [{c['ci_low']:.3g}, {c['ci_high']:.3g}]"
+            if c.get("ci_low") is not None and not c.get("exact")
+            else ""
+        )
+    else:
+        text = f"{c['effect']:+.3g}"
+        ci = (
+            f" [{c['ci_low']:+.3g}, {c['ci_high']:+.3g}]"
+            if c.get("ci_low") is not None and not c.get("exact")
+            else ""
+        )
+    if c.get("exact"):
+        return text + " (exact: no spread over seeds)"
+    if c["method"] == "too few seeds":
+        return text + " (no interval: fewer than 2 seeds a side)"
+    return text + ci
