@@ -188,6 +188,7 @@ def _run_batched(
     if batch > n:
         raise ValueError(f"batch_size {batch} is larger than the training split ({n} samples)")
     S = len(seeds)
+    share = len(set(seeds))  # a lone seed trains paired with its copy: it costs the whole group
     gens = [torch.Generator().manual_seed(s) for s in seeds]
     probe_idx = torch.stack(
         [
@@ -249,7 +250,7 @@ def _run_batched(
         synchronize(device)
         elapsed = time.perf_counter() - t0
         group_seconds += elapsed
-        interval_ms.append(1000 * elapsed / interval / S)
+        interval_ms.append(1000 * elapsed / interval / share)
         if not sync_each_step:
             sums = loss_acc.double().cpu()
             for k in range(S):
@@ -276,7 +277,7 @@ def _run_batched(
             c["train_probe_loss"].append(_finite(probe[k][0]))
             c["train_probe_acc"].append(probe[k][1])
             # A member's share of the group's time: what it cost, comparable across S.
-            c["train_seconds"].append(group_seconds / S)
+            c["train_seconds"].append(group_seconds / share)
         if on_progress is not None:
             on_progress(step, steps, test[0][1], test[0][0])
 
@@ -285,13 +286,13 @@ def _run_batched(
         record, curve = records[k], curves[k]
         record["device"] = str(device)
         timing: dict[str, Any] = {
-            "train_seconds": group_seconds / S,
+            "train_seconds": group_seconds / share,
             "eval_seconds": 0.0,
             "probe_seconds": 0.0,
             "steps": steps_done[k],
-            "setup_seconds": setup / S,
+            "setup_seconds": setup / share,
             "ms_per_step_stats": median_iqr(interval_ms),
-            "batch_seeds": {"members": S, "group_train_seconds": group_seconds},
+            "batch_seeds": {"members": share, "group_train_seconds": group_seconds},
         }
         if record["status"] == "ok" and training.get("profile_steps", 0) > 0:
             model = stack.member(k, members[k])
