@@ -81,8 +81,13 @@ class RunPlan:
 
     @property
     def in_process(self) -> bool:
-        """One worker and no devices to place: train here, without a worker process."""
-        return self.options.executor == "local" and self.workers == 1 and not self.devices
+        """One worker, no devices, no explicit threads: train here, without a worker process.
+
+        ``--workers 1 --threads-per-worker K`` keeps one isolated worker (crash isolation);
+        either way the task trains with its planned threads, so the numbers are the same.
+        """
+        return (self.options.executor == "local" and self.workers == 1
+                and self.options.threads_per_worker is None and not self.devices)
 
     def execution(self) -> dict[str, Any]:
         """How the run executes, for the manifest."""
@@ -134,6 +139,9 @@ def start_run(suite: Suite, out: Path, command: list[str] | None = None,
 
     devices = {v.config["training"]["device"] for v in suite.variants}
     environment = capture(devices.pop() if len(devices) == 1 else "auto")
+    planned = [v.config["training"].get("threads") for v in suite.variants]
+    if planned and all(isinstance(t, int) for t in planned):  # what each task trains with
+        environment["threads"] = max(planned)
     run_dir = create_run_dir(Path(out), suite.name)
     (run_dir.path / "suite.yaml").write_text(suite.text, encoding="utf-8")
     run_dir.write_json("resolved.json", suite.resolved())

@@ -178,6 +178,7 @@ def test_cli_reference(copy_run: Path) -> None:
     assert out.exit_code == 0, out.stderr
     header = out.stdout.splitlines()[0]
     assert "speedup_steps_to_target" in header and "ratio_final_test_acc" in header
+    assert "verdict_final_test_acc" in header and "effect_steps_to_target_ci_low" in header
 
 
 @pytest.mark.parametrize(("args", "message"), [

@@ -70,6 +70,19 @@ def test_injected_difference_is_better_with_few_seeds(tmp_path: Path) -> None:
     assert decision["ci_low"] > 0.1  # accuracy points gained, with its interval
     assert len(list((run_dir / "results").glob("*.json"))) == 2 * decision["seeds_at_decision"]
     assert "look 1 (2 seeds" in result.stderr
+    # The report keeps the decision of the look that took it, with its seeds.
+    pair = json.loads((run_dir / "summary.json").read_text())["analysis"]["claims"][0]["pairs"][0]
+    assert pair["verdict"] == "better" and pair["look"] == decision["look"]
+
+
+def test_until_decided_needs_something_to_decide(tmp_path: Path) -> None:
+    suite = _suite(tmp_path, "nothing", "lr_mult", "0.5", "1")
+    suite.write_text(suite.read_text().split("claims:")[0])
+    result = CliRunner().invoke(
+        app, ["run", str(suite), "--until-decided", "--out", str(tmp_path / "out"), "-q"]
+    )
+    assert result.exit_code == 2 and "needs claims" in result.stderr
+    assert not (tmp_path / "out").exists()  # refused before anything ran
 
 
 def test_identical_variants_are_never_better(tmp_path: Path) -> None:

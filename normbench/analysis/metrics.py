@@ -40,8 +40,10 @@ for _m in [
     Metric("forward_ms", False, "ms", "median forward time per step (step breakdown)"),
     Metric("backward_ms", False, "ms", "median backward time per step (step breakdown)"),
     Metric("optimizer_ms", False, "ms", "median optimizer time per step (step breakdown)"),
-    Metric("final_train_probe_acc", True, "fraction", "accuracy on the fixed training probe (eval mode) at the last evaluation"),
-    Metric("generalization_gap", False, "fraction", "final train-probe accuracy minus final test accuracy (eval mode)"),
+    Metric("final_train_probe_acc", True, "fraction",
+           "accuracy on the fixed training probe (eval mode) at the last evaluation"),
+    Metric("generalization_gap", False, "fraction",
+           "final train-probe accuracy minus final test accuracy (eval mode)"),
     Metric("peak_memory_mb", False, "MiB", "peak memory: CUDA max allocated, or the process's peak RSS"),
     # Computed by the report from the stored curves (normbench.analysis.convergence):
     Metric("best_test_loss", False, "nats", "lowest test loss over all evaluations"),

@@ -21,7 +21,8 @@ The method (README, "Claims and verdicts"):
   made to look faster than it was.
 * **Many claims.** All tests of a suite form one family: Holm–Bonferroni over the
   better/worse p-values at α = 0.05, then over the equivalence p-values of the rest, so the
-  chance of any false *better*, *worse* or *equivalent* in the suite stays ≤ α.
+  chance of any false *better* or *worse* in the suite stays ≤ α, and so (separately) does the
+  chance of any false *equivalent*.
 * **Repeated looks** (``run --until-decided``): look k tests at the α its spending function
   allots it (``analysis.stats.alpha_per_look``), and a decided pair keeps its decision.
 """

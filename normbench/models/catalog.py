@@ -44,8 +44,8 @@ MODELS: dict[str, ModelKind] = {
     "rnn": ModelKind(
         "rnn",
         "recurrent net (cell lstm|gru|rnn, unrolled step by step so the norm acts inside the "
-        "recurrence; bidirectional: true adds a reversed pass with its own norms; fused: true is torch's own "
-        "layer, no norm) → Dropout "
+        "recurrence; bidirectional: true adds a reversed pass with its own norms; fused: true "
+        "is torch's own layer, no norm) → Dropout "
         "(p > 0) on each layer's outputs; readout last|mean|flatten then Linear",
         _COMMON | {"cell", "hidden", "layers", "readout", "bidirectional", "fused"},
     ),

@@ -88,7 +88,9 @@ class BidirectionalLayer(nn.Module):
     ``act`` is the forward direction's, for the activation diagnostics.
     """
 
-    def __init__(self, cell: str, in_size: int, hidden: int, cfg: dict[str, Any], steps: int) -> None:
+    def __init__(
+        self, cell: str, in_size: int, hidden: int, cfg: dict[str, Any], steps: int
+    ) -> None:
         super().__init__()
         self.fwd = RecurrentLayer(cell, in_size, hidden, cfg, steps)
         self.bwd = RecurrentLayer(cell, in_size, hidden, cfg, steps)
@@ -159,7 +161,9 @@ class FusedRecurrent(nn.Module):
 class FusedRNN(RNN):
     """The RNN with its stacked layers replaced by one fused torch module (readouts unchanged)."""
 
-    def __init__(self, sample_shape: tuple[int, ...], cfg: dict[str, Any], num_outputs: int) -> None:
+    def __init__(
+        self, sample_shape: tuple[int, ...], cfg: dict[str, Any], num_outputs: int
+    ) -> None:
         super().__init__(sample_shape, {**cfg, "layers": 1, "dropout": 0.0}, num_outputs)
         self.blocks = nn.ModuleList([FusedRecurrent(cfg, sample_shape[1])])
 

@@ -571,17 +571,21 @@ def plot_cost_benefit(summary: dict[str, Any], styler: Styler, out: Path) -> Plo
     if len(points) < 2:
         return None
     fams = list(dict.fromkeys(styler.family(p["labels"]) for p in points))
-    handles = [_proxy(styler, next(p["labels"] for p in points
-                                   if styler.family(p["labels"]) == f), marker="o",
-                      linestyle="none") for f in fams]
+    styles = list(dict.fromkeys(p["labels"].get(styler.style_key or "", "") for p in points))
+
+    def marker(labels: dict[str, str]) -> str:  # the style key (placement …) as the marker
+        return "osD^vP"[styles.index(labels.get(styler.style_key or "", "")) % 6]
+
+    first = {styler.family(p["labels"]): p["labels"] for p in reversed(points)}
+    handles = [_proxy(styler, first[f], marker=marker(first[f]), linestyle="none") for f in fams]
     fig, axes = _figure(1, 1, 7.5, 3.8, legend=fams)
     ax = axes[0][0]
     for p in points:
         ax.errorbar([p["cost"]], [p["value"]],
                     xerr=[[p["cost"] - p["cost_low"]], [p["cost_high"] - p["cost"]]],
                     yerr=[[p["value"] - p["low"]], [p["high"] - p["value"]]],
-                    color=styler.colour(p["labels"]), marker="o", markersize=4, capsize=2,
-                    linestyle="none")
+                    color=styler.colour(p["labels"]), marker=marker(p["labels"]), markersize=4,
+                    capsize=2, linestyle="none")
     rel = "rel_ms_per_step" in (summary.get("metric_info") or {})
     ax.axvline(1.0, color="grey", linewidth=0.8, linestyle=":")
     ax.set_xlabel("relative step cost (" + ("rel_ms_per_step" if rel else

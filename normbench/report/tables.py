@@ -232,11 +232,13 @@ def relative_table(summary: dict[str, Any], rows_in: list[dict[str, Any]], ref: 
                     _verdict_cell(r, m)]
             d.update({m: s["value"], f"reference_{m}": s["reference"], f"speedup_{m}": s["speedup"],
                       f"speedup_{m}_lower_bound": s["speedup_lower_bound"]})
+            d.update(_verdict_data(r, m))
         for m in ratios:
             s = r["ratio"][m]
             row += [cell(summary, v, m), cell(summary, ref_v, m),
                     f"{s['ratio']:.3f}" if s["ratio"] is not None else NONE, _verdict_cell(r, m)]
             d.update({m: s["value"], f"reference_{m}": s["reference"], f"ratio_{m}": s["ratio"]})
+            d.update(_verdict_data(r, m))
         rows.append(row)
         data.append(d)
     return Table(f"Relative to {name_of(ref, list(ref))}: speed-up = reference time ÷ variant time",
@@ -246,6 +248,13 @@ def relative_table(summary: dict[str, Any], rows_in: list[dict[str, Any]], ref: 
                       "bound (its whole run ÷ the variant's time); verdict = effect (variant − "
                       "reference, or ×ratio for steps and times) [95 % Welch CI] and better / "
                       "worse / equivalent (±1 point, ±5 %) / undecided, Holm over the table")
+
+
+def _verdict_data(row: dict[str, Any], metric: str) -> dict[str, Any]:
+    """The contrast's verdict, effect and interval as machine-readable columns."""
+    c = (row.get("contrasts") or {}).get(metric) or {}
+    return {f"verdict_{metric}": c.get("verdict"), f"effect_{metric}": c.get("effect"),
+            f"effect_{metric}_ci_low": c.get("ci_low"), f"effect_{metric}_ci_high": c.get("ci_high")}
 
 
 def _verdict_cell(row: dict[str, Any], metric: str) -> str:

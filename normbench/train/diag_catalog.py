@@ -135,8 +135,12 @@ DIAGNOSTICS: dict[str, Diagnostic] = {
                     Metric("acc_batch_stats", True, "fraction", "test accuracy, batch statistics", "eval_gap"),
                     Metric("acc_precise_stats", True, "fraction", "test accuracy, recomputed statistics", "eval_gap"),
                     Metric("eval_gap", False, "fraction", "batch-stats minus running-stats accuracy", "eval_gap"),
-                    Metric("acc_domain_batch_stats", True, "fraction", "test accuracy, batch statistics of single-domain batches (two-domain data only)", "eval_gap"),
-                    Metric("domain_eval_gap", False, "fraction", "single-domain batch-stats minus running-stats accuracy (two-domain data only)", "eval_gap")),
+                    Metric("acc_domain_batch_stats", True, "fraction",
+                           "test accuracy, batch statistics of single-domain batches "
+                           "(two-domain data only)", "eval_gap"),
+                    Metric("domain_eval_gap", False, "fraction",
+                           "single-domain batch-stats minus running-stats accuracy "
+                           "(two-domain data only)", "eval_gap")),
                    needs_batch_stats=True),
         Diagnostic("shift", "test accuracy under covariate shift of the test inputs (x·scale + offset)",
                    ShiftOpts,
