@@ -15,11 +15,12 @@ from typing import Any
 from normbench import __version__
 from normbench.errors import InputError
 from normbench.execute import arith
-from normbench.execute.local import Task, run_serial
+from normbench.execute.local import Task, group_tasks, run_serial
 from normbench.execute.merge import MergeOutcome
 from normbench.execute.plan import (
     ExecOptions,
     available_memory,
+    batches_seeds,
     default_workers,
     format_shard,
     is_large,
@@ -88,6 +89,7 @@ class RunPlan:
     warnings: list[str] = field(default_factory=list)  # capped workers or threads
     rel_reference: Any = None  # the Variant every relative cost is measured against
     rel_cost: bool = True  # measure ``rel_ms_per_step`` after training
+    batched: tuple[str, ...] = ()  # ids of the variants whose seeds train stacked
 
     data: Any = None  # the pre-flight's DataCheck (None when it was skipped)
 
@@ -112,7 +114,16 @@ class RunPlan:
         """How the run executes, for the manifest."""
         return {"executor": self.options.executor, "in_process": self.in_process,
                 "workers": self.workers, "threads_per_worker": self.threads,
-                "devices": list(self.devices), "scheduler": self.options.scheduler}
+                "devices": list(self.devices), "scheduler": self.options.scheduler,
+                "batch_seeds": list(self.batched)}
+
+    def units(self) -> list[Any]:
+        """The pending tasks as units of work: a batched variant's seeds grouped, split so
+        that every worker gets a share."""
+        if not self.batched:
+            return list(self.pending)
+        workers = 1 if self.in_process else max(1, self.workers)
+        return group_tasks(self.pending, self.batched, -(-len(self.pending) // workers))
 
     def worker_env(self) -> dict[str, str]:
         """Variables every process that trains must start with (the reproducible mode's)."""
@@ -391,7 +402,8 @@ def plan_run(suite: Suite, out: Path = Path("reports/runs"), options: ExecOption
         ref = ref or pick_reference(suite, None)
     else:
         ref = pick_reference(suite, reference)
-    return RunPlan(suite=suite, out=Path(out), options=options,
+    batched = _batched_variants(suite, pending, devices)
+    return RunPlan(batched=batched, suite=suite, out=Path(out), options=options,
                    command=command or ["normbench", *sys.argv[1:]], tasks=tasks, pending=pending,
                    done=done, resume_dir=resume_dir, shard=shard, workers=workers,
                    threads=max(threads.values(), default=1), devices=devices,
@@ -405,6 +417,21 @@ def _preflight(suite: Suite, tasks: list[Task]) -> Any:
 
     variants = list({t.variant.id: t.variant for t in tasks}.values())
     return check_data(suite, variants)
+
+
+def _batched_variants(suite: Suite, pending: list[Task], devices: tuple[str, ...]) -> tuple[str, ...]:
+    """Ids of the variants whose pending seeds train as one stacked model (``batch_seeds``)."""
+    # Decided from the variant's whole seed list, never from what is pending here, so a shard
+    # or a resumed run trains each seed on the same path as the unsharded run (same numbers).
+    todo = {task.variant.id for task in pending}
+    wanted = [v for v in suite.variants if v.id in todo
+              and v.config["training"].get("batch_seeds", "auto") is not False]
+    if not wanted:
+        return ()
+    accelerator = any(d != "cpu" for d in devices) or (
+        any(v.config["training"]["device"] == "auto" for v in wanted) and _visible_gpus(suite) > 0)
+    return tuple(v.id for v in wanted
+                 if batches_seeds(v.config, len(v.seeds), accelerator=accelerator))
 
 
 def _needs_preflight(config: dict[str, Any]) -> bool:
@@ -619,14 +646,14 @@ def _dispatch(plan: RunPlan, run_dir: RunDir, pool: Any, store: Any, keep: Any, 
     if plan.options.executor == "dask":
         from normbench.execute.dask_backend import run_dask
 
-        return run_dask(plan.pending, scheduler=plan.options.scheduler, workers=plan.workers,
+        return run_dask(plan.units(), scheduler=plan.options.scheduler, workers=plan.workers,
                         threads=plan.threads, on_result=store, on_progress=on_progress,
                         should_stop=stop_asked, env=plan.worker_env())
     if plan.in_process:
-        run_serial(plan.pending, store, on_progress)
+        run_serial(plan.units(), store, on_progress)
         return True
     # Workers write their own results; the parent writes only the records of dead workers.
-    return pool.run(plan.pending, run_dir.path, on_result=keep, on_progress=on_progress,
+    return pool.run(plan.units(), run_dir.path, on_result=keep, on_progress=on_progress,
                     should_stop=stop_asked, write_failure=run_dir.write_result)
 
 

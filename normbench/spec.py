@@ -171,6 +171,10 @@ class TrainingCfg(_Strict):
     compile: bool = False
     channels_last: bool = False
     profile_steps: Int = Field(20, ge=0)
+    # Train a variant's seeds as one stacked model (normbench.train.batched): true wherever the
+    # variant supports it, auto only where it was also measured faster (CPU), false never.
+    # Off by default: stacked members agree with separate runs only to ~1e-4 (other kernels).
+    batch_seeds: Literal["auto"] | bool = False
 
     @field_validator("optimizer", mode="before")
     @classmethod
@@ -465,7 +469,9 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[tuple, s
 # threads or kernels is the same variant, so compare pairs it and says it is not bit-comparable.
 # Hashed as unset, so ids stay those of runs made before planning filled them in.
 NOT_IN_ID = {"threads": None}
-DROPPED_FROM_ID = ("reproducible",)
+# ``batch_seeds`` says how the seeds execute (stacked or one by one), not what they compute,
+# so a run made with another setting (or before the key existed) still resumes and merges.
+DROPPED_FROM_ID = ("reproducible", "batch_seeds")
 
 
 def variant_id(config: dict[str, Any]) -> str:

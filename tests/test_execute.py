@@ -276,7 +276,7 @@ def test_a_killed_worker_fails_its_variant_and_the_suite_goes_on(tmp_path: Path)
     assert manifest(run)["status"] == "failed"
     assert manifest(run)["execution"] == {"executor": "local", "in_process": False, "workers": 2,
                                           "threads_per_worker": 1, "devices": ["cpu", "cpu"],
-                                          "scheduler": None}
+                                          "scheduler": None, "batch_seeds": []}
 
 
 @pytest.mark.slow

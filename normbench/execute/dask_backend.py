@@ -12,9 +12,10 @@ from normbench.execute import arith
 from normbench.execute.local import (
     OnProgress,
     OnResult,
-    Task,
+    Unit,
     failure_record,
-    run_task,
+    members,
+    run_unit,
     set_threads,
 )
 
@@ -22,14 +23,14 @@ POLL_SECONDS = 0.1
 CONNECT_TIMEOUT = "15s"
 
 
-def dask_task(task: Task, threads: int | None) -> dict[str, Any]:
-    """What runs on a Dask worker: train one task with ``threads`` intra-op threads."""
+def dask_task(task: Unit, threads: int | None) -> list[dict[str, Any]]:
+    """What runs on a Dask worker: train one task (or batch of seeds) with ``threads`` threads."""
     import torch
 
     previous = torch.get_num_threads()
     set_threads(threads)
     try:
-        return run_task(task)
+        return run_unit(task)
     finally:
         torch.set_num_threads(previous)  # the worker process may be shared (processes=False)
 
@@ -64,7 +65,7 @@ def _client(stack: ExitStack, scheduler: str | None, workers: int, threads: int 
         raise InputError(f"cannot reach the Dask scheduler at {scheduler}: {exc}") from None
 
 
-def run_dask(tasks: Sequence[Task], *, scheduler: str | None, workers: int, threads: int | None,
+def run_dask(tasks: Sequence[Unit], *, scheduler: str | None, workers: int, threads: int | None,
              on_result: OnResult, on_progress: OnProgress | None = None,
              should_stop: Callable[[], bool] = lambda: False,
              env: dict[str, str] | None = None) -> bool:
@@ -96,11 +97,12 @@ def run_dask(tasks: Sequence[Task], *, scheduler: str | None, workers: int, thre
             for future in done:
                 task = remaining.pop(future)
                 try:
-                    record = future.result()
+                    records = future.result()
                 except Exception as exc:  # a crashed or killed worker: this variant fails
-                    record = failure_record(task, describe_error(exc))
+                    records = [failure_record(t, describe_error(exc)) for t in members(task)]
                 steps = task.variant.config["training"]["steps"]
-                if on_progress is not None:
-                    on_progress(task.key, steps, steps, task.seed)
-                on_result(record)
+                for member, record in zip(members(task), records, strict=True):
+                    if on_progress is not None:
+                        on_progress(member.key, steps, steps, member.seed)
+                    on_result(record)
         return True

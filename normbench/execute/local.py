@@ -35,6 +35,64 @@ class Task:
         return f"{self.variant.id}-s{self.seed}"
 
 
+@dataclass(frozen=True)
+class Batch:
+    """Several seeds of one variant trained together as one stacked model (batched seeds)."""
+
+    variant: Variant
+    seeds: tuple[int, ...]
+
+    @property
+    def key(self) -> str:
+        return f"{self.variant.id}-s{self.seeds[0]}+{len(self.seeds) - 1}"
+
+    @property
+    def seed(self) -> int:  # progress reports the first member's
+        return self.seeds[0]
+
+    @property
+    def tasks(self) -> list[Task]:
+        return [Task(self.variant, s) for s in self.seeds]
+
+
+Unit = Task | Batch
+
+
+def members(unit: Unit) -> list[Task]:
+    """The (variant, seed) tasks a unit of work stands for."""
+    return unit.tasks if isinstance(unit, Batch) else [unit]
+
+
+def group_tasks(tasks: Iterable[Task], batched: Iterable[str], max_members: int | None = None) -> list[Unit]:
+    """Group the pending seeds of each variant in ``batched`` (variant ids) into ``Batch`` units.
+
+    At most ``max_members`` seeds per batch, so several workers still share a variant's seeds.
+    A lone pending seed (resume, shards) is a batch of one: a member's numbers do not depend on
+    which seeds it trains with, only on the stacked path, so every seed of a batched variant
+    takes that path. Order: each unit where its first task was.
+    """
+    batched = set(batched)
+    by_variant: dict[str, list[Task]] = {}
+    for task in tasks:
+        by_variant.setdefault(task.variant.id, []).append(task)
+    units: list[Unit] = []
+    seen: set[str] = set()
+    for task in tasks:
+        vid = task.variant.id
+        if vid not in batched:
+            units.append(task)
+            continue
+        if vid in seen:
+            continue
+        seen.add(vid)
+        group = by_variant[vid]
+        size = max_members or len(group)
+        for start in range(0, len(group), size):
+            part = group[start:start + size]
+            units.append(Batch(task.variant, tuple(t.seed for t in part)))
+    return units
+
+
 def load_split(config: dict[str, Any]) -> Any:
     """The variant's data, viewed for its model kind (cached by the data registry)."""
     from normbench.data.registry import load_dataset, view_for_model
@@ -134,6 +192,35 @@ def run_task(task: Task, on_progress: OnProgress | None = None, device: str | No
     return record
 
 
+def run_unit(unit: Unit, on_progress: OnProgress | None = None,
+             device: str | None = None) -> list[dict[str, Any]]:
+    """Train a task or a batch of seeds; one record per (variant, seed), in seed order."""
+    if not isinstance(unit, Batch):
+        return [run_task(unit, on_progress, device)]
+    from normbench.train.batched import run_batched
+
+    variant = unit.variant
+    meta = {"variant_id": variant.id, "variant_name": variant.name, "params": variant.params}
+    config = with_device(variant.config, device)
+    try:
+        split = load_split(config)
+    except Exception as exc:  # reported as failed seeds; the suite goes on
+        return [failure_record(t, f"{type(exc).__name__}: {exc}") for t in unit.tasks]
+
+    def progress(step: int, total: int, *_: Any) -> None:
+        if on_progress is not None:  # every member is at the same step
+            for task in unit.tasks:
+                on_progress(task.key, step, total, task.seed)
+
+    with pinned_threads(config["training"].get("threads")):
+        records = run_batched(config, list(unit.seeds), split, meta=meta, on_progress=progress)
+        arith_info = arith_record(False)  # batching is off in the reproducible mode
+    for record in records:
+        record["arith"] = arith_info
+        record["config"] = variant.config
+    return records
+
+
 def run_task_fresh(task: Task, device: str | None = None) -> dict[str, Any]:
     """Train ``task`` in a new interpreter started with the reproducible mode's environment."""
     threads = int(task.variant.config["training"].get("threads") or 1)
@@ -184,7 +271,8 @@ def pinned_threads(threads: int | None) -> Iterator[None]:
         torch.set_num_threads(previous)
 
 
-def run_serial(tasks: Iterable[Task], on_result: OnResult, on_progress: OnProgress | None = None) -> None:
-    """Run tasks one by one in this process; ``on_result`` stores each record as it finishes."""
-    for task in tasks:
-        on_result(run_task(task, on_progress))
+def run_serial(tasks: Iterable[Unit], on_result: OnResult, on_progress: OnProgress | None = None) -> None:
+    """Run units one by one in this process; ``on_result`` stores each record as it finishes."""
+    for unit in tasks:
+        for record in run_unit(unit, on_progress):
+            on_result(record)

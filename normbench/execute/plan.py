@@ -297,3 +297,45 @@ def remove_stale_temp_files(run_dir: Path) -> int:
             except OSError:
                 pass
     return count
+
+
+# --- batched seeds ----------------------------------------------------------------------------
+
+# What the stacked trainer (normbench.train.batched) handles exactly: an MLP whose norms are
+# per-member modules with no cross-member state, trained by an element-wise optimizer, with
+# no per-model step (gradient clipping), autocast, compile, dropout or diagnostics hooks.
+BATCH_NORMS = frozenset({"none", "batch", "layer", "rms"})
+
+
+def batch_unsupported(config: dict[str, Any]) -> str | None:
+    """Why this variant's seeds cannot be trained as one stacked model, or None if they can."""
+    model, training = config["model"], config["training"]
+    checks = [
+        (model["kind"] != "mlp", f"model kind '{model['kind']}'"),
+        (model["norm"]["kind"] not in BATCH_NORMS, f"norm '{model['norm']['kind']}'"),
+        (bool(config.get("diagnostics")), "diagnostics"),
+        (training.get("precision", "fp32") != "fp32", f"precision {training.get('precision')}"),
+        (bool(training.get("compile")), "compile"),
+        (training.get("grad_clip") is not None, "grad_clip"),
+        (float(model.get("dropout") or 0) > 0, "dropout"),  # per-member masks: other RNG draws
+        # The reproducible mode trains each task in the process its kernels need (maybe fresh).
+        (bool(training.get("reproducible")), "reproducible mode"),
+    ]
+    return next((why for bad, why in checks if bad), None)
+
+
+def batches_seeds(config: dict[str, Any], seeds: int, *, accelerator: bool) -> bool:
+    """Whether a variant's ``seeds`` pending seeds train as one stacked model.
+
+    ``true``: wherever supported. ``auto``: where supported and measured faster, i.e. on CPU
+    for models small enough to leave the core idle in per-op overhead (benchmarks/
+    batched_seeds.py: 1.5-3× model-steps/s from 2 seeds up on 40- and 784-input MLPs).
+    """
+    setting = config["training"].get("batch_seeds", "auto")
+    if setting is False or seeds < 2 or batch_unsupported(config) is not None:
+        return False
+    if setting is True:
+        return True
+    device = config["training"]["device"]
+    on_cpu = device == "cpu" or (device == "auto" and not accelerator)
+    return on_cpu and flops_per_step(config) < LARGE_FLOPS_PER_STEP

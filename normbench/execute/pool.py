@@ -1,13 +1,19 @@
 """Local worker processes: a small supervisor that survives worker crashes and aggregates progress."""
 
-# Each worker is a ``spawn``-ed process (torch and ``fork`` do not mix) that takes one task at
-# a time over its own pipe, trains it with a fixed number of intra-op threads, writes the
+# Each worker is a fresh process (torch and a plain ``fork`` of a busy parent do not mix) that
+# takes one task at a time over its own pipe, trains it with a fixed number of intra-op threads, writes the
 # result file itself (atomically) and reports progress and the record back. A pool such as
 # ``ProcessPoolExecutor`` breaks entirely when one worker is killed; here the parent watches
 # every worker's sentinel, marks the task of a dead worker ``failed`` with the cause and starts
 # a replacement, so one segfault or OOM kill costs one variant, not the suite. A private pipe
 # per worker (rather than one shared queue) means a worker killed mid-send cannot corrupt or
 # deadlock the channel of the others.
+#
+# Workers start warm: they are forked from a ``forkserver`` process that imported torch and
+# the training modules once (``PRELOAD``), so a worker (or a replacement) is ready in
+# milliseconds instead of the ~1.5 s a spawned interpreter takes to import torch. The server
+# is single-threaded when it forks (importing torch starts no thread pool), which is what
+# makes that fork safe. ``NORMBENCH_WORKER_START=spawn`` restores spawned workers.
 
 from __future__ import annotations
 
@@ -28,12 +34,16 @@ from normbench.execute import arith
 from normbench.execute.local import (
     OnProgress,
     OnResult,
-    Task,
+    Unit,
     failure_record,
-    run_task,
+    members,
+    run_unit,
     set_threads,
 )
 
+# torch._dynamo too: torch.optim imports it on the first optimizer built (~1 s per process).
+PRELOAD = ["torch", "torch._dynamo", "torch.func", "normbench.train.loop", "normbench.train.batched",
+           "normbench.data.registry", "normbench.results.store"]
 POLL_SECONDS = 0.2  # how often the supervisor checks the stop flag while workers are busy
 JOIN_SECONDS = 5.0  # how long a stopping worker may take before it is killed
 STOP_GRACE_SECONDS = 2.0  # how long a SIGTERM-ed worker's death waits for the run's own stop
@@ -70,6 +80,16 @@ def _stopping(exitcode: int | None, should_stop: Callable[[], bool]) -> bool:
     return should_stop()
 
 
+def worker_context() -> Any:
+    """The multiprocessing context workers start from: a preloading forkserver, else spawn."""
+    method = os.environ.get("NORMBENCH_WORKER_START", "forkserver")
+    if method != "forkserver" or "forkserver" not in mp.get_all_start_methods():
+        return mp.get_context("spawn")
+    ctx = mp.get_context("forkserver")
+    ctx.set_forkserver_preload(PRELOAD)  # takes effect when the server starts (once a process)
+    return ctx
+
+
 # --- the worker side --------------------------------------------------------------------------
 
 
@@ -84,9 +104,10 @@ class _WriteGuard:
         self.lock = threading.Lock()
         self.deferred: int | None = None
 
-    def write(self, store: Any, record: dict[str, Any]) -> None:
-        with self.lock:
-            store.write_result(record)
+    def write(self, store: Any, records: list[dict[str, Any]]) -> None:
+        with self.lock:  # a batch of seeds is written whole or (killed before) not at all
+            for record in records:
+                store.write_result(record)
         if self.deferred is not None:
             _die(self.deferred)
 
@@ -122,12 +143,15 @@ def _exit_with_parent(guard: _WriteGuard) -> None:
 
 
 def worker_main(conn: Connection, threads: int | None, device: str | None,
-                env: dict[str, str] | None = None) -> None:
+                env: dict[str, str] | None = None, parent_env: dict[str, str] | None = None) -> None:
     """Worker process entry: receive tasks, train, write each result atomically, report back.
 
     Each message is ``(task, run_dir)`` (``None`` to exit), so workers can start before the
     run directory exists and overlap their start-up with the parent's.
     """
+    if parent_env is not None:  # a forkserver child has the server's environment, not the parent's
+        os.environ.clear()
+        os.environ.update(parent_env)
     # Ctrl-C on a terminal reaches the whole process group; only the parent decides what stops.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     guard = _WriteGuard()
@@ -153,13 +177,13 @@ def worker_main(conn: Connection, threads: int | None, device: str | None,
         def progress(key: str, step: int, total: int, seed: int) -> None:
             conn.send(("progress", key, step, total))
 
-        record = run_task(task, progress, device)
+        records = run_unit(task, progress, device)  # a task, or a batch of seeds
         try:
-            guard.write(RunDir(Path(run_dir)), record)  # complete before the parent hears of it
+            guard.write(RunDir(Path(run_dir)), records)  # complete before the parent hears of it
         except StorageError as exc:  # disk full, permission lost: the parent stops the run
             conn.send(("storage", task.key, str(exc)))
             return
-        conn.send(("done", task.key, record))
+        conn.send(("done", task.key, records))
 
 
 # --- the supervisor side ----------------------------------------------------------------------
@@ -171,7 +195,7 @@ class _Worker:
     device: str | None
     process: Any
     conn: Connection
-    task: Task | None = None
+    task: Unit | None = None
 
 
 class WorkerPool:
@@ -184,7 +208,10 @@ class WorkerPool:
 
     def __init__(self, workers: int, threads: int | None, devices: Sequence[str] = (),
                  env: dict[str, str] | None = None) -> None:
-        self.ctx = mp.get_context("spawn")
+        # Kernel-steering variables (the reproducible mode's) must be set before torch starts:
+        # those workers are fresh interpreters; all others fork warm from the forkserver.
+        self.ctx = worker_context() if not env else mp.get_context("spawn")
+        self.warm = self.ctx.get_start_method() == "forkserver"
         self.threads = threads
         self.env = dict(env or {})
         self.workers = [self._start(k, devices[k % len(devices)] if devices else None)
@@ -198,13 +225,15 @@ class WorkerPool:
 
     def _start(self, slot: int, device: str | None) -> _Worker:
         parent_end, child_end = self.ctx.Pipe(duplex=True)
-        process = self.ctx.Process(target=worker_main, args=(child_end, self.threads, device, self.env),
+        parent_env = dict(os.environ) if self.warm else None
+        process = self.ctx.Process(target=worker_main,
+                                   args=(child_end, self.threads, device, self.env, parent_env),
                                    name=f"normbench-worker-{slot}", daemon=True)
         process.start()
         child_end.close()  # the parent keeps only its end, so EOF means the worker is gone
         return _Worker(slot, device, process, parent_end)
 
-    def run(self, tasks: Sequence[Task], run_dir: Path, *, on_result: OnResult,
+    def run(self, tasks: Sequence[Unit], run_dir: Path, *, on_result: OnResult,
             on_progress: OnProgress | None = None, should_stop: Callable[[], bool] = lambda: False,
             write_failure: Callable[[dict[str, Any]], None] | None = None) -> bool:
         """Run ``tasks`` into ``run_dir``; True when all finished, False when stopped.
@@ -233,12 +262,12 @@ class WorkerPool:
                 _receive(w, on_result, on_progress)  # a "done" sent just before dying still counts
                 if w.task is not None and _stopping(w.process.exitcode, should_stop):
                     w.task = None  # interrupted with the run: abandoned, not failed
-                if w.task is not None:
-                    record = failure_record(w.task, death_cause(w.process.exitcode))
+                for task in members(w.task) if w.task is not None else []:
+                    record = failure_record(task, death_cause(w.process.exitcode))
                     if write_failure is not None:
                         write_failure(record)
                     on_result(record)
-                    w.task = None
+                w.task = None
                 w.conn.close()
                 if pending:
                     survivors.append(self._start(w.slot, w.device))
@@ -273,7 +302,8 @@ def _receive(w: _Worker, on_result: OnResult, on_progress: OnProgress | None) ->
                 on_progress(message[1], message[2], message[3], w.task.seed)
             elif message[0] == "done":
                 w.task = None
-                on_result(message[2])
+                for record in message[2]:
+                    on_result(record)
             elif message[0] == "storage":
                 from normbench.results.store import StorageError
 

@@ -28,14 +28,44 @@ class MLP(nn.Module):
         self.blocks = nn.ModuleList(blocks)
         self.head = nn.Linear(prev, num_outputs)
         self.residual = bool(cfg.get("residual"))
+        # The hot path of tiny models: each block's (layer, norm or None, act, pre, drop) called
+        # directly, skipping the Block module's own __call__ (~3 µs per block per step, a few %
+        # of a 40-input MLP's step). A plain list, so these are not registered twice. Used
+        # only while no hook watches a Block (see ``_blocks_hooked``); Block.forward is the
+        # reference and computes the same ops in the same order.
+        self._fast = [(b.layer, None if b.skip_norm else b.norm, b.act, b.pre, b.drop)
+                      for b in blocks]
+        self._fast_blocks = list(blocks)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x.flatten(1)
+        if x.dim() != 2:
+            x = x.flatten(1)
+        if not self.residual and not self._blocks_hooked():
+            for layer, norm, act, pre, drop in self._fast:
+                x = layer(x)
+                if norm is None:
+                    x = act(x)
+                elif pre:
+                    x = act(norm(x))
+                else:
+                    x = norm(act(x))
+                if drop is not None:
+                    x = drop(x)
+            return self.head(x)
         for block in self.blocks:
             y = block(x)
             # A residual connection only where the widths agree (MNIST-1D's reference MLP).
             x = x + y if self.residual and y.shape == x.shape else y
         return self.head(x)
+
+    def _blocks_hooked(self) -> bool:
+        """Whether any hook would be skipped by the direct path (blocks' own or global)."""
+        if nn.modules.module._global_forward_hooks or nn.modules.module._global_forward_pre_hooks:
+            return True
+        for block in self._fast_blocks:  # noqa: SIM110 (a loop, not any(genexpr): runs every step)
+            if block._forward_hooks or block._forward_pre_hooks:
+                return True
+        return False
 
 
 def build_mlp(cfg: dict[str, Any], sample_shape: tuple[int, ...], num_outputs: int) -> nn.Module:

@@ -9,7 +9,6 @@ accumulated on the device and checked once per interval to avoid a host sync per
 
 from __future__ import annotations
 
-import contextlib
 import math
 import time
 from collections.abc import Iterator
@@ -351,9 +350,11 @@ def _train(record: dict[str, Any], curves: dict[str, list], timing: dict[str, An
             xb, yb = data.x_train[idx], data.y_train[idx]
             if channels_last:
                 xb = xb.contiguous(memory_format=torch.channels_last)
-            ctx_amp = torch.autocast(device.type, dtype=amp_dtype) if amp_dtype else contextlib.nullcontext()
-            with ctx_amp:
-                loss = loss_fn(forward(xb).float(), yb)
+            if amp_dtype is None:  # fp32: no context manager, no cast (tiny models feel each op)
+                loss = loss_fn(forward(xb), yb)
+            else:
+                with torch.autocast(device.type, dtype=amp_dtype):
+                    loss = loss_fn(forward(xb).float(), yb)
             optimizer.zero_grad(set_to_none=True)
             if scaler is not None:
                 scaler.scale(loss).backward()
@@ -361,7 +362,7 @@ def _train(record: dict[str, Any], curves: dict[str, list], timing: dict[str, An
             else:
                 loss.backward()
             step += 1
-            if step in backward_steps:
+            if backward_steps and step in backward_steps:
                 tp = time.perf_counter()
                 for probe in probes:
                     probe.after_backward(step, ctx, xb, yb)

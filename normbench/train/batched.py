@@ -1,0 +1,323 @@
+"""Batched seeds: the seeds of one variant trained together as one stacked model.
+
+A tiny MLP step leaves most of a CPU core (and nearly all of a GPU) idle in kernel launches,
+so the S member models are stacked (``torch.func.stack_module_state``) and one ``vmap`` of
+``functional_call`` runs all of them per step: S small matmuls become one batched matmul.
+Each member is exactly what a separate run of its seed would be, up to float rounding:
+
+- its initialisation: built after ``torch.manual_seed(seed)``, as ``run_variant`` does;
+- its batch order: its own permutation, drawn from its own seeded generator;
+- its batch-norm statistics: buffers are stacked too and updated in place per member;
+- its optimizer state: every supported optimizer is element-wise, so one optimizer over the
+  stacked tensors steps each member's slice exactly as its own optimizer would; the sum of the
+  members' losses has each member's own loss gradient in its slice (the others add zeros).
+
+A member whose loss turns non-finite is recorded ``diverged`` at that step; its NaNs stay in
+its own slice, so the others train on. Each member ends as a normal per-seed record. The
+matmuls are batched, so sums are rounded in another order than a separate run's: results
+agree within float tolerance, not bit for bit (bit-identical from one batched run to the next).
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from datetime import datetime, timezone
+from typing import Any
+
+import torch
+from torch import nn
+from torch.func import functional_call, stack_module_state, vmap
+
+from normbench.models import build
+from normbench.train.device import resolve_device, synchronize
+from normbench.train.loop import (
+    SCHEMA_VERSION,
+    breakdown_metrics,
+    loss_function,
+    run_variant,
+    summarize,
+    to_tensors,
+)
+from normbench.train.optim import make_optimizer, make_schedule
+from normbench.train.timing import median_iqr, peak_memory_mb, step_breakdown
+
+
+def _record(
+    config: dict[str, Any], seed: int, meta: dict[str, Any] | None, started: str
+) -> dict[str, Any]:
+    return {
+        "schema_version": SCHEMA_VERSION,
+        **(meta or {}),
+        "seed": seed,
+        "config": config,
+        "status": "ok",
+        "error": None,
+        "diverged_at_step": None,
+        "started": started,
+    }
+
+
+def _curves() -> dict[str, list]:
+    return {
+        k: []
+        for k in (
+            "step",
+            "train_loss",
+            "test_loss",
+            "test_acc",
+            "train_probe_loss",
+            "train_probe_acc",
+            "train_seconds",
+        )
+    }
+
+
+class Stack:
+    """S member models as stacked parameters and buffers, with vmapped train/eval functions."""
+
+    def __init__(self, members: list[nn.Module], loss_fn: Any, classification: bool) -> None:
+        params, buffers = stack_module_state(members)
+        self.params = {k: v.detach().requires_grad_(True) for k, v in params.items()}
+        self.buffers = buffers
+        # A stateless copy on the meta device: functional_call only needs its structure and
+        # its train/eval flags, the tensors come from the stacks.
+        self.base = copy.deepcopy(members[0]).to("meta")
+        self.size = len(members)
+        self.classification = classification
+
+        def train_loss(p: dict, b: dict, xb: torch.Tensor, yb: torch.Tensor) -> torch.Tensor:
+            return loss_fn(functional_call(self.base, (p, b), (xb,)).float(), yb)
+
+        def eval_sums(p: dict, b: dict, xb: torch.Tensor, yb: torch.Tensor) -> torch.Tensor:
+            out = functional_call(self.base, (p, b), (xb,)).float()
+            loss = loss_fn(out, yb) * xb.shape[0]
+            correct = (out.argmax(1) == yb).sum().float() if classification else loss * 0
+            return torch.stack((loss, correct))
+
+        self.train_losses = vmap(train_loss)
+        self.eval_shared = vmap(eval_sums, in_dims=(0, 0, None, None))  # same data, all members
+        self.eval_own = vmap(eval_sums)  # each member its own data (its probe subset)
+
+    def member(self, k: int, template: nn.Module) -> nn.Module:
+        """Member ``k`` as an ordinary module (a copy of ``template`` with its tensors)."""
+        model = copy.deepcopy(template)
+        state = {name: t[k].detach().clone() for name, t in {**self.params, **self.buffers}.items()}
+        model.load_state_dict(state)
+        return model
+
+    @torch.no_grad()
+    def evaluate(
+        self, x: torch.Tensor, y: torch.Tensor, chunk: int, own: bool
+    ) -> list[tuple[float, float | None]]:
+        """Per member (loss, accuracy) over ``x`` — shared (N, …) or own (S, N, …) — in eval mode."""
+        self.base.eval()
+        total = torch.zeros(self.size, 2, device=x.device)
+        n = x.shape[1] if own else x.shape[0]
+        for start in range(0, n, chunk):
+            if own:
+                part = self.eval_own(
+                    self.params,
+                    self.buffers,
+                    x[:, start : start + chunk],
+                    y[:, start : start + chunk],
+                )
+            else:
+                part = self.eval_shared(
+                    self.params, self.buffers, x[start : start + chunk], y[start : start + chunk]
+                )
+            total += part
+        self.base.train()
+        values = total.tolist()
+        return [
+            (loss / n, (correct / n if self.classification else None)) for loss, correct in values
+        ]
+
+
+def run_batched(
+    config: dict[str, Any],
+    seeds: list[int],
+    split: Any,
+    meta: dict[str, Any] | None = None,
+    on_progress: Any = None,
+) -> list[dict[str, Any]]:
+    """Train ``seeds`` of one resolved variant together; one record per seed, in order.
+
+    If the stacked model cannot be set up or trained at all (an exception, not a divergence),
+    every seed is trained separately instead, so a failure stays that seed's own.
+    """
+    try:
+        if len(seeds) == 1:  # vmap over one member takes other kernels: pair it with itself
+            return _run_batched(config, seeds * 2, split, meta, on_progress)[:1]
+        return _run_batched(config, seeds, split, meta, on_progress)
+    except Exception as exc:  # the separate path records any real error per seed
+        records = [run_variant(config, s, split, on_progress=on_progress, meta=meta) for s in seeds]
+        for record in records:  # say why this variant did not run batched
+            record["timing"]["batch_seeds_fallback"] = f"{type(exc).__name__}: {exc}"
+        return records
+
+
+def _run_batched(
+    config: dict[str, Any],
+    seeds: list[int],
+    split: Any,
+    meta: dict[str, Any] | None,
+    on_progress: Any,
+) -> list[dict[str, Any]]:
+    started = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    training = config["training"]
+    t_setup = time.perf_counter()
+    device = resolve_device(training["device"])
+    data = to_tensors(split, device)
+    members = []
+    for seed in seeds:  # the very initialisation a separate run of this seed gets
+        torch.manual_seed(seed)
+        members.append(
+            build(config["model"], tuple(data.x_train.shape[1:]), data.num_outputs).to(device)
+        )
+    num_params = sum(p.numel() for p in members[0].parameters() if p.requires_grad)
+    loss_fn = loss_function(data.classification)
+    stack = Stack(members, loss_fn, data.classification)
+    optimizer = make_optimizer(list(stack.params.values()), training)
+    schedule = make_schedule(optimizer, training)
+    setup = time.perf_counter() - t_setup
+
+    steps, eval_every, batch = training["steps"], training["eval_every"], training["batch_size"]
+    n = data.x_train.shape[0]
+    if batch > n:
+        raise ValueError(f"batch_size {batch} is larger than the training split ({n} samples)")
+    S = len(seeds)
+    share = len(set(seeds))  # a lone seed trains paired with its copy: it costs the whole group
+    gens = [torch.Generator().manual_seed(s) for s in seeds]
+    probe_idx = torch.stack(
+        [
+            torch.randperm(n, generator=torch.Generator().manual_seed(10_000 + s))[
+                : training["probe_size"]
+            ]
+            for s in seeds
+        ]
+    ).to(device)
+    x_probe, y_probe = data.x_train[probe_idx], data.y_train[probe_idx]
+
+    def permutations() -> torch.Tensor:
+        return torch.stack([torch.randperm(n, generator=g) for g in gens]).to(device)
+
+    records = [_record(config, s, meta, started) for s in seeds]
+    curves = [_curves() for _ in seeds]
+    alive = [True] * S
+    group_seconds, steps_done = 0.0, [0] * S
+    interval_ms: list[float] = []
+    chunk = training["eval_batch_size"]
+    perm, pos, step = permutations(), 0, 0
+    sync_each_step = device.type == "cpu"
+    while step < steps and any(alive):
+        interval = min(eval_every, steps - step)
+        loss_sum = torch.zeros(S, dtype=torch.float64)
+        loss_acc = torch.zeros(S, device=device)
+        synchronize(device)
+        t0 = time.perf_counter()
+        for _ in range(interval):
+            if pos + batch > n:  # new epoch for every member at once (same n, same batch)
+                perm, pos = permutations(), 0
+            idx = perm[:, pos : pos + batch]
+            pos += batch
+            losses = stack.train_losses(
+                stack.params, stack.buffers, data.x_train[idx], data.y_train[idx]
+            )
+            optimizer.zero_grad(set_to_none=True)
+            losses.sum().backward()
+            optimizer.step()
+            if schedule is not None:
+                schedule.step()
+            step += 1
+            if sync_each_step:
+                values = losses.detach().double()
+                finite = torch.isfinite(values)
+                if not bool(finite.all()):
+                    for k in range(S):
+                        if alive[k] and not bool(finite[k]):
+                            alive[k] = False
+                            steps_done[k] = step
+                            records[k].update(
+                                status="diverged",
+                                diverged_at_step=step,
+                                error=f"training loss became non-finite at step {step}",
+                            )
+                loss_sum += torch.where(finite, values, 0.0)
+            else:
+                loss_acc += losses.detach()
+        synchronize(device)
+        elapsed = time.perf_counter() - t0
+        group_seconds += elapsed
+        interval_ms.append(1000 * elapsed / interval / share)
+        if not sync_each_step:
+            sums = loss_acc.double().cpu()
+            for k in range(S):
+                if alive[k] and not math.isfinite(float(sums[k])):
+                    alive[k] = False
+                    steps_done[k] = step
+                    records[k].update(
+                        status="diverged",
+                        diverged_at_step=step,
+                        error=f"training loss became non-finite by step {step}",
+                    )
+            loss_sum = sums
+        test = stack.evaluate(data.x_test, data.y_test, chunk, own=False)
+        probe = stack.evaluate(x_probe, y_probe, chunk, own=True)
+        for k in range(S):
+            if not alive[k]:
+                continue
+            steps_done[k] = step
+            c = curves[k]
+            c["step"].append(step)
+            c["train_loss"].append(_finite(float(loss_sum[k]) / interval))
+            c["test_loss"].append(_finite(test[k][0]))
+            c["test_acc"].append(test[k][1])
+            c["train_probe_loss"].append(_finite(probe[k][0]))
+            c["train_probe_acc"].append(probe[k][1])
+            # A member's share of the group's time: what it cost, comparable across S.
+            c["train_seconds"].append(group_seconds / share)
+        if on_progress is not None:
+            on_progress(step, steps, test[0][1], test[0][0])
+
+    out = []
+    for k, seed in enumerate(seeds):
+        record, curve = records[k], curves[k]
+        record["device"] = str(device)
+        timing: dict[str, Any] = {
+            "train_seconds": group_seconds / share,
+            "eval_seconds": 0.0,
+            "probe_seconds": 0.0,
+            "steps": steps_done[k],
+            "setup_seconds": setup / share,
+            "ms_per_step_stats": median_iqr(interval_ms),
+            "batch_seeds": {"members": share, "group_train_seconds": group_seconds},
+        }
+        if record["status"] == "ok" and training.get("profile_steps", 0) > 0:
+            model = stack.member(k, members[k])
+            opt = make_optimizer(model.parameters(), training)
+            timing["breakdown"] = step_breakdown(
+                model,
+                opt,
+                loss_fn,
+                data.x_train,
+                data.y_train,
+                training,
+                device,
+                training["profile_steps"],
+                seed,
+            )
+        timing["peak_memory_mb"] = peak_memory_mb(device)
+        metrics, reached = summarize(
+            curve, config["targets"], timing, record["status"], training["batch_size"], num_params
+        )
+        metrics.update(breakdown_metrics(timing))
+        record.update(curves=curve, metrics=metrics, targets=reached, timing=timing, diagnostics={})
+        record["finished"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        out.append(record)
+    return out
+
+
+def _finite(value: float | None) -> float | None:
+    return value if value is not None and math.isfinite(value) else None
