@@ -24,7 +24,9 @@ import sys
 SHAPES = ["32x64x56x56", "8192x1024"]
 
 
-def bench(shape: str, norms: list[str], fresh: bool, min_time: float) -> list[dict]:
+def bench(
+    shape: str, norms: list[str], fresh: bool, min_time: float, threads: int | None
+) -> list[dict]:
     """One ``normbench bench`` process; its JSON records."""
     args = [
         sys.executable,
@@ -47,6 +49,8 @@ def bench(shape: str, norms: list[str], fresh: bool, min_time: float) -> list[di
     ]
     if fresh:
         args.append("--fresh-outputs")
+    if threads:
+        args += ["--threads", str(threads)]
     proc = subprocess.run(args, capture_output=True, text=True, check=False)
     if proc.returncode != 0:
         sys.exit(f"normbench bench failed ({proc.returncode}): {proc.stderr.strip()}")
@@ -58,12 +62,18 @@ def main() -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     ap.add_argument("--min-time", type=float, default=0.5)
+    ap.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="torch threads (default: torch's; 1 is steadier on a shared machine)",
+    )
     args = ap.parse_args()
-    print(f"cpu_count={os.cpu_count()}, torch threads as `normbench bench` picks them")
+    print(f"cpu_count={os.cpu_count()}, threads={args.threads or 'torch default'}")
     for shape in SHAPES:
         norms = ["instance", "group[groups=8]", "batch"] if "x56" in shape else ["layer", "rms"]
         for fresh in (False, True):
-            recs = bench(shape, norms, fresh, args.min_time)
+            recs = bench(shape, norms, fresh, args.min_time, args.threads)
             copy = recs[0]
             label = "fresh outputs" if fresh else "warm outputs "
             print(

@@ -73,7 +73,7 @@ def run(
     no_report: Annotated[bool, typer.Option("--no-report", help="Skip report.md/report.html and plots.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress on stderr.")] = False,
     workers: Annotated[int | None, typer.Option("--workers", "-j", help="Worker processes (default: chosen from the core count and the model size; 1 trains in this process; with --executor dask and no --scheduler: the LocalCluster size).", show_default=False)] = None,
-    threads_per_worker: Annotated[int | None, typer.Option("--threads-per-worker", help="torch intra-op threads per task, in process or in each worker (default: the suite's training.threads, else 1 for small models and 4 for large ones; capped so workers × threads ≤ cores; recorded, and reused by --resume).", show_default=False)] = None,
+    threads_per_worker: Annotated[int | None, typer.Option("--threads-per-worker", help="torch intra-op threads per task, in process or in each worker, for variants without their own training.threads (default: 1 for small models, 4 for large ones; capped so workers × threads ≤ cores; recorded, and reused by --resume).", show_default=False)] = None,
     reproducible: Annotated[bool | None, typer.Option("--reproducible/--no-reproducible", help="Pin the CPU kernels to a common level (AVX2 on x86-64: ATen, MKL, oneDNN) so other machines give the same numbers; default: the suite's training.reproducible, else off (this CPU's fastest kernels).", show_default=False)] = None,
     resume: Annotated[str | None, typer.Option("--resume", help="Finish an earlier run of this suite: skip its complete results, run the rest (RUN_DIR or 'latest').", metavar="RUN_DIR|latest")] = None,
     shard: Annotated[str | None, typer.Option("--shard", help="Run only shard I of N (balanced, deterministic), e.g. --shard 2/3; combine with 'normbench merge'.", metavar="I/N")] = None,
@@ -98,7 +98,7 @@ def run(
 
     Example: normbench run suites/quickstart.yaml --resume latest
 
-    Example: normbench run suites/ci-smoke.yaml --baseline reports/baselines/ci-smoke --fail-on final_test_acc:-1%
+    Example: normbench run suites/ci-smoke.yaml --reproducible --baseline reports/baselines/ci-smoke --fail-on final_test_acc:-1%
 
     Example: normbench run suites/ioffe2015-mlp.yaml --until-decided --max-seeds 10
     """
@@ -299,6 +299,9 @@ def bench(
     fresh_outputs: Annotated[bool, typer.Option(
         "--fresh-outputs", help="CPU: let every large output page-fault in fresh memory, as a "
         "plain process does (default: freed memory is kept, outputs come back warm).")] = False,
+    threads: Annotated[int | None, typer.Option(
+        "--threads", help="torch intra-op threads (default: torch's; 1 gives steadier figures "
+        "on a shared machine).", show_default=False)] = None,
     fmt: FormatOpt = Format.table,
 ) -> None:
     """Time norm layers (forward, forward+backward): median, IQR, GB/s and fraction of a copy.
@@ -315,7 +318,7 @@ def bench(
         norms or None, shape or None, dtype or ["float32"], device,
         modes=parse_choice(mode, MODE_CHOICES, "mode"),
         passes=parse_choice(pass_, PASS_CHOICES, "pass"),
-        repeats=repeats, min_time=min_time, warm_outputs=not fresh_outputs,
+        repeats=repeats, min_time=min_time, warm_outputs=not fresh_outputs, threads=threads,
         progress=lambda msg: print(msg, file=sys.stderr, flush=True),
     )
     sys.stdout.write(render_bench(records, fmt.value))

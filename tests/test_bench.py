@@ -372,6 +372,18 @@ def test_above_the_copy_roof_is_explained() -> None:
     assert "fits in the 32 MiB cache" in roof_note(rec, "cpu", 32 << 20)
     big = {**rec, "bytes": 200 << 20}
     assert "fewer bytes than the byte model" in roof_note(big, "cpu", 32 << 20)
-    assert "copy row itself is noisy" in roof_note({**big, "copy_iqr_fraction": 0.5}, "cpu", None)
+    noisy_roof = {**rec, "copy_iqr_fraction": 0.5}  # a noisy roof explains it first
+    assert "copy row itself is noisy" in roof_note(noisy_roof, "cpu", 32 << 20)
     assert roof_note({**rec, "copy_fraction": 0.9}, "cpu", 32 << 20) is None
     assert roof_note({**rec, "status": "error", "copy_fraction": None}, "cpu", None) is None
+
+
+def test_threads_option() -> None:
+    before = torch.get_num_threads()
+    try:
+        recs = run_bench(["layer"], ["8x16"], device="cpu", passes=("forward",), threads=1, **TINY)
+        assert {r["threads"] for r in recs} == {1}
+        with pytest.raises(InputError, match="threads must be at least 1"):
+            run_bench(["layer"], ["8x16"], device="cpu", threads=0, **TINY)
+    finally:
+        torch.set_num_threads(before)
