@@ -208,15 +208,30 @@ def merge(
 @app.command()
 def validate(
     suites: Annotated[list[Path], typer.Argument(help="Suite YAML files.")],
+    show_model: Annotated[bool, typer.Option("--show-model", help="Also build each custom model on one batch (imports torch) and print which norm layers each variant replaces.")] = False,
 ) -> None:
     """Check suite files without running them (and without importing torch).
 
+    --show-model runs the pre-flight check of `run` (custom models built on one batch of the
+    dataset) and prints every replaced layer: module path, old → new.
+
     Example: normbench validate suites/*.yaml
+
+    Example: normbench validate --show-model examples/resnet-norms.yaml
     """
     from normbench.api import validate_files
+    from normbench.errors import NormbenchError
 
     bad = 0
     for path, loaded, error in validate_files(suites):
+        if error is None and show_model:
+            assert loaded is not None
+            from normbench.api import check_models
+
+            try:
+                checks = check_models(loaded)
+            except NormbenchError as exc:
+                error = str(exc)
         if error is not None:
             bad += 1
             print(f"normbench: error: {error}", file=sys.stderr)
@@ -225,6 +240,10 @@ def validate(
         for message in loaded.warnings:
             warn(message)
         print(f"ok: {path}: {len(loaded.variants)} variants × {len(loaded.seeds)} seeds")
+        if show_model:
+            from normbench.models.custom import render_checks
+
+            print(render_checks(loaded.variants, checks), end="")
     raise typer.Exit(2 if bad else 0)
 
 

@@ -16,7 +16,15 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from normbench import budget
 from normbench.analysis.claims import check_claims
 from normbench.errors import OptionError, SuiteError, did_you_mean, unknown
-from normbench.models.catalog import ACTIVATIONS, DEFAULT_READOUT, MODELS, check_model, widths_of
+from normbench.models.catalog import (
+    ACTIVATIONS,
+    DEFAULT_READOUT,
+    KEEP,
+    MODELS,
+    check_model,
+    custom_signature_error,
+    widths_of,
+)
 from normbench.naming import format_value
 from normbench.yamlsrc import Lines, parse_yaml, read_yaml
 
@@ -66,7 +74,10 @@ class DatasetCfg(BaseModel):
 class ModelCfg(_Strict):
     """``model:`` — the family, its shape, the activation, the norm and where it sits."""
 
-    kind: Literal["mlp", "cnn", "rnn"] = "mlp"
+    kind: Literal["mlp", "cnn", "rnn", "custom"] = "mlp"
+    target: str | None = None
+    options: dict[str, Any] | None = None
+    swap: str | list[str] | None = None
     hidden: int | list[int] | None = None
     channels: list[int] | None = None
     kernel_size: int = Field(3, ge=1)
@@ -438,7 +449,6 @@ def _resolve_variant(cfg: SuiteCfg, check_imports: bool, skipped: list[str] | No
     """
     from normbench.data import registry as data_registry
     from normbench.norms import catalog as norm_catalog
-    from normbench.train import diag_catalog
 
     model = cfg.model.model_dump()
     given = set(cfg.model.model_fields_set)
@@ -453,13 +463,22 @@ def _resolve_variant(cfg: SuiteCfg, check_imports: bool, skipped: list[str] | No
     dataset_raw = cfg.dataset.model_dump()
     try:
         dataset = data_registry.resolve_dataset(dataset_raw)
+        if check_imports and dataset["name"] == "custom":
+            _check_callable(dataset["target"], dataset["options"] or {}, "custom dataset loader",
+                            loader=True)
     except OptionError as exc:
         raise OptionError(exc.message, ("dataset", *exc.path)) from None
+    if model["kind"] == "custom":
+        model = _resolve_custom(cfg, model, given, check_imports)
+        return _resolve_rest(cfg, dataset, model, model["norm"], skipped)
     try:
         data_registry.check_pairing(dataset["name"], model["kind"])
     except OptionError as exc:
         raise OptionError(exc.message, ("model", "kind")) from None
     try:
+        if model["norm"] == KEEP:
+            raise OptionError("norm 'keep' leaves a custom model's own norm layers as they are, "
+                              f"which this {model['kind']} model has not (choose a registry norm)")
         norm = norm_catalog.resolve_norm(model["norm"])
         layout = data_registry.DATASETS[dataset["name"]].layout
         spatial = 0 if model["kind"] != "cnn" else (2 if layout == "image" else 1)
@@ -473,6 +492,14 @@ def _resolve_variant(cfg: SuiteCfg, check_imports: bool, skipped: list[str] | No
     except OptionError as exc:
         raise OptionError(exc.message, ("model", "norm", *exc.path)) from None
     model["norm"] = norm
+    return _resolve_rest(cfg, dataset, model, norm, skipped)
+
+
+def _resolve_rest(cfg: SuiteCfg, dataset: dict[str, Any], model: dict[str, Any],
+                  norm: dict[str, Any], skipped: list[str] | None) -> dict[str, Any]:
+    """Training budget and diagnostics of a variant whose dataset and model are resolved."""
+    from normbench.train import diag_catalog
+
     training = cfg.training.model_dump()
     training.pop("seeds")
     try:
@@ -488,6 +515,77 @@ def _resolve_variant(cfg: SuiteCfg, check_imports: bool, skipped: list[str] | No
     config = {"dataset": dataset, "model": model, "training": training,
               "targets": dict(cfg.targets), "diagnostics": diagnostics}
     return budget.drop_defaults(config)
+
+
+CUSTOM_MODEL_KEYS = ("kind", "target", "options", "swap", "norm")
+
+
+def _check_callable(target: str, options: dict[str, Any], what: str, loader: bool = False) -> None:
+    """Import ``target`` (suite directory and cwd are on sys.path) and bind its signature.
+
+    A model factory must accept ``num_outputs=``, ``input_shape=`` and its options; a
+    dataset loader its options.
+    """
+    from normbench.norms.catalog import resolve_target
+
+    obj = resolve_target(target, what=what)
+    problem = _loader_signature_error(obj, options) if loader else custom_signature_error(obj, options)
+    if problem is not None:
+        args = "**options" if loader else "num_outputs=…, input_shape=…, **options"
+        raise OptionError(f"{what} '{target}' cannot be called as {target.split(':')[1]}"
+                          f"({args}): {problem}", ("target",))
+
+
+def _loader_signature_error(obj: Any, options: dict[str, Any]) -> str | None:
+    """Why ``obj(**options)`` cannot bind, or None when it can (or cannot be told)."""
+    import inspect
+
+    try:
+        inspect.signature(obj).bind(**options)
+    except (TypeError, ValueError) as err:
+        return str(err) if isinstance(err, TypeError) else None
+    return None
+
+
+def _resolve_custom(cfg: SuiteCfg, model: dict[str, Any], given: set[str],
+                    check_imports: bool) -> dict[str, Any]:
+    """The resolved ``model:`` of a custom model: what can be checked without torch.
+
+    Layer widths and dimensionalities are known only once the model is built, so the norm's
+    fit is checked per replaced layer by the pre-flight stage (``normbench.models.custom``).
+    """
+    from normbench.norms import catalog as norm_catalog
+
+    model = {k: model.get(k) for k in CUSTOM_MODEL_KEYS}
+    model["options"] = dict(model["options"] or {})
+    if isinstance(model["swap"], str) and model["swap"] == "all":
+        model["swap"] = None
+    if check_imports:
+        try:
+            _check_callable(model["target"], model["options"], "custom model factory")
+        except OptionError as exc:
+            raise OptionError(exc.message, ("model", *exc.path)) from None
+    raw_norm = model["norm"] if "norm" in given else KEEP
+    if raw_norm == KEEP:
+        norm: dict[str, Any] = {"kind": KEEP}
+    else:
+        try:
+            norm = norm_catalog.resolve_norm(raw_norm)
+            entry = norm_catalog.NORMS[norm["kind"]]
+            if entry.wraps_layer:
+                raise OptionError(f"norm '{norm['kind']}' re-parametrises the layer before the "
+                                  "norm, which a custom model does not identify; swap in an "
+                                  "activation norm (batch, layer, group, …) or keep")
+            if entry.uses_batch_stats and cfg.training.batch_size < 2:
+                raise OptionError(f"batch statistics undefined with batch_size "
+                                  f"{cfg.training.batch_size}: norm '{norm['kind']}' normalises "
+                                  "with statistics across the batch")
+            if check_imports and norm["kind"] == "custom":
+                norm_catalog.check_custom_importable(norm)
+        except OptionError as exc:
+            raise OptionError(exc.message, ("model", "norm", *exc.path)) from None
+    model["norm"] = norm
+    return model
 
 
 def _check_targets(targets: dict[str, float], loc: _Locator) -> None:
@@ -547,7 +645,22 @@ def load_suite(path: str | Path, overrides: list[str] | None = None, check_impor
     """Read, validate and expand a suite file; every problem is a located ``SuiteError``."""
     path = Path(path)
     data, lines, text = read_yaml(path)
+    add_import_paths(path)
     return build_suite(data, lines, text, str(path), overrides or [], check_imports)
+
+
+def add_import_paths(suite_file: Path) -> None:
+    """Put the suite file's directory and the working directory on ``sys.path``.
+
+    So ``target: "mymodels:resnet"`` finds ``mymodels.py`` next to the suite (or in the
+    current directory) for custom models, datasets and norms. Worker processes started by
+    multiprocessing inherit ``sys.path``; a Dask worker must be able to import the module.
+    """
+    import sys
+
+    for folder in (str(Path.cwd()), str(suite_file.resolve().parent)):
+        if folder not in sys.path:
+            sys.path.insert(0, folder)
 
 
 def build_suite(

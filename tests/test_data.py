@@ -539,6 +539,8 @@ def test_adding_problem_targets_are_the_marked_sums():
 def test_resolve_fills_defaults_and_is_idempotent(tmp_path):
     for name in DATASETS:
         cfg = {"name": name, "path": str(tmp_path)} if name == "npz" else {"name": name}
+        if name == "custom":
+            cfg["target"] = "custom_models:images"
         resolved = resolve_dataset(cfg)
         assert resolve_dataset(resolved) == resolved
     assert resolve_dataset("mnist1d")["seed"] == 42

@@ -207,6 +207,19 @@ def _check_npz(opts: dict, given: set[str]) -> None:
         )
 
 
+def _check_custom(opts: dict, given: set[str]) -> None:
+    if opts["target"] is None:
+        raise OptionError(
+            "is required: 'package.module:loader', a function returning x_train, y_train, "
+            "x_test, y_test",
+            ("target",),
+        )
+    if opts["num_classes"] is not None and opts["task"] == "regression":
+        raise OptionError(
+            "applies to classification only, but task is regression", ("num_classes",)
+        )
+
+
 def _module_available(module: str) -> Callable[[], bool]:
     return lambda: importlib.util.find_spec(module) is not None
 
@@ -395,6 +408,40 @@ _ENTRIES: tuple[DatasetEntry, ...] = (
         cache_keys=(),
         disk_cache=False,  # the file is already a fast array file; the memo covers repeats
         check=_check_npz,
+    ),
+    DatasetEntry(
+        name="custom",
+        summary="data you load in Python: target 'package.module:loader' called as "
+        "loader(**options), returning x_train, y_train, x_test, y_test (a mapping or a "
+        "4-tuple of arrays or tensors); integer labels → classification",
+        task="auto",
+        layout="any",
+        shapes="x rank 2 (N, F) vector, 3 (N, C, L) sequence, 4 (N, C, H, W) image",
+        size="from the loader",
+        options=(
+            Option("target", "target", None, "'package.module:loader' (required)", nullable=True),
+            Option("options", "mapping", None, "keyword arguments of the loader", nullable=True),
+            Option(
+                "task",
+                "choice",
+                "auto",
+                "auto: integer labels → classification, floats → regression",
+                choices=("auto", "classification", "regression"),
+            ),
+            Option(
+                "num_classes",
+                "int",
+                None,
+                "classes (default: largest label + 1)",
+                min=1,
+                nullable=True,
+            ),
+        ),
+        build=src.build_custom,
+        finish=src.finish_custom,
+        cache_keys=(),
+        disk_cache=False,  # user code: its output cannot be keyed; the in-process memo covers repeats
+        check=_check_custom,
     ),
     DatasetEntry(
         name="synthetic-blobs",

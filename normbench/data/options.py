@@ -15,7 +15,8 @@ from normbench.errors import OptionError, unknown
 class Option:
     """One dataset option: type, default, allowed values or range, and meaning.
 
-    ``type`` is one of ``int``, ``float``, ``bool``, ``choice``, ``path``, ``int_pair``.
+    ``type`` is one of ``int``, ``float``, ``bool``, ``choice``, ``path``, ``int_pair``,
+    ``target`` (``"package.module:name"``), ``mapping`` (keyword arguments).
     ``nullable`` options accept ``null`` (their default is then usually ``None`` = "not set").
     """
 
@@ -116,6 +117,16 @@ def _coerce_value(opt: Option, value: Any) -> Any:
         if not isinstance(value, str) or not value.strip():
             raise _bad_type(opt, value, "a file or directory path")
         return value
+    if opt.type == "target":
+        from normbench.norms.catalog import _TARGET_RE
+
+        if not isinstance(value, str) or not _TARGET_RE.match(value):
+            raise _bad_type(opt, value, "'package.module:name'")
+        return value
+    if opt.type == "mapping":
+        if not isinstance(value, Mapping) or not all(isinstance(k, str) for k in value):
+            raise _bad_type(opt, value, "a mapping of keyword arguments")
+        return dict(value)
     if opt.type == "int_pair":
         if not isinstance(value, Sequence) or isinstance(value, str) or len(value) != 2:
             raise _bad_type(opt, value, "a list of two integers [low, high]")

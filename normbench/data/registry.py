@@ -165,9 +165,11 @@ def _apply_limits(arrays: Arrays, opts: dict) -> Arrays:
     return out
 
 
-def _source(entry: DatasetEntry, files: list[Path]) -> str:
+def _source(entry: DatasetEntry, files: list[Path], opts: dict) -> str:
     if entry.name == "npz":
         return str(files[0])
+    if entry.name == "custom":
+        return f"custom dataset loader '{opts['target']}'"
     if files:
         return f"{entry.name} files in {files[0].parent}"
     return f"dataset '{entry.name}'"
@@ -176,7 +178,7 @@ def _source(entry: DatasetEntry, files: list[Path]) -> str:
 def _prepare(entry: DatasetEntry, opts: dict, files: list[Path], key: str) -> DataSplit:
     arrays = _apply_limits(_built_arrays(entry, opts, files, key), opts)
     split = entry.finish(arrays, opts)
-    check_split(split, _source(entry, files))
+    check_split(split, _source(entry, files, opts))
     return join_domains(normalize_inputs(split, opts["input_norm"]), opts)
 
 

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import numpy as np
 
 from normbench.data.cache import cache_root
 from normbench.data.download import CIFAR_FILES, DownloadError, download_dataset, offline
-from normbench.data.formats import read_arrays, read_cifar_batch, read_idx
+from normbench.data.formats import ARRAY_KEYS, read_arrays, read_cifar_batch, read_idx
 from normbench.data.split import DataSplit
 from normbench.errors import InputError
 
@@ -231,9 +231,56 @@ def _targets(name: str, y: np.ndarray, source: str) -> np.ndarray:
     return y.astype(np.float32)
 
 
+def build_custom(opts: dict, files: list[Path]) -> dict[str, np.ndarray]:
+    """Call the user's loader and turn what it returns into the four numpy arrays."""
+    from normbench.errors import OptionError
+    from normbench.norms.catalog import resolve_target
+
+    target = opts["target"]
+    try:
+        loader = resolve_target(target, what="custom dataset loader")
+    except OptionError as exc:
+        raise InputError(f"dataset.target: {exc.message}.") from None
+    try:
+        out = loader(**(opts["options"] or {}))
+    except Exception as exc:  # the user's code: one sentence, not a traceback
+        raise InputError(
+            f"custom dataset loader '{target}' raised {type(exc).__name__}: {exc}"
+        ) from None
+    if isinstance(out, tuple | list) and len(out) == len(ARRAY_KEYS):
+        out = dict(zip(ARRAY_KEYS, out, strict=True))
+    if not isinstance(out, Mapping) or any(k not in out for k in ARRAY_KEYS):
+        raise InputError(
+            f"custom dataset loader '{target}' returned {type(out).__name__}; expected a "
+            f"mapping with {', '.join(ARRAY_KEYS)} or a tuple of those four arrays."
+        )
+    arrays = {}
+    for key in ARRAY_KEYS:
+        value = out[key]
+        if hasattr(value, "detach"):  # a torch tensor: to numpy without importing torch here
+            value = value.detach().cpu().numpy()
+        array = np.asarray(value)
+        if not (np.issubdtype(array.dtype, np.number) or array.dtype == np.bool_):
+            raise InputError(
+                f"custom dataset loader '{target}': {key} has dtype {array.dtype}; expected "
+                "real numbers."
+            )
+        arrays[key] = array
+    return arrays
+
+
+def finish_custom(arrays: dict[str, np.ndarray], opts: dict) -> DataSplit:
+    """``finish_file`` for a loader's arrays, naming the loader in messages."""
+    return finish_arrays(arrays, opts, f"custom dataset loader '{opts['target']}'")
+
+
 def finish_file(arrays: dict[str, np.ndarray], opts: dict) -> DataSplit:
     """Decide task and layout from the arrays (or the ``task`` option) and convert dtypes."""
-    source = str(expand_path(opts["path"]))
+    return finish_arrays(arrays, opts, str(expand_path(opts["path"])))
+
+
+def finish_arrays(arrays: dict[str, np.ndarray], opts: dict, source: str) -> DataSplit:
+    """Task, layout and dtypes of the four arrays; ``source`` names them in messages."""
     layout = _layout(arrays["x_train"], source)
     task = opts["task"]
     if task == "auto":

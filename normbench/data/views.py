@@ -56,8 +56,11 @@ def view_for_model(split: DataSplit, model: str, dataset: str | None = None) -> 
     """Shape ``split``'s inputs for ``model``: mlp flattens to (N, F); cnn gets (N, C, L) or
     (N, C, H, W); rnn gets (N, T, F) — image rows as time steps, sequences time-major.
 
-    Labels are shared, not copied. ``OptionError`` for an impossible pairing.
+    Labels are shared, not copied. ``OptionError`` for an impossible pairing. A ``custom``
+    model gets the dataset's own layout: the factory is told ``input_shape``.
     """
+    if model == "custom":
+        return split
     check_layout(dataset, split.layout, model)
     if split.view == model:
         return split

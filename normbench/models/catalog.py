@@ -49,7 +49,16 @@ MODELS: dict[str, ModelKind] = {
         "(p > 0) on each layer's outputs; readout last|mean|flatten then Linear",
         _COMMON | {"cell", "hidden", "layers", "readout", "bidirectional", "fused"},
     ),
+    "custom": ModelKind(
+        "custom",
+        "your own model: target 'package.module:factory' called as factory(num_outputs=K, "
+        "input_shape=(C, ...), **options); its norm layers (swap:) replaced by norm:",
+        frozenset({"kind", "target", "options", "swap", "norm"}),
+    ),
 }
+
+# ``norm: keep`` leaves a custom model's own norm layers as they are.
+KEEP = "keep"
 
 READOUTS = {"cnn": ("flatten", "mean"), "rnn": ("last", "mean", "flatten")}
 DEFAULT_READOUT = {"cnn": "flatten", "rnn": "last"}
@@ -71,6 +80,9 @@ def check_model(cfg: dict, given: set[str]) -> None:
         raise OptionError("an rnn needs hidden: one integer, the hidden size per layer", ("hidden",))
     if kind == "cnn" and not cfg.get("channels"):
         raise OptionError("a cnn needs channels: a list of channel counts, one per stage", ("channels",))
+    if kind == "custom":
+        check_custom_model(cfg)
+        return
     if cfg.get("fused"):
         norm = cfg.get("norm", "none")
         kind = norm.get("kind") if isinstance(norm, dict) else norm
@@ -88,9 +100,54 @@ def check_model(cfg: dict, given: set[str]) -> None:
         )
 
 
+def check_custom_model(cfg: dict) -> None:
+    """Torch-free checks of a custom model mapping: target form, options, swap entries."""
+    from normbench.norms.catalog import _TARGET_RE
+
+    target = cfg.get("target")
+    if not isinstance(target, str) or not _TARGET_RE.match(target):
+        raise OptionError(
+            "a custom model needs target: 'package.module:factory' (a function or an nn.Module "
+            f"class), got {target!r}",
+            ("target",),
+        )
+    options = cfg.get("options")
+    if options is not None and not isinstance(options, dict):
+        raise OptionError(f"options must be a mapping of keyword arguments, got {options!r}",
+                          ("options",))
+    for key in options or {}:
+        if key in ("num_outputs", "input_shape"):
+            raise OptionError(f"'{key}' is passed by normbench (from the dataset); leave it out "
+                              "of options", ("options", key))
+    swap = cfg.get("swap")
+    entries = [swap] if isinstance(swap, str) else swap
+    if swap is not None and (not isinstance(entries, list) or not entries
+                             or not all(isinstance(e, str) and e for e in entries)):
+        raise OptionError("swap must be 'all' or a non-empty list of class names "
+                          "(BatchNorm2d, 'package.module:Class') or module-path patterns "
+                          f"('layer1.*'), got {swap!r}", ("swap",))
+
+
+def custom_signature_error(obj: object, options: dict) -> str | None:
+    """Why ``obj(num_outputs=…, input_shape=…, **options)`` cannot bind, or None when it can."""
+    import inspect
+
+    try:
+        sig = inspect.signature(obj)  # a class: its __init__ without self
+    except (TypeError, ValueError):
+        return None  # a builtin without a signature: the one-batch check will tell
+    try:
+        sig.bind(num_outputs=1, input_shape=(1,), **options)
+    except TypeError as err:
+        return str(err)
+    return None
+
+
 def widths_of(cfg: dict) -> tuple[int, ...]:
     """The num_features of every normalised layer of a model config (for norm validation)."""
     kind = cfg["kind"]
+    if kind == "custom":
+        return ()  # known only once the model is built (the pre-flight check)
     if kind == "mlp":
         hidden = cfg["hidden"]
         return tuple([hidden] if isinstance(hidden, int) else hidden)

@@ -750,35 +750,41 @@ def check_custom_importable(spec: Mapping[str, Any]) -> None:
     resolve_target(spec["target"])
 
 
-def resolve_target(target: str) -> Any:
-    """Import ``"pkg.mod:Class"`` and return the object; ``OptionError`` on any failure."""
+def resolve_target(target: str, what: str = "custom norm") -> Any:
+    """Import ``"pkg.mod:Class"`` and return the object; ``OptionError`` on any failure.
+
+    ``what`` names the target in messages (custom norm, model factory, dataset loader).
+    """
     import importlib
 
-    _check_target_form(target)
+    if not _TARGET_RE.match(target):
+        raise OptionError(
+            f"target must look like 'package.module:name', got {target!r}", ("target",)
+        )
     module_name, attr = split_target(target)
     try:
         obj: Any = importlib.import_module(module_name)
     except ImportError as err:
         raise OptionError(
-            f"cannot import custom norm target '{target}': {err}", ("target",)
+            f"cannot import {what} target '{target}': {err}", ("target",)
         ) from None
     except Exception as err:  # the user's module raised while importing: report, don't crash
         raise OptionError(
-            f"cannot import custom norm target '{target}': importing '{module_name}' raised "
+            f"cannot import {what} target '{target}': importing '{module_name}' raised "
             f"{type(err).__name__}: {err}",
             ("target",),
         ) from None
     for part in attr.split("."):
         if not hasattr(obj, part):
             raise OptionError(
-                f"cannot import custom norm target '{target}': '{module_name}' has no "
+                f"cannot import {what} target '{target}': '{module_name}' has no "
                 f"attribute '{attr}'",
                 ("target",),
             )
         obj = getattr(obj, part)
     if not callable(obj):
         raise OptionError(
-            f"custom norm target '{target}' is a {type(obj).__name__}, not a class or callable",
+            f"{what} target '{target}' is a {type(obj).__name__}, not a class or callable",
             ("target",),
         )
     return obj

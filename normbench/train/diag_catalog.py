@@ -24,7 +24,9 @@ def _every() -> Any:
 class ActivationsOpts(_Opts):
     """Percentiles of the input to one block's non-linearity, on a fixed test probe batch."""
 
-    layer: int = -1
+    # An index into the hidden blocks (custom models: the normalisation sites, in order), or
+    # a module path such as "layer2.0.relu" whose input is recorded.
+    layer: int | str = -1
     percentiles: list[float] = [15.0, 50.0, 85.0]
     every: int | None = _every()
     probe_size: int = Field(256, ge=2)  # batch statistics need two samples
@@ -52,7 +54,7 @@ class GradNormsOpts(_Opts):
 class IcsOpts(_Opts):
     """Santurkar Def. 2.1 at chosen blocks and steps."""
 
-    layers: list[int] | None = None
+    layers: list[int | str] | None = None  # block indices, or module paths ("layer1", "fc")
     every: int | None = _every()
 
     @field_validator("layers")
@@ -154,9 +156,11 @@ for _d in DIAGNOSTICS.values():
         register(_m)
 
 
-def num_blocks(model: dict[str, Any]) -> int:
-    """How many entries ``model.blocks`` will have (the hidden layers diagnostics index)."""
+def num_blocks(model: dict[str, Any]) -> int | None:
+    """How many entries ``model.blocks`` will have (None: a custom model, known when built)."""
     kind = model["kind"]
+    if kind == "custom":
+        return None
     if kind == "cnn":
         return len(model["channels"]) * int(model.get("convs_per_stage", 1))
     if kind == "rnn":
@@ -164,8 +168,12 @@ def num_blocks(model: dict[str, Any]) -> int:
     return len(widths_of(model))
 
 
-def _check_layer(idx: int, n: int, path: tuple[Any, ...]) -> None:
-    if not -n <= idx < n:
+def _check_layer(idx: int | str, n: int | None, path: tuple[Any, ...]) -> None:
+    if isinstance(idx, str):  # a module path: checked against the built model
+        if not idx.strip():
+            raise OptionError("a module path must not be empty", path)
+        return
+    if n is not None and not -n <= idx < n:
         raise OptionError(f"layer {idx} does not exist: the model has {n} hidden blocks "
                           f"(0..{n - 1}, or negative from the end, -1 for the last)", path)
 
@@ -221,7 +229,8 @@ def resolve_diagnostics(value: Any, model: dict[str, Any], norm: dict[str, Any],
         if name == "landscape" and resolved["eta_min"] > resolved["eta_max"]:
             raise OptionError(f"eta_min ({resolved['eta_min']}) must not exceed eta_max "
                               f"({resolved['eta_max']}): the η grid would be empty", (name, "eta_min"))
-        if diag.needs_batch_stats and not NORMS[norm["kind"]].uses_batch_stats:
+        entry = NORMS.get(norm["kind"])  # None: a custom model's own norms (``keep``)
+        if diag.needs_batch_stats and entry is not None and not entry.uses_batch_stats:
             if skipped is not None:  # the caller skips it for this variant (and warns)
                 skipped.append(name)
                 continue

@@ -244,6 +244,8 @@ def run_variant(config: dict[str, Any], seed: int, split: Any, probes: list[Prob
         data = to_tensors(split, device)
         torch.manual_seed(seed)
         model = build(config["model"], tuple(data.x_train.shape[1:]), data.num_outputs).to(device)
+        if hasattr(model, "normbench_swaps"):  # a custom model: which layers were replaced
+            record["model_swaps"] = model.normbench_swaps
         if training.get("channels_last") and data.x_train.dim() == 4:
             model = model.to(memory_format=torch.channels_last)
         num_params = sum(p.numel() for p in model.parameters() if p.requires_grad)

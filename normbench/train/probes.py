@@ -181,15 +181,46 @@ class _Probe:
 
 # --- activations --------------------------------------------------------------------------------
 
-def capture_act_inputs(model: nn.Module, layer: int, x: torch.Tensor, train: bool) -> list[torch.Tensor]:
-    """Inputs of ``model.blocks[layer].act`` for one forward of ``x`` (one per call: RNN steps).
+def resolve_layer(model: nn.Module, layer: int | str) -> tuple[nn.Module, str, int | str]:
+    """Where the activations probe looks: (module, ``"input"`` or ``"output"``, label).
+
+    A module path (``"layer2.0.relu"``) records that module's input. An index counts the
+    hidden blocks of a built-in model (the input of ``blocks[i].act``) or, in a custom model,
+    the normalisation sites in module order (the output of the i-th norm layer, i.e. what
+    the next layer, usually the non-linearity, receives). ``LookupError`` when absent.
+    """
+    if isinstance(layer, str):
+        try:
+            return model.get_submodule(layer), "input", layer
+        except AttributeError:
+            raise LookupError(f"the model has no module '{layer}'") from None
+    blocks = getattr(model, "blocks", None)
+    if isinstance(blocks, nn.ModuleList) and len(blocks) and hasattr(blocks[0], "act"):
+        i = layer % len(blocks)
+        return blocks[i].act, "input", i
+    sites = getattr(model, "normbench_sites", None)
+    if sites:
+        i = layer % len(sites)
+        return model.get_submodule(sites[i]), "output", sites[i]
+    raise LookupError(f"layer {layer}: the model has no hidden blocks or norm layers to count; "
+                      "give a module path such as 'layer1.0.relu'")
+
+
+def capture_act_inputs(model: nn.Module, layer: int | str, x: torch.Tensor,
+                       train: bool) -> list[torch.Tensor]:
+    """What ``resolve_layer`` points at, for one forward of ``x`` (one per call: RNN steps).
 
     ``train`` uses batch statistics (the network the optimizer sees); the buffers it would
     update are restored, and the model's mode, gradients and the global RNG are untouched.
     """
     captured: list[torch.Tensor] = []
-    handle = model.blocks[layer].act.register_forward_pre_hook(
-        lambda _m, args: captured.append(args[0].detach()))
+    module, where, _ = resolve_layer(model, layer)
+    if where == "input":
+        handle = module.register_forward_pre_hook(
+            lambda _m, args: captured.append(args[0].detach()))
+    else:
+        handle = module.register_forward_hook(
+            lambda _m, _args, out: captured.append(out.detach()))
     was_training = model.training
     saved = snapshot_buffers(model) if train else None
     try:
@@ -219,7 +250,7 @@ class ActivationsProbe(_Probe):
     """Percentiles of the input to one block's non-linearity, on a fixed test probe batch."""
 
     def __init__(self, opts: dict[str, Any]) -> None:
-        self.layer_opt = int(opts["layer"])
+        self.layer_opt: int | str = opts["layer"]
         self.q = [float(p) for p in opts["percentiles"]]
         self.every = opts["every"]
         self.size = int(opts["probe_size"])
@@ -253,13 +284,12 @@ class ActivationsProbe(_Probe):
             gen = torch.Generator().manual_seed(ACTIVATIONS_SEED + ctx.seed)
             idx = torch.randperm(n, generator=gen)[: self.size].to(ctx.data.x_test.device)
             self.x = ctx.data.x_test[idx]
-        layer = self.layer_opt % len(ctx.model.blocks)
-        captured = capture_act_inputs(ctx.model, layer, self.x, self.train)
+        captured = capture_act_inputs(ctx.model, self.layer_opt, self.x, self.train)
         self.steps.append(step)
         self.rows.append(act_percentiles(captured, [*self.q, 50.0]))
 
     def result(self, ctx: ProbeContext, metrics: Metrics) -> tuple[dict[str, Any], Metrics]:
-        layer = self.layer_opt % len(ctx.model.blocks)
+        layer = resolve_layer(ctx.model, self.layer_opt)[2]
         data: dict[str, Any] = {"step": self.steps, "layer": layer, "percentiles": self.q,
                                 "values": [], "unit": 0, "unit_values": [],
                                 "mode": "train" if self.train else "eval"}
@@ -343,17 +373,62 @@ def optimizer_twin(optimizer: torch.optim.Optimizer | None, twin: nn.Module, tra
     return torch.optim.SGD(twin.parameters(), lr=lr), "sgd"
 
 
+def ics_units(model: nn.Module) -> list[tuple[str, nn.Module]]:
+    """The units ICS indexes: a built-in model's hidden blocks; in any other model its
+    top-level children that have trainable parameters (``conv1``, ``layer1``, …, ``fc``)."""
+    blocks = getattr(model, "blocks", None)
+    if isinstance(blocks, nn.ModuleList) and len(blocks):
+        return [(f"blocks.{i}", b) for i, b in enumerate(blocks)]
+    return [(name, child) for name, child in model.named_children()
+            if any(p.requires_grad for p in child.parameters())]
+
+
+def resolve_ics_layers(model: nn.Module, layers: Sequence[int | str] | None) -> list[str]:
+    """Module paths of the chosen units, in parameter order (``LookupError`` when absent)."""
+    units = ics_units(model)
+    if layers is None:
+        paths = [name for name, _ in units]
+    else:
+        paths = []
+        for layer in layers:
+            if isinstance(layer, str):
+                try:
+                    model.get_submodule(layer)
+                except AttributeError:
+                    raise LookupError(f"the model has no module '{layer}'") from None
+                paths.append(layer)
+            else:
+                if not units:
+                    raise LookupError("the model has no parametrised units to index")
+                paths.append(units[layer % len(units)][0])
+    order = {id(p): k for k, p in enumerate(model.parameters())}
+
+    def first(path: str) -> int:
+        return min((order[id(p)] for p in model.get_submodule(path).parameters()), default=-1)
+
+    return sorted(dict.fromkeys(paths), key=first)
+
+
+def _unit_weights(model: nn.Module, path: str) -> list[nn.Parameter]:
+    module = model.get_submodule(path)
+    if path.startswith("blocks.") and hasattr(module, "act"):
+        return block_weights(module)  # a built-in block: its layer, without the norm
+    return [p for p in module.parameters() if p.requires_grad]
+
+
 def internal_covariate_shift(model: nn.Module, optimizer: torch.optim.Optimizer | None,
                              training: dict[str, Any], lr: float, loss_fn: Any, xb: torch.Tensor,
-                             yb: torch.Tensor, layers: Sequence[int]) -> tuple[torch.Tensor, str]:
-    """Santurkar et al. Def. 2.1 for each block in ``layers`` (sorted): rows (‖G−G′‖₂, cos).
+                             yb: torch.Tensor, layers: Sequence[int | str]) -> tuple[torch.Tensor, str]:
+    """Santurkar et al. Def. 2.1 for each unit in ``layers`` (block indices or module paths,
+    taken in parameter order): rows (‖G−G′‖₂, cos).
 
-    G = gradient of block i's layer weights on (xb, yb); G′ = the same after blocks 0..i−1
-    took this step's update (with the optimizer's own rule, on a copy whose optimizer state
-    is a copy: momentum buffers / Adam moments are used but the real ones never move).
-    Updates are applied block by block in order, so one copy serves every layer. Gradient
-    clipping and loss scaling are not applied to that update.
+    G = gradient of the unit's weights on (xb, yb); G′ = the same after every parameter
+    registered before the unit took this step's update (with the optimizer's own rule, on a
+    copy whose optimizer state is a copy: momentum buffers / Adam moments are used but the
+    real ones never move). Updates are applied in parameter order, so one copy serves every
+    unit. Gradient clipping and loss scaling are not applied to that update.
     """
+    layers = resolve_ics_layers(model, layers)
     with isolated_rng(xb.device) as rewind:
         twin = copy.deepcopy(model).train()
         buffers = snapshot_buffers(twin)
@@ -365,45 +440,48 @@ def internal_covariate_shift(model: nn.Module, optimizer: torch.optim.Optimizer 
             loss_fn(twin(xb).float(), yb).backward()
 
         backward()
-        blocks = list(twin.blocks)
-        step_grad = {p: p.grad for p in twin.parameters() if p.grad is not None}
-        g0 = {i: _flat_grad(block_weights(blocks[i])) for i in layers}
+        params = list(twin.parameters())
+        order = {id(p): k for k, p in enumerate(params)}
+        step_grad = {p: p.grad for p in params if p.grad is not None}
+        g0 = {path: _flat_grad(_unit_weights(twin, path)) for path in layers}
         opt, rule = optimizer_twin(optimizer, twin, training, lr)
-        rows, updated = [], 0  # blocks[:updated] have taken their update
-        for i in layers:
-            if i > updated:
+        rows, updated = [], 0  # params[:updated] have taken their update
+        for path in layers:
+            first = min((order[id(p)] for p in twin.get_submodule(path).parameters()), default=0)
+            if first > updated:
                 twin.zero_grad(set_to_none=True)
-                for block in blocks[updated:i]:
-                    for p in block.parameters():
-                        p.grad = step_grad.get(p)
+                for p in params[updated:first]:
+                    p.grad = step_grad.get(p)
                 opt.step()
-                updated = i
+                updated = first
                 backward()
-                g1 = _flat_grad(block_weights(blocks[i]))
-            else:  # block 0: no earlier layer took an update, so G′ = G by definition
+            elif first == 0:  # the first unit: no earlier layer took an update, so G′ = G
                 rows.append(torch.tensor([0.0, 1.0], device=xb.device))
                 continue
-            g = g0[i]
+            g1 = _flat_grad(_unit_weights(twin, path))
+            g = g0[path]
             cos = torch.dot(g, g1) / (g.norm() * g1.norm())
             rows.append(torch.stack([(g - g1).norm(), cos]))
     return torch.stack(rows), rule
 
 
 class IcsProbe(_BackwardProbe):
-    """Internal covariate shift at chosen blocks and steps."""
+    """Internal covariate shift at chosen units (block indices or module paths) and steps."""
 
     def __init__(self, opts: dict[str, Any]) -> None:
         super().__init__(opts)
         self.layers_opt = opts["layers"]
-        self.layers: list[int] = []
+        self.layers: list[str] = []
+        self.free: set[str] = set()
         self.rule = "optimizer"
 
-    def _resolve(self, n: int) -> list[int]:
-        chosen = range(n) if self.layers_opt is None else [i % n for i in self.layers_opt]
-        return sorted(set(chosen))
-
     def measure(self, ctx: ProbeContext, xb: torch.Tensor, yb: torch.Tensor) -> torch.Tensor:
-        self.layers = self._resolve(len(ctx.model.blocks))
+        if not self.layers:
+            self.layers = resolve_ics_layers(ctx.model, self.layers_opt)
+            order = {id(p): k for k, p in enumerate(ctx.model.parameters())}
+            self.free = {path for path in self.layers  # units with no earlier parameter
+                         if min((order[id(p)] for p in ctx.model.get_submodule(path).parameters()),
+                                default=0) == 0}
         rows, self.rule = internal_covariate_shift(ctx.model, ctx.optimizer, ctx.config["training"],
                                                    current_lr(ctx), ctx.loss_fn, xb, yb, self.layers)
         return rows
@@ -412,10 +490,11 @@ class IcsProbe(_BackwardProbe):
         rows = torch.stack(self.rows).cpu().double().tolist() if self.rows else []  # (S, L, 2)
         l2 = finite_or_none([[r[0] for r in step] for step in rows])
         cos = finite_or_none([[r[1] for r in step] for step in rows])
-        data = {"step": self.steps, "layers": [f"blocks.{i}" for i in self.layers], "l2": l2,
+        data = {"step": self.steps, "layers": list(self.layers), "l2": l2,
                 "cosine": cos, "update": self.rule}
-        # Block 0 is ICS-free by definition; averaging it in would only dilute the others.
-        keep = [j for j, i in enumerate(self.layers) if i > 0] or list(range(len(self.layers)))
+        # The first unit is ICS-free by definition; averaging it in would only dilute the others.
+        keep = ([j for j, path in enumerate(self.layers) if path not in self.free]
+                or list(range(len(self.layers))))
         out = {"ics_l2_mean": _mean([row[j] for row in l2 for j in keep]),
                "ics_cos_mean": _mean([row[j] for row in cos for j in keep])}
         return {"ics": data}, out
