@@ -580,9 +580,12 @@ def execute_plan(plan: RunPlan, *, on_progress: Any = None, on_record: Any = Non
     records = [r for t in plan.tasks
                if (r := valid_result(run_dir.result_path(t.variant.id, t.seed), t.variant.id, t.seed))]
     if plan.rel_cost and not interrupted:
+        # SIGTERM/SIGINT here lose only the relative costs not yet written: the run is then
+        # `interrupted`, and --resume measures what is missing.
         try:
-            records = _relative_cost(plan, run_dir, records)
-        except KeyboardInterrupt:  # a Ctrl-C here loses only the relative costs not yet written
+            with stop_on_signals(raise_interrupt=True):
+                records = _relative_cost(plan, run_dir, records)
+        except KeyboardInterrupt:
             interrupted = True
     outcome = RunOutcome(run_dir, records, _final_status(records, len(plan.tasks), interrupted),
                          resumed=len(plan.done))

@@ -181,6 +181,11 @@ TRAINING_KEYS: dict[str, tuple[str, Schema]] = {
         "steps timed phase by phase after training (0: off)",
         {"type": "integer", "minimum": 0},
     ),
+    "batch_seeds": (
+        "train a variant's seeds as one stacked model: true where supported, auto where also "
+        "measured faster (CPU), false never (default; not part of the variant id)",
+        {"enum": ["auto", True, False]},
+    ),
 }
 
 CLAIM_KEYS: dict[str, tuple[str, Schema]] = {

@@ -24,7 +24,7 @@ name: batched
 dataset: {{name: synthetic-blobs, num_train: 512, num_test: 128, features: 40}}
 model: {{kind: mlp, hidden: [32, 32], norm: {norm}, activation: sigmoid}}
 training: {{optimizer: {opt}, lr: 0.1, batch_size: 32, steps: 120, eval_every: 40, seeds: 3,
-           device: cpu, profile_steps: 0}}
+           device: cpu, profile_steps: 0, batch_seeds: auto}}
 """
 
 
@@ -103,6 +103,8 @@ def test_a_diverging_member_does_not_stop_the_others(tmp_path: Path) -> None:
 
 
 def test_auto_batches_only_what_it_supports(tmp_path: Path) -> None:
+    default = variant(tmp_path, text=SUITE.replace(", batch_seeds: auto", "")).config
+    assert not batches_seeds(default, 3, accelerator=False)  # off unless asked for
     config = variant(tmp_path).config
     assert batch_unsupported(config) is None
     assert batches_seeds(config, 3, accelerator=False)

@@ -353,7 +353,7 @@ def test_runs_with_diagnostics_are_deterministic_and_do_not_perturb_noise(tmp_pa
     assert first["diagnostics"] == second["diagnostics"]
     assert first["curves"]["train_loss"] == second["curves"]["train_loss"] == plain["curves"]["train_loss"]
     timing_free = {k: v for k, v in first["metrics"].items() if "ms" not in k and "sec" not in k
-                   and "memory" not in k}
+                   and "memory" not in k and "rss" not in k}
     assert timing_free == {k: second["metrics"][k] for k in timing_free}
 
 

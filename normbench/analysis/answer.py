@@ -11,6 +11,7 @@ import statistics
 from typing import Any
 
 from normbench.analysis.query import LR_KEY, headline_metric, higher_is_better, mean
+from normbench.analysis.stats import CI_MIN_SEEDS
 from normbench.analysis.verdicts import describe_effect
 
 
@@ -26,11 +27,11 @@ def best_sentence(summary: dict[str, Any], metric: str) -> str | None:
     pick = max if higher_is_better(summary, metric) else min
     value, v = pick(scored, key=lambda item: item[0])
     stats = v["metrics"][metric]
-    ci = (
-        f", 95 % CI {_fmt(stats['ci_low'])}–{_fmt(stats['ci_high'])}"
-        if stats.get("ci_low") is not None and stats["n"] > 1
-        else ""
-    )
+    ci = ""
+    if stats.get("ci_low") is not None and stats["n"] >= CI_MIN_SEEDS:
+        ci = f", 95 % CI {_fmt(stats['ci_low'])}–{_fmt(stats['ci_high'])}"
+    elif stats.get("min") is not None and stats["n"] > 1:  # too few seeds to call it a CI
+        ci = f", min–max {_fmt(stats['min'])}–{_fmt(stats['max'])}"
     runner = [s for s in scored if s[1] is not v]
     return (
         f"Best {metric}: {v['variant_name']} ({_fmt(value)}{ci}, {stats['n']} seeds"

@@ -10,6 +10,9 @@ import numpy as np
 
 from normbench.results.store import finite_or_none
 
+# Below this many seeds a bootstrap "CI" is just the seeds' range: it is shown as min–max.
+CI_MIN_SEEDS = 3
+
 CI_LEVEL = 0.95
 RESAMPLES = 2000
 CURVE_RESAMPLES = 500

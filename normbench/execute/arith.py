@@ -136,6 +136,8 @@ def signature(manifest: Mapping[str, Any]) -> dict[str, Any]:
         "cpu_capability": arith.get("cpu_capability") or kernels.get("cpu_capability"),
         "reproducible": arith.get("reproducible"),
         "torch": env.get("torch"),
+        # Seeds trained as one stacked model round differently from separate runs.
+        "batched": bool((manifest.get("execution") or {}).get("batch_seeds")),
     }
 
 
@@ -163,6 +165,9 @@ def differences(a: Mapping[str, Any], b: Mapping[str, Any]) -> list[str]:
     ra, rb = a.get("reproducible"), b.get("reproducible")
     if ra is not None and rb is not None and ra != rb:
         out.append(f"reproducible mode {'on' if ra else 'off'} vs {'on' if rb else 'off'}")
+    ba, bb = a.get("batched"), b.get("batched")
+    if ba is not None and bb is not None and ba != bb:
+        out.append(f"batched seeds {'on' if ba else 'off'} vs {'on' if bb else 'off'}")
     if a.get("torch") and b.get("torch") and a["torch"] != b["torch"]:
         out.append(f"torch {a['torch']} vs {b['torch']}")
     return out

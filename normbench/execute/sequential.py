@@ -299,8 +299,12 @@ def run_until_decided(
         state,
         SequentialOutcome(None, looks),
     )
+    from normbench.execute.signals import stop_on_signals
+
     try:
-        loop.run()
+        # Between looks no run holds the signals: SIGINT/SIGTERM then stop the loop here.
+        with stop_on_signals(raise_interrupt=True):
+            loop.run()
     except KeyboardInterrupt:  # between looks: what finished is saved, --resume replays it
         if loop.run_dir is not None:
             api.finish_run(RunDir(loop.run_dir), "interrupted")

@@ -12,6 +12,7 @@ import json
 from typing import Any
 
 from normbench.analysis.query import LR_KEY, name_of
+from normbench.analysis.stats import CI_MIN_SEEDS
 
 PALETTE = (
     "#0072B2",
@@ -33,7 +34,6 @@ CURVE_METRICS = (
     ("train_loss", "train loss"),
     ("train_probe_acc", "train accuracy (probe)"),
 )
-CI_MIN_SEEDS = 3  # same rule as the tables: fewer seeds give a range, not a CI
 
 
 def _band_label(n: int) -> str:

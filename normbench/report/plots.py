@@ -25,6 +25,7 @@ from normbench.analysis.query import (
     name_of,
 )
 from normbench.analysis.relative import converged
+from normbench.analysis.stats import CI_MIN_SEEDS
 from normbench.results.store import Warn, finite_or_none
 
 # Okabe & Ito (2008), colour-blind safe; yellow last because it is faint on white.
@@ -184,7 +185,10 @@ def _arr(values: list[Any]) -> np.ndarray:
 
 
 def _seeds_note(summary: dict[str, Any]) -> str:
-    return f"mean and 95 % bootstrap band over {len(summary['seeds'])} seeds"
+    n = len(summary["seeds"])
+    if n < CI_MIN_SEEDS:  # a bootstrap band over 2 seeds is their range, not a CI
+        return f"mean and min–max band over {n} seed{'s' if n != 1 else ''}"
+    return f"mean and 95 % bootstrap band over {n} seeds"
 
 
 # --- curves ---------------------------------------------------------------------------------

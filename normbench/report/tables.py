@@ -11,13 +11,13 @@ from typing import Any
 
 from normbench.analysis.query import LR_KEY, available_metrics, headline_metric, name_of
 from normbench.analysis.relative import TIME_METRICS
+from normbench.analysis.stats import CI_MIN_SEEDS
 from normbench.errors import InputError
 
 FORMATS = ("table", "markdown", "csv", "json", "latex")
 SUMMARY_METRICS = ("final_test_acc", "best_test_acc", "final_test_loss", "final_train_loss",
                    "steps_to_target", "seconds_to_target", "samples_per_sec", "rel_ms_per_step")
 NOT_REACHED = "not reached"
-CI_MIN_SEEDS = 3  # below this a bootstrap "CI" is the seeds' range, and is not called a CI
 NONE = "—"
 
 

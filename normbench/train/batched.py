@@ -41,7 +41,13 @@ from normbench.train.loop import (
     to_tensors,
 )
 from normbench.train.optim import make_optimizer, make_schedule
-from normbench.train.timing import median_iqr, peak_memory_mb, step_breakdown
+from normbench.train.timing import (
+    median_iqr,
+    model_memory,
+    peak_memory_mb,
+    process_rss_mb,
+    step_breakdown,
+)
 
 
 def _record(
@@ -309,6 +315,9 @@ def _run_batched(
                 seed,
             )
         timing["peak_memory_mb"] = peak_memory_mb(device)
+        if record["status"] == "ok":
+            timing["memory"] = member_memory(stack.member(k, members[k]), training, loss_fn, data)
+        timing["process_rss_mb"] = process_rss_mb()
         metrics, reached = summarize(
             curve, config["targets"], timing, record["status"], training["batch_size"], num_params
         )
@@ -317,6 +326,22 @@ def _run_batched(
         record["finished"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
         out.append(record)
     return out
+
+
+def member_memory(model: Any, training: dict[str, Any], loss_fn: Any, data: Any) -> dict[str, float]:
+    """A member's own memory, as a separate run accounts it (optimizer state included).
+
+    The stacked optimizer's state is not the member's, so one step on a copy with a fresh
+    optimizer fills state of the same shapes; the member itself is untouched.
+    """
+    import copy
+
+    model = copy.deepcopy(model).train()
+    opt = make_optimizer(model.parameters(), training)
+    batch = training["batch_size"]
+    loss_fn(model(data.x_train[:batch]).float(), data.y_train[:batch]).backward()
+    opt.step()
+    return model_memory(model, opt, loss_fn, data.x_train, data.y_train, batch)
 
 
 def _finite(value: float | None) -> float | None:
