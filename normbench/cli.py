@@ -454,7 +454,7 @@ def bench(
     with _width(wide):
         sys.stdout.write(render_bench(records, fmt.value))
     if any(r["status"] != "ok" for r in records):
-        raise typer.Exit(3)  # some layers failed while running (exit code 3, DESIGN §4)
+        raise typer.Exit(3)  # some layers failed while running (exit code 3)
 
 
 @app.command()

@@ -28,7 +28,7 @@ from normbench.models.catalog import (
 from normbench.naming import format_value
 from normbench.yamlsrc import Lines, parse_yaml, read_yaml
 
-# Grid / --set aliases: short names for the keys people sweep most (DESIGN §2).
+# Grid / --set aliases: short names for the keys people sweep most.
 ALIASES: dict[str, str] = {
     "norm": "model.norm",
     "placement": "model.placement",
@@ -36,7 +36,7 @@ ALIASES: dict[str, str] = {
     "lr_mult": "training.lr_mult",
     "batch_size": "training.batch_size",
     "optimizer": "training.optimizer",
-    # Not in DESIGN's list, but the same idea and asked for often:
+    # Not in the README's original list, but the same idea and asked for often:
     "lr": "training.lr",
     "model": "model.kind",
     "dataset": "dataset.name",
@@ -222,7 +222,7 @@ class ClaimCfg(_Strict):
 
 
 class SuiteCfg(_Strict):
-    """The whole suite file (DESIGN §2)."""
+    """The whole suite file."""
 
     name: str
     description: str = ""

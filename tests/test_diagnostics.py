@@ -1,4 +1,4 @@
-"""Diagnostics (issue #4): stored structures, reference computations, no side effects, validation."""
+"""Diagnostics: stored structures, reference computations, no side effects, validation."""
 
 from __future__ import annotations
 

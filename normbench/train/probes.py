@@ -1,4 +1,4 @@
-"""Diagnostics probes (issue #4): measurements hooked into the training loop that never train.
+"""Diagnostics probes: measurements hooked into the training loop that never train.
 
 Every probe implements ``normbench.train.loop.Probe``. Three rules keep the training run the
 same with or without diagnostics:
