@@ -8,6 +8,7 @@ from typing import Any
 from xml.etree import ElementTree as ET
 
 from normbench.analysis.compare import Comparison, GateResult, MetricChange, VariantComparison
+from normbench.analysis.stats import CI_MIN_SEEDS
 from normbench.report.tables import NONE, Table, fmt_value, render
 
 _MARKS = (("+", "worse (significant)"), ("-", "better (significant)"), ("~", "no significant change"),
@@ -21,13 +22,17 @@ _ORDER = {"fail": 0, "pass": 1, "skipped": 2}
 
 
 def fmt_side(stats: dict[str, Any], unit: str) -> str:
-    """``0.7627 [0.7590, 0.7680]``: mean and 95 % bootstrap CI; ``(n=2)`` when seeds lack a value."""
+    """``0.7627 [0.7590, 0.7680]``: mean and 95 % bootstrap CI from 3 seeds on, below that the
+    seeds' range ``0.7627 (range 0.7590–0.7680)``; ``(n=2/3)`` when seeds lack a value."""
     if not stats or stats.get("mean") is None:
         return NONE
     text = fmt_value(stats["mean"], unit)
     lo, hi = stats.get("ci_low"), stats.get("ci_high")
-    if lo is not None and hi is not None and stats.get("n", 0) > 1:
+    n = stats.get("n", 0)
+    if lo is not None and hi is not None and n >= CI_MIN_SEEDS:
         text += f" [{fmt_value(lo, unit)}, {fmt_value(hi, unit)}]"
+    elif n > 1 and stats.get("min") is not None and stats.get("max") is not None:
+        text += f" (range {fmt_value(stats['min'], unit)}–{fmt_value(stats['max'], unit)})"
     total = len(stats.get("values") or [])
     if stats.get("n", 0) < total:
         text += f" (n={stats['n']}/{total})"
