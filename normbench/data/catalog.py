@@ -236,6 +236,25 @@ _IMAGE_FILE_OPTIONS: tuple[Option, ...] = (
     ),
 )
 
+# How labels of user-supplied arrays (a file or a loader) are read: one definition for both.
+_ARRAY_LABEL_OPTIONS = (
+    Option(
+        "task",
+        "choice",
+        "auto",
+        "auto: integer labels → classification, floats → regression",
+        choices=("auto", "classification", "regression"),
+    ),
+    Option(
+        "num_classes",
+        "int",
+        None,
+        "classes (default: largest label + 1)",
+        min=1,
+        nullable=True,
+    ),
+)
+
 _ENTRIES: tuple[DatasetEntry, ...] = (
     DatasetEntry(
         name="mnist1d",
@@ -386,21 +405,7 @@ _ENTRIES: tuple[DatasetEntry, ...] = (
         size="from the file",
         options=(
             _path_option("the .npz / .pt file (required)"),
-            Option(
-                "task",
-                "choice",
-                "auto",
-                "auto: integer labels → classification, floats → regression",
-                choices=("auto", "classification", "regression"),
-            ),
-            Option(
-                "num_classes",
-                "int",
-                None,
-                "classes (default: largest label + 1)",
-                min=1,
-                nullable=True,
-            ),
+            *_ARRAY_LABEL_OPTIONS,
         ),
         build=src.build_file,
         finish=src.finish_file,
@@ -421,21 +426,7 @@ _ENTRIES: tuple[DatasetEntry, ...] = (
         options=(
             Option("target", "target", None, "'package.module:loader' (required)", nullable=True),
             Option("options", "mapping", None, "keyword arguments of the loader", nullable=True),
-            Option(
-                "task",
-                "choice",
-                "auto",
-                "auto: integer labels → classification, floats → regression",
-                choices=("auto", "classification", "regression"),
-            ),
-            Option(
-                "num_classes",
-                "int",
-                None,
-                "classes (default: largest label + 1)",
-                min=1,
-                nullable=True,
-            ),
+            *_ARRAY_LABEL_OPTIONS,
         ),
         build=src.build_custom,
         finish=src.finish_custom,
