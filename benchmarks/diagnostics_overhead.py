@@ -70,8 +70,15 @@ def make_data(n: int = 10_000) -> SimpleNamespace:
     rng = np.random.default_rng(0)
     x = (rng.random((n, 784)) > 0.8).astype(np.float32)
     y = rng.integers(0, 10, n).astype(np.int64)
-    return SimpleNamespace(x_train=x, y_train=y, x_test=x[:1000], y_test=y[:1000],
-                           task="classification", num_outputs=10, layout="vector")
+    return SimpleNamespace(
+        x_train=x,
+        y_train=y,
+        x_test=x[:1000],
+        y_test=y[:1000],
+        task="classification",
+        num_outputs=10,
+        layout="vector",
+    )
 
 
 def resolved_config(steps: int) -> dict[str, Any]:
@@ -104,8 +111,12 @@ CLOCKS = {"cpu": time.thread_time, "wall": time.perf_counter}
 CLOCK = CLOCKS["cpu"]
 
 
-def timed_run(config: dict[str, Any], data: SimpleNamespace, probes: list[Any] | None,
-              train_fn: Callable[..., Any] | None = None) -> dict[str, float]:
+def timed_run(
+    config: dict[str, Any],
+    data: SimpleNamespace,
+    probes: list[Any] | None,
+    train_fn: Callable[..., Any] | None = None,
+) -> dict[str, float]:
     """One run's figures (all per run; ``alternate`` takes medians over runs).
 
     ``train``: steps / train_seconds (probe time excluded by the loop); ``train_median``: from
@@ -128,12 +139,18 @@ def timed_run(config: dict[str, Any], data: SimpleNamespace, probes: list[Any] |
         loop.time = cut_globals["time"] = time
     assert record["status"] == "ok", record["error"]
     t = record["timing"]
-    return {"train": t["steps"] / t["train_seconds"], "train_median": 1000 / t["ms_per_step_stats"]["median"],
-            "probe_share": t["probe_seconds"] / t["train_seconds"],
-            "with_probes": t["steps"] / (t["train_seconds"] + t["probe_seconds"]), "wall": wall}
+    return {
+        "train": t["steps"] / t["train_seconds"],
+        "train_median": 1000 / t["ms_per_step_stats"]["median"],
+        "probe_share": t["probe_seconds"] / t["train_seconds"],
+        "with_probes": t["steps"] / (t["train_seconds"] + t["probe_seconds"]),
+        "wall": wall,
+    }
 
 
-def alternate(variants: dict[str, Callable[[], dict[str, float]]], repeats: int) -> dict[str, dict[str, float]]:
+def alternate(
+    variants: dict[str, Callable[[], dict[str, float]]], repeats: int
+) -> dict[str, dict[str, float]]:
     """Run the variants in turn ``repeats`` times; per variant the median of each figure, and
     ``best``: the highest ``train_median`` (the run least disturbed by other load)."""
     for fn in variants.values():  # warm-up
@@ -141,10 +158,13 @@ def alternate(variants: dict[str, Callable[[], dict[str, float]]], repeats: int)
     names = list(variants)
     samples: dict[str, list[dict[str, float]]] = {k: [] for k in variants}
     for r in range(repeats):
-        for name in names[r % len(names):] + names[:r % len(names)]:  # rotate who goes first
+        for name in names[r % len(names) :] + names[: r % len(names)]:  # rotate who goes first
             samples[name].append(variants[name]())
-    return {name: {k: statistics.median(s[k] for s in runs) for k in runs[0]}
-            | {"best": max(s["train_median"] for s in runs)} for name, runs in samples.items()}
+    return {
+        name: {k: statistics.median(s[k] for s in runs) for k in runs[0]}
+        | {"best": max(s["train_median"] for s in runs)}
+        for name, runs in samples.items()
+    }
 
 
 def seam_cost_ns(steps: int = 3000) -> float:
@@ -176,11 +196,13 @@ def probe_cost(config: dict[str, Any], data: SimpleNamespace, repeats: int) -> d
     loss_fn = loop.loss_function(True)
     diags = config["diagnostics"]
     layers = list(range(len(model.blocks)))
-    etas = P.eta_grid(diags["landscape"]["eta_min"], diags["landscape"]["eta_max"], diags["landscape"]["points"])
+    etas = P.eta_grid(
+        diags["landscape"]["eta_min"], diags["landscape"]["eta_max"], diags["landscape"]["points"]
+    )
     lr = loop.effective_lr(config["training"])
     times: dict[str, list[float]] = {"step": [], "ics": [], "landscape": []}
     for k in range(repeats * 20 + 10):
-        xb, yb = tensors.x_train[60 * k:60 * (k + 1)], tensors.y_train[60 * k:60 * (k + 1)]
+        xb, yb = tensors.x_train[60 * k : 60 * (k + 1)], tensors.y_train[60 * k : 60 * (k + 1)]
         t0 = CLOCK()
         loss = loss_fn(model(xb), yb)
         opt.zero_grad(set_to_none=True)
@@ -216,12 +238,17 @@ def main() -> None:
     config = resolved_config(args.steps)
     off = {**config, "diagnostics": {}}
     cheap = {k: v for k, v in config["diagnostics"].items() if k in ("activations", "grad_norms")}
-    print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, steps {args.steps}, eval_every 100, "
-          f"repeats {args.repeats} (medians; runs alternate), {args.clock} clock")
+    print(
+        f"torch {torch.__version__}, threads {torch.get_num_threads()}, steps {args.steps}, eval_every 100, "
+        f"repeats {args.repeats} (medians; runs alternate), {args.clock} clock"
+    )
 
     print("\n1. diagnostics off — training steps/s")
     cut = stripped_train()
-    variants = {"probes=None": lambda: timed_run(off, data, None), "probes=[]": lambda: timed_run(off, data, [])}
+    variants = {
+        "probes=None": lambda: timed_run(off, data, None),
+        "probes=[]": lambda: timed_run(off, data, []),
+    }
     if cut is not None:
         variants["probe calls cut"] = lambda: timed_run(off, data, None, cut)
     else:
@@ -236,39 +263,62 @@ def main() -> None:
     for name, r in res.items():
         print(f"   {name:16s} {rel(r, 'train')}   {rel(r, 'train_median')}   {rel(r, 'best')}")
     worst = max(abs(r["best"] / ref["best"] - 1) for r in res.values())
-    print(f"   worst difference vs {'the cut loop' if cut is not None else 'probes=None'} (best runs) "
-          f"{100 * worst:.2f} % (target ≤ 2 %): {'PASS' if worst <= 0.02 else 'FAIL'}")
+    print(
+        f"   worst difference vs {'the cut loop' if cut is not None else 'probes=None'} (best runs) "
+        f"{100 * worst:.2f} % (target ≤ 2 %): {'PASS' if worst <= 0.02 else 'FAIL'}"
+    )
     step_ns = 1e9 / ref["best"]
     seam = seam_cost_ns(args.steps)
-    print(f"   the per-step seam (`if step in backward_steps`, empty set) costs {seam:.0f} ns "
-          f"= {100 * seam / step_ns:.3f} % of a {step_ns / 1e6:.2f} ms step")
+    print(
+        f"   the per-step seam (`if step in backward_steps`, empty set) costs {seam:.0f} ns "
+        f"= {100 * seam / step_ns:.3f} % of a {step_ns / 1e6:.2f} ms step"
+    )
 
     print("\n2. activations + grad_norms, every evaluation")
-    res = alternate({"none": lambda: timed_run(off, data, None),
-                     "act+grad": lambda: timed_run(config, data, P.build_probes(cheap, config))}, args.repeats)
+    res = alternate(
+        {
+            "none": lambda: timed_run(off, data, None),
+            "act+grad": lambda: timed_run(config, data, P.build_probes(cheap, config)),
+        },
+        args.repeats,
+    )
     base, on = res["none"], res["act+grad"]
     train_over = 1 - on["train_median"] / base["train_median"]
     wall_over = 1 - 1 / (1 + on["probe_share"])  # share of the steps/s the probes' own time takes
     both = 1 - (1 - train_over) * (1 - wall_over)
-    print(f"   training steps/s (probe time excluded, interval medians)  none {base['train_median']:7.0f}   "
-          f"on {on['train_median']:7.0f}   overhead {100 * train_over:+6.2f} % (target ≤ 10 %): "
-          f"{'PASS' if train_over <= 0.10 else 'FAIL'}")
-    print(f"   best runs: none {base['best']:7.0f}   on {on['best']:7.0f}   "
-          f"overhead {100 * (1 - on['best'] / base['best']):+6.2f} %")
-    print(f"   probe time / training time {100 * on['probe_share']:.2f} %  →  wall-clock steps/s overhead "
-          f"{100 * both:+6.2f} % (target ≤ 10 %): {'PASS' if both <= 0.10 else 'FAIL'}")
-    print(f"   totals: training+probes steps/s  none {base['with_probes']:7.0f}   on {on['with_probes']:7.0f} "
-          f"({100 * (1 - on['with_probes'] / base['with_probes']):+.2f} %)")
-    print(f"   whole run_variant time (eval, setup included)  none {base['wall']:.3f} s   "
-          f"on {on['wall']:.3f} s   ({100 * (on['wall'] / base['wall'] - 1):+.2f} %)")
+    print(
+        f"   training steps/s (probe time excluded, interval medians)  none {base['train_median']:7.0f}   "
+        f"on {on['train_median']:7.0f}   overhead {100 * train_over:+6.2f} % (target ≤ 10 %): "
+        f"{'PASS' if train_over <= 0.10 else 'FAIL'}"
+    )
+    print(
+        f"   best runs: none {base['best']:7.0f}   on {on['best']:7.0f}   "
+        f"overhead {100 * (1 - on['best'] / base['best']):+6.2f} %"
+    )
+    print(
+        f"   probe time / training time {100 * on['probe_share']:.2f} %  →  wall-clock steps/s overhead "
+        f"{100 * both:+6.2f} % (target ≤ 10 %): {'PASS' if both <= 0.10 else 'FAIL'}"
+    )
+    print(
+        f"   totals: training+probes steps/s  none {base['with_probes']:7.0f}   on {on['with_probes']:7.0f} "
+        f"({100 * (1 - on['with_probes'] / base['with_probes']):+.2f} %)"
+    )
+    print(
+        f"   whole run_variant time (eval, setup included)  none {base['wall']:.3f} s   "
+        f"on {on['wall']:.3f} s   ({100 * (on['wall'] / base['wall'] - 1):+.2f} %)"
+    )
 
     print("\n3. one probe (default options) on this model")
     cost = probe_cost(config, data, args.repeats)
     lp = config["diagnostics"]["landscape"]
-    for name, what in (("ics", f"{len(config['model']['hidden'])} blocks"),
-                       ("landscape", f"{lp['points']} points over [{lp['eta_min']}, {lp['eta_max']}]×lr")):
-        print(f"   {name:10s} {cost[name]:7.2f} ms  ≈ {cost[name] / cost['step']:5.1f} training steps "
-              f"({what}); every 100 steps: +{cost[name] / cost['step']:.1f} %")
+    for name, what in (
+        ("ics", f"{len(config['model']['hidden'])} blocks"),
+        ("landscape", f"{lp['points']} points over [{lp['eta_min']}, {lp['eta_max']}]×lr"),
+    ):
+        print(
+            f"   {name:10s} {cost[name]:7.2f} ms  ≈ {cost[name] / cost['step']:5.1f} training steps "
+            f"({what}); every 100 steps: +{cost[name] / cost['step']:.1f} %"
+        )
     print(f"   (one training step: {cost['step']:.3f} ms)")
 
 

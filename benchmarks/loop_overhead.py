@@ -28,23 +28,56 @@ def make_data(n: int = 10_000, inputs: int = 784) -> SimpleNamespace:
     rng = np.random.default_rng(0)
     x = (rng.random((n, inputs)) > 0.8).astype(np.float32)  # binary, MNIST-like sparsity
     y = rng.integers(0, 10, n).astype(np.int64)
-    return SimpleNamespace(x_train=x, y_train=y, x_test=x[:1000], y_test=y[:1000],
-                           task="classification", num_outputs=10, layout="vector")
+    return SimpleNamespace(
+        x_train=x,
+        y_train=y,
+        x_test=x[:1000],
+        y_test=y[:1000],
+        task="classification",
+        num_outputs=10,
+        layout="vector",
+    )
 
 
 def config(norm: str, steps: int) -> dict:
     return {
         "dataset": {"name": "bench"},
-        "model": {"kind": "mlp", "hidden": [100, 100, 100], "activation": "sigmoid",
-                  "norm": {"kind": norm} if norm == "none" else _resolved(norm),
-                  "placement": "pre", "init": "default", "init_std": 0.01, "residual": False},
-        "training": {"optimizer": {"name": "sgd", "momentum": 0.9, "nesterov": False,
-                                   "weight_decay": 0.0, "betas": (0.9, 0.999), "eps": 1e-8},
-                     "lr": 0.1, "lr_mult": 1.0, "lr_schedule": "constant", "batch_size": 60,
-                     "steps": steps, "eval_every": steps, "eval_batch_size": 1000,
-                     "probe_size": 1000, "device": "cpu", "threads": None, "grad_clip": None,
-                     "precision": "fp32", "compile": False, "channels_last": False},
-        "targets": {}, "diagnostics": {},
+        "model": {
+            "kind": "mlp",
+            "hidden": [100, 100, 100],
+            "activation": "sigmoid",
+            "norm": {"kind": norm} if norm == "none" else _resolved(norm),
+            "placement": "pre",
+            "init": "default",
+            "init_std": 0.01,
+            "residual": False,
+        },
+        "training": {
+            "optimizer": {
+                "name": "sgd",
+                "momentum": 0.9,
+                "nesterov": False,
+                "weight_decay": 0.0,
+                "betas": (0.9, 0.999),
+                "eps": 1e-8,
+            },
+            "lr": 0.1,
+            "lr_mult": 1.0,
+            "lr_schedule": "constant",
+            "batch_size": 60,
+            "steps": steps,
+            "eval_every": steps,
+            "eval_batch_size": 1000,
+            "probe_size": 1000,
+            "device": "cpu",
+            "threads": None,
+            "grad_clip": None,
+            "precision": "fp32",
+            "compile": False,
+            "channels_last": False,
+        },
+        "targets": {},
+        "diagnostics": {},
     }
 
 
@@ -75,7 +108,7 @@ def plain_loop(data: SimpleNamespace, norm: str, steps: int, seed: int = 0) -> f
     for _ in range(steps):
         if pos + batch > n:
             perm, pos = torch.randperm(n, generator=gen), 0
-        idx = perm[pos:pos + batch]
+        idx = perm[pos : pos + batch]
         pos += batch
         loss = F.cross_entropy(model(x[idx]), y[idx])
         opt.zero_grad(set_to_none=True)
@@ -99,8 +132,10 @@ def main() -> None:
     parser.add_argument("--inputs", type=int, nargs="+", default=[40, 784])
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, steps {args.steps}, "
-          f"repeats {args.repeats}")
+    print(
+        f"torch {torch.__version__}, threads {torch.get_num_threads()}, steps {args.steps}, "
+        f"repeats {args.repeats}"
+    )
     worst = 1.0
     for inputs in args.inputs:
         data = make_data(inputs=inputs)
@@ -112,9 +147,11 @@ def main() -> None:
                 ours.append(normbench_loop(data, norm, args.steps))
             p, o = statistics.median(plain), statistics.median(ours)
             worst = min(worst, o / p)
-            print(f"inputs={inputs:4d} norm={norm:6s} plain {p:8.0f} steps/s   "
-                  f"normbench {o:8.0f} steps/s   ratio {o / p:.3f}   "
-                  f"(runs: {' '.join(f'{b / a:.2f}' for a, b in zip(plain, ours, strict=True))})")
+            print(
+                f"inputs={inputs:4d} norm={norm:6s} plain {p:8.0f} steps/s   "
+                f"normbench {o:8.0f} steps/s   ratio {o / p:.3f}   "
+                f"(runs: {' '.join(f'{b / a:.2f}' for a, b in zip(plain, ours, strict=True))})"
+            )
     print(f"worst ratio {worst:.3f} (target ≥ 0.97): {'PASS' if worst >= 0.97 else 'FAIL'}")
 
 

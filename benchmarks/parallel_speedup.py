@@ -70,8 +70,20 @@ def child_cpu_seconds() -> float:
 
 def run_once(suite: Path, out: Path, args: list[str]) -> tuple[float, float]:
     """Wall seconds and CPU seconds (all its processes) of one ``normbench run`` subprocess."""
-    cmd = [sys.executable, "-m", "normbench", "run", str(suite), "--out", str(out), "--no-report",
-           "--quiet", "--format", "json", *args]
+    cmd = [
+        sys.executable,
+        "-m",
+        "normbench",
+        "run",
+        str(suite),
+        "--out",
+        str(out),
+        "--no-report",
+        "--quiet",
+        "--format",
+        "json",
+        *args,
+    ]
     cpu0, t0 = child_cpu_seconds(), time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
     wall, cpu = time.perf_counter() - t0, child_cpu_seconds() - cpu0
@@ -95,8 +107,9 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=5000, help="training steps per variant")
     parser.add_argument("--repeats", type=int, default=1, help="rounds over all configurations")
     parser.add_argument("--keep", type=Path, help="keep the run directories here")
-    parser.add_argument("--quick", action="store_true",
-                        help="only the two pinned configurations (the claim)")
+    parser.add_argument(
+        "--quick", action="store_true", help="only the two pinned configurations (the claim)"
+    )
     args = parser.parse_args()
     configs = dict(list(CONFIGS.items())[:2]) if args.quick else CONFIGS
 
@@ -116,18 +129,24 @@ def main() -> None:
         shutil.rmtree(work, ignore_errors=True)
 
     med = {name: statistics.median(ts) for name, ts in times.items()}
-    print(f"4 variants × 1 seed, MLP 64-256-256-256-4, batch 128, {args.steps} steps; "
-          f"{os.cpu_count()} logical CPUs; median of {args.repeats}")
+    print(
+        f"4 variants × 1 seed, MLP 64-256-256-256-4, batch 128, {args.steps} steps; "
+        f"{os.cpu_count()} logical CPUs; median of {args.repeats}"
+    )
     for name, t in med.items():
-        print(f"  {name:26s} {t:7.2f} s   (runs: {', '.join(f'{x:.2f}' for x in times[name])}; "
-              f"cores busy: {statistics.median(cores_used[name]):.2f})")
+        print(
+            f"  {name:26s} {t:7.2f} s   (runs: {', '.join(f'{x:.2f}' for x in times[name])}; "
+            f"cores busy: {statistics.median(cores_used[name]):.2f})"
+        )
     print(f"  default chose: {default_note}")
     ratio = med["workers=2 threads=1"] / med["workers=1 threads=1"]
     verdict = "PASS" if ratio <= 0.6 else "FAIL"
     print(f"workers=2 / workers=1 (1 thread each): {ratio:.2f}  (target ≤ 0.60: {verdict})")
     if "in-process (--workers 1)" in med:
-        print(f"workers=2 / in-process default threads: "
-              f"{med['workers=2 threads=1'] / med['in-process (--workers 1)']:.2f}")
+        print(
+            f"workers=2 / in-process default threads: "
+            f"{med['workers=2 threads=1'] / med['in-process (--workers 1)']:.2f}"
+        )
 
 
 if __name__ == "__main__":

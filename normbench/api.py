@@ -106,16 +106,25 @@ class RunPlan:
         ``--workers 1 --threads-per-worker K`` keeps one isolated worker (crash isolation);
         either way the task trains with its planned threads, so the numbers are the same.
         """
-        return (self.options.executor == "local" and self.workers == 1
-                and self.options.threads_per_worker is None and not self.devices
-                and not self.isolate)
+        return (
+            self.options.executor == "local"
+            and self.workers == 1
+            and self.options.threads_per_worker is None
+            and not self.devices
+            and not self.isolate
+        )
 
     def execution(self) -> dict[str, Any]:
         """How the run executes, for the manifest."""
-        return {"executor": self.options.executor, "in_process": self.in_process,
-                "workers": self.workers, "threads_per_worker": self.threads,
-                "devices": list(self.devices), "scheduler": self.options.scheduler,
-                "batch_seeds": list(self.batched)}
+        return {
+            "executor": self.options.executor,
+            "in_process": self.in_process,
+            "workers": self.workers,
+            "threads_per_worker": self.threads,
+            "devices": list(self.devices),
+            "scheduler": self.options.scheduler,
+            "batch_seeds": list(self.batched),
+        }
 
     def units(self) -> list[Any]:
         """The pending tasks as units of work: a batched variant's seeds grouped, split so
@@ -153,8 +162,9 @@ def _capability(reproducible: bool) -> str:
     return torch.backends.cpu.get_cpu_capability()
 
 
-def start_run(suite: Suite, out: Path, command: list[str] | None = None,
-              extra: dict[str, Any] | None = None) -> RunDir:
+def start_run(
+    suite: Suite, out: Path, command: list[str] | None = None, extra: dict[str, Any] | None = None
+) -> RunDir:
     """Create the run directory and write ``suite.yaml``, ``resolved.json`` and the manifest."""
     from normbench.results.environment import capture
 
@@ -166,12 +176,21 @@ def start_run(suite: Suite, out: Path, command: list[str] | None = None,
     run_dir = create_run_dir(Path(out), suite.name)
     atomic_write_text(run_dir.path / "suite.yaml", suite.text)
     run_dir.write_json("resolved.json", suite.resolved())
-    run_dir.write_manifest({
-        "schema_version": 1, "normbench_version": __version__, "suite_name": suite.name,
-        "suite_file": suite.file, "command": command or sys.argv, "started": _now(), "finished": None,
-        "status": "running", "environment": environment,
-        "tasks": len(tasks_of(suite)), **(extra or {}),
-    })
+    run_dir.write_manifest(
+        {
+            "schema_version": 1,
+            "normbench_version": __version__,
+            "suite_name": suite.name,
+            "suite_file": suite.file,
+            "command": command or sys.argv,
+            "started": _now(),
+            "finished": None,
+            "status": "running",
+            "environment": environment,
+            "tasks": len(tasks_of(suite)),
+            **(extra or {}),
+        }
+    )
     return run_dir
 
 
@@ -206,8 +225,9 @@ def _check_resumable(run_dir: RunDir, suite: Suite) -> dict[str, Any]:
     return manifest
 
 
-def _placement(suite: Suite, options: ExecOptions, n_tasks: int,
-               threads: dict[str, int]) -> tuple[int, tuple[str, ...], list[str]]:
+def _placement(
+    suite: Suite, options: ExecOptions, n_tasks: int, threads: dict[str, int]
+) -> tuple[int, tuple[str, ...], list[str]]:
     """Workers and devices, from the options or chosen for this machine, fitted to the cores.
 
     ``threads`` (variant id → intra-op threads) is already decided from the configuration;
@@ -228,7 +248,9 @@ def _placement(suite: Suite, options: ExecOptions, n_tasks: int,
     elif devices:
         workers = min(len(devices), max(1, n_tasks))
     else:
-        workers = default_workers(configs, n_tasks, cores=cores, gpus=gpus, memory=available_memory())
+        workers = default_workers(
+            configs, n_tasks, cores=cores, gpus=gpus, memory=available_memory()
+        )
     # Processes this machine starts share its cores; a remote cluster's workers are not ours to size.
     if options.executor == "dask" and options.scheduler is not None:
         return workers, devices, []
@@ -250,35 +272,49 @@ def _reproducible(suite: Suite, options: ExecOptions, recorded: dict[str, Any]) 
     """The run's reproducible mode: the resumed run's, else ``--reproducible``, else the suite's."""
     asked = {v.config["training"].get("reproducible") for v in suite.variants} - {None}
     if len(asked) > 1:
-        raise InputError("training.reproducible must be the same for every variant of a suite "
-                         "(kernels are pinned per process, before torch starts)")
-    value = options.reproducible if options.reproducible is not None else bool(asked and asked.pop())
+        raise InputError(
+            "training.reproducible must be the same for every variant of a suite "
+            "(kernels are pinned per process, before torch starts)"
+        )
+    value = (
+        options.reproducible if options.reproducible is not None else bool(asked and asked.pop())
+    )
     if recorded:
         before = bool(next(iter(recorded.values())))
         if options.reproducible is not None and options.reproducible != before:
-            raise InputError(f"--{'no-' * before}reproducible contradicts the resumed run, made "
-                             f"with the reproducible mode {'on' if before else 'off'}; drop the "
-                             "flag to resume it as it was made")
+            raise InputError(
+                f"--{'no-' * before}reproducible contradicts the resumed run, made "
+                f"with the reproducible mode {'on' if before else 'off'}; drop the "
+                "flag to resume it as it was made"
+            )
         value = before
     return value
 
 
-def _threads(suite: Suite, options: ExecOptions, recorded: dict[str, Any]) -> tuple[dict[str, int], list[str]]:
+def _threads(
+    suite: Suite, options: ExecOptions, recorded: dict[str, Any]
+) -> tuple[dict[str, int], list[str]]:
     """Variant id → intra-op threads, decided from the configuration (and a resumed run's record)."""
     cores = usable_cores()
     threads, warnings = {}, []
     for v in suite.variants:
         if v.id in recorded:  # resume reuses what the run was made with: same arithmetic
             before = int(recorded[v.id])
-            if options.threads_per_worker is not None and options.threads_per_worker != before \
-                    and v.config["training"].get("threads") is None:
-                raise InputError(f"--threads-per-worker {options.threads_per_worker} contradicts "
-                                 f"the resumed run, made with {before} thread{'s' * (before > 1)} "
-                                 "per task (results would not be bit-comparable); drop the flag")
+            if (
+                options.threads_per_worker is not None
+                and options.threads_per_worker != before
+                and v.config["training"].get("threads") is None
+            ):
+                raise InputError(
+                    f"--threads-per-worker {options.threads_per_worker} contradicts "
+                    f"the resumed run, made with {before} thread{'s' * (before > 1)} "
+                    "per task (results would not be bit-comparable); drop the flag"
+                )
             threads[v.id] = before
             continue
-        wanted = arith.task_threads(v.config["training"].get("threads"), options.threads_per_worker,
-                                    is_large(v.config))
+        wanted = arith.task_threads(
+            v.config["training"].get("threads"), options.threads_per_worker, is_large(v.config)
+        )
         _, threads[v.id], capped = arith.fit_to_cores(1, wanted, cores)
         warnings += [w for w in capped if w not in warnings]
     return threads, warnings
@@ -289,9 +325,11 @@ def _check_kernels(run_dir: RunDir, manifest: dict[str, Any], reproducible: bool
     made = arith.signature(manifest).get("cpu_capability")
     now = _capability(reproducible)
     if made and made != now:
-        raise InputError(f"cannot resume {run_dir.path}: it was trained with {made} kernels but "
-                         f"this machine runs {now} ones (not bit-comparable: {made} vs {now}); "
-                         "resume it where the CPU capability matches, or start a new run")
+        raise InputError(
+            f"cannot resume {run_dir.path}: it was trained with {made} kernels but "
+            f"this machine runs {now} ones (not bit-comparable: {made} vs {now}); "
+            "resume it where the CPU capability matches, or start a new run"
+        )
 
 
 def _resolved_suite(suite: Suite, threads: dict[str, int], reproducible: bool) -> Suite:
@@ -338,18 +376,27 @@ def pick_reference(suite: Suite, text: str | None) -> Any:
     for key in pairs:
         if all(key not in v.params for v in suite.variants):
             swept = sorted({k for v in suite.variants for k in v.params})
-            raise InputError(f"--reference: '{key}' is not swept by the suite "
-                             f"(swept: {', '.join(swept) or 'nothing'})")
+            raise InputError(
+                f"--reference: '{key}' is not swept by the suite "
+                f"(swept: {', '.join(swept) or 'nothing'})"
+            )
     for v in suite.variants:
-        if all(key in v.params and format_value(v.params[key]) == value
-               for key, value in pairs.items()):
+        if all(
+            key in v.params and format_value(v.params[key]) == value for key, value in pairs.items()
+        ):
             return v
     raise InputError(f"--reference: no variant of the suite has {text}")
 
 
-def plan_run(suite: Suite, out: Path = Path("reports/runs"), options: ExecOptions | None = None,
-             command: list[str] | None = None, *, reference: str | None = None,
-             rel_cost: bool = True) -> RunPlan:
+def plan_run(
+    suite: Suite,
+    out: Path = Path("reports/runs"),
+    options: ExecOptions | None = None,
+    command: list[str] | None = None,
+    *,
+    reference: str | None = None,
+    rel_cost: bool = True,
+) -> RunPlan:
     """Validate the execution options against the suite; resolve resume and shard; pick workers.
 
     ``reference`` names the variant relative costs are measured against (a resumed run keeps
@@ -365,7 +412,9 @@ def plan_run(suite: Suite, out: Path = Path("reports/runs"), options: ExecOption
         recorded = manifest.get("shard")
         if shard is not None and recorded != format_shard(shard):
             what = f"shard {recorded}" if recorded else "not sharded"
-            raise InputError(f"--shard {format_shard(shard)} does not match the resumed run ({what})")
+            raise InputError(
+                f"--shard {format_shard(shard)} does not match the resumed run ({what})"
+            )
         if recorded:
             shard = parse_shard(recorded)
     else:
@@ -386,10 +435,14 @@ def plan_run(suite: Suite, out: Path = Path("reports/runs"), options: ExecOption
     if resume_dir is not None:
         why = fingerprint_difference(manifest.get("data"), data) if data is not None else None
         if why:
-            raise InputError(f"cannot resume {resume_dir.path}: {why}; resuming would mix old "
-                             "and new data in one run (start a new run instead)")
+            raise InputError(
+                f"cannot resume {resume_dir.path}: {why}; resuming would mix old "
+                "and new data in one run (start a new run instead)"
+            )
         for t in tasks:
-            record = valid_result(resume_dir.result_path(t.variant.id, t.seed), t.variant.id, t.seed)
+            record = valid_result(
+                resume_dir.result_path(t.variant.id, t.seed), t.variant.id, t.seed
+            )
             # A failed result is retried (a failure may be transient) unless --no-retry.
             if record is not None and (record["status"] != "failed" or not options.retry_failed):
                 done[t.key] = record
@@ -403,12 +456,26 @@ def plan_run(suite: Suite, out: Path = Path("reports/runs"), options: ExecOption
     else:
         ref = pick_reference(suite, reference)
     batched = _batched_variants(suite, pending, devices)
-    return RunPlan(batched=batched, suite=suite, out=Path(out), options=options,
-                   command=command or ["normbench", *sys.argv[1:]], tasks=tasks, pending=pending,
-                   done=done, resume_dir=resume_dir, shard=shard, workers=workers,
-                   threads=max(threads.values(), default=1), devices=devices,
-                   reproducible=reproducible, warnings=warnings + capped,
-                   rel_reference=ref, rel_cost=rel_cost, data=data)
+    return RunPlan(
+        batched=batched,
+        suite=suite,
+        out=Path(out),
+        options=options,
+        command=command or ["normbench", *sys.argv[1:]],
+        tasks=tasks,
+        pending=pending,
+        done=done,
+        resume_dir=resume_dir,
+        shard=shard,
+        workers=workers,
+        threads=max(threads.values(), default=1),
+        devices=devices,
+        reproducible=reproducible,
+        warnings=warnings + capped,
+        rel_reference=ref,
+        rel_cost=rel_cost,
+        data=data,
+    )
 
 
 def _preflight(suite: Suite, tasks: list[Task]) -> Any:
@@ -419,26 +486,34 @@ def _preflight(suite: Suite, tasks: list[Task]) -> Any:
     return check_data(suite, variants)
 
 
-def _batched_variants(suite: Suite, pending: list[Task], devices: tuple[str, ...]) -> tuple[str, ...]:
+def _batched_variants(
+    suite: Suite, pending: list[Task], devices: tuple[str, ...]
+) -> tuple[str, ...]:
     """Ids of the variants whose pending seeds train as one stacked model (``batch_seeds``)."""
     # Decided from the variant's whole seed list, never from what is pending here, so a shard
     # or a resumed run trains each seed on the same path as the unsharded run (same numbers).
     todo = {task.variant.id for task in pending}
-    wanted = [v for v in suite.variants if v.id in todo
-              and v.config["training"].get("batch_seeds", "auto") is not False]
+    wanted = [
+        v
+        for v in suite.variants
+        if v.id in todo and v.config["training"].get("batch_seeds", "auto") is not False
+    ]
     if not wanted:
         return ()
     accelerator = any(d != "cpu" for d in devices) or (
-        any(v.config["training"]["device"] == "auto" for v in wanted) and _visible_gpus(suite) > 0)
-    return tuple(v.id for v in wanted
-                 if batches_seeds(v.config, len(v.seeds), accelerator=accelerator))
+        any(v.config["training"]["device"] == "auto" for v in wanted) and _visible_gpus(suite) > 0
+    )
+    return tuple(
+        v.id for v in wanted if batches_seeds(v.config, len(v.seeds), accelerator=accelerator)
+    )
 
 
 def _needs_preflight(config: dict[str, Any]) -> bool:
     """Custom models and datasets, and probes addressed by module path, are checked on data."""
     diags = config.get("diagnostics") or {}
     paths = isinstance((diags.get("activations") or {}).get("layer"), str) or any(
-        isinstance(x, str) for x in (diags.get("ics") or {}).get("layers") or [])
+        isinstance(x, str) for x in (diags.get("ics") or {}).get("layers") or []
+    )
     return config["model"]["kind"] == "custom" or config["dataset"]["name"] == "custom" or paths
 
 
@@ -458,8 +533,12 @@ def check_models(suite: Suite, variants: list[Any] | None = None) -> dict[str, A
         config = variant.config
         if not _needs_preflight(config):
             continue
-        key = json.dumps({k: config[k] for k in ("dataset", "model", "diagnostics")}
-                         | {"batch": config["training"]["batch_size"]}, sort_keys=True, default=str)
+        key = json.dumps(
+            {k: config[k] for k in ("dataset", "model", "diagnostics")}
+            | {"batch": config["training"]["batch_size"]},
+            sort_keys=True,
+            default=str,
+        )
         try:
             if key not in done:
                 split = load_split(config)
@@ -515,9 +594,15 @@ def _reopen(plan: RunPlan) -> RunDir:
     assert run_dir is not None
     remove_stale_temp_files(run_dir.path)  # left by a writer that was killed mid-write
     manifest = run_dir.read_manifest()
-    manifest.setdefault("resumes", []).append({
-        "started": _now(), "command": plan.command, "previous_status": manifest.get("status"),
-        "already_done": len(plan.done), "execution": plan.execution()})
+    manifest.setdefault("resumes", []).append(
+        {
+            "started": _now(),
+            "command": plan.command,
+            "previous_status": manifest.get("status"),
+            "already_done": len(plan.done),
+            "execution": plan.execution(),
+        }
+    )
     manifest.update(status="running", finished=None)
     run_dir.write_manifest(manifest)
     return run_dir
@@ -577,8 +662,11 @@ def execute_plan(plan: RunPlan, *, on_progress: Any = None, on_record: Any = Non
             raise
     interrupted = interrupted or stop_asked()
     # The files are the truth: a worker may have written a result its "done" never announced.
-    records = [r for t in plan.tasks
-               if (r := valid_result(run_dir.result_path(t.variant.id, t.seed), t.variant.id, t.seed))]
+    records = [
+        r
+        for t in plan.tasks
+        if (r := valid_result(run_dir.result_path(t.variant.id, t.seed), t.variant.id, t.seed))
+    ]
     if plan.rel_cost and not interrupted:
         # SIGTERM/SIGINT here lose only the relative costs not yet written: the run is then
         # `interrupted`, and --resume measures what is missing.
@@ -587,13 +675,19 @@ def execute_plan(plan: RunPlan, *, on_progress: Any = None, on_record: Any = Non
                 records = _relative_cost(plan, run_dir, records)
         except KeyboardInterrupt:
             interrupted = True
-    outcome = RunOutcome(run_dir, records, _final_status(records, len(plan.tasks), interrupted),
-                         resumed=len(plan.done))
+    outcome = RunOutcome(
+        run_dir,
+        records,
+        _final_status(records, len(plan.tasks), interrupted),
+        resumed=len(plan.done),
+    )
     finish_run(run_dir, outcome.status)
     return outcome
 
 
-def _relative_cost(plan: RunPlan, run_dir: RunDir, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def _relative_cost(
+    plan: RunPlan, run_dir: RunDir, records: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
     """Measure ``rel_ms_per_step`` for the records that lack it and store it in their files.
 
     Done here, after every executor and in this one process, so that the variant and its
@@ -604,17 +698,27 @@ def _relative_cost(plan: RunPlan, run_dir: RunDir, records: list[dict[str, Any]]
     ref = plan.rel_reference
     if ref is None:
         return records
-    todo = [r for r in records if r.get("status") != "failed"
-            and (r.get("metrics") or {}).get("rel_ms_per_step") is None]
+    todo = [
+        r
+        for r in records
+        if r.get("status") != "failed" and (r.get("metrics") or {}).get("rel_ms_per_step") is None
+    ]
     if not todo:
         return records
     from normbench.execute.local import pinned_threads
     from normbench.train.relcost import measure
 
     configs = {v.id: v.config for v in plan.suite.variants}
-    pairs = [(str(r["variant_id"]), configs[r["variant_id"]], int(r["seed"]),
-              (r.get("timing") or {}).get("train_seconds")) for r in todo
-             if r.get("variant_id") in configs]
+    pairs = [
+        (
+            str(r["variant_id"]),
+            configs[r["variant_id"]],
+            int(r["seed"]),
+            (r.get("timing") or {}).get("train_seconds"),
+        )
+        for r in todo
+        if r.get("variant_id") in configs
+    ]
     with pinned_threads(plan.threads):
         costs = measure(pairs, (ref.id, ref.config), warn=_stderr)
     for r in todo:
@@ -637,40 +741,69 @@ def _worker_pool(plan: RunPlan) -> Any:
         return nullcontext()
     from normbench.execute.pool import WorkerPool
 
-    return WorkerPool(min(plan.workers, len(plan.pending)), plan.threads, plan.devices,
-                      env=plan.worker_env())
+    return WorkerPool(
+        min(plan.workers, len(plan.pending)), plan.threads, plan.devices, env=plan.worker_env()
+    )
 
 
-def _dispatch(plan: RunPlan, run_dir: RunDir, pool: Any, store: Any, keep: Any, on_progress: Any,
-              stop_asked: Any) -> bool:
+def _dispatch(
+    plan: RunPlan,
+    run_dir: RunDir,
+    pool: Any,
+    store: Any,
+    keep: Any,
+    on_progress: Any,
+    stop_asked: Any,
+) -> bool:
     """Hand the pending tasks to the chosen executor; False when it was stopped."""
     if not plan.pending:
         return True
     if plan.options.executor == "dask":
         from normbench.execute.dask_backend import run_dask
 
-        return run_dask(plan.units(), scheduler=plan.options.scheduler, workers=plan.workers,
-                        threads=plan.threads, on_result=store, on_progress=on_progress,
-                        should_stop=stop_asked, env=plan.worker_env())
+        return run_dask(
+            plan.units(),
+            scheduler=plan.options.scheduler,
+            workers=plan.workers,
+            threads=plan.threads,
+            on_result=store,
+            on_progress=on_progress,
+            should_stop=stop_asked,
+            env=plan.worker_env(),
+        )
     if plan.in_process:
         run_serial(plan.units(), store, on_progress)
         return True
     # Workers write their own results; the parent writes only the records of dead workers.
-    return pool.run(plan.units(), run_dir.path, on_result=keep, on_progress=on_progress,
-                    should_stop=stop_asked, write_failure=run_dir.write_result)
+    return pool.run(
+        plan.units(),
+        run_dir.path,
+        on_result=keep,
+        on_progress=on_progress,
+        should_stop=stop_asked,
+        write_failure=run_dir.write_result,
+    )
 
 
-def run_suite(suite: Suite, out: Path = Path("reports/runs"), *, on_progress: Any = None,
-              on_record: Any = None, command: list[str] | None = None,
-              options: ExecOptions | None = None, reference: str | None = None,
-              rel_cost: bool = True) -> RunOutcome:
+def run_suite(
+    suite: Suite,
+    out: Path = Path("reports/runs"),
+    *,
+    on_progress: Any = None,
+    on_record: Any = None,
+    command: list[str] | None = None,
+    options: ExecOptions | None = None,
+    reference: str | None = None,
+    rel_cost: bool = True,
+) -> RunOutcome:
     """Train every variant × seed of ``suite`` (see ``plan_run`` and ``execute_plan``)."""
     plan = plan_run(suite, out, options, command, reference=reference, rel_cost=rel_cost)
     return execute_plan(plan, on_progress=on_progress, on_record=on_record)
 
 
-def merge_runs(dirs: list[Path], out: Path, command: list[str] | None = None,
-               report: bool = True) -> MergeOutcome:
+def merge_runs(
+    dirs: list[Path], out: Path, command: list[str] | None = None, report: bool = True
+) -> MergeOutcome:
     """Merge shard run directories into a new run under ``out`` and write its report (when available)."""
     from normbench.execute.merge import merge_runs as merge
 
@@ -678,7 +811,9 @@ def merge_runs(dirs: list[Path], out: Path, command: list[str] | None = None,
     if report:
         try:
             from normbench.report.api import write_report
-        except ImportError:  # the report writer is optional here: the merged run is complete without it
+        except (
+            ImportError
+        ):  # the report writer is optional here: the merged run is complete without it
             return outcome
         write_report(outcome.run_dir.path)
     return outcome
@@ -689,7 +824,9 @@ def load_run(path: str | Path) -> RunDir:
     return open_run_dir(Path(path))
 
 
-def validate_files(paths: list[Path], data: bool = False) -> list[tuple[Path, Suite | None, str | None]]:
+def validate_files(
+    paths: list[Path], data: bool = False
+) -> list[tuple[Path, Suite | None, str | None]]:
     """Validate several suite files; returns (path, suite or None, error or None) for each.
 
     ``data``: also run the pre-flight data check (loads every dataset the grid uses).
@@ -717,6 +854,24 @@ def compare_runs(baseline: str | Path, candidate: str | Path | None = None, **op
     return _compare(baseline, candidate, **options)
 
 
-__all__ = ["EXIT_FAILED", "EXIT_GATE", "EXIT_INPUT", "EXIT_INTERRUPTED", "EXIT_OK", "ExecOptions",
-           "InputError", "MergeOutcome", "RunOutcome", "RunPlan", "compare_runs", "execute_plan", "load_run",
-           "load_suite", "make_options", "merge_runs", "plan_run", "run_suite", "validate_files"]
+__all__ = [
+    "EXIT_FAILED",
+    "EXIT_GATE",
+    "EXIT_INPUT",
+    "EXIT_INTERRUPTED",
+    "EXIT_OK",
+    "ExecOptions",
+    "InputError",
+    "MergeOutcome",
+    "RunOutcome",
+    "RunPlan",
+    "compare_runs",
+    "execute_plan",
+    "load_run",
+    "load_suite",
+    "make_options",
+    "merge_runs",
+    "plan_run",
+    "run_suite",
+    "validate_files",
+]

@@ -20,8 +20,14 @@ DEFAULT_STEPS = 1000
 # suite that does not use them keeps the variant ids (and comparable baselines) it had.
 NEW_DEFAULTS: dict[str, dict[str, Any]] = {
     "dataset": {"domains": 1},
-    "model": {"dropout": 0.0, "bidirectional": False, "fused": False, "target": None,
-              "options": None, "swap": None},
+    "model": {
+        "dropout": 0.0,
+        "bidirectional": False,
+        "fused": False,
+        "target": None,
+        "options": None,
+        "swap": None,
+    },
     "training": {"epochs": None, "eval_every_epochs": None, "batches": "mixed"},
 }
 DOMAIN_KEYS = ("domain_scale", "domain_offset")  # meaningless with one domain

@@ -46,9 +46,14 @@ class ReportFormat(str, Enum):
 
 
 FormatOpt = Annotated[Format, typer.Option("--format", "-f", help="Output format on stdout.")]
-WideOpt = Annotated[bool, typer.Option(
-    "--wide", help="Terminal tables on one line each, headers unabbreviated (default: fit 100 "
-    "columns, split into parts with a legend).")]
+WideOpt = Annotated[
+    bool,
+    typer.Option(
+        "--wide",
+        help="Terminal tables on one line each, headers unabbreviated (default: fit 100 "
+        "columns, split into parts with a legend).",
+    ),
+]
 RUNS = Path("reports/runs")  # where `run` writes by default, so where `latest` looks
 
 
@@ -61,8 +66,9 @@ def run_path(arg: Path, suite: str | None = None, runs: Path = RUNS) -> Path:
     try:
         return latest_run_dir(runs, suite).path
     except NormbenchError as exc:
-        raise InputError(f"'latest': {exc} (run a suite first, e.g. normbench run "
-                             "suites/quickstart.yaml)") from None
+        raise InputError(
+            f"'latest': {exc} (run a suite first, e.g. normbench run suites/quickstart.yaml)"
+        ) from None
 
 
 def suite_of(run_dir: Path) -> str | None:
@@ -91,8 +97,12 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def _main(
-    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
-                                          help="Print the version and exit.")] = False,
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
 ) -> None:
     """Benchmark normalization layers: train every variant of a YAML suite, store, compare.
 
@@ -135,26 +145,130 @@ def handle_errors(func):  # type: ignore[no-untyped-def]
 @handle_errors
 def run(
     suite: Annotated[Path, typer.Argument(help="Suite YAML file.")],
-    out: Annotated[Path, typer.Option("--out", help="Parent directory for run directories.")] = Path("reports/runs"),
-    set_: Annotated[list[str] | None, typer.Option("--set", help="Override a dotted key: --set training.steps=200 (repeatable).")] = None,
+    out: Annotated[
+        Path, typer.Option("--out", help="Parent directory for run directories.")
+    ] = Path("reports/runs"),
+    set_: Annotated[
+        list[str] | None,
+        typer.Option("--set", help="Override a dotted key: --set training.steps=200 (repeatable)."),
+    ] = None,
     fmt: FormatOpt = Format.table,
-    no_report: Annotated[bool, typer.Option("--no-report", help="Skip report.md/report.html and plots.")] = False,
+    no_report: Annotated[
+        bool, typer.Option("--no-report", help="Skip report.md/report.html and plots.")
+    ] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress on stderr.")] = False,
-    workers: Annotated[int | None, typer.Option("--workers", "-j", help="Worker processes (default: chosen from the core count and the model size; 1 trains in this process; with --executor dask and no --scheduler: the LocalCluster size).", show_default=False)] = None,
-    threads_per_worker: Annotated[int | None, typer.Option("--threads-per-worker", help="torch intra-op threads per task, in process or in each worker, for variants without their own training.threads (default: 1 for small models, 4 for large ones; capped so workers × threads ≤ cores; recorded, and reused by --resume).", show_default=False)] = None,
-    reproducible: Annotated[bool | None, typer.Option("--reproducible/--no-reproducible", help="Pin the CPU kernels to a common level (AVX2 on x86-64: ATen, MKL, oneDNN) so other machines give the same numbers; default: the suite's training.reproducible, else off (this CPU's fastest kernels).", show_default=False)] = None,
-    resume: Annotated[str | None, typer.Option("--resume", help="Finish an earlier run of this suite: skip its complete results, run the rest and re-run failed ones (RUN_DIR or 'latest').", metavar="RUN_DIR|latest")] = None,
-    no_retry: Annotated[bool, typer.Option("--no-retry", help="With --resume: keep failed results instead of re-running them.")] = False,
-    shard: Annotated[str | None, typer.Option("--shard", help="Run only shard I of N (balanced, deterministic), e.g. --shard 2/3; combine with 'normbench merge'.", metavar="I/N")] = None,
-    executor: Annotated[str, typer.Option("--executor", help="local (worker processes here) or dask (a Dask cluster; needs normbench[dask]).", metavar="[local|dask]")] = "local",
-    scheduler: Annotated[str | None, typer.Option("--scheduler", help="Dask scheduler address, e.g. tcp://10.0.0.5:8786 (default with --executor dask: a LocalCluster on 127.0.0.1).", metavar="ADDRESS")] = None,
-    devices: Annotated[str | None, typer.Option("--devices", help="Devices assigned to workers round robin, e.g. cuda:0,cuda:1 (a device may repeat or be shared by several --workers).", metavar="LIST")] = None,
-    baseline: Annotated[Path | None, typer.Option("--baseline", help="After the run, compare with this run directory and check the gates (see normbench compare).", metavar="RUN_DIR")] = None,
-    fail_on: Annotated[list[str] | None, typer.Option("--fail-on", help="Regression gate vs --baseline, METRIC:[+|-]NUMBER[%], e.g. final_test_acc:-1% (repeatable); exit 1 when one fires.", metavar="METRIC:CHANGE")] = None,
-    until_decided: Annotated[bool, typer.Option("--until-decided", help="Add seeds, look by look, only to the variants of undecided claims (and --reference contrasts) until every verdict is decided or --max-seeds is reached (alpha spending over the planned looks).")] = False,
-    max_seeds: Annotated[int, typer.Option("--max-seeds", help="Seed budget per variant for --until-decided.", min=1)] = 10,
-    reference: Annotated[str | None, typer.Option("--reference", help="Reference variant, e.g. norm=none: relative costs (rel_ms_per_step) are measured against it (default: the suite's first variant), the report's relative table uses it, and --until-decided decides its contrasts.", metavar="KEY=VALUE")] = None,
-    rel_cost: Annotated[bool, typer.Option("--rel-cost/--no-rel-cost", help="After training, time every variant against the reference side by side (rel_ms_per_step).")] = True,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            "--workers",
+            "-j",
+            help="Worker processes (default: chosen from the core count and the model size; 1 trains in this process; with --executor dask and no --scheduler: the LocalCluster size).",
+            show_default=False,
+        ),
+    ] = None,
+    threads_per_worker: Annotated[
+        int | None,
+        typer.Option(
+            "--threads-per-worker",
+            help="torch intra-op threads per task, in process or in each worker, for variants without their own training.threads (default: 1 for small models, 4 for large ones; capped so workers × threads ≤ cores; recorded, and reused by --resume).",
+            show_default=False,
+        ),
+    ] = None,
+    reproducible: Annotated[
+        bool | None,
+        typer.Option(
+            "--reproducible/--no-reproducible",
+            help="Pin the CPU kernels to a common level (AVX2 on x86-64: ATen, MKL, oneDNN) so other machines give the same numbers; default: the suite's training.reproducible, else off (this CPU's fastest kernels).",
+            show_default=False,
+        ),
+    ] = None,
+    resume: Annotated[
+        str | None,
+        typer.Option(
+            "--resume",
+            help="Finish an earlier run of this suite: skip its complete results, run the rest and re-run failed ones (RUN_DIR or 'latest').",
+            metavar="RUN_DIR|latest",
+        ),
+    ] = None,
+    no_retry: Annotated[
+        bool,
+        typer.Option(
+            "--no-retry", help="With --resume: keep failed results instead of re-running them."
+        ),
+    ] = False,
+    shard: Annotated[
+        str | None,
+        typer.Option(
+            "--shard",
+            help="Run only shard I of N (balanced, deterministic), e.g. --shard 2/3; combine with 'normbench merge'.",
+            metavar="I/N",
+        ),
+    ] = None,
+    executor: Annotated[
+        str,
+        typer.Option(
+            "--executor",
+            help="local (worker processes here) or dask (a Dask cluster; needs normbench[dask]).",
+            metavar="[local|dask]",
+        ),
+    ] = "local",
+    scheduler: Annotated[
+        str | None,
+        typer.Option(
+            "--scheduler",
+            help="Dask scheduler address, e.g. tcp://10.0.0.5:8786 (default with --executor dask: a LocalCluster on 127.0.0.1).",
+            metavar="ADDRESS",
+        ),
+    ] = None,
+    devices: Annotated[
+        str | None,
+        typer.Option(
+            "--devices",
+            help="Devices assigned to workers round robin, e.g. cuda:0,cuda:1 (a device may repeat or be shared by several --workers).",
+            metavar="LIST",
+        ),
+    ] = None,
+    baseline: Annotated[
+        Path | None,
+        typer.Option(
+            "--baseline",
+            help="After the run, compare with this run directory and check the gates (see normbench compare).",
+            metavar="RUN_DIR",
+        ),
+    ] = None,
+    fail_on: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--fail-on",
+            help="Regression gate vs --baseline, METRIC:[+|-]NUMBER[%], e.g. final_test_acc:-1% (repeatable); exit 1 when one fires.",
+            metavar="METRIC:CHANGE",
+        ),
+    ] = None,
+    until_decided: Annotated[
+        bool,
+        typer.Option(
+            "--until-decided",
+            help="Add seeds, look by look, only to the variants of undecided claims (and --reference contrasts) until every verdict is decided or --max-seeds is reached (alpha spending over the planned looks).",
+        ),
+    ] = False,
+    max_seeds: Annotated[
+        int, typer.Option("--max-seeds", help="Seed budget per variant for --until-decided.", min=1)
+    ] = 10,
+    reference: Annotated[
+        str | None,
+        typer.Option(
+            "--reference",
+            help="Reference variant, e.g. norm=none: relative costs (rel_ms_per_step) are measured against it (default: the suite's first variant), the report's relative table uses it, and --until-decided decides its contrasts.",
+            metavar="KEY=VALUE",
+        ),
+    ] = None,
+    rel_cost: Annotated[
+        bool,
+        typer.Option(
+            "--rel-cost/--no-rel-cost",
+            help="After training, time every variant against the reference side by side (rel_ms_per_step).",
+        ),
+    ] = True,
     wide: WideOpt = False,
 ) -> None:
     """Train every variant × seed of a suite, store the run, print a comparison table.
@@ -176,9 +290,17 @@ def run(
     from normbench.execute.progress import Progress, startup_words
     from normbench.spec import load_suite
 
-    options = api.make_options(workers=workers, threads_per_worker=threads_per_worker, executor=executor,
-                               scheduler=scheduler, devices=devices, shard=shard, resume=resume,
-                               retry_failed=not no_retry, reproducible=reproducible)
+    options = api.make_options(
+        workers=workers,
+        threads_per_worker=threads_per_worker,
+        executor=executor,
+        scheduler=scheduler,
+        devices=devices,
+        shard=shard,
+        resume=resume,
+        retry_failed=not no_retry,
+        reproducible=reproducible,
+    )
     loaded = load_suite(suite, set_ or [])
     for message in loaded.warnings:
         warn(message)
@@ -190,20 +312,27 @@ def run(
         for message in plan.warnings:
             warn(message)
         if plan.resume_dir is not None and not until_decided:
-            print(f"resuming {plan.resume_dir.path}: {len(plan.done)} of {len(plan.tasks)} results complete, "
-                  f"{len(plan.pending)} to run", file=sys.stderr)
+            print(
+                f"resuming {plan.resume_dir.path}: {len(plan.done)} of {len(plan.tasks)} results complete, "
+                f"{len(plan.pending)} to run",
+                file=sys.stderr,
+            )
         with Progress(len(plan.pending), steps, enabled=False if quiet else None) as progress:
             names = {t.key: f"{t.variant.name} s{t.seed}" for t in plan.pending}
             if plan.pending:
                 workers = 1 if plan.in_process else min(plan.workers, len(plan.pending))
-                progress.stage(startup_words((t.variant.config["dataset"] for t in plan.pending),
-                                             workers))
+                progress.stage(
+                    startup_words((t.variant.config["dataset"] for t in plan.pending), workers)
+                )
 
             def on_record(record: dict) -> None:
                 progress.finished(record, f"{record['variant_id']}-s{record['seed']}")
 
             return api.execute_plan(
-                plan, on_progress=lambda key, step, total, seed: progress.update(key, step, total, names[key]),
+                plan,
+                on_progress=lambda key, step, total, seed: progress.update(
+                    key, step, total, names[key]
+                ),
                 on_record=on_record,
             )
 
@@ -211,31 +340,55 @@ def run(
         from normbench.execute.sequential import run_until_decided
 
         def on_look(info: dict) -> None:
-            more = f"; next look: {len(info['next'])} variants get more seeds" if info["next"] else ""
-            print(f"look {info['look']} ({info['seeds']} seeds, alpha {info['alpha']:.2g}): "
-                  f"{info['decided']} decided, {info['undecided']} undecided{more}", file=sys.stderr)
+            more = (
+                f"; next look: {len(info['next'])} variants get more seeds" if info["next"] else ""
+            )
+            print(
+                f"look {info['look']} ({info['seeds']} seeds, alpha {info['alpha']:.2g}): "
+                f"{info['decided']} decided, {info['undecided']} undecided{more}",
+                file=sys.stderr,
+            )
 
-        outcome = run_until_decided(loaded, out, options, max_seeds=max_seeds, reference=reference,
-                                    command=command, execute=execute, on_look=on_look,
-                                    rel_cost=rel_cost).outcome
+        outcome = run_until_decided(
+            loaded,
+            out,
+            options,
+            max_seeds=max_seeds,
+            reference=reference,
+            command=command,
+            execute=execute,
+            on_look=on_look,
+            rel_cost=rel_cost,
+        ).outcome
     else:
-        outcome = execute(api.plan_run(loaded, out, options, command=command, reference=reference,
-                                       rel_cost=rel_cost))
+        outcome = execute(
+            api.plan_run(
+                loaded, out, options, command=command, reference=reference, rel_cost=rel_cost
+            )
+        )
     try:
         with _width(wide):
             _print_run_table(outcome.run_dir.path, fmt, not no_report, reference)
     except Exception as exc:  # a report bug must not hide a finished run: results are on disk
-        warn(f"the report could not be written ({type(exc).__name__}: {exc}); every result is "
-             f"saved — retry with: normbench report {outcome.run_dir.path}")
+        warn(
+            f"the report could not be written ({type(exc).__name__}: {exc}); every result is "
+            f"saved — retry with: normbench report {outcome.run_dir.path}"
+        )
     print(f"run directory: {outcome.run_dir.path}", file=sys.stderr)
     if outcome.status == "interrupted":
-        print(f"interrupted: finished results are saved ({len(outcome.records)}); "
-              f"resume with:\n  {resume_command(sys.argv, outcome.run_dir.path)}", file=sys.stderr)
+        print(
+            f"interrupted: finished results are saved ({len(outcome.records)}); "
+            f"resume with:\n  {resume_command(sys.argv, outcome.run_dir.path)}",
+            file=sys.stderr,
+        )
     elif outcome.failed:
         warn(f"{len(outcome.failed)} of {len(outcome.records)} variant runs failed")
     with _width(wide):
-        gate_code = _run_gate(gate, outcome.run_dir.path, fmt) \
-            if gate and outcome.status != "interrupted" else 0
+        gate_code = (
+            _run_gate(gate, outcome.run_dir.path, fmt)
+            if gate and outcome.status != "interrupted"
+            else 0
+        )
     raise typer.Exit(outcome.exit_code or gate_code)
 
 
@@ -254,8 +407,9 @@ def resume_command(argv: list[str], run_dir: Path) -> str:
     return shlex.join(["normbench", *args, "--resume", str(run_dir)])
 
 
-def _print_run_table(run_dir: Path, fmt: Format, write_report: bool,
-                     reference: str | None = None) -> None:
+def _print_run_table(
+    run_dir: Path, fmt: Format, write_report: bool, reference: str | None = None
+) -> None:
     """Summarise a finished run (and write its report) then print the table on stdout."""
     from normbench.analysis.aggregate import summarize_run
     from normbench.report.api import build_report, render_table, with_answer
@@ -272,10 +426,21 @@ def _print_run_table(run_dir: Path, fmt: Format, write_report: bool,
 @app.command()
 @handle_errors
 def merge(
-    run_dirs: Annotated[list[Path], typer.Argument(help="Run directories of the shards (same suite).", metavar="RUN_DIR...")],
-    out: Annotated[Path, typer.Option("--out", help="Parent directory of the merged run (it goes to OUT/<suite>/<timestamp>-<id>, like run --out).")] = Path("reports/runs"),
+    run_dirs: Annotated[
+        list[Path],
+        typer.Argument(help="Run directories of the shards (same suite).", metavar="RUN_DIR..."),
+    ],
+    out: Annotated[
+        Path,
+        typer.Option(
+            "--out",
+            help="Parent directory of the merged run (it goes to OUT/<suite>/<timestamp>-<id>, like run --out).",
+        ),
+    ] = Path("reports/runs"),
     fmt: FormatOpt = Format.table,
-    no_report: Annotated[bool, typer.Option("--no-report", help="Skip report.md/report.html and plots.")] = False,
+    no_report: Annotated[
+        bool, typer.Option("--no-report", help="Skip report.md/report.html and plots.")
+    ] = False,
     wide: WideOpt = False,
 ) -> None:
     """Combine shard run directories (normbench run --shard I/N) into one run; refuses mismatched suites.
@@ -291,11 +456,16 @@ def merge(
     outcome = api.merge_runs(run_dirs, out, command=["normbench", *sys.argv[1:]], report=False)
     with _width(wide):
         _print_run_table(outcome.run_dir.path, fmt, not no_report)
-    print(f"run directory: {outcome.run_dir.path} ({len(outcome.records)} of {outcome.expected} results "
-          f"from {len(run_dirs)} runs)", file=sys.stderr)
+    print(
+        f"run directory: {outcome.run_dir.path} ({len(outcome.records)} of {outcome.expected} results "
+        f"from {len(run_dirs)} runs)",
+        file=sys.stderr,
+    )
     if outcome.missing:
-        warn(f"{outcome.missing} of {outcome.expected} results are missing; "
-             f"normbench run SUITE --resume {outcome.run_dir.path} runs them")
+        warn(
+            f"{outcome.missing} of {outcome.expected} results are missing; "
+            f"normbench run SUITE --resume {outcome.run_dir.path} runs them"
+        )
     if outcome.failed:
         warn(f"{len(outcome.failed)} of {len(outcome.records)} variant runs failed")
     raise typer.Exit(3 if outcome.missing or outcome.failed else 0)
@@ -304,8 +474,20 @@ def merge(
 @app.command()
 def validate(
     suites: Annotated[list[Path], typer.Argument(help="Suite YAML files.")],
-    show_model: Annotated[bool, typer.Option("--show-model", help="Also build each custom model on one batch (imports torch) and print which norm layers each variant replaces.")] = False,
-    data: Annotated[bool, typer.Option("--data", help="Also load every dataset the grid uses and check it (shapes, NaN/inf, labels, sizes vs batch_size), as run does before training.")] = False,
+    show_model: Annotated[
+        bool,
+        typer.Option(
+            "--show-model",
+            help="Also build each custom model on one batch (imports torch) and print which norm layers each variant replaces.",
+        ),
+    ] = False,
+    data: Annotated[
+        bool,
+        typer.Option(
+            "--data",
+            help="Also load every dataset the grid uses and check it (shapes, NaN/inf, labels, sizes vs batch_size), as run does before training.",
+        ),
+    ] = False,
 ) -> None:
     """Check suite files without running them (and without importing torch, unless --data).
 
@@ -364,9 +546,14 @@ class ListWhat(str, Enum):
 @app.command("list")
 @handle_errors
 def list_(
-    what: Annotated[str, typer.Argument(
-        help="Which registry to list: all, norms, models, datasets, activations, metrics, "
-        "diagnostics.", metavar="[all|norms|models|datasets|activations|metrics|diagnostics]")] = "all",
+    what: Annotated[
+        str,
+        typer.Argument(
+            help="Which registry to list: all, norms, models, datasets, activations, metrics, "
+            "diagnostics.",
+            metavar="[all|norms|models|datasets|activations|metrics|diagnostics]",
+        ),
+    ] = "all",
     fmt: FormatOpt = Format.table,
     wide: WideOpt = False,
 ) -> None:
@@ -402,35 +589,61 @@ def schema() -> None:
 def bench(
     norms: Annotated[
         list[str] | None,
-        typer.Argument(help="Norms to time: a name, name[option=value,...] or 'all' "
-                       "(default: batch layer rms, each where it accepts the shape).",
-                       metavar="NORM", show_default=False),
+        typer.Argument(
+            help="Norms to time: a name, name[option=value,...] or 'all' "
+            "(default: batch layer rms, each where it accepts the shape).",
+            metavar="NORM",
+            show_default=False,
+        ),
     ] = None,
     shape: Annotated[
         list[str] | None,
-        typer.Option("--shape", "-s", help="Input N×C[×L | ×H×W], e.g. 256x1024 or "
-                     "32x64x56x56; repeatable (default: 256x1024 and 32x64x56x56).",
-                     metavar="AxB[xCxD]", show_default=False),
+        typer.Option(
+            "--shape",
+            "-s",
+            help="Input N×C[×L | ×H×W], e.g. 256x1024 or "
+            "32x64x56x56; repeatable (default: 256x1024 and 32x64x56x56).",
+            metavar="AxB[xCxD]",
+            show_default=False,
+        ),
     ] = None,
     dtype: Annotated[
         list[str] | None,
-        typer.Option("--dtype", help="float32, bfloat16, float16 (GPU only) or float64; "
-                     "repeatable.  [default: float32]", metavar="DTYPE",
-                     show_default=False),
+        typer.Option(
+            "--dtype",
+            help="float32, bfloat16, float16 (GPU only) or float64; "
+            "repeatable.  [default: float32]",
+            metavar="DTYPE",
+            show_default=False,
+        ),
     ] = None,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N or mps.")] = "auto",
     mode: Annotated[str, typer.Option(help="train, eval or both.")] = "train",
-    pass_: Annotated[str, typer.Option("--pass", help="forward, backward (forward+backward) "
-                                       "or both.")] = "both",
+    pass_: Annotated[
+        str, typer.Option("--pass", help="forward, backward (forward+backward) or both.")
+    ] = "both",
     repeats: Annotated[int, typer.Option(help="Minimum timed samples per measurement.")] = 10,
-    min_time: Annotated[float, typer.Option(help="Minimum seconds of timed samples per "
-                                            "measurement (after warm-up).")] = 1.0,
-    fresh_outputs: Annotated[bool, typer.Option(
-        "--fresh-outputs", help="CPU: let every large output page-fault in fresh memory, as a "
-        "plain process does (default: freed memory is kept, outputs come back warm).")] = False,
-    threads: Annotated[int | None, typer.Option(
-        "--threads", help="torch intra-op threads (default: torch's; 1 gives steadier figures "
-        "on a shared machine).", show_default=False)] = None,
+    min_time: Annotated[
+        float,
+        typer.Option(help="Minimum seconds of timed samples per measurement (after warm-up)."),
+    ] = 1.0,
+    fresh_outputs: Annotated[
+        bool,
+        typer.Option(
+            "--fresh-outputs",
+            help="CPU: let every large output page-fault in fresh memory, as a "
+            "plain process does (default: freed memory is kept, outputs come back warm).",
+        ),
+    ] = False,
+    threads: Annotated[
+        int | None,
+        typer.Option(
+            "--threads",
+            help="torch intra-op threads (default: torch's; 1 gives steadier figures "
+            "on a shared machine).",
+            show_default=False,
+        ),
+    ] = None,
     fmt: FormatOpt = Format.table,
     wide: WideOpt = False,
 ) -> None:
@@ -445,10 +658,16 @@ def bench(
     from normbench.bench.parse import MODE_CHOICES, PASS_CHOICES, parse_choice
 
     records = run_bench(
-        norms or None, shape or None, dtype or ["float32"], device,
+        norms or None,
+        shape or None,
+        dtype or ["float32"],
+        device,
         modes=parse_choice(mode, MODE_CHOICES, "mode"),
         passes=parse_choice(pass_, PASS_CHOICES, "pass"),
-        repeats=repeats, min_time=min_time, warm_outputs=not fresh_outputs, threads=threads,
+        repeats=repeats,
+        min_time=min_time,
+        warm_outputs=not fresh_outputs,
+        threads=threads,
         progress=lambda msg: print(msg, file=sys.stderr, flush=True),
     )
     with _width(wide):
@@ -460,27 +679,62 @@ def bench(
 @app.command()
 @handle_errors
 def report(
-    run_dir: Annotated[Path, typer.Argument(
-        help="A run directory written by normbench run, or 'latest' (the newest under reports/runs).",
-        metavar="RUN_DIR|latest")],
-    fmt: Annotated[ReportFormat | None, typer.Option(
-        "--format", "-f", help="Print the table in this format and write no files (parquet: "
-        "tidy rows, binary, to redirect into a file).")] = None,
-    curves: Annotated[bool, typer.Option(
-        "--curves", help="With --format csv|json|parquet: tidy rows, one per variant × seed × "
-        "eval point, swept keys as columns (parquet without --curves: one row per variant × "
-        "seed with every metric).")] = False,
-    pivot: Annotated[str | None, typer.Option(
-        "--pivot", help="Swept keys, comma-separated: rows, then the last key as columns.",
-        metavar="KEYS")] = None,
-    metric: Annotated[str | None, typer.Option(
-        "--metric", "-m", help="Metric for --pivot / --reference (default: final_test_acc).")] = None,
-    reference: Annotated[str | None, typer.Option(
-        "--reference", help="Reference variant for speed-ups, e.g. norm=none or norm=none,placement=pre.",
-        metavar="KEY=VALUE")] = None,
-    strict: Annotated[bool, typer.Option(
-        "--strict", help="Fail (exit 2) on a corrupt result file instead of skipping it.")] = False,
-    plots: Annotated[bool, typer.Option("--plots/--no-plots", help="Draw plots/ (PNG + SVG).")] = True,
+    run_dir: Annotated[
+        Path,
+        typer.Argument(
+            help="A run directory written by normbench run, or 'latest' (the newest under reports/runs).",
+            metavar="RUN_DIR|latest",
+        ),
+    ],
+    fmt: Annotated[
+        ReportFormat | None,
+        typer.Option(
+            "--format",
+            "-f",
+            help="Print the table in this format and write no files (parquet: "
+            "tidy rows, binary, to redirect into a file).",
+        ),
+    ] = None,
+    curves: Annotated[
+        bool,
+        typer.Option(
+            "--curves",
+            help="With --format csv|json|parquet: tidy rows, one per variant × seed × "
+            "eval point, swept keys as columns (parquet without --curves: one row per variant × "
+            "seed with every metric).",
+        ),
+    ] = False,
+    pivot: Annotated[
+        str | None,
+        typer.Option(
+            "--pivot",
+            help="Swept keys, comma-separated: rows, then the last key as columns.",
+            metavar="KEYS",
+        ),
+    ] = None,
+    metric: Annotated[
+        str | None,
+        typer.Option(
+            "--metric", "-m", help="Metric for --pivot / --reference (default: final_test_acc)."
+        ),
+    ] = None,
+    reference: Annotated[
+        str | None,
+        typer.Option(
+            "--reference",
+            help="Reference variant for speed-ups, e.g. norm=none or norm=none,placement=pre.",
+            metavar="KEY=VALUE",
+        ),
+    ] = None,
+    strict: Annotated[
+        bool,
+        typer.Option(
+            "--strict", help="Fail (exit 2) on a corrupt result file instead of skipping it."
+        ),
+    ] = False,
+    plots: Annotated[
+        bool, typer.Option("--plots/--no-plots", help="Draw plots/ (PNG + SVG).")
+    ] = True,
     wide: WideOpt = False,
 ) -> None:
     """Aggregate a run over seeds: summary.json, report.md, self-contained report.html, plots/.
@@ -499,11 +753,21 @@ def report(
         _tidy_export(run_dir, fmt, curves, strict)
         return
     with _width(wide):
-        out = report_command(run_dir, fmt=fmt.value if fmt else None, pivot=pivot, metric=metric,
-                             reference=reference, strict=strict, plots=plots, warn=warn)
+        out = report_command(
+            run_dir,
+            fmt=fmt.value if fmt else None,
+            pivot=pivot,
+            metric=metric,
+            reference=reference,
+            strict=strict,
+            plots=plots,
+            warn=warn,
+        )
     sys.stdout.write(out.text)
     if out.written:
-        print(f"report: {run_dir / 'report.html'} ({len(out.written)} files written)", file=sys.stderr)
+        print(
+            f"report: {run_dir / 'report.html'} ({len(out.written)} files written)", file=sys.stderr
+        )
 
 
 def _tidy_export(run_dir: Path, fmt: ReportFormat | None, curves: bool, strict: bool) -> None:
@@ -514,10 +778,14 @@ def _tidy_export(run_dir: Path, fmt: ReportFormat | None, curves: bool, strict: 
     from normbench.results.tidy import rows_for, to_csv, to_parquet
 
     if fmt not in (ReportFormat.csv, ReportFormat.json, ReportFormat.parquet):
-        raise InputError("--curves needs --format csv, json or parquet (e.g. --format csv --curves)")
+        raise InputError(
+            "--curves needs --format csv, json or parquet (e.g. --format csv --curves)"
+        )
     if fmt is ReportFormat.parquet and sys.stdout.isatty():
-        raise InputError("--format parquet writes binary data: redirect it, e.g. "
-                         f"normbench report {run_dir} --format parquet > run.parquet")
+        raise InputError(
+            "--format parquet writes binary data: redirect it, e.g. "
+            f"normbench report {run_dir} --format parquet > run.parquet"
+        )
     rows = rows_for(open_run_dir(run_dir).iter_results(strict=strict, warn=warn), curves)
     if fmt is ReportFormat.parquet:
         data = to_parquet(rows)
@@ -533,33 +801,73 @@ def _tidy_export(run_dir: Path, fmt: ReportFormat | None, curves: bool, strict: 
 @app.command()
 @handle_errors
 def compare(
-    baseline: Annotated[Path, typer.Argument(
-        help="Baseline run directory (or its summary.json, or 'latest'); with --reference, the run "
-        "to analyse.",
-        metavar="BASELINE")],
-    candidate: Annotated[Path | None, typer.Argument(
-        help="Candidate run directory (or its summary.json) of the same suite; 'latest' = the "
-        "newest run of the baseline's suite under reports/runs.",
-        metavar="CANDIDATE", show_default=False)] = None,
-    fail_on: Annotated[list[str] | None, typer.Option(
-        "--fail-on", help="Gate METRIC:[+|-]NUMBER[%] (repeatable): fail when the metric got worse "
-        "beyond the threshold, significantly; % = relative, else absolute. The suite's gates: apply too.",
-        metavar="METRIC:CHANGE")] = None,
-    reference: Annotated[str | None, typer.Option(
-        "--reference", help="Compare every variant of BASELINE with this reference variant instead.",
-        metavar="KEY=VALUE")] = None,
-    metric: Annotated[list[str] | None, typer.Option(
-        "--metric", "-m", help="Metric to show (repeatable; 'all' for every recorded one). "
-        "Default: the headline metrics plus the gated ones.", metavar="METRIC")] = None,
-    alpha: Annotated[float, typer.Option(
-        "--alpha", help="Family-wise significance level: Welch's t-test across seeds, "
-        "Holm-Bonferroni adjusted over every variant x metric test of the comparison.")] = 0.05,
-    no_stats: Annotated[bool, typer.Option(
-        "--no-stats", help="Gates fire on the threshold alone, without a significance test.")] = False,
+    baseline: Annotated[
+        Path,
+        typer.Argument(
+            help="Baseline run directory (or its summary.json, or 'latest'); with --reference, the run "
+            "to analyse.",
+            metavar="BASELINE",
+        ),
+    ],
+    candidate: Annotated[
+        Path | None,
+        typer.Argument(
+            help="Candidate run directory (or its summary.json) of the same suite; 'latest' = the "
+            "newest run of the baseline's suite under reports/runs.",
+            metavar="CANDIDATE",
+            show_default=False,
+        ),
+    ] = None,
+    fail_on: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--fail-on",
+            help="Gate METRIC:[+|-]NUMBER[%] (repeatable): fail when the metric got worse "
+            "beyond the threshold, significantly; % = relative, else absolute. The suite's gates: apply too.",
+            metavar="METRIC:CHANGE",
+        ),
+    ] = None,
+    reference: Annotated[
+        str | None,
+        typer.Option(
+            "--reference",
+            help="Compare every variant of BASELINE with this reference variant instead.",
+            metavar="KEY=VALUE",
+        ),
+    ] = None,
+    metric: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--metric",
+            "-m",
+            help="Metric to show (repeatable; 'all' for every recorded one). "
+            "Default: the headline metrics plus the gated ones.",
+            metavar="METRIC",
+        ),
+    ] = None,
+    alpha: Annotated[
+        float,
+        typer.Option(
+            "--alpha",
+            help="Family-wise significance level: Welch's t-test across seeds, "
+            "Holm-Bonferroni adjusted over every variant x metric test of the comparison.",
+        ),
+    ] = 0.05,
+    no_stats: Annotated[
+        bool,
+        typer.Option(
+            "--no-stats", help="Gates fire on the threshold alone, without a significance test."
+        ),
+    ] = False,
     fmt: FormatOpt = Format.table,
-    junit_xml: Annotated[Path | None, typer.Option(
-        "--junit-xml", help="Also write JUnit XML: one test case per gated variant × metric.",
-        metavar="PATH")] = None,
+    junit_xml: Annotated[
+        Path | None,
+        typer.Option(
+            "--junit-xml",
+            help="Also write JUnit XML: one test case per gated variant × metric.",
+            metavar="PATH",
+        ),
+    ] = None,
     wide: WideOpt = False,
 ) -> None:
     """Compare two runs of a suite metric by metric (regression gates for CI), or one run's variants.
@@ -588,8 +896,16 @@ def compare(
     baseline = run_path(baseline)
     if candidate is not None:
         candidate = run_path(candidate, suite_of(baseline))
-    result = compare_runs(baseline, candidate, reference=reference, gates=fail_on or [],
-                          metrics=metric or None, alpha=alpha, stats=not no_stats, warn=warn)
+    result = compare_runs(
+        baseline,
+        candidate,
+        reference=reference,
+        gates=fail_on or [],
+        metrics=metric or None,
+        alpha=alpha,
+        stats=not no_stats,
+        warn=warn,
+    )
     for message in result.warnings:
         warn(message)
     with _width(wide):

@@ -41,7 +41,10 @@ class SuiteError(NormbenchError):
     """A suite-file error with its file, line and key path."""
 
     def __init__(
-        self, message: str, file: str | None = None, line: int | None = None,
+        self,
+        message: str,
+        file: str | None = None,
+        line: int | None = None,
         path: Sequence[PathPart] = (),
     ) -> None:
         super().__init__(message)

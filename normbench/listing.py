@@ -17,8 +17,10 @@ def norm_rows() -> Rows:
 def model_rows() -> Rows:
     from normbench.models.catalog import MODELS
 
-    return [{"name": m.name, "keys": ", ".join(sorted(m.keys - {"kind"})), "summary": m.summary}
-            for m in MODELS.values()]
+    return [
+        {"name": m.name, "keys": ", ".join(sorted(m.keys - {"kind"})), "summary": m.summary}
+        for m in MODELS.values()
+    ]
 
 
 def dataset_rows() -> Rows:
@@ -37,8 +39,16 @@ def metric_rows() -> Rows:
     import normbench.train.diag_catalog  # noqa: F401  (registers the diagnostics' metrics)
     from normbench.analysis.metrics import METRICS
 
-    return [{"name": m.name, "better": "higher" if m.higher_is_better else "lower", "unit": m.unit,
-             "source": m.source, "summary": m.summary} for m in METRICS.values()]
+    return [
+        {
+            "name": m.name,
+            "better": "higher" if m.higher_is_better else "lower",
+            "unit": m.unit,
+            "source": m.source,
+            "summary": m.summary,
+        }
+        for m in METRICS.values()
+    ]
 
 
 def diagnostic_rows() -> Rows:
@@ -48,8 +58,12 @@ def diagnostic_rows() -> Rows:
 
 
 LISTINGS: dict[str, Callable[[], Rows]] = {
-    "norms": norm_rows, "models": model_rows, "datasets": dataset_rows,
-    "activations": activation_rows, "metrics": metric_rows, "diagnostics": diagnostic_rows,
+    "norms": norm_rows,
+    "models": model_rows,
+    "datasets": dataset_rows,
+    "activations": activation_rows,
+    "metrics": metric_rows,
+    "diagnostics": diagnostic_rows,
 }
 
 

@@ -9,7 +9,9 @@ def format_value(value: Any) -> str:
     """A short, stable rendering of a swept value: ``group[groups=8]``, ``5``, ``[100,100]``."""
     if isinstance(value, dict):
         head = value.get("kind", value.get("name", ""))
-        rest = ",".join(f"{k}={format_value(v)}" for k, v in value.items() if k not in ("kind", "name"))
+        rest = ",".join(
+            f"{k}={format_value(v)}" for k, v in value.items() if k not in ("kind", "name")
+        )
         return f"{head}[{rest}]" if rest else str(head)
     if isinstance(value, bool):
         return str(value).lower()

@@ -192,10 +192,12 @@ class TrainingCfg(_Strict):
     def _seeds(cls, v: int | list[int]) -> int | list[int]:
         if isinstance(v, int) and not 1 <= v <= 10_000:
             raise ValueError(f"seeds must be a count from 1 to 10000 or a list of seeds, got {v}")
-        if isinstance(v, list) and (not v or len(set(v)) != len(v) or min(v) < 0
-                                    or max(v) > SEED_MAX):
-            raise ValueError(f"seeds must be a non-empty list of distinct integers in "
-                             f"[0, {SEED_MAX}]")
+        if isinstance(v, list) and (
+            not v or len(set(v)) != len(v) or min(v) < 0 or max(v) > SEED_MAX
+        ):
+            raise ValueError(
+                f"seeds must be a non-empty list of distinct integers in [0, {SEED_MAX}]"
+            )
         return v
 
     @field_validator("device")
@@ -241,8 +243,9 @@ class SuiteCfg(_Strict):
     def _name(cls, v: str) -> str:
         # The name becomes a directory name: refuse what a file system cannot hold.
         if len(v) > NAME_MAX:
-            raise ValueError(f"name is {len(v)} characters long; at most {NAME_MAX} (it names "
-                             "the run directory)")
+            raise ValueError(
+                f"name is {len(v)} characters long; at most {NAME_MAX} (it names the run directory)"
+            )
         if not NAME_RE.match(v):
             shown = v if len(v) <= 40 else v[:40] + "…"
             raise ValueError(f"name '{shown}' must use only a-z, 0-9, '_' and '-' (not first)")
@@ -280,8 +283,13 @@ class Variant:
 
     def to_json(self) -> dict[str, Any]:
         """The variant as stored in ``resolved.json``."""
-        return {"id": self.id, "name": self.name, "params": self.params, "config": self.config,
-                "seeds": self.seeds}
+        return {
+            "id": self.id,
+            "name": self.name,
+            "params": self.params,
+            "config": self.config,
+            "seeds": self.seeds,
+        }
 
 
 @dataclass
@@ -304,8 +312,14 @@ class Suite:
     def resolved(self) -> dict[str, Any]:
         """The content of ``resolved.json``."""
         return {
-            "suite": {"name": self.name, "description": self.description, "grid": self.grid_keys,
-                      "targets": self.targets, "gates": self.gates, "claims": self.claims},
+            "suite": {
+                "name": self.name,
+                "description": self.description,
+                "grid": self.grid_keys,
+                "targets": self.targets,
+                "gates": self.gates,
+                "claims": self.claims,
+            },
             "seeds": self.seeds,
             "variants": [v.to_json() for v in self.variants],
         }
@@ -354,9 +368,22 @@ def _pydantic_message(err: dict[str, Any], loc: tuple) -> str:
     if kind == "literal_error":
         expected = err.get("ctx", {}).get("expected", "")
         return f"{value!r} is not allowed (choose from {expected.replace(' or ', ', ')})"
-    if kind in ("list_type", "dict_type", "string_type", "tuple_type", "model_type", "model_attributes_type"):
-        want = {"list_type": "a list", "dict_type": "a mapping", "string_type": "a string",
-                "tuple_type": "a list", "model_type": "a mapping", "model_attributes_type": "a mapping"}[kind]
+    if kind in (
+        "list_type",
+        "dict_type",
+        "string_type",
+        "tuple_type",
+        "model_type",
+        "model_attributes_type",
+    ):
+        want = {
+            "list_type": "a list",
+            "dict_type": "a mapping",
+            "string_type": "a string",
+            "tuple_type": "a list",
+            "model_type": "a mapping",
+            "model_attributes_type": "a mapping",
+        }[kind]
         return f"expected {want}, got {value!r}"
     msg = str(err["msg"])
     return msg.removeprefix("Value error, ")
@@ -364,10 +391,17 @@ def _pydantic_message(err: dict[str, Any], loc: tuple) -> str:
 
 def _clean_loc(loc: tuple) -> tuple:
     """Drop pydantic's union-member markers (``int``, ``list[int]``…) from an error location."""
-    return tuple(p for p in loc if isinstance(p, int) or not re.match(r"^[a-z_]+\[.*\]$|^(int|str|float|bool)$|^function-", str(p)))
+    return tuple(
+        p
+        for p in loc
+        if isinstance(p, int)
+        or not re.match(r"^[a-z_]+\[.*\]$|^(int|str|float|bool)$|^function-", str(p))
+    )
 
 
-def _validate(data: dict[str, Any], loc: _Locator, remap: dict[tuple, tuple] | None = None) -> SuiteCfg:
+def _validate(
+    data: dict[str, Any], loc: _Locator, remap: dict[tuple, tuple] | None = None
+) -> SuiteCfg:
     """Validate with pydantic, converting the first error into a located ``SuiteError``."""
     try:
         return SuiteCfg.model_validate(data)
@@ -376,7 +410,8 @@ def _validate(data: dict[str, Any], loc: _Locator, remap: dict[tuple, tuple] | N
         # An OptimizerCfg given as a name fails both union branches; report the clearest one.
         # Otherwise the deepest error is the most specific (a bad option inside the mapping).
         err = next((e for e in errors if "Value error" in e["msg"]), None) or max(
-            errors, key=lambda e: len(e["loc"]))
+            errors, key=lambda e: len(e["loc"])
+        )
         path = _clean_loc(tuple(err["loc"]))
         if path[:2] == ("training", "optimizer") and len(path) > 2 and path[2] == "OptimizerCfg":
             path = path[:2] + path[3:]
@@ -408,7 +443,11 @@ def set_path(data: dict[str, Any], path: tuple[str, ...], value: Any) -> None:
         section = data.setdefault(path[0], {})
         if not isinstance(section, dict):
             section = data[path[0]] = {}
-        keep = {"activation", "norm", "placement", "init", "init_std"} if path[0] == "model" else {"input_norm"}
+        keep = (
+            {"activation", "norm", "placement", "init", "init_std"}
+            if path[0] == "model"
+            else {"input_norm"}
+        )
         kept = {k: v for k, v in section.items() if k in keep}
         section.clear()
         section.update(kept)
@@ -491,7 +530,9 @@ def _same(a: Any, b: Any) -> bool:
     return format_value(a) == format_value(b)
 
 
-def _resolve_variant(cfg: SuiteCfg, check_imports: bool, skipped: list[str] | None = None) -> dict[str, Any]:
+def _resolve_variant(
+    cfg: SuiteCfg, check_imports: bool, skipped: list[str] | None = None
+) -> dict[str, Any]:
     """Check one grid point across registries and return its fully resolved config.
 
     Raises OptionError with a path relative to the suite root.
@@ -513,8 +554,9 @@ def _resolve_variant(cfg: SuiteCfg, check_imports: bool, skipped: list[str] | No
     try:
         dataset = data_registry.resolve_dataset(dataset_raw)
         if check_imports and dataset["name"] == "custom":
-            _check_callable(dataset["target"], dataset["options"] or {}, "custom dataset loader",
-                            loader=True)
+            _check_callable(
+                dataset["target"], dataset["options"] or {}, "custom dataset loader", loader=True
+            )
     except OptionError as exc:
         raise OptionError(exc.message, ("dataset", *exc.path)) from None
     if model["kind"] == "custom":
@@ -526,14 +568,19 @@ def _resolve_variant(cfg: SuiteCfg, check_imports: bool, skipped: list[str] | No
         raise OptionError(exc.message, ("model", "kind")) from None
     try:
         if model["norm"] == KEEP:
-            raise OptionError("norm 'keep' leaves a custom model's own norm layers as they are, "
-                              f"which this {model['kind']} model has not (choose a registry norm)")
+            raise OptionError(
+                "norm 'keep' leaves a custom model's own norm layers as they are, "
+                f"which this {model['kind']} model has not (choose a registry norm)"
+            )
         norm = norm_catalog.resolve_norm(model["norm"])
         layout = data_registry.DATASETS[dataset["name"]].layout
         spatial = 0 if model["kind"] != "cnn" else (2 if layout == "image" else 1)
         ctx = norm_catalog.NormContext(
-            model=model["kind"], widths=widths_of(model), spatial=spatial,
-            batch_size=cfg.training.batch_size, placement=model["placement"],
+            model=model["kind"],
+            widths=widths_of(model),
+            spatial=spatial,
+            batch_size=cfg.training.batch_size,
+            placement=model["placement"],
         )
         norm_catalog.check_norm(norm, ctx)
         if check_imports and norm["kind"] == "custom":
@@ -544,8 +591,13 @@ def _resolve_variant(cfg: SuiteCfg, check_imports: bool, skipped: list[str] | No
     return _resolve_rest(cfg, dataset, model, norm, skipped)
 
 
-def _resolve_rest(cfg: SuiteCfg, dataset: dict[str, Any], model: dict[str, Any],
-                  norm: dict[str, Any], skipped: list[str] | None) -> dict[str, Any]:
+def _resolve_rest(
+    cfg: SuiteCfg,
+    dataset: dict[str, Any],
+    model: dict[str, Any],
+    norm: dict[str, Any],
+    skipped: list[str] | None,
+) -> dict[str, Any]:
     """Training budget and diagnostics of a variant whose dataset and model are resolved."""
     from normbench.train import diag_catalog
 
@@ -557,12 +609,18 @@ def _resolve_rest(cfg: SuiteCfg, dataset: dict[str, Any], model: dict[str, Any],
     except OptionError as exc:
         raise OptionError(exc.message, ("training", *exc.path)) from None
     try:
-        diagnostics = diag_catalog.resolve_diagnostics(cfg.diagnostics, model=model, norm=norm,
-                                                       skipped=skipped)
+        diagnostics = diag_catalog.resolve_diagnostics(
+            cfg.diagnostics, model=model, norm=norm, skipped=skipped
+        )
     except OptionError as exc:
         raise OptionError(exc.message, ("diagnostics", *exc.path)) from None
-    config = {"dataset": dataset, "model": model, "training": training,
-              "targets": dict(cfg.targets), "diagnostics": diagnostics}
+    config = {
+        "dataset": dataset,
+        "model": model,
+        "training": training,
+        "targets": dict(cfg.targets),
+        "diagnostics": diagnostics,
+    }
     return budget.drop_defaults(config)
 
 
@@ -578,11 +636,15 @@ def _check_callable(target: str, options: dict[str, Any], what: str, loader: boo
     from normbench.norms.catalog import resolve_target
 
     obj = resolve_target(target, what=what, accept="function")
-    problem = _loader_signature_error(obj, options) if loader else custom_signature_error(obj, options)
+    problem = (
+        _loader_signature_error(obj, options) if loader else custom_signature_error(obj, options)
+    )
     if problem is not None:
         args = "**options" if loader else "num_outputs=…, input_shape=…, **options"
-        raise OptionError(f"{what} '{target}' cannot be called as {target.split(':')[1]}"
-                          f"({args}): {problem}", ("target",))
+        raise OptionError(
+            f"{what} '{target}' cannot be called as {target.split(':')[1]}({args}): {problem}",
+            ("target",),
+        )
 
 
 def _loader_signature_error(obj: Any, options: dict[str, Any]) -> str | None:
@@ -596,8 +658,9 @@ def _loader_signature_error(obj: Any, options: dict[str, Any]) -> str | None:
     return None
 
 
-def _resolve_custom(cfg: SuiteCfg, model: dict[str, Any], given: set[str],
-                    check_imports: bool) -> dict[str, Any]:
+def _resolve_custom(
+    cfg: SuiteCfg, model: dict[str, Any], given: set[str], check_imports: bool
+) -> dict[str, Any]:
     """The resolved ``model:`` of a custom model: what can be checked without torch.
 
     Layer widths and dimensionalities are known only once the model is built, so the norm's
@@ -622,13 +685,17 @@ def _resolve_custom(cfg: SuiteCfg, model: dict[str, Any], given: set[str],
             norm = norm_catalog.resolve_norm(raw_norm)
             entry = norm_catalog.NORMS[norm["kind"]]
             if entry.wraps_layer:
-                raise OptionError(f"norm '{norm['kind']}' re-parametrises the layer before the "
-                                  "norm, which a custom model does not identify; swap in an "
-                                  "activation norm (batch, layer, group, …) or keep")
+                raise OptionError(
+                    f"norm '{norm['kind']}' re-parametrises the layer before the "
+                    "norm, which a custom model does not identify; swap in an "
+                    "activation norm (batch, layer, group, …) or keep"
+                )
             if entry.uses_batch_stats and cfg.training.batch_size < 2:
-                raise OptionError(f"batch statistics undefined with batch_size "
-                                  f"{cfg.training.batch_size}: norm '{norm['kind']}' normalises "
-                                  "with statistics across the batch")
+                raise OptionError(
+                    f"batch statistics undefined with batch_size "
+                    f"{cfg.training.batch_size}: norm '{norm['kind']}' normalises "
+                    "with statistics across the batch"
+                )
             if check_imports and norm["kind"] == "custom":
                 norm_catalog.check_custom_importable(norm)
         except OptionError as exc:
@@ -655,11 +722,16 @@ def _check_gates(gates: list[str], targets: dict[str, float], loc: _Locator) -> 
             raise loc.error(exc.message, ("gates", i)) from None
         key = gate.metric.split(".", 1)[1] if gate.metric.startswith(TARGET_PREFIXES) else None
         if key is not None and key not in targets:
-            raise loc.error(f"gate '{gate.text}' names the target '{key}', which targets: does not "
-                            f"set (targets: {', '.join(targets) or 'none'})", ("gates", i))
+            raise loc.error(
+                f"gate '{gate.text}' names the target '{key}', which targets: does not "
+                f"set (targets: {', '.join(targets) or 'none'})",
+                ("gates", i),
+            )
 
 
-def _expand_grid(cfg: SuiteCfg, data: dict[str, Any], loc: _Locator) -> tuple[list[dict[str, Any]], list[str]]:
+def _expand_grid(
+    cfg: SuiteCfg, data: dict[str, Any], loc: _Locator
+) -> tuple[list[dict[str, Any]], list[str]]:
     """The cartesian product of the grid minus ``exclude``; returns points and warnings."""
     warnings: list[str] = []
     for key, values in cfg.grid.items():
@@ -667,19 +739,30 @@ def _expand_grid(cfg: SuiteCfg, data: dict[str, Any], loc: _Locator) -> tuple[li
             raise loc.error("grid list is empty: give at least one value", ("grid", key))
         if key in ("seeds", "training.seeds"):
             raise loc.error("seeds are not a grid key: set training.seeds instead", ("grid", key))
-        if canonical_key(key)[-1:] in (("threads",), ("reproducible",)) and \
-                canonical_key(key)[:1] == ("training",):
+        if canonical_key(key)[-1:] in (("threads",), ("reproducible",)) and canonical_key(key)[
+            :1
+        ] == ("training",):
             # Not part of the variant id, so swept values would collapse into one variant.
-            raise loc.error(f"{key} is not a grid key: it selects the arithmetic, not the "
-                            "experiment; run the suite once per value (--threads-per-worker, "
-                            "--reproducible) and compare the runs", ("grid", key))
+            raise loc.error(
+                f"{key} is not a grid key: it selects the arithmetic, not the "
+                "experiment; run the suite once per value (--threads-per-worker, "
+                "--reproducible) and compare the runs",
+                ("grid", key),
+            )
     keys = list(cfg.grid)
-    points = [dict(zip(keys, combo, strict=True)) for combo in itertools.product(*cfg.grid.values())]
+    points = [
+        dict(zip(keys, combo, strict=True)) for combo in itertools.product(*cfg.grid.values())
+    ]
     kept = points
     for i, rule in enumerate(cfg.exclude):
         for key in rule:
             if key not in cfg.grid:
-                raise loc.error(unknown("grid key", key, keys) if keys else "the suite has no grid to exclude from", ("exclude", i, key))
+                raise loc.error(
+                    unknown("grid key", key, keys)
+                    if keys
+                    else "the suite has no grid to exclude from",
+                    ("exclude", i, key),
+                )
         matches = [p for p in kept if all(_same(p[k], v) for k, v in rule.items())]
         if not matches:
             where = loc.error("", ("exclude", i))
@@ -690,7 +773,9 @@ def _expand_grid(cfg: SuiteCfg, data: dict[str, Any], loc: _Locator) -> tuple[li
     return kept or [{}], warnings
 
 
-def load_suite(path: str | Path, overrides: list[str] | None = None, check_imports: bool = True) -> Suite:
+def load_suite(
+    path: str | Path, overrides: list[str] | None = None, check_imports: bool = True
+) -> Suite:
     """Read, validate and expand a suite file; every problem is a located ``SuiteError``."""
     path = Path(path)
     data, lines, text = read_yaml(path)
@@ -717,7 +802,11 @@ def build_suite(
 ) -> Suite:
     """Validate an already-parsed suite mapping (see ``load_suite``)."""
     if not isinstance(data, dict):
-        raise SuiteError("a suite must be a YAML mapping with name:, dataset:, model:, training:", file=file, line=1)
+        raise SuiteError(
+            "a suite must be a YAML mapping with name:, dataset:, model:, training:",
+            file=file,
+            line=1,
+        )
     data = copy.deepcopy(data)
     try:
         where = apply_overrides(data, overrides)
@@ -733,8 +822,10 @@ def build_suite(
     for key, values in base.grid.items():
         path = canonical_key(key)
         if path in swept_paths:  # e.g. `norm` and `model.norm`: one setting swept twice
-            raise loc.error(f"'{key}' and '{swept_paths[path]}' both sweep {'.'.join(path)}; "
-                            "keep one of them", ("grid", key))
+            raise loc.error(
+                f"'{key}' and '{swept_paths[path]}' both sweep {'.'.join(path)}; keep one of them",
+                ("grid", key),
+            )
         swept_paths[path] = key
         if path[0] not in ("dataset", "model", "training"):
             raise loc.error(
@@ -777,7 +868,9 @@ def build_suite(
         for diag in skipped:
             skips.setdefault(diag, []).append(name)
         if vid in seen:
-            warnings.append(f"{file}: grid points '{seen[vid]}' and '{name}' resolve to the same configuration; running it once")
+            warnings.append(
+                f"{file}: grid points '{seen[vid]}' and '{name}' resolve to the same configuration; running it once"
+            )
             continue
         seen[vid] = name
         variants.append(Variant(vid, name, dict(point), config, seed_list))
@@ -792,12 +885,22 @@ def build_suite(
                 _resolve_variant(_validate(trial, loc), False)
             except OptionError as exc:
                 raise loc.error(exc.message, exc.path) from None
-        warnings.append(f"{file}: diagnostic '{diag}' needs batch statistics; skipped for "
-                        f"{', '.join(names)}")
+        warnings.append(
+            f"{file}: diagnostic '{diag}' needs batch statistics; skipped for {', '.join(names)}"
+        )
     return Suite(
-        name=base.name, description=base.description, file=file, text=text, raw=data,
-        variants=variants, seeds=seed_list, grid_keys=list(base.grid), targets=dict(base.targets),
-        gates=list(base.gates), claims=claims, warnings=warnings,
+        name=base.name,
+        description=base.description,
+        file=file,
+        text=text,
+        raw=data,
+        variants=variants,
+        seeds=seed_list,
+        grid_keys=list(base.grid),
+        targets=dict(base.targets),
+        gates=list(base.gates),
+        claims=claims,
+        warnings=warnings,
     )
 
 
@@ -807,7 +910,9 @@ def _locate_variant_error(
     """Point an error at the grid entry responsible for it when one is, else at the key."""
     for key, value in point.items():
         gpath = canonical_key(key)
-        if exc.path[: len(gpath)] == gpath or exc.path[: len(gpath) - 1] == gpath[:-1] == ("model",):
+        if exc.path[: len(gpath)] == gpath or exc.path[: len(gpath) - 1] == gpath[:-1] == (
+            "model",
+        ):
             index = next(i for i, v in enumerate(grid[key]) if v == value)
             return loc.error(exc.message, ("grid", key, index))
     return loc.error(exc.message, exc.path)

@@ -44,8 +44,13 @@ from normbench.results.store import (
 
 @pytest.fixture(scope="module")
 def run_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return make_run(tmp_path_factory.mktemp("an") / "run", steps=1000, eval_every=100,
-                    fail=[("norm=batch,placement=post,lr_mult=1", 2)], diagnostics=())
+    return make_run(
+        tmp_path_factory.mktemp("an") / "run",
+        steps=1000,
+        eval_every=100,
+        fail=[("norm=batch,placement=post,lr_mult=1", 2)],
+        diagnostics=(),
+    )
 
 
 @pytest.fixture(scope="module")
@@ -105,8 +110,13 @@ def test_first_reach_directions() -> None:
 
 
 def test_reach_recomputes_from_curves_or_trusts_the_record() -> None:
-    rec = {"curves": {"step": [0, 100, 200], "test_acc": [0.1, 0.95, 0.97],
-                      "train_seconds": [0.0, 1.5, 3.0]}}
+    rec = {
+        "curves": {
+            "step": [0, 100, 200],
+            "test_acc": [0.1, 0.95, 0.97],
+            "train_seconds": [0.0, 1.5, 3.0],
+        }
+    }
     assert reach(rec, "test_acc", 0.9) == (100, 1.5)
     assert reach(rec, "test_acc", 0.99) == (None, None)  # not reached is None, never a number
     rec["targets"] = {"test_acc": {"threshold": 0.9, "step": 200, "seconds": 3.0}}
@@ -130,8 +140,11 @@ def test_derived_metrics_skip_incomplete_curves() -> None:
 
 
 def test_seed_metrics_keep_recorded_values() -> None:
-    rec = {"status": "ok", "metrics": {"steps_to_target": 900, "final_test_loss": float("inf")},
-           "curves": {"step": [0, 100], "test_acc": [0.1, 0.95]}}
+    rec = {
+        "status": "ok",
+        "metrics": {"steps_to_target": 900, "final_test_loss": float("inf")},
+        "curves": {"step": [0, 100], "test_acc": [0.1, 0.95]},
+    }
     m = seed_metrics(rec, {"test_acc": 0.9})
     assert m["steps_to_target"] == 900  # the training loop's value wins
     assert m["steps_to_target.test_acc"] == 100
@@ -148,7 +161,12 @@ def test_summary_schema(summary: dict) -> None:
     assert summary["suite"]["targets"] == {"test_acc": 0.9, "test_loss": 0.2}
     assert summary["manifest"]["environment"]["threads"] == 2
     v = variant(summary, "norm=batch,placement=post,lr_mult=1")
-    assert v["seeds"] == [0, 1, 2] and v["counts"] == {"ok": 2, "diverged": 0, "failed": 1, "missing": 0}
+    assert v["seeds"] == [0, 1, 2] and v["counts"] == {
+        "ok": 2,
+        "diverged": 0,
+        "failed": 1,
+        "missing": 0,
+    }
     acc = v["metrics"]["final_test_acc"]
     assert set(acc) == {"mean", "std", "median", "min", "max", "ci_low", "ci_high", "n", "values"}
     assert acc["n"] == 2 and acc["values"][2] is None and len(acc["values"]) == 3
@@ -168,11 +186,17 @@ def test_summary_counts_add_up(summary: dict) -> None:
 
 def test_summary_tolerates_minimal_records(tmp_path: Path) -> None:
     # Only the required keys: no params, curves, config, resolved.json or targets.
-    records = [{"variant_id": "a", "seed": s, "status": "ok", "metrics": {"final_test_acc": 0.5 + s / 10}}
-               for s in range(3)] + [{"variant_id": "b", "seed": 0, "status": "failed"}]
+    records = [
+        {"variant_id": "a", "seed": s, "status": "ok", "metrics": {"final_test_acc": 0.5 + s / 10}}
+        for s in range(3)
+    ] + [{"variant_id": "b", "seed": 0, "status": "failed"}]
     s = summarize(RunData(tmp_path, {}, None, records))
     assert [v["variant_id"] for v in s["variants"]] == ["a", "b"]
-    assert s["swept"] == [] and s["analysis"]["relative"] == [] and s["analysis"]["lr_robustness"] == []
+    assert (
+        s["swept"] == []
+        and s["analysis"]["relative"] == []
+        and s["analysis"]["lr_robustness"] == []
+    )
     assert s["variants"][0]["metrics"]["final_test_acc"]["mean"] == pytest.approx(0.6)
     assert s["variants"][1]["metrics"]["final_test_acc"]["values"] == [None]
     assert "not reached" not in render(summary_table(s), "markdown")
@@ -189,7 +213,10 @@ def test_label_matches_variant_names() -> None:
 def test_parse_reference(summary: dict) -> None:
     assert parse_reference("norm=none", summary) == {"norm": "none"}
     assert parse_reference("norm=none, lr_mult=5.0", summary) == {"norm": "none", "lr_mult": "5"}
-    assert split_pairs("norm=group[groups=8,eps=0.1],lr_mult=5") == ["norm=group[groups=8,eps=0.1]", "lr_mult=5"]
+    assert split_pairs("norm=group[groups=8,eps=0.1],lr_mult=5") == [
+        "norm=group[groups=8,eps=0.1]",
+        "lr_mult=5",
+    ]
     with pytest.raises(InputError, match="was not swept"):
         parse_reference("nrom=none", summary)
     with pytest.raises(InputError, match="no variant has norm=nothing"):
@@ -203,10 +230,14 @@ def test_parse_reference(summary: dict) -> None:
 def test_match_reference_holds_other_keys_and_relaxes_missing_ones(summary: dict) -> None:
     refs = [v for v in summary["variants"] if v["labels"]["norm"] == "none"]
     keys = ["placement", "lr_mult"]
-    ref, relaxed = match_reference(variant(summary, "norm=batch,placement=pre,lr_mult=5"), refs, keys)
+    ref, relaxed = match_reference(
+        variant(summary, "norm=batch,placement=pre,lr_mult=5"), refs, keys
+    )
     assert ref["variant_name"] == "norm=none,placement=pre,lr_mult=5" and relaxed == []
     # norm=none,placement=post was excluded: placement is relaxed, lr_mult still held equal.
-    ref, relaxed = match_reference(variant(summary, "norm=layer,placement=post,lr_mult=30"), refs, keys)
+    ref, relaxed = match_reference(
+        variant(summary, "norm=layer,placement=post,lr_mult=30"), refs, keys
+    )
     assert ref["variant_name"] == "norm=none,placement=pre,lr_mult=30" and relaxed == ["placement"]
 
 
@@ -226,14 +257,23 @@ def test_relative_rows_speedup(summary: dict) -> None:
 
 def test_lr_robustness(summary: dict) -> None:
     rows = {r["name"]: r for r in lr_robustness(summary)}
-    assert set(rows) == {"norm=none,placement=pre", "norm=batch,placement=pre", "norm=batch,placement=post",
-                         "norm=layer,placement=pre", "norm=layer,placement=post"}
+    assert set(rows) == {
+        "norm=none,placement=pre",
+        "norm=batch,placement=pre",
+        "norm=batch,placement=post",
+        "norm=layer,placement=pre",
+        "norm=layer,placement=post",
+    }
     batch = rows["norm=batch,placement=pre"]
     assert batch["lr_values"] == ["1", "5", "30"] and "30" in batch["converged"]
     assert "30" not in rows["norm=none,placement=pre"]["converged"]  # diverges at lr_mult 30
     best = batch["best"]
-    means = {lr: variant(summary, f"norm=batch,placement=pre,lr_mult={lr}")["metrics"]["final_test_acc"]["mean"]
-             for lr in batch["converged"]}
+    means = {
+        lr: variant(summary, f"norm=batch,placement=pre,lr_mult={lr}")["metrics"]["final_test_acc"][
+            "mean"
+        ]
+        for lr in batch["converged"]
+    }
     assert best["mean"] == max(means.values()) and best["converged"]
 
 
@@ -248,23 +288,33 @@ def test_no_lr_sweep_no_robustness_table(tmp_path: Path) -> None:
 
 def test_pivot_best_over_nuisance_keys(summary: dict) -> None:
     pv = pivot(summary, ["norm", "placement"], "final_test_acc")
-    assert pv["row_keys"] == ["norm"] and pv["columns"] == ["pre", "post"] and pv["tuned_over"] == ["lr_mult"]
+    assert (
+        pv["row_keys"] == ["norm"]
+        and pv["columns"] == ["pre", "post"]
+        and pv["tuned_over"] == ["lr_mult"]
+    )
     rows = {r["key"]["norm"]: r["cells"] for r in pv["rows"]}
     assert rows["none"]["post"] is None  # excluded from the grid
     cell = rows["batch"]["pre"]
-    candidates = [variant(summary, f"norm=batch,placement=pre,lr_mult={lr}") for lr in ("1", "5", "30")]
+    candidates = [
+        variant(summary, f"norm=batch,placement=pre,lr_mult={lr}") for lr in ("1", "5", "30")
+    ]
     assert cell["mean"] == max(v["metrics"]["final_test_acc"]["mean"] for v in candidates)
     assert cell["candidates"] == 3
     low = pivot(summary, ["norm"], "final_test_loss")["rows"]
     assert low[0]["cells"]["final_test_loss"]["mean"] == min(
-        v["metrics"]["final_test_loss"]["mean"] for v in summary["variants"]
-        if v["labels"]["norm"] == "none" and v["metrics"]["final_test_loss"]["mean"] is not None)
+        v["metrics"]["final_test_loss"]["mean"]
+        for v in summary["variants"]
+        if v["labels"]["norm"] == "none" and v["metrics"]["final_test_loss"]["mean"] is not None
+    )
 
 
 def test_pivot_errors(summary: dict) -> None:
     with pytest.raises(InputError, match="'activation' was not swept"):
         pivot(summary, ["norm", "activation"], "final_test_acc")
-    with pytest.raises(InputError, match="unknown metric 'final_tst_acc' — did you mean 'final_test_acc'"):
+    with pytest.raises(
+        InputError, match="unknown metric 'final_tst_acc' — did you mean 'final_test_acc'"
+    ):
         pivot(summary, ["norm"], "final_tst_acc")
     with pytest.raises(InputError, match="twice"):
         pivot(summary, ["norm", "norm"], "final_test_acc")
@@ -331,11 +381,14 @@ def test_open_run_dir_errors(tmp_path: Path) -> None:
 def test_iter_results_skips_bad_files_by_name(tmp_path: Path) -> None:
     run = RunDir(tmp_path)
     run.results_dir.mkdir()
-    run.write_result({"variant_id": "good", "seed": 0, "status": "ok",
-                      "metrics": dict.fromkeys(CORE_METRICS)})
+    run.write_result(
+        {"variant_id": "good", "seed": 0, "status": "ok", "metrics": dict.fromkeys(CORE_METRICS)}
+    )
     (run.results_dir / "trunc-s0.json").write_text('{"variant_id": "trunc", "seed": 0, "sta')
     (run.results_dir / "junk-s0.json").write_text('{"hello": 1}')
-    (run.results_dir / "new-s0.json").write_text('{"variant_id": "n", "seed": 0, "status": "ok", "schema_version": 99}')
+    (run.results_dir / "new-s0.json").write_text(
+        '{"variant_id": "n", "seed": 0, "status": "ok", "schema_version": 99}'
+    )
     (run.results_dir / ".tmp-in-progress.json").write_text("{")
     warnings: list[str] = []
     assert [r["variant_id"] for r in run.iter_results(warn=warnings.append)] == ["good"]

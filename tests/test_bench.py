@@ -358,9 +358,11 @@ def test_copy_roof_gets_enough_samples_and_records_say_how_outputs_were_served()
 
 def test_fresh_outputs_in_a_fresh_process() -> None:
     # The allocator setting is per process and sticks, so "fresh" is checked in a child.
-    code = ("from normbench.bench import run_bench; "
-            "r = run_bench(['layer'], ['8x16'], device='cpu', passes=('forward',), repeats=2, "
-            "min_time=0.0, warm_outputs=False); print({x['outputs'] for x in r})")
+    code = (
+        "from normbench.bench import run_bench; "
+        "r = run_bench(['layer'], ['8x16'], device='cpu', passes=('forward',), repeats=2, "
+        "min_time=0.0, warm_outputs=False); print({x['outputs'] for x in r})"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "{'fresh'}"
 

@@ -77,9 +77,25 @@ def _run(work: Path, name: str, *args: str, env: dict[str, str] | None = None):
     with pytest.MonkeyPatch.context() as mp:
         for key, value in (env or {}).items():
             mp.setenv(key, value)
-        result = runner.invoke(app, ["run", str(work / "suite.yaml"), "--out", str(work / name),
-                                     "--no-report", "-q", "--workers", "1", *args])
-    dirs = sorted((work / name / "gate-tiny").glob("*")) if (work / name / "gate-tiny").exists() else []
+        result = runner.invoke(
+            app,
+            [
+                "run",
+                str(work / "suite.yaml"),
+                "--out",
+                str(work / name),
+                "--no-report",
+                "-q",
+                "--workers",
+                "1",
+                *args,
+            ],
+        )
+    dirs = (
+        sorted((work / name / "gate-tiny").glob("*"))
+        if (work / name / "gate-tiny").exists()
+        else []
+    )
     return result, (dirs[-1] if dirs else None)
 
 
@@ -100,9 +116,11 @@ def slow(work: Path, base: Path) -> Path:
 
 def _stalled(run: Path, variant: str) -> bool:
     """Whether the machine visibly stalled while timing ``variant`` (seeds 2× apart or more)."""
-    values = [json.loads(f.read_text())["metrics"]["samples_per_sec"]
-              for f in (run / "results").glob("*.json")
-              if json.loads(f.read_text())["variant_name"] == variant]
+    values = [
+        json.loads(f.read_text())["metrics"]["samples_per_sec"]
+        for f in (run / "results").glob("*.json")
+        if json.loads(f.read_text())["variant_name"] == variant
+    ]
     return max(values) > 2 * min(values)
 
 
@@ -128,8 +146,15 @@ def slowdown(work: Path, base: Path, slow: Path) -> tuple[int, dict]:
 @pytest.fixture(scope="module")
 def noisy_run(work: Path, base: Path):
     """`run --baseline --fail-on` in one command, with Noisy's accuracy made worse."""
-    return _run(work, "noisy", "--baseline", str(base), "--fail-on", "final_test_acc:-1%",
-                env={"NB_NOISE": "3"})
+    return _run(
+        work,
+        "noisy",
+        "--baseline",
+        str(base),
+        "--fail-on",
+        "final_test_acc:-1%",
+        env={"NB_NOISE": "3"},
+    )
 
 
 @pytest.fixture(scope="module")
@@ -168,8 +193,16 @@ def changes(doc: dict, variant: str) -> dict[str, dict]:
 
 
 def test_identical_runs_pass_and_nothing_is_significant(base: Path) -> None:
-    code, doc = compare_json(base, base, "--fail-on", "samples_per_sec:-10%",
-                             "--fail-on", "final_test_acc:-1%", "--metric", "all")
+    code, doc = compare_json(
+        base,
+        base,
+        "--fail-on",
+        "samples_per_sec:-10%",
+        "--fail-on",
+        "final_test_acc:-1%",
+        "--metric",
+        "all",
+    )
     assert code == 0
     assert doc["exit_code"] == 0 and not [g for g in doc["gates"] if g["status"] == "fail"]
     marks = {m["mark"] for v in doc["variants"] for m in v["metrics"]}
@@ -187,8 +220,9 @@ def test_an_honest_rerun_keeps_accuracy_identical(base: Path, slow: Path) -> Non
         assert gate(doc, variant, "final_test_acc")["status"] == "pass"
 
 
-def test_an_injected_slowdown_fails_the_throughput_gate(slowdown: tuple[int, dict], slow: Path,
-                                                       tmp_path: Path) -> None:
+def test_an_injected_slowdown_fails_the_throughput_gate(
+    slowdown: tuple[int, dict], slow: Path, tmp_path: Path
+) -> None:
     code, doc = slowdown
     assert code == 1, [g for g in doc["gates"]]
     g = gate(doc, SLEEPY, "samples_per_sec")
@@ -196,8 +230,12 @@ def test_an_injected_slowdown_fails_the_throughput_gate(slowdown: tuple[int, dic
     assert changes(doc, SLEEPY)["samples_per_sec"]["mark"] == "+"
     assert changes(doc, SLEEPY)["samples_per_sec"]["test"] == "welch-log"
     junit = tmp_path / "gates.xml"
-    assert compare(doc["baseline"], slow, "--fail-on", "samples_per_sec:-10%",
-                   "--junit-xml", junit).exit_code == 1
+    assert (
+        compare(
+            doc["baseline"], slow, "--fail-on", "samples_per_sec:-10%", "--junit-xml", junit
+        ).exit_code
+        == 1
+    )
     suite = ET.parse(junit).getroot().find("testsuite")
     assert suite is not None
     cases = suite.findall("testcase")
@@ -206,7 +244,9 @@ def test_an_injected_slowdown_fails_the_throughput_gate(slowdown: tuple[int, dic
     assert SLEEPY in {c.get("classname", "").split(".", 1)[1] for c in failed}
 
 
-def test_worse_accuracy_with_the_suite_unchanged_fails_the_accuracy_gate(base: Path, noisy: Path) -> None:
+def test_worse_accuracy_with_the_suite_unchanged_fails_the_accuracy_gate(
+    base: Path, noisy: Path
+) -> None:
     code, doc = compare_json(base, noisy, "--fail-on", "final_test_acc:-1%")
     assert code == 1
     assert gate(doc, NOISY, "final_test_acc")["status"] == "fail"
@@ -332,9 +372,11 @@ def test_reference_within_one_run(base: Path) -> None:
 
 
 def test_compare_never_imports_torch(base: Path) -> None:
-    code = ("import sys; from typer.testing import CliRunner; from normbench.cli import app; "
-            f"r = CliRunner().invoke(app, ['compare', {str(base)!r}, {str(base)!r}]); "
-            "assert r.exit_code == 0, r.output; assert 'torch' not in sys.modules, 'torch imported'")
+    code = (
+        "import sys; from typer.testing import CliRunner; from normbench.cli import app; "
+        f"r = CliRunner().invoke(app, ['compare', {str(base)!r}, {str(base)!r}]); "
+        "assert r.exit_code == 0, r.output; assert 'torch' not in sys.modules, 'torch imported'"
+    )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
 
@@ -361,24 +403,36 @@ def _broken(base: Path, tmp_path: Path, how: str) -> Path:
     return bad
 
 
-@pytest.mark.parametrize(("case", "args", "needle"), [
-    ("missing dir", ["{tmp}/nope", "{base}"], "does not exist"),
-    ("not a run", ["{tmp}", "{base}"], "not a normbench run directory"),
-    ("corrupt", ["{base}", "{corrupt}"], "not a valid result file"),
-    ("newer schema", ["{base}", "{newer}"], "newer than this normbench understands"),
-    ("other suite", ["{base}", "{other-suite}"], "run of suite 'other'"),
-    ("unknown metric", ["{base}", "{base}", "--fail-on", "acc:-1%"], "unknown metric 'acc'"),
-    ("malformed", ["{base}", "{base}", "--fail-on", "acc:fast"], "'fast' is not a threshold"),
-    ("wrong sign", ["{base}", "{base}", "--fail-on", "final_test_acc:+1%"], "a regression is a drop"),
-    ("not recorded", ["{base}", "{base}", "--fail-on", "eval_gap:+0.01"], "'eval_gap' was not recorded"),
-    ("unknown --metric", ["{base}", "{base}", "--metric", "x"], "unknown metric 'x'"),
-    ("alpha", ["{base}", "{base}", "--alpha", "2"], "--alpha must be between 0 and 1"),
-    ("both", ["{base}", "{base}", "--reference", "norm=none"], "not both"),
-    ("neither", ["{base}"], "needs a CANDIDATE"),
-    ("not a summary", ["{base}/manifest.json", "{base}"], "not a normbench summary.json"),
-])
-def test_bad_input_is_one_sentence_and_exit_2(base: Path, tmp_path: Path, case: str,
-                                              args: list[str], needle: str) -> None:
+@pytest.mark.parametrize(
+    ("case", "args", "needle"),
+    [
+        ("missing dir", ["{tmp}/nope", "{base}"], "does not exist"),
+        ("not a run", ["{tmp}", "{base}"], "not a normbench run directory"),
+        ("corrupt", ["{base}", "{corrupt}"], "not a valid result file"),
+        ("newer schema", ["{base}", "{newer}"], "newer than this normbench understands"),
+        ("other suite", ["{base}", "{other-suite}"], "run of suite 'other'"),
+        ("unknown metric", ["{base}", "{base}", "--fail-on", "acc:-1%"], "unknown metric 'acc'"),
+        ("malformed", ["{base}", "{base}", "--fail-on", "acc:fast"], "'fast' is not a threshold"),
+        (
+            "wrong sign",
+            ["{base}", "{base}", "--fail-on", "final_test_acc:+1%"],
+            "a regression is a drop",
+        ),
+        (
+            "not recorded",
+            ["{base}", "{base}", "--fail-on", "eval_gap:+0.01"],
+            "'eval_gap' was not recorded",
+        ),
+        ("unknown --metric", ["{base}", "{base}", "--metric", "x"], "unknown metric 'x'"),
+        ("alpha", ["{base}", "{base}", "--alpha", "2"], "--alpha must be between 0 and 1"),
+        ("both", ["{base}", "{base}", "--reference", "norm=none"], "not both"),
+        ("neither", ["{base}"], "needs a CANDIDATE"),
+        ("not a summary", ["{base}/manifest.json", "{base}"], "not a normbench summary.json"),
+    ],
+)
+def test_bad_input_is_one_sentence_and_exit_2(
+    base: Path, tmp_path: Path, case: str, args: list[str], needle: str
+) -> None:
     paths = {"tmp": str(tmp_path), "base": str(base)}
     for how in ("corrupt", "newer", "other-suite"):
         if any("{" + how + "}" in a for a in args):
@@ -391,9 +445,11 @@ def test_bad_input_is_one_sentence_and_exit_2(base: Path, tmp_path: Path, case: 
 
 def test_run_checks_baseline_and_gates_before_training(work: Path, base: Path) -> None:
     suite = str(work / "suite.yaml")
-    for args, needle in ((["--fail-on", "final_test_acc:-1%"], "--fail-on needs --baseline"),
-                         (["--baseline", str(work / "nope")], "does not exist"),
-                         (["--baseline", str(base), "--fail-on", "acc:fast"], "not a threshold")):
+    for args, needle in (
+        (["--fail-on", "final_test_acc:-1%"], "--fail-on needs --baseline"),
+        (["--baseline", str(work / "nope")], "does not exist"),
+        (["--baseline", str(base), "--fail-on", "acc:fast"], "not a threshold"),
+    ):
         result = runner.invoke(app, ["run", suite, "--out", str(work / "never"), *args])
         assert result.exit_code == 2 and needle in result.stderr, result.output
     assert not (work / "never").exists()  # nothing was trained
@@ -405,8 +461,11 @@ def test_run_checks_baseline_and_gates_before_training(work: Path, base: Path) -
 def test_welch_matches_scipy_and_the_fallback_matches_scipy() -> None:
     stats = pytest.importorskip("scipy.stats")
     special = pytest.importorskip("scipy.special")
-    samples = [([1.0, 2.0, 3.0], [2.5, 3.5, 4.0, 6.0]), ([0.76, 0.77, 0.78], [0.31, 0.33, 0.30]),
-               ([5.0, 5.1], [4.0, 9.0, 7.5])]
+    samples = [
+        ([1.0, 2.0, 3.0], [2.5, 3.5, 4.0, 6.0]),
+        ([0.76, 0.77, 0.78], [0.31, 0.33, 0.30]),
+        ([5.0, 5.1], [4.0, 9.0, 7.5]),
+    ]
     for a, b in samples:
         assert welch(a, b) == pytest.approx(stats.ttest_ind(a, b, equal_var=False).pvalue, rel=1e-9)
     for a, b, x in ((1.3, 0.5, 0.7), (2.5, 0.5, 0.01), (40.0, 0.5, 0.99), (0.6, 0.5, 0.3)):
@@ -443,8 +502,12 @@ def test_metric_change_marks() -> None:
     assert better.mark == "-"
     noise = metric_change("final_test_acc", acc, side([0.5, 0.9, 0.7]), side([0.6, 0.8, 0.65]))
     assert noise.mark == "~"
-    lost = metric_change("steps_to_target", {"higher_is_better": False, "unit": "steps"},
-                         side([100, 100, 150]), side([100, None, None]))
+    lost = metric_change(
+        "steps_to_target",
+        {"higher_is_better": False, "unit": "steps"},
+        side([100, 100, 150]),
+        side([100, None, None]),
+    )
     assert lost.mark == "!" and "1 of 3" in lost.note
     assert math.isclose(worse.change or 0, -0.4, abs_tol=1e-9)
 
@@ -464,8 +527,10 @@ def test_holm_controls_the_family_wise_error() -> None:
     rng = random.Random(7)
     raw_hits = holm_hits = 0
     for _ in range(400):
-        ps = [welch([rng.gauss(0, 1) for _ in range(3)], [rng.gauss(0, 1) for _ in range(3)])
-              for _ in range(20)]
+        ps = [
+            welch([rng.gauss(0, 1) for _ in range(3)], [rng.gauss(0, 1) for _ in range(3)])
+            for _ in range(20)
+        ]
         raw_hits += min(ps) < 0.05
         holm_hits += min(holm(ps)) < 0.05
     assert raw_hits > 200 and holm_hits <= 0.05 * 400 * 1.6
@@ -495,31 +560,42 @@ def test_p_values_are_holm_adjusted_over_the_whole_comparison(base: Path, slow: 
     assert len(tested) > 10  # every matched variant × metric with a test is in the family
     assert [m["p_value"] for m in tested] == pytest.approx(holm([m["p_raw"] for m in tested]))
     assert all(m["p_value"] >= m["p_raw"] for m in tested)
-    assert all(m["p_value"] is None or m["p_value"] > 0 for v in doc["variants"]
-               for m in v["metrics"])
+    assert all(
+        m["p_value"] is None or m["p_value"] > 0 for v in doc["variants"] for m in v["metrics"]
+    )
     assert "Holm" in doc["test"]
 
 
-@pytest.mark.parametrize(("text", "metric", "threshold", "relative"), [
-    ("final_test_acc:-1%", "final_test_acc", 0.01, True),
-    ("final_test_acc:1%", "final_test_acc", 0.01, True),
-    ("samples_per_sec:-10%", "samples_per_sec", 0.10, True),
-    ("final_train_loss:+0.05", "final_train_loss", 0.05, False),
-    ("steps_to_target.test_acc:20%", "steps_to_target.test_acc", 0.2, True),
-    (" ms_per_step : +5 % ", "ms_per_step", 0.05, True),
-])
+@pytest.mark.parametrize(
+    ("text", "metric", "threshold", "relative"),
+    [
+        ("final_test_acc:-1%", "final_test_acc", 0.01, True),
+        ("final_test_acc:1%", "final_test_acc", 0.01, True),
+        ("samples_per_sec:-10%", "samples_per_sec", 0.10, True),
+        ("final_train_loss:+0.05", "final_train_loss", 0.05, False),
+        ("steps_to_target.test_acc:20%", "steps_to_target.test_acc", 0.2, True),
+        (" ms_per_step : +5 % ", "ms_per_step", 0.05, True),
+    ],
+)
 def test_gate_grammar(text: str, metric: str, threshold: float, relative: bool) -> None:
     g = parse_gate(text)
     assert (g.metric, g.relative) == (metric, relative)
     assert g.threshold == pytest.approx(threshold)
 
 
-@pytest.mark.parametrize(("text", "needle"), [
-    ("acc:fast", "not a threshold"), ("final_test_acc", "malformed gate"), (":1%", "malformed"),
-    ("final_test_acc:+1%", "a regression is a drop"), ("final_train_loss:-0.05", "a regression is a rise"),
-    ("final_tset_acc:-1%", "did you mean 'final_test_acc'"), ("final_test_acc:-1%%", "not a threshold"),
-    ("final_test_acc:--1", "not a threshold"),
-])
+@pytest.mark.parametrize(
+    ("text", "needle"),
+    [
+        ("acc:fast", "not a threshold"),
+        ("final_test_acc", "malformed gate"),
+        (":1%", "malformed"),
+        ("final_test_acc:+1%", "a regression is a drop"),
+        ("final_train_loss:-0.05", "a regression is a rise"),
+        ("final_tset_acc:-1%", "did you mean 'final_test_acc'"),
+        ("final_test_acc:-1%%", "not a threshold"),
+        ("final_test_acc:--1", "not a threshold"),
+    ],
+)
 def test_gate_grammar_errors(text: str, needle: str) -> None:
     with pytest.raises(OptionError, match=None) as info:
         parse_gate(text)
@@ -535,10 +611,14 @@ def test_validate_checks_suite_gates_with_their_line(tmp_path: Path) -> None:
     assert f"g.yaml:{line}: gates[1]: malformed gate 'acc:fast'" in result.stderr
     suite.write_text(SUITE + "gates: [final_test_acc:-1%, samples_per_sec:-10%]\n")
     assert runner.invoke(app, ["validate", str(suite)]).exit_code == 0
-    suite.write_text(SUITE + "gates: [steps_to_target.test_acc:20%, steps_to_target.test_loss:20%]\n")
+    suite.write_text(
+        SUITE + "gates: [steps_to_target.test_acc:20%, steps_to_target.test_loss:20%]\n"
+    )
     result = runner.invoke(app, ["validate", str(suite)])
-    assert result.exit_code == 2 and "gates[1]: gate 'steps_to_target.test_loss:20%' names the target" \
-        in result.stderr
+    assert (
+        result.exit_code == 2
+        and "gates[1]: gate 'steps_to_target.test_loss:20%' names the target" in result.stderr
+    )
 
 
 def test_compare_help_has_examples() -> None:

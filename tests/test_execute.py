@@ -53,12 +53,12 @@ grid:
 """
 # Two fast variants first, then two that sleep in every forward (NB_SLEEP_MS), so that a
 # subprocess can be stopped after the first results exist and before the last.
-SLEEPY = TINY.replace("norm: [none, batch, layer]",
-                      "norm: [none, {kind: custom, target: 'custom_norms:Sleepy'}]").replace(
-                      "steps: 40", "steps: 60")
-KILLER = TINY.replace("norm: [none, batch, layer]",
-                      "norm: [none, {kind: custom, target: 'custom_norms:Killer'}]").replace(
-                      "seeds: 2", "seeds: 1")
+SLEEPY = TINY.replace(
+    "norm: [none, batch, layer]", "norm: [none, {kind: custom, target: 'custom_norms:Sleepy'}]"
+).replace("steps: 40", "steps: 60")
+KILLER = TINY.replace(
+    "norm: [none, batch, layer]", "norm: [none, {kind: custom, target: 'custom_norms:Killer'}]"
+).replace("seeds: 2", "seeds: 1")
 PINNED = ["--workers", "2", "--threads-per-worker", "1"]
 
 
@@ -83,9 +83,17 @@ def metrics_of(run: Path) -> dict[str, tuple]:
     for path in sorted((run / "results").glob("*.json")):
         rec = json.loads(path.read_text())
         c, m = rec["curves"], rec["metrics"]
-        out[path.name] = (rec["status"], c["train_loss"], c["test_loss"], c["test_acc"],
-                          m["final_test_acc"], m["best_test_acc"], m["final_test_loss"],
-                          m["final_train_loss"], m["steps_to_target"])
+        out[path.name] = (
+            rec["status"],
+            c["train_loss"],
+            c["test_loss"],
+            c["test_acc"],
+            m["final_test_acc"],
+            m["best_test_acc"],
+            m["final_test_loss"],
+            m["final_train_loss"],
+            m["steps_to_target"],
+        )
     return out
 
 
@@ -119,13 +127,33 @@ def subprocess_env(**extra: str) -> dict[str, str]:
 
 def start_run(suite: Path, out: Path, *args: str, **env: str) -> subprocess.Popen:
     """``python -m normbench run`` as a real subprocess in its own process group."""
-    cmd = [sys.executable, "-m", "normbench", "run", str(suite), "--out", str(out), "--no-report",
-           "--quiet", "--format", "json", *args]
-    return subprocess.Popen(cmd, env=subprocess_env(**env), stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+    cmd = [
+        sys.executable,
+        "-m",
+        "normbench",
+        "run",
+        str(suite),
+        "--out",
+        str(out),
+        "--no-report",
+        "--quiet",
+        "--format",
+        "json",
+        *args,
+    ]
+    return subprocess.Popen(
+        cmd,
+        env=subprocess_env(**env),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
 
 
-def wait_for_results(out: Path, proc: subprocess.Popen, at_least: int = 1, timeout: float = 60) -> list[Path]:
+def wait_for_results(
+    out: Path, proc: subprocess.Popen, at_least: int = 1, timeout: float = 60
+) -> list[Path]:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         found = sorted(out.glob("*/*/results/*.json"))
@@ -166,8 +194,9 @@ def test_shards_are_deterministic_disjoint_and_balanced(tmp_path: Path) -> None:
     keys = [t.key for s in shards for t in s]
     assert sorted(keys) == sorted(t.key for t in tasks)  # nothing lost, nothing twice
     assert sorted(len(s) for s in shards) == [2, 2, 2, 3]  # 9 equal-cost tasks
-    assert [t.key for t in shard_of(list(reversed(tasks)), (2, 4))] == \
-        [t.key for t in reversed(shard_of(tasks, (2, 4)))]  # independent of input order
+    assert [t.key for t in shard_of(list(reversed(tasks)), (2, 4))] == [
+        t.key for t in reversed(shard_of(tasks, (2, 4)))
+    ]  # independent of input order
 
 
 def test_suite_difference_is_one_sentence(tmp_path: Path) -> None:
@@ -195,14 +224,17 @@ def test_death_cause_names_the_signal() -> None:
 # --- CLI: bad values are one sentence and exit 2 ------------------------------------------------
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--shard", "4/3"], "--shard '4/3' is out of range"),
-    (["--shard", "x"], "--shard 'x' must look like I/N"),
-    (["--workers", "0"], "--workers must be at least 1"),
-    (["--resume", "does-not-exist"], "--resume: does-not-exist does not exist"),
-    (["--executor", "ray"], "--executor 'ray' is not one of local, dask"),
-    (["--devices", "gpu0"], "--devices 'gpu0'"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--shard", "4/3"], "--shard '4/3' is out of range"),
+        (["--shard", "x"], "--shard 'x' must look like I/N"),
+        (["--workers", "0"], "--workers must be at least 1"),
+        (["--resume", "does-not-exist"], "--resume: does-not-exist does not exist"),
+        (["--executor", "ray"], "--executor 'ray' is not one of local, dask"),
+        (["--devices", "gpu0"], "--devices 'gpu0'"),
+    ],
+)
 def test_bad_execution_options_exit_2(tmp_path: Path, args: list[str], message: str) -> None:
     result = cli("run", write(tmp_path, TINY), "--out", tmp_path / "runs", *args)
     assert result.exit_code == 2, result.output
@@ -218,8 +250,10 @@ def test_resume_refuses_a_directory_that_is_not_a_run_or_a_different_suite(tmp_p
     assert result.exit_code == 2 and "is not a normbench run directory" in result.stderr
     result = cli("run", suite, "--out", out, "--resume", "latest", "--set", "training.steps=80")
     assert result.exit_code == 2, result.output
-    assert ("suite differs from the run's: variant 'norm=none' changed (training.steps 40 → 80)"
-            in result.stderr)
+    assert (
+        "suite differs from the run's: variant 'norm=none' changed (training.steps 40 → 80)"
+        in result.stderr
+    )
     result = cli("run", suite, "--out", out, "--resume", "latest", "--no-report", "-q")
     assert result.exit_code == 0 and "4 of 4 results complete, 0 to run" in result.stderr
 
@@ -230,7 +264,9 @@ def test_resume_refuses_a_directory_that_is_not_a_run_or_a_different_suite(tmp_p
 def test_three_shards_merged_equal_the_unsharded_run(tmp_path: Path) -> None:
     suite = write(tmp_path, TINY.replace("steps: 40", "steps: 20"))
     for i in (1, 2, 3):
-        result = cli("run", suite, "--out", tmp_path / f"shard{i}", "--shard", f"{i}/3", "--no-report", "-q")
+        result = cli(
+            "run", suite, "--out", tmp_path / f"shard{i}", "--shard", f"{i}/3", "--no-report", "-q"
+        )
         assert result.exit_code == 0, result.output
         assert manifest(the_run(tmp_path / f"shard{i}"))["shard"] == f"{i}/3"
     assert cli("run", suite, "--out", tmp_path / "whole", "--no-report", "-q").exit_code == 0
@@ -248,11 +284,18 @@ def test_three_shards_merged_equal_the_unsharded_run(tmp_path: Path) -> None:
     assert result.exit_code == 3 and "2 of 6 results are missing" in result.stderr
     partial = the_run(tmp_path / "partial")
     assert manifest(partial)["status"] == "interrupted"
-    result = cli("run", suite, "--out", tmp_path / "partial", "--resume", "latest", "--no-report", "-q")
+    result = cli(
+        "run", suite, "--out", tmp_path / "partial", "--resume", "latest", "--no-report", "-q"
+    )
     assert result.exit_code == 0 and metrics_of(partial) == metrics_of(merged)
 
     other = tmp_path / "other"  # a shard of a different suite is refused
-    assert cli("run", suite, "--out", other, "--shard", "1/3", "--set", "lr=0.02", "--no-report", "-q").exit_code == 0
+    assert (
+        cli(
+            "run", suite, "--out", other, "--shard", "1/3", "--set", "lr=0.02", "--no-report", "-q"
+        ).exit_code
+        == 0
+    )
     result = cli("merge", shards[0], the_run(other), "--out", tmp_path / "bad")
     assert result.exit_code == 2 and "its suite differs" in result.stderr
     assert not (tmp_path / "bad").exists()
@@ -264,19 +307,40 @@ def test_three_shards_merged_equal_the_unsharded_run(tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_a_killed_worker_fails_its_variant_and_the_suite_goes_on(tmp_path: Path) -> None:
     out = tmp_path / "runs"
-    result = cli("run", write(tmp_path, KILLER), "--out", out, "--devices", "cpu,cpu",
-                 "--threads-per-worker", "1", "--no-report", "-q", "--format", "json")
+    result = cli(
+        "run",
+        write(tmp_path, KILLER),
+        "--out",
+        out,
+        "--devices",
+        "cpu,cpu",
+        "--threads-per-worker",
+        "1",
+        "--no-report",
+        "-q",
+        "--format",
+        "json",
+    )
     assert result.exit_code == 3, result.output
     run = the_run(out)
-    records = {r["variant_name"]: r for r in map(json.loads, map(Path.read_text, (run / "results").glob("*.json")))}
+    records = {
+        r["variant_name"]: r
+        for r in map(json.loads, map(Path.read_text, (run / "results").glob("*.json")))
+    }
     assert records["norm=none"]["status"] == "ok" and records["norm=none"]["device"] == "cpu"
     killed = records["norm=custom[target=custom_norms:Killer]"]
     assert killed["status"] == "failed"
     assert killed["error"].startswith("worker process died (signal 9)")
     assert manifest(run)["status"] == "failed"
-    assert manifest(run)["execution"] == {"executor": "local", "in_process": False, "workers": 2,
-                                          "threads_per_worker": 1, "devices": ["cpu", "cpu"],
-                                          "scheduler": None, "batch_seeds": []}
+    assert manifest(run)["execution"] == {
+        "executor": "local",
+        "in_process": False,
+        "workers": 2,
+        "threads_per_worker": 1,
+        "devices": ["cpu", "cpu"],
+        "scheduler": None,
+        "batch_seeds": [],
+    }
 
 
 @pytest.mark.slow
@@ -342,23 +406,52 @@ def test_dask_cluster_on_loopback_runs_the_suite(tmp_path: Path) -> None:
     text = TINY.replace("norm: [none, batch, layer]", "norm: [none, batch]")
     out = tmp_path / "runs"
     # Threads, not processes: one core's worth of work, and no second torch import on 2 cores.
-    with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, host="127.0.0.1",
-                      protocol="tcp", dashboard_address=None) as cluster:
+    with LocalCluster(
+        n_workers=1,
+        threads_per_worker=1,
+        processes=False,
+        host="127.0.0.1",
+        protocol="tcp",
+        dashboard_address=None,
+    ) as cluster:
         address = cluster.scheduler_address
         assert address.startswith("tcp://127.0.0.1:")
-        result = cli("run", write(tmp_path, text), "--out", out, "--executor", "dask",
-                     "--scheduler", address, "--threads-per-worker", "1", "--no-report", "-q")
+        result = cli(
+            "run",
+            write(tmp_path, text),
+            "--out",
+            out,
+            "--executor",
+            "dask",
+            "--scheduler",
+            address,
+            "--threads-per-worker",
+            "1",
+            "--no-report",
+            "-q",
+        )
     assert result.exit_code == 0, result.output
     run = the_run(out)
     assert manifest(run)["execution"]["executor"] == "dask"
     assert metrics_of(run) == metrics_of(reference(tmp_path, text))
 
 
-def test_unreachable_dask_scheduler_is_an_input_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_unreachable_dask_scheduler_is_an_input_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     pytest.importorskip("distributed")
     monkeypatch.setattr("normbench.execute.dask_backend.CONNECT_TIMEOUT", "1s")
-    result = cli("run", write(tmp_path, TINY), "--out", tmp_path / "runs", "--executor", "dask",
-                 "--scheduler", "tcp://127.0.0.1:9", "--no-report", "-q")
+    result = cli(
+        "run",
+        write(tmp_path, TINY),
+        "--out",
+        tmp_path / "runs",
+        "--executor",
+        "dask",
+        "--scheduler",
+        "tcp://127.0.0.1:9",
+        "--no-report",
+        "-q",
+    )
     assert result.exit_code == 2, result.output
     assert "cannot reach the Dask scheduler at tcp://127.0.0.1:9" in result.stderr
-

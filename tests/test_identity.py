@@ -100,8 +100,9 @@ def test_one_suite_five_ways_gives_identical_numbers(tmp_path: Path) -> None:
     before = torch.get_num_threads()
     torch.set_num_threads(2)
     try:
-        outcome = api.run_suite(load_suite(suite, ["norm=none"]), tmp_path / "inproc",
-                                command=["test"])
+        outcome = api.run_suite(
+            load_suite(suite, ["norm=none"]), tmp_path / "inproc", command=["test"]
+        )
     finally:
         torch.set_num_threads(before)
     runs["in-process"] = outcome.run_dir.path

@@ -25,8 +25,13 @@ DIAGNOSTICS = ("activations", "grad_norms", "ics", "landscape")
 
 @pytest.fixture(scope="module")
 def run_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return make_run(tmp_path_factory.mktemp("rep") / "run", steps=600, eval_every=100,
-                    diagnostics=DIAGNOSTICS, fail=[("norm=layer,placement=pre,lr_mult=1", 1)])
+    return make_run(
+        tmp_path_factory.mktemp("rep") / "run",
+        steps=600,
+        eval_every=100,
+        diagnostics=DIAGNOSTICS,
+        fail=[("norm=layer,placement=pre,lr_mult=1", 1)],
+    )
 
 
 @pytest.fixture(scope="module")
@@ -38,7 +43,9 @@ def written(run_path: Path) -> list[Path]:
 def copy_run(run_path: Path, tmp_path: Path) -> Path:
     """A private copy of the results only, for tests that break files."""
     dst = tmp_path / "run"
-    shutil.copytree(run_path, dst, ignore=shutil.ignore_patterns("plots", "report.*", "summary.json"))
+    shutil.copytree(
+        run_path, dst, ignore=shutil.ignore_patterns("plots", "report.*", "summary.json")
+    )
     return dst
 
 
@@ -69,8 +76,17 @@ def test_report_markdown_links_exist(run_path: Path, written: list[Path]) -> Non
     md = (run_path / "report.md").read_text()
     links = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", md)
     assert len(links) == 10 and all((run_path / link).exists() for link in links)
-    for heading in ("## Answer", "## Across settings", "## Overview", "## Learning-rate robustness", "## Relative to norm=none",
-                    "## Convergence", "## All variants", "## Seed statistics", "## Diverged, failed and missing"):
+    for heading in (
+        "## Answer",
+        "## Across settings",
+        "## Overview",
+        "## Learning-rate robustness",
+        "## Relative to norm=none",
+        "## Convergence",
+        "## All variants",
+        "## Seed statistics",
+        "## Diverged, failed and missing",
+    ):
         assert heading in md
     assert "not reached" in md and "CUDA out of memory" in md
 
@@ -89,13 +105,30 @@ def test_summary_json_round_trips(run_path: Path, written: list[Path]) -> None:
     assert summary["schema_version"] == 1 and len(summary["variants"]) == 15
     assert summary["analysis"]["reference"] == {"norm": "none"}
     v = summary["variants"][0]
-    assert {"variant_id", "variant_name", "params", "config", "seeds", "counts", "metrics", "curves"} <= set(v)
+    assert {
+        "variant_id",
+        "variant_name",
+        "params",
+        "config",
+        "seeds",
+        "counts",
+        "metrics",
+        "curves",
+    } <= set(v)
 
 
 def test_regression_run_and_broken_diagnostics(tmp_path: Path) -> None:
     """No accuracy curves (regression), no lr sweep, and a diagnostic of the wrong shape."""
-    run = make_run(tmp_path / "reg", norms=("none", "batch"), placements=("pre",), lr_mults=(1,),
-                   seeds=2, steps=300, targets={"test_loss": 0.3}, diagnostics=("activations",))
+    run = make_run(
+        tmp_path / "reg",
+        norms=("none", "batch"),
+        placements=("pre",),
+        lr_mults=(1,),
+        seeds=2,
+        steps=300,
+        targets={"test_loss": 0.3},
+        diagnostics=("activations",),
+    )
     for f in (run / "results").glob("*.json"):
         rec = json.loads(f.read_text())
         rec["curves"].pop("test_acc", None)
@@ -128,16 +161,19 @@ def test_html_renders_in_chromium(run_path: Path, written: list[Path], tmp_path:
     assert check.images == 10
     assert check.broken == [] and all(w > 0 for w in check.widths)
     assert check.errors == []
-    shot = screenshot(run_path / "report.html", tmp_path / "shot.png", width=1280, height=1600,
-                      chromium=chromium)
+    shot = screenshot(
+        run_path / "report.html", tmp_path / "shot.png", width=1280, height=1600, chromium=chromium
+    )
     assert png_size(shot) == (1280, 1600) and shot.stat().st_size > 20_000
 
 
 def test_page_check_catches_a_broken_image(tmp_path: Path) -> None:
     chromium = _need_chromium()
     page = tmp_path / "bad.html"
-    page.write_text('<!doctype html><html><head></head><body><img alt="bad" '
-                    'src="data:image/png;base64,AAAA"></body></html>')
+    page.write_text(
+        '<!doctype html><html><head></head><body><img alt="bad" '
+        'src="data:image/png;base64,AAAA"></body></html>'
+    )
     check = check_page(page, chromium=chromium)
     assert check.broken == ["bad"] and not check.ok
 
@@ -164,11 +200,23 @@ def test_cli_formats_print_only(copy_run: Path) -> None:
 
 
 def test_cli_pivot(copy_run: Path) -> None:
-    out = invoke("report", copy_run, "--pivot", "norm,placement", "--metric", "final_test_acc",
-                 "--format", "json")
+    out = invoke(
+        "report",
+        copy_run,
+        "--pivot",
+        "norm,placement",
+        "--metric",
+        "final_test_acc",
+        "--format",
+        "json",
+    )
     assert out.exit_code == 0, out.stderr
     pv = json.loads(out.stdout)
-    assert pv["column_key"] == "placement" and [r["key"]["norm"] for r in pv["rows"]] == ["none", "batch", "layer"]
+    assert pv["column_key"] == "placement" and [r["key"]["norm"] for r in pv["rows"]] == [
+        "none",
+        "batch",
+        "layer",
+    ]
     table = invoke("report", copy_run, "--pivot", "norm", "--metric", "steps_to_target").stdout
     assert "steps_to_target" in table and "lr_mult=" in table
 
@@ -181,13 +229,22 @@ def test_cli_reference(copy_run: Path) -> None:
     assert "verdict_final_test_acc" in header and "effect_steps_to_target_ci_low" in header
 
 
-@pytest.mark.parametrize(("args", "message"), [
-    (["--pivot", "norm,activation"], "pivot key 'activation' was not swept in this run"),
-    (["--pivot", "norm", "--metric", "final_tst_acc"], "unknown metric 'final_tst_acc' — did you mean 'final_test_acc'"),
-    (["--reference", "norm=nothing"], "no variant has norm=nothing"),
-    (["--reference", "nrom=none"], "reference key 'nrom' was not swept in this run — did you mean 'norm'"),
-    (["--metric", "final_test_acc"], "--metric needs --pivot or --reference"),
-])
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--pivot", "norm,activation"], "pivot key 'activation' was not swept in this run"),
+        (
+            ["--pivot", "norm", "--metric", "final_tst_acc"],
+            "unknown metric 'final_tst_acc' — did you mean 'final_test_acc'",
+        ),
+        (["--reference", "norm=nothing"], "no variant has norm=nothing"),
+        (
+            ["--reference", "nrom=none"],
+            "reference key 'nrom' was not swept in this run — did you mean 'norm'",
+        ),
+        (["--metric", "final_test_acc"], "--metric needs --pivot or --reference"),
+    ],
+)
 def test_cli_bad_arguments(copy_run: Path, args: list[str], message: str) -> None:
     result = invoke("report", copy_run, "--format", "json", *args)
     assert result.exit_code == 2
@@ -198,7 +255,10 @@ def test_cli_bad_arguments(copy_run: Path, args: list[str], message: str) -> Non
 def test_cli_not_a_run_directory(tmp_path: Path) -> None:
     result = invoke("report", tmp_path)
     assert result.exit_code == 2
-    assert result.stderr.strip() == f"normbench: error: {tmp_path} is not a normbench run directory (no manifest.json)"
+    assert (
+        result.stderr.strip()
+        == f"normbench: error: {tmp_path} is not a normbench run directory (no manifest.json)"
+    )
     missing = invoke("report", tmp_path / "nope")
     assert missing.exit_code == 2 and "does not exist" in missing.stderr
 
@@ -228,9 +288,11 @@ def test_cli_help_has_example() -> None:
 
 
 def test_report_never_imports_torch(copy_run: Path) -> None:
-    code = ("import sys\nfrom typer.testing import CliRunner\nfrom normbench.cli import app\n"
-            f"r = CliRunner().invoke(app, ['report', {str(copy_run)!r}, '--no-plots'])\n"
-            "assert r.exit_code == 0, r.output\n"
-            "assert 'torch' not in sys.modules, 'torch was imported'\n")
+    code = (
+        "import sys\nfrom typer.testing import CliRunner\nfrom normbench.cli import app\n"
+        f"r = CliRunner().invoke(app, ['report', {str(copy_run)!r}, '--no-plots'])\n"
+        "assert r.exit_code == 0, r.output\n"
+        "assert 'torch' not in sys.modules, 'torch was imported'\n"
+    )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr

@@ -38,7 +38,9 @@ targets:
 def run_suite(tmp_path: Path, text: str, *args: str, name: str = "s.yaml"):
     path = tmp_path / name
     path.write_text(text)
-    result = runner.invoke(app, ["run", str(path), "--out", str(tmp_path / "runs"), "--format", "json", *args])
+    result = runner.invoke(
+        app, ["run", str(path), "--out", str(tmp_path / "runs"), "--format", "json", *args]
+    )
     return result
 
 
@@ -54,16 +56,34 @@ def test_run_writes_the_run_directory(tmp_path: Path) -> None:
         assert (run / name).is_file(), name
     manifest = json.loads((run / "manifest.json").read_text())
     assert manifest["status"] == "complete" and manifest["schema_version"] == 1
-    assert {"python", "torch", "device", "cpu", "threads", "platform"} <= set(manifest["environment"])
+    assert {"python", "torch", "device", "cpu", "threads", "platform"} <= set(
+        manifest["environment"]
+    )
     results = sorted((run / "results").glob("*.json"))
     assert len(results) == 4
     record = json.loads(results[0].read_text())
     assert record["status"] == "ok"
     assert record["curves"]["step"] == [20, 40]
-    for key in ("train_loss", "test_loss", "test_acc", "train_probe_loss", "train_probe_acc", "train_seconds"):
+    for key in (
+        "train_loss",
+        "test_loss",
+        "test_acc",
+        "train_probe_loss",
+        "train_probe_acc",
+        "train_seconds",
+    ):
         assert len(record["curves"][key]) == 2, key
-    for metric in ("final_test_acc", "best_test_acc", "final_test_loss", "final_train_loss",
-                   "steps_to_target", "seconds_to_target", "samples_per_sec", "ms_per_step", "train_seconds"):
+    for metric in (
+        "final_test_acc",
+        "best_test_acc",
+        "final_test_loss",
+        "final_train_loss",
+        "steps_to_target",
+        "seconds_to_target",
+        "samples_per_sec",
+        "ms_per_step",
+        "train_seconds",
+    ):
         assert metric in record["metrics"], metric
     assert 0.0 <= record["metrics"]["final_test_acc"] <= 1.0
     # stdout carries the machine-readable table only
@@ -80,15 +100,21 @@ def test_same_suite_twice_gives_identical_metrics(tmp_path: Path) -> None:
         out = {}
         for path in sorted((run / "results").glob("*.json")):
             rec = json.loads(path.read_text())
-            out[path.name] = (rec["curves"]["train_loss"], rec["curves"]["test_acc"],
-                              rec["metrics"]["final_test_acc"], rec["metrics"]["final_train_loss"])
+            out[path.name] = (
+                rec["curves"]["train_loss"],
+                rec["curves"]["test_acc"],
+                rec["metrics"]["final_test_acc"],
+                rec["metrics"]["final_train_loss"],
+            )
         return out
 
     assert metrics(first) == metrics(second)
 
 
 def test_failed_variant_exit_3_and_suite_goes_on(tmp_path: Path) -> None:
-    text = TINY.replace("norm: [none, batch]", "norm: [none, {kind: custom, target: 'custom_norms:Raising'}]")
+    text = TINY.replace(
+        "norm: [none, batch]", "norm: [none, {kind: custom, target: 'custom_norms:Raising'}]"
+    )
     result = run_suite(tmp_path, text, "--no-report")
     assert result.exit_code == 3, result.output
     assert "Traceback" not in result.stderr
@@ -109,7 +135,9 @@ def test_divergence_is_a_result_not_a_failure(tmp_path: Path) -> None:
     (run,) = run_dirs(tmp_path)
     records = [json.loads(p.read_text()) for p in (run / "results").glob("*.json")]
     assert {r["status"] for r in records} == {"diverged"}
-    assert all(isinstance(r["diverged_at_step"], int) and r["diverged_at_step"] >= 1 for r in records)
+    assert all(
+        isinstance(r["diverged_at_step"], int) and r["diverged_at_step"] >= 1 for r in records
+    )
     assert all(r["metrics"]["final_test_acc"] is None for r in records)
 
 

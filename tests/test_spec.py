@@ -47,8 +47,13 @@ def write(tmp_path: Path, text: str, name: str = "s.yaml") -> Path:
 def test_grid_expansion_names_and_ids(tmp_path: Path) -> None:
     suite = load_suite(write(tmp_path, BASE))
     names = [v.name for v in suite.variants]
-    assert names == ["norm=none,placement=pre", "norm=batch,placement=pre", "norm=batch,placement=post",
-                     "norm=layer,placement=pre", "norm=layer,placement=post"]
+    assert names == [
+        "norm=none,placement=pre",
+        "norm=batch,placement=pre",
+        "norm=batch,placement=post",
+        "norm=layer,placement=pre",
+        "norm=layer,placement=post",
+    ]
     assert suite.seeds == [0, 1]
     ids = [v.id for v in suite.variants]
     assert len(set(ids)) == 5 and all(len(i) == 10 for i in ids)
@@ -83,8 +88,10 @@ def test_set_overrides_keys_and_pins_grid(tmp_path: Path) -> None:
 
 
 def test_aliases_and_dotted_grid_keys(tmp_path: Path) -> None:
-    text = BASE.replace("grid:\n  norm: [none, batch, layer]\n  placement: [pre, post]\n",
-                        "grid:\n  model.hidden: [[8], [8, 8]]\n  lr_mult: [1, 30]\n  optimizer: [sgd, adam]\n")
+    text = BASE.replace(
+        "grid:\n  norm: [none, batch, layer]\n  placement: [pre, post]\n",
+        "grid:\n  model.hidden: [[8], [8, 8]]\n  lr_mult: [1, 30]\n  optimizer: [sgd, adam]\n",
+    )
     text = text.replace("exclude:\n  - {norm: none, placement: post}\n", "")
     suite = load_suite(write(tmp_path, text))
     assert len(suite.variants) == 8
@@ -99,33 +106,95 @@ def test_norm_mapping_in_grid(tmp_path: Path) -> None:
 
 BAD = [
     # (description, transform of BASE, expected fragments)
-    ("yaml syntax", lambda s: s.replace("hidden: [16, 16]", "hidden: [16, 16"), ["YAML syntax error"]),
-    ("wrong type", lambda s: s.replace("steps: 20", "steps: many"), [":12:", "training.steps", "expected an integer, got 'many'"]),
+    (
+        "yaml syntax",
+        lambda s: s.replace("hidden: [16, 16]", "hidden: [16, 16"),
+        ["YAML syntax error"],
+    ),
+    (
+        "wrong type",
+        lambda s: s.replace("steps: 20", "steps: many"),
+        [":12:", "training.steps", "expected an integer, got 'many'"],
+    ),
     ("zero lr", lambda s: s.replace("lr: 0.1", "lr: 0"), [":10:", "training.lr", "greater than 0"]),
     ("negative lr", lambda s: s.replace("lr: 0.1", "lr: -1"), ["training.lr"]),
     ("zero steps", lambda s: s.replace("steps: 20", "steps: 0"), ["training.steps"]),
     ("zero batch", lambda s: s.replace("batch_size: 32", "batch_size: 0"), ["training.batch_size"]),
-    ("unknown norm", lambda s: s.replace("[none, batch, layer]", "[none, batchnrom, layer]"),
-     [":16:", "grid.norm[1]", "unknown norm 'batchnrom'", "did you mean 'batch'", "choose from"]),
-    ("unknown model", lambda s: s.replace("kind: mlp", "kind: transformer"), ["model.kind", "'transformer' is not allowed"]),
-    ("unknown dataset", lambda s: s.replace("name: synthetic-blobs", "name: mnist2d"), ["dataset", "mnist2d", "did you mean"]),
-    ("unknown activation", lambda s: s.replace("activation: relu", "activation: rleu"), ["model.activation", "did you mean 'relu'"]),
-    ("unknown key", lambda s: s.replace("  lr: 0.1", "  lrate: 0.1"), [":10:", "training.lrate", "unknown key 'lrate'", "choose from"]),
-    ("empty grid list", lambda s: s.replace("placement: [pre, post]", "placement: []"), ["grid.placement", "empty"]),
-    ("grid unknown path", lambda s: s.replace("placement: [pre, post]", "model.hiden: [[4]]").replace("exclude:\n  - {norm: none, placement: post}\n", ""),
-     ["grid.model.hiden", "unknown key 'hiden'", "did you mean 'hidden'"]),
-    ("exclude everything", lambda s: s.replace("{norm: none, placement: post}", "{placement: pre}\n  - {placement: post}"), ["exclude", "every grid point"]),
-    ("custom import", lambda s: s.replace("[none, batch, layer]", "[none, {kind: custom, target: 'no_such_mod:Norm'}]"), ["grid.norm[1]", "no_such_mod"]),
-    ("batch size one", lambda s: s.replace("batch_size: 32", "batch_size: 1"), ["grid.norm[1]", "batch statistics"]),
-    ("groups", lambda s: s.replace("[none, batch, layer]", "[none, {kind: group, groups: 3}]"), ["grid.norm[1]", "groups"]),
-    ("instance on mlp", lambda s: s.replace("[none, batch, layer]", "[none, instance]"), ["grid.norm[1]", "instance"]),
+    (
+        "unknown norm",
+        lambda s: s.replace("[none, batch, layer]", "[none, batchnrom, layer]"),
+        [":16:", "grid.norm[1]", "unknown norm 'batchnrom'", "did you mean 'batch'", "choose from"],
+    ),
+    (
+        "unknown model",
+        lambda s: s.replace("kind: mlp", "kind: transformer"),
+        ["model.kind", "'transformer' is not allowed"],
+    ),
+    (
+        "unknown dataset",
+        lambda s: s.replace("name: synthetic-blobs", "name: mnist2d"),
+        ["dataset", "mnist2d", "did you mean"],
+    ),
+    (
+        "unknown activation",
+        lambda s: s.replace("activation: relu", "activation: rleu"),
+        ["model.activation", "did you mean 'relu'"],
+    ),
+    (
+        "unknown key",
+        lambda s: s.replace("  lr: 0.1", "  lrate: 0.1"),
+        [":10:", "training.lrate", "unknown key 'lrate'", "choose from"],
+    ),
+    (
+        "empty grid list",
+        lambda s: s.replace("placement: [pre, post]", "placement: []"),
+        ["grid.placement", "empty"],
+    ),
+    (
+        "grid unknown path",
+        lambda s: s.replace("placement: [pre, post]", "model.hiden: [[4]]").replace(
+            "exclude:\n  - {norm: none, placement: post}\n", ""
+        ),
+        ["grid.model.hiden", "unknown key 'hiden'", "did you mean 'hidden'"],
+    ),
+    (
+        "exclude everything",
+        lambda s: s.replace(
+            "{norm: none, placement: post}", "{placement: pre}\n  - {placement: post}"
+        ),
+        ["exclude", "every grid point"],
+    ),
+    (
+        "custom import",
+        lambda s: s.replace(
+            "[none, batch, layer]", "[none, {kind: custom, target: 'no_such_mod:Norm'}]"
+        ),
+        ["grid.norm[1]", "no_such_mod"],
+    ),
+    (
+        "batch size one",
+        lambda s: s.replace("batch_size: 32", "batch_size: 1"),
+        ["grid.norm[1]", "batch statistics"],
+    ),
+    (
+        "groups",
+        lambda s: s.replace("[none, batch, layer]", "[none, {kind: group, groups: 3}]"),
+        ["grid.norm[1]", "groups"],
+    ),
+    (
+        "instance on mlp",
+        lambda s: s.replace("[none, batch, layer]", "[none, instance]"),
+        ["grid.norm[1]", "instance"],
+    ),
     ("bad suite name", lambda s: s.replace("name: t", "name: My Suite"), [":1:", "name"]),
     ("not a mapping", lambda s: "- just\n- a list\n", ["suite must be a YAML mapping"]),
 ]
 
 
 @pytest.mark.parametrize(("desc", "transform", "fragments"), BAD, ids=[b[0] for b in BAD])
-def test_bad_input_is_one_located_sentence(tmp_path: Path, desc: str, transform, fragments: list[str]) -> None:
+def test_bad_input_is_one_located_sentence(
+    tmp_path: Path, desc: str, transform, fragments: list[str]
+) -> None:
     path = write(tmp_path, transform(BASE))
     result = runner.invoke(app, ["validate", str(path)])
     assert result.exit_code == 2, result.output
@@ -143,7 +212,10 @@ def test_missing_file(tmp_path: Path) -> None:
 
 
 def test_exclude_matching_nothing_warns(tmp_path: Path) -> None:
-    path = write(tmp_path, BASE.replace("{norm: none, placement: post}", "{norm: layer, placement: sideways}"))
+    path = write(
+        tmp_path,
+        BASE.replace("{norm: none, placement: post}", "{norm: layer, placement: sideways}"),
+    )
     result = runner.invoke(app, ["validate", str(path)])
     assert result.exit_code == 0
     assert "exclude[0] matches no grid point" in result.stderr
@@ -158,11 +230,13 @@ def test_set_error_names_the_flag(tmp_path: Path) -> None:
 
 def test_validate_and_help_do_not_import_torch(tmp_path: Path) -> None:
     path = write(tmp_path, BASE)
-    code = ("import sys; from typer.testing import CliRunner; from normbench.cli import app; "
-            f"r = CliRunner().invoke(app, ['validate', {str(path)!r}]); assert r.exit_code == 0, r.output; "
-            "r = CliRunner().invoke(app, ['--help']); assert r.exit_code == 0; "
-            "r = CliRunner().invoke(app, ['list']); assert r.exit_code == 0, r.output; "
-            "assert 'torch' not in sys.modules, 'torch was imported'")
+    code = (
+        "import sys; from typer.testing import CliRunner; from normbench.cli import app; "
+        f"r = CliRunner().invoke(app, ['validate', {str(path)!r}]); assert r.exit_code == 0, r.output; "
+        "r = CliRunner().invoke(app, ['--help']); assert r.exit_code == 0; "
+        "r = CliRunner().invoke(app, ['list']); assert r.exit_code == 0, r.output; "
+        "assert 'torch' not in sys.modules, 'torch was imported'"
+    )
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
@@ -177,11 +251,16 @@ def test_curated_suites_validate() -> None:
 
 
 def test_grid_over_whole_models(tmp_path: Path) -> None:
-    text = BASE.replace("grid:\n  norm: [none, batch, layer]\n  placement: [pre, post]\n",
-                        "grid:\n  model: [{kind: mlp, hidden: []}, {kind: mlp, hidden: [8]}]\n  norm: [none, batch]\n")
+    text = BASE.replace(
+        "grid:\n  norm: [none, batch, layer]\n  placement: [pre, post]\n",
+        "grid:\n  model: [{kind: mlp, hidden: []}, {kind: mlp, hidden: [8]}]\n  norm: [none, batch]\n",
+    )
     text = text.replace("exclude:\n  - {norm: none, placement: post}\n", "")
     suite = load_suite(write(tmp_path, text))
-    assert [v.name for v in suite.variants][:2] == ["model=mlp[hidden=[]],norm=none", "model=mlp[hidden=[]],norm=batch"]
+    assert [v.name for v in suite.variants][:2] == [
+        "model=mlp[hidden=[]],norm=none",
+        "model=mlp[hidden=[]],norm=batch",
+    ]
     assert suite.variants[2].config["model"]["hidden"] == [8]
     assert suite.variants[2].config["model"]["activation"] == "relu"  # common keys are kept
 
@@ -189,7 +268,11 @@ def test_grid_over_whole_models(tmp_path: Path) -> None:
 def test_linear_lr_scaling(tmp_path: Path) -> None:
     from normbench.train.optim import effective_lr
 
-    suite = load_suite(write(tmp_path, BASE.replace("  lr: 0.1\n", "  lr: 0.1\n  lr_batch_ref: 64\n  lr_mult: 2\n")))
+    suite = load_suite(
+        write(
+            tmp_path, BASE.replace("  lr: 0.1\n", "  lr: 0.1\n  lr_batch_ref: 64\n  lr_mult: 2\n")
+        )
+    )
     assert effective_lr(suite.variants[0].config["training"]) == pytest.approx(0.1 * 2 * 32 / 64)
 
 

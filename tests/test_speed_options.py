@@ -55,7 +55,9 @@ def test_bf16_autocast_trains(tmp_path: Path) -> None:
 
 def test_channels_last_cnn(tmp_path: Path) -> None:
     text = SUITE.replace("{name: synthetic-blobs, num_train: 256, num_test: 64}", "{name: digits}")
-    text = text.replace("{kind: mlp, hidden: [16], norm: batch}", "{kind: cnn, channels: [4, 8], norm: batch}")
+    text = text.replace(
+        "{kind: mlp, hidden: [16], norm: batch}", "{kind: cnn, channels: [4, 8], norm: batch}"
+    )
     record = run(tmp_path, "training.channels_last=true", text=text)
     assert record["status"] == "ok", record["error"]
     plain = run(tmp_path, text=text)

@@ -39,8 +39,10 @@ def load_run(path: Path, *, strict: bool = False, warn: Warn | None = None) -> R
     resolved = run.read_resolved()
     records = list(run.iter_results(strict=strict, warn=warn))
     if not records:
-        raise InputError(f"{run.path} has no readable result files in {run.results_dir.name}/ "
-                         "(the run may not have finished a single variant)")
+        raise InputError(
+            f"{run.path} has no readable result files in {run.results_dir.name}/ "
+            "(the run may not have finished a single variant)"
+        )
     return RunData(run.path, manifest, resolved, records)
 
 
@@ -48,8 +50,14 @@ def _targets(resolved: dict[str, Any] | None, records: list[dict[str, Any]]) -> 
     """``targets:`` of the suite, from resolved.json or else from a record's config."""
     raw = ((resolved or {}).get("suite") or {}).get("targets")
     if not isinstance(raw, dict):
-        raw = next((r["config"]["targets"] for r in records
-                    if isinstance((r.get("config") or {}).get("targets"), dict)), {})
+        raw = next(
+            (
+                r["config"]["targets"]
+                for r in records
+                if isinstance((r.get("config") or {}).get("targets"), dict)
+            ),
+            {},
+        )
     out = {}
     for key, value in raw.items():
         v = finite_or_none(value.get("threshold") if isinstance(value, dict) else value)
@@ -82,26 +90,44 @@ def metric_info(name: str, targets: dict[str, float]) -> dict[str, Any]:
     """Direction, unit and meaning of a metric, including the per-target ones."""
     if name in METRICS:
         m = METRICS[name]
-        return {"higher_is_better": m.higher_is_better, "unit": m.unit, "summary": m.summary,
-                "source": m.source}
-    for prefix, unit, what in (("steps_to_target.", "steps", "first eval step"),
-                               ("seconds_to_target.", "s", "training seconds")):
+        return {
+            "higher_is_better": m.higher_is_better,
+            "unit": m.unit,
+            "summary": m.summary,
+            "source": m.source,
+        }
+    for prefix, unit, what in (
+        ("steps_to_target.", "steps", "first eval step"),
+        ("seconds_to_target.", "s", "training seconds"),
+    ):
         if name.startswith(prefix):
-            key = name[len(prefix):]
+            key = name[len(prefix) :]
             thr = targets.get(key)
-            return {"higher_is_better": False, "unit": unit, "source": "targets",
-                    "summary": f"{what} at which {key} reached {thr:g}" if thr is not None else what}
+            return {
+                "higher_is_better": False,
+                "unit": unit,
+                "source": "targets",
+                "summary": f"{what} at which {key} reached {thr:g}" if thr is not None else what,
+            }
     return {"higher_is_better": "acc" in name, "unit": "", "summary": "", "source": "record"}
 
 
 def _curve_bands(records: list[dict[str, Any]]) -> dict[str, Any]:
     """Mean and 95 % band per eval step for each stored curve, aligned on the step values."""
-    steps = sorted({s for r in records for s in ((r.get("curves") or {}).get("step") or [])
-                    if finite_or_none(s) is not None})
+    steps = sorted(
+        {
+            s
+            for r in records
+            for s in ((r.get("curves") or {}).get("step") or [])
+            if finite_or_none(s) is not None
+        }
+    )
     if not steps:
         return {}
     col = {s: i for i, s in enumerate(steps)}
-    names = [n for n in (*CURVES, "train_seconds") if any(n in (r.get("curves") or {}) for r in records)]
+    names = [
+        n for n in (*CURVES, "train_seconds") if any(n in (r.get("curves") or {}) for r in records)
+    ]
     t = len(steps)
     # All curves side by side, (seeds, curves × steps), so one bootstrap covers them all.
     m = np.full((len(records), len(names) * t), np.nan)
@@ -116,7 +142,7 @@ def _curve_bands(records: list[dict[str, Any]]) -> dict[str, Any]:
     b = band(m)
     out: dict[str, Any] = {"step": steps}
     for j, name in enumerate(names):
-        out[name] = {k: vals[j * t:(j + 1) * t] for k, vals in b.items()}
+        out[name] = {k: vals[j * t : (j + 1) * t] for k, vals in b.items()}
     return out
 
 
@@ -146,36 +172,61 @@ def interval_spread(records: list[dict[str, Any]]) -> dict[str, Any]:
         return {"intervals": len(ms), "iqr_over_median": None, "noisy": False}
     q1, med, q3 = np.quantile(np.asarray(ms), [0.25, 0.5, 0.75])
     spread = float((q3 - q1) / med) if med > 0 else None
-    return {"intervals": len(ms), "iqr_over_median": None if spread is None else round(spread, 4),
-            "noisy": bool(spread is not None and spread > NOISY_SPREAD)}
+    return {
+        "intervals": len(ms),
+        "iqr_over_median": None if spread is None else round(spread, 4),
+        "noisy": bool(spread is not None and spread > NOISY_SPREAD),
+    }
 
 
 def rel_cost_spread(records: list[dict[str, Any]]) -> dict[str, Any] | None:
     """Median and quartiles of a variant's relative-cost round ratios, pooled over seeds."""
-    ratios = [x for r in records
-              for x in (((r.get("timing") or {}).get("rel_cost") or {}).get("ratios") or [])
-              if finite_or_none(x) is not None]
+    ratios = [
+        x
+        for r in records
+        for x in (((r.get("timing") or {}).get("rel_cost") or {}).get("ratios") or [])
+        if finite_or_none(x) is not None
+    ]
     if not ratios:
         return None
-    q1, med, q3 = (float(q) for q in np.quantile(np.asarray(ratios, dtype=float), [0.25, 0.5, 0.75]))
-    ref = next(((r.get("timing") or {}).get("rel_cost") or {} for r in records
-                if (r.get("timing") or {}).get("rel_cost")), {})
+    q1, med, q3 = (
+        float(q) for q in np.quantile(np.asarray(ratios, dtype=float), [0.25, 0.5, 0.75])
+    )
+    ref = next(
+        (
+            (r.get("timing") or {}).get("rel_cost") or {}
+            for r in records
+            if (r.get("timing") or {}).get("rel_cost")
+        ),
+        {},
+    )
     # The figure is the per-seed min ratio; it is noisy when the seeds' figures disagree.
-    seeds = [x for r in records
-             if (x := finite_or_none((r.get("metrics") or {}).get("rel_ms_per_step"))) is not None]
+    seeds = [
+        x
+        for r in records
+        if (x := finite_or_none((r.get("metrics") or {}).get("rel_ms_per_step"))) is not None
+    ]
     mid = float(np.median(seeds)) if seeds else 0.0
     seed_spread = (max(seeds) - min(seeds)) / mid if len(seeds) > 1 and mid > 0 else None
     spread = (q3 - q1) / med if med > 0 else None
-    return {"median": round(med, 5), "q1": round(q1, 5), "q3": round(q3, 5), "n": len(ratios),
-            "iqr_over_median": None if spread is None else round(spread, 4),
-            "seed_range_over_median": None if seed_spread is None else round(seed_spread, 4),
-            "noisy": bool(seed_spread is not None and seed_spread > NOISY_SPREAD),
-            "reference_id": ref.get("reference_id"), "reference_name": ref.get("reference_name")}
+    return {
+        "median": round(med, 5),
+        "q1": round(q1, 5),
+        "q3": round(q3, 5),
+        "n": len(ratios),
+        "iqr_over_median": None if spread is None else round(spread, 4),
+        "seed_range_over_median": None if seed_spread is None else round(seed_spread, 4),
+        "noisy": bool(seed_spread is not None and seed_spread > NOISY_SPREAD),
+        "reference_id": ref.get("reference_id"),
+        "reference_name": ref.get("reference_name"),
+    }
 
 
 def _variant_order(resolved: dict[str, Any] | None, records: list[dict[str, Any]]) -> list[str]:
     """Variant ids in grid order (resolved.json), then any others by name."""
-    order = [str(v.get("id")) for v in (resolved or {}).get("variants") or [] if isinstance(v, dict)]
+    order = [
+        str(v.get("id")) for v in (resolved or {}).get("variants") or [] if isinstance(v, dict)
+    ]
     names = {str(r["variant_id"]): str(r.get("variant_name") or r["variant_id"]) for r in records}
     extra = sorted(set(names) - set(order), key=lambda vid: (names[vid], vid))
     return [vid for vid in order if vid in names] + extra
@@ -187,8 +238,14 @@ def _seed_key(record: dict[str, Any]) -> tuple[int, str]:
 
 
 def _variant(
-    vid: str, recs: list[dict[str, Any]], spec: dict[str, Any], expected_seeds: list[Any],
-    targets: dict[str, float], per_seed: list[dict[str, Any]], names: list[str], swept: list[str],
+    vid: str,
+    recs: list[dict[str, Any]],
+    spec: dict[str, Any],
+    expected_seeds: list[Any],
+    targets: dict[str, float],
+    per_seed: list[dict[str, Any]],
+    names: list[str],
+    swept: list[str],
 ) -> dict[str, Any]:
     """One entry of ``summary["variants"]``."""
     first = recs[0]
@@ -200,9 +257,13 @@ def _variant(
     reached = {}
     for key, thr in targets.items():
         vals = [m.get(f"steps_to_target.{key}") for m in per_seed]
-        reached[key] = {"threshold": thr, "curve": target_curve(key),
-                        "higher_is_better": higher_is_better(target_curve(key)),
-                        "reached": sum(v is not None for v in vals), "n": len(vals)}
+        reached[key] = {
+            "threshold": thr,
+            "curve": target_curve(key),
+            "higher_is_better": higher_is_better(target_curve(key)),
+            "reached": sum(v is not None for v in vals),
+            "n": len(vals),
+        }
     return {
         "variant_id": vid,
         "variant_name": str(first.get("variant_name") or spec.get("name") or vid),
@@ -212,8 +273,11 @@ def _variant(
         "seeds": seeds,
         "seed_status": statuses,
         "counts": {**counts, "missing": len(missing)},
-        "errors": {str(r.get("seed")): r.get("error") for r in recs
-                   if r.get("status") != "ok" and r.get("error")},
+        "errors": {
+            str(r.get("seed")): r.get("error")
+            for r in recs
+            if r.get("status") != "ok" and r.get("error")
+        },
         "diverged_at_step": [finite_or_none(r.get("diverged_at_step")) for r in recs],
         "metrics": {name: describe([m.get(name) for m in per_seed]) for name in names},
         "targets": reached,
@@ -250,8 +314,10 @@ def summarize(run: RunData, *, reference: str | None = None) -> dict[str, Any]:
     by_id: dict[str, list[dict[str, Any]]] = {}
     for r in records:
         by_id.setdefault(str(r["variant_id"]), []).append(r)
-    per_seed = {vid: [seed_metrics(r, targets) for r in sorted(recs, key=_seed_key)]
-                for vid, recs in by_id.items()}
+    per_seed = {
+        vid: [seed_metrics(r, targets) for r in sorted(recs, key=_seed_key)]
+        for vid, recs in by_id.items()
+    }
     names = _metric_names(m for ms in per_seed.values() for m in ms)
     all_seeds = resolved.get("seeds") if isinstance(resolved.get("seeds"), list) else []
     variants = []
@@ -278,7 +344,9 @@ def summarize(run: RunData, *, reference: str | None = None) -> dict[str, Any]:
         "manifest": run.manifest,
         "swept": swept,
         "values": values,
-        "seeds": sorted({s for v in variants for s in v["seeds"]}, key=lambda s: _seed_key({"seed": s})),
+        "seeds": sorted(
+            {s for v in variants for s in v["seeds"]}, key=lambda s: _seed_key({"seed": s})
+        ),
         "counts": {s: sum(v["counts"][s] for v in variants) for s in (*STATUSES, "missing")},
         "missing_variants": [str(v.get("name") or k) for k, v in specs.items() if k not in by_id],
         "metric_info": {n: metric_info(n, targets) for n in names},
@@ -294,15 +362,18 @@ def summarize(run: RunData, *, reference: str | None = None) -> dict[str, Any]:
         "reference": ref,
         "relative": relative,
         "lr_robustness": lr_robustness(summary),
-        "claims": evaluate_claims(suite.get("claims") or [], variants, alpha=alpha,
-                                  frozen=frozen),
+        "claims": evaluate_claims(suite.get("claims") or [], variants, alpha=alpha, frozen=frozen),
         "profile": performance_profile(summary),
     }
     return summary
 
 
 def summarize_run(
-    path: Path, *, strict: bool = False, warn: Warn | None = None, reference: str | None = None,
+    path: Path,
+    *,
+    strict: bool = False,
+    warn: Warn | None = None,
+    reference: str | None = None,
 ) -> dict[str, Any]:
     """Read a run directory and return its summary (nothing is written)."""
     return summarize(load_run(path, strict=strict, warn=warn), reference=reference)

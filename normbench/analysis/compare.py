@@ -44,10 +44,20 @@ from normbench.results.store import Warn, check_result, finite_or_none, read_jso
 
 ALPHA = 0.05
 TIMING_UNITS = ("s", "ms", "samples/s", "ratio")
-DEFAULT_METRICS = ("final_test_acc", "best_test_acc", "final_test_loss", "final_train_loss",
-                   "steps_to_target", "seconds_to_target", "samples_per_sec", "rel_ms_per_step")
-TEST_NAME = ("Welch's t-test (two-sided; timing metrics on log values), Holm–Bonferroni "
-             "adjusted over every variant × metric test")
+DEFAULT_METRICS = (
+    "final_test_acc",
+    "best_test_acc",
+    "final_test_loss",
+    "final_train_loss",
+    "steps_to_target",
+    "seconds_to_target",
+    "samples_per_sec",
+    "rel_ms_per_step",
+)
+TEST_NAME = (
+    "Welch's t-test (two-sided; timing metrics on log values), Holm–Bonferroni "
+    "adjusted over every variant × metric test"
+)
 EXIT_OK, EXIT_GATE, EXIT_INPUT = 0, 1, 2
 
 
@@ -143,15 +153,20 @@ class Comparison:
             return f"all gates passed ({checked} check{'s' if checked != 1 else ''})"
         first = self.failed[0]
         more = f" and {len(self.failed) - 1} more" if len(self.failed) > 1 else ""
-        return f"{len(self.failed)} gate check{'s' if len(self.failed) != 1 else ''} failed: " \
-               f"{first.gate} on {first.variant} ({first.reason}){more}"
+        return (
+            f"{len(self.failed)} gate check{'s' if len(self.failed) != 1 else ''} failed: "
+            f"{first.gate} on {first.variant} ({first.reason}){more}"
+        )
 
     def to_json(self) -> dict[str, Any]:
         out = asdict(self)
-        out.update(verdict=self.verdict(), exit_code=self.exit_code,
-                   new=[v.name for v in self.by_status("new")],
-                   missing=[v.name for v in self.by_status("missing")],
-                   not_comparable=[v.name for v in self.by_status("not_comparable")])
+        out.update(
+            verdict=self.verdict(),
+            exit_code=self.exit_code,
+            new=[v.name for v in self.by_status("new")],
+            missing=[v.name for v in self.by_status("missing")],
+            not_comparable=[v.name for v in self.by_status("not_comparable")],
+        )
         return out
 
 
@@ -161,8 +176,10 @@ class Comparison:
 def _check_version(doc: dict[str, Any], path: Path, what: str, supported: int) -> None:
     version = doc.get("schema_version", 1)
     if isinstance(version, int) and version > supported:
-        raise InputError(f"{path} has {what} schema_version {version}, newer than this normbench "
-                         f"understands ({supported}): upgrade normbench")
+        raise InputError(
+            f"{path} has {what} schema_version {version}, newer than this normbench "
+            f"understands ({supported}): upgrade normbench"
+        )
 
 
 def _summary_file(path: Path) -> dict[str, Any]:
@@ -171,13 +188,16 @@ def _summary_file(path: Path) -> dict[str, Any]:
 
     doc = read_json(path, "summary.json")
     if not isinstance(doc, dict) or not isinstance(doc.get("variants"), list) or "suite" not in doc:
-        raise InputError(f"{path} is not a normbench summary.json (give a run directory or its "
-                         "summary.json)")
+        raise InputError(
+            f"{path} is not a normbench summary.json (give a run directory or its summary.json)"
+        )
     _check_version(doc, path, "summary", SUMMARY_SCHEMA_VERSION)
     return doc
 
 
-def load_summary(path: str | Path, *, reference: str | None = None, warn: Warn | None = None) -> dict[str, Any]:
+def load_summary(
+    path: str | Path, *, reference: str | None = None, warn: Warn | None = None
+) -> dict[str, Any]:
     """Summarise a run directory from its result files (or read a summary.json file).
 
     Result files are read strictly: a corrupt or too-new file is an error, not a warning,
@@ -197,7 +217,9 @@ def load_summary(path: str | Path, *, reference: str | None = None, warn: Warn |
     if not records:
         if (run.path / "summary.json").is_file():
             return _summary_file(run.path / "summary.json")
-        raise InputError(f"{run.path} has no result files (the run did not finish a single variant)")
+        raise InputError(
+            f"{run.path} has no result files (the run did not finish a single variant)"
+        )
     status = manifest.get("status")
     if status not in ("complete", "failed") and warn is not None:
         warn(f"{run.path} is a run that did not finish (status: {status})")
@@ -227,7 +249,9 @@ def config_diff(a: dict[str, Any], b: dict[str, Any], limit: int = 3) -> str:
     return "; ".join(parts) + more
 
 
-def match_variants(base: dict[str, Any], cand: dict[str, Any]) -> list[tuple[str, dict | None, dict | None]]:
+def match_variants(
+    base: dict[str, Any], cand: dict[str, Any]
+) -> list[tuple[str, dict | None, dict | None]]:
     """(status, baseline variant, candidate variant) in candidate order, then missing ones.
 
     Ids hash the resolved configuration, so the same id is the same work; a name found on
@@ -242,8 +266,11 @@ def match_variants(base: dict[str, Any], cand: dict[str, Any]) -> list[tuple[str
         b = b_by_id.get(c["variant_id"])
         if b is not None:
             out.append(("matched", b, c))
-        elif (b := b_by_name.get(c["variant_name"])) is not None and b["variant_id"] not in used \
-                and b["variant_id"] not in c_ids:
+        elif (
+            (b := b_by_name.get(c["variant_name"])) is not None
+            and b["variant_id"] not in used
+            and b["variant_id"] not in c_ids
+        ):
             out.append(("not_comparable", b, c))
         else:
             out.append(("new", None, c))
@@ -266,8 +293,11 @@ def newly_failing(b: dict[str, Any], c: dict[str, Any]) -> str:
     if _bad_seeds(c) <= _bad_seeds(b):
         return ""
     cc, bc = c.get("counts") or {}, b.get("counts") or {}
-    parts = [f"{k} on {cc.get(k, 0)} of {len(c.get('seeds') or [])} seeds (baseline {bc.get(k, 0)})"
-             for k in ("failed", "diverged") if cc.get(k, 0) > bc.get(k, 0)]
+    parts = [
+        f"{k} on {cc.get(k, 0)} of {len(c.get('seeds') or [])} seeds (baseline {bc.get(k, 0)})"
+        for k in ("failed", "diverged")
+        if cc.get(k, 0) > bc.get(k, 0)
+    ]
     return "; ".join(parts)
 
 
@@ -282,8 +312,14 @@ def _share(stats: dict[str, Any]) -> float:
 
 
 def metric_change(
-    metric: str, info: dict[str, Any], base: dict[str, Any], cand: dict[str, Any], *,
-    newly: str = "", alpha: float = ALPHA, use_stats: bool = True,
+    metric: str,
+    info: dict[str, Any],
+    base: dict[str, Any],
+    cand: dict[str, Any],
+    *,
+    newly: str = "",
+    alpha: float = ALPHA,
+    use_stats: bool = True,
 ) -> MetricChange:
     """Compare one metric's per-seed values (``describe`` dicts) and choose the mark."""
     higher = bool(info.get("higher_is_better", False))
@@ -299,17 +335,27 @@ def metric_change(
         relative = 0.0 if change == 0 else None
     p, test = None, "no values"
     if a and b:
-        p, test = significance(a, b, unit in TIMING_UNITS) if use_stats else (None, "no test (--no-stats)")
-    ch = MetricChange(metric, unit, higher, base, cand, change, relative, p, test, False, "~",
-                      p_raw=p)
+        p, test = (
+            significance(a, b, unit in TIMING_UNITS)
+            if use_stats
+            else (None, "no test (--no-stats)")
+        )
+    ch = MetricChange(
+        metric, unit, higher, base, cand, change, relative, p, test, False, "~", p_raw=p
+    )
     if test in (EXACT_SAME, EXACT_DIFFERENT):
-        ch.note = f"{_num(mb)} → {_num(mc)} on every seed" if test == EXACT_DIFFERENT \
+        ch.note = (
+            f"{_num(mb)} → {_num(mc)} on every seed"
+            if test == EXACT_DIFFERENT
             else f"{_num(mb)} on every seed"
+        )
     if newly:
         ch.note = f"newly {newly}"
     elif a and _share(cand) < _share(base):
-        ch.note = f"value on {len(b)} of {len(cand.get('values') or [])} seeds " \
-                  f"(baseline {len(a)} of {len(base.get('values') or [])})"
+        ch.note = (
+            f"value on {len(b)} of {len(cand.get('values') or [])} seeds "
+            f"(baseline {len(a)} of {len(base.get('values') or [])})"
+        )
     decide(ch, alpha, lost=bool(newly) or bool(a and _share(cand) < _share(base)))
     return ch
 
@@ -382,7 +428,9 @@ def evaluate_gate(gate: Gate, variant: str, ch: MetricChange | None) -> GateResu
 # --- building comparisons ---------------------------------------------------------------------
 
 
-def _metric_names(summaries: list[dict[str, Any]], wanted: list[str] | None, gates: list[Gate]) -> list[str]:
+def _metric_names(
+    summaries: list[dict[str, Any]], wanted: list[str] | None, gates: list[Gate]
+) -> list[str]:
     """Metrics to compare: those asked for (``all`` = every recorded one), else the headline
     set; gated metrics always. A gated or asked-for metric that neither run recorded is an error."""
     from normbench.analysis.query import available_metrics
@@ -401,8 +449,11 @@ def _metric_names(summaries: list[dict[str, Any]], wanted: list[str] | None, gat
             from normbench.errors import unknown
 
             known = sorted(have)
-            raise InputError(f"metric '{m}' was not recorded in these runs" if _registered(m)
-                             else unknown("metric", m, known))
+            raise InputError(
+                f"metric '{m}' was not recorded in these runs"
+                if _registered(m)
+                else unknown("metric", m, known)
+            )
     return names
 
 
@@ -425,14 +476,24 @@ def _info(summaries: list[dict[str, Any]], metric: str) -> dict[str, Any]:
 
 
 def _pair(
-    status: str, b: dict[str, Any] | None, c: dict[str, Any] | None, names: list[str],
-    summaries: list[dict[str, Any]], alpha: float, use_stats: bool,
+    status: str,
+    b: dict[str, Any] | None,
+    c: dict[str, Any] | None,
+    names: list[str],
+    summaries: list[dict[str, Any]],
+    alpha: float,
+    use_stats: bool,
 ) -> VariantComparison:
     """One row group: a matched pair gets a ``MetricChange`` per metric with values."""
     v = c if c is not None else b
     assert v is not None
-    out = VariantComparison(v["variant_name"], status, b["variant_id"] if b else None,
-                            c["variant_id"] if c else None, b["variant_name"] if b else None)
+    out = VariantComparison(
+        v["variant_name"],
+        status,
+        b["variant_id"] if b else None,
+        c["variant_id"] if c else None,
+        b["variant_name"] if b else None,
+    )
     if status == "not_comparable":
         assert b is not None and c is not None
         out.reason = config_diff(b.get("config") or {}, c.get("config") or {})
@@ -445,8 +506,17 @@ def _pair(
         if not sb or not sc:  # one side did not record it: nothing to compare, not a regression
             continue
         empty = {"mean": None, "n": 0, "values": []}
-        out.metrics.append(metric_change(m, _info(summaries, m), sb or empty, sc or empty,
-                                         newly=out.newly, alpha=alpha, use_stats=use_stats))
+        out.metrics.append(
+            metric_change(
+                m,
+                _info(summaries, m),
+                sb or empty,
+                sc or empty,
+                newly=out.newly,
+                alpha=alpha,
+                use_stats=use_stats,
+            )
+        )
     return out
 
 
@@ -459,8 +529,11 @@ def _gate_results(gates: list[Gate], variants: list[VariantComparison]) -> list[
                 ch = next((m for m in v.metrics if m.metric == g.metric), None)
                 results.append(evaluate_gate(g, v.name, ch))
             else:
-                why = {"not_comparable": f"not comparable: {v.reason}", "new": "new variant: no baseline",
-                       "missing": "missing from the candidate"}[v.status]
+                why = {
+                    "not_comparable": f"not comparable: {v.reason}",
+                    "new": "new variant: no baseline",
+                    "missing": "missing from the candidate",
+                }[v.status]
                 results.append(GateResult(g.text, g.metric, v.name, "skipped", why, g.describe()))
     return results
 
@@ -496,11 +569,18 @@ def environment_warning(base: dict[str, Any], cand: dict[str, Any]) -> str | Non
     """Timing is only comparable on the same machine and software: say when it was not."""
     eb = ((base.get("manifest") or {}).get("environment")) or {}
     ec = ((cand.get("manifest") or {}).get("environment")) or {}
-    diff = [f"{k} {eb.get(k)} vs {ec.get(k)}" for k in ENV_KEYS if k in eb and k in ec and eb[k] != ec[k]]
+    diff = [
+        f"{k} {eb.get(k)} vs {ec.get(k)}"
+        for k in ENV_KEYS
+        if k in eb and k in ec and eb[k] != ec[k]
+    ]
     if not diff:
         return None
-    return "the runs were measured on different machines or software (" + "; ".join(diff) + \
-           "): timing metrics may differ for reasons other than the code"
+    return (
+        "the runs were measured on different machines or software ("
+        + "; ".join(diff)
+        + "): timing metrics may differ for reasons other than the code"
+    )
 
 
 def arith_warning(base: dict[str, Any], cand: dict[str, Any], names: list[str]) -> str | None:
@@ -511,8 +591,9 @@ def arith_warning(base: dict[str, Any], cand: dict[str, Any], names: list[str]) 
     """
     from normbench.execute import arith
 
-    sentence = arith.not_bit_comparable(arith.signature(base.get("manifest") or {}),
-                                        arith.signature(cand.get("manifest") or {}))
+    sentence = arith.not_bit_comparable(
+        arith.signature(base.get("manifest") or {}), arith.signature(cand.get("manifest") or {})
+    )
     if sentence is None:
         return None
     if any(_info([base, cand], m).get("unit") not in TIMING_UNITS for m in names):
@@ -524,29 +605,49 @@ def check_same_suite(base: dict[str, Any], cand: dict[str, Any], bpath: Path, cp
     """Runs of different suites have nothing in common to compare: an input error."""
     nb, nc = (base.get("suite") or {}).get("name"), (cand.get("suite") or {}).get("name")
     if nb != nc:
-        raise InputError(f"{bpath} is a run of suite '{nb}' but {cpath} is a run of suite '{nc}': "
-                         "compare two runs of the same suite (or one run with --reference)")
+        raise InputError(
+            f"{bpath} is a run of suite '{nb}' but {cpath} is a run of suite '{nc}': "
+            "compare two runs of the same suite (or one run with --reference)"
+        )
 
 
 def compare_summaries(
-    base: dict[str, Any], cand: dict[str, Any], *, baseline: str = "baseline",
-    candidate: str = "candidate", gates: list[str] | None = None, metrics: list[str] | None = None,
-    alpha: float = ALPHA, stats: bool = True, use_suite_gates: bool = True,
+    base: dict[str, Any],
+    cand: dict[str, Any],
+    *,
+    baseline: str = "baseline",
+    candidate: str = "candidate",
+    gates: list[str] | None = None,
+    metrics: list[str] | None = None,
+    alpha: float = ALPHA,
+    stats: bool = True,
+    use_suite_gates: bool = True,
 ) -> Comparison:
     """Compare two summaries (see the module docstring); gates from the candidate's suite apply too."""
     _check_alpha(alpha)
     check_same_suite(base, cand, Path(baseline), Path(candidate))
     parsed = _parse_cli_gates(list(gates or []), suite_gates(cand) if use_suite_gates else [])
     names = _metric_names([base, cand], metrics, parsed)
-    cmp = Comparison("runs", str((cand.get("suite") or {}).get("name")), str(baseline), str(candidate),
-                     alpha, stats, TEST_NAME, names, gate_texts=[g.text for g in parsed])
+    cmp = Comparison(
+        "runs",
+        str((cand.get("suite") or {}).get("name")),
+        str(baseline),
+        str(candidate),
+        alpha,
+        stats,
+        TEST_NAME,
+        names,
+        gate_texts=[g.text for g in parsed],
+    )
     for status, b, c in match_variants(base, cand):
         cmp.variants.append(_pair(status, b, c, names, [base, cand], alpha, stats))
     if not cmp.by_status("matched"):
         nc = cmp.by_status("not_comparable")
         why = f": the suite changed ({nc[0].reason})" if nc else ": no variant is in both runs"
-        raise InputError(f"no variant of {candidate} is comparable with {baseline}{why}; "
-                         "a regression gate needs the same suite on both sides (regenerate the baseline)")
+        raise InputError(
+            f"no variant of {candidate} is comparable with {baseline}{why}; "
+            "a regression gate needs the same suite on both sides (regenerate the baseline)"
+        )
     warning = environment_warning(base, cand)
     if warning and any(_info([base, cand], m).get("unit") in TIMING_UNITS for m in names):
         cmp.warnings.append(warning)
@@ -555,9 +656,14 @@ def compare_summaries(
         cmp.warnings.append(arith_note)
     for v in cmp.by_status("not_comparable"):
         cmp.warnings.append(f"{v.name} is not comparable: {v.reason}")
-    if any(m.test.startswith("no significance test") for v in cmp.variants for m in v.metrics) and stats:
-        cmp.warnings.append("some metrics have a single seed on a side: no significance test, "
-                            "so gates on them use the threshold alone")
+    if (
+        any(m.test.startswith("no significance test") for v in cmp.variants for m in v.metrics)
+        and stats
+    ):
+        cmp.warnings.append(
+            "some metrics have a single seed on a side: no significance test, "
+            "so gates on them use the threshold alone"
+        )
     control_family(cmp.variants, alpha)
     cmp.gates = _gate_results(parsed, cmp.variants)
     _check_gates_checked(cmp, base, cand, baseline, candidate)
@@ -575,8 +681,9 @@ def _all_bad(summary: dict[str, Any]) -> bool:
     return bool(variants) and all(not (v.get("counts") or {}).get("ok") for v in variants)
 
 
-def _check_gates_checked(cmp: Comparison, base: dict[str, Any], cand: dict[str, Any],
-                         baseline: str, candidate: str) -> None:
+def _check_gates_checked(
+    cmp: Comparison, base: dict[str, Any], cand: dict[str, Any], baseline: str, candidate: str
+) -> None:
     """A gate that checked nothing is not a pass: say why (exit 2), never "0 checks passed"."""
     for text in dict.fromkeys(g.gate for g in cmp.gates):
         results = [g for g in cmp.gates if g.gate == text]
@@ -584,42 +691,72 @@ def _check_gates_checked(cmp: Comparison, base: dict[str, Any], cand: dict[str, 
             continue
         metric = results[0].metric
         if _all_bad(base) and _all_bad(cand):
-            raise InputError(f"gate '{text}' checked nothing: every seed of both runs diverged or "
-                             f"failed, so neither has a value of {metric}")
+            raise InputError(
+                f"gate '{text}' checked nothing: every seed of both runs diverged or "
+                f"failed, so neither has a value of {metric}"
+            )
         for summary, name in ((base, baseline), (cand, candidate)):
             if not _records_metric(summary, metric):
-                raise InputError(f"gate '{text}' checked nothing: {name} records no {metric} "
-                                 "(its result files lack the metric)")
-        raise InputError(f"gate '{text}' checked nothing: {metric} has no values to compare "
-                         f"({results[0].reason})")
+                raise InputError(
+                    f"gate '{text}' checked nothing: {name} records no {metric} "
+                    "(its result files lack the metric)"
+                )
+        raise InputError(
+            f"gate '{text}' checked nothing: {metric} has no values to compare "
+            f"({results[0].reason})"
+        )
 
 
 def compare_runs(
-    baseline: str | Path, candidate: str | Path | None = None, *, reference: str | None = None,
-    gates: list[str] | None = None, metrics: list[str] | None = None, alpha: float = ALPHA,
-    stats: bool = True, warn: Warn | None = None,
+    baseline: str | Path,
+    candidate: str | Path | None = None,
+    *,
+    reference: str | None = None,
+    gates: list[str] | None = None,
+    metrics: list[str] | None = None,
+    alpha: float = ALPHA,
+    stats: bool = True,
+    warn: Warn | None = None,
 ) -> Comparison:
     """``normbench compare``: BASELINE vs CANDIDATE, or every variant of BASELINE vs ``reference``."""
     warn = warn or stderr_warn
     _check_alpha(alpha)
     if candidate is not None and reference is not None:
-        raise InputError("give either CANDIDATE or --reference, not both (--reference compares "
-                         "the variants of one run)")
+        raise InputError(
+            "give either CANDIDATE or --reference, not both (--reference compares "
+            "the variants of one run)"
+        )
     if candidate is None:
         if reference is None:
-            raise InputError("compare needs a CANDIDATE run, or --reference KEY=VALUE to compare "
-                             "the variants of one run, e.g. normbench compare RUN --reference norm=none")
-        return compare_reference(baseline, reference, gates=gates, metrics=metrics, alpha=alpha,
-                                 stats=stats, warn=warn)
+            raise InputError(
+                "compare needs a CANDIDATE run, or --reference KEY=VALUE to compare "
+                "the variants of one run, e.g. normbench compare RUN --reference norm=none"
+            )
+        return compare_reference(
+            baseline, reference, gates=gates, metrics=metrics, alpha=alpha, stats=stats, warn=warn
+        )
     base = load_summary(baseline, warn=warn)
     cand = load_summary(candidate, warn=warn)
-    return compare_summaries(base, cand, baseline=str(baseline), candidate=str(candidate),
-                             gates=gates, metrics=metrics, alpha=alpha, stats=stats)
+    return compare_summaries(
+        base,
+        cand,
+        baseline=str(baseline),
+        candidate=str(candidate),
+        gates=gates,
+        metrics=metrics,
+        alpha=alpha,
+        stats=stats,
+    )
 
 
 def compare_reference(
-    run: str | Path, reference: str, *, gates: list[str] | None = None,
-    metrics: list[str] | None = None, alpha: float = ALPHA, stats: bool = True,
+    run: str | Path,
+    reference: str,
+    *,
+    gates: list[str] | None = None,
+    metrics: list[str] | None = None,
+    alpha: float = ALPHA,
+    stats: bool = True,
     warn: Warn | None = None,
 ) -> Comparison:
     """Every variant of one run against its matched reference variant (``analysis.relative``)."""
@@ -634,9 +771,18 @@ def compare_reference(
     parsed = _parse_cli_gates(list(gates or []), [])
     names = _metric_names([summary], metrics, parsed)
     by_id = {v["variant_id"]: v for v in summary["variants"]}
-    cmp = Comparison("reference", str((summary.get("suite") or {}).get("name")), str(run), str(run),
-                     alpha, stats, TEST_NAME, names, reference=ref,
-                     gate_texts=[g.text for g in parsed])
+    cmp = Comparison(
+        "reference",
+        str((summary.get("suite") or {}).get("name")),
+        str(run),
+        str(run),
+        alpha,
+        stats,
+        TEST_NAME,
+        names,
+        reference=ref,
+        gate_texts=[g.text for g in parsed],
+    )
     for row in relative_rows(summary, ref):
         b, c = by_id[row["reference_id"]], by_id[row["variant_id"]]
         vc = _pair("matched", b, c, names, [summary], alpha, stats)
@@ -664,14 +810,19 @@ class BaselineGate:
 
 
 def prepare_baseline(
-    baseline: str | Path | None, gates: list[str] | None, suite_name: str, suite_gate_texts: list[str],
+    baseline: str | Path | None,
+    gates: list[str] | None,
+    suite_name: str,
+    suite_gate_texts: list[str],
     warn: Warn | None = None,
 ) -> BaselineGate | None:
     """Validate ``run --baseline/--fail-on`` up front; ``None`` when there is no baseline."""
     if baseline is None:
         if gates:
-            raise InputError("--fail-on needs --baseline RUN_DIR to compare with, e.g. "
-                             "--baseline reports/baselines/ci-smoke --fail-on final_test_acc:-1%")
+            raise InputError(
+                "--fail-on needs --baseline RUN_DIR to compare with, e.g. "
+                "--baseline reports/baselines/ci-smoke --fail-on final_test_acc:-1%"
+            )
         return None
     summary = load_summary(baseline, warn=warn)
     name = (summary.get("suite") or {}).get("name")
@@ -684,8 +835,9 @@ def prepare_baseline(
 def gate_run(prep: BaselineGate, run_dir: str | Path, warn: Warn | None = None) -> Comparison:
     """Compare a finished run with the prepared baseline (the suite's gates apply too)."""
     cand = load_summary(run_dir, warn=warn)
-    return compare_summaries(prep.summary, cand, baseline=str(prep.path), candidate=str(run_dir),
-                             gates=prep.gates)
+    return compare_summaries(
+        prep.summary, cand, baseline=str(prep.path), candidate=str(run_dir), gates=prep.gates
+    )
 
 
 __all__ = [

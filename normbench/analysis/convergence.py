@@ -19,7 +19,7 @@ def target_curve(key: str) -> str:
     """The curve a ``targets:`` key refers to (``final_test_acc`` is read as ``test_acc``)."""
     for prefix in ("final_", "best_"):
         if key.startswith(prefix):
-            return key[len(prefix):]
+            return key[len(prefix) :]
     return key
 
 
@@ -30,7 +30,10 @@ def curve(record: dict[str, Any], name: str) -> list[float | None]:
 
 
 def first_reach(
-    steps: list[Any], values: list[float | None], threshold: float, higher: bool,
+    steps: list[Any],
+    values: list[float | None],
+    threshold: float,
+    higher: bool,
 ) -> int | None:
     """Index of the first eval point that reaches ``threshold``, or ``None`` (never a number)."""
     for i, (s, v) in enumerate(zip(steps, values, strict=False)):

@@ -25,7 +25,9 @@ EXAMPLES = "e.g. final_test_acc:-1%, samples_per_sec:-10% or final_train_loss:+0
 TARGET_PREFIXES = ("steps_to_target.", "seconds_to_target.")
 
 _GATE = re.compile(r"^(?P<metric>[^:\s]*)\s*:\s*(?P<rest>.*)$")
-_THRESHOLD = re.compile(r"^(?P<sign>[+-])?\s*(?P<num>(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?)\s*(?P<pct>%)?$")
+_THRESHOLD = re.compile(
+    r"^(?P<sign>[+-])?\s*(?P<num>(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?)\s*(?P<pct>%)?$"
+)
 
 
 @dataclass(frozen=True)
@@ -73,8 +75,9 @@ def parse_gate(text: str, known: dict[str, bool] | None = None) -> Gate:
     metric, rest = m.group("metric"), m.group("rest").strip()
     t = _THRESHOLD.match(rest)
     if not t:
-        raise OptionError(f"malformed gate '{raw}': '{rest}' is not a threshold; expected "
-                          f"{GRAMMAR}, {EXAMPLES}")
+        raise OptionError(
+            f"malformed gate '{raw}': '{rest}' is not a threshold; expected {GRAMMAR}, {EXAMPLES}"
+        )
     higher = metric_direction(metric, known)
     sign = t.group("sign")
     bad = "-" if higher else "+"
@@ -84,7 +87,8 @@ def parse_gate(text: str, known: dict[str, bool] | None = None) -> Gate:
         raise OptionError(
             f"gate '{raw}': {better} {metric} is better, so a regression is a {worse}; "
             f"write {metric}:{bad}{t.group('num')}{t.group('pct') or ''} "
-            f"(or leave the sign out)")
+            f"(or leave the sign out)"
+        )
     value = float(t.group("num"))
     relative = t.group("pct") is not None
     return Gate(raw, metric, value / 100 if relative else value, relative, higher)
@@ -99,8 +103,10 @@ def parse_gates(texts: Iterable[str]) -> list[Gate]:
             gate = parse_gate(text, known)
         except OptionError as exc:
             raise OptionError(exc.message, (i,)) from None
-        if all((g.metric, g.threshold, g.relative) != (gate.metric, gate.threshold, gate.relative)
-               for g in out):
+        if all(
+            (g.metric, g.threshold, g.relative) != (gate.metric, gate.threshold, gate.relative)
+            for g in out
+        ):
             out.append(gate)
     return out
 
@@ -129,5 +135,14 @@ def fmt_amount(gate: Gate, change: float | None, relative: float | None) -> str:
     return f"{value * 100:+.1f} %" if gate.relative else f"{value:+.4g}"
 
 
-__all__ = ["EXAMPLES", "GRAMMAR", "Gate", "bad_amount", "beyond", "fmt_amount", "metric_direction",
-           "parse_gate", "parse_gates"]
+__all__ = [
+    "EXAMPLES",
+    "GRAMMAR",
+    "Gate",
+    "bad_amount",
+    "beyond",
+    "fmt_amount",
+    "metric_direction",
+    "parse_gate",
+    "parse_gates",
+]

@@ -14,7 +14,8 @@ def _cell(summary: dict[str, Any], variants: list[dict[str, Any]], metric: str) 
     return {
         **{k: stats.get(k) for k in ("mean", "std", "median", "ci_low", "ci_high", "n")},
         "seeds": len(stats.get("values") or []),
-        "variant_id": best["variant_id"], "variant_name": best["variant_name"],
+        "variant_id": best["variant_id"],
+        "variant_name": best["variant_name"],
         "candidates": len(variants),
     }
 
@@ -38,7 +39,11 @@ def pivot(summary: dict[str, Any], keys: list[str], metric: str) -> dict[str, An
             cells[col] = _cell(summary, members, metric) if members else None
         rows.append({"key": dict(zip(row_keys, row_labels, strict=True)), "cells": cells})
     return {
-        "metric": metric, "higher_is_better": higher_is_better(summary, metric),
-        "row_keys": row_keys, "column_key": col_key, "columns": columns, "rows": rows,
+        "metric": metric,
+        "higher_is_better": higher_is_better(summary, metric),
+        "row_keys": row_keys,
+        "column_key": col_key,
+        "columns": columns,
+        "rows": rows,
         "tuned_over": [k for k in summary["swept"] if k not in keys],
     }

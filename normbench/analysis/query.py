@@ -32,8 +32,9 @@ def resolve_metric(summary: dict[str, Any], name: str) -> str:
         return name
     _load_diagnostic_metrics()
     if name in METRICS:
-        raise InputError(f"metric '{name}' was not recorded in this run "
-                         f"(recorded: {', '.join(recorded)})")
+        raise InputError(
+            f"metric '{name}' was not recorded in this run (recorded: {', '.join(recorded)})"
+        )
     raise InputError(unknown("metric", name, recorded))
 
 
@@ -54,8 +55,10 @@ def check_keys(summary: dict[str, Any], keys: list[str], what: str) -> list[str]
         raise InputError(f"{what} needs a swept key, but this run has no grid")
     for key in keys:
         if key not in swept:
-            raise InputError(f"{what} key '{key}' was not swept in this run"
-                             f"{did_you_mean(key, swept)} (swept keys: {', '.join(swept)})")
+            raise InputError(
+                f"{what} key '{key}' was not swept in this run"
+                f"{did_you_mean(key, swept)} (swept keys: {', '.join(swept)})"
+            )
     if len(set(keys)) != len(keys):
         raise InputError(f"{what} names a key twice: {', '.join(keys)}")
     return keys
@@ -65,7 +68,9 @@ def mean(variant: dict[str, Any], metric: str) -> float | None:
     return (variant["metrics"].get(metric) or {}).get("mean")
 
 
-def best_of(summary: dict[str, Any], variants: list[dict[str, Any]], metric: str) -> dict[str, Any] | None:
+def best_of(
+    summary: dict[str, Any], variants: list[dict[str, Any]], metric: str
+) -> dict[str, Any] | None:
     """The variant with the best mean of ``metric`` (``None`` when none has a value)."""
     scored = [v for v in variants if mean(v, metric) is not None]
     if not scored:
@@ -74,7 +79,9 @@ def best_of(summary: dict[str, Any], variants: list[dict[str, Any]], metric: str
     return max(scored, key=lambda v: sign * mean(v, metric))  # max keeps the first on ties
 
 
-def group_by(variants: list[dict[str, Any]], keys: list[str]) -> dict[tuple[str, ...], list[dict[str, Any]]]:
+def group_by(
+    variants: list[dict[str, Any]], keys: list[str]
+) -> dict[tuple[str, ...], list[dict[str, Any]]]:
     """Variants grouped by their labels on ``keys``, groups in first-seen (grid) order."""
     out: dict[tuple[str, ...], list[dict[str, Any]]] = {}
     for v in variants:

@@ -69,8 +69,10 @@ def parse_reference(text: str, summary: dict[str, Any]) -> dict[str, str]:
     for key, value in pairs.items():
         match = next((lab for lab in summary["values"][key] if _same_label(value, lab)), None)
         if match is None:
-            raise InputError(f"no variant has {key}={value} "
-                             f"(values of {key}: {', '.join(summary['values'][key])})")
+            raise InputError(
+                f"no variant has {key}={value} "
+                f"(values of {key}: {', '.join(summary['values'][key])})"
+            )
         out[key] = match
     if not reference_variants(summary, out):
         raise InputError(f"no variant matches the reference {name_of(out, list(out))}")
@@ -89,7 +91,9 @@ def reference_variants(summary: dict[str, Any], ref: dict[str, str]) -> list[dic
 
 
 def match_reference(
-    variant: dict[str, Any], refs: list[dict[str, Any]], keys: list[str],
+    variant: dict[str, Any],
+    refs: list[dict[str, Any]],
+    keys: list[str],
 ) -> tuple[dict[str, Any], list[str]]:
     """The reference for ``variant`` and the keys that had to be relaxed (module docstring)."""
     cands, relaxed = refs, []
@@ -132,7 +136,9 @@ def ratio(v: dict[str, Any], r: dict[str, Any], metric: str) -> dict[str, Any]:
 
 
 def relative_rows(
-    summary: dict[str, Any], ref: dict[str, str], metrics: list[str] | None = None,
+    summary: dict[str, Any],
+    ref: dict[str, str],
+    metrics: list[str] | None = None,
 ) -> list[dict[str, Any]]:
     """One row per non-reference variant: its matched reference, speed-ups and ratios."""
     refs = reference_variants(summary, ref)
@@ -149,14 +155,18 @@ def relative_rows(
             continue
         r, relaxed = match_reference(v, refs, keys)
         shown = [*times, *(m for m in ratios if m not in TIME_METRICS)]
-        rows.append({
-            "variant_id": v["variant_id"], "variant_name": v["variant_name"],
-            "reference_id": r["variant_id"], "reference_name": r["variant_name"],
-            "relaxed": relaxed,
-            "speedup": {m: speedup(v, r, m) for m in times},
-            "ratio": {m: ratio(v, r, m) for m in ratios if m not in TIME_METRICS},
-            "contrasts": {m: reference_contrast(v, r, m) for m in shown},
-        })
+        rows.append(
+            {
+                "variant_id": v["variant_id"],
+                "variant_name": v["variant_name"],
+                "reference_id": r["variant_id"],
+                "reference_name": r["variant_name"],
+                "relaxed": relaxed,
+                "speedup": {m: speedup(v, r, m) for m in times},
+                "ratio": {m: ratio(v, r, m) for m in ratios if m not in TIME_METRICS},
+                "contrasts": {m: reference_contrast(v, r, m) for m in shown},
+            }
+        )
     return rows
 
 
@@ -175,8 +185,9 @@ def reference_contrast(v: dict[str, Any], r: dict[str, Any], metric: str) -> dic
     return out
 
 
-def decide_reference(rows: list[dict[str, Any]], frozen: dict[str, Any] | None = None,
-                     alpha: float | None = None) -> None:
+def decide_reference(
+    rows: list[dict[str, Any]], frozen: dict[str, Any] | None = None, alpha: float | None = None
+) -> None:
     """Verdicts for every reference contrast of a report, as one Holm family."""
     from normbench.analysis.verdicts import ALPHA, decide
 
@@ -232,18 +243,25 @@ def lr_robustness(summary: dict[str, Any], metric: str | None = None) -> list[di
         if best is None and metric:
             best = best_of(summary, group, metric)
         idx = [lrs.index(x) for x in ok_lrs]
-        rows.append({
-            "group": dict(zip(keys, labels, strict=True)),
-            "name": name_of(dict(zip(keys, labels, strict=True)), keys),
-            "lr_values": lrs,
-            "converged": ok_lrs,
-            "range": [ok_lrs[0], ok_lrs[-1]] if ok_lrs else None,
-            "contiguous": bool(idx) and idx == list(range(idx[0], idx[0] + len(idx))),
-            "metric": metric,
-            "best": None if best is None else {
-                "lr": best["labels"].get(LR_KEY), "variant_id": best["variant_id"],
-                "variant_name": best["variant_name"], "converged": best in ok,
-                "mean": mean(best, metric), "std": best["metrics"][metric].get("std"),
-            },
-        })
+        rows.append(
+            {
+                "group": dict(zip(keys, labels, strict=True)),
+                "name": name_of(dict(zip(keys, labels, strict=True)), keys),
+                "lr_values": lrs,
+                "converged": ok_lrs,
+                "range": [ok_lrs[0], ok_lrs[-1]] if ok_lrs else None,
+                "contiguous": bool(idx) and idx == list(range(idx[0], idx[0] + len(idx))),
+                "metric": metric,
+                "best": None
+                if best is None
+                else {
+                    "lr": best["labels"].get(LR_KEY),
+                    "variant_id": best["variant_id"],
+                    "variant_name": best["variant_name"],
+                    "converged": best in ok,
+                    "mean": mean(best, metric),
+                    "std": best["metrics"][metric].get("std"),
+                },
+            }
+        )
     return rows

@@ -27,7 +27,10 @@ def _indices(n: int, resamples: int, seed: int) -> np.ndarray:
 
 
 def bootstrap_ci(
-    values: np.ndarray, level: float = CI_LEVEL, resamples: int = RESAMPLES, seed: int = BOOTSTRAP_SEED,
+    values: np.ndarray,
+    level: float = CI_LEVEL,
+    resamples: int = RESAMPLES,
+    seed: int = BOOTSTRAP_SEED,
 ) -> tuple[float, float]:
     """Percentile bootstrap interval of the mean of finite ``values`` (1-D).
 
@@ -59,8 +62,17 @@ def describe(values: list[Any]) -> dict[str, Any]:
     """
     clean = [finite_or_none(v) for v in values]
     x = np.array([v for v in clean if v is not None], dtype=float)
-    out: dict[str, Any] = {"mean": None, "std": None, "median": None, "min": None, "max": None,
-                           "ci_low": None, "ci_high": None, "n": int(x.size), "values": clean}
+    out: dict[str, Any] = {
+        "mean": None,
+        "std": None,
+        "median": None,
+        "min": None,
+        "max": None,
+        "ci_low": None,
+        "ci_high": None,
+        "n": int(x.size),
+        "values": clean,
+    }
     if x.size == 0:
         return out
     lo, hi = bootstrap_ci(x)
@@ -96,7 +108,9 @@ def _nan_quantiles(res: np.ndarray, probs: tuple[float, ...]) -> list[np.ndarray
 
 
 def band(
-    matrix: np.ndarray, level: float = CI_LEVEL, resamples: int = CURVE_RESAMPLES,
+    matrix: np.ndarray,
+    level: float = CI_LEVEL,
+    resamples: int = CURVE_RESAMPLES,
     seed: int = BOOTSTRAP_SEED,
 ) -> dict[str, list[float | None]]:
     """Mean and bootstrap band per column of ``matrix`` (seeds × points, NaN = no value).
@@ -139,8 +153,10 @@ def _betacf(a: float, b: float, x: float) -> float:
     h = d
     for m in range(1, 300):
         m2 = 2 * m
-        for aa in (m * (b - m) * x / ((qam + m2) * (a + m2)),
-                   -(a + m) * (qab + m) * x / ((a + m2) * (qap + m2))):
+        for aa in (
+            m * (b - m) * x / ((qam + m2) * (a + m2)),
+            -(a + m) * (qab + m) * x / ((a + m2) * (qap + m2)),
+        ):
             d = 1.0 + aa * d
             d = 1.0 / (d if abs(d) > tiny else tiny)
             c = 1.0 + aa / c
@@ -157,8 +173,9 @@ def betainc(a: float, b: float, x: float) -> float:
         return 0.0
     if x >= 1.0:
         return 1.0
-    front = math.exp(math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b)
-                     + a * math.log(x) + b * math.log1p(-x))
+    front = math.exp(
+        math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b) + a * math.log(x) + b * math.log1p(-x)
+    )
     if x < (a + 1.0) / (a + b + 2.0):
         return front * _betacf(a, b, x) / a
     return 1.0 - front * _betacf(b, a, 1.0 - x) / b
@@ -193,7 +210,7 @@ def welch(a: list[float], b: list[float]) -> float:
     se2 = va + vb
     if se2 <= 0.0:
         raise ValueError("Welch's t-test needs spread on at least one side")
-    df = se2 ** 2 / ((va ** 2 / (na - 1) if va else 0.0) + (vb ** 2 / (nb - 1) if vb else 0.0))
+    df = se2**2 / ((va**2 / (na - 1) if va else 0.0) + (vb**2 / (nb - 1) if vb else 0.0))
     return t_two_sided((mb - ma) / math.sqrt(se2), df)
 
 

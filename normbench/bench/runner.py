@@ -99,10 +99,14 @@ def roof_note(rec: dict[str, Any], device_type: str, cache: int | None) -> str |
     if rec.get("copy_iqr_fraction") and rec["copy_iqr_fraction"] > 0.10:
         return "above the copy roof: the copy row itself is noisy; re-run on a quiet machine"
     if device_type == "cpu" and cache and working <= cache:
-        return (f"above the copy roof: its working set ({working / 2**20:.1f} MiB) fits in the "
-                f"{cache / 2**20:.0f} MiB cache, so it is not held to DRAM bandwidth")
-    return ("above the copy roof: it moves fewer bytes than the byte model counts "
-            "(e.g. an identity in eval, or statistics reused from cache)")
+        return (
+            f"above the copy roof: its working set ({working / 2**20:.1f} MiB) fits in the "
+            f"{cache / 2**20:.0f} MiB cache, so it is not held to DRAM bandwidth"
+        )
+    return (
+        "above the copy roof: it moves fewer bytes than the byte model counts "
+        "(e.g. an identity in eval, or statistics reused from cache)"
+    )
 
 
 @dataclass(frozen=True)
@@ -311,8 +315,11 @@ def _bench_copy(x: torch.Tensor, base: dict[str, Any], timing_kw: dict[str, Any]
 
     dst = torch.empty_like(x)
     dst.copy_(x)  # warm: the destination's pages exist before the first timed call
-    kw = {**timing_kw, "repeats": max(timing_kw["repeats"], COPY_MIN_REPEATS),
-          "warmup_time": max(timing_kw.get("warmup_time") or 0.0, 0.1)}
+    kw = {
+        **timing_kw,
+        "repeats": max(timing_kw["repeats"], COPY_MIN_REPEATS),
+        "warmup_time": max(timing_kw.get("warmup_time") or 0.0, 0.1),
+    }
     timing = _timed(lambda: dst.copy_(x), False, **kw)
     num_bytes = copy_bytes(x.numel() * x.element_size())
     fields = _timing_fields(timing, num_bytes)

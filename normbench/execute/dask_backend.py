@@ -43,21 +43,36 @@ def describe_error(exc: BaseException) -> str:
     return f"{name}: {exc}"
 
 
-def _client(stack: ExitStack, scheduler: str | None, workers: int, threads: int | None = None,
-            env: dict[str, str] | None = None) -> Any:
+def _client(
+    stack: ExitStack,
+    scheduler: str | None,
+    workers: int,
+    threads: int | None = None,
+    env: dict[str, str] | None = None,
+) -> Any:
     """A Client for ``scheduler``, or for a fresh LocalCluster on the loopback address."""
     try:
         from distributed import Client, LocalCluster
     except ImportError:
-        raise InputError("--executor dask needs the optional extra: pip install 'normbench[dask]'") from None
+        raise InputError(
+            "--executor dask needs the optional extra: pip install 'normbench[dask]'"
+        ) from None
     if scheduler is None:
         # One task per worker process at a time; torch's own threads come from threads_per_worker.
         # The nanny starts each worker with ``env`` (the reproducible mode's kernel levels,
         # which act only before torch initialises) and its thread pools sized for the task.
         worker_env = {**(env or {}), **(arith.thread_env(threads) if threads else {})}
-        cluster = stack.enter_context(LocalCluster(
-            n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1",
-            dashboard_address=None, silence_logs=40, env=worker_env))
+        cluster = stack.enter_context(
+            LocalCluster(
+                n_workers=workers,
+                threads_per_worker=1,
+                processes=True,
+                host="127.0.0.1",
+                dashboard_address=None,
+                silence_logs=40,
+                env=worker_env,
+            )
+        )
         scheduler = cluster.scheduler_address
     try:
         return stack.enter_context(Client(scheduler, timeout=CONNECT_TIMEOUT))
@@ -65,10 +80,17 @@ def _client(stack: ExitStack, scheduler: str | None, workers: int, threads: int 
         raise InputError(f"cannot reach the Dask scheduler at {scheduler}: {exc}") from None
 
 
-def run_dask(tasks: Sequence[Unit], *, scheduler: str | None, workers: int, threads: int | None,
-             on_result: OnResult, on_progress: OnProgress | None = None,
-             should_stop: Callable[[], bool] = lambda: False,
-             env: dict[str, str] | None = None) -> bool:
+def run_dask(
+    tasks: Sequence[Unit],
+    *,
+    scheduler: str | None,
+    workers: int,
+    threads: int | None,
+    on_result: OnResult,
+    on_progress: OnProgress | None = None,
+    should_stop: Callable[[], bool] = lambda: False,
+    env: dict[str, str] | None = None,
+) -> bool:
     """Submit every task, hand each record to ``on_result`` as it completes; False when stopped.
 
     Multi-node (see ``docs/distributed.md``): start ``dask scheduler`` on one node and
@@ -83,8 +105,12 @@ def run_dask(tasks: Sequence[Unit], *, scheduler: str | None, workers: int, thre
     with ExitStack() as stack:
         client = _client(stack, scheduler, workers, threads, env)
         stamp = time.time_ns()
-        futures = {client.submit(dask_task, task, threads, pure=False,
-                                 key=f"normbench-{task.key}-{stamp}"): task for task in tasks}
+        futures = {
+            client.submit(
+                dask_task, task, threads, pure=False, key=f"normbench-{task.key}-{stamp}"
+            ): task
+            for task in tasks
+        }
         remaining = dict(futures)
         while remaining:
             if should_stop():

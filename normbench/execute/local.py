@@ -63,7 +63,9 @@ def members(unit: Unit) -> list[Task]:
     return unit.tasks if isinstance(unit, Batch) else [unit]
 
 
-def group_tasks(tasks: Iterable[Task], batched: Iterable[str], max_members: int | None = None) -> list[Unit]:
+def group_tasks(
+    tasks: Iterable[Task], batched: Iterable[str], max_members: int | None = None
+) -> list[Unit]:
     """Group the pending seeds of each variant in ``batched`` (variant ids) into ``Batch`` units.
 
     At most ``max_members`` seeds per batch, so several workers still share a variant's seeds.
@@ -88,7 +90,7 @@ def group_tasks(tasks: Iterable[Task], batched: Iterable[str], max_members: int 
         group = by_variant[vid]
         size = max_members or len(group)
         for start in range(0, len(group), size):
-            part = group[start:start + size]
+            part = group[start : start + size]
             units.append(Batch(task.variant, tuple(t.seed for t in part)))
     return units
 
@@ -114,10 +116,22 @@ def failure_record(task: Task, error: str) -> dict[str, Any]:
     from normbench.results.store import SCHEMA_VERSION
 
     variant = task.variant
-    return {"schema_version": SCHEMA_VERSION, "variant_id": variant.id, "variant_name": variant.name,
-            "params": variant.params, "seed": task.seed, "config": variant.config,
-            "status": "failed", "error": error, "diverged_at_step": None, "curves": {},
-            "metrics": {}, "targets": {}, "timing": {}, "diagnostics": {}}
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "variant_id": variant.id,
+        "variant_name": variant.name,
+        "params": variant.params,
+        "seed": task.seed,
+        "config": variant.config,
+        "status": "failed",
+        "error": error,
+        "diverged_at_step": None,
+        "curves": {},
+        "metrics": {},
+        "targets": {},
+        "timing": {},
+        "diagnostics": {},
+    }
 
 
 def with_device(config: dict[str, Any], device: str | None) -> dict[str, Any]:
@@ -147,12 +161,17 @@ def arith_record(reproducible: bool) -> dict[str, Any]:
     """What selected this task's arithmetic, for its result record (imports torch)."""
     import torch
 
-    return {"threads": torch.get_num_threads(),
-            "cpu_capability": torch.backends.cpu.get_cpu_capability(),
-            "reproducible": reproducible, "env": arith.kernel_env()}
+    return {
+        "threads": torch.get_num_threads(),
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "reproducible": reproducible,
+        "env": arith.kernel_env(),
+    }
 
 
-def run_task(task: Task, on_progress: OnProgress | None = None, device: str | None = None) -> dict[str, Any]:
+def run_task(
+    task: Task, on_progress: OnProgress | None = None, device: str | None = None
+) -> dict[str, Any]:
     """Train one task and return its record; data errors become a ``failed`` record too.
 
     ``device`` overrides the suite's ``training.device`` (worker placement); the record keeps
@@ -173,8 +192,9 @@ def run_task(task: Task, on_progress: OnProgress | None = None, device: str | No
     except Exception as exc:  # reported as a failed variant; the suite goes on
         return failure_record(task, f"{type(exc).__name__}: {exc}")
     except SystemExit as exc:
-        return failure_record(task, f"the variant's code called sys.exit({exc.code!r}) while "
-                                    "building")
+        return failure_record(
+            task, f"the variant's code called sys.exit({exc.code!r}) while building"
+        )
 
     def progress(step: int, total: int, *_: Any) -> None:
         if on_progress is not None:
@@ -182,18 +202,22 @@ def run_task(task: Task, on_progress: OnProgress | None = None, device: str | No
 
     try:
         with pinned_threads(config["training"].get("threads")):
-            record = run_variant(config, task.seed, split, probes=probes, on_progress=progress,
-                                 meta=meta)
+            record = run_variant(
+                config, task.seed, split, probes=probes, on_progress=progress, meta=meta
+            )
             record["arith"] = arith_record(reproducible)
     except SystemExit as exc:  # user code (a custom norm) called sys.exit: this variant failed
-        return failure_record(task, f"the variant's code called sys.exit({exc.code!r}), which "
-                                    "would have ended the run")
+        return failure_record(
+            task,
+            f"the variant's code called sys.exit({exc.code!r}), which would have ended the run",
+        )
     record["config"] = variant.config
     return record
 
 
-def run_unit(unit: Unit, on_progress: OnProgress | None = None,
-             device: str | None = None) -> list[dict[str, Any]]:
+def run_unit(
+    unit: Unit, on_progress: OnProgress | None = None, device: str | None = None
+) -> list[dict[str, Any]]:
     """Train a task or a batch of seeds; one record per (variant, seed), in seed order."""
     if not isinstance(unit, Batch):
         return [run_task(unit, on_progress, device)]
@@ -224,18 +248,33 @@ def run_unit(unit: Unit, on_progress: OnProgress | None = None,
 def run_task_fresh(task: Task, device: str | None = None) -> dict[str, Any]:
     """Train ``task`` in a new interpreter started with the reproducible mode's environment."""
     threads = int(task.variant.config["training"].get("threads") or 1)
-    env = {**os.environ, **arith.pinned_env(), **arith.thread_env(threads),
-           "PYTHONPATH": os.pathsep.join(p for p in sys.path if p), FRESH_VAR: "1"}
+    env = {
+        **os.environ,
+        **arith.pinned_env(),
+        **arith.thread_env(threads),
+        "PYTHONPATH": os.pathsep.join(p for p in sys.path if p),
+        FRESH_VAR: "1",
+    }
     with tempfile.TemporaryDirectory(prefix="normbench-fresh-") as tmp:
         src, dst = Path(tmp) / "task.pkl", Path(tmp) / "record.pkl"
         src.write_bytes(pickle.dumps((task, device)))
-        code = "import sys; from normbench.execute.local import fresh_main; fresh_main(*sys.argv[1:])"
-        done = subprocess.run([sys.executable, "-c", code, str(src), str(dst)], env=env,
-                              capture_output=True, text=True, check=False)
+        code = (
+            "import sys; from normbench.execute.local import fresh_main; fresh_main(*sys.argv[1:])"
+        )
+        done = subprocess.run(
+            [sys.executable, "-c", code, str(src), str(dst)],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
         if done.returncode != 0 or not dst.is_file():
             tail = (done.stderr.strip().splitlines() or ["no output"])[-1]
-            return failure_record(task, f"fresh process for the reproducible mode failed "
-                                        f"(exit code {done.returncode}): {tail}")
+            return failure_record(
+                task,
+                f"fresh process for the reproducible mode failed "
+                f"(exit code {done.returncode}): {tail}",
+            )
         return pickle.loads(dst.read_bytes())
 
 
@@ -271,7 +310,9 @@ def pinned_threads(threads: int | None) -> Iterator[None]:
         torch.set_num_threads(previous)
 
 
-def run_serial(tasks: Iterable[Unit], on_result: OnResult, on_progress: OnProgress | None = None) -> None:
+def run_serial(
+    tasks: Iterable[Unit], on_result: OnResult, on_progress: OnProgress | None = None
+) -> None:
     """Run units one by one in this process; ``on_result`` stores each record as it finishes."""
     for unit in tasks:
         for record in run_unit(unit, on_progress):

@@ -58,25 +58,36 @@ def _check_same_suite(runs: Sequence[RunDir]) -> dict[str, Any]:
         resolved.append(data)
     for run, data in zip(runs[1:], resolved[1:], strict=True):
         if data != resolved[0]:
-            why = (suite_difference(resolved[0], data) or _threads_difference(resolved[0], data)
-                   or "the resolved configuration differs")
-            raise InputError(f"cannot merge {run.path}: its suite differs from {runs[0].path}'s: {why}")
+            why = (
+                suite_difference(resolved[0], data)
+                or _threads_difference(resolved[0], data)
+                or "the resolved configuration differs"
+            )
+            raise InputError(
+                f"cannot merge {run.path}: its suite differs from {runs[0].path}'s: {why}"
+            )
     return resolved[0]
 
 
 def _threads_difference(a: dict[str, Any], b: dict[str, Any]) -> str | None:
     """``not bit-comparable: threads 1 vs 2`` when the same variants were planned differently."""
+
     def settings(resolved: dict[str, Any]) -> dict[str, Any]:
-        training = [(v.get("config") or {}).get("training") or {} for v in resolved.get("variants", [])]
+        training = [
+            (v.get("config") or {}).get("training") or {} for v in resolved.get("variants", [])
+        ]
         threads = sorted({t.get("threads") for t in training if t.get("threads") is not None})
-        return {"threads": threads[0] if len(threads) == 1 else tuple(threads) or None,
-                "reproducible": next((t.get("reproducible") for t in training), None)}
+        return {
+            "threads": threads[0] if len(threads) == 1 else tuple(threads) or None,
+            "reproducible": next((t.get("reproducible") for t in training), None),
+        }
 
     return arith.not_bit_comparable(settings(a), settings(b))
 
 
 def _check_same_kernels(runs: Sequence[RunDir], manifests: list[dict[str, Any]]) -> None:
     """Shards trained with other kernels (AVX512 vs AVX2) would mix two arithmetics in one run."""
+
     def kernels(manifest: dict[str, Any]) -> dict[str, Any]:
         # Which variants batch their seeds is decided per variant from the suite, so shards
         # holding different variants may differ in it without mixing arithmetics.
@@ -86,13 +97,16 @@ def _check_same_kernels(runs: Sequence[RunDir], manifests: list[dict[str, Any]])
     for run, manifest in zip(runs[1:], manifests[1:], strict=True):
         why = arith.not_bit_comparable(first, kernels(manifest))
         if why:
-            raise InputError(f"cannot merge {run.path}: its results are {why} with "
-                             f"{runs[0].path}'s; run every shard with the same kernels "
-                             "(e.g. --reproducible on each) and merge again")
+            raise InputError(
+                f"cannot merge {run.path}: its results are {why} with "
+                f"{runs[0].path}'s; run every shard with the same kernels "
+                "(e.g. --reproducible on each) and merge again"
+            )
 
 
-def _pick(runs: Sequence[RunDir], variant_id: str, seed: int,
-          warn: Warn | None = None) -> tuple[dict[str, Any] | None, int]:
+def _pick(
+    runs: Sequence[RunDir], variant_id: str, seed: int, warn: Warn | None = None
+) -> tuple[dict[str, Any] | None, int]:
     """The best valid record of (variant, seed) across the runs, and how many distinct ones.
 
     The same shard given twice (or two identical copies) counts once; a result file that
@@ -124,8 +138,9 @@ def _status(records: list[dict[str, Any]], expected: int) -> str:
     return "failed" if any(r["status"] == "failed" for r in records) else "complete"
 
 
-def merge_runs(dirs: Sequence[Path], out: Path, command: list[str],
-               warn: Warn | None = None) -> MergeOutcome:
+def merge_runs(
+    dirs: Sequence[Path], out: Path, command: list[str], warn: Warn | None = None
+) -> MergeOutcome:
     """Combine shard run directories into a new run directory under ``out`` (``<out>/<suite>/…``)."""
     if not dirs:
         raise InputError("merge needs at least one run directory")
@@ -150,15 +165,28 @@ def merge_runs(dirs: Sequence[Path], out: Path, command: list[str],
     outcome.status = _status(outcome.records, outcome.expected)
     starts = [m["started"] for m in manifests if m.get("started")]
     base = manifests[0]
-    target.write_manifest({
-        "schema_version": base.get("schema_version", 1), "normbench_version": base.get("normbench_version"),
-        "suite_name": base.get("suite_name"), "suite_file": base.get("suite_file"), "command": command,
-        "started": min(starts) if starts else None,
-        "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "status": outcome.status, "environment": base.get("environment", {}),
-        **({"arith": base["arith"]} if "arith" in base else {}),
-        "tasks": outcome.expected,
-        "merged_from": [{"path": str(run.path), "shard": m.get("shard"), "status": m.get("status"),
-                         "environment": m.get("environment", {})} for run, m in zip(runs, manifests, strict=True)],
-    })
+    target.write_manifest(
+        {
+            "schema_version": base.get("schema_version", 1),
+            "normbench_version": base.get("normbench_version"),
+            "suite_name": base.get("suite_name"),
+            "suite_file": base.get("suite_file"),
+            "command": command,
+            "started": min(starts) if starts else None,
+            "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "status": outcome.status,
+            "environment": base.get("environment", {}),
+            **({"arith": base["arith"]} if "arith" in base else {}),
+            "tasks": outcome.expected,
+            "merged_from": [
+                {
+                    "path": str(run.path),
+                    "shard": m.get("shard"),
+                    "status": m.get("status"),
+                    "environment": m.get("environment", {}),
+                }
+                for run, m in zip(runs, manifests, strict=True)
+            ],
+        }
+    )
     return outcome

@@ -63,15 +63,25 @@ def parse_devices(text: str | None) -> tuple[str, ...]:
     devices = tuple(d.strip() for d in text.split(",") if d.strip())
     bad = [d for d in devices if not DEVICE_RE.match(d)]
     if bad or not devices:
-        raise InputError(f"--devices '{text}' must be a comma-separated list of cpu, cuda, "
-                         "cuda:N or mps, e.g. --devices cuda:0,cuda:1")
+        raise InputError(
+            f"--devices '{text}' must be a comma-separated list of cpu, cuda, "
+            "cuda:N or mps, e.g. --devices cuda:0,cuda:1"
+        )
     return devices
 
 
-def make_options(*, workers: int | None = None, threads_per_worker: int | None = None,
-                 executor: str = "local", scheduler: str | None = None, devices: str | None = None,
-                 shard: str | None = None, resume: str | None = None,
-                 retry_failed: bool = True, reproducible: bool | None = None) -> ExecOptions:
+def make_options(
+    *,
+    workers: int | None = None,
+    threads_per_worker: int | None = None,
+    executor: str = "local",
+    scheduler: str | None = None,
+    devices: str | None = None,
+    shard: str | None = None,
+    resume: str | None = None,
+    retry_failed: bool = True,
+    reproducible: bool | None = None,
+) -> ExecOptions:
     """Validate the raw command-line values; every problem is one ``InputError`` sentence."""
     if workers is not None and workers < 1:
         raise InputError(f"--workers must be at least 1 (got {workers})")
@@ -85,13 +95,21 @@ def make_options(*, workers: int | None = None, threads_per_worker: int | None =
         raise InputError(f"--scheduler '{scheduler}' must be an address like tcp://HOST:PORT")
     parsed_devices = parse_devices(devices)
     if parsed_devices and executor == "dask":
-        raise InputError("--devices applies to the local executor; Dask workers use the "
-                         "suite's training.device on their own machines")
-    return ExecOptions(workers=workers, threads_per_worker=threads_per_worker, executor=executor,
-                       scheduler=scheduler or None, devices=parsed_devices,
-                       shard=parse_shard(shard) if shard is not None else None,
-                       resume=resume or None, retry_failed=retry_failed,
-                       reproducible=reproducible)
+        raise InputError(
+            "--devices applies to the local executor; Dask workers use the "
+            "suite's training.device on their own machines"
+        )
+    return ExecOptions(
+        workers=workers,
+        threads_per_worker=threads_per_worker,
+        executor=executor,
+        scheduler=scheduler or None,
+        devices=parsed_devices,
+        shard=parse_shard(shard) if shard is not None else None,
+        resume=resume or None,
+        retry_failed=retry_failed,
+        reproducible=reproducible,
+    )
 
 
 # --- cost estimates ---------------------------------------------------------------------------
@@ -184,8 +202,14 @@ def available_memory() -> int | None:
         return None
 
 
-def default_workers(configs: Sequence[dict[str, Any]], n_tasks: int, *, cores: int,
-                    gpus: int = 0, memory: int | None = None) -> int:
+def default_workers(
+    configs: Sequence[dict[str, Any]],
+    n_tasks: int,
+    *,
+    cores: int,
+    gpus: int = 0,
+    memory: int | None = None,
+) -> int:
     """How many worker processes to use when ``--workers`` is not given.
 
     One per GPU on accelerators; on CPU one per core for small models (they cannot use more
@@ -219,8 +243,11 @@ def _first_difference(old: Any, new: Any, path: str = "") -> tuple[str, Any, Any
     if isinstance(old, dict) and isinstance(new, dict):
         for key in list(old) + [k for k in new if k not in old]:
             if key not in old or key not in new:
-                return (f"{path}.{key}" if path else key, old.get(key, "<absent>"),
-                        new.get(key, "<absent>"))
+                return (
+                    f"{path}.{key}" if path else key,
+                    old.get(key, "<absent>"),
+                    new.get(key, "<absent>"),
+                )
             diff = _first_difference(old[key], new[key], f"{path}.{key}" if path else key)
             if diff:
                 return diff
@@ -260,11 +287,17 @@ def suite_difference(old: dict[str, Any], new: dict[str, Any]) -> str | None:
             detail = f" ({diff[0]} {_short(diff[1])} → {_short(diff[2])})" if diff else ""
             problems.append(f"variant '{name}' changed{detail}")
         elif before.get("seeds") != variant.get("seeds") and old.get("seeds") == new.get("seeds"):
-            problems.append(f"variant '{name}' seeds {before.get('seeds')} → {variant.get('seeds')}")
+            problems.append(
+                f"variant '{name}' seeds {before.get('seeds')} → {variant.get('seeds')}"
+            )
     problems += [f"variant '{name}' is gone" for name in old_v if name not in new_v]
     if not problems:
         return None
-    more = f" (and {len(problems) - 1} more difference{'s' * (len(problems) > 2)})" if len(problems) > 1 else ""
+    more = (
+        f" (and {len(problems) - 1} more difference{'s' * (len(problems) > 2)})"
+        if len(problems) > 1
+        else ""
+    )
     return f"{problems[0]}{more}"
 
 

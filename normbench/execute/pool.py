@@ -42,15 +42,26 @@ from normbench.execute.local import (
 )
 
 # torch._dynamo too: torch.optim imports it on the first optimizer built (~1 s per process).
-PRELOAD = ["torch", "torch._dynamo", "torch.func", "normbench.train.loop", "normbench.train.batched",
-           "normbench.data.registry", "normbench.results.store"]
+PRELOAD = [
+    "torch",
+    "torch._dynamo",
+    "torch.func",
+    "normbench.train.loop",
+    "normbench.train.batched",
+    "normbench.data.registry",
+    "normbench.results.store",
+]
 POLL_SECONDS = 0.2  # how often the supervisor checks the stop flag while workers are busy
 JOIN_SECONDS = 5.0  # how long a stopping worker may take before it is killed
 STOP_GRACE_SECONDS = 2.0  # how long a SIGTERM-ed worker's death waits for the run's own stop
 
-SIGNAL_HINTS = {signal.SIGKILL: "killed, e.g. by the out-of-memory killer",
-                signal.SIGSEGV: "segmentation fault", signal.SIGABRT: "aborted",
-                signal.SIGBUS: "bus error", signal.SIGTERM: "terminated"}
+SIGNAL_HINTS = {
+    signal.SIGKILL: "killed, e.g. by the out-of-memory killer",
+    signal.SIGSEGV: "segmentation fault",
+    signal.SIGABRT: "aborted",
+    signal.SIGBUS: "bus error",
+    signal.SIGTERM: "terminated",
+}
 
 
 def death_cause(exitcode: int | None) -> str:
@@ -60,8 +71,10 @@ def death_cause(exitcode: int | None) -> str:
     if exitcode < 0:
         hint = SIGNAL_HINTS.get(-exitcode)
         return f"worker process died (signal {-exitcode})" + (f": {hint}" if hint else "")
-    return (f"worker process died (exit code {exitcode}): the variant's code ended its process "
-            "(e.g. os._exit)")
+    return (
+        f"worker process died (exit code {exitcode}): the variant's code ended its process "
+        "(e.g. os._exit)"
+    )
 
 
 def _stopping(exitcode: int | None, should_stop: Callable[[], bool]) -> bool:
@@ -142,8 +155,13 @@ def _exit_with_parent(guard: _WriteGuard) -> None:
     threading.Thread(target=watch, name="normbench-parent-watch", daemon=True).start()
 
 
-def worker_main(conn: Connection, threads: int | None, device: str | None,
-                env: dict[str, str] | None = None, parent_env: dict[str, str] | None = None) -> None:
+def worker_main(
+    conn: Connection,
+    threads: int | None,
+    device: str | None,
+    env: dict[str, str] | None = None,
+    parent_env: dict[str, str] | None = None,
+) -> None:
     """Worker process entry: receive tasks, train, write each result atomically, report back.
 
     Each message is ``(task, run_dir)`` (``None`` to exit), so workers can start before the
@@ -206,16 +224,22 @@ class WorkerPool:
     on one GPU).
     """
 
-    def __init__(self, workers: int, threads: int | None, devices: Sequence[str] = (),
-                 env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        workers: int,
+        threads: int | None,
+        devices: Sequence[str] = (),
+        env: dict[str, str] | None = None,
+    ) -> None:
         # Kernel-steering variables (the reproducible mode's) must be set before torch starts:
         # those workers are fresh interpreters; all others fork warm from the forkserver.
         self.ctx = worker_context() if not env else mp.get_context("spawn")
         self.warm = self.ctx.get_start_method() == "forkserver"
         self.threads = threads
         self.env = dict(env or {})
-        self.workers = [self._start(k, devices[k % len(devices)] if devices else None)
-                        for k in range(workers)]
+        self.workers = [
+            self._start(k, devices[k % len(devices)] if devices else None) for k in range(workers)
+        ]
 
     def __enter__(self) -> WorkerPool:
         return self
@@ -226,16 +250,26 @@ class WorkerPool:
     def _start(self, slot: int, device: str | None) -> _Worker:
         parent_end, child_end = self.ctx.Pipe(duplex=True)
         parent_env = dict(os.environ) if self.warm else None
-        process = self.ctx.Process(target=worker_main,
-                                   args=(child_end, self.threads, device, self.env, parent_env),
-                                   name=f"normbench-worker-{slot}", daemon=True)
+        process = self.ctx.Process(
+            target=worker_main,
+            args=(child_end, self.threads, device, self.env, parent_env),
+            name=f"normbench-worker-{slot}",
+            daemon=True,
+        )
         process.start()
         child_end.close()  # the parent keeps only its end, so EOF means the worker is gone
         return _Worker(slot, device, process, parent_end)
 
-    def run(self, tasks: Sequence[Unit], run_dir: Path, *, on_result: OnResult,
-            on_progress: OnProgress | None = None, should_stop: Callable[[], bool] = lambda: False,
-            write_failure: Callable[[dict[str, Any]], None] | None = None) -> bool:
+    def run(
+        self,
+        tasks: Sequence[Unit],
+        run_dir: Path,
+        *,
+        on_result: OnResult,
+        on_progress: OnProgress | None = None,
+        should_stop: Callable[[], bool] = lambda: False,
+        write_failure: Callable[[dict[str, Any]], None] | None = None,
+    ) -> bool:
         """Run ``tasks`` into ``run_dir``; True when all finished, False when stopped.
 
         A task whose worker dies becomes a ``failed`` record, written by ``write_failure``
@@ -251,8 +285,10 @@ class WorkerPool:
                     w.task = pending.pop(0)
                     with contextlib.suppress(OSError):  # it died: noticed below by its sentinel
                         w.conn.send((w.task, str(run_dir)))
-            wait([w.conn for w in self.workers] + [w.process.sentinel for w in self.workers],
-                 timeout=POLL_SECONDS)
+            wait(
+                [w.conn for w in self.workers] + [w.process.sentinel for w in self.workers],
+                timeout=POLL_SECONDS,
+            )
             survivors = []
             for w in self.workers:
                 if _receive(w, on_result, on_progress) and w.process.is_alive():

@@ -70,16 +70,24 @@ def check_model(cfg: dict, given: set[str]) -> None:
     entry = MODELS[kind]
     for key in sorted(given - entry.keys):
         users = [m for m, e in MODELS.items() if key in e.keys]
-        raise OptionError(f"'{key}' does not apply to a {kind} model (it is for {', '.join(users)})", (key,))
+        raise OptionError(
+            f"'{key}' does not apply to a {kind} model (it is for {', '.join(users)})", (key,)
+        )
     hidden = cfg.get("hidden")
     if kind == "mlp":
         widths = [hidden] if isinstance(hidden, int) else hidden
         if widths is None or not isinstance(widths, list):
-            raise OptionError("an mlp needs hidden: a list of widths, e.g. [100, 100, 100]", ("hidden",))
+            raise OptionError(
+                "an mlp needs hidden: a list of widths, e.g. [100, 100, 100]", ("hidden",)
+            )
     if kind == "rnn" and not isinstance(hidden, int):
-        raise OptionError("an rnn needs hidden: one integer, the hidden size per layer", ("hidden",))
+        raise OptionError(
+            "an rnn needs hidden: one integer, the hidden size per layer", ("hidden",)
+        )
     if kind == "cnn" and not cfg.get("channels"):
-        raise OptionError("a cnn needs channels: a list of channel counts, one per stage", ("channels",))
+        raise OptionError(
+            "a cnn needs channels: a list of channel counts, one per stage", ("channels",)
+        )
     if kind == "custom":
         check_custom_model(cfg)
         return
@@ -87,16 +95,21 @@ def check_model(cfg: dict, given: set[str]) -> None:
         norm = cfg.get("norm", "none")
         kind = norm.get("kind") if isinstance(norm, dict) else norm
         if kind != "none":
-            raise OptionError(f"fused: true uses torch's own recurrent layer, which has no place "
-                              f"for a norm; use norm: none, or fused: false for norm '{kind}'",
-                              ("fused",))
+            raise OptionError(
+                f"fused: true uses torch's own recurrent layer, which has no place "
+                f"for a norm; use norm: none, or fused: false for norm '{kind}'",
+                ("fused",),
+            )
         if cfg["cell"] != "rnn" and "activation" in given and cfg["activation"] != "tanh":
-            raise OptionError(f"a fused {cfg['cell']} always uses tanh; remove activation: or "
-                              "set fused: false", ("activation",))
+            raise OptionError(
+                f"a fused {cfg['cell']} always uses tanh; remove activation: or set fused: false",
+                ("activation",),
+            )
     readout = cfg.get("readout")
     if readout is not None and kind in READOUTS and readout not in READOUTS[kind]:
         raise OptionError(
-            f"readout '{readout}' is not one of {', '.join(READOUTS[kind])} for a {kind}", ("readout",)
+            f"readout '{readout}' is not one of {', '.join(READOUTS[kind])} for a {kind}",
+            ("readout",),
         )
 
 
@@ -113,19 +126,28 @@ def check_custom_model(cfg: dict) -> None:
         )
     options = cfg.get("options")
     if options is not None and not isinstance(options, dict):
-        raise OptionError(f"options must be a mapping of keyword arguments, got {options!r}",
-                          ("options",))
+        raise OptionError(
+            f"options must be a mapping of keyword arguments, got {options!r}", ("options",)
+        )
     for key in options or {}:
         if key in ("num_outputs", "input_shape"):
-            raise OptionError(f"'{key}' is passed by normbench (from the dataset); leave it out "
-                              "of options", ("options", key))
+            raise OptionError(
+                f"'{key}' is passed by normbench (from the dataset); leave it out of options",
+                ("options", key),
+            )
     swap = cfg.get("swap")
     entries = [swap] if isinstance(swap, str) else swap
-    if swap is not None and (not isinstance(entries, list) or not entries
-                             or not all(isinstance(e, str) and e for e in entries)):
-        raise OptionError("swap must be 'all' or a non-empty list of class names "
-                          "(BatchNorm2d, 'package.module:Class') or module-path patterns "
-                          f"('layer1.*'), got {swap!r}", ("swap",))
+    if swap is not None and (
+        not isinstance(entries, list)
+        or not entries
+        or not all(isinstance(e, str) and e for e in entries)
+    ):
+        raise OptionError(
+            "swap must be 'all' or a non-empty list of class names "
+            "(BatchNorm2d, 'package.module:Class') or module-path patterns "
+            f"('layer1.*'), got {swap!r}",
+            ("swap",),
+        )
 
 
 def custom_signature_error(obj: object, options: dict) -> str | None:

@@ -17,12 +17,16 @@ def _out_size(size: int, kernel: int, stride: int, padding: int) -> int:
 class CNN(nn.Module):
     """``blocks`` hold every Conv block in order; pooling sits between stages."""
 
-    def __init__(self, sample_shape: tuple[int, ...], cfg: dict[str, Any], num_outputs: int) -> None:
+    def __init__(
+        self, sample_shape: tuple[int, ...], cfg: dict[str, Any], num_outputs: int
+    ) -> None:
         super().__init__()
         dims = len(sample_shape) - 1  # (C, L) → 1-D, (C, H, W) → 2-D
         conv = nn.Conv1d if dims == 1 else nn.Conv2d
-        pool_cls = {"max": nn.MaxPool1d if dims == 1 else nn.MaxPool2d,
-                    "avg": nn.AvgPool1d if dims == 1 else nn.AvgPool2d}.get(cfg["pool"])
+        pool_cls = {
+            "max": nn.MaxPool1d if dims == 1 else nn.MaxPool2d,
+            "avg": nn.AvgPool1d if dims == 1 else nn.AvgPool2d,
+        }.get(cfg["pool"])
         k, stride, pad = cfg["kernel_size"], cfg["stride"], cfg["kernel_size"] // 2
         norm, placement = cfg["norm"], cfg["placement"]
         bias = keeps_bias(norm, placement)
@@ -32,8 +36,14 @@ class CNN(nn.Module):
         self.blocks = nn.ModuleList()
         for channels in cfg["channels"]:
             for _ in range(cfg["convs_per_stage"]):
-                block = Block(conv(prev, channels, k, stride=stride, padding=pad, bias=bias),
-                              channels, cfg["activation"], norm, placement, cfg.get("dropout", 0.0))
+                block = Block(
+                    conv(prev, channels, k, stride=stride, padding=pad, bias=bias),
+                    channels,
+                    cfg["activation"],
+                    norm,
+                    placement,
+                    cfg.get("dropout", 0.0),
+                )
                 self.blocks.append(block)
                 layers.append(block)
                 size = [_out_size(s, k, stride, pad) for s in size]

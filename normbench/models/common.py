@@ -12,17 +12,31 @@ from normbench.norms import make, wrap
 # Norms that subtract a per-channel mean, so a bias right before them is cancelled exactly
 # (Ioffe & Szegedy §3.2). LayerNorm/GroupNorm/RMSNorm subtract a mean over features (or
 # nothing), which does not cancel a per-feature bias, so those keep it.
-PER_CHANNEL_CENTRING = frozenset({
-    "batch", "batch_reference", "batch_renorm", "noisy_batch", "ghost_batch", "mean_only_batch",
-    "lp_batch", "decorrelated_batch", "instance",
-})
+PER_CHANNEL_CENTRING = frozenset(
+    {
+        "batch",
+        "batch_reference",
+        "batch_renorm",
+        "noisy_batch",
+        "ghost_batch",
+        "mean_only_batch",
+        "lp_batch",
+        "decorrelated_batch",
+        "instance",
+    }
+)
 
 
 def activation(name: str) -> nn.Module:
     """The activation module for a registry name."""
     return {
-        "relu": nn.ReLU, "sigmoid": nn.Sigmoid, "tanh": nn.Tanh, "gelu": nn.GELU,
-        "silu": nn.SiLU, "leaky_relu": nn.LeakyReLU, "identity": nn.Identity,
+        "relu": nn.ReLU,
+        "sigmoid": nn.Sigmoid,
+        "tanh": nn.Tanh,
+        "gelu": nn.GELU,
+        "silu": nn.SiLU,
+        "leaky_relu": nn.LeakyReLU,
+        "identity": nn.Identity,
     }[name]()
 
 
@@ -46,8 +60,15 @@ class Block(nn.Module):
     non-linearity.
     """
 
-    def __init__(self, layer: nn.Module, width: int, act: str, norm: dict[str, Any], placement: str,
-                 drop: float = 0.0) -> None:
+    def __init__(
+        self,
+        layer: nn.Module,
+        width: int,
+        act: str,
+        norm: dict[str, Any],
+        placement: str,
+        drop: float = 0.0,
+    ) -> None:
         super().__init__()
         self.layer = wrap(layer, norm)
         self.norm = make(width, norm)

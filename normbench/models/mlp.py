@@ -22,8 +22,16 @@ class MLP(nn.Module):
         bias = keeps_bias(norm, placement)
         blocks, prev = [], in_features
         for width in widths:
-            blocks.append(Block(nn.Linear(prev, width, bias=bias), width, cfg["activation"], norm,
-                                placement, cfg.get("dropout", 0.0)))
+            blocks.append(
+                Block(
+                    nn.Linear(prev, width, bias=bias),
+                    width,
+                    cfg["activation"],
+                    norm,
+                    placement,
+                    cfg.get("dropout", 0.0),
+                )
+            )
             prev = width
         self.blocks = nn.ModuleList(blocks)
         self.head = nn.Linear(prev, num_outputs)
@@ -33,8 +41,9 @@ class MLP(nn.Module):
         # of a 40-input MLP's step). A plain list, so these are not registered twice. Used
         # only while no hook watches a Block (see ``_blocks_hooked``); Block.forward is the
         # reference and computes the same ops in the same order.
-        self._fast = [(b.layer, None if b.skip_norm else b.norm, b.act, b.pre, b.drop)
-                      for b in blocks]
+        self._fast = [
+            (b.layer, None if b.skip_norm else b.norm, b.act, b.pre, b.drop) for b in blocks
+        ]
         self._fast_blocks = list(blocks)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

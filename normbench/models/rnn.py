@@ -40,7 +40,9 @@ class _PerStep(nn.Module):
 class RecurrentLayer(nn.Module):
     """One recurrent layer over (N, T, F) → (N, T, H)."""
 
-    def __init__(self, cell: str, in_size: int, hidden: int, cfg: dict[str, Any], steps: int) -> None:
+    def __init__(
+        self, cell: str, in_size: int, hidden: int, cfg: dict[str, Any], steps: int
+    ) -> None:
         super().__init__()
         norm, placement = cfg["norm"], cfg["placement"]
         g = GATES[cell] * hidden
@@ -69,7 +71,7 @@ class RecurrentLayer(nn.Module):
                 hs = self.hidden
                 rz = torch.sigmoid(gx[:, : 2 * hs] + gh[:, : 2 * hs])
                 r, z = rz[:, :hs], rz[:, hs:]
-                cand = self.act(gx[:, 2 * hs:] + r * gh[:, 2 * hs:])
+                cand = self.act(gx[:, 2 * hs :] + r * gh[:, 2 * hs :])
                 h = (1 - z) * cand + z * h
             else:
                 i, f, o, gcell = (gx + gh).chunk(4, dim=1)
@@ -107,7 +109,9 @@ class RNN(nn.Module):
     ``mean`` over steps, ``flatten`` every step's output (MNIST-1D's reference GRU).
     """
 
-    def __init__(self, sample_shape: tuple[int, ...], cfg: dict[str, Any], num_outputs: int) -> None:
+    def __init__(
+        self, sample_shape: tuple[int, ...], cfg: dict[str, Any], num_outputs: int
+    ) -> None:
         super().__init__()
         steps, features = sample_shape
         directions = 2 if cfg.get("bidirectional") else 1
@@ -132,7 +136,7 @@ class RNN(nn.Module):
         if self.readout == "flatten":
             return self.head(x.flatten(1))
         if self.directions == 2:  # the backward direction has read the whole sequence at step 0
-            return self.head(torch.cat([x[:, -1, : self.hidden], x[:, 0, self.hidden:]], dim=1))
+            return self.head(torch.cat([x[:, -1, : self.hidden], x[:, 0, self.hidden :]], dim=1))
         return self.head(x[:, -1])
 
 
@@ -144,9 +148,12 @@ class FusedRecurrent(nn.Module):
 
     def __init__(self, cfg: dict[str, Any], features: int) -> None:
         super().__init__()
-        kwargs: dict[str, Any] = {"batch_first": True, "num_layers": cfg["layers"],
-                                  "bidirectional": bool(cfg.get("bidirectional")),
-                                  "dropout": cfg.get("dropout", 0.0) if cfg["layers"] > 1 else 0.0}
+        kwargs: dict[str, Any] = {
+            "batch_first": True,
+            "num_layers": cfg["layers"],
+            "bidirectional": bool(cfg.get("bidirectional")),
+            "dropout": cfg.get("dropout", 0.0) if cfg["layers"] > 1 else 0.0,
+        }
         if cfg["cell"] == "rnn":
             kwargs["nonlinearity"] = "relu" if cfg["activation"] == "relu" else "tanh"
         cls = {"gru": nn.GRU, "lstm": nn.LSTM, "rnn": nn.RNN}[cfg["cell"]]

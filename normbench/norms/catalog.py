@@ -800,9 +800,7 @@ def resolve_target(target: str, what: str = "custom norm", accept: str = "module
     try:
         obj: Any = importlib.import_module(module_name)
     except ImportError as err:
-        raise OptionError(
-            f"cannot import {what} target '{target}': {err}", ("target",)
-        ) from None
+        raise OptionError(f"cannot import {what} target '{target}': {err}", ("target",)) from None
     except (Exception, SystemExit) as err:  # the user's module raised or exited while importing
         raise OptionError(
             f"cannot import {what} target '{target}': importing '{module_name}' raised "
@@ -820,7 +818,10 @@ def resolve_target(target: str, what: str = "custom norm", accept: str = "module
     import inspect
 
     if accept == "function":
-        fits, wanted = is_module_class(obj) or inspect.isfunction(obj), "a Python function or a torch.nn.Module subclass"
+        fits, wanted = (
+            is_module_class(obj) or inspect.isfunction(obj),
+            "a Python function or a torch.nn.Module subclass",
+        )
     else:
         fits = is_module_class(obj) or is_module_factory(obj)
         wanted = "a torch.nn.Module subclass (or a function annotated '-> nn.Module')"

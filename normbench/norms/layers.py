@@ -234,8 +234,10 @@ def build_custom(num_features: int, spec: Spec) -> nn.Module:
     cls = resolve_target(spec["target"])
     module = cls(num_features, **custom_options(spec))
     if not isinstance(module, nn.Module):  # a factory that broke its annotation's promise
-        raise TypeError(f"custom norm target '{spec['target']}' returned a "
-                        f"{type(module).__name__}, not an nn.Module")
+        raise TypeError(
+            f"custom norm target '{spec['target']}' returned a "
+            f"{type(module).__name__}, not an nn.Module"
+        )
     return module
 
 

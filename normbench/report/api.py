@@ -45,8 +45,13 @@ class _Collect:
         self.warn(message)
 
 
-def _write(run_dir: Path, summary: dict[str, Any], records: dict[str, list[dict[str, Any]]],
-           plots: bool, warnings: _Collect) -> list[Path]:
+def _write(
+    run_dir: Path,
+    summary: dict[str, Any],
+    records: dict[str, list[dict[str, Any]]],
+    plots: bool,
+    warnings: _Collect,
+) -> list[Path]:
     from normbench.report.document import build_sections, to_html_doc, to_markdown
 
     run = RunDir(run_dir)
@@ -58,8 +63,10 @@ def _write(run_dir: Path, summary: dict[str, Any], records: dict[str, list[dict[
         drawn = write_plots(summary, records, run_dir / PLOTS, warnings)
         written += [p for d in drawn for p in (d.png, d.svg)]
     sections = build_sections(summary, drawn, warnings.messages)
-    for name, text in ((REPORT_MD, to_markdown(summary, sections, run_dir)),
-                       (REPORT_HTML, to_html_doc(summary, sections))):
+    for name, text in (
+        (REPORT_MD, to_markdown(summary, sections, run_dir)),
+        (REPORT_HTML, to_html_doc(summary, sections)),
+    ):
         path = run_dir / name
         tmp = path.with_name(f".{name}.tmp")
         tmp.write_text(text, encoding="utf-8")
@@ -69,7 +76,11 @@ def _write(run_dir: Path, summary: dict[str, Any], records: dict[str, list[dict[
 
 
 def build_report(
-    run_dir: Path, *, plots: bool = True, reference: str | None = None, strict: bool = False,
+    run_dir: Path,
+    *,
+    plots: bool = True,
+    reference: str | None = None,
+    strict: bool = False,
     warn: Warn | None = None,
 ) -> tuple[dict[str, Any], list[Path]]:
     """Aggregate a run and write ``summary.json``, ``report.md``, ``report.html`` and ``plots/``.
@@ -85,15 +96,28 @@ def build_report(
     return summary, _write(run.path, summary, records, plots, warnings)
 
 
-def write_report(run_dir: Path, *, plots: bool = True, reference: str | None = None,
-                 strict: bool = False, warn: Warn | None = None) -> list[Path]:
+def write_report(
+    run_dir: Path,
+    *,
+    plots: bool = True,
+    reference: str | None = None,
+    strict: bool = False,
+    warn: Warn | None = None,
+) -> list[Path]:
     """Write the report files of a run directory; what ``normbench run`` calls at the end."""
     return build_report(run_dir, plots=plots, reference=reference, strict=strict, warn=warn)[1]
 
 
 def report_command(
-    run_dir: Path, *, fmt: str | None = None, pivot: str | None = None, metric: str | None = None,
-    reference: str | None = None, strict: bool = False, plots: bool = True, warn: Warn | None = None,
+    run_dir: Path,
+    *,
+    fmt: str | None = None,
+    pivot: str | None = None,
+    metric: str | None = None,
+    reference: str | None = None,
+    strict: bool = False,
+    plots: bool = True,
+    warn: Warn | None = None,
 ) -> ReportOutput:
     """``normbench report``: without ``--format``/``--pivot`` (re)write the report files and
     return the summary table; with them, only return the requested table (nothing written).
@@ -104,10 +128,14 @@ def report_command(
     if fmt is not None and fmt not in FORMATS:
         raise InputError(f"unknown format '{fmt}' (choose from {', '.join(FORMATS)})")
     if metric is not None and pivot is None and reference is None:
-        raise InputError("--metric needs --pivot or --reference (e.g. --pivot norm --metric final_test_acc)")
+        raise InputError(
+            "--metric needs --pivot or --reference (e.g. --pivot norm --metric final_test_acc)"
+        )
     write = fmt is None and pivot is None
     if write:
-        summary, written = build_report(run_dir, plots=plots, reference=reference, strict=strict, warn=warn)
+        summary, written = build_report(
+            run_dir, plots=plots, reference=reference, strict=strict, warn=warn
+        )
     else:
         run = load_run(Path(run_dir), strict=strict, warn=warn or stderr_warn)
         summary, written = summarize(run, reference=reference), []
@@ -117,7 +145,9 @@ def report_command(
     if pivot is not None:
         keys = [k.strip() for k in pivot.split(",") if k.strip()]
         if not keys:
-            raise InputError("--pivot expects comma-separated swept keys, e.g. --pivot norm,placement")
+            raise InputError(
+                "--pivot expects comma-separated swept keys, e.g. --pivot norm,placement"
+            )
         from normbench.analysis.query import headline_metric
 
         chosen = metric or headline_metric(summary)
@@ -133,8 +163,9 @@ def report_command(
         seq = (summary.get("manifest") or {}).get("until_decided") or {}
         decide_reference(rows, seq.get("decisions"), seq.get("alpha_now"))
         return ReportOutput(render(relative_table(summary, rows, ref), out_fmt), written)
-    return ReportOutput(with_answer(summary, render(summary_table(summary), out_fmt), out_fmt),
-                        written)
+    return ReportOutput(
+        with_answer(summary, render(summary_table(summary), out_fmt), out_fmt), written
+    )
 
 
 def with_answer(summary: dict[str, Any], table: str, fmt: str) -> str:

@@ -11,8 +11,13 @@ from normbench.analysis.compare import Comparison, GateResult, MetricChange, Var
 from normbench.analysis.stats import CI_MIN_SEEDS
 from normbench.report.tables import NONE, Table, fmt_value, render
 
-_MARKS = (("+", "worse (significant)"), ("-", "better (significant)"), ("~", "no significant change"),
-          ("!", "newly failing, diverged or target lost"), ("x", "not comparable (the suite changed)"))
+_MARKS = (
+    ("+", "worse (significant)"),
+    ("-", "better (significant)"),
+    ("~", "no significant change"),
+    ("!", "newly failing, diverged or target lost"),
+    ("x", "not comparable (the suite changed)"),
+)
 MARKS = " · ".join(f"{m} {what}" for m, what in _MARKS)
 MARKS_MD = " · ".join(f"`{m}` {what}" for m, what in _MARKS)
 _ORDER = {"fail": 0, "pass": 1, "skipped": 2}
@@ -76,42 +81,87 @@ def comparison_table(cmp: Comparison) -> Table:
     ref = cmp.mode == "reference"
     gated = bool(cmp.gate_texts)
     left, right = ("reference", "variant") if ref else ("baseline", "candidate")
-    cols = ["", "variant", *(["reference"] if ref else []), "metric", f"{left} (95 % CI)",
-            f"{right} (95 % CI)", "change", "rel.", "p", *(["gate"] if gated else [])]
+    cols = [
+        "",
+        "variant",
+        *(["reference"] if ref else []),
+        "metric",
+        f"{left} (95 % CI)",
+        f"{right} (95 % CI)",
+        "change",
+        "rel.",
+        "p",
+        *(["gate"] if gated else []),
+    ]
     rows: list[list[str]] = []
     data: list[dict[str, Any]] = []
     for v in cmp.variants:
         if v.status == "not_comparable":
-            rows.append(["x", v.name, *([""] if ref else []), NONE, f"id {v.baseline_id}",
-                         f"id {v.candidate_id}", v.reason, "", "", *([""] if gated else [])])
+            rows.append(
+                [
+                    "x",
+                    v.name,
+                    *([""] if ref else []),
+                    NONE,
+                    f"id {v.baseline_id}",
+                    f"id {v.candidate_id}",
+                    v.reason,
+                    "",
+                    "",
+                    *([""] if gated else []),
+                ]
+            )
             data.append({"variant": v.name, "status": v.status, "reason": v.reason})
             continue
         if v.status != "matched":
             continue
         for i, ch in enumerate(v.metrics):
             first = i == 0
-            rows.append([
-                ch.mark, v.name if first else "",
-                *([(v.baseline_name or "") if first else ""] if ref else []),
-                ch.metric, fmt_side(ch.baseline, ch.unit), fmt_side(ch.candidate, ch.unit),
-                fmt_change(ch), fmt_relative(ch.relative), fmt_p(ch),
-                *([_gate_cell(cmp, v, ch.metric)] if gated else []),
-            ])
-            data.append({"variant": v.name, "status": v.status,
-                         **({"reference": v.baseline_name} if ref else {}), "metric": ch.metric,
-                         "mark": ch.mark, "baseline_mean": ch.baseline.get("mean"),
-                         "baseline_ci_low": ch.baseline.get("ci_low"),
-                         "baseline_ci_high": ch.baseline.get("ci_high"),
-                         "candidate_mean": ch.candidate.get("mean"),
-                         "candidate_ci_low": ch.candidate.get("ci_low"),
-                         "candidate_ci_high": ch.candidate.get("ci_high"),
-                         "change": ch.change, "relative": ch.relative, "p_value": ch.p_value,
-                         "test": ch.test, "note": ch.note})
+            rows.append(
+                [
+                    ch.mark,
+                    v.name if first else "",
+                    *([(v.baseline_name or "") if first else ""] if ref else []),
+                    ch.metric,
+                    fmt_side(ch.baseline, ch.unit),
+                    fmt_side(ch.candidate, ch.unit),
+                    fmt_change(ch),
+                    fmt_relative(ch.relative),
+                    fmt_p(ch),
+                    *([_gate_cell(cmp, v, ch.metric)] if gated else []),
+                ]
+            )
+            data.append(
+                {
+                    "variant": v.name,
+                    "status": v.status,
+                    **({"reference": v.baseline_name} if ref else {}),
+                    "metric": ch.metric,
+                    "mark": ch.mark,
+                    "baseline_mean": ch.baseline.get("mean"),
+                    "baseline_ci_low": ch.baseline.get("ci_low"),
+                    "baseline_ci_high": ch.baseline.get("ci_high"),
+                    "candidate_mean": ch.candidate.get("mean"),
+                    "candidate_ci_low": ch.candidate.get("ci_low"),
+                    "candidate_ci_high": ch.candidate.get("ci_high"),
+                    "change": ch.change,
+                    "relative": ch.relative,
+                    "p_value": ch.p_value,
+                    "test": ch.test,
+                    "note": ch.note,
+                }
+            )
     what = f"each variant vs {_ref_name(cmp)}" if ref else f"{cmp.candidate} vs {cmp.baseline}"
     n0 = 4 if ref else 3
-    return Table(f"{cmp.suite}: {what}", cols, rows, data, numeric=set(range(n0, n0 + 5)), keys=n0,
-                 note=f"marks: {MARKS}; p: {cmp.test}, significant below family-wise "
-                      f"α = {cmp.alpha:g}")
+    return Table(
+        f"{cmp.suite}: {what}",
+        cols,
+        rows,
+        data,
+        numeric=set(range(n0, n0 + 5)),
+        keys=n0,
+        note=f"marks: {MARKS}; p: {cmp.test}, significant below family-wise α = {cmp.alpha:g}",
+    )
 
 
 def _ref_name(cmp: Comparison) -> str:
@@ -122,12 +172,25 @@ def gates_table(cmp: Comparison) -> Table:
     """One row per gate × variant, failures first."""
     rows, data = [], []
     for g in sorted(cmp.gates, key=lambda g: _ORDER[g.status]):
-        rows.append([g.status.upper() if g.status == "fail" else g.status, g.gate, g.variant,
-                     _num(g.baseline), _num(g.candidate), g.reason])
+        rows.append(
+            [
+                g.status.upper() if g.status == "fail" else g.status,
+                g.gate,
+                g.variant,
+                _num(g.baseline),
+                _num(g.candidate),
+                g.reason,
+            ]
+        )
         data.append({k: getattr(g, k) for k in GateResult.__dataclass_fields__})
-    return Table(f"Gates: {len(cmp.failed)} of {len(cmp.gates)} checks failed",
-                 ["result", "gate", "variant", "baseline", "candidate", "why"], rows, data,
-                 numeric={3, 4}, keys=3)
+    return Table(
+        f"Gates: {len(cmp.failed)} of {len(cmp.gates)} checks failed",
+        ["result", "gate", "variant", "baseline", "candidate", "why"],
+        rows,
+        data,
+        numeric={3, 4},
+        keys=3,
+    )
 
 
 def _num(x: float | None) -> str:
@@ -136,8 +199,10 @@ def _num(x: float | None) -> str:
 
 def _lists(cmp: Comparison) -> list[str]:
     out = []
-    for status, what in (("new", "new in the candidate (no baseline)"),
-                         ("missing", "missing from the candidate")):
+    for status, what in (
+        ("new", "new in the candidate (no baseline)"),
+        ("missing", "missing from the candidate"),
+    ):
         names = [v.name for v in cmp.by_status(status)]
         if names:
             out.append(f"{what}: {', '.join(names)}")
@@ -175,22 +240,35 @@ def render_gates(cmp: Comparison, fmt: str = "table", width: int | None = None) 
 def markdown(cmp: Comparison) -> str:
     """A pull-request comment / CI step summary: verdict, gates, then every metric folded."""
     status = "FAILED" if cmp.failed else "passed" if cmp.gate_texts else "no gates"
-    what = f"variants vs `{_ref_name(cmp)}` in `{cmp.baseline}`" if cmp.mode == "reference" \
+    what = (
+        f"variants vs `{_ref_name(cmp)}` in `{cmp.baseline}`"
+        if cmp.mode == "reference"
         else f"`{cmp.candidate}` vs baseline `{cmp.baseline}`"
-    lines = [f"### normbench compare: {cmp.suite} — {status}", "",
-             f"{what}. {cmp.test}, α = {cmp.alpha:g}" + ("" if cmp.stats else " (--no-stats: "
-                                                          "gates use the threshold alone)") + ".", "",
-             f"**{cmp.verdict()}**", ""]
+    )
+    lines = [
+        f"### normbench compare: {cmp.suite} — {status}",
+        "",
+        f"{what}. {cmp.test}, α = {cmp.alpha:g}"
+        + ("" if cmp.stats else " (--no-stats: gates use the threshold alone)")
+        + ".",
+        "",
+        f"**{cmp.verdict()}**",
+        "",
+    ]
     if cmp.gate_texts:
         lines += [render(gates_table(cmp), "markdown"), ""]
     body = render(comparison_table(cmp), "markdown")
     n = sum(len(v.metrics) for v in cmp.variants)
     if cmp.gate_texts:
         k = len(cmp.by_status("matched"))
-        lines += ["<details><summary>All metrics "
-                  f"({k} variant{'s' if k != 1 else ''}, {n} row{'s' if n != 1 else ''})</summary>",
-                  "", body,
-                  "</details>", ""]
+        lines += [
+            "<details><summary>All metrics "
+            f"({k} variant{'s' if k != 1 else ''}, {n} row{'s' if n != 1 else ''})</summary>",
+            "",
+            body,
+            "</details>",
+            "",
+        ]
     else:
         lines += [body, ""]
     lines.append(f"Marks: {MARKS_MD}.")
@@ -201,29 +279,49 @@ def markdown(cmp: Comparison) -> str:
 
 def write_junit(cmp: Comparison, path: Path) -> None:
     """JUnit XML: one test case per gated variant × metric, failed gates as failures."""
-    suite = ET.Element("testsuite", name=f"normbench compare {cmp.suite}", tests=str(len(cmp.gates)),
-                       failures=str(len(cmp.failed)),
-                       skipped=str(sum(g.status == "skipped" for g in cmp.gates)), errors="0")
+    suite = ET.Element(
+        "testsuite",
+        name=f"normbench compare {cmp.suite}",
+        tests=str(len(cmp.gates)),
+        failures=str(len(cmp.failed)),
+        skipped=str(sum(g.status == "skipped" for g in cmp.gates)),
+        errors="0",
+    )
     for g in cmp.gates:
         case = ET.SubElement(suite, "testcase", classname=f"{cmp.suite}.{g.variant}", name=g.gate)
-        detail = (f"{g.description}\nbaseline {_num(g.baseline)}, candidate {_num(g.candidate)}, "
-                  f"change {_num(g.change)} ({fmt_relative(g.relative)}), p {_num(g.p_value)}\n")
+        detail = (
+            f"{g.description}\nbaseline {_num(g.baseline)}, candidate {_num(g.candidate)}, "
+            f"change {_num(g.change)} ({fmt_relative(g.relative)}), p {_num(g.p_value)}\n"
+        )
         if g.status == "fail":
-            ET.SubElement(case, "failure", message=f"{g.gate} regressed: {g.reason}",
-                          type="regression").text = detail
+            ET.SubElement(
+                case, "failure", message=f"{g.gate} regressed: {g.reason}", type="regression"
+            ).text = detail
         elif g.status == "skipped":
             ET.SubElement(case, "skipped", message=g.reason)
         else:
             ET.SubElement(case, "system-out").text = f"{g.reason}\n{detail}"
-    root = ET.Element("testsuites", name="normbench", tests=suite.get("tests", "0"),
-                      failures=suite.get("failures", "0"))
+    root = ET.Element(
+        "testsuites",
+        name="normbench",
+        tests=suite.get("tests", "0"),
+        failures=suite.get("failures", "0"),
+    )
     root.append(suite)
     ET.indent(root)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text('<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode")
-                    + "\n", encoding="utf-8")
+    path.write_text(
+        '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n",
+        encoding="utf-8",
+    )
 
 
-__all__ = ["comparison_table", "gates_table", "markdown", "render_comparison", "render_gates",
-           "write_junit"]
+__all__ = [
+    "comparison_table",
+    "gates_table",
+    "markdown",
+    "render_comparison",
+    "render_gates",
+    "write_junit",
+]

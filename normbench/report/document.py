@@ -27,13 +27,29 @@ from normbench.report.tables import (
     to_html,
 )
 
-THROUGHPUT_METRICS = ("samples_per_sec", "ms_per_step", "forward_ms", "backward_ms", "optimizer_ms",
-                      "train_seconds", "num_params")
+THROUGHPUT_METRICS = (
+    "samples_per_sec",
+    "ms_per_step",
+    "forward_ms",
+    "backward_ms",
+    "optimizer_ms",
+    "train_seconds",
+    "num_params",
+)
 # The model's own memory (accounted tensor by tensor) apart from what the process holds.
-MEMORY_METRICS = ("model_memory_mb", "param_memory_mb", "grad_memory_mb", "optimizer_state_mb",
-                  "activation_memory_mb", "peak_memory_mb", "process_rss_mb")
+MEMORY_METRICS = (
+    "model_memory_mb",
+    "param_memory_mb",
+    "grad_memory_mb",
+    "optimizer_state_mb",
+    "activation_memory_mb",
+    "peak_memory_mb",
+    "process_rss_mb",
+)
 
-Block = tuple[str, Any]  # ("p", str) | ("kv", [(k, v)]) | ("list", [str]) | ("table", Table) | ("plot", Plot)
+Block = tuple[
+    str, Any
+]  # ("p", str) | ("kv", [(k, v)]) | ("list", [str]) | ("table", Table) | ("plot", Plot)
 
 
 @dataclass
@@ -78,28 +94,38 @@ def _claims(summary: dict[str, Any]) -> Section | None:
     items = []
     for r in results:
         src = f" ({r['source']})" if r.get("source") else ""
-        items.append(f"{r['text']}{src} — {r['metric']}: {r['verdict'].upper()}. "
-                     f"{describe_claim(r)}")
-    note = METHOD_NOTE + (" A published-value claim is above, below or equivalent to the "
-                          "published number ± its tolerance (one-sample t).")
+        items.append(
+            f"{r['text']}{src} — {r['metric']}: {r['verdict'].upper()}. {describe_claim(r)}"
+        )
+    note = METHOD_NOTE + (
+        " A published-value claim is above, below or equivalent to the "
+        "published number ± its tolerance (one-sample t)."
+    )
     seq = (summary.get("manifest") or {}).get("until_decided")
     if seq:
-        note += (f" Seeds were added until decided (looks at {', '.join(map(str, seq['looks']))} "
-                 f"seeds, {seq['spending']} alpha spending, Bonferroni over looks).")
+        note += (
+            f" Seeds were added until decided (looks at {', '.join(map(str, seq['looks']))} "
+            f"seeds, {seq['spending']} alpha spending, Bonferroni over looks)."
+        )
     return Section("Claims checked", "claims", [("p", note), ("list", items)])
 
 
 def _overview(summary: dict[str, Any]) -> Section:
     m, suite, c = summary["manifest"], summary["suite"], summary["counts"]
-    targets = ", ".join(f"{k} {'≥' if 'acc' in k else '≤'} {v:g}" for k, v in (suite.get("targets") or {}).items())
+    targets = ", ".join(
+        f"{k} {'≥' if 'acc' in k else '≤'} {v:g}" for k, v in (suite.get("targets") or {}).items()
+    )
     facts = [
         ("status", str(m.get("status", "unknown"))),
         ("command", _command(m.get("command"))),
         ("started / finished", f"{m.get('started', '?')} / {m.get('finished', '?')}"),
         ("wall time", _wall_time(m)),
         ("variants", f"{len(summary['variants'])} × {len(summary['seeds'])} seeds"),
-        ("seed outcomes", f"{c['ok']} ok, {c['diverged']} diverged, {c['failed']} failed"
-                          + (f", {c['missing']} missing" if c.get("missing") else "")),
+        (
+            "seed outcomes",
+            f"{c['ok']} ok, {c['diverged']} diverged, {c['failed']} failed"
+            + (f", {c['missing']} missing" if c.get("missing") else ""),
+        ),
         ("targets", targets or "none"),
         *[(f"swept {k}", ", ".join(vals)) for k, vals in summary["values"].items()],
         ("normbench", f"{m.get('normbench_version', '?')} (report by {__version__})"),
@@ -120,17 +146,33 @@ def _problems(summary: dict[str, Any], warnings: list[str]) -> Section | None:
         for seed, status in zip(v["seeds"], v["seed_status"], strict=False):
             if status != "ok":
                 err = v["errors"].get(str(seed)) or ""
-                items.append(f"{v['variant_name']} seed {seed}: {status}" + (f" — {err}" if err else ""))
-    items += [f"{name}: no result (not run or not finished)" for name in summary.get("missing_variants") or []]
+                items.append(
+                    f"{v['variant_name']} seed {seed}: {status}" + (f" — {err}" if err else "")
+                )
+    items += [
+        f"{name}: no result (not run or not finished)"
+        for name in summary.get("missing_variants") or []
+    ]
     items += [f"warning: {w}" for w in warnings]
     if not items:
         return None
-    return Section("Diverged, failed and missing", "problems",
-                   [("p", "Divergence is a result, not a failure: it is counted, and a diverged "
-                          "seed's final metrics are kept as recorded."), ("list", items)])
+    return Section(
+        "Diverged, failed and missing",
+        "problems",
+        [
+            (
+                "p",
+                "Divergence is a result, not a failure: it is counted, and a diverged "
+                "seed's final metrics are kept as recorded.",
+            ),
+            ("list", items),
+        ],
+    )
 
 
-def build_sections(summary: dict[str, Any], plots: list[Plot], warnings: list[str]) -> list[Section]:
+def build_sections(
+    summary: dict[str, Any], plots: list[Plot], warnings: list[str]
+) -> list[Section]:
     """Everything the report shows, in reading order: overview, compact table, plots, long tables."""
     from normbench.analysis.answer import answer
 
@@ -143,27 +185,54 @@ def build_sections(summary: dict[str, Any], plots: list[Plot], warnings: list[st
         sections.append(claims)
     sections.append(_overview(summary))
     if analysis.get("lr_robustness"):
-        sections.append(Section("Learning-rate robustness", "lr-robustness",
-                                [("table", lr_table(summary, analysis["lr_robustness"]))]))
-    if any(isinstance(c, dict) and c.get("mean") for v in summary["variants"]
-           for c in (v.get("curves") or {}).values()):
+        sections.append(
+            Section(
+                "Learning-rate robustness",
+                "lr-robustness",
+                [("table", lr_table(summary, analysis["lr_robustness"]))],
+            )
+        )
+    if any(
+        isinstance(c, dict) and c.get("mean")
+        for v in summary["variants"]
+        for c in (v.get("curves") or {}).values()
+    ):
         sections.append(Section("Curves", "curves", [("interactive", None)]))
     profile = [p for p in plots if p.name == "performance_profile"]
     if analysis.get("profile"):
-        sections.append(Section("Across settings", "across-settings", [
-            *(("plot", p) for p in profile), ("table", profile_table(summary, analysis["profile"]))]))
+        sections.append(
+            Section(
+                "Across settings",
+                "across-settings",
+                [
+                    *(("plot", p) for p in profile),
+                    ("table", profile_table(summary, analysis["profile"])),
+                ],
+            )
+        )
     plots = [p for p in plots if p.name != "performance_profile"]
     if plots:
         sections.append(Section("Plots", "plots", [("plot", p) for p in plots]))
     ref = analysis.get("reference")
     if ref and analysis.get("relative"):
-        sections.append(Section(
-            f"Relative to {name_of(ref, list(ref))}", "relative",
-            [("p", "Each variant is compared with the reference variant that shares its other swept "
-                   "values (keys in grid order; a key no reference shares is relaxed and listed)."),
-             ("table", relative_table(summary, analysis["relative"], ref))]))
+        sections.append(
+            Section(
+                f"Relative to {name_of(ref, list(ref))}",
+                "relative",
+                [
+                    (
+                        "p",
+                        "Each variant is compared with the reference variant that shares its other swept "
+                        "values (keys in grid order; a key no reference shares is relaxed and listed).",
+                    ),
+                    ("table", relative_table(summary, analysis["relative"], ref)),
+                ],
+            )
+        )
     if summary["suite"].get("targets") or "auc_test_loss" in (summary.get("metric_info") or {}):
-        sections.append(Section("Convergence", "convergence", [("table", convergence_table(summary))]))
+        sections.append(
+            Section("Convergence", "convergence", [("table", convergence_table(summary))])
+        )
     sections.append(Section("All variants", "variants", [("table", summary_table(summary))]))
     throughput = [m for m in THROUGHPUT_METRICS if m in (summary.get("metric_info") or {})]
     if throughput:
@@ -174,15 +243,19 @@ def build_sections(summary: dict[str, Any], plots: list[Plot], warnings: list[st
     if memory:
         table = summary_table(summary, memory)
         table.title = "Memory (MiB): the model's own, and the worker process's"
-        table.note = ("model_memory_mb = parameters and buffers + gradients + optimizer state + "
-                      "the activations autograd saves in one training step, counted tensor by "
-                      "tensor; peak_memory_mb = CUDA max allocated (GPU runs); process_rss_mb = "
-                      "the worker process's peak resident memory, torch itself included (runs "
-                      "stored before this split kept that RSS under peak_memory_mb)")
+        table.note = (
+            "model_memory_mb = parameters and buffers + gradients + optimizer state + "
+            "the activations autograd saves in one training step, counted tensor by "
+            "tensor; peak_memory_mb = CUDA max allocated (GPU runs); process_rss_mb = "
+            "the worker process's peak resident memory, torch itself included (runs "
+            "stored before this split kept that RSS under peak_memory_mb)"
+        )
         sections.append(Section("Memory", "memory", [("table", table)]))
     metric = headline_metric(summary)
     if metric:
-        sections.append(Section("Seed statistics", "seed-statistics", [("table", stats_table(summary, metric))]))
+        sections.append(
+            Section("Seed statistics", "seed-statistics", [("table", stats_table(summary, metric))])
+        )
     problems = _problems(summary, warnings)
     if problems:
         sections.append(problems)
@@ -211,7 +284,10 @@ def to_markdown(summary: dict[str, Any], sections: list[Section], base: Path) ->
             elif kind == "h":
                 out += [f"### {body}", ""]
             elif kind == "kv":
-                out += [render(Table("", ["", ""], [[f"**{k}**", v] for k, v in body]), "markdown"), ""]
+                out += [
+                    render(Table("", ["", ""], [[f"**{k}**", v] for k, v in body]), "markdown"),
+                    "",
+                ]
             elif kind == "list":
                 out += [f"- {item}" for item in body] + [""]
             elif kind == "table":
@@ -219,12 +295,24 @@ def to_markdown(summary: dict[str, Any], sections: list[Section], base: Path) ->
                 if body.note:
                     out += [f"*{body.note}*", ""]
             elif kind == "interactive":
-                out += ["Interactive curves (every learning rate, hover, toggles): see "
-                        "`report.html`; the static plots follow.", ""]
+                out += [
+                    "Interactive curves (every learning rate, hover, toggles): see "
+                    "`report.html`; the static plots follow.",
+                    "",
+                ]
             elif kind == "plot":
-                png, svg = body.png.relative_to(base).as_posix(), body.svg.relative_to(base).as_posix()
-                out += [f"### {body.title}", "", f"![{body.title}]({png})", "",
-                        f"*{body.caption}* ([SVG]({svg}))", ""]
+                png, svg = (
+                    body.png.relative_to(base).as_posix(),
+                    body.svg.relative_to(base).as_posix(),
+                )
+                out += [
+                    f"### {body.title}",
+                    "",
+                    f"![{body.title}]({png})",
+                    "",
+                    f"*{body.caption}* ([SVG]({svg}))",
+                    "",
+                ]
     return "\n".join(out).rstrip() + "\n"
 
 
@@ -264,12 +352,15 @@ def to_html_doc(summary: dict[str, Any], sections: list[Section]) -> str:
     """One self-contained HTML file: CSS, data and script inline, plots as base64 PNG, no network."""
     e = html.escape
     name = summary["suite"].get("name", "")
-    parts = ["<!doctype html>", '<html lang="en"><head><meta charset="utf-8">',
-             '<meta name="viewport" content="width=device-width, initial-scale=1">',
-             f"<title>normbench report: {e(name)}</title><style>{CSS}{INTERACTIVE_CSS}</style>"
-             "</head><body>",
-             f"<h1>normbench report: {e(name)}</h1>",
-             "<nav>" + "".join(f'<a href="#{s.anchor}">{e(s.title)}</a>' for s in sections) + "</nav>"]
+    parts = [
+        "<!doctype html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        '<meta name="viewport" content="width=device-width, initial-scale=1">',
+        f"<title>normbench report: {e(name)}</title><style>{CSS}{INTERACTIVE_CSS}</style>"
+        "</head><body>",
+        f"<h1>normbench report: {e(name)}</h1>",
+        "<nav>" + "".join(f'<a href="#{s.anchor}">{e(s.title)}</a>' for s in sections) + "</nav>",
+    ]
     for s in sections:
         parts.append(f'<section id="{s.anchor}"><h2>{e(s.title)}</h2>')
         for kind, body in s.blocks:
@@ -281,14 +372,18 @@ def to_html_doc(summary: dict[str, Any], sections: list[Section]) -> str:
                 rows = "".join(f"<tr><th>{e(k)}</th><td>{e(v)}</td></tr>" for k, v in body)
                 parts.append(f'<div class="table-wrap"><table class="kv">{rows}</table></div>')
             elif kind == "list":
-                parts.append('<ul class="problems">' + "".join(f"<li>{e(i)}</li>" for i in body) + "</ul>")
+                parts.append(
+                    '<ul class="problems">' + "".join(f"<li>{e(i)}</li>" for i in body) + "</ul>"
+                )
             elif kind == "table":
                 parts.append(to_html(body, sortable=True))
             elif kind == "interactive":
                 parts.append(figure_html(summary))
             elif kind == "plot":
-                parts.append(f'<figure><h3>{e(body.title)}</h3>{_img(body.png, body.title)}'
-                             f"<figcaption>{e(body.caption)}</figcaption></figure>")
+                parts.append(
+                    f"<figure><h3>{e(body.title)}</h3>{_img(body.png, body.title)}"
+                    f"<figcaption>{e(body.caption)}</figcaption></figure>"
+                )
         parts.append("</section>")
     parts.append(script_html() + "</body></html>")
     return "\n".join(parts) + "\n"

@@ -30,8 +30,22 @@ from normbench.results.store import Warn, finite_or_none
 
 # Okabe & Ito (2008), colour-blind safe; yellow last because it is faint on white.
 # Paul Tol's "muted" set extends it for grids with more than seven norms.
-PALETTE = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#F0E442",
-           "#332288", "#882255", "#44AA99", "#999933", "#AA4499", "#661100", "#6699CC")
+PALETTE = (
+    "#0072B2",
+    "#D55E00",
+    "#009E73",
+    "#CC79A7",
+    "#E69F00",
+    "#56B4E9",
+    "#F0E442",
+    "#332288",
+    "#882255",
+    "#44AA99",
+    "#999933",
+    "#AA4499",
+    "#661100",
+    "#6699CC",
+)
 BASELINE_COLOUR = "#000000"  # norm=none: the reference every plot is read against
 DASHES = ("-", "--", ":", "-.", (0, (5, 1, 1, 1, 1, 1)), (0, (1, 3)))
 HATCHES = ("", "//", "..", "xx", "\\\\", "++")
@@ -41,9 +55,17 @@ MAX_FACETS = 8  # facet figures are the slowest to lay out
 DPI = 110
 
 RC = {
-    "font.size": 9, "axes.titlesize": 10, "axes.labelsize": 9, "legend.fontsize": 8,
-    "axes.grid": True, "grid.alpha": 0.3, "axes.spines.top": False, "axes.spines.right": False,
-    "svg.hashsalt": "normbench", "svg.fonttype": "path", "lines.linewidth": 1.6,
+    "font.size": 9,
+    "axes.titlesize": 10,
+    "axes.labelsize": 9,
+    "legend.fontsize": 8,
+    "axes.grid": True,
+    "grid.alpha": 0.3,
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+    "svg.hashsalt": "normbench",
+    "svg.fonttype": "path",
+    "lines.linewidth": 1.6,
 }
 
 
@@ -90,8 +112,9 @@ class Styler:
         return " / ".join(labels[k] for k in self.keys if k in labels) or "all"
 
 
-def representatives(summary: dict[str, Any], styler: Styler, metric: str | None,
-                    limit: int = MAX_LINES) -> tuple[list[dict[str, Any]], int]:
+def representatives(
+    summary: dict[str, Any], styler: Styler, metric: str | None, limit: int = MAX_LINES
+) -> tuple[list[dict[str, Any]], int]:
     """The best variant of each colour × style family, at most ``limit`` of them.
 
     Caps lines per plot so 200 variants stay readable: within a family the other swept
@@ -126,8 +149,15 @@ def _legend_cols(labels: list[str]) -> int:
 
 
 def _figure(
-    nrows: int, ncols: int, width: float, panel_h: float, *, legend: list[str] | None = None,
-    share: bool = False, left: float = 0.8, title_lines: int = 0,
+    nrows: int,
+    ncols: int,
+    width: float,
+    panel_h: float,
+    *,
+    legend: list[str] | None = None,
+    share: bool = False,
+    left: float = 0.8,
+    title_lines: int = 0,
 ) -> tuple[Any, Any]:
     """A figure with fixed margins in inches, sized so the legend below never squeezes the panels.
 
@@ -144,8 +174,14 @@ def _figure(
     height = top + bottom + nrows * panel_h + (nrows - 1) * gap_h
     axes_w = (width - left - 0.2 - (ncols - 1) * gap_w) / ncols
     fig = Figure(figsize=(width, height))
-    fig.subplots_adjust(left=left / width, right=1 - 0.2 / width, top=1 - top / height,
-                        bottom=bottom / height, wspace=gap_w / axes_w, hspace=gap_h / panel_h)
+    fig.subplots_adjust(
+        left=left / width,
+        right=1 - 0.2 / width,
+        top=1 - top / height,
+        bottom=bottom / height,
+        wspace=gap_w / axes_w,
+        hspace=gap_h / panel_h,
+    )
     axes = fig.subplots(nrows, ncols, squeeze=False, sharex=share, sharey=share)
     return fig, axes
 
@@ -153,8 +189,14 @@ def _figure(
 def _legend(fig: Any, handles: list[Any], labels: list[str]) -> None:
     """Legend under the panels (room reserved by ``_figure``), so it never covers data."""
     if handles:
-        fig.legend(handles, labels, loc="lower center", bbox_to_anchor=(0.5, 0.0),
-                   ncol=_legend_cols(labels), frameon=False)
+        fig.legend(
+            handles,
+            labels,
+            loc="lower center",
+            bbox_to_anchor=(0.5, 0.0),
+            ncol=_legend_cols(labels),
+            frameon=False,
+        )
 
 
 def _save(fig: Any, out: Path, name: str, title: str, caption: str) -> Plot:
@@ -168,7 +210,9 @@ def _proxy(styler: Styler, labels: dict[str, str], **kw: Any) -> Any:
     """A legend handle in a family's colour and dash, independent of what each panel drew."""
     from matplotlib.lines import Line2D
 
-    return Line2D([], [], **{"color": styler.colour(labels), "linestyle": styler.dash(labels), **kw})
+    return Line2D(
+        [], [], **{"color": styler.colour(labels), "linestyle": styler.dash(labels), **kw}
+    )
 
 
 def _log_y(ax: Any) -> None:
@@ -197,7 +241,11 @@ def _seeds_note(summary: dict[str, Any]) -> str:
 def _curve_panels(summary: dict[str, Any]) -> list[tuple[str, str, bool]]:
     """(curve, y label, log y) for the two panels: test accuracy (or loss) and train loss."""
     have = {k for v in summary["variants"] for k in (v.get("curves") or {})}
-    first = ("test_acc", "test accuracy", False) if "test_acc" in have else ("test_loss", "test loss (nats)", True)
+    first = (
+        ("test_acc", "test accuracy", False)
+        if "test_acc" in have
+        else ("test_loss", "test loss (nats)", True)
+    )
     return [first, ("train_loss", "train loss (nats, log scale)", True)]
 
 
@@ -217,11 +265,17 @@ def plot_curves(summary: dict[str, Any], styler: Styler, out: Path, x: str) -> P
             c = v["curves"]
             if name not in c:
                 continue
-            xs = _arr(c["step"]) if x == "step" else _arr((c.get("train_seconds") or {}).get("mean") or [])
+            xs = (
+                _arr(c["step"])
+                if x == "step"
+                else _arr((c.get("train_seconds") or {}).get("mean") or [])
+            )
             if xs.size != len(c["step"]):
                 continue
             m, lo, hi = (_arr(c[name][k]) for k in ("mean", "ci_low", "ci_high"))
-            line, = ax.plot(xs, m, color=styler.colour(v["labels"]), linestyle=styler.dash(v["labels"]))
+            (line,) = ax.plot(
+                xs, m, color=styler.colour(v["labels"]), linestyle=styler.dash(v["labels"])
+            )
             ax.fill_between(xs, lo, hi, color=line.get_color(), alpha=0.15, linewidth=0)
         ax.set_xlabel("training step" if x == "step" else "training time (s, evaluation excluded)")
         ax.set_ylabel(ylabel)
@@ -253,8 +307,11 @@ def plot_lr(summary: dict[str, Any], styler: Styler, out: Path) -> Plot | None:
         return None
     has_target = bool(summary["suite"].get("targets"))
     fams = group_by(summary["variants"], styler.keys)
-    ranked = sorted(fams.values(), key=lambda g: _score(summary, best_of(summary, g, metric) or g[0], metric),
-                    reverse=True)
+    ranked = sorted(
+        fams.values(),
+        key=lambda g: _score(summary, best_of(summary, g, metric) or g[0], metric),
+        reverse=True,
+    )
     keep = {id(g) for g in ranked[:MAX_LINES]}
     shown = [g for g in fams.values() if id(g) in keep]
     labels = [styler.family(g[0]["labels"]) for g in shown] + ["did not converge"]
@@ -264,14 +321,25 @@ def plot_lr(summary: dict[str, Any], styler: Styler, out: Path) -> Plot | None:
     ax = axes[0][0]
     for g in shown:
         # Within a family, other swept keys (activation …) are tuned per lr value.
-        per_lr = {lr: best_of(summary, vs, metric) or vs[0] for (lr,), vs in group_by(g, [LR_KEY]).items()}
+        per_lr = {
+            lr: best_of(summary, vs, metric) or vs[0] for (lr,), vs in group_by(g, [LR_KEY]).items()
+        }
         pts = sorted(((_lr(v), v) for v in per_lr.values()), key=lambda t: t[0])
         xs = np.array([p[0] for p in pts])
         ys = np.array([mean(v, metric) if mean(v, metric) is not None else np.nan for _, v in pts])
-        err = np.array([[(ys[i] - (v["metrics"][metric].get("ci_low") or ys[i])),
-                         ((v["metrics"][metric].get("ci_high") or ys[i]) - ys[i])] for i, (_, v) in enumerate(pts)]).T
+        err = np.array(
+            [
+                [
+                    (ys[i] - (v["metrics"][metric].get("ci_low") or ys[i])),
+                    ((v["metrics"][metric].get("ci_high") or ys[i]) - ys[i]),
+                ]
+                for i, (_, v) in enumerate(pts)
+            ]
+        ).T
         colour, dash = styler.colour(g[0]["labels"]), styler.dash(g[0]["labels"])
-        ax.errorbar(xs, ys, yerr=err, color=colour, linestyle=dash, marker="o", markersize=4, capsize=2)
+        ax.errorbar(
+            xs, ys, yerr=err, color=colour, linestyle=dash, marker="o", markersize=4, capsize=2
+        )
         bad = np.array([not converged(v, has_target) for _, v in pts])
         if bad.any():
             ax.scatter(xs[bad], ys[bad], marker="x", s=60, color=colour, zorder=5, linewidths=1.5)
@@ -287,9 +355,14 @@ def plot_lr(summary: dict[str, Any], styler: Styler, out: Path) -> Plot | None:
     _legend(fig, handles, labels)
     title = "Learning-rate sensitivity"
     fig.suptitle(f"{title}: {metric} vs lr_mult (mean, 95 % CI)")
-    return _save(fig, out, "lr_sensitivity", title,
-                 f"{metric} at each lr_mult, mean and 95 % bootstrap CI over seeds; "
-                 "× = a majority of seeds diverged, failed or missed the target.")
+    return _save(
+        fig,
+        out,
+        "lr_sensitivity",
+        title,
+        f"{metric} at each lr_mult, mean and 95 % bootstrap CI over seeds; "
+        "× = a majority of seeds diverged, failed or missed the target.",
+    )
 
 
 def _unit_suffix(summary: dict[str, Any], metric: str) -> str:
@@ -303,11 +376,16 @@ def _unit_suffix(summary: dict[str, Any], metric: str) -> str:
 def _family_rel_cost(g: list[dict[str, Any]]) -> tuple[float, float, float] | None:
     """(median, low, high) of a family's relative cost: the median of its variants' means and
     the widest 95 % bootstrap CI over seeds (the noise of the figure itself)."""
-    stats = [s for v in g if (s := v["metrics"].get("rel_ms_per_step")) and s.get("mean") is not None]
+    stats = [
+        s for v in g if (s := v["metrics"].get("rel_ms_per_step")) and s.get("mean") is not None
+    ]
     if not stats:
         return None
-    return (float(np.median([s["mean"] for s in stats])), min(s["ci_low"] for s in stats),
-            max(s["ci_high"] for s in stats))
+    return (
+        float(np.median([s["mean"] for s in stats])),
+        min(s["ci_low"] for s in stats),
+        max(s["ci_high"] for s in stats),
+    )
 
 
 def plot_throughput(summary: dict[str, Any], styler: Styler, out: Path) -> Plot | None:
@@ -317,24 +395,43 @@ def plot_throughput(summary: dict[str, Any], styler: Styler, out: Path) -> Plot 
     bootstrap CI over seeds, so a wide bar says the figure did not repeat.
     """
     metric = "samples_per_sec"
-    fams = [(k, g) for k, g in group_by(summary["variants"], styler.keys).items()
-            if any(mean(v, metric) is not None for v in g)]
+    fams = [
+        (k, g)
+        for k, g in group_by(summary["variants"], styler.keys).items()
+        if any(mean(v, metric) is not None for v in g)
+    ]
     if not fams:
         return None
     rows = []
     for _, g in fams:
         vals = [mean(v, metric) for v in g if mean(v, metric) is not None]
-        rows.append((g[0]["labels"], float(np.mean(vals)), min(vals), max(vals), _family_rel_cost(g)))
+        rows.append(
+            (g[0]["labels"], float(np.mean(vals)), min(vals), max(vals), _family_rel_cost(g))
+        )
     rows = sorted(rows, key=lambda r: -r[1])[:MAX_BARS]
     with_rel = any(r[4] is not None for r in rows)
     names = [styler.family(r[0]) for r in rows]
-    fig, axes = _figure(1, 2 if with_rel else 1, 11.0 if with_rel else 7.5, 0.3 + 0.28 * len(rows),
-                        left=0.3 + 0.07 * max(map(len, names)))
+    fig, axes = _figure(
+        1,
+        2 if with_rel else 1,
+        11.0 if with_rel else 7.5,
+        0.3 + 0.28 * len(rows),
+        left=0.3 + 0.07 * max(map(len, names)),
+    )
     ax = axes[0][0]
     y = np.arange(len(rows))[::-1]
     for yi, (labels, m, lo, hi, _) in zip(y, rows, strict=True):
-        ax.barh(yi, m, xerr=[[m - lo], [hi - m]], color=styler.colour(labels), hatch=styler.hatch(labels),
-                edgecolor="white", capsize=2, ecolor="#777777", error_kw={"elinewidth": 0.8})
+        ax.barh(
+            yi,
+            m,
+            xerr=[[m - lo], [hi - m]],
+            color=styler.colour(labels),
+            hatch=styler.hatch(labels),
+            edgecolor="white",
+            capsize=2,
+            ecolor="#777777",
+            error_kw={"elinewidth": 0.8},
+        )
     ax.set_yticks(y, names)
     from matplotlib.ticker import StrMethodFormatter
 
@@ -348,17 +445,36 @@ def plot_throughput(summary: dict[str, Any], styler: Styler, out: Path) -> Plot 
             if rel is None:
                 continue
             med, q1, q3 = rel
-            rax.barh(yi, med, xerr=[[max(med - q1, 0)], [max(q3 - med, 0)]],
-                     color=styler.colour(labels), hatch=styler.hatch(labels), edgecolor="white",
-                     capsize=2, ecolor="#333333", error_kw={"elinewidth": 0.8})
+            rax.barh(
+                yi,
+                med,
+                xerr=[[max(med - q1, 0)], [max(q3 - med, 0)]],
+                color=styler.colour(labels),
+                hatch=styler.hatch(labels),
+                edgecolor="white",
+                capsize=2,
+                ecolor="#333333",
+                error_kw={"elinewidth": 0.8},
+            )
         rax.axvline(1.0, color="#555555", linewidth=0.8, linestyle="--")
         rax.set_yticks(y, [""] * len(rows))
-        ref = next((v["rel_cost"].get("reference_name") for v in summary["variants"]
-                    if v.get("rel_cost")), None) or "the reference"
+        ref = (
+            next(
+                (
+                    v["rel_cost"].get("reference_name")
+                    for v in summary["variants"]
+                    if v.get("rel_cost")
+                ),
+                None,
+            )
+            or "the reference"
+        )
         rax.set_xlabel(f"relative cost: ms/step ÷ {ref}'s (lower is better)")
         rax.grid(axis="y", visible=False)
-        caption += (f" Right: ms per step relative to {ref}, timed side by side after training"
-                    " (median of the variants); whiskers: 95 % CI over seeds.")
+        caption += (
+            f" Right: ms per step relative to {ref}, timed side by side after training"
+            " (median of the variants); whiskers: 95 % CI over seeds."
+        )
     title = "Throughput"
     fig.suptitle(f"{title} per {' × '.join(styler.keys) or 'variant'}")
     return _save(fig, out, "throughput", title, caption)
@@ -406,13 +522,18 @@ def _label_facets(axes: Any, n: int, xlabel: str, ylabel: str) -> None:
 def _matrix(values: Any, nsteps: int) -> np.ndarray | None:
     """A (steps × k) float array from nested lists, or ``None`` when it is not one."""
     try:
-        a = np.array([[np.nan if finite_or_none(x) is None else x for x in row] for row in values], dtype=float)
+        a = np.array(
+            [[np.nan if finite_or_none(x) is None else x for x in row] for row in values],
+            dtype=float,
+        )
     except (TypeError, ValueError):
         return None
     return a if a.ndim == 2 and a.shape[0] == nsteps else None
 
 
-def plot_activations(summary: dict[str, Any], styler: Styler, records: Records, out: Path) -> Plot | None:
+def plot_activations(
+    summary: dict[str, Any], styler: Styler, records: Records, out: Path
+) -> Plot | None:
     """Percentile bands of a layer's pre-activation over training (Ioffe & Szegedy Fig. 1b-c)."""
     reps, _ = representatives(summary, styler, headline_metric(summary), MAX_FACETS)
     items = [(v, d) for v in reps if (d := _diag(records, v, "activations"))]
@@ -430,18 +551,29 @@ def plot_activations(summary: dict[str, Any], styler: Styler, records: Records, 
             ax.fill_between(steps, vals[:, 0], vals[:, -1], color=colour, alpha=0.25, linewidth=0)
         mid = vals[:, vals.shape[1] // 2]
         ax.plot(steps, mid, color=colour, linestyle=styler.dash(v["labels"]))
-        band = f"p{pct[0]:g}–p{pct[-1]:g} band, p{pct[len(pct) // 2]:g} line" if len(pct) == vals.shape[1] else ""
+        band = (
+            f"p{pct[0]:g}–p{pct[-1]:g} band, p{pct[len(pct) // 2]:g} line"
+            if len(pct) == vals.shape[1]
+            else ""
+        )
         ax.set_title(f"{_legend_label(summary, styler, v)}\n{band}", fontsize=8)
     _label_facets(axes, len(items), "training step", "pre-activation value")
     title = "Activation percentiles"
     layer = items[0][1].get("layer")
     fig.suptitle(f"{title} over training (layer {layer}, first seed)")
-    return _save(fig, out, "activations", title,
-                 "Distribution of one layer's input to its non-linearity over training, first seed "
-                 "of the best variant per family: a drifting band is internal covariate shift.")
+    return _save(
+        fig,
+        out,
+        "activations",
+        title,
+        "Distribution of one layer's input to its non-linearity over training, first seed "
+        "of the best variant per family: a drifting band is internal covariate shift.",
+    )
 
 
-def plot_grad_norms(summary: dict[str, Any], styler: Styler, records: Records, out: Path) -> Plot | None:
+def plot_grad_norms(
+    summary: dict[str, Any], styler: Styler, records: Records, out: Path
+) -> Plot | None:
     """Per-layer gradient ℓ2 norms over training, one panel per family."""
     import matplotlib as mpl
 
@@ -472,14 +604,27 @@ def plot_grad_norms(summary: dict[str, Any], styler: Styler, records: Records, o
     _legend(fig, [Line2D([], [], color=colour(j, len(legend))) for j in range(len(legend))], legend)
     title = "Gradient norms"
     fig.suptitle(f"{title} per layer over training (first seed)")
-    return _save(fig, out, "grad_norms", title, "Per-layer gradient ℓ2 norm, first seed of the best "
-                 "variant per family; colours go from the first layer (dark) to the last (light).")
+    return _save(
+        fig,
+        out,
+        "grad_norms",
+        title,
+        "Per-layer gradient ℓ2 norm, first seed of the best "
+        "variant per family; colours go from the first layer (dark) to the last (light).",
+    )
 
 
-def _family_lines(summary: dict[str, Any], styler: Styler, records: Records, name: str,
-                  panels: list[tuple[str, str]], title: str, caption: str, out: Path,
-                  reduce: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray | None, np.ndarray | None]],
-                  ) -> Plot | None:
+def _family_lines(
+    summary: dict[str, Any],
+    styler: Styler,
+    records: Records,
+    name: str,
+    panels: list[tuple[str, str]],
+    title: str,
+    caption: str,
+    out: Path,
+    reduce: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray | None, np.ndarray | None]],
+) -> Plot | None:
     """Shared body of the ICS and landscape plots: one line (and band) per family per panel."""
     reps, _ = representatives(summary, styler, headline_metric(summary))
     items = [(v, d) for v in reps if (d := _diag(records, v, name))]
@@ -495,11 +640,15 @@ def _family_lines(summary: dict[str, Any], styler: Styler, records: Records, nam
             raw = d.get(key)
             if raw is None:
                 continue
-            arr = _matrix(raw, steps.size) if raw and isinstance(raw[0], list) else _arr(raw)[:, None]
+            arr = (
+                _matrix(raw, steps.size) if raw and isinstance(raw[0], list) else _arr(raw)[:, None]
+            )
             if arr is None or arr.shape[0] != steps.size:
                 continue
             m, lo, hi = reduce(arr)
-            line, = ax.plot(steps, m, color=styler.colour(v["labels"]), linestyle=styler.dash(v["labels"]))
+            (line,) = ax.plot(
+                steps, m, color=styler.colour(v["labels"]), linestyle=styler.dash(v["labels"])
+            )
             if lo is not None and hi is not None:
                 ax.fill_between(steps, lo, hi, color=line.get_color(), alpha=0.15, linewidth=0)
         ax.set_xlabel("training step")
@@ -521,21 +670,39 @@ def _min_max(a: np.ndarray) -> tuple[np.ndarray, np.ndarray | None, np.ndarray |
 
 
 def plot_ics(summary: dict[str, Any], styler: Styler, records: Records, out: Path) -> Plot | None:
-    return _family_lines(summary, styler, records, "ics",
-                         [("l2", "‖G − G′‖₂ (mean over layers)"), ("cosine", "cos(G, G′) (mean over layers)")],
-                         "Internal covariate shift (Santurkar et al. Def. 2.1)",
-                         "Change of a layer's gradient when the earlier layers are updated, first "
-                         "seed of the best variant per family.", out, _layer_mean)
+    return _family_lines(
+        summary,
+        styler,
+        records,
+        "ics",
+        [("l2", "‖G − G′‖₂ (mean over layers)"), ("cosine", "cos(G, G′) (mean over layers)")],
+        "Internal covariate shift (Santurkar et al. Def. 2.1)",
+        "Change of a layer's gradient when the earlier layers are updated, first "
+        "seed of the best variant per family.",
+        out,
+        _layer_mean,
+    )
 
 
-def plot_landscape(summary: dict[str, Any], styler: Styler, records: Records, out: Path) -> Plot | None:
-    return _family_lines(summary, styler, records, "landscape",
-                         [("loss_range", "loss along the gradient (nats)"),
-                          ("grad_pred", "‖∇L(θ − ηg) − ∇L(θ)‖"),
-                          ("beta_smoothness", "effective β-smoothness")],
-                         "Loss landscape along the gradient (Santurkar et al. §3.2)",
-                         "Bands span the minimum and maximum over the step sizes probed; first seed "
-                         "of the best variant per family.", out, _min_max)
+def plot_landscape(
+    summary: dict[str, Any], styler: Styler, records: Records, out: Path
+) -> Plot | None:
+    return _family_lines(
+        summary,
+        styler,
+        records,
+        "landscape",
+        [
+            ("loss_range", "loss along the gradient (nats)"),
+            ("grad_pred", "‖∇L(θ − ηg) − ∇L(θ)‖"),
+            ("beta_smoothness", "effective β-smoothness"),
+        ],
+        "Loss landscape along the gradient (Santurkar et al. §3.2)",
+        "Bands span the minimum and maximum over the step sizes probed; first seed "
+        "of the best variant per family.",
+        out,
+        _min_max,
+    )
 
 
 # --- all ------------------------------------------------------------------------------------
@@ -560,10 +727,15 @@ def plot_profile(summary: dict[str, Any], styler: Styler, out: Path) -> Plot | N
     n = len(prof["settings"])
     title = "Performance profile"
     fig.suptitle(f"{title}: {prof['metric']} over {n} settings")
-    return _save(fig, out, "performance_profile", title,
-                 f"For each norm, the fraction of the {n} settings (every other swept value) in "
-                 f"which its mean {prof['metric']} is within τ × the best norm's there; a norm "
-                 "whose seeds mostly missed the target never counts. ρ(1) = settings it won.")
+    return _save(
+        fig,
+        out,
+        "performance_profile",
+        title,
+        f"For each norm, the fraction of the {n} settings (every other swept value) in "
+        f"which its mean {prof['metric']} is within τ × the best norm's there; a norm "
+        "whose seeds mostly missed the target never counts. ρ(1) = settings it won.",
+    )
 
 
 def plot_cost_benefit(summary: dict[str, Any], styler: Styler, out: Path) -> Plot | None:
@@ -585,22 +757,36 @@ def plot_cost_benefit(summary: dict[str, Any], styler: Styler, out: Path) -> Plo
     fig, axes = _figure(1, 1, 7.5, 3.8, legend=fams)
     ax = axes[0][0]
     for p in points:
-        ax.errorbar([p["cost"]], [p["value"]],
-                    xerr=[[p["cost"] - p["cost_low"]], [p["cost_high"] - p["cost"]]],
-                    yerr=[[p["value"] - p["low"]], [p["high"] - p["value"]]],
-                    color=styler.colour(p["labels"]), marker=marker(p["labels"]), markersize=4,
-                    capsize=2, linestyle="none")
+        ax.errorbar(
+            [p["cost"]],
+            [p["value"]],
+            xerr=[[p["cost"] - p["cost_low"]], [p["cost_high"] - p["cost"]]],
+            yerr=[[p["value"] - p["low"]], [p["high"] - p["value"]]],
+            color=styler.colour(p["labels"]),
+            marker=marker(p["labels"]),
+            markersize=4,
+            capsize=2,
+            linestyle="none",
+        )
     rel = "rel_ms_per_step" in (summary.get("metric_info") or {})
     ax.axvline(1.0, color="grey", linewidth=0.8, linestyle=":")
-    ax.set_xlabel("relative step cost (" + ("rel_ms_per_step" if rel else
-                                            "ms per step ÷ no norm's at the same settings") + ")")
+    ax.set_xlabel(
+        "relative step cost ("
+        + ("rel_ms_per_step" if rel else "ms per step ÷ no norm's at the same settings")
+        + ")"
+    )
     ax.set_ylabel(metric.replace("_", " ") + _unit_suffix(summary, metric))
     _legend(fig, handles, fams)
     title = "Cost and benefit"
     fig.suptitle(f"{title}: {metric} vs relative step cost (mean, 95 % CI)")
-    return _save(fig, out, "cost_benefit", title,
-                 f"One point per variant: {metric} (mean, 95 % bootstrap CI over seeds) against "
-                 "its step time relative to no norm; up and to the left is better.")
+    return _save(
+        fig,
+        out,
+        "cost_benefit",
+        title,
+        f"One point per variant: {metric} (mean, 95 % bootstrap CI over seeds) against "
+        "its step time relative to no norm; up and to the left is better.",
+    )
 
 
 def write_plots(summary: dict[str, Any], records: Records, out: Path, warn: Warn) -> list[Plot]:
@@ -617,9 +803,15 @@ def write_plots(summary: dict[str, Any], records: Records, out: Path, warn: Warn
         lambda: plot_profile(summary, styler, out),
         lambda: plot_cost_benefit(summary, styler, out),
     ]
-    diagnostics = [(name, fn) for name, fn in (
-        ("activations", plot_activations), ("grad_norms", plot_grad_norms), ("ics", plot_ics),
-        ("landscape", plot_landscape))]
+    diagnostics = [
+        (name, fn)
+        for name, fn in (
+            ("activations", plot_activations),
+            ("grad_norms", plot_grad_norms),
+            ("ics", plot_ics),
+            ("landscape", plot_landscape),
+        )
+    ]
     plots = []
     with mpl.rc_context(RC):
         for draw in core:

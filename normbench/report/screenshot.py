@@ -17,9 +17,18 @@ from pathlib import Path
 
 CANDIDATES = ("/usr/bin/chromium", "chromium", "chromium-browser", "google-chrome", "chrome")
 # No network, no first-run UI, no background services: the page must stand on its own.
-FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         "--hide-scrollbars", "--mute-audio")
+FLAGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--hide-scrollbars",
+    "--mute-audio",
+)
 
 # Injected first in <head> so it also sees errors raised by anything later in the page.
 # On load it writes the verdict into the DOM, where --dump-dom can read it.
@@ -68,8 +77,12 @@ def find_chromium() -> str | None:
 
 def _run(args: list[str], timeout: float) -> subprocess.CompletedProcess[str]:
     with tempfile.TemporaryDirectory(prefix="nb-chromium-") as profile:
-        return subprocess.run([*args[:1], *FLAGS, f"--user-data-dir={profile}", *args[1:]],
-                              capture_output=True, text=True, timeout=timeout)
+        return subprocess.run(
+            [*args[:1], *FLAGS, f"--user-data-dir={profile}", *args[1:]],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
 
 
 def _browser(chromium: str | None) -> str:
@@ -92,28 +105,48 @@ def check_page(html_path: Path, *, chromium: str | None = None, timeout: float =
     match = re.search(r'<pre id="nb-check">(.*?)</pre>', proc.stdout, re.S)
     if not match:
         tail = proc.stderr.strip().splitlines()[-3:]
-        raise RuntimeError(f"the page never finished loading in Chromium (exit {proc.returncode}): "
-                           + " | ".join(tail))
+        raise RuntimeError(
+            f"the page never finished loading in Chromium (exit {proc.returncode}): "
+            + " | ".join(tail)
+        )
     data = json.loads(html.unescape(match.group(1)))
     return PageCheck(data["images"], data["broken"], data["errors"], data.get("widths", []))
 
 
-def screenshot(html_path: Path, png_path: Path, *, width: int = 1280, height: int = 2400,
-               chromium: str | None = None, timeout: float = 90) -> Path:
+def screenshot(
+    html_path: Path,
+    png_path: Path,
+    *,
+    width: int = 1280,
+    height: int = 2400,
+    chromium: str | None = None,
+    timeout: float = 90,
+) -> Path:
     """Screenshot the top ``width`` × ``height`` pixels of a page into ``png_path``."""
     png_path = Path(png_path).resolve()
     png_path.parent.mkdir(parents=True, exist_ok=True)
-    proc = _run([_browser(chromium), f"--screenshot={png_path}", f"--window-size={width},{height}",
-                 Path(html_path).resolve().as_uri()], timeout)
+    proc = _run(
+        [
+            _browser(chromium),
+            f"--screenshot={png_path}",
+            f"--window-size={width},{height}",
+            Path(html_path).resolve().as_uri(),
+        ],
+        timeout,
+    )
     if not png_path.exists() or png_path.stat().st_size == 0:
-        raise RuntimeError(f"Chromium wrote no screenshot (exit {proc.returncode}): "
-                           + " | ".join(proc.stderr.strip().splitlines()[-3:]))
+        raise RuntimeError(
+            f"Chromium wrote no screenshot (exit {proc.returncode}): "
+            + " | ".join(proc.stderr.strip().splitlines()[-3:])
+        )
     return png_path
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description="Check a normbench report.html in headless Chromium "
-                                 "and save a screenshot, e.g. for reports/<suite>/screenshot.png.")
+    ap = argparse.ArgumentParser(
+        description="Check a normbench report.html in headless Chromium "
+        "and save a screenshot, e.g. for reports/<suite>/screenshot.png."
+    )
     ap.add_argument("html", type=Path)
     ap.add_argument("png", type=Path)
     ap.add_argument("--width", type=int, default=1280)
@@ -121,7 +154,9 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     check = check_page(args.html)
     screenshot(args.html, args.png, width=args.width, height=args.height)
-    print(f"{args.png}: {check.images} images, {len(check.broken)} broken, {len(check.errors)} errors")
+    print(
+        f"{args.png}: {check.images} images, {len(check.broken)} broken, {len(check.errors)} errors"
+    )
     for problem in check.broken + check.errors:
         print(f"  {problem}", file=sys.stderr)
     return 0 if check.ok else 1

@@ -15,8 +15,16 @@ from normbench.analysis.stats import CI_MIN_SEEDS
 from normbench.errors import InputError
 
 FORMATS = ("table", "markdown", "csv", "json", "latex")
-SUMMARY_METRICS = ("final_test_acc", "best_test_acc", "final_test_loss", "final_train_loss",
-                   "steps_to_target", "seconds_to_target", "samples_per_sec", "rel_ms_per_step")
+SUMMARY_METRICS = (
+    "final_test_acc",
+    "best_test_acc",
+    "final_test_loss",
+    "final_train_loss",
+    "steps_to_target",
+    "seconds_to_target",
+    "samples_per_sec",
+    "rel_ms_per_step",
+)
 NOT_REACHED = "not reached"
 NONE = "—"
 
@@ -76,7 +84,9 @@ def unit_of(summary: dict[str, Any], metric: str) -> str:
 
 
 def cell(summary: dict[str, Any], variant: dict[str, Any], metric: str) -> str:
-    return fmt_stats(variant["metrics"].get(metric), unit_of(summary, metric), is_target_metric(metric))
+    return fmt_stats(
+        variant["metrics"].get(metric), unit_of(summary, metric), is_target_metric(metric)
+    )
 
 
 def fmt_speedup(s: dict[str, Any]) -> str:
@@ -100,9 +110,13 @@ def _variant_head(summary: dict[str, Any], v: dict[str, Any], keys: list[str]) -
 
 def _flat_stats(prefix: str, stats: dict[str, Any] | None) -> dict[str, Any]:
     stats = stats or {}
-    return {prefix: stats.get("mean"), f"{prefix}_std": stats.get("std"),
-            f"{prefix}_ci_low": stats.get("ci_low"), f"{prefix}_ci_high": stats.get("ci_high"),
-            f"{prefix}_n": stats.get("n")}
+    return {
+        prefix: stats.get("mean"),
+        f"{prefix}_std": stats.get("std"),
+        f"{prefix}_ci_low": stats.get("ci_low"),
+        f"{prefix}_ci_high": stats.get("ci_high"),
+        f"{prefix}_n": stats.get("n"),
+    }
 
 
 def summary_metrics(summary: dict[str, Any], metrics: list[str] | None = None) -> list[str]:
@@ -110,14 +124,15 @@ def summary_metrics(summary: dict[str, Any], metrics: list[str] | None = None) -
     return metrics or [m for m in SUMMARY_METRICS if m in have]
 
 
-TIMING_METRICS = frozenset({"samples_per_sec", "ms_per_step", "seconds_to_target", "train_seconds",
-                            "rel_ms_per_step"})
+TIMING_METRICS = frozenset(
+    {"samples_per_sec", "ms_per_step", "seconds_to_target", "train_seconds", "rel_ms_per_step"}
+)
 # The figures taken from the median eval interval: the only ones "(noisy)" describes.
 INTERVAL_METRICS = frozenset({"samples_per_sec", "ms_per_step"})
 
 
 def noisy_mark(v: dict[str, Any], metric: str) -> str:
-    """" (noisy)" after an interval-timed figure that has a value and a wide pooled spread."""
+    """ " (noisy)" after an interval-timed figure that has a value and a wide pooled spread."""
     if metric == "rel_ms_per_step":
         stats = v["metrics"].get(metric) or {}
         return " (noisy)" if stats.get("mean") is not None and v.get("rel_cost_noisy") else ""
@@ -134,21 +149,36 @@ def summary_table(summary: dict[str, Any], metrics: list[str] | None = None) -> 
     rows, data = [], []
     for v in summary["variants"]:
         c = v["counts"]
-        rows.append([*_variant_head(summary, v, keys), f"{c['ok']}/{c['diverged']}/{c['failed']}",
-                     *[cell(summary, v, m) + noisy_mark(v, m) for m in metrics]])
-        d: dict[str, Any] = {"variant_id": v["variant_id"], "variant_name": v["variant_name"],
-                             **{k: v["labels"].get(k) for k in keys},
-                             "ok": c["ok"], "diverged": c["diverged"], "failed": c["failed"]}
+        rows.append(
+            [
+                *_variant_head(summary, v, keys),
+                f"{c['ok']}/{c['diverged']}/{c['failed']}",
+                *[cell(summary, v, m) + noisy_mark(v, m) for m in metrics],
+            ]
+        )
+        d: dict[str, Any] = {
+            "variant_id": v["variant_id"],
+            "variant_name": v["variant_name"],
+            **{k: v["labels"].get(k) for k in keys},
+            "ok": c["ok"],
+            "diverged": c["diverged"],
+            "failed": c["failed"],
+        }
         for m in metrics:
             d.update(_flat_stats(m, v["metrics"].get(m)))
         data.append(d)
     n0 = len(head) + 1
-    return Table(f"{summary['suite'].get('name', '')}: mean ± std over seeds",
-                 [*head, "ok/div/fail", *metrics], rows, data,
-                 numeric=set(range(n0, n0 + len(metrics))), keys=len(head),
-                 note="ok/div/fail counts seeds; (k/n) after a time to target = reached by k of n seeds; "
-                      "(n=k) = only k seeds had a value; (noisy) = ms/step varied by more than 15 % "
-                      "(IQR/median) over the eval intervals of all seeds")
+    return Table(
+        f"{summary['suite'].get('name', '')}: mean ± std over seeds",
+        [*head, "ok/div/fail", *metrics],
+        rows,
+        data,
+        numeric=set(range(n0, n0 + len(metrics))),
+        keys=len(head),
+        note="ok/div/fail counts seeds; (k/n) after a time to target = reached by k of n seeds; "
+        "(n=k) = only k seeds had a value; (noisy) = ms/step varied by more than 15 % "
+        "(IQR/median) over the eval intervals of all seeds",
+    )
 
 
 def stats_table(summary: dict[str, Any], metric: str) -> Table:
@@ -160,32 +190,71 @@ def stats_table(summary: dict[str, Any], metric: str) -> Table:
         s = v["metrics"].get(metric) or {}
         f = lambda x: fmt_value(x, unit)  # noqa: E731
         # A bootstrap CI over 2 seeds is just [min, max]: it is only called a CI from 3 seeds.
-        ci = f"[{f(s.get('ci_low'))}, {f(s.get('ci_high'))}]" if s.get("mean") is not None \
-            and (s.get("n") or 0) >= CI_MIN_SEEDS else NONE
+        ci = (
+            f"[{f(s.get('ci_low'))}, {f(s.get('ci_high'))}]"
+            if s.get("mean") is not None and (s.get("n") or 0) >= CI_MIN_SEEDS
+            else NONE
+        )
         per_seed = ", ".join(f(x) if x is not None else "null" for x in s.get("values") or [])
-        rows.append([*_variant_head(summary, v, keys), f(s.get("mean")), f(s.get("std")),
-                     f(s.get("median")), f(s.get("min")), f(s.get("max")), ci,
-                     str(s.get("n", 0)), per_seed])
-        data.append({"variant_id": v["variant_id"], "variant_name": v["variant_name"],
-                     **{k: s.get(k) for k in ("mean", "std", "median", "min", "max", "ci_low",
-                                              "ci_high", "n")}})
+        rows.append(
+            [
+                *_variant_head(summary, v, keys),
+                f(s.get("mean")),
+                f(s.get("std")),
+                f(s.get("median")),
+                f(s.get("min")),
+                f(s.get("max")),
+                ci,
+                str(s.get("n", 0)),
+                per_seed,
+            ]
+        )
+        data.append(
+            {
+                "variant_id": v["variant_id"],
+                "variant_name": v["variant_name"],
+                **{
+                    k: s.get(k)
+                    for k in ("mean", "std", "median", "min", "max", "ci_low", "ci_high", "n")
+                },
+            }
+        )
     head = keys or ["variant"]
     n0 = len(head)
-    few = any(0 < ((v["metrics"].get(metric) or {}).get("n") or 0) < CI_MIN_SEEDS
-              for v in summary["variants"])
-    return Table(f"{metric}: seed statistics (95 % bootstrap CI of the mean)",
-                 [*head, "mean", "std", "median", "min", "max", "95 % CI", "n", "per seed"],
-                 rows, data, numeric=set(range(n0, n0 + 7)), keys=len(head),
-                 note=f"a confidence interval needs ≥ {CI_MIN_SEEDS} seeds; with fewer, min–max "
-                      "is all the seeds say (95 % CI shown as —)" if few else "")
+    few = any(
+        0 < ((v["metrics"].get(metric) or {}).get("n") or 0) < CI_MIN_SEEDS
+        for v in summary["variants"]
+    )
+    return Table(
+        f"{metric}: seed statistics (95 % bootstrap CI of the mean)",
+        [*head, "mean", "std", "median", "min", "max", "95 % CI", "n", "per seed"],
+        rows,
+        data,
+        numeric=set(range(n0, n0 + 7)),
+        keys=len(head),
+        note=f"a confidence interval needs ≥ {CI_MIN_SEEDS} seeds; with fewer, min–max "
+        "is all the seeds say (95 % CI shown as —)"
+        if few
+        else "",
+    )
 
 
 def convergence_table(summary: dict[str, Any]) -> Table:
     """Time to every target, final and best values, and area under the loss curves."""
     targets = summary["suite"].get("targets") or {}
     have = set(available_metrics(summary))
-    extra = [m for m in ("final_test_acc", "best_test_acc", "final_test_loss", "best_test_loss",
-                         "auc_test_loss", "auc_train_loss") if m in have]
+    extra = [
+        m
+        for m in (
+            "final_test_acc",
+            "best_test_acc",
+            "final_test_loss",
+            "best_test_loss",
+            "auc_test_loss",
+            "auc_train_loss",
+        )
+        if m in have
+    ]
     keys = _param_columns(summary)
     cols, rows, data = [], [], []
     for key, thr in targets.items():
@@ -204,16 +273,23 @@ def convergence_table(summary: dict[str, Any]) -> Table:
         rows.append(row)
         data.append(d)
     head = keys or ["variant"]
-    return Table("Convergence: time to target, final vs best, area under the loss curve",
-                 [*head, *cols, *extra], rows, data,
-                 numeric=set(range(len(head), len(head) + len(cols) + len(extra))), keys=len(head),
-                 note="auc = area under the curve ÷ step span (the mean loss over training)")
+    return Table(
+        "Convergence: time to target, final vs best, area under the loss curve",
+        [*head, *cols, *extra],
+        rows,
+        data,
+        numeric=set(range(len(head), len(head) + len(cols) + len(extra))),
+        keys=len(head),
+        note="auc = area under the curve ÷ step span (the mean loss over training)",
+    )
 
 
 SHORT = {"steps_to_target": "steps to target", "seconds_to_target": "seconds to target"}
 
 
-def relative_table(summary: dict[str, Any], rows_in: list[dict[str, Any]], ref: dict[str, str]) -> Table:
+def relative_table(
+    summary: dict[str, Any], rows_in: list[dict[str, Any]], ref: dict[str, str]
+) -> Table:
     """Speed-up to target and ratio of final metrics vs the matched reference variant."""
     keys = list(summary["swept"]) or ["variant"]
     by_id = {v["variant_id"]: v for v in summary["variants"]}
@@ -230,38 +306,66 @@ def relative_table(summary: dict[str, Any], rows_in: list[dict[str, Any]], ref: 
         row = [v["labels"].get(k, v["variant_name"]) for k in keys]
         # Only what differs from the variant is shown: the relaxed keys' reference values.
         row.append(name_of(ref_v["labels"], r["relaxed"]) if r["relaxed"] else "same")
-        d: dict[str, Any] = {"variant_id": r["variant_id"], "variant_name": r["variant_name"],
-                             "reference_id": r["reference_id"], "reference_name": r["reference_name"],
-                             "relaxed": ",".join(r["relaxed"])}
+        d: dict[str, Any] = {
+            "variant_id": r["variant_id"],
+            "variant_name": r["variant_name"],
+            "reference_id": r["reference_id"],
+            "reference_name": r["reference_name"],
+            "relaxed": ",".join(r["relaxed"]),
+        }
         for m in times:
             s = r["speedup"][m]
-            row += [cell(summary, v, m), cell(summary, ref_v, m), fmt_speedup(s),
-                    _verdict_cell(r, m)]
-            d.update({m: s["value"], f"reference_{m}": s["reference"], f"speedup_{m}": s["speedup"],
-                      f"speedup_{m}_lower_bound": s["speedup_lower_bound"]})
+            row += [
+                cell(summary, v, m),
+                cell(summary, ref_v, m),
+                fmt_speedup(s),
+                _verdict_cell(r, m),
+            ]
+            d.update(
+                {
+                    m: s["value"],
+                    f"reference_{m}": s["reference"],
+                    f"speedup_{m}": s["speedup"],
+                    f"speedup_{m}_lower_bound": s["speedup_lower_bound"],
+                }
+            )
             d.update(_verdict_data(r, m))
         for m in ratios:
             s = r["ratio"][m]
-            row += [cell(summary, v, m), cell(summary, ref_v, m),
-                    f"{s['ratio']:.3f}" if s["ratio"] is not None else NONE, _verdict_cell(r, m)]
+            row += [
+                cell(summary, v, m),
+                cell(summary, ref_v, m),
+                f"{s['ratio']:.3f}" if s["ratio"] is not None else NONE,
+                _verdict_cell(r, m),
+            ]
             d.update({m: s["value"], f"reference_{m}": s["reference"], f"ratio_{m}": s["ratio"]})
             d.update(_verdict_data(r, m))
         rows.append(row)
         data.append(d)
-    return Table(f"Relative to {name_of(ref, list(ref))}: speed-up = reference time ÷ variant time",
-                 cols, rows, data, numeric=set(range(len(keys) + 1, len(cols))), keys=len(keys),
-                 note="reference 'same' = same values on the other swept keys, else the values it was "
-                      "matched on; '> x×' = the reference never reached the target, so x is a lower "
-                      "bound (its whole run ÷ the variant's time); verdict = effect (variant − "
-                      "reference, or ×ratio for steps and times) [95 % Welch CI] and better / "
-                      "worse / equivalent (±1 point, ±5 %) / undecided, Holm over the table")
+    return Table(
+        f"Relative to {name_of(ref, list(ref))}: speed-up = reference time ÷ variant time",
+        cols,
+        rows,
+        data,
+        numeric=set(range(len(keys) + 1, len(cols))),
+        keys=len(keys),
+        note="reference 'same' = same values on the other swept keys, else the values it was "
+        "matched on; '> x×' = the reference never reached the target, so x is a lower "
+        "bound (its whole run ÷ the variant's time); verdict = effect (variant − "
+        "reference, or ×ratio for steps and times) [95 % Welch CI] and better / "
+        "worse / equivalent (±1 point, ±5 %) / undecided, Holm over the table",
+    )
 
 
 def _verdict_data(row: dict[str, Any], metric: str) -> dict[str, Any]:
     """The contrast's verdict, effect and interval as machine-readable columns."""
     c = (row.get("contrasts") or {}).get(metric) or {}
-    return {f"verdict_{metric}": c.get("verdict"), f"effect_{metric}": c.get("effect"),
-            f"effect_{metric}_ci_low": c.get("ci_low"), f"effect_{metric}_ci_high": c.get("ci_high")}
+    return {
+        f"verdict_{metric}": c.get("verdict"),
+        f"effect_{metric}": c.get("effect"),
+        f"effect_{metric}_ci_low": c.get("ci_low"),
+        f"effect_{metric}_ci_high": c.get("ci_high"),
+    }
 
 
 def _verdict_cell(row: dict[str, Any], metric: str) -> str:
@@ -271,7 +375,9 @@ def _verdict_cell(row: dict[str, Any], metric: str) -> str:
     c = (row.get("contrasts") or {}).get(metric)
     if not c or c.get("verdict") is None:
         return NONE
-    return f"{c['verdict']} {describe_effect(c).replace(' (exact: no spread over seeds)', ' exact')}"
+    return (
+        f"{c['verdict']} {describe_effect(c).replace(' (exact: no spread over seeds)', ' exact')}"
+    )
 
 
 def profile_table(summary: dict[str, Any], prof: dict[str, Any]) -> Table:
@@ -283,14 +389,29 @@ def profile_table(summary: dict[str, Any], prof: dict[str, Any]) -> Table:
         row = [s["setting"]]
         for n in norms:
             t, r = s["times"].get(n), s["ratios"].get(n)
-            row.append(NONE if n not in s["times"] else "not reached" if t is None
-                       else f"{t:.4g} (×{r:.2f})")
+            row.append(
+                NONE
+                if n not in s["times"]
+                else "not reached"
+                if t is None
+                else f"{t:.4g} (×{r:.2f})"
+            )
         rows.append(row)
-        data.append({"setting": s["setting"], **{n: s["times"].get(n) for n in norms},
-                     **{f"ratio_{n}": s["ratios"].get(n) for n in norms}})
-    return Table(f"Per setting: mean {prof['metric']} (× the best norm's there)", cols, rows, data,
-                 numeric=set(range(1, len(cols))),
-                 note="'not reached' = a majority of the seeds missed the target")
+        data.append(
+            {
+                "setting": s["setting"],
+                **{n: s["times"].get(n) for n in norms},
+                **{f"ratio_{n}": s["ratios"].get(n) for n in norms},
+            }
+        )
+    return Table(
+        f"Per setting: mean {prof['metric']} (× the best norm's there)",
+        cols,
+        rows,
+        data,
+        numeric=set(range(1, len(cols))),
+        note="'not reached' = a majority of the seeds missed the target",
+    )
 
 
 def lr_table(summary: dict[str, Any], rows_in: list[dict[str, Any]]) -> Table:
@@ -301,30 +422,66 @@ def lr_table(summary: dict[str, Any], rows_in: list[dict[str, Any]]) -> Table:
     rows, data = [], []
     for r in rows_in:
         best = r["best"] or {}
-        rng = "none" if not r["range"] else r["range"][0] if r["range"][0] == r["range"][1] \
+        rng = (
+            "none"
+            if not r["range"]
+            else r["range"][0]
+            if r["range"][0] == r["range"][1]
             else f"{r['range'][0]} – {r['range'][1]}"
+        )
         if r["range"] and not r["contiguous"]:
             rng += " (gaps)"
-        val = NONE if best.get("mean") is None else fmt_stats(
-            {"mean": best["mean"], "std": best.get("std"), "n": 1, "values": [0]}, unit)
+        val = (
+            NONE
+            if best.get("mean") is None
+            else fmt_stats(
+                {"mean": best["mean"], "std": best.get("std"), "n": 1, "values": [0]}, unit
+            )
+        )
         if best and not best.get("converged"):
             val += " (did not converge)"
-        rows.append([*[r["group"].get(k, r["name"]) for k in keys], rng,
-                     f"{len(r['converged'])}/{len(r['lr_values'])}", ", ".join(r["converged"]) or NONE,
-                     str(best.get("lr", NONE)), val])
-        data.append({"group": r["name"], "converged": ",".join(r["converged"]),
-                     "lr_values": ",".join(r["lr_values"]),
-                     "range_low": r["range"][0] if r["range"] else None,
-                     "range_high": r["range"][1] if r["range"] else None,
-                     "best_lr": best.get("lr"), f"best_{metric}": best.get("mean"),
-                     f"best_{metric}_std": best.get("std")})
+        rows.append(
+            [
+                *[r["group"].get(k, r["name"]) for k in keys],
+                rng,
+                f"{len(r['converged'])}/{len(r['lr_values'])}",
+                ", ".join(r["converged"]) or NONE,
+                str(best.get("lr", NONE)),
+                val,
+            ]
+        )
+        data.append(
+            {
+                "group": r["name"],
+                "converged": ",".join(r["converged"]),
+                "lr_values": ",".join(r["lr_values"]),
+                "range_low": r["range"][0] if r["range"] else None,
+                "range_high": r["range"][1] if r["range"] else None,
+                "best_lr": best.get("lr"),
+                f"best_{metric}": best.get("mean"),
+                f"best_{metric}_std": best.get("std"),
+            }
+        )
     has_target = bool(summary["suite"].get("targets"))
-    rule = "no seed diverged or failed" + (" and the first target was reached" if has_target else "")
-    return Table(f"Learning-rate robustness: lr_mult values that converge, and best {metric} over lr",
-                 [*keys, "converging range", "count", "converging lr_mult", "best lr_mult",
-                  f"best {metric}"], rows, data, numeric={len(keys) + 1, len(keys) + 4},
-                 keys=len(keys),
-                 note=f"an lr_mult converges when a strict majority of seeds converged ({rule})")
+    rule = "no seed diverged or failed" + (
+        " and the first target was reached" if has_target else ""
+    )
+    return Table(
+        f"Learning-rate robustness: lr_mult values that converge, and best {metric} over lr",
+        [
+            *keys,
+            "converging range",
+            "count",
+            "converging lr_mult",
+            "best lr_mult",
+            f"best {metric}",
+        ],
+        rows,
+        data,
+        numeric={len(keys) + 1, len(keys) + 4},
+        keys=len(keys),
+        note=f"an lr_mult converges when a strict majority of seeds converged ({rule})",
+    )
 
 
 def pivot_table(summary: dict[str, Any], pv: dict[str, Any]) -> Table:
@@ -352,10 +509,15 @@ def pivot_table(summary: dict[str, Any], pv: dict[str, Any]) -> Table:
     direction = "higher" if pv["higher_is_better"] else "lower"
     tuned = f"; best over {', '.join(pv['tuned_over'])} per cell" if pv["tuned_over"] else ""
     col_head = [f"{pv['column_key']}={c}" for c in pv["columns"]] if pv["column_key"] else [metric]
-    return Table(f"{metric} ({direction} is better), mean ± std over seeds{tuned}",
-                 [*pv["row_keys"], *col_head], rows, data,
-                 numeric=set(range(len(pv["row_keys"]), len(pv["row_keys"]) + len(col_head))),
-                 json_obj=pv, keys=len(pv["row_keys"]))
+    return Table(
+        f"{metric} ({direction} is better), mean ± std over seeds{tuned}",
+        [*pv["row_keys"], *col_head],
+        rows,
+        data,
+        numeric=set(range(len(pv["row_keys"]), len(pv["row_keys"]) + len(col_head))),
+        json_obj=pv,
+        keys=len(pv["row_keys"]),
+    )
 
 
 # --- rendering ------------------------------------------------------------------------------
@@ -365,8 +527,9 @@ def _text(table: Table, width: int | None) -> str:
     from normbench.report.width import fit_table
 
     kwargs = {} if width is None else {"width": width}
-    return fit_table(table.title, table.columns, table.rows, table.numeric, table.note,
-                     keys=table.keys, **kwargs)
+    return fit_table(
+        table.title, table.columns, table.rows, table.numeric, table.note, keys=table.keys, **kwargs
+    )
 
 
 def _latex_escape(text: str) -> str:
@@ -379,8 +542,17 @@ def _latex_escape(text: str) -> str:
         elif ch in "^~":
             out.append({"^": r"\^{}", "~": r"\~{}"}[ch])
         else:
-            out.append({"±": r"$\pm$", "×": r"$\times$", "—": "--", "–": "--", "%": r"\%",
-                        "≥": r"$\geq$", ">": r"$>$"}.get(ch, ch))
+            out.append(
+                {
+                    "±": r"$\pm$",
+                    "×": r"$\times$",
+                    "—": "--",
+                    "–": "--",
+                    "%": r"\%",
+                    "≥": r"$\geq$",
+                    ">": r"$>$",
+                }.get(ch, ch)
+            )
     return "".join(out)
 
 
@@ -396,14 +568,22 @@ def render(table: Table, fmt: str, width: int | None = None) -> str:
     if fmt == "table":
         return _text(table, width)
     if fmt == "markdown":
-        body = tabulate([[_markdown_escape(c) for c in r] for r in table.rows],
-                        headers=[_markdown_escape(c) for c in table.columns], tablefmt="github",
-                        colalign=align, disable_numparse=True)
+        body = tabulate(
+            [[_markdown_escape(c) for c in r] for r in table.rows],
+            headers=[_markdown_escape(c) for c in table.columns],
+            tablefmt="github",
+            colalign=align,
+            disable_numparse=True,
+        )
         return body + "\n"
     if fmt == "latex":
-        body = tabulate([[_latex_escape(c) for c in r] for r in table.rows],
-                        headers=[_latex_escape(c) for c in table.columns], tablefmt="latex_raw",
-                        colalign=align, disable_numparse=True)
+        body = tabulate(
+            [[_latex_escape(c) for c in r] for r in table.rows],
+            headers=[_latex_escape(c) for c in table.columns],
+            tablefmt="latex_raw",
+            colalign=align,
+            disable_numparse=True,
+        )
         return f"% {table.title}\n{body}\n"
     if fmt == "csv":
         buf = io.StringIO()
@@ -422,24 +602,46 @@ def render(table: Table, fmt: str, width: int | None = None) -> str:
 def to_html(table: Table, sortable: bool = False) -> str:
     """A plain HTML table (escaped), for the self-contained report (sortable: by its script)."""
     e = html.escape
-    head = "".join(f'<th class="{"num" if i in table.numeric else ""}">{e(c)}</th>'
-                   for i, c in enumerate(table.columns))
+    head = "".join(
+        f'<th class="{"num" if i in table.numeric else ""}">{e(c)}</th>'
+        for i, c in enumerate(table.columns)
+    )
     body = "\n".join(
-        "<tr>" + "".join(f'<td class="{"num" if i in table.numeric else ""}">{e(c)}</td>'
-                         for i, c in enumerate(r)) + "</tr>"
-        for r in table.rows)
+        "<tr>"
+        + "".join(
+            f'<td class="{"num" if i in table.numeric else ""}">{e(c)}</td>'
+            for i, c in enumerate(r)
+        )
+        + "</tr>"
+        for r in table.rows
+    )
     note = f'<p class="note">{e(table.note)}</p>' if table.note else ""
     cls = ' class="sortable"' if sortable else ""
-    return (f'<div class="table-wrap"><table{cls}><caption>{e(table.title)}</caption>'
-            f"<thead><tr>{head}</tr></thead><tbody>\n{body}\n</tbody></table></div>{note}")
+    return (
+        f'<div class="table-wrap"><table{cls}><caption>{e(table.title)}</caption>'
+        f"<thead><tr>{head}</tr></thead><tbody>\n{body}\n</tbody></table></div>{note}"
+    )
 
 
-def render_table(summary: dict[str, Any], fmt: str, *, metrics: list[str] | None = None,
-                 width: int | None = None) -> str:
+def render_table(
+    summary: dict[str, Any], fmt: str, *, metrics: list[str] | None = None, width: int | None = None
+) -> str:
     """The per-variant summary table in ``fmt`` (what ``normbench run`` prints at the end)."""
     fmt = getattr(fmt, "value", fmt)
     return render(summary_table(summary, metrics), str(fmt), width)
 
 
-__all__ = ["FORMATS", "Table", "convergence_table", "headline_metric", "lr_table", "pivot_table",
-           "relative_table", "render", "render_table", "stats_table", "summary_table", "to_html"]
+__all__ = [
+    "FORMATS",
+    "Table",
+    "convergence_table",
+    "headline_metric",
+    "lr_table",
+    "pivot_table",
+    "relative_table",
+    "render",
+    "render_table",
+    "stats_table",
+    "summary_table",
+    "to_html",
+]

@@ -26,17 +26,41 @@ def cpu_model() -> str:
 def git_commit(cwd: Path | None = None) -> str | None:
     """The current git commit of the working directory, if it is a repository."""
     try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True,
-                             timeout=5, check=False)
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            cwd=cwd,
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=False,
+        )
     except (OSError, subprocess.SubprocessError):
         return None
     return out.stdout.strip() or None
 
 
 # CPU flags that decide which kernels ATen, MKL and oneDNN may take (x86 and Arm).
-ISA_FLAGS = ("sse4_2", "avx", "avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512vl",
-             "avx512_vnni", "avx512_bf16", "avx512_fp16", "amx_tile", "amx_bf16", "amx_int8",
-             "asimd", "sve", "sve2", "bf16", "i8mm")
+ISA_FLAGS = (
+    "sse4_2",
+    "avx",
+    "avx2",
+    "fma",
+    "f16c",
+    "avx512f",
+    "avx512bw",
+    "avx512vl",
+    "avx512_vnni",
+    "avx512_bf16",
+    "avx512_fp16",
+    "amx_tile",
+    "amx_bf16",
+    "amx_int8",
+    "asimd",
+    "sve",
+    "sve2",
+    "bf16",
+    "i8mm",
+)
 
 
 @functools.cache
@@ -68,12 +92,20 @@ def kernels() -> dict[str, Any]:
     from normbench.execute.arith import kernel_env
 
     show = torch.__config__.show()
-    blas = next((part.split("=", 1)[1] for part in show.replace(",", " ").split()
-                 if part.startswith("BLAS_INFO=")), None)
+    blas = next(
+        (
+            part.split("=", 1)[1]
+            for part in show.replace(",", " ").split()
+            if part.startswith("BLAS_INFO=")
+        ),
+        None,
+    )
     return {
         "cpu_capability": torch.backends.cpu.get_cpu_capability(),
         "blas": blas,
-        "mkl": _build_line(show, "Math Kernel Library") if torch.backends.mkl.is_available() else None,
+        "mkl": _build_line(show, "Math Kernel Library")
+        if torch.backends.mkl.is_available()
+        else None,
         "onednn": _build_line(show, "MKL-DNN") if torch.backends.mkldnn.is_available() else None,
         "isa_flags": isa_flags(),
         "env": kernel_env(),

@@ -328,7 +328,9 @@ def _run_batched(
     return out
 
 
-def member_memory(model: Any, training: dict[str, Any], loss_fn: Any, data: Any) -> dict[str, float]:
+def member_memory(
+    model: Any, training: dict[str, Any], loss_fn: Any, data: Any
+) -> dict[str, float]:
     """A member's own memory, as a separate run accounts it (optimizer state included).
 
     The stacked optimizer's state is not the member's, so one step on a copy with a fresh

@@ -18,10 +18,14 @@ def resolve_device(name: str) -> torch.device:
     device = torch.device(name)
     if device.type == "cuda":
         if not torch.cuda.is_available():
-            raise InputError(f"device '{name}' was asked for, but this machine has no CUDA GPU "
-                             "(use device: auto or cpu)")
+            raise InputError(
+                f"device '{name}' was asked for, but this machine has no CUDA GPU "
+                "(use device: auto or cpu)"
+            )
         if device.index is not None and device.index >= torch.cuda.device_count():
-            raise InputError(f"device '{name}' does not exist: {torch.cuda.device_count()} GPU(s) visible")
+            raise InputError(
+                f"device '{name}' does not exist: {torch.cuda.device_count()} GPU(s) visible"
+            )
     if device.type == "mps" and not (torch.backends.mps.is_available()):
         raise InputError(f"device '{name}' was asked for, but MPS is not available here")
     return device

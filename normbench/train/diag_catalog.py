@@ -77,7 +77,9 @@ class LandscapeOpts(_Opts):
     @classmethod
     def _pos(cls, v: float) -> float:
         if not v > 0:
-            raise ValueError(f"the η grid must be positive (multiples of the learning rate), got {v!r}")
+            raise ValueError(
+                f"the η grid must be positive (multiples of the learning rate), got {v!r}"
+            )
         return v
 
     @field_validator("points")
@@ -116,38 +118,157 @@ class Diagnostic:
 DIAGNOSTICS: dict[str, Diagnostic] = {
     d.name: d
     for d in [
-        Diagnostic("activations", "{15,50,85}th percentiles of a block's non-linearity input over training, "
-                   "pooled and for unit 0 (Ioffe & Szegedy Fig. 1b-c)", ActivationsOpts,
-                   (Metric("act_p50_final", False, "value", "median pre-activation at the end", "activations"),
-                    Metric("act_spread_final", False, "value", "p85 − p15 of the pre-activation at the end", "activations"),
-                    Metric("act_p50_drift", False, "value", "max |median − median at step 0| of the pre-activation over training", "activations"))),
-        Diagnostic("grad_norms", "per-parameter gradient ℓ2 norms right after backward, over training", GradNormsOpts,
-                   (Metric("grad_norm_final", False, "value", "total gradient ℓ2 norm at the last probe", "grad_norms"),)),
-        Diagnostic("ics", "internal covariate shift (Santurkar Def. 2.1): ‖G−G′‖₂ and cos(G,G′)", IcsOpts,
-                   (Metric("ics_l2_mean", False, "value", "mean ‖G−G′‖₂ over probes and blocks (block 0, zero by definition, excluded)", "ics"),
-                    Metric("ics_cos_mean", True, "value", "mean cos(G,G′) over probes and blocks (block 0 excluded)", "ics"))),
-        Diagnostic("landscape", "loss range, gradient predictiveness, effective β-smoothness along "
-                   "the gradient (Santurkar §3.2)", LandscapeOpts,
-                   (Metric("loss_range_mean", False, "nats", "mean over probes of the loss range along the gradient", "landscape"),
-                    Metric("grad_pred_mean", False, "value", "mean over probes of the range of ‖∇L(θ−ηg)−∇L(θ)‖", "landscape"),
-                    Metric("beta_smoothness_max", False, "value", "max over probes of the effective β-smoothness", "landscape"))),
-        Diagnostic("eval_gap", "test accuracy with running vs batch vs precise population statistics",
-                   EvalGapOpts,
-                   (Metric("acc_running_stats", True, "fraction", "test accuracy, eval mode", "eval_gap"),
-                    Metric("acc_batch_stats", True, "fraction", "test accuracy, batch statistics", "eval_gap"),
-                    Metric("acc_precise_stats", True, "fraction", "test accuracy, recomputed statistics", "eval_gap"),
-                    Metric("eval_gap", False, "fraction", "batch-stats minus running-stats accuracy", "eval_gap"),
-                    Metric("acc_domain_batch_stats", True, "fraction",
-                           "test accuracy, batch statistics of single-domain batches "
-                           "(two-domain data only)", "eval_gap"),
-                    Metric("domain_eval_gap", False, "fraction",
-                           "single-domain batch-stats minus running-stats accuracy "
-                           "(two-domain data only)", "eval_gap")),
-                   needs_batch_stats=True),
-        Diagnostic("shift", "test accuracy under covariate shift of the test inputs (x·scale + offset)",
-                   ShiftOpts,
-                   (Metric("shift_test_acc", True, "fraction", "test accuracy on shifted inputs", "shift"),
-                    Metric("shift_drop", False, "fraction", "final_test_acc − shift_test_acc", "shift"))),
+        Diagnostic(
+            "activations",
+            "{15,50,85}th percentiles of a block's non-linearity input over training, "
+            "pooled and for unit 0 (Ioffe & Szegedy Fig. 1b-c)",
+            ActivationsOpts,
+            (
+                Metric(
+                    "act_p50_final",
+                    False,
+                    "value",
+                    "median pre-activation at the end",
+                    "activations",
+                ),
+                Metric(
+                    "act_spread_final",
+                    False,
+                    "value",
+                    "p85 − p15 of the pre-activation at the end",
+                    "activations",
+                ),
+                Metric(
+                    "act_p50_drift",
+                    False,
+                    "value",
+                    "max |median − median at step 0| of the pre-activation over training",
+                    "activations",
+                ),
+            ),
+        ),
+        Diagnostic(
+            "grad_norms",
+            "per-parameter gradient ℓ2 norms right after backward, over training",
+            GradNormsOpts,
+            (
+                Metric(
+                    "grad_norm_final",
+                    False,
+                    "value",
+                    "total gradient ℓ2 norm at the last probe",
+                    "grad_norms",
+                ),
+            ),
+        ),
+        Diagnostic(
+            "ics",
+            "internal covariate shift (Santurkar Def. 2.1): ‖G−G′‖₂ and cos(G,G′)",
+            IcsOpts,
+            (
+                Metric(
+                    "ics_l2_mean",
+                    False,
+                    "value",
+                    "mean ‖G−G′‖₂ over probes and blocks (block 0, zero by definition, excluded)",
+                    "ics",
+                ),
+                Metric(
+                    "ics_cos_mean",
+                    True,
+                    "value",
+                    "mean cos(G,G′) over probes and blocks (block 0 excluded)",
+                    "ics",
+                ),
+            ),
+        ),
+        Diagnostic(
+            "landscape",
+            "loss range, gradient predictiveness, effective β-smoothness along "
+            "the gradient (Santurkar §3.2)",
+            LandscapeOpts,
+            (
+                Metric(
+                    "loss_range_mean",
+                    False,
+                    "nats",
+                    "mean over probes of the loss range along the gradient",
+                    "landscape",
+                ),
+                Metric(
+                    "grad_pred_mean",
+                    False,
+                    "value",
+                    "mean over probes of the range of ‖∇L(θ−ηg)−∇L(θ)‖",
+                    "landscape",
+                ),
+                Metric(
+                    "beta_smoothness_max",
+                    False,
+                    "value",
+                    "max over probes of the effective β-smoothness",
+                    "landscape",
+                ),
+            ),
+        ),
+        Diagnostic(
+            "eval_gap",
+            "test accuracy with running vs batch vs precise population statistics",
+            EvalGapOpts,
+            (
+                Metric(
+                    "acc_running_stats", True, "fraction", "test accuracy, eval mode", "eval_gap"
+                ),
+                Metric(
+                    "acc_batch_stats",
+                    True,
+                    "fraction",
+                    "test accuracy, batch statistics",
+                    "eval_gap",
+                ),
+                Metric(
+                    "acc_precise_stats",
+                    True,
+                    "fraction",
+                    "test accuracy, recomputed statistics",
+                    "eval_gap",
+                ),
+                Metric(
+                    "eval_gap",
+                    False,
+                    "fraction",
+                    "batch-stats minus running-stats accuracy",
+                    "eval_gap",
+                ),
+                Metric(
+                    "acc_domain_batch_stats",
+                    True,
+                    "fraction",
+                    "test accuracy, batch statistics of single-domain batches "
+                    "(two-domain data only)",
+                    "eval_gap",
+                ),
+                Metric(
+                    "domain_eval_gap",
+                    False,
+                    "fraction",
+                    "single-domain batch-stats minus running-stats accuracy (two-domain data only)",
+                    "eval_gap",
+                ),
+            ),
+            needs_batch_stats=True,
+        ),
+        Diagnostic(
+            "shift",
+            "test accuracy under covariate shift of the test inputs (x·scale + offset)",
+            ShiftOpts,
+            (
+                Metric(
+                    "shift_test_acc", True, "fraction", "test accuracy on shifted inputs", "shift"
+                ),
+                Metric("shift_drop", False, "fraction", "final_test_acc − shift_test_acc", "shift"),
+            ),
+        ),
     ]
 }
 
@@ -174,8 +295,11 @@ def _check_layer(idx: int | str, n: int | None, path: tuple[Any, ...]) -> None:
             raise OptionError("a module path must not be empty", path)
         return
     if n is not None and not -n <= idx < n:
-        raise OptionError(f"layer {idx} does not exist: the model has {n} hidden blocks "
-                          f"(0..{n - 1}, or negative from the end, -1 for the last)", path)
+        raise OptionError(
+            f"layer {idx} does not exist: the model has {n} hidden blocks "
+            f"(0..{n - 1}, or negative from the end, -1 for the last)",
+            path,
+        )
 
 
 def _pydantic_message(err: dict[str, Any], diag: Diagnostic) -> str:
@@ -195,11 +319,14 @@ def _pydantic_message(err: dict[str, Any], diag: Diagnostic) -> str:
 
 def _clean_loc(loc: tuple[Any, ...]) -> tuple[Any, ...]:
     """Drop pydantic's union-member markers (``int``, ``list[int]``…) from an error location."""
-    return tuple(p for p in loc if isinstance(p, int) or not ("[" in p or p in ("int", "float", "str")))
+    return tuple(
+        p for p in loc if isinstance(p, int) or not ("[" in p or p in ("int", "float", "str"))
+    )
 
 
-def resolve_diagnostics(value: Any, model: dict[str, Any], norm: dict[str, Any],
-                        skipped: list[str] | None = None) -> dict[str, dict[str, Any]]:
+def resolve_diagnostics(
+    value: Any, model: dict[str, Any], norm: dict[str, Any], skipped: list[str] | None = None
+) -> dict[str, dict[str, Any]]:
     """Validate ``diagnostics:`` (a list of names or a mapping name → options) and fill defaults.
 
     Errors carry the path below ``diagnostics``, e.g. ``("activations", "layer")``, or the
@@ -209,7 +336,11 @@ def resolve_diagnostics(value: Any, model: dict[str, Any], norm: dict[str, Any],
 
     # A list item has no key of its own: point errors at its index (and so at its line).
     items = {name: None for name in value} if isinstance(value, list) else dict(value or {})
-    where = {name: (i,) for i, name in enumerate(value)} if isinstance(value, list) else {n: (n,) for n in items}
+    where = (
+        {name: (i,) for i, name in enumerate(value)}
+        if isinstance(value, list)
+        else {n: (n,) for n in items}
+    )
     out: dict[str, dict[str, Any]] = {}
     n_blocks = num_blocks(model)
     for name, opts in items.items():
@@ -220,23 +351,31 @@ def resolve_diagnostics(value: Any, model: dict[str, Any], norm: dict[str, Any],
             resolved = diag.options.model_validate(opts or {}).model_dump()
         except ValidationError as exc:
             err = exc.errors(include_url=False)[0]
-            raise OptionError(_pydantic_message(err, diag), (name, *_clean_loc(tuple(err["loc"])))) from None
+            raise OptionError(
+                _pydantic_message(err, diag), (name, *_clean_loc(tuple(err["loc"])))
+            ) from None
         if name == "activations":
             _check_layer(resolved["layer"], n_blocks, (name, "layer"))
         if name == "ics":
             for i, idx in enumerate(resolved["layers"] or []):
                 _check_layer(idx, n_blocks, (name, "layers", i))
         if name == "landscape" and resolved["eta_min"] > resolved["eta_max"]:
-            raise OptionError(f"eta_min ({resolved['eta_min']}) must not exceed eta_max "
-                              f"({resolved['eta_max']}): the η grid would be empty", (name, "eta_min"))
+            raise OptionError(
+                f"eta_min ({resolved['eta_min']}) must not exceed eta_max "
+                f"({resolved['eta_max']}): the η grid would be empty",
+                (name, "eta_min"),
+            )
         entry = NORMS.get(norm["kind"])  # None: a custom model's own norms (``keep``)
         if diag.needs_batch_stats and entry is not None and not entry.uses_batch_stats:
             if skipped is not None:  # the caller skips it for this variant (and warns)
                 skipped.append(name)
                 continue
-            raise OptionError(f"'{name}' compares batch and running statistics, but norm "
-                              f"'{norm['kind']}' keeps none (use it with batch-statistics norms "
-                              "such as batch)", where[name])
+            raise OptionError(
+                f"'{name}' compares batch and running statistics, but norm "
+                f"'{norm['kind']}' keeps none (use it with batch-statistics norms "
+                "such as batch)",
+                where[name],
+            )
         out[name] = resolved
     return out
 
@@ -244,8 +383,11 @@ def resolve_diagnostics(value: Any, model: dict[str, Any], norm: dict[str, Any],
 def rows() -> list[dict[str, str]]:
     """Rows for ``normbench list diagnostics``."""
     return [
-        {"name": d.name, "summary": d.summary,
-         "options": ", ".join(f"{k}={f.default}" for k, f in d.options.model_fields.items()),
-         "metrics": ", ".join(m.name for m in d.metrics)}
+        {
+            "name": d.name,
+            "summary": d.summary,
+            "options": ", ".join(f"{k}={f.default}" for k, f in d.options.model_fields.items()),
+            "metrics": ", ".join(m.name for m in d.metrics),
+        }
         for d in DIAGNOSTICS.values()
     ]

@@ -32,8 +32,13 @@ from normbench.train.timing import (
 )
 
 SCHEMA_VERSION = 1
-TARGET_HIGHER = {"test_acc": True, "train_probe_acc": True, "test_loss": False,
-                 "train_loss": False, "train_probe_loss": False}
+TARGET_HIGHER = {
+    "test_acc": True,
+    "train_probe_acc": True,
+    "test_loss": False,
+    "train_loss": False,
+    "train_probe_loss": False,
+}
 
 
 @dataclass
@@ -68,9 +73,13 @@ class Probe(Protocol):
     """A diagnostic hooked into the loop (see ``normbench.train.probes``)."""
 
     def backward_steps(self, total_steps: int, eval_every: int) -> set[int]: ...
-    def after_backward(self, step: int, ctx: ProbeContext, xb: torch.Tensor, yb: torch.Tensor) -> None: ...
+    def after_backward(
+        self, step: int, ctx: ProbeContext, xb: torch.Tensor, yb: torch.Tensor
+    ) -> None: ...
     def on_eval(self, step: int, ctx: ProbeContext) -> None: ...
-    def result(self, ctx: ProbeContext, metrics: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]: ...
+    def result(
+        self, ctx: ProbeContext, metrics: dict[str, Any]
+    ) -> tuple[dict[str, Any], dict[str, Any]]: ...
 
 
 def to_tensors(split: Any, device: torch.device) -> Tensors:
@@ -85,9 +94,16 @@ def to_tensors(split: Any, device: torch.device) -> Tensors:
         values = getattr(split, f"domain_{part}", None)
         return None if values is None else torch.as_tensor(values, dtype=torch.long)
 
-    return Tensors(move(split.x_train, torch.float32), move(split.y_train, y_dtype),
-                   move(split.x_test, torch.float32), move(split.y_test, y_dtype),
-                   classification, int(split.num_outputs), domain("train"), domain("test"))
+    return Tensors(
+        move(split.x_train, torch.float32),
+        move(split.y_train, y_dtype),
+        move(split.x_test, torch.float32),
+        move(split.y_test, y_dtype),
+        classification,
+        int(split.num_outputs),
+        domain("train"),
+        domain("test"),
+    )
 
 
 def loss_function(classification: bool) -> Any:
@@ -102,15 +118,21 @@ def loss_function(classification: bool) -> Any:
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss_fn: Any, classification: bool,
-             chunk: int) -> tuple[float, float | None]:
+def evaluate(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    loss_fn: Any,
+    classification: bool,
+    chunk: int,
+) -> tuple[float, float | None]:
     """Mean loss and accuracy (None for regression) over ``x`` in eval mode, in chunks."""
     was_training = model.training
     model.eval()
     total_loss = torch.zeros((), device=x.device)
     correct = torch.zeros((), device=x.device, dtype=torch.long)
     for start in range(0, x.shape[0], chunk):
-        xb, yb = x[start:start + chunk], y[start:start + chunk]
+        xb, yb = x[start : start + chunk], y[start : start + chunk]
         out = model(xb).float()
         total_loss += loss_fn(out, yb) * xb.shape[0]
         if classification:
@@ -128,14 +150,22 @@ def _finite_or_none(value: float | None) -> float | None:
 def reach(curves: dict[str, list], key: str, threshold: float) -> tuple[int | None, float | None]:
     """First eval point whose ``key`` reaches ``threshold``: (step, training seconds)."""
     higher = TARGET_HIGHER[key]
-    for step, secs, value in zip(curves["step"], curves["train_seconds"], curves.get(key, []), strict=False):
+    for step, secs, value in zip(
+        curves["step"], curves["train_seconds"], curves.get(key, []), strict=False
+    ):
         if value is not None and (value >= threshold if higher else value <= threshold):
             return step, secs
     return None, None
 
 
-def summarize(curves: dict[str, list], targets: dict[str, float], timing: dict[str, Any],
-              status: str, batch_size: int, num_params: int) -> tuple[dict[str, Any], dict[str, Any]]:
+def summarize(
+    curves: dict[str, list],
+    targets: dict[str, float],
+    timing: dict[str, Any],
+    status: str,
+    batch_size: int,
+    num_params: int,
+) -> tuple[dict[str, Any], dict[str, Any]]:
     """Summary metrics (normative names) and per-target reach from the recorded curves."""
     accs = [a for a in curves.get("test_acc", []) if a is not None]
     ok = status == "ok"
@@ -144,8 +174,10 @@ def summarize(curves: dict[str, list], targets: dict[str, float], timing: dict[s
         values = curves.get(key) or []
         return values[-1] if ok and values else None
 
-    reached = {k: dict(zip(("step", "seconds"), reach(curves, k, v), strict=True)) | {"threshold": v}
-               for k, v in targets.items()}
+    reached = {
+        k: dict(zip(("step", "seconds"), reach(curves, k, v), strict=True)) | {"threshold": v}
+        for k, v in targets.items()
+    }
     first = next(iter(reached.values()), {"step": None, "seconds": None})
     steps, secs = timing["steps"], timing["train_seconds"]
     # Throughput from the median eval interval: one stalled interval (a first-call warm-up, a
@@ -167,8 +199,9 @@ def summarize(curves: dict[str, list], targets: dict[str, float], timing: dict[s
         "num_params": num_params,
         "final_train_probe_acc": probe_acc,
         # Train-probe minus test accuracy, both in eval mode at the end: what regularisers shrink.
-        "generalization_gap": (probe_acc - test_acc
-                               if probe_acc is not None and test_acc is not None else None),
+        "generalization_gap": (
+            probe_acc - test_acc if probe_acc is not None and test_acc is not None else None
+        ),
     }
     return metrics, reached
 
@@ -176,15 +209,24 @@ def summarize(curves: dict[str, list], targets: dict[str, float], timing: dict[s
 def breakdown_metrics(timing: dict[str, Any]) -> dict[str, Any]:
     """Throughput metrics from the step breakdown (None where it was not measured)."""
     phases = timing.get("breakdown") or {}
-    out = {key: (phases.get(key) or {}).get("median") for key in ("forward_ms", "backward_ms", "optimizer_ms")}
+    out = {
+        key: (phases.get(key) or {}).get("median")
+        for key in ("forward_ms", "backward_ms", "optimizer_ms")
+    }
     out["peak_memory_mb"] = timing.get("peak_memory_mb")
     out.update(timing.get("memory") or {})
     out["process_rss_mb"] = timing.get("process_rss_mb")
     return out
 
 
-def compile_warmup(forward: Any, model: nn.Module, data: Tensors, loss_fn: Any,
-                   training: dict[str, Any], device: torch.device) -> float:
+def compile_warmup(
+    forward: Any,
+    model: nn.Module,
+    data: Tensors,
+    loss_fn: Any,
+    training: dict[str, Any],
+    device: torch.device,
+) -> float:
     """Trigger torch.compile's forward and backward compilation before the timed loop.
 
     One forward+backward on the first batch, then the model's buffers (BN running
@@ -205,8 +247,9 @@ def compile_warmup(forward: Any, model: nn.Module, data: Tensors, loss_fn: Any,
     return elapsed
 
 
-def per_domain_batches(domain: torch.Tensor, batch: int, gen: torch.Generator,
-                       device: torch.device) -> Iterator[torch.Tensor]:
+def per_domain_batches(
+    domain: torch.Tensor, batch: int, gen: torch.Generator, device: torch.device
+) -> Iterator[torch.Tensor]:
     """Endless batch indices alternating domain 0, 1, 0, …, each batch from one domain only.
 
     Every domain is drawn like the mixed loop draws the whole split: slices of a seeded
@@ -222,13 +265,19 @@ def per_domain_batches(domain: torch.Tensor, batch: int, gen: torch.Generator,
         if pos[d] + batch > len(pools[d]):
             perms[d] = pools[d][torch.randperm(len(pools[d]), generator=gen)].to(device)
             pos[d] = 0
-        yield perms[d][pos[d]:pos[d] + batch]
+        yield perms[d][pos[d] : pos[d] + batch]
         pos[d] += batch
         d = 1 - d
 
 
-def run_variant(config: dict[str, Any], seed: int, split: Any, probes: list[Probe] | None = None,
-                on_progress: Any = None, meta: dict[str, Any] | None = None) -> dict[str, Any]:
+def run_variant(
+    config: dict[str, Any],
+    seed: int,
+    split: Any,
+    probes: list[Probe] | None = None,
+    on_progress: Any = None,
+    meta: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     """Train one resolved variant for one seed and return its result record.
 
     Divergence (a non-finite training loss) ends the run as ``diverged``; any exception from
@@ -236,13 +285,35 @@ def run_variant(config: dict[str, Any], seed: int, split: Any, probes: list[Prob
     """
     started = datetime.now(timezone.utc).isoformat(timespec="seconds")
     training = config["training"]
-    record: dict[str, Any] = {"schema_version": SCHEMA_VERSION, **(meta or {}), "seed": seed,
-                              "config": config, "status": "ok", "error": None,
-                              "diverged_at_step": None, "started": started}
-    curves: dict[str, list] = {k: [] for k in ("step", "train_loss", "test_loss", "test_acc",
-                                               "train_probe_loss", "train_probe_acc", "train_seconds")}
-    timing = {"train_seconds": 0.0, "eval_seconds": 0.0, "probe_seconds": 0.0, "steps": 0,
-              "setup_seconds": 0.0}
+    record: dict[str, Any] = {
+        "schema_version": SCHEMA_VERSION,
+        **(meta or {}),
+        "seed": seed,
+        "config": config,
+        "status": "ok",
+        "error": None,
+        "diverged_at_step": None,
+        "started": started,
+    }
+    curves: dict[str, list] = {
+        k: []
+        for k in (
+            "step",
+            "train_loss",
+            "test_loss",
+            "test_acc",
+            "train_probe_loss",
+            "train_probe_acc",
+            "train_seconds",
+        )
+    }
+    timing = {
+        "train_seconds": 0.0,
+        "eval_seconds": 0.0,
+        "probe_seconds": 0.0,
+        "steps": 0,
+        "setup_seconds": 0.0,
+    }
     num_params = 0
     try:
         t_setup = time.perf_counter()
@@ -263,14 +334,37 @@ def run_variant(config: dict[str, Any], seed: int, split: Any, probes: list[Prob
         forward = model
         if training.get("compile"):
             forward = torch.compile(model)
-            timing["compile_seconds"] = compile_warmup(forward, model, data, loss_fn, training, device)
+            timing["compile_seconds"] = compile_warmup(
+                forward, model, data, loss_fn, training, device
+            )
         timing["setup_seconds"] = time.perf_counter() - t_setup
-        _train(record, curves, timing, forward, model, optimizer, schedule, loss_fn, data, training,
-               device, probes or [], ctx, on_progress, seed)
+        _train(
+            record,
+            curves,
+            timing,
+            forward,
+            model,
+            optimizer,
+            schedule,
+            loss_fn,
+            data,
+            training,
+            device,
+            probes or [],
+            ctx,
+            on_progress,
+            seed,
+        )
         if probes:
             diag_data, diag_metrics = {}, {}
-            metrics_so_far, _ = summarize(curves, config["targets"], timing, record["status"],
-                                          training["batch_size"], num_params)
+            metrics_so_far, _ = summarize(
+                curves,
+                config["targets"],
+                timing,
+                record["status"],
+                training["batch_size"],
+                num_params,
+            )
             for probe in probes:
                 d, m = probe.result(ctx, metrics_so_far)
                 diag_data.update(d)
@@ -278,18 +372,29 @@ def run_variant(config: dict[str, Any], seed: int, split: Any, probes: list[Prob
             record["diagnostics"] = diag_data
             record["diagnostic_metrics"] = diag_metrics
         if record["status"] == "ok" and training.get("profile_steps", 0) > 0:
-            timing["breakdown"] = step_breakdown(model, optimizer, loss_fn, data.x_train, data.y_train,
-                                                 training, device, training["profile_steps"], seed)
+            timing["breakdown"] = step_breakdown(
+                model,
+                optimizer,
+                loss_fn,
+                data.x_train,
+                data.y_train,
+                training,
+                device,
+                training["profile_steps"],
+                seed,
+            )
         timing["peak_memory_mb"] = peak_memory_mb(device)
         if record["status"] == "ok":
-            timing["memory"] = model_memory(model, optimizer, loss_fn, data.x_train,
-                                            data.y_train, training["batch_size"])
+            timing["memory"] = model_memory(
+                model, optimizer, loss_fn, data.x_train, data.y_train, training["batch_size"]
+            )
         timing["process_rss_mb"] = process_rss_mb()
     except Exception as exc:  # a failed variant is a row with an error, not a crash
         record["status"] = "failed"
         record["error"] = f"{type(exc).__name__}: {exc}"
-    metrics, reached = summarize(curves, config["targets"], timing, record["status"],
-                                 training["batch_size"], num_params)
+    metrics, reached = summarize(
+        curves, config["targets"], timing, record["status"], training["batch_size"], num_params
+    )
     metrics.update(breakdown_metrics(timing))
     metrics.update(record.pop("diagnostic_metrics", {}))
     record.update(curves=curves, metrics=metrics, targets=reached, timing=timing)
@@ -298,10 +403,23 @@ def run_variant(config: dict[str, Any], seed: int, split: Any, probes: list[Prob
     return record
 
 
-def _train(record: dict[str, Any], curves: dict[str, list], timing: dict[str, Any], forward: nn.Module,
-           model: nn.Module, optimizer: torch.optim.Optimizer, schedule: Any, loss_fn: Any,
-           data: Tensors, training: dict[str, Any], device: torch.device, probes: list[Probe],
-           ctx: ProbeContext, on_progress: Any, seed: int) -> None:
+def _train(
+    record: dict[str, Any],
+    curves: dict[str, list],
+    timing: dict[str, Any],
+    forward: nn.Module,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    schedule: Any,
+    loss_fn: Any,
+    data: Tensors,
+    training: dict[str, Any],
+    device: torch.device,
+    probes: list[Probe],
+    ctx: ProbeContext,
+    on_progress: Any,
+    seed: int,
+) -> None:
     """The step loop proper (see the module docstring for what is and is not timed)."""
     steps, eval_every, batch = training["steps"], training["eval_every"], training["batch_size"]
     n = data.x_train.shape[0]
@@ -345,7 +463,7 @@ def _train(record: dict[str, Any], curves: dict[str, list], timing: dict[str, An
                 if pos + batch > n:  # new epoch: a fresh permutation from the seeded generator
                     perm = torch.randperm(n, generator=gen).to(device)
                     pos = 0
-                idx = perm[pos:pos + batch]
+                idx = perm[pos : pos + batch]
                 pos += batch
             xb, yb = data.x_train[idx], data.y_train[idx]
             if channels_last:
@@ -393,13 +511,20 @@ def _train(record: dict[str, Any], curves: dict[str, list], timing: dict[str, An
         if not sync_each_step:
             loss_sum = float(loss_acc)
             if not math.isfinite(loss_sum):
-                record.update(status="diverged", diverged_at_step=step,
-                              error=f"training loss became non-finite by step {step}")
+                record.update(
+                    status="diverged",
+                    diverged_at_step=step,
+                    error=f"training loss became non-finite by step {step}",
+                )
                 return None
         t_eval = time.perf_counter()
         chunk = training["eval_batch_size"]
-        test_loss, test_acc = evaluate(model, data.x_test, data.y_test, loss_fn, data.classification, chunk)
-        probe_loss, probe_acc = evaluate(model, x_probe, y_probe, loss_fn, data.classification, chunk)
+        test_loss, test_acc = evaluate(
+            model, data.x_test, data.y_test, loss_fn, data.classification, chunk
+        )
+        probe_loss, probe_acc = evaluate(
+            model, x_probe, y_probe, loss_fn, data.classification, chunk
+        )
         curves["step"].append(step)
         curves["train_loss"].append(_finite_or_none(loss_sum / interval))
         curves["test_loss"].append(_finite_or_none(test_loss))
@@ -417,11 +542,20 @@ def _train(record: dict[str, Any], curves: dict[str, list], timing: dict[str, An
     return None
 
 
-def _diverged(record: dict[str, Any], timing: dict[str, Any], step: int, t0: float, probe_time: float,
-              device: torch.device) -> None:
+def _diverged(
+    record: dict[str, Any],
+    timing: dict[str, Any],
+    step: int,
+    t0: float,
+    probe_time: float,
+    device: torch.device,
+) -> None:
     """Mark the record diverged at ``step`` and close the timing of the open interval."""
     synchronize(device)
     timing["train_seconds"] += time.perf_counter() - t0 - probe_time
     timing["steps"] = step
-    record.update(status="diverged", diverged_at_step=step,
-                  error=f"training loss became non-finite at step {step}")
+    record.update(
+        status="diverged",
+        diverged_at_step=step,
+        error=f"training loss became non-finite at step {step}",
+    )

@@ -26,10 +26,17 @@ def make_optimizer(params: Any, training: dict[str, Any]) -> torch.optim.Optimiz
     if name == "sgd":
         return torch.optim.SGD(params, lr=lr, weight_decay=opt["weight_decay"])
     if name == "momentum":
-        return torch.optim.SGD(params, lr=lr, momentum=opt["momentum"], nesterov=opt["nesterov"],
-                               weight_decay=opt["weight_decay"])
+        return torch.optim.SGD(
+            params,
+            lr=lr,
+            momentum=opt["momentum"],
+            nesterov=opt["nesterov"],
+            weight_decay=opt["weight_decay"],
+        )
     cls = torch.optim.Adam if name == "adam" else torch.optim.AdamW
-    return cls(params, lr=lr, betas=tuple(opt["betas"]), eps=opt["eps"], weight_decay=opt["weight_decay"])
+    return cls(
+        params, lr=lr, betas=tuple(opt["betas"]), eps=opt["eps"], weight_decay=opt["weight_decay"]
+    )
 
 
 def make_schedule(optimizer: torch.optim.Optimizer, training: dict[str, Any]) -> Any:

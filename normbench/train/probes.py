@@ -43,6 +43,7 @@ Metrics = dict[str, Any]
 
 # --- small pure helpers -------------------------------------------------------------------------
 
+
 def eval_points(total: int, eval_every: int) -> list[int]:
     """The steps after which the loop evaluates: multiples of ``eval_every``, and the last."""
     points = list(range(eval_every, total + 1, eval_every))
@@ -76,7 +77,11 @@ def percentiles(x: torch.Tensor, q: Sequence[float]) -> torch.Tensor:
 def sorted_percentiles(x: torch.Tensor, q: Sequence[float]) -> torch.Tensor:
     """``percentiles`` with torch ops only, on x's device: one sort, linear interpolation."""
     s = x.detach().flatten().sort().values.double()  # NaNs sort last
-    pos = torch.tensor([float(p) for p in q], dtype=torch.float64, device=s.device) * (s.numel() - 1) / 100
+    pos = (
+        torch.tensor([float(p) for p in q], dtype=torch.float64, device=s.device)
+        * (s.numel() - 1)
+        / 100
+    )
     lo = pos.floor().long()
     hi = pos.ceil().long()
     out = s[lo] + (s[hi] - s[lo]) * (pos - lo)
@@ -114,7 +119,9 @@ def block_weights(block: nn.Module) -> list[nn.Parameter]:
 
 def _flat_grad(params: Sequence[nn.Parameter]) -> torch.Tensor:
     """The parameters' gradients as one vector (a missing gradient counts as zeros)."""
-    return torch.cat([(p.grad if p.grad is not None else torch.zeros_like(p)).flatten() for p in params])
+    return torch.cat(
+        [(p.grad if p.grad is not None else torch.zeros_like(p)).flatten() for p in params]
+    )
 
 
 def snapshot_buffers(model: nn.Module) -> list[torch.Tensor]:
@@ -137,7 +144,9 @@ def isolated_rng(device: torch.device) -> Iterator[Callable[[], None]]:
     norms), so differences between passes come from the parameters alone.
     """
     cuda = device.type == "cuda"
-    devices = [device.index if device.index is not None else torch.cuda.current_device()] if cuda else []
+    devices = (
+        [device.index if device.index is not None else torch.cuda.current_device()] if cuda else []
+    )
     with torch.random.fork_rng(devices=devices):
         cpu_state = torch.get_rng_state()
         cuda_states = [torch.cuda.get_rng_state(d) for d in devices]
@@ -163,13 +172,16 @@ def split_batches(order: torch.Tensor, batch_size: int) -> list[torch.Tensor]:
 
 # --- probes -------------------------------------------------------------------------------------
 
+
 class _Probe:
     """No-op defaults for the ``Probe`` protocol."""
 
     def backward_steps(self, total_steps: int, eval_every: int) -> set[int]:
         return set()
 
-    def after_backward(self, step: int, ctx: ProbeContext, xb: torch.Tensor, yb: torch.Tensor) -> None:
+    def after_backward(
+        self, step: int, ctx: ProbeContext, xb: torch.Tensor, yb: torch.Tensor
+    ) -> None:
         return None
 
     def on_eval(self, step: int, ctx: ProbeContext) -> None:
@@ -180,6 +192,7 @@ class _Probe:
 
 
 # --- activations --------------------------------------------------------------------------------
+
 
 def resolve_layer(model: nn.Module, layer: int | str) -> tuple[nn.Module, str, int | str]:
     """Where the activations probe looks: (module, ``"input"`` or ``"output"``, label).
@@ -202,12 +215,15 @@ def resolve_layer(model: nn.Module, layer: int | str) -> tuple[nn.Module, str, i
     if sites:
         i = layer % len(sites)
         return model.get_submodule(sites[i]), "output", sites[i]
-    raise LookupError(f"layer {layer}: the model has no hidden blocks or norm layers to count; "
-                      "give a module path such as 'layer1.0.relu'")
+    raise LookupError(
+        f"layer {layer}: the model has no hidden blocks or norm layers to count; "
+        "give a module path such as 'layer1.0.relu'"
+    )
 
 
-def capture_act_inputs(model: nn.Module, layer: int | str, x: torch.Tensor,
-                       train: bool) -> list[torch.Tensor]:
+def capture_act_inputs(
+    model: nn.Module, layer: int | str, x: torch.Tensor, train: bool
+) -> list[torch.Tensor]:
     """What ``resolve_layer`` points at, for one forward of ``x`` (one per call: RNN steps).
 
     ``train`` uses batch statistics (the network the optimizer sees); the buffers it would
@@ -217,10 +233,10 @@ def capture_act_inputs(model: nn.Module, layer: int | str, x: torch.Tensor,
     module, where, _ = resolve_layer(model, layer)
     if where == "input":
         handle = module.register_forward_pre_hook(
-            lambda _m, args: captured.append(args[0].detach()))
+            lambda _m, args: captured.append(args[0].detach())
+        )
     else:
-        handle = module.register_forward_hook(
-            lambda _m, _args, out: captured.append(out.detach()))
+        handle = module.register_forward_hook(lambda _m, _args, out: captured.append(out.detach()))
     was_training = model.training
     saved = snapshot_buffers(model) if train else None
     try:
@@ -235,7 +251,9 @@ def capture_act_inputs(model: nn.Module, layer: int | str, x: torch.Tensor,
     return captured
 
 
-def act_percentiles(captured: Sequence[torch.Tensor], q: Sequence[float], unit: int = 0) -> torch.Tensor:
+def act_percentiles(
+    captured: Sequence[torch.Tensor], q: Sequence[float], unit: int = 0
+) -> torch.Tensor:
     """(2, len(q)): percentiles pooled over every unit (and position, time step), and of one unit.
 
     The unit is channel ``unit`` (axis 1) over the batch and any spatial positions / steps,
@@ -273,7 +291,9 @@ class ActivationsProbe(_Probe):
         if self.every is None or step % self.every == 0 or step == self.total:
             self._record(step, ctx)
 
-    def after_backward(self, step: int, ctx: ProbeContext, xb: torch.Tensor, yb: torch.Tensor) -> None:
+    def after_backward(
+        self, step: int, ctx: ProbeContext, xb: torch.Tensor, yb: torch.Tensor
+    ) -> None:
         # The loop calls every probe at the union of their steps: keep to ours.
         if step in self.at and (not self.steps or self.steps[-1] != step - 1):
             self._record(step - 1, ctx)
@@ -290,9 +310,15 @@ class ActivationsProbe(_Probe):
 
     def result(self, ctx: ProbeContext, metrics: Metrics) -> tuple[dict[str, Any], Metrics]:
         layer = resolve_layer(ctx.model, self.layer_opt)[2]
-        data: dict[str, Any] = {"step": self.steps, "layer": layer, "percentiles": self.q,
-                                "values": [], "unit": 0, "unit_values": [],
-                                "mode": "train" if self.train else "eval"}
+        data: dict[str, Any] = {
+            "step": self.steps,
+            "layer": layer,
+            "percentiles": self.q,
+            "values": [],
+            "unit": 0,
+            "unit_values": [],
+            "mode": "train" if self.train else "eval",
+        }
         out: Metrics = {"act_p50_final": None, "act_spread_final": None, "act_p50_drift": None}
         if not self.rows:
             return {"activations": data}, out
@@ -311,6 +337,7 @@ class ActivationsProbe(_Probe):
 
 # --- gradient norms -----------------------------------------------------------------------------
 
+
 class _BackwardProbe(_Probe):
     """A probe that measures right after backward at its own steps (see ``backward_cadence``)."""
 
@@ -324,7 +351,9 @@ class _BackwardProbe(_Probe):
         self.at = backward_cadence(total_steps, eval_every, self.every)
         return self.at
 
-    def after_backward(self, step: int, ctx: ProbeContext, xb: torch.Tensor, yb: torch.Tensor) -> None:
+    def after_backward(
+        self, step: int, ctx: ProbeContext, xb: torch.Tensor, yb: torch.Tensor
+    ) -> None:
         # The loop calls every probe at the union of their steps: keep to ours.
         if step in self.at:
             self.steps.append(step)
@@ -344,20 +373,30 @@ class GradNormsProbe(_BackwardProbe):
         self.names = tuple(n for n, _ in named)
         zero = torch.zeros((), device=xb.device)
         # A parameter the step did not reach has no gradient: it counts as zero.
-        return torch.stack([torch.linalg.vector_norm(p.grad).float() if p.grad is not None else zero
-                            for _, p in named])
+        return torch.stack(
+            [
+                torch.linalg.vector_norm(p.grad).float() if p.grad is not None else zero
+                for _, p in named
+            ]
+        )
 
     def result(self, ctx: ProbeContext, metrics: Metrics) -> tuple[dict[str, Any], Metrics]:
         values = torch.stack(self.rows).cpu().double() if self.rows else torch.zeros(0, 0)
         total = float(values[-1].square().sum().sqrt()) if self.rows else None
-        data = {"step": self.steps, "layers": list(self.names), "values": finite_or_none(values.tolist())}
+        data = {
+            "step": self.steps,
+            "layers": list(self.names),
+            "values": finite_or_none(values.tolist()),
+        }
         return {"grad_norms": data}, {"grad_norm_final": finite_or_none(total)}
 
 
 # --- internal covariate shift -------------------------------------------------------------------
 
-def optimizer_twin(optimizer: torch.optim.Optimizer | None, twin: nn.Module, training: dict[str, Any],
-                   lr: float) -> tuple[torch.optim.Optimizer, str]:
+
+def optimizer_twin(
+    optimizer: torch.optim.Optimizer | None, twin: nn.Module, training: dict[str, Any], lr: float
+) -> tuple[torch.optim.Optimizer, str]:
     """An optimizer over ``twin`` in the real one's state (deep-copied), and the rule used.
 
     Falls back to plain SGD (θ ← θ − lr·g, lr = this step's) when the real optimizer cannot
@@ -379,8 +418,11 @@ def ics_units(model: nn.Module) -> list[tuple[str, nn.Module]]:
     blocks = getattr(model, "blocks", None)
     if isinstance(blocks, nn.ModuleList) and len(blocks):
         return [(f"blocks.{i}", b) for i, b in enumerate(blocks)]
-    return [(name, child) for name, child in model.named_children()
-            if any(p.requires_grad for p in child.parameters())]
+    return [
+        (name, child)
+        for name, child in model.named_children()
+        if any(p.requires_grad for p in child.parameters())
+    ]
 
 
 def resolve_ics_layers(model: nn.Module, layers: Sequence[int | str] | None) -> list[str]:
@@ -416,9 +458,16 @@ def _unit_weights(model: nn.Module, path: str) -> list[nn.Parameter]:
     return [p for p in module.parameters() if p.requires_grad]
 
 
-def internal_covariate_shift(model: nn.Module, optimizer: torch.optim.Optimizer | None,
-                             training: dict[str, Any], lr: float, loss_fn: Any, xb: torch.Tensor,
-                             yb: torch.Tensor, layers: Sequence[int | str]) -> tuple[torch.Tensor, str]:
+def internal_covariate_shift(
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer | None,
+    training: dict[str, Any],
+    lr: float,
+    loss_fn: Any,
+    xb: torch.Tensor,
+    yb: torch.Tensor,
+    layers: Sequence[int | str],
+) -> tuple[torch.Tensor, str]:
     """Santurkar et al. Def. 2.1 for each unit in ``layers`` (block indices or module paths,
     taken in parameter order): rows (‖G−G′‖₂, cos).
 
@@ -479,31 +528,59 @@ class IcsProbe(_BackwardProbe):
         if not self.layers:
             self.layers = resolve_ics_layers(ctx.model, self.layers_opt)
             order = {id(p): k for k, p in enumerate(ctx.model.parameters())}
-            self.free = {path for path in self.layers  # units with no earlier parameter
-                         if min((order[id(p)] for p in ctx.model.get_submodule(path).parameters()),
-                                default=0) == 0}
-        rows, self.rule = internal_covariate_shift(ctx.model, ctx.optimizer, ctx.config["training"],
-                                                   current_lr(ctx), ctx.loss_fn, xb, yb, self.layers)
+            self.free = {
+                path
+                for path in self.layers  # units with no earlier parameter
+                if min(
+                    (order[id(p)] for p in ctx.model.get_submodule(path).parameters()), default=0
+                )
+                == 0
+            }
+        rows, self.rule = internal_covariate_shift(
+            ctx.model,
+            ctx.optimizer,
+            ctx.config["training"],
+            current_lr(ctx),
+            ctx.loss_fn,
+            xb,
+            yb,
+            self.layers,
+        )
         return rows
 
     def result(self, ctx: ProbeContext, metrics: Metrics) -> tuple[dict[str, Any], Metrics]:
         rows = torch.stack(self.rows).cpu().double().tolist() if self.rows else []  # (S, L, 2)
         l2 = finite_or_none([[r[0] for r in step] for step in rows])
         cos = finite_or_none([[r[1] for r in step] for step in rows])
-        data = {"step": self.steps, "layers": list(self.layers), "l2": l2,
-                "cosine": cos, "update": self.rule}
+        data = {
+            "step": self.steps,
+            "layers": list(self.layers),
+            "l2": l2,
+            "cosine": cos,
+            "update": self.rule,
+        }
         # The first unit is ICS-free by definition; averaging it in would only dilute the others.
-        keep = ([j for j, path in enumerate(self.layers) if path not in self.free]
-                or list(range(len(self.layers))))
-        out = {"ics_l2_mean": _mean([row[j] for row in l2 for j in keep]),
-               "ics_cos_mean": _mean([row[j] for row in cos for j in keep])}
+        keep = [j for j, path in enumerate(self.layers) if path not in self.free] or list(
+            range(len(self.layers))
+        )
+        out = {
+            "ics_l2_mean": _mean([row[j] for row in l2 for j in keep]),
+            "ics_cos_mean": _mean([row[j] for row in cos for j in keep]),
+        }
         return {"ics": data}, out
 
 
 # --- loss landscape -----------------------------------------------------------------------------
 
-def loss_landscape(model: nn.Module, loss_fn: Any, xb: torch.Tensor, yb: torch.Tensor, lr: float,
-                   etas: Sequence[float]) -> torch.Tensor:
+
+def loss_landscape(
+    model: nn.Module,
+    loss_fn: Any,
+    xb: torch.Tensor,
+    yb: torch.Tensor,
+    lr: float,
+    etas: Sequence[float],
+) -> torch.Tensor:
     """Santurkar §3.2 along g = ∇L(θ) on (xb, yb): rows (L(θ−ηg), ‖∇L(θ−ηg)−∇L(θ)‖, β) per η.
 
     η = multiple × ``lr``; β = ‖∇L(θ−ηg)−∇L(θ)‖ / ‖ηg‖. Train mode (batch statistics, as the
@@ -520,7 +597,9 @@ def loss_landscape(model: nn.Module, loss_fn: Any, xb: torch.Tensor, yb: torch.T
             twin.zero_grad(set_to_none=True)
             loss = loss_fn(twin(xb).float(), yb)
             loss.backward()
-            return loss.detach(), [p.grad if p.grad is not None else torch.zeros_like(p) for p in params]
+            return loss.detach(), [
+                p.grad if p.grad is not None else torch.zeros_like(p) for p in params
+            ]
 
         _, g = loss_and_grad()
         theta = [p.detach().clone() for p in params]
@@ -557,23 +636,39 @@ class LandscapeProbe(_BackwardProbe):
         return loss_landscape(ctx.model, ctx.loss_fn, xb, yb, self.lrs[-1], self.etas)
 
     def result(self, ctx: ProbeContext, metrics: Metrics) -> tuple[dict[str, Any], Metrics]:
-        rows = torch.stack(self.rows).cpu().double() if self.rows else torch.zeros(0, len(self.etas), 3)
+        rows = (
+            torch.stack(self.rows).cpu().double()
+            if self.rows
+            else torch.zeros(0, len(self.etas), 3)
+        )
         loss, diff, beta = rows[..., 0], rows[..., 1], rows[..., 2]
 
         def span(t: torch.Tensor) -> list[list[float | None]]:
             return finite_or_none(torch.stack([t.min(1).values, t.max(1).values], 1).tolist())
 
-        data = {"step": self.steps, "eta": self.etas, "lr": self.lrs, "loss_range": span(loss),
-                "grad_pred": span(diff), "beta_smoothness": finite_or_none(beta.max(1).values.tolist())}
-        widths = [[hi - lo if None not in (lo, hi) else None for lo, hi in data[k]]
-                  for k in ("loss_range", "grad_pred")]
+        data = {
+            "step": self.steps,
+            "eta": self.etas,
+            "lr": self.lrs,
+            "loss_range": span(loss),
+            "grad_pred": span(diff),
+            "beta_smoothness": finite_or_none(beta.max(1).values.tolist()),
+        }
+        widths = [
+            [hi - lo if None not in (lo, hi) else None for lo, hi in data[k]]
+            for k in ("loss_range", "grad_pred")
+        ]
         betas = [b for b in data["beta_smoothness"] if b is not None]
-        out = {"loss_range_mean": _mean(widths[0]), "grad_pred_mean": _mean(widths[1]),
-               "beta_smoothness_max": max(betas) if betas else None}
+        out = {
+            "loss_range_mean": _mean(widths[0]),
+            "grad_pred_mean": _mean(widths[1]),
+            "beta_smoothness_max": max(betas) if betas else None,
+        }
         return {"landscape": data}, out
 
 
 # --- evaluation-mode gap ------------------------------------------------------------------------
+
 
 def has_running_stats(module: nn.Module) -> bool:
     """A norm that keeps an exponential moving average: a ``momentum`` and buffers of its own."""
@@ -610,15 +705,22 @@ def precise_stats_model(model: nn.Module, x: torch.Tensor, batch_size: int) -> n
             handles.append(module.register_forward_pre_hook(count))
     n = x.shape[0] if x.shape[0] < batch_size else x.shape[0] // batch_size * batch_size
     for start in range(0, n, batch_size):
-        twin(x[start:start + batch_size])
+        twin(x[start : start + batch_size])
     for handle in handles:
         handle.remove()
     return twin.eval()
 
 
 @torch.no_grad()
-def batch_stats_eval(model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss_fn: Any,
-                     classification: bool, batch_size: int, seed: int) -> tuple[float, float | None]:
+def batch_stats_eval(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    loss_fn: Any,
+    classification: bool,
+    batch_size: int,
+    seed: int,
+) -> tuple[float, float | None]:
     """Mean loss and accuracy with batch statistics: train-mode forwards of shuffled batches.
 
     Shuffled with a fixed generator, since a split sorted by class would give biased batch
@@ -637,8 +739,9 @@ def batch_stats_eval(model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss_fn
     return float(total_loss) / n, (float(correct) / n if classification else None)
 
 
-def _guarded(name: str, notes: list[str], fn: Callable[[], tuple[float, float | None]]
-             ) -> tuple[float | None, float | None]:
+def _guarded(
+    name: str, notes: list[str], fn: Callable[[], tuple[float, float | None]]
+) -> tuple[float | None, float | None]:
     """Run one evaluation; a non-finite loss or an error becomes (None, None) plus a note."""
     try:
         loss, acc = fn()
@@ -662,52 +765,109 @@ class EvalGapProbe(_Probe):
     def result(self, ctx: ProbeContext, metrics: Metrics) -> tuple[dict[str, Any], Metrics]:
         d, model, notes = ctx.data, ctx.model, []
         with isolated_rng(d.x_test.device):
-            running = _guarded("running_stats", notes, lambda: evaluate(
-                model, d.x_test, d.y_test, ctx.loss_fn, d.classification, self.chunk))
-            batch = _guarded("batch_stats", notes, lambda: batch_stats_eval(
-                model, d.x_test, d.y_test, ctx.loss_fn, d.classification, self.batch_size,
-                EVAL_GAP_SEED + ctx.seed))
+            running = _guarded(
+                "running_stats",
+                notes,
+                lambda: evaluate(
+                    model, d.x_test, d.y_test, ctx.loss_fn, d.classification, self.chunk
+                ),
+            )
+            batch = _guarded(
+                "batch_stats",
+                notes,
+                lambda: batch_stats_eval(
+                    model,
+                    d.x_test,
+                    d.y_test,
+                    ctx.loss_fn,
+                    d.classification,
+                    self.batch_size,
+                    EVAL_GAP_SEED + ctx.seed,
+                ),
+            )
             n = d.x_train.shape[0]
             gen = torch.Generator().manual_seed(EVAL_GAP_SEED + 1 + ctx.seed)
-            idx = torch.randperm(n, generator=gen)[: min(self.precise_samples, n)].to(d.x_train.device)
-            used = idx.numel() if idx.numel() < self.batch_size else idx.numel() // self.batch_size * self.batch_size
-            precise = _guarded("precise_stats", notes, lambda: evaluate(
-                precise_stats_model(model, d.x_train[idx], self.batch_size), d.x_test, d.y_test,
-                ctx.loss_fn, d.classification, self.chunk))
+            idx = torch.randperm(n, generator=gen)[: min(self.precise_samples, n)].to(
+                d.x_train.device
+            )
+            used = (
+                idx.numel()
+                if idx.numel() < self.batch_size
+                else idx.numel() // self.batch_size * self.batch_size
+            )
+            precise = _guarded(
+                "precise_stats",
+                notes,
+                lambda: evaluate(
+                    precise_stats_model(model, d.x_train[idx], self.batch_size),
+                    d.x_test,
+                    d.y_test,
+                    ctx.loss_fn,
+                    d.classification,
+                    self.chunk,
+                ),
+            )
             domain = (None, None)
             if d.domain_test is not None:  # two-domain data: also batches from one domain each
-                domain = _guarded("domain_batch_stats", notes, lambda: domain_batch_stats_eval(
-                    model, d, ctx.loss_fn, self.batch_size, EVAL_GAP_SEED + 2 + ctx.seed))
-        data = {"acc_running_stats": running[1], "acc_batch_stats": batch[1], "acc_precise_stats": precise[1],
-                "loss_running_stats": running[0], "loss_batch_stats": batch[0], "loss_precise_stats": precise[0],
-                "batch_size": self.batch_size, "precise_samples": used, "notes": notes}
+                domain = _guarded(
+                    "domain_batch_stats",
+                    notes,
+                    lambda: domain_batch_stats_eval(
+                        model, d, ctx.loss_fn, self.batch_size, EVAL_GAP_SEED + 2 + ctx.seed
+                    ),
+                )
+        data = {
+            "acc_running_stats": running[1],
+            "acc_batch_stats": batch[1],
+            "acc_precise_stats": precise[1],
+            "loss_running_stats": running[0],
+            "loss_batch_stats": batch[0],
+            "loss_precise_stats": precise[0],
+            "batch_size": self.batch_size,
+            "precise_samples": used,
+            "notes": notes,
+        }
         gap = batch[1] - running[1] if None not in (batch[1], running[1]) else None
-        out = {"acc_running_stats": running[1], "acc_batch_stats": batch[1],
-               "acc_precise_stats": precise[1], "eval_gap": gap}
+        out = {
+            "acc_running_stats": running[1],
+            "acc_batch_stats": batch[1],
+            "acc_precise_stats": precise[1],
+            "eval_gap": gap,
+        }
         if d.domain_test is not None:
             data.update(acc_domain_batch_stats=domain[1], loss_domain_batch_stats=domain[0])
         # null, never missing, where the data has one domain (ARCHITECTURE: result record)
         out["acc_domain_batch_stats"] = domain[1]
-        out["domain_eval_gap"] = (domain[1] - running[1]
-                                  if None not in (domain[1], running[1]) else None)
+        out["domain_eval_gap"] = (
+            domain[1] - running[1] if None not in (domain[1], running[1]) else None
+        )
         return {"eval_gap": data}, out
 
 
-def domain_batch_stats_eval(model: nn.Module, d: Any, loss_fn: Any, batch_size: int,
-                            seed: int) -> tuple[float, float | None]:
+def domain_batch_stats_eval(
+    model: nn.Module, d: Any, loss_fn: Any, batch_size: int, seed: int
+) -> tuple[float, float | None]:
     """Batch-statistics evaluation with every batch drawn from one domain (Irpan's fix: each
     domain normalised by its own statistics); loss and accuracy weighted by domain size."""
     total_loss, correct, n = 0.0, 0.0, d.x_test.shape[0]
     for value in d.domain_test.unique().tolist():
         rows = torch.nonzero(d.domain_test == value).flatten().to(d.x_test.device)
-        loss, acc = batch_stats_eval(model, d.x_test[rows], d.y_test[rows], loss_fn,
-                                     d.classification, batch_size, seed + value)
+        loss, acc = batch_stats_eval(
+            model,
+            d.x_test[rows],
+            d.y_test[rows],
+            loss_fn,
+            d.classification,
+            batch_size,
+            seed + value,
+        )
         total_loss += loss * rows.numel()
         correct += (acc or 0.0) * rows.numel()
     return total_loss / n, (correct / n if d.classification else None)
 
 
 # --- covariate shift of the inputs --------------------------------------------------------------
+
 
 class ShiftProbe(_Probe):
     """Test accuracy on x·scale + offset, in eval mode, at the end."""
@@ -719,17 +879,33 @@ class ShiftProbe(_Probe):
     def result(self, ctx: ProbeContext, metrics: Metrics) -> tuple[dict[str, Any], Metrics]:
         d, notes = ctx.data, []
         with isolated_rng(d.x_test.device):
-            loss, acc = _guarded("shift", notes, lambda: evaluate(
-                ctx.model, d.x_test * self.scale + self.offset, d.y_test, ctx.loss_fn,
-                d.classification, self.chunk))
+            loss, acc = _guarded(
+                "shift",
+                notes,
+                lambda: evaluate(
+                    ctx.model,
+                    d.x_test * self.scale + self.offset,
+                    d.y_test,
+                    ctx.loss_fn,
+                    d.classification,
+                    self.chunk,
+                ),
+            )
         clean = metrics.get("final_test_acc")
-        data = {"scale": self.scale, "offset": self.offset, "test_acc": acc, "test_loss": loss,
-                "clean_test_acc": clean, "notes": notes}
+        data = {
+            "scale": self.scale,
+            "offset": self.offset,
+            "test_acc": acc,
+            "test_loss": loss,
+            "clean_test_acc": clean,
+            "notes": notes,
+        }
         drop = clean - acc if None not in (clean, acc) else None
         return {"shift": data}, {"shift_test_acc": acc, "shift_drop": drop}
 
 
 # --- registry -----------------------------------------------------------------------------------
+
 
 def build_probe(name: str, opts: dict[str, Any], config: dict[str, Any]) -> _Probe:
     """One probe from its resolved options (``diag_catalog.resolve_diagnostics``)."""

@@ -61,8 +61,14 @@ def _tensor_bytes(tensors: Any) -> int:
     return sum(seen.values())
 
 
-def model_memory(model: nn.Module, optimizer: torch.optim.Optimizer, loss_fn: Any,
-                 x: torch.Tensor, y: torch.Tensor, batch_size: int) -> dict[str, float]:
+def model_memory(
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    loss_fn: Any,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    batch_size: int,
+) -> dict[str, float]:
     """The model's own memory in MiB, accounted tensor by tensor (not the process's RSS).
 
     Parameters and their gradients, the optimizer's state, and the activations autograd saves
@@ -83,21 +89,38 @@ def model_memory(model: nn.Module, optimizer: torch.optim.Optimizer, loss_fn: An
     act_b = _tensor_bytes(t for t in saved if t.untyped_storage().data_ptr() not in own)
     saved.clear()  # the step is never run backward: free its graph now
     del loss, clone
-    parts = {"param_memory_mb": (param_b + buffers_b) / MIB, "grad_memory_mb": grad_b / MIB,
-             "optimizer_state_mb": state_b / MIB, "activation_memory_mb": act_b / MIB}
+    parts = {
+        "param_memory_mb": (param_b + buffers_b) / MIB,
+        "grad_memory_mb": grad_b / MIB,
+        "optimizer_state_mb": state_b / MIB,
+        "activation_memory_mb": act_b / MIB,
+    }
     return {**parts, "model_memory_mb": sum(parts.values())}
 
 
-def step_breakdown(model: nn.Module, optimizer: torch.optim.Optimizer, loss_fn: Any, x: torch.Tensor,
-                   y: torch.Tensor, training: dict[str, Any], device: torch.device, steps: int,
-                   seed: int) -> dict[str, Any]:
+def step_breakdown(
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    loss_fn: Any,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    training: dict[str, Any],
+    device: torch.device,
+    steps: int,
+    seed: int,
+) -> dict[str, Any]:
     """Time ``steps`` training steps on copies of the model and optimizer, phase by phase."""
     model = copy.deepcopy(model)
     opt = make_optimizer(model.parameters(), training)
     opt.load_state_dict(optimizer.state_dict())
     gen = torch.Generator().manual_seed(seed)
     batch = training["batch_size"]
-    phases: dict[str, list[float]] = {"forward_ms": [], "backward_ms": [], "optimizer_ms": [], "step_ms": []}
+    phases: dict[str, list[float]] = {
+        "forward_ms": [],
+        "backward_ms": [],
+        "optimizer_ms": [],
+        "step_ms": [],
+    }
     warmup = 3
     model.train()
     for i in range(steps + warmup):
@@ -116,7 +139,11 @@ def step_breakdown(model: nn.Module, optimizer: torch.optim.Optimizer, loss_fn: 
         synchronize(device)
         t3 = time.perf_counter()
         if i >= warmup:
-            for key, value in (("forward_ms", t1 - t0), ("backward_ms", t2 - t1),
-                               ("optimizer_ms", t3 - t2), ("step_ms", t3 - t0)):
+            for key, value in (
+                ("forward_ms", t1 - t0),
+                ("backward_ms", t2 - t1),
+                ("optimizer_ms", t3 - t2),
+                ("step_ms", t3 - t0),
+            ):
                 phases[key].append(1000 * value)
     return {key: median_iqr(values) for key, values in phases.items()}
