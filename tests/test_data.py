@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import io
 import os
@@ -14,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from normbench.data import download, generators, registry
+from normbench.data import generators, registry
 from normbench.data.cache import cache_root
 from normbench.data.download import Remote, md5sum
 from normbench.data.registry import (
@@ -269,10 +270,15 @@ def _mirror_remotes(mirror: Path, md5: str | None = None) -> tuple[Remote, ...]:
     )
 
 
+def _serve(monkeypatch: pytest.MonkeyPatch, name: str, remotes: tuple[Remote, ...]) -> None:
+    """Point dataset ``name``'s download source at ``remotes``."""
+    monkeypatch.setitem(DATASETS, name, dataclasses.replace(DATASETS[name], remotes=remotes))
+
+
 def test_download_from_a_mirror_into_the_cache(tmp_path, cache, monkeypatch):
     monkeypatch.delenv("NORMBENCH_OFFLINE")
     arrays = write_idx_dir(tmp_path / "mirror", gz=True)
-    monkeypatch.setitem(download.REMOTES, "mnist", _mirror_remotes(tmp_path / "mirror"))
+    _serve(monkeypatch, "mnist", _mirror_remotes(tmp_path / "mirror"))
     split = load_dataset({"name": "mnist"})
     np.testing.assert_array_equal(split.y_train, arrays["train-labels-idx1-ubyte"])
     assert sorted(p.name for p in (cache / "raw" / "mnist").iterdir()) == sorted(
@@ -284,7 +290,7 @@ def test_download_from_a_mirror_into_the_cache(tmp_path, cache, monkeypatch):
 def test_download_checksum_mismatch_keeps_nothing(tmp_path, cache, monkeypatch):
     monkeypatch.delenv("NORMBENCH_OFFLINE")
     write_idx_dir(tmp_path / "mirror", gz=True)
-    monkeypatch.setitem(download.REMOTES, "mnist", _mirror_remotes(tmp_path / "mirror", "0" * 32))
+    _serve(monkeypatch, "mnist", _mirror_remotes(tmp_path / "mirror", "0" * 32))
     with pytest.raises(InputError, match="checksum mismatch"):
         load_dataset({"name": "mnist"})
     assert list((cache / "raw" / "mnist").iterdir()) == []
@@ -303,7 +309,7 @@ def test_cifar_download_unpacks_only_the_batches(tmp_path, cache, monkeypatch):
     remote = Remote(
         archive.name, md5sum(archive), (archive.parent.as_uri() + "/",), extract=tuple(CIFAR_NAMES)
     )
-    monkeypatch.setitem(download.REMOTES, "cifar10", (remote,))
+    _serve(monkeypatch, "cifar10", (remote,))
     split = load_dataset({"name": "cifar10"})
     np.testing.assert_array_equal(split.y_test, written["test_batch.bin"][1])
     assert sorted(p.name for p in (cache / "raw" / "cifar10").iterdir()) == sorted(CIFAR_NAMES)

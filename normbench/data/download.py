@@ -1,4 +1,4 @@
-"""Fetch MNIST, Fashion-MNIST and CIFAR-10 files from their usual mirrors, MD5-verified."""
+"""Fetch a dataset's files from their mirrors, MD5-verified (each catalog entry lists them)."""
 
 from __future__ import annotations
 
@@ -29,41 +29,9 @@ class Remote:
     extract: tuple[str, ...] = ()  # for an archive: member file names to unpack, flat
 
 
-_MNIST_MIRRORS = (
-    "https://ossci-datasets.s3.amazonaws.com/mnist/",
-    "https://storage.googleapis.com/cvdf-datasets/mnist/",
-)
-_FASHION_MIRRORS = (
-    "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",
-    "https://raw.githubusercontent.com/zalandoresearch/fashion-mnist/master/data/fashion/",
-)
-CIFAR_FILES: tuple[str, ...] = (
-    *(f"data_batch_{i}.bin" for i in range(1, 6)),
-    "test_batch.bin",
-)
-
-REMOTES: dict[str, tuple[Remote, ...]] = {
-    "mnist": (
-        Remote("train-images-idx3-ubyte.gz", "f68b3c2dcbeaaa9fbdd348bbdeb94873", _MNIST_MIRRORS),
-        Remote("train-labels-idx1-ubyte.gz", "d53e105ee54ea40749a09fcbcd1e9432", _MNIST_MIRRORS),
-        Remote("t10k-images-idx3-ubyte.gz", "9fb629c4189551a2d022fa330f9573f3", _MNIST_MIRRORS),
-        Remote("t10k-labels-idx1-ubyte.gz", "ec29112dd5afa0611ce80d1b7f02629c", _MNIST_MIRRORS),
-    ),
-    "fashion-mnist": (
-        Remote("train-images-idx3-ubyte.gz", "8d4fb7e6c68d591d4c3dfef9ec88bf0d", _FASHION_MIRRORS),
-        Remote("train-labels-idx1-ubyte.gz", "25c81989df183df01b3e8a0aad5dffbe", _FASHION_MIRRORS),
-        Remote("t10k-images-idx3-ubyte.gz", "bef4ecab320f06d8554ea6380940ec79", _FASHION_MIRRORS),
-        Remote("t10k-labels-idx1-ubyte.gz", "bb300cfdad3c16e7a12a480ee83cd310", _FASHION_MIRRORS),
-    ),
-    "cifar10": (
-        Remote(
-            "cifar-10-binary.tar.gz",
-            "c32a1d4ab5d03f1284b67883e8d87530",
-            ("https://www.cs.toronto.edu/~kriz/",),
-            extract=CIFAR_FILES,
-        ),
-    ),
-}
+def mirrored(mirrors: tuple[str, ...], md5s: dict[str, str]) -> tuple[Remote, ...]:
+    """One :class:`Remote` per ``file name → MD5``, each served by the same ``mirrors``."""
+    return tuple(Remote(filename, md5, mirrors) for filename, md5 in md5s.items())
 
 
 def offline() -> bool:
@@ -151,11 +119,11 @@ def extract_members(archive: Path, names: tuple[str, ...], dest_dir: Path) -> No
         raise DownloadError(f"{archive} lacks {', '.join(missing)}")
 
 
-def download_dataset(name: str, dest_dir: Path, timeout: float = TIMEOUT_S) -> None:
-    """Fetch every file of dataset ``name`` into ``dest_dir`` (archives are unpacked, then
-    removed to save space); ``DownloadError`` when a file cannot be had."""
+def download_all(remotes: tuple[Remote, ...], dest_dir: Path, timeout: float = TIMEOUT_S) -> None:
+    """Fetch every one of ``remotes`` into ``dest_dir`` (archives are unpacked, then removed
+    to save space); ``DownloadError`` when a file cannot be had."""
     dest_dir.mkdir(parents=True, exist_ok=True)
-    for remote in REMOTES[name]:
+    for remote in remotes:
         path = fetch(remote, dest_dir, timeout)
         if remote.extract:
             extract_members(path, remote.extract, dest_dir)

@@ -1,4 +1,4 @@
-"""Generated datasets: MNIST-1D, sklearn digits, and the synthetic blobs/spirals/regression/adding."""
+"""Generated datasets: MNIST-1D, sklearn digits, synthetic blobs/spirals/regression/adding."""
 
 from __future__ import annotations
 

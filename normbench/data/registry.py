@@ -11,7 +11,6 @@ from typing import Any
 
 import numpy as np
 
-from normbench.data import generators as gen
 from normbench.data import sources as src
 from normbench.data.cache import (
     CACHE_FORMAT,
@@ -26,7 +25,6 @@ from normbench.data.catalog import COMMON_OPTIONS, DATASETS, Arrays, DatasetEntr
 from normbench.data.domains import join_domains
 from normbench.data.formats import ARRAY_KEYS
 from normbench.data.options import fill_options
-from normbench.data.samples import MNIST_SAMPLE_PER_CLASS, MNIST_SAMPLE_TEST_PER_CLASS
 from normbench.data.split import DataSplit, check_split, normalize_inputs
 from normbench.data.views import MODEL_KINDS, check_layout, view_for_model
 from normbench.errors import OptionError, unknown
@@ -140,7 +138,7 @@ def _built_arrays(entry: DatasetEntry, opts: dict, files: list[Path], key: str) 
         if arrays is not None and all(k in arrays for k in ARRAY_KEYS):
             return arrays
     _BUILDS[entry.name] += 1
-    arrays = entry.build(opts, files)
+    arrays = entry.build_arrays(opts, files)
     if entry.disk_cache:
         write_npz_atomic(path, arrays)
     return arrays
@@ -165,20 +163,10 @@ def _apply_limits(arrays: Arrays, opts: dict) -> Arrays:
     return out
 
 
-def _source(entry: DatasetEntry, files: list[Path], opts: dict) -> str:
-    if entry.name == "npz":
-        return str(files[0])
-    if entry.name == "custom":
-        return f"custom dataset loader '{opts['target']}'"
-    if files:
-        return f"{entry.name} files in {files[0].parent}"
-    return f"dataset '{entry.name}'"
-
-
 def _prepare(entry: DatasetEntry, opts: dict, files: list[Path], key: str) -> DataSplit:
     arrays = _apply_limits(_built_arrays(entry, opts, files, key), opts)
     split = entry.finish(arrays, opts)
-    check_split(split, _source(entry, files, opts))
+    check_split(split, entry.describe_source(files, opts))
     return join_domains(normalize_inputs(split, opts["input_norm"]), opts)
 
 
@@ -191,7 +179,7 @@ def load_dataset(cfg: Mapping[str, Any] | str) -> DataSplit:
     """
     opts = resolve_dataset(cfg)
     entry = DATASETS[opts["name"]]
-    files = entry.locate(opts) if entry.locate is not None else []
+    files = entry.locate(opts)
     key = _build_key(entry, opts, files)
     memo_key = digest([key, opts])
     split = _MEMO.get(memo_key)
@@ -201,23 +189,11 @@ def load_dataset(cfg: Mapping[str, Any] | str) -> DataSplit:
     return replace(split)  # a fresh container, so callers may rebind fields freely
 
 
-def _static_train_size(opts: dict) -> int | None:
-    """Training samples the options alone determine (before limits and domains), else None."""
-    name = opts["name"]
-    if name == "mnist1d":
-        return gen.mnist1d_sizes(opts["num_samples"], opts["train_split"])[0]
-    if name == "mnist-sample":
-        return MNIST_SAMPLE_PER_CLASS * 10 - MNIST_SAMPLE_TEST_PER_CLASS * 10
-    if name == "digits":
-        return gen.DIGITS_SIZE - gen.digits_test_size(gen.DIGITS_SIZE, opts["test_fraction"])
-    return opts.get("num_train")  # the synthetic sets; None for data read from files
-
-
 def train_size(cfg: Mapping[str, Any]) -> int:
     """Size of the training split a dataset config gives, after ``limit_train`` and
     ``domains``: from the options where they fix it, else by loading the data (numpy only)."""
     opts = resolve_dataset(cfg)
-    n = _static_train_size(opts)
+    n = DATASETS[opts["name"]].train_size(opts)
     if n is None:
         return int(load_dataset(opts).x_train.shape[0])
     if opts["limit_train"] is not None:

@@ -4,26 +4,46 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from normbench.data.cache import cache_root
-from normbench.data.download import CIFAR_FILES, DownloadError, download_dataset, offline
+from normbench.data.download import DownloadError, Remote, download_all, offline
 from normbench.data.formats import ARRAY_KEYS, read_arrays, read_cifar_batch, read_idx
 from normbench.data.split import DataSplit
 from normbench.errors import InputError
 
-IDX_FILES: tuple[str, ...] = (
-    "train-images-idx3-ubyte",
-    "train-labels-idx1-ubyte",
-    "t10k-images-idx3-ubyte",
-    "t10k-labels-idx1-ubyte",
-)
-CIFAR_SUBDIR = "cifar-10-batches-bin"  # the folder the official archive unpacks to
 MAX_INFERRED_CLASSES = 10_000  # beyond this, integer "labels" are surely regression targets
 
-Finder = Callable[[Path], dict[str, Path | None]]
+Parser = Callable[[dict, list[Path]], dict[str, np.ndarray]]  # (opts, files) → the four arrays
+
+
+@dataclass(frozen=True)
+class FileFormat:
+    """The files a dataset directory holds and the parser that reads them: ``parse`` gets the
+    found paths in the order of ``files``."""
+
+    files: tuple[str, ...]
+    parse: Parser
+    gzip_ok: bool = False  # each file may be stored as <name>.gz; the uncompressed one wins
+    subdir: str = ""  # also looked for in this subfolder (where an official archive unpacks to)
+
+    def expected(self) -> str:
+        """The file names, as error messages tell the user to provide them."""
+        names = ", ".join(self.files)
+        return f"{names} (each optionally .gz)" if self.gzip_ok else names
+
+    def find(self, directory: Path) -> dict[str, Path | None]:
+        """Each file name → its path in ``directory`` (or ``subdir``), or None."""
+        folders = (directory, directory / self.subdir) if self.subdir else (directory,)
+        suffixes = ("", ".gz") if self.gzip_ok else ("",)
+        found: dict[str, Path | None] = {}
+        for name in self.files:
+            candidates = (folder / f"{name}{suffix}" for folder in folders for suffix in suffixes)
+            found[name] = next((c for c in candidates if c.is_file()), None)
+        return found
 
 
 def expand_path(text: str) -> Path:
@@ -44,37 +64,14 @@ def data_dir(name: str, opts: dict) -> tuple[Path, bool]:
     return expand_path(opts["path"]), True
 
 
-def find_idx(directory: Path) -> dict[str, Path | None]:
-    """Each IDX file name → its path (uncompressed preferred over .gz), or None."""
-    found: dict[str, Path | None] = {}
-    for stem in IDX_FILES:
-        candidates = (directory / stem, directory / f"{stem}.gz")
-        found[stem] = next((c for c in candidates if c.is_file()), None)
-    return found
-
-
-def find_cifar(directory: Path) -> dict[str, Path | None]:
-    """Each CIFAR-10 batch file → its path, in ``directory`` or its ``cifar-10-batches-bin``."""
-    found: dict[str, Path | None] = {}
-    for name in CIFAR_FILES:
-        candidates = (directory / name, directory / CIFAR_SUBDIR / name)
-        found[name] = next((c for c in candidates if c.is_file()), None)
-    return found
-
-
-def _expected(name: str) -> str:
-    if name == "cifar10":
-        return ", ".join(CIFAR_FILES)
-    return ", ".join(IDX_FILES) + " (each optionally .gz)"
-
-
-def files_present(name: str) -> bool:
+def files_present(name: str, fmt: FileFormat) -> bool:
     """True when every file of ``name`` is in its default directory (`list datasets`)."""
-    finder = find_cifar if name == "cifar10" else find_idx
-    return all(p is not None for p in finder(default_dir(name)).values())
+    return all(p is not None for p in fmt.find(default_dir(name)).values())
 
 
-def _download_blocker(opts: dict) -> str | None:
+def _download_blocker(opts: dict, remotes: tuple[Remote, ...]) -> str | None:
+    if not remotes:
+        return "normbench knows no place to download them from"
     if offline():
         return "downloading is off (NORMBENCH_OFFLINE is set)"
     if not opts.get("download", True):
@@ -82,35 +79,34 @@ def _download_blocker(opts: dict) -> str | None:
     return None
 
 
-def locate(name: str, opts: dict) -> list[Path]:
-    """The source files of ``name`` in a fixed order, downloading them into the cache when
-    they are absent from the default directory; ``InputError`` naming the directory and the
-    exact files otherwise."""
-    finder: Finder = find_cifar if name == "cifar10" else find_idx
+def locate(name: str, fmt: FileFormat, remotes: tuple[Remote, ...], opts: dict) -> list[Path]:
+    """The source files of ``name`` in the order of ``fmt.files``, downloading ``remotes``
+    into the cache when they are absent from the default directory; ``InputError`` naming
+    the directory and the exact files otherwise."""
     directory, chosen = data_dir(name, opts)
-    found = finder(directory)
+    found = fmt.find(directory)
     missing = [f for f, p in found.items() if p is None]
     if not missing:
         return [p for p in found.values() if p is not None]
+    expected = fmt.expected()
     if chosen:
         if not directory.is_dir():
             raise InputError(
-                f"{name} directory {directory} does not exist; it should hold {_expected(name)}."
+                f"{name} directory {directory} does not exist; it should hold {expected}."
             )
         raise InputError(
-            f"{name} directory {directory} lacks {', '.join(missing)}; it should hold "
-            f"{_expected(name)}."
+            f"{name} directory {directory} lacks {', '.join(missing)}; it should hold {expected}."
         )
-    reason = _download_blocker(opts)
+    reason = _download_blocker(opts, remotes)
     if reason is None:
         try:
-            download_dataset(name, directory)
+            download_all(remotes, directory)
         except (DownloadError, OSError) as exc:
             reason = f"could not be downloaded ({exc})"
         else:
-            return locate(name, opts)
+            return locate(name, fmt, remotes, opts)
     raise InputError(
-        f"{name} files are not in {directory} and {reason}; put {_expected(name)} there, "
+        f"{name} files are not in {directory} and {reason}; put {expected} there, "
         "or set path: to a directory holding them."
     )
 
@@ -130,6 +126,15 @@ def build_idx(opts: dict, files: list[Path]) -> dict[str, np.ndarray]:
     x_train, y_train = _idx_pair(files[0], files[1])
     x_test, y_test = _idx_pair(files[2], files[3])
     return {"x_train": x_train, "y_train": y_train, "x_test": x_test, "y_test": y_test}
+
+
+IDX_FILES: tuple[str, ...] = (
+    "train-images-idx3-ubyte",
+    "train-labels-idx1-ubyte",
+    "t10k-images-idx3-ubyte",
+    "t10k-labels-idx1-ubyte",
+)
+IDX = FileFormat(IDX_FILES, build_idx, gzip_ok=True)  # MNIST and the datasets copying it
 
 
 def _scale_pixels(x: np.ndarray, binarize: bool) -> np.ndarray:
@@ -168,6 +173,10 @@ def build_cifar(opts: dict, files: list[Path]) -> dict[str, np.ndarray]:
         "x_test": x_test,
         "y_test": y_test,
     }
+
+
+CIFAR_FILES: tuple[str, ...] = (*(f"data_batch_{i}.bin" for i in range(1, 6)), "test_batch.bin")
+CIFAR = FileFormat(CIFAR_FILES, build_cifar, subdir="cifar-10-batches-bin")
 
 
 # --- .npz / .pt ------------------------------------------------------------------------------
