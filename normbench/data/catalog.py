@@ -1,4 +1,18 @@
-"""Torch-free dataset catalog: every dataset's entry, options, defaults and cross-checks."""
+"""Torch-free dataset catalog: every dataset's entry, options, defaults and cross-checks.
+
+To add a dataset:
+
+- synthetic: a ``build_<name>(opts, files) -> arrays`` function in ``generators.py`` and one
+  ``DatasetEntry`` in ``_ENTRIES`` below naming it (``build=``, ``finish=gen.finisher(...)``,
+  its options, and ``check=`` for cross-option checks such as sizes) — 2 files.
+- file-based, in a format that exists (``src.IDX``, ``src.CIFAR``): one entry below (for
+  10-class images one ``_image_files(...)`` call) naming the format and its download source
+  (``mirrored(urls, {file name: md5})`` or ``Remote(...)``) — 1 file. In a new format, also
+  a ``FileFormat`` (file names + parser) in ``sources.py``, and its byte-level reader in
+  ``formats.py`` when numpy cannot read the files directly — 2 or 3 files.
+
+Nothing else names a dataset: loading, caching, listing and downloading read the entry.
+"""
 
 from __future__ import annotations
 
@@ -20,10 +34,11 @@ from normbench.errors import OptionError
 
 # Builders import mnist1d / sklearn / torch lazily inside their functions; nothing here may.
 
-Builder = Callable[[dict, list[Path]], Arrays]
+Builder = src.Parser  # (opts, files) → the four arrays that are cached; files may be []
 Finisher = Callable[[Arrays, dict], DataSplit]
 
 DEFAULT_TRAIN, DEFAULT_TEST = 4000, 1000  # synthetic sets: the size of MNIST-1D's split
+_DEFAULT_SIZE = f"{DEFAULT_TRAIN:,} / {DEFAULT_TEST:,} by default"
 
 
 def _num_train(opts: dict) -> int | None:
@@ -357,7 +372,7 @@ _ENTRIES: tuple[DatasetEntry, ...] = (
         task="classification",
         layout="sequence",
         shapes="x (N, 40), y (N,) 10 classes",
-        size="5,000 (4,000 train / 1,000 test)",
+        size=_split_size(4000, 1000),
         options=(
             Option(
                 "num_samples", "int", 5000, "samples before the split (whole per class)", min=10
@@ -544,7 +559,7 @@ _ENTRIES: tuple[DatasetEntry, ...] = (
         task="classification",
         layout="vector",
         shapes="x (N, features), y (N,) `classes` classes",
-        size="4,000 / 1,000 by default",
+        size=_DEFAULT_SIZE,
         options=(
             Option("classes", "int", 4, "number of clusters", min=2),
             Option("features", "int", 16, "input dimension", min=1),
@@ -563,7 +578,7 @@ _ENTRIES: tuple[DatasetEntry, ...] = (
         task="classification",
         layout="vector",
         shapes="x (N, 2), y (N,) `classes` classes",
-        size="4,000 / 1,000 by default",
+        size=_DEFAULT_SIZE,
         options=(
             Option("classes", "int", 3, "number of arms (one class each)", min=2),
             Option("noise", "float", 0.05, "Gaussian position noise std (radius is 1)", min=0.0),
@@ -583,7 +598,7 @@ _ENTRIES: tuple[DatasetEntry, ...] = (
         task="regression",
         layout="vector",
         shapes="x (N, features), y (N, targets)",
-        size="4,000 / 1,000 by default",
+        size=_DEFAULT_SIZE,
         options=(
             Option("features", "int", 8, "input dimension", min=1),
             Option("targets", "int", 1, "output dimension", min=1),
@@ -605,7 +620,7 @@ _ENTRIES: tuple[DatasetEntry, ...] = (
         task="regression",
         layout="sequence",
         shapes="x (N, 2, length) channels values, markers; y (N, 1)",
-        size="4,000 / 1,000 by default",
+        size=_DEFAULT_SIZE,
         options=(
             Option("length", "int", 50, "sequence length", min=2),
             *_SIZE_OPTIONS,
