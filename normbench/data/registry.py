@@ -211,6 +211,8 @@ def _availability_note(entry: DatasetEntry, available: bool) -> str:
         return f"pip install 'normbench[{entry.extra}]'"
     if entry.downloads:
         return f"not in {src.default_dir(entry.name)}; downloaded there on first use"
+    if entry.files is not None:
+        return f"not in {src.default_dir(entry.name)}; put the files there or set path:"
     return "a required package is missing"
 
 

@@ -1,4 +1,4 @@
-"""File-based datasets: MNIST / Fashion-MNIST (IDX), CIFAR-10 (binary) and .npz / .pt files."""
+"""File-based datasets: directory formats (IDX, CIFAR-10 binary), lookup, download; .npz, .pt."""
 
 from __future__ import annotations
 
