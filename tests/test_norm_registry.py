@@ -157,3 +157,29 @@ def test_every_norm_is_in_the_readme() -> None:
     section = readme.split("\n## Norms\n", 1)[1].split("\n## ", 1)[0]
     listed = set(re.findall(r"`([a-z_]+)`", section))
     assert set(NORMS) <= listed, f"README '## Norms' lacks {sorted(set(NORMS) - listed)}"
+
+
+# Options that fit the 8-channel, 6-example tensors below (defaults assume wider layers).
+_FIT = {
+    "group": {"groups": 4},
+    "decorrelated_batch": {"group_size": 4},
+    "ghost_batch": {"ghost_size": 3},
+}
+
+
+@pytest.mark.parametrize("name", [n for n in NORMS if n != "custom"])
+def test_centres_per_channel_says_what_the_norm_does(name: str) -> None:
+    # The trait is right when a per-channel shift of the input (a bias before the norm) leaves
+    # the training-mode output unchanged; a norm that forgets it keeps a redundant bias.
+    import torch
+
+    entry = NORMS[name]
+    x = torch.randn((6, 8, 3, 4) if entry.needs_spatial else (6, 8), dtype=torch.float64)
+    shift = torch.randn(8, dtype=torch.float64).view((1, -1) + (1,) * (x.dim() - 2))
+    outputs = []
+    for inputs in (x, x + shift):
+        torch.manual_seed(0)  # the same draws for the noisy norms
+        module = make(8, {"kind": name, **_FIT.get(name, {})}).double()
+        torch.manual_seed(1)
+        outputs.append(module(inputs).detach())
+    assert torch.allclose(*outputs, atol=1e-9) == entry.centres_per_channel
