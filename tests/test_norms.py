@@ -69,7 +69,7 @@ def test_registry_entries_are_consistent() -> None:
     for name, entry in NORMS.items():
         assert entry.name == name
         assert set(entry.models) <= {"mlp", "cnn", "rnn"} and entry.models
-        assert entry.summary and ":" in entry.factory
+        assert entry.summary and ":" in entry.cls
         assert entry.wraps_layer == (name == "weight")
     rows = norm_rows()
     assert [r["name"] for r in rows] == list(NORMS)

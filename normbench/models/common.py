@@ -7,24 +7,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from normbench.norms import make, wrap
-
-# Norms that subtract a per-channel mean, so a bias right before them is cancelled exactly
-# (Ioffe & Szegedy §3.2). LayerNorm/GroupNorm/RMSNorm subtract a mean over features (or
-# nothing), which does not cancel a per-feature bias, so those keep it.
-PER_CHANNEL_CENTRING = frozenset(
-    {
-        "batch",
-        "batch_reference",
-        "batch_renorm",
-        "noisy_batch",
-        "ghost_batch",
-        "mean_only_batch",
-        "lp_batch",
-        "decorrelated_batch",
-        "instance",
-    }
-)
+from normbench.norms import NORMS, make, wrap
 
 
 def activation(name: str) -> nn.Module:
@@ -41,8 +24,12 @@ def activation(name: str) -> nn.Module:
 
 
 def keeps_bias(norm: dict[str, Any], placement: str) -> bool:
-    """Whether the Linear/Conv before the norm needs its own bias."""
-    return not (placement == "pre" and norm["kind"] in PER_CHANNEL_CENTRING)
+    """Whether the Linear/Conv before the norm needs its own bias.
+
+    A norm that centres per channel cancels that bias exactly (``centres_per_channel``).
+    """
+    entry = NORMS.get(norm["kind"])
+    return not (placement == "pre" and entry is not None and entry.centres_per_channel)
 
 
 def dropout(p: float) -> nn.Module | None:

@@ -60,7 +60,13 @@ class Option:
 
 @dataclass(frozen=True)
 class NormEntry:
-    """A registered norm: what `normbench list norms` shows and what validation relies on."""
+    """A registered norm: what `normbench list norms` shows, what validation relies on, and
+    what ``normbench.norms.make`` builds.
+
+    Everything a norm needs lives here, so adding one is this entry (``register_norm``) plus
+    its class: ``cls`` is built as ``cls(num_features, **options)`` with every option of the
+    resolved spec as a keyword (the ``kind`` left out), like timm's ``create_norm_layer``.
+    """
 
     name: str
     summary: str
@@ -68,11 +74,22 @@ class NormEntry:
     models: tuple[str, ...]  # subset of MODELS the norm can sit in
     uses_batch_stats: bool  # statistics across the batch axis → batch_size 1 is impossible
     wraps_layer: bool  # weight norm: re-parametrises the preceding Linear/Conv via wrap()
-    factory: str  # "module:function" building (num_features, spec) -> nn.Module, imported lazily
+    # "module:Class" (or a function with the same signature), imported lazily: a string, so
+    # this module stays torch-free.
+    cls: str
     reference: str = ""  # paper, for the docs
     extra_options: bool = False  # custom: arbitrary extra options are passed to the class
-    wrapper: str = ""  # "module:function" that wrap() applies to the layer (weight norm)
+    wrapper: str = ""  # "module:function" that wrap() applies as wrapper(layer, **options)
     needs_spatial: bool = False  # statistics over H×W / L: meaningless on (N, C) inputs
+    # Subtracts a per-channel mean, which cancels a bias right before it exactly (Ioffe &
+    # Szegedy §3.2), so the models drop that bias in "pre" placement. A mean over features
+    # (layer, group) or no centring (rms) does not cancel a per-feature bias: those keep it.
+    centres_per_channel: bool = False
+    aliases: tuple[str, ...] = ()  # other spellings, used only to suggest this name
+    # Checks between options of a resolved spec (raise OptionError), run by resolve_norm.
+    check_options: OptionsCheck | None = field(default=None, compare=False)
+    # Checks against where the norm sits (widths, batch size), run by check_norm.
+    check_context: ContextCheck | None = field(default=None, compare=False)
     option_map: dict[str, Option] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -146,6 +163,10 @@ _TRACK = Option(
 _ALL = MODELS
 _CNN = ("cnn",)
 
+# An entry's checks: between options of a spec, and against where the norm sits.
+OptionsCheck = Callable[[Mapping[str, Any]], None]
+ContextCheck = Callable[[Mapping[str, Any], NormContext], None]
+
 
 def _entry(
     name: str,
@@ -154,10 +175,14 @@ def _entry(
     *,
     models: tuple[str, ...] = _ALL,
     batch: bool = False,
-    factory: str,
+    cls: str,
     reference: str = "",
     wrapper: str = "",
     extra: bool = False,
+    centres: bool = False,
+    aliases: tuple[str, ...] = (),
+    check_options: OptionsCheck | None = None,
+    check_context: ContextCheck | None = None,
 ) -> NormEntry:
     return NormEntry(
         name=name,
@@ -166,27 +191,147 @@ def _entry(
         models=models,
         uses_batch_stats=batch,
         wraps_layer=bool(wrapper),
-        factory=factory,
+        cls=cls,
         reference=reference,
         extra_options=extra,
         wrapper=wrapper,
         needs_spatial="mlp" not in models and "rnn" not in models,
+        centres_per_channel=centres,
+        aliases=aliases,
+        check_options=check_options,
+        check_context=check_context,
     )
+
+
+# --- the entries' own checks -------------------------------------------------------------------
+
+
+def _check_custom_target(spec: Mapping[str, Any]) -> None:
+    _check_target_form(spec["target"])
+
+
+def _check_renorm_schedule(spec: Mapping[str, Any]) -> None:
+    for which in ("r_max", "d_max"):
+        if spec[f"{which}_end"] < spec[f"{which}_start"]:
+            raise OptionError(
+                f"{which}_end ({spec[f'{which}_end']}) must not be before {which}_start "
+                f"({spec[f'{which}_start']})",
+                (f"{which}_end",),
+            )
+
+
+def _check_noise_scale(spec: Mapping[str, Any]) -> None:
+    if spec["scale_high"] < spec["scale_low"]:
+        raise OptionError(
+            f"scale_high ({spec['scale_high']}) must be >= scale_low ({spec['scale_low']})",
+            ("scale_high",),
+        )
+
+
+def _divisors(n: int) -> list[int]:
+    return [d for d in range(1, n + 1) if n % d == 0]
+
+
+def _common_divisors(widths: tuple[int, ...]) -> list[int]:
+    g = 0
+    for w in widths:
+        g = math.gcd(g, w)
+    return _divisors(g) if g else []
+
+
+def _check_divides(name: str, value: int, widths: tuple[int, ...], what: str) -> None:
+    bad = [w for w in widths if w % value != 0]
+    if bad:
+        ok = _common_divisors(widths)
+        hint = f" (values that divide all of them: {', '.join(map(str, ok))})" if ok else ""
+        raise OptionError(
+            f"{name} {value} must divide the number of {what} of every normalised layer, "
+            f"but not {', '.join(map(str, sorted(set(bad))))}{hint}",
+            (name,),
+        )
+
+
+def _check_group(spec: Mapping[str, Any], ctx: NormContext) -> None:
+    _check_divides("groups", spec["groups"], ctx.widths, "channels")
+
+
+def _check_decorrelated(spec: Mapping[str, Any], ctx: NormContext) -> None:
+    _check_divides("group_size", spec["group_size"], ctx.widths, "channels")
+
+
+def _check_ghost(spec: Mapping[str, Any], ctx: NormContext) -> None:
+    size = spec["ghost_size"]
+    if ctx.batch_size % size != 0:
+        ok = [d for d in _divisors(ctx.batch_size) if d > 1]
+        raise OptionError(
+            f"ghost_size {size} must divide batch_size {ctx.batch_size} so that every virtual "
+            f"batch has the same size (try one of {', '.join(map(str, ok)) or 'none'})",
+            ("ghost_size",),
+        )
 
 
 _L = "normbench.norms.layers"
 _R = "normbench.norms.research"
 
-NORMS: dict[str, NormEntry] = {
-    e.name: e
-    for e in [
-        _entry("none", "no normalisation (identity)", [], factory=f"{_L}:build_none"),
+# name → entry, in the order `normbench list norms`, the schema and the docs show them.
+NORMS: dict[str, NormEntry] = {}
+
+
+def register_norm(entry: NormEntry) -> NormEntry:
+    """Add a norm to the registry: after this, suites, `validate`, `list norms`, the schema and
+    ``normbench.norms.make`` know it. Returns the entry.
+
+    The registry lives in the process that registers: a run's worker processes start from a
+    fresh interpreter (forkserver or spawn) and know only the norms registered on import of
+    ``normbench.norms.catalog``. A norm registered from user code is unknown there, so its
+    runs must train in-process (one local worker, no ``--threads-per-worker``, no devices);
+    the ``custom`` norm (``target: "package.module:Class"``) reaches workers instead.
+    Raises ``ValueError`` for an entry that contradicts the registry (a registry bug, not user
+    input): a taken name or alias, an unknown model, a malformed class path.
+    """
+    taken = {alias: name for name, e in NORMS.items() for alias in (name, *e.aliases)}
+    for word in (entry.name, *entry.aliases):
+        if word in taken:
+            raise ValueError(f"norm name or alias {word!r} is taken by norm {taken[word]!r}")
+        # _unknown_norm looks words up lower-cased with '-' as '_': another form never matches.
+        if word != word.strip().lower().replace("-", "_"):
+            raise ValueError(f"norm name or alias {word!r} must be lower case, '_' for '-'")
+    if len(set(entry.aliases)) != len(entry.aliases):
+        raise ValueError(f"norm {entry.name!r} lists an alias twice")
+    if not entry.models or not set(entry.models) <= set(MODELS):
+        raise ValueError(f"norm {entry.name!r}: models must be some of {', '.join(MODELS)}")
+    for path in filter(None, (entry.cls, entry.wrapper)):
+        if not _TARGET_RE.match(path):
+            raise ValueError(f"norm {entry.name!r}: {path!r} is not 'package.module:Class'")
+    if entry.wraps_layer != bool(entry.wrapper):
+        raise ValueError(f"norm {entry.name!r}: wraps_layer needs a wrapper and vice versa")
+    NORMS[entry.name] = entry
+    return entry
+
+
+def _register_all(entries: list[NormEntry]) -> None:
+    for entry in entries:
+        register_norm(entry)
+
+
+# The built-in norms, registered like any other.
+_register_all(
+    [
+        _entry(
+            "none",
+            "no normalisation (identity)",
+            [],
+            cls="torch.nn:Identity",
+            aliases=("identity", "no", "off"),
+        ),
         _entry(
             "batch",
             "batch norm: statistics per channel over batch (and space); running statistics in eval",
             [_momentum(), _eps(), _affine(), _TRACK],
             batch=True,
-            factory=f"{_L}:build_batch",
+            cls=f"{_L}:build_batch",
+            centres=True,
+            aliases=("batchnorm", "bn", "batch_norm"),
             reference="Ioffe & Szegedy 2015",
         ),
         _entry(
@@ -194,7 +339,8 @@ NORMS: dict[str, NormEntry] = {
             "layer norm: per example over all non-batch axes (features; C and space "
             "for conv), per-channel γ/β",
             [_eps(), _affine()],
-            factory=f"{_L}:build_layer",
+            cls=f"{_L}:build_layer",
+            aliases=("layernorm", "ln", "layer_norm"),
             reference="Ba et al. 2016",
         ),
         _entry(
@@ -207,7 +353,9 @@ NORMS: dict[str, NormEntry] = {
                 _eps(),
                 _affine(),
             ],
-            factory=f"{_L}:build_group",
+            cls=f"{_L}:build_group",
+            aliases=("groupnorm", "gn", "group_norm"),
+            check_context=_check_group,
             reference="Wu & He 2018",
         ),
         _entry(
@@ -215,7 +363,9 @@ NORMS: dict[str, NormEntry] = {
             "instance norm: per example and channel over space (cnn only)",
             [_eps(), _affine()],
             models=_CNN,
-            factory=f"{_L}:build_instance",
+            cls=f"{_L}:build_instance",
+            centres=True,
+            aliases=("instancenorm", "in", "instance_norm"),
             reference="Ulyanov et al. 2016",
         ),
         _entry(
@@ -228,7 +378,8 @@ NORMS: dict[str, NormEntry] = {
                     "bias", "bool", False, "add a learned bias after the gain (the paper has none)"
                 ),
             ],
-            factory=f"{_L}:build_rms",
+            cls=f"{_L}:build_rms",
+            aliases=("rmsnorm", "rms_norm"),
             reference="Zhang & Sennrich 2019",
         ),
         _entry(
@@ -236,7 +387,8 @@ NORMS: dict[str, NormEntry] = {
             "weight norm: w = g · v/‖v‖ on the preceding Linear/Conv (no activation normalisation)",
             [],
             wrapper=f"{_L}:wrap_weight",
-            factory=f"{_L}:build_none",
+            cls="torch.nn:Identity",
+            aliases=("weightnorm", "wn", "weight_norm"),
             reference="Salimans & Kingma 2016",
         ),
         _entry(
@@ -244,7 +396,8 @@ NORMS: dict[str, NormEntry] = {
             "your own class: target 'package.module:Class', built as "
             "Class(num_features, **options)",
             [Option("target", "str", None, "'package.module:Class' of the norm class")],
-            factory=f"{_L}:build_custom",
+            cls=f"{_L}:build_custom",
+            check_options=_check_custom_target,
             extra=True,
         ),
         # --- research norms -------------------------------------------------------------
@@ -296,7 +449,10 @@ NORMS: dict[str, NormEntry] = {
                 ),
             ],
             batch=True,
-            factory=f"{_R}:build_batch_renorm",
+            cls=f"{_R}:BatchRenorm",
+            centres=True,
+            aliases=("batchrenorm", "renorm", "brn"),
+            check_options=_check_renorm_schedule,
             reference="Ioffe 2017",
         ),
         _entry(
@@ -318,7 +474,10 @@ NORMS: dict[str, NormEntry] = {
                 Option("sample_scale_std", "float", 0.1, "per-sample s ~ N(σ, std)", min=0.0),
             ],
             batch=True,
-            factory=f"{_R}:build_noisy_batch",
+            cls=f"{_R}:NoisyBatchNorm",
+            centres=True,
+            aliases=("noisy",),
+            check_options=_check_noise_scale,
             reference="Santurkar et al. 2018",
         ),
         _entry(
@@ -333,7 +492,8 @@ NORMS: dict[str, NormEntry] = {
                 _affine(),
             ],
             batch=True,
-            factory=f"{_R}:build_lp_batch",
+            cls=f"{_R}:LpBatchNorm",
+            centres=True,
             reference="Santurkar et al. 2018",
         ),
         _entry(
@@ -342,7 +502,8 @@ NORMS: dict[str, NormEntry] = {
             "unbiased running variance); equals torch BN",
             [_momentum(), _eps(), _affine()],
             batch=True,
-            factory=f"{_R}:build_batch_reference",
+            cls=f"{_R}:ReferenceBatchNorm",
+            centres=True,
             reference="Ioffe & Szegedy 2015",
         ),
         _entry(
@@ -354,7 +515,8 @@ NORMS: dict[str, NormEntry] = {
                 Option("tlu", "bool", True, "apply the thresholded linear unit max(y, τ)"),
             ],
             models=_CNN,
-            factory=f"{_R}:build_frn",
+            cls=f"{_R}:FilterResponseNorm",
+            aliases=("filterresponsenorm",),
             reference="Singh & Krishnan 2019",
         ),
         _entry(
@@ -362,7 +524,9 @@ NORMS: dict[str, NormEntry] = {
             "mean-only batch norm: x − μ_B (running mean in eval) + bias",
             [_momentum(), Option("bias", "bool", True, "add a learned per-channel bias")],
             batch=True,
-            factory=f"{_R}:build_mean_only_batch",
+            cls=f"{_R}:MeanOnlyBatchNorm",
+            centres=True,
+            aliases=("meanonly",),
             reference="Salimans & Kingma 2016",
         ),
         _entry(
@@ -382,7 +546,10 @@ NORMS: dict[str, NormEntry] = {
                 _affine(),
             ],
             batch=True,
-            factory=f"{_R}:build_ghost_batch",
+            cls=f"{_R}:GhostBatchNorm",
+            centres=True,
+            aliases=("ghostbatchnorm", "ghost", "gbn"),
+            check_context=_check_ghost,
             reference="Hoffer et al. 2017",
         ),
         _entry(
@@ -401,7 +568,8 @@ NORMS: dict[str, NormEntry] = {
                 _eps(),
             ],
             models=_CNN,
-            factory=f"{_R}:build_cross_norm",
+            cls=f"{_R}:CrossNorm",
+            aliases=("crossnorm",),
             reference="Tang et al. 2021",
         ),
         _entry(
@@ -425,11 +593,14 @@ NORMS: dict[str, NormEntry] = {
             # (linalg.eigh) on every seed, so it is refused at validation instead.
             models=("mlp", "cnn"),
             batch=True,
-            factory=f"{_R}:build_decorrelated_batch",
+            cls=f"{_R}:DecorrelatedBatchNorm",
+            centres=True,
+            aliases=("dbn",),
+            check_context=_check_decorrelated,
             reference="Huang et al. 2018",
         ),
     ]
-}
+)
 
 
 # --- resolving ---------------------------------------------------------------------------------
@@ -521,48 +692,17 @@ def _coerce(opt: Option, value: Any) -> Any:
     raise AssertionError(f"unknown option type {opt.type!r}")  # registry bug, not user input
 
 
-# Other spellings people type (torch / paper names). Used only to suggest the canonical name:
-# "batchnrom" is closest to "batchnorm", so the suggestion is 'batch', not 'batch_renorm'.
-_ALIASES: dict[str, str] = {
-    "batchnorm": "batch",
-    "bn": "batch",
-    "batch_norm": "batch",
-    "layernorm": "layer",
-    "ln": "layer",
-    "layer_norm": "layer",
-    "groupnorm": "group",
-    "gn": "group",
-    "group_norm": "group",
-    "instancenorm": "instance",
-    "in": "instance",
-    "instance_norm": "instance",
-    "rmsnorm": "rms",
-    "rms_norm": "rms",
-    "weightnorm": "weight",
-    "wn": "weight",
-    "weight_norm": "weight",
-    "identity": "none",
-    "no": "none",
-    "off": "none",
-    "batchrenorm": "batch_renorm",
-    "renorm": "batch_renorm",
-    "brn": "batch_renorm",
-    "ghostbatchnorm": "ghost_batch",
-    "ghost": "ghost_batch",
-    "gbn": "ghost_batch",
-    "filterresponsenorm": "frn",
-    "crossnorm": "cross_norm",
-    "dbn": "decorrelated_batch",
-    "meanonly": "mean_only_batch",
-    "noisy": "noisy_batch",
-}
-
-
 def _unknown_norm(word: object) -> str:
     """``unknown norm 'x' — did you mean 'y'? (choose from …)``, suggesting through aliases."""
     names = list(NORMS)
     text = str(word).strip().lower().replace("-", "_")
-    candidates = {**{n: n for n in names}, **_ALIASES}
+    # Aliases are other spellings people type (torch / paper names), used only to suggest the
+    # canonical name: "batchnrom" is closest to "batchnorm", so it suggests 'batch', not
+    # 'batch_renorm'.
+    candidates = {
+        **{n: n for n in names},
+        **{alias: n for n, e in NORMS.items() for alias in e.aliases},
+    }
     match = candidates.get(text)
     if match is None:
         import difflib
@@ -624,21 +764,8 @@ def resolve_norm(value: str | Mapping[str, Any]) -> dict[str, Any]:
             )
         out[key] = raw[key]
 
-    if kind == "custom":
-        _check_target_form(out["target"])
-    if kind == "batch_renorm":
-        for which in ("r_max", "d_max"):
-            if out[f"{which}_end"] < out[f"{which}_start"]:
-                raise OptionError(
-                    f"{which}_end ({out[f'{which}_end']}) must not be before {which}_start "
-                    f"({out[f'{which}_start']})",
-                    (f"{which}_end",),
-                )
-    if kind == "noisy_batch" and out["scale_high"] < out["scale_low"]:
-        raise OptionError(
-            f"scale_high ({out['scale_high']}) must be >= scale_low ({out['scale_low']})",
-            ("scale_high",),
-        )
+    if entry.check_options is not None:
+        entry.check_options(out)
     return out
 
 
@@ -655,61 +782,7 @@ def split_target(target: str) -> tuple[str, str]:
     return module, attr
 
 
-def custom_options(spec: Mapping[str, Any]) -> dict[str, Any]:
-    """The keyword arguments a custom norm class receives (everything but kind and target)."""
-    return {k: v for k, v in spec.items() if k not in ("kind", "target")}
-
-
 # --- checks against where the norm sits ------------------------------------------------------
-
-
-def _divisors(n: int) -> list[int]:
-    return [d for d in range(1, n + 1) if n % d == 0]
-
-
-def _common_divisors(widths: tuple[int, ...]) -> list[int]:
-    g = 0
-    for w in widths:
-        g = math.gcd(g, w)
-    return _divisors(g) if g else []
-
-
-def _check_divides(name: str, value: int, widths: tuple[int, ...], what: str) -> None:
-    bad = [w for w in widths if w % value != 0]
-    if bad:
-        ok = _common_divisors(widths)
-        hint = f" (values that divide all of them: {', '.join(map(str, ok))})" if ok else ""
-        raise OptionError(
-            f"{name} {value} must divide the number of {what} of every normalised layer, "
-            f"but not {', '.join(map(str, sorted(set(bad))))}{hint}",
-            (name,),
-        )
-
-
-def _check_group(spec: Mapping[str, Any], ctx: NormContext) -> None:
-    _check_divides("groups", spec["groups"], ctx.widths, "channels")
-
-
-def _check_decorrelated(spec: Mapping[str, Any], ctx: NormContext) -> None:
-    _check_divides("group_size", spec["group_size"], ctx.widths, "channels")
-
-
-def _check_ghost(spec: Mapping[str, Any], ctx: NormContext) -> None:
-    size = spec["ghost_size"]
-    if ctx.batch_size % size != 0:
-        ok = [d for d in _divisors(ctx.batch_size) if d > 1]
-        raise OptionError(
-            f"ghost_size {size} must divide batch_size {ctx.batch_size} so that every virtual "
-            f"batch has the same size (try one of {', '.join(map(str, ok)) or 'none'})",
-            ("ghost_size",),
-        )
-
-
-_EXTRA_CHECKS: dict[str, Callable[[Mapping[str, Any], NormContext], None]] = {
-    "group": _check_group,
-    "decorrelated_batch": _check_decorrelated,
-    "ghost_batch": _check_ghost,
-}
 
 
 def check_norm(spec: str | Mapping[str, Any], ctx: NormContext) -> None:
@@ -737,9 +810,8 @@ def check_norm(spec: str | Mapping[str, Any], ctx: NormContext) -> None:
             f"batch statistics undefined with batch_size {ctx.batch_size}: norm '{kind}' "
             "normalises with statistics across the batch; use layer, group or rms instead"
         )
-    check = _EXTRA_CHECKS.get(kind)
-    if check is not None:
-        check(spec, ctx)
+    if entry.check_context is not None:
+        entry.check_context(spec, ctx)
 
 
 def check_custom_importable(spec: Mapping[str, Any]) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
 import torch
@@ -10,7 +9,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from normbench.norms.catalog import custom_options, resolve_target
+from normbench.norms.catalog import resolve_target
 
 # Every module here takes channels on axis 1: (N, C), (N, C, L) or (N, C, H, W).
 
@@ -173,75 +172,68 @@ class RMSNorm(nn.Module):
         )
 
 
-# --- factories: (num_features, resolved spec) -> nn.Module ---------------------------------------
-
-Spec = Mapping[str, Any]
-
-
-def build_none(num_features: int, spec: Spec) -> nn.Module:
-    """No normalisation (also what ``weight`` norm puts between layer and activation)."""
-    return nn.Identity()
+# --- factories: the entries whose construction is more than ``Class(num_features, **options)``
+#
+# The affine mode decides the module's structure: ``per_feature`` is the γ/β fused into the
+# torch kernel (the training hot path), ``none``/``linear`` a core without affine plus the
+# recovery step (``with_affine``), so one constructor cannot stand for all three and keep the
+# parameters and state-dict keys. ``custom`` builds the class its spec names.
 
 
-def build_batch(num_features: int, spec: Spec) -> nn.Module:
+def build_batch(
+    num_features: int, *, momentum: float, eps: float, affine: str, track_running_stats: bool
+) -> nn.Module:
     """Batch norm; with ``affine: per_feature`` a bare torch kernel (the training hot path)."""
-    mode = spec["affine"]
     core = BatchNorm(
         num_features,
-        eps=spec["eps"],
-        momentum=spec["momentum"],
-        affine=mode == "per_feature",
-        track_running_stats=spec["track_running_stats"],
+        eps=eps,
+        momentum=momentum,
+        affine=affine == "per_feature",
+        track_running_stats=track_running_stats,
     )
-    return core if mode == "per_feature" else with_affine(core, mode, num_features)
+    return core if affine == "per_feature" else with_affine(core, affine, num_features)
 
 
-def build_layer(num_features: int, spec: Spec) -> nn.Module:
+def build_layer(num_features: int, *, eps: float, affine: str) -> nn.Module:
     """Layer norm over all non-batch axes (see LayerNorm)."""
-    mode = spec["affine"]
-    core = LayerNorm(num_features, eps=spec["eps"], affine=mode == "per_feature")
-    return core if mode == "per_feature" else with_affine(core, mode, num_features)
+    core = LayerNorm(num_features, eps=eps, affine=affine == "per_feature")
+    return core if affine == "per_feature" else with_affine(core, affine, num_features)
 
 
-def build_group(num_features: int, spec: Spec) -> nn.Module:
+def build_group(num_features: int, *, groups: int, eps: float, affine: str) -> nn.Module:
     """Group norm; nn.GroupNorm already accepts (N, C, *) of any rank."""
-    mode = spec["affine"]
-    groups = spec["groups"]
     if num_features % groups != 0:
         raise ValueError(f"groups {groups} does not divide num_features {num_features}")
-    core = nn.GroupNorm(groups, num_features, eps=spec["eps"], affine=mode == "per_feature")
-    return core if mode == "per_feature" else with_affine(core, mode, num_features)
+    core = nn.GroupNorm(groups, num_features, eps=eps, affine=affine == "per_feature")
+    return core if affine == "per_feature" else with_affine(core, affine, num_features)
 
 
-def build_instance(num_features: int, spec: Spec) -> nn.Module:
+def build_instance(num_features: int, *, eps: float, affine: str) -> nn.Module:
     """Instance norm (spatial inputs only)."""
-    mode = spec["affine"]
-    core = InstanceNorm(num_features, eps=spec["eps"], affine=mode == "per_feature")
-    return core if mode == "per_feature" else with_affine(core, mode, num_features)
+    core = InstanceNorm(num_features, eps=eps, affine=affine == "per_feature")
+    return core if affine == "per_feature" else with_affine(core, affine, num_features)
 
 
-def build_rms(num_features: int, spec: Spec) -> nn.Module:
+def build_rms(num_features: int, *, eps: float, affine: str, bias: bool) -> nn.Module:
     """RMSNorm; ``bias`` adds a learned shift after the gain (and is the linear map's bias)."""
-    mode = spec["affine"]
-    if mode == "linear":
-        core = RMSNorm(num_features, eps=spec["eps"], affine=False)
-        return nn.Sequential(core, ChannelLinear(num_features, bias=spec["bias"]))
-    return RMSNorm(num_features, eps=spec["eps"], affine=mode == "per_feature", bias=spec["bias"])
+    if affine == "linear":
+        core = RMSNorm(num_features, eps=eps, affine=False)
+        return nn.Sequential(core, ChannelLinear(num_features, bias=bias))
+    return RMSNorm(num_features, eps=eps, affine=affine == "per_feature", bias=bias)
 
 
-def build_custom(num_features: int, spec: Spec) -> nn.Module:
+def build_custom(num_features: int, *, target: str, **options: Any) -> nn.Module:
     """``Class(num_features, **options)`` for ``{kind: custom, target: "pkg.mod:Class", …}``."""
-    cls = resolve_target(spec["target"])
-    module = cls(num_features, **custom_options(spec))
+    cls = resolve_target(target)
+    module = cls(num_features, **options)
     if not isinstance(module, nn.Module):  # a factory that broke its annotation's promise
         raise TypeError(
-            f"custom norm target '{spec['target']}' returned a "
-            f"{type(module).__name__}, not an nn.Module"
+            f"custom norm target '{target}' returned a {type(module).__name__}, not an nn.Module"
         )
     return module
 
 
-def wrap_weight(layer: nn.Module, spec: Spec) -> nn.Module:
+def wrap_weight(layer: nn.Module) -> nn.Module:
     """Weight normalisation w = g · v/‖v‖ of a Linear/Conv (g per output unit, dim 0).
 
     torch's parametrization recomputes w from (g, v) at every forward; g starts at ‖v‖ so the

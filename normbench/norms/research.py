@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
-
 import torch
 from torch import Tensor, nn
 
@@ -12,8 +9,7 @@ from normbench.norms.layers import build_batch, channel_view, make_affine
 
 # Every module here takes channels on axis 1: (N, C), (N, C, L) or (N, C, H, W). "Batch"
 # statistics are per channel over the batch axis and every spatial position, as in BN.
-
-Spec = Mapping[str, Any]
+# Each class takes its registry options as keywords (``Class(num_features, **options)``).
 
 
 def batch_dims(x: Tensor) -> tuple[int, ...]:
@@ -156,13 +152,17 @@ class NoisyBatchNorm(nn.Module):
     σ_j ~ U(scale_low, scale_high); per element: m ~ U(μ_j − w, μ_j + w), s ~ N(σ_j, std);
     output s·a + m, where a is the BN layer's output (after its affine step). Conv layers
     treat the spatial axes as batch, so m and s are drawn per sample *and* position. Draws use
-    torch's global RNG, so a seeded run is reproducible.
+    torch's global RNG, so a seeded run is reproducible. The batch norm takes the ``batch``
+    norm's options (``momentum``, ``eps``, ``affine``, ``track_running_stats``).
     """
 
     def __init__(
         self,
         num_features: int,
-        bn: nn.Module,
+        momentum: float = 0.1,
+        eps: float = 1e-5,
+        affine: str = "per_feature",
+        track_running_stats: bool = True,
         mean_range: float = 0.5,
         scale_low: float = 1.0,
         scale_high: float = 1.25,
@@ -171,7 +171,13 @@ class NoisyBatchNorm(nn.Module):
     ) -> None:
         super().__init__()
         self.num_features = num_features
-        self.bn = bn
+        self.bn = build_batch(
+            num_features,
+            momentum=momentum,
+            eps=eps,
+            affine=affine,
+            track_running_stats=track_running_stats,
+        )
         self.mean_range = mean_range
         self.scale_low, self.scale_high = scale_low, scale_high
         self.sample_mean_width = sample_mean_width
@@ -472,81 +478,3 @@ class DecorrelatedBatchNorm(nn.Module):
             w = self.running_whiten
         y = (w @ xc).reshape(c, n, *x.shape[2:]).transpose(0, 1).contiguous()
         return self.affine(y)
-
-
-# --- factories: (num_features, resolved spec) -> nn.Module ---------------------------------------
-
-
-def build_batch_reference(num_features: int, spec: Spec) -> nn.Module:
-    """Batch norm from the formulas."""
-    return ReferenceBatchNorm(
-        num_features, eps=spec["eps"], momentum=spec["momentum"], affine=spec["affine"]
-    )
-
-
-def build_batch_renorm(num_features: int, spec: Spec) -> nn.Module:
-    """Batch renorm with its r_max/d_max schedule."""
-    keys = (
-        "eps",
-        "momentum",
-        "affine",
-        "r_max",
-        "d_max",
-        "r_max_start",
-        "r_max_end",
-        "d_max_start",
-        "d_max_end",
-    )
-    return BatchRenorm(num_features, **{k: spec[k] for k in keys})
-
-
-def build_noisy_batch(num_features: int, spec: Spec) -> nn.Module:
-    """Torch batch norm (same options as ``batch``) + Santurkar's noise."""
-    keys = ("mean_range", "scale_low", "scale_high", "sample_mean_width", "sample_scale_std")
-    return NoisyBatchNorm(
-        num_features, build_batch(num_features, spec), **{k: spec[k] for k in keys}
-    )
-
-
-def build_lp_batch(num_features: int, spec: Spec) -> nn.Module:
-    """ℓp batch norm."""
-    return LpBatchNorm(
-        num_features, p=spec["p"], eps=spec["eps"], momentum=spec["momentum"], affine=spec["affine"]
-    )
-
-
-def build_frn(num_features: int, spec: Spec) -> nn.Module:
-    """Filter response norm + TLU."""
-    return FilterResponseNorm(num_features, eps=spec["eps"], affine=spec["affine"], tlu=spec["tlu"])
-
-
-def build_mean_only_batch(num_features: int, spec: Spec) -> nn.Module:
-    """Mean-only batch norm."""
-    return MeanOnlyBatchNorm(num_features, momentum=spec["momentum"], bias=spec["bias"])
-
-
-def build_ghost_batch(num_features: int, spec: Spec) -> nn.Module:
-    """Ghost batch norm."""
-    return GhostBatchNorm(
-        num_features,
-        ghost_size=spec["ghost_size"],
-        eps=spec["eps"],
-        momentum=spec["momentum"],
-        affine=spec["affine"],
-    )
-
-
-def build_cross_norm(num_features: int, spec: Spec) -> nn.Module:
-    """CrossNorm."""
-    return CrossNorm(num_features, p=spec["p"], eps=spec["eps"])
-
-
-def build_decorrelated_batch(num_features: int, spec: Spec) -> nn.Module:
-    """Decorrelated (ZCA-whitening) batch norm."""
-    return DecorrelatedBatchNorm(
-        num_features,
-        group_size=spec["group_size"],
-        eps=spec["eps"],
-        momentum=spec["momentum"],
-        affine=spec["affine"],
-    )
