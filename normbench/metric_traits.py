@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, get_args
 
 # How a timing metric was measured; "" for a metric that is not a timing. Every timing metric is
 # compared on log values (timing noise is multiplicative); the kind decides the rest:
@@ -13,7 +13,7 @@ from typing import Literal
 #   target    – time until a target was reached (reported with the convergence figures)
 #   relative  – ratio to the reference variant, timed side by side ("(noisy)" from its rounds)
 Timing = Literal["", "interval", "breakdown", "wall", "target", "relative"]
-TIMING_KINDS: tuple[Timing, ...] = ("interval", "breakdown", "wall", "target", "relative")
+TIMING_KINDS: tuple[Timing, ...] = tuple(k for k in get_args(Timing) if k)
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ import pytest
 
 from normbench.analysis.compare import metric_change
 from normbench.analysis.metrics import METRICS, is_timing, timing_of
+from normbench.metric_traits import Metric
 from normbench.report import plots
 from normbench.report.document import THROUGHPUT_METRICS
 from normbench.report.tables import noisy_mark
@@ -108,13 +109,15 @@ def test_a_malformed_entry_fails_when_declared() -> None:
         Diagnostic(
             base.name, base.summary, base.options, base.metrics, probe=base.probe, plot="a-b"
         )
+    with pytest.raises(ValueError, match="unknown timing kind"):
+        Metric("zz", False, "ms", "a typo in the kind", timing="walll")  # type: ignore[arg-type]
 
 
 def test_every_declared_metric_is_registered_with_its_traits() -> None:
     for d in DIAGNOSTICS.values():
         for m in d.metrics:
             assert METRICS.get(m.name) is m, m.name
-            assert m.source == d.name and not m.timing, m.name
+            assert m.source == d.name, m.name
 
 
 def test_every_metric_a_probe_emits_is_declared_and_has_traits(tmp_path: Path) -> None:
