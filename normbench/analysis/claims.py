@@ -35,8 +35,6 @@ TARGET_METRICS = {"steps_to_target", "seconds_to_target"}
 
 def check_claims(claims: list[dict[str, Any]], grid_keys: list[str]) -> None:
     """Torch-free validation of ``claims:`` (for ``normbench validate``); OptionError with a path."""
-    import normbench.train.diag_catalog  # noqa: F401  (diagnostics register their metrics)
-
     for i, claim in enumerate(claims):
         if claim.get("metric") not in METRICS:
             raise OptionError(

@@ -5,11 +5,12 @@ Statistics (documented in docs/ci.md; the tests live in ``analysis.stats``):
 * Per variant and metric: mean and 95 % bootstrap CI over seeds (``analysis.stats.describe``),
   absolute change ``candidate − baseline`` and relative change ``÷ |baseline|``.
 * Significance: **Welch's t-test**, two-sided. Not Mann-Whitney: with 3 seeds a side its
-  smallest two-sided p is 0.1, so it could never fire. Timing metrics (units s, ms,
-  samples/s, ratio) are tested on log values because timing noise is multiplicative and
-  right-skewed (a stalled seed is far slower, never far faster), which also makes the test
-  match the relative gates. With fewer than 2 values on a side there is no test ("no
-  significance test (1 seed)") and the mark follows the direction of the change.
+  smallest two-sided p is 0.1, so it could never fire. Timing metrics (the metric registry's
+  ``timing`` trait: seconds, milliseconds, samples/s, relative cost) are tested on log values
+  because timing noise is multiplicative and right-skewed (a stalled seed is far slower, never
+  far faster), which also makes the test match the relative gates. With fewer than 2 values on
+  a side there is no test ("no significance test (1 seed)") and the mark follows the direction
+  of the change.
 * **Family-wise error**: one comparison runs many tests (every matched variant × metric), so
   the p-values are Holm–Bonferroni adjusted over all of them and a change is significant when
   its *adjusted* p is below ``alpha``: the chance that an honest re-run shows any significant
@@ -31,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from normbench.analysis.gates import Gate, beyond, fmt_amount, parse_gates
+from normbench.analysis.metrics import is_timing
 from normbench.analysis.stats import (
     EXACT_DIFFERENT,
     EXACT_SAME,
@@ -43,7 +45,6 @@ from normbench.errors import InputError, OptionError
 from normbench.results.store import Warn, check_result, finite_or_none, read_json, stderr_warn
 
 ALPHA = 0.05
-TIMING_UNITS = ("s", "ms", "samples/s", "ratio")
 DEFAULT_METRICS = (
     "final_test_acc",
     "best_test_acc",
@@ -336,9 +337,7 @@ def metric_change(
     p, test = None, "no values"
     if a and b:
         p, test = (
-            significance(a, b, unit in TIMING_UNITS)
-            if use_stats
-            else (None, "no test (--no-stats)")
+            significance(a, b, is_timing(metric)) if use_stats else (None, "no test (--no-stats)")
         )
     ch = MetricChange(
         metric, unit, higher, base, cand, change, relative, p, test, False, "~", p_raw=p
@@ -596,7 +595,7 @@ def arith_warning(base: dict[str, Any], cand: dict[str, Any], names: list[str]) 
     )
     if sentence is None:
         return None
-    if any(_info([base, cand], m).get("unit") not in TIMING_UNITS for m in names):
+    if not all(is_timing(m) for m in names):
         return f"{sentence}: {arith.DETERMINISTIC_NOTE}"
     return sentence
 
@@ -649,7 +648,7 @@ def compare_summaries(
             "a regression gate needs the same suite on both sides (regenerate the baseline)"
         )
     warning = environment_warning(base, cand)
-    if warning and any(_info([base, cand], m).get("unit") in TIMING_UNITS for m in names):
+    if warning and any(is_timing(m) for m in names):
         cmp.warnings.append(warning)
     arith_note = arith_warning(base, cand, names)
     if arith_note:

@@ -17,6 +17,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from normbench.analysis.metrics import METRICS
 from normbench.errors import OptionError, unknown
 
 GRAMMAR = "METRIC:[+|-]NUMBER[%]"
@@ -49,10 +50,6 @@ class Gate:
 
 def _known_metrics() -> dict[str, bool]:
     """Registry metric → higher_is_better, diagnostics' metrics included."""
-    from normbench.analysis.metrics import METRICS
-    from normbench.analysis.query import _load_diagnostic_metrics
-
-    _load_diagnostic_metrics()  # diagnostics register their metrics when their catalog is imported
     return {name: m.higher_is_better for name, m in METRICS.items()}
 
 

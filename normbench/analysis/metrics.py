@@ -1,26 +1,18 @@
-"""Metric registry: every metric's name, direction and meaning (torch-free)."""
+"""Metric registry: every metric's name and traits, the diagnostics' included (torch-free)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Iterable
 
-
-@dataclass(frozen=True)
-class Metric:
-    """One metric a result may carry; ``higher_is_better`` decides what a regression is."""
-
-    name: str
-    higher_is_better: bool
-    unit: str
-    summary: str
-    source: str = "core"  # "core" or the diagnostic that adds it
-
+from normbench.errors import OptionError, unknown
+from normbench.metric_traits import Metric, Timing
+from normbench.train.diag_catalog import DIAGNOSTICS
 
 METRICS: dict[str, Metric] = {}
 
 
 def register(metric: Metric) -> Metric:
-    """Add a metric to the registry (diagnostics call this for their own)."""
+    """Add a metric to the registry (the core ones and every diagnostic's are added below)."""
     METRICS[metric.name] = metric
     return metric
 
@@ -31,30 +23,63 @@ for _m in [
     Metric("final_test_loss", False, "nats", "test loss at the last evaluation"),
     Metric("final_train_loss", False, "nats", "mean training loss over the last eval interval"),
     Metric("steps_to_target", False, "steps", "first eval step that reached the first target"),
-    Metric("seconds_to_target", False, "s", "training seconds until the first target was reached"),
+    Metric(
+        "seconds_to_target",
+        False,
+        "s",
+        "training seconds until the first target was reached",
+        timing="target",
+    ),
     Metric(
         "samples_per_sec",
         True,
         "samples/s",
         "training samples per second: batch size / median ms per step over eval intervals",
+        timing="interval",
     ),
     Metric(
         "ms_per_step",
         False,
         "ms",
         "median over eval intervals of milliseconds per training step (eval excluded)",
+        timing="interval",
     ),
     Metric(
         "rel_ms_per_step",
         False,
         "ratio",
         "ms per step ÷ the reference variant's, timed side by side after training (machine-normalised)",
+        timing="relative",
     ),
-    Metric("train_seconds", False, "s", "wall time spent in training steps (eval excluded)"),
+    Metric(
+        "train_seconds",
+        False,
+        "s",
+        "wall time spent in training steps (eval excluded)",
+        timing="wall",
+    ),
     Metric("num_params", False, "count", "trainable parameters of the model"),
-    Metric("forward_ms", False, "ms", "median forward time per step (step breakdown)"),
-    Metric("backward_ms", False, "ms", "median backward time per step (step breakdown)"),
-    Metric("optimizer_ms", False, "ms", "median optimizer time per step (step breakdown)"),
+    Metric(
+        "forward_ms",
+        False,
+        "ms",
+        "median forward time per step (step breakdown)",
+        timing="breakdown",
+    ),
+    Metric(
+        "backward_ms",
+        False,
+        "ms",
+        "median backward time per step (step breakdown)",
+        timing="breakdown",
+    ),
+    Metric(
+        "optimizer_ms",
+        False,
+        "ms",
+        "median optimizer time per step (step breakdown)",
+        timing="breakdown",
+    ),
     Metric(
         "final_train_probe_acc",
         True,
@@ -112,15 +137,31 @@ for _m in [
     register(_m)
 
 
+# A diagnostic declares its metrics in its catalog entry; the catalog sits below analysis and
+# never imports it, so registering them here (on import) leaves no reader with a partial view.
+for _d in DIAGNOSTICS.values():
+    for _m in _d.metrics:
+        register(_m)
+
+
 def get_metric(name: str) -> Metric:
     """Look a metric up by name; raise ``OptionError`` with a suggestion when unknown."""
-    from normbench.errors import OptionError, unknown
-
     if name not in METRICS:
         raise OptionError(unknown("metric", name, sorted(METRICS)))
     return METRICS[name]
 
 
-# Diagnostics register the metrics they add; importing their torch-free catalog here means
-# every reader of METRICS (tables, claims, compare gates) sees their directions too.
-import normbench.train.diag_catalog  # noqa: E402, F401
+def timing_of(name: str) -> Timing:
+    """A metric's timing kind ("" when it is no timing); a per-target form takes its base's."""
+    m = METRICS.get(name) or METRICS.get(name.split(".", 1)[0])
+    return m.timing if m else ""
+
+
+def is_timing(name: str) -> bool:
+    """Whether a metric is a timing: compared on log values, its runs' machines matter."""
+    return timing_of(name) != ""
+
+
+def timed(kinds: Iterable[Timing]) -> list[str]:
+    """Registered metrics of the given timing kinds, kind by kind, registry order within."""
+    return [m.name for kind in kinds for m in METRICS.values() if m.timing == kind]

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from normbench import __version__
+from normbench.analysis.metrics import timed
 from normbench.analysis.query import headline_metric, name_of
 from normbench.report.interactive import CSS as INTERACTIVE_CSS
 from normbench.report.interactive import figure_html, script_html
@@ -27,15 +28,10 @@ from normbench.report.tables import (
     to_html,
 )
 
-THROUGHPUT_METRICS = (
-    "samples_per_sec",
-    "ms_per_step",
-    "forward_ms",
-    "backward_ms",
-    "optimizer_ms",
-    "train_seconds",
-    "num_params",
-)
+# The throughput section: the step timings (interval medians, then the breakdown), the training
+# wall time, and the size of the model they are for; times to a target and the relative cost
+# have sections of their own.
+THROUGHPUT_METRICS = (*timed(("interval", "breakdown", "wall")), "num_params")
 # The model's own memory (accounted tensor by tensor) apart from what the process holds.
 MEMORY_METRICS = (
     "model_memory_mb",

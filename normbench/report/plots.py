@@ -27,6 +27,7 @@ from normbench.analysis.query import (
 from normbench.analysis.relative import converged
 from normbench.analysis.stats import CI_MIN_SEEDS
 from normbench.results.store import Warn, finite_or_none
+from normbench.train.diag_catalog import DIAGNOSTICS
 
 # Okabe & Ito (2008), colour-blind safe; yellow last because it is faint on white.
 # Paul Tol's "muted" set extends it for grids with more than seven norms.
@@ -789,6 +790,29 @@ def plot_cost_benefit(summary: dict[str, Any], styler: Styler, out: Path) -> Plo
     )
 
 
+DiagnosticPlot = Callable[[dict[str, Any], Styler, Records, Path], Plot | None]
+
+
+def diagnostic_plots() -> list[tuple[str, DiagnosticPlot]]:
+    """(diagnostic, plot function) for every diagnostic with a plot, in catalog order.
+
+    A catalog entry naming a function this module lacks is an error, raised when the module is
+    imported: a typo must not silently cost the plot.
+    """
+    out: list[tuple[str, DiagnosticPlot]] = []
+    for d in DIAGNOSTICS.values():
+        if d.plot is None:
+            continue
+        fn = globals().get(d.plot)
+        if not d.plot.startswith("plot_") or not callable(fn):
+            raise LookupError(
+                f"diagnostic '{d.name}' names plot '{d.plot}', which is no plot_ function of "
+                f"{__name__}"
+            )
+        out.append((d.name, fn))
+    return out
+
+
 def write_plots(summary: dict[str, Any], records: Records, out: Path, warn: Warn) -> list[Plot]:
     """Draw every plot the data supports into ``out`` (PNG + SVG); diagnostics are best effort."""
     import matplotlib as mpl
@@ -803,22 +827,13 @@ def write_plots(summary: dict[str, Any], records: Records, out: Path, warn: Warn
         lambda: plot_profile(summary, styler, out),
         lambda: plot_cost_benefit(summary, styler, out),
     ]
-    diagnostics = [
-        (name, fn)
-        for name, fn in (
-            ("activations", plot_activations),
-            ("grad_norms", plot_grad_norms),
-            ("ics", plot_ics),
-            ("landscape", plot_landscape),
-        )
-    ]
     plots = []
     with mpl.rc_context(RC):
         for draw in core:
             p = draw()
             if p:
                 plots.append(p)
-        for name, fn in diagnostics:
+        for name, fn in diagnostic_plots():
             # Diagnostics come from another package and may change shape: a malformed one
             # costs its plot, not the whole report.
             try:
@@ -829,3 +844,7 @@ def write_plots(summary: dict[str, Any], records: Records, out: Path, warn: Warn
             if p:
                 plots.append(p)
     return plots
+
+
+# Checked on import, once every function here is defined: an unknown plot name fails loudly.
+diagnostic_plots()

@@ -9,6 +9,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from normbench.analysis.metrics import timing_of
 from normbench.analysis.query import LR_KEY, available_metrics, headline_metric, name_of
 from normbench.analysis.relative import TIME_METRICS
 from normbench.analysis.stats import CI_MIN_SEEDS
@@ -124,19 +125,14 @@ def summary_metrics(summary: dict[str, Any], metrics: list[str] | None = None) -
     return metrics or [m for m in SUMMARY_METRICS if m in have]
 
 
-TIMING_METRICS = frozenset(
-    {"samples_per_sec", "ms_per_step", "seconds_to_target", "train_seconds", "rel_ms_per_step"}
-)
-# The figures taken from the median eval interval: the only ones "(noisy)" describes.
-INTERVAL_METRICS = frozenset({"samples_per_sec", "ms_per_step"})
-
-
 def noisy_mark(v: dict[str, Any], metric: str) -> str:
     """ " (noisy)" after an interval-timed figure that has a value and a wide pooled spread."""
-    if metric == "rel_ms_per_step":
+    kind = timing_of(metric)
+    if kind == "relative":  # the side-by-side rounds have their own spread
         stats = v["metrics"].get(metric) or {}
         return " (noisy)" if stats.get("mean") is not None and v.get("rel_cost_noisy") else ""
-    if metric not in INTERVAL_METRICS or not v.get("timing_noisy"):
+    # The pooled spread is that of the eval intervals: only their medians are described by it.
+    if kind != "interval" or not v.get("timing_noisy"):
         return ""
     return " (noisy)" if (v["metrics"].get(metric) or {}).get("mean") is not None else ""
 

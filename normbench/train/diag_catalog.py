@@ -7,8 +7,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from normbench.analysis.metrics import Metric, register
 from normbench.errors import OptionError, unknown
+from normbench.metric_traits import Metric
 from normbench.models.catalog import widths_of
 
 
@@ -106,13 +106,28 @@ class ShiftOpts(_Opts):
 
 @dataclass(frozen=True)
 class Diagnostic:
-    """One diagnostic: options model, summary, what it needs, and the metrics it adds."""
+    """One diagnostic: options model, summary, the metrics it adds, its probe, plot and needs.
+
+    ``probe`` is ``"package.module:Class"``, imported only when a run builds it (this catalog
+    stays torch-free); the class takes ``(options, config)``. ``plot`` is the name of a function
+    in ``normbench.report.plots`` (``None``: no plot), looked up when that module is imported.
+    """
 
     name: str
     summary: str
     options: type[_Opts]
     metrics: tuple[Metric, ...]
+    probe: str
+    plot: str | None = None
     needs_batch_stats: bool = False
+
+    def __post_init__(self) -> None:
+        # Caught here, a malformed reference fails at import instead of at the first run.
+        module, _, attr = self.probe.partition(":")
+        if not (module and attr.isidentifier()):
+            raise ValueError(f"diagnostic '{self.name}': probe must be 'package.module:Class'")
+        if self.plot is not None and not self.plot.isidentifier():
+            raise ValueError(f"diagnostic '{self.name}': plot must be a function name")
 
 
 DIAGNOSTICS: dict[str, Diagnostic] = {
@@ -146,6 +161,8 @@ DIAGNOSTICS: dict[str, Diagnostic] = {
                     "activations",
                 ),
             ),
+            probe="normbench.train.probes:ActivationsProbe",
+            plot="plot_activations",
         ),
         Diagnostic(
             "grad_norms",
@@ -160,6 +177,8 @@ DIAGNOSTICS: dict[str, Diagnostic] = {
                     "grad_norms",
                 ),
             ),
+            probe="normbench.train.probes:GradNormsProbe",
+            plot="plot_grad_norms",
         ),
         Diagnostic(
             "ics",
@@ -181,6 +200,8 @@ DIAGNOSTICS: dict[str, Diagnostic] = {
                     "ics",
                 ),
             ),
+            probe="normbench.train.probes:IcsProbe",
+            plot="plot_ics",
         ),
         Diagnostic(
             "landscape",
@@ -210,6 +231,8 @@ DIAGNOSTICS: dict[str, Diagnostic] = {
                     "landscape",
                 ),
             ),
+            probe="normbench.train.probes:LandscapeProbe",
+            plot="plot_landscape",
         ),
         Diagnostic(
             "eval_gap",
@@ -256,6 +279,7 @@ DIAGNOSTICS: dict[str, Diagnostic] = {
                     "eval_gap",
                 ),
             ),
+            probe="normbench.train.probes:EvalGapProbe",
             needs_batch_stats=True,
         ),
         Diagnostic(
@@ -268,13 +292,10 @@ DIAGNOSTICS: dict[str, Diagnostic] = {
                 ),
                 Metric("shift_drop", False, "fraction", "final_test_acc − shift_test_acc", "shift"),
             ),
+            probe="normbench.train.probes:ShiftProbe",
         ),
     ]
 }
-
-for _d in DIAGNOSTICS.values():
-    for _m in _d.metrics:
-        register(_m)
 
 
 def num_blocks(model: dict[str, Any]) -> int | None:

@@ -21,6 +21,7 @@ once, on the final model.
 from __future__ import annotations
 
 import copy
+import importlib
 import math
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -30,6 +31,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from normbench.train.diag_catalog import DIAGNOSTICS
 from normbench.train.loop import ProbeContext, evaluate
 from normbench.train.optim import make_optimizer
 
@@ -174,7 +176,11 @@ def split_batches(order: torch.Tensor, batch_size: int) -> list[torch.Tensor]:
 
 
 class _Probe:
-    """No-op defaults for the ``Probe`` protocol."""
+    """No-op defaults for the ``Probe`` protocol.
+
+    Every probe is built as ``Class(options, config)`` (see ``build_probe``); those that need
+    nothing from the run's configuration accept it and ignore it.
+    """
 
     def backward_steps(self, total_steps: int, eval_every: int) -> set[int]:
         return set()
@@ -267,7 +273,7 @@ def act_percentiles(
 class ActivationsProbe(_Probe):
     """Percentiles of the input to one block's non-linearity, on a fixed test probe batch."""
 
-    def __init__(self, opts: dict[str, Any]) -> None:
+    def __init__(self, opts: dict[str, Any], config: dict[str, Any] | None = None) -> None:
         self.layer_opt: int | str = opts["layer"]
         self.q = [float(p) for p in opts["percentiles"]]
         self.every = opts["every"]
@@ -341,7 +347,7 @@ class ActivationsProbe(_Probe):
 class _BackwardProbe(_Probe):
     """A probe that measures right after backward at its own steps (see ``backward_cadence``)."""
 
-    def __init__(self, opts: dict[str, Any]) -> None:
+    def __init__(self, opts: dict[str, Any], config: dict[str, Any] | None = None) -> None:
         self.every = opts["every"]
         self.at: set[int] = set()
         self.steps: list[int] = []
@@ -517,8 +523,8 @@ def internal_covariate_shift(
 class IcsProbe(_BackwardProbe):
     """Internal covariate shift at chosen units (block indices or module paths) and steps."""
 
-    def __init__(self, opts: dict[str, Any]) -> None:
-        super().__init__(opts)
+    def __init__(self, opts: dict[str, Any], config: dict[str, Any] | None = None) -> None:
+        super().__init__(opts, config)
         self.layers_opt = opts["layers"]
         self.layers: list[str] = []
         self.free: set[str] = set()
@@ -626,8 +632,8 @@ def eta_grid(eta_min: float, eta_max: float, points: int) -> list[float]:
 class LandscapeProbe(_BackwardProbe):
     """Loss range, gradient predictiveness and effective β-smoothness along the gradient."""
 
-    def __init__(self, opts: dict[str, Any]) -> None:
-        super().__init__(opts)
+    def __init__(self, opts: dict[str, Any], config: dict[str, Any] | None = None) -> None:
+        super().__init__(opts, config)
         self.etas = eta_grid(opts["eta_min"], opts["eta_max"], opts["points"])
         self.lrs: list[float] = []
 
@@ -907,21 +913,17 @@ class ShiftProbe(_Probe):
 # --- registry -----------------------------------------------------------------------------------
 
 
+def probe_class(name: str) -> Callable[[dict[str, Any], dict[str, Any]], _Probe]:
+    """The probe a diagnostic's catalog entry names (``"package.module:Class"``), imported."""
+    if name not in DIAGNOSTICS:
+        raise KeyError(f"no probe for diagnostic '{name}'")
+    module, _, attr = DIAGNOSTICS[name].probe.partition(":")
+    return getattr(importlib.import_module(module), attr)
+
+
 def build_probe(name: str, opts: dict[str, Any], config: dict[str, Any]) -> _Probe:
     """One probe from its resolved options (``diag_catalog.resolve_diagnostics``)."""
-    if name == "activations":
-        return ActivationsProbe(opts)
-    if name == "grad_norms":
-        return GradNormsProbe(opts)
-    if name == "ics":
-        return IcsProbe(opts)
-    if name == "landscape":
-        return LandscapeProbe(opts)
-    if name == "eval_gap":
-        return EvalGapProbe(opts, config)
-    if name == "shift":
-        return ShiftProbe(opts, config)
-    raise KeyError(f"no probe for diagnostic '{name}'")
+    return probe_class(name)(opts, config)
 
 
 def build_probes(diagnostics: dict[str, dict[str, Any]], config: dict[str, Any]) -> list[_Probe]:
