@@ -10,11 +10,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from normbench.options import json_schema
+
 SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
 SCHEMA_ID = "urn:normbench:suite-schema:1"
-# PyYAML (YAML 1.1) reads `1e-5` as a string and the loader accepts it; YAML 1.2 editors see
-# a number. Both are fine, so float options take either form.
-NUMERIC_STRING = r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$"
 GATE_PATTERN = r"^[A-Za-z_][A-Za-z0-9_.]*:[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?%?$"
 NAME_PATTERN = r"^[a-z0-9_-]+$"
 
@@ -219,42 +218,6 @@ def _props(keys: dict[str, tuple[str, Schema]], **override: Schema) -> dict[str,
     }
 
 
-def _float(opt_min: float | None, opt_max: float | None, exclusive: bool) -> Schema:
-    number: Schema = {"type": "number"}
-    if opt_min is not None:
-        number["exclusiveMinimum" if exclusive else "minimum"] = opt_min
-    if opt_max is not None:
-        number["exclusiveMaximum" if exclusive else "maximum"] = opt_max
-    return {"anyOf": [number, {"type": "string", "pattern": NUMERIC_STRING}]}
-
-
-def norm_option(opt: Any) -> Schema:
-    """One norm option (``normbench.norms.catalog.Option``) as a schema."""
-    from normbench.norms.catalog import AFFINE_MODES
-
-    if opt.type == "int":
-        s: Schema = {"type": "integer"}
-        if opt.min is not None:
-            s["exclusiveMinimum" if opt.min_exclusive else "minimum"] = int(opt.min)
-        if opt.max is not None:
-            s["maximum"] = int(opt.max)
-    elif opt.type == "float":
-        s = _float(opt.min, opt.max, opt.min_exclusive)
-        if opt.min_exclusive and opt.max is not None:  # only the lower bound is exclusive
-            s["anyOf"][0].pop("exclusiveMaximum", None)
-            s["anyOf"][0]["maximum"] = opt.max
-    elif opt.type == "bool":
-        s = {"type": "boolean"}
-    elif opt.type == "choice":
-        s = {"enum": list(opt.choices)}
-    elif opt.type == "affine":
-        s = {"anyOf": [{"enum": list(AFFINE_MODES)}, {"type": "boolean"}]}
-    else:
-        s = {"type": "string"}
-    default = f" (default {opt.default!r})" if opt.default is not None else " (required)"
-    return {**s, "description": f"{opt.summary}{default}"}
-
-
 def norm_schema() -> Schema:
     """A norm: a registry name, or ``{kind: NAME, ...}`` with that norm's own options."""
     from normbench.norms.catalog import NORMS
@@ -262,7 +225,7 @@ def norm_schema() -> Schema:
     names = list(NORMS)
     rules = []
     for name, entry in NORMS.items():
-        props = {"kind": {"const": name}} | {o.name: norm_option(o) for o in entry.options}
+        props = {"kind": {"const": name}} | {o.name: json_schema(o) for o in entry.options}
         then: Schema = {"properties": props}
         required = [o.name for o in entry.options if o.required]
         if required:
@@ -287,30 +250,6 @@ def norm_schema() -> Schema:
     }
 
 
-def dataset_option(opt: Any) -> Schema:
-    """One dataset option (``normbench.data.options.Option``) as a schema."""
-    if opt.type == "int":
-        s: Schema = {"type": "integer"}
-        if opt.min is not None:
-            s["exclusiveMinimum" if opt.open_interval else "minimum"] = int(opt.min)
-        if opt.max is not None:
-            s["exclusiveMaximum" if opt.open_interval else "maximum"] = int(opt.max)
-    elif opt.type == "float":
-        s = _float(opt.min, opt.max, opt.open_interval)
-    elif opt.type == "bool":
-        s = {"type": "boolean"}
-    elif opt.type == "choice":
-        s = {"enum": list(opt.choices)}
-    elif opt.type == "int_pair":
-        s = {"type": "array", "items": {"type": "integer"}, "minItems": 2, "maxItems": 2}
-    else:
-        s = {"type": "string", "minLength": 1}
-    if opt.nullable:
-        s = {"anyOf": [s, {"type": "null"}]}
-    default = f" (default {opt.default!r})" if opt.default is not None else ""
-    return {**s, "description": f"{opt.summary}{default}"}
-
-
 def dataset_schema() -> Schema:
     """``dataset:`` with the chosen dataset's options (if/then on ``name``)."""
     from normbench.data.registry import DATASETS
@@ -318,7 +257,7 @@ def dataset_schema() -> Schema:
     names = list(DATASETS)
     rules = []
     for name, entry in DATASETS.items():
-        props = {"name": {"const": name}} | {o.name: dataset_option(o) for o in entry.all_options()}
+        props = {"name": {"const": name}} | {o.name: json_schema(o) for o in entry.all_options()}
         rules.append(
             {
                 "if": {"properties": {"name": {"const": name}}, "required": ["name"]},
@@ -384,13 +323,7 @@ def diagnostics_schema() -> Schema:
     names = list(DIAGNOSTICS)
     props = {}
     for name, d in DIAGNOSTICS.items():
-        opts = d.options.model_json_schema()
-        option_props = {
-            k: {**v, "description": v.get("description") or k.replace("_", " ")}
-            for k, v in (opts.get("properties") or {}).items()
-        }
-        for v in option_props.values():
-            v.pop("title", None)
+        option_props = {o.name: json_schema(o) for o in d.options}
         props[name] = {
             "description": d.summary,
             "anyOf": [

@@ -62,7 +62,7 @@ def test_registered_norm_is_listed(registered: None) -> None:
     assert result.exit_code == 0, result.output
     rows = {r["name"]: r for r in json.loads(result.output)}
     assert list(rows)[-1] == NAME
-    assert rows[NAME]["options"] == "gain=1, shift=true"
+    assert rows[NAME]["options"] == "gain=1 (float in [0, 10]), shift=true (bool)"
     assert rows[NAME]["models"] == "mlp, cnn"
 
 
@@ -95,8 +95,8 @@ def test_registered_norm_is_validated(registered: None, tmp_path: Path) -> None:
     assert spec == {"kind": NAME, "gain": 2.0, "shift": True}
     assert runner.invoke(app, ["validate", str(_suite(tmp_path, NAME))]).exit_code == 0
     cases = {
-        f"{{kind: {NAME}, gain: 11}}": "gain must be float >= 0, <= 10, got 11",
-        f"{{kind: {NAME}, gain: x}}": "gain must be a number",
+        f"{{kind: {NAME}, gain: 11}}": "norm.gain: must be <= 10, got 11 (float in [0, 10])",
+        f"{{kind: {NAME}, gain: x}}": "norm.gain: must be a number",
         f"{{kind: {NAME}, gainz: 1}}": "option 'gainz'",
         f"{{kind: {NAME}, gain: 0, shift: false}}": "gain 0 without shift outputs zeros",
         "pairscale": f"did you mean '{NAME}'?",

@@ -28,9 +28,9 @@ from normbench.data import sources as src
 from normbench.data.domains import DOMAIN_OPTIONS
 from normbench.data.download import Remote, mirrored
 from normbench.data.generators import Arrays
-from normbench.data.options import Option
 from normbench.data.split import INPUT_NORMS, DataSplit
 from normbench.errors import OptionError
+from normbench.options import Option
 
 # Builders import mnist1d / sklearn / torch lazily inside their functions; nothing here may.
 

@@ -12,8 +12,8 @@ from dataclasses import replace
 
 import numpy as np
 
-from normbench.data.options import Option
 from normbench.data.split import DataSplit
+from normbench.options import Option
 
 DOMAIN_OPTIONS: tuple[Option, ...] = (
     Option(

@@ -24,10 +24,10 @@ from normbench.data.cache import (
 from normbench.data.catalog import COMMON_OPTIONS, DATASETS, Arrays, DatasetEntry
 from normbench.data.domains import join_domains
 from normbench.data.formats import ARRAY_KEYS
-from normbench.data.options import fill_options
 from normbench.data.split import DataSplit, check_split, normalize_inputs
 from normbench.data.views import MODEL_KINDS, check_layout, view_for_model
 from normbench.errors import OptionError, unknown
+from normbench.options import fill
 
 # Nothing here may import torch, mnist1d or sklearn at module import: `normbench list`,
 # `validate` and `--help` must stay instant. A test checks it in a fresh interpreter.
@@ -72,7 +72,7 @@ def resolve_dataset(cfg: Mapping[str, Any] | str) -> dict:
         raise OptionError(unknown("dataset", name, list(DATASETS)), ("name",))
     entry = DATASETS[name]
     given = {k: v for k, v in cfg.items() if k != "name"}
-    opts = fill_options(name, entry.all_options(), given)
+    opts = fill(name, entry.all_options(), given, known=("name",))
     if entry.check is not None:
         entry.check(opts, set(given))
     return {"name": name, **opts}

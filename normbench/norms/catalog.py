@@ -8,54 +8,19 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from normbench.errors import OptionError, did_you_mean, unknown
+from normbench.errors import OptionError, unknown
+from normbench.options import AFFINE_MODES as AFFINE_MODES
+from normbench.options import TARGET_RE as _TARGET_RE
+from normbench.options import Option
+from normbench.options import coerce as _coerce
 
 # Nothing in this module may import torch (directly or through normbench.norms.layers):
 # `normbench validate`, `list` and `--help` must stay instant. A test checks it.
 
 MODELS: tuple[str, ...] = ("mlp", "cnn", "rnn")
-AFFINE_MODES: tuple[str, ...] = ("none", "per_feature", "linear")
 LP_CHOICES: tuple[int | str, ...] = (1, 2, "inf")
 
-# "package.module:Class" (the attribute part may be dotted, e.g. "pkg.mod:Outer.Inner").
-_TARGET_RE = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*(\.[A-Za-z_]\w*)*$")
 _IDENT_RE = re.compile(r"^[A-Za-z_]\w*$")
-
-
-@dataclass(frozen=True)
-class Option:
-    """One option of a norm: its type, default, allowed values or range, and meaning.
-
-    ``type`` is one of ``int``, ``float``, ``bool``, ``choice``, ``affine``, ``str``.
-    ``default`` is ``None`` only for a required option (``custom``'s ``target``).
-    """
-
-    name: str
-    type: str
-    default: Any
-    summary: str
-    choices: tuple[Any, ...] = ()
-    min: float | None = None  # inclusive lower bound (ints and floats)
-    max: float | None = None  # inclusive upper bound
-    min_exclusive: bool = False  # e.g. eps > 0, not eps >= 0
-
-    @property
-    def required(self) -> bool:
-        """True when the user must give the option (there is no default)."""
-        return self.default is None
-
-    def describe_type(self) -> str:
-        """A short human-readable type, e.g. ``int >= 1`` or ``none|per_feature|linear``."""
-        if self.type == "choice":
-            return "|".join(str(c) for c in self.choices)
-        if self.type == "affine":
-            return "|".join(AFFINE_MODES)
-        text = self.type
-        if self.min is not None:
-            text += f" {'>' if self.min_exclusive else '>='} {_fmt(self.min)}"
-        if self.max is not None:
-            text += f" <= {_fmt(self.max)}" if self.min is None else f", <= {_fmt(self.max)}"
-        return text
 
 
 @dataclass(frozen=True)
@@ -109,13 +74,6 @@ class NormContext:
     spatial: int  # 0 for mlp/rnn, 1 for Conv1d, 2 for Conv2d
     batch_size: int
     placement: str  # "pre" | "post"
-
-
-def _fmt(value: Any) -> str:
-    """Format a number compactly for messages and `list norms` (1e-05, 0.1, 3)."""
-    if isinstance(value, float) and value.is_integer() and abs(value) < 1e6:
-        return str(int(value)) if value != 0 else "0"
-    return str(value)
 
 
 # --- shared option definitions ---------------------------------------------------------------
@@ -606,92 +564,6 @@ _register_all(
 # --- resolving ---------------------------------------------------------------------------------
 
 
-def _type_error(opt: Option, value: Any, expected: str) -> OptionError:
-    return OptionError(f"{opt.name} must be {expected}, got {value!r}", (opt.name,))
-
-
-def _check_range(opt: Option, value: float) -> None:
-    if isinstance(value, float) and not math.isfinite(value):
-        raise OptionError(f"{opt.name} must be a finite number, got {value!r}", (opt.name,))
-    low_bad = opt.min is not None and (value <= opt.min if opt.min_exclusive else value < opt.min)
-    high_bad = opt.max is not None and value > opt.max
-    if low_bad or high_bad:
-        raise OptionError(f"{opt.name} must be {opt.describe_type()}, got {value!r}", (opt.name,))
-
-
-def _coerce_affine(opt: Option, value: Any) -> str:
-    # YAML `true`/`false` are the common spelling; a missing value (null) means none.
-    if value is True:
-        return "per_feature"
-    if value is False or value is None:
-        return "none"
-    if isinstance(value, str) and value in AFFINE_MODES:
-        return value
-    raise OptionError(
-        f"affine must be one of {', '.join(AFFINE_MODES)} (or true/false), got {value!r}"
-        f"{did_you_mean(str(value), AFFINE_MODES)}",
-        (opt.name,),
-    )
-
-
-def _coerce_choice(opt: Option, value: Any) -> Any:
-    # Choices mix ints and the string "inf" (ℓp); accept the spellings YAML produces:
-    # 2, 2.0, "2", "inf", .inf — and store one canonical, JSON-safe form.
-    for choice in opt.choices:
-        if isinstance(value, bool):
-            break
-        if value == choice or str(value).strip().lower() == str(choice):
-            return choice
-        if isinstance(value, float) and choice == "inf" and math.isinf(value) and value > 0:
-            return choice
-        if isinstance(value, float | int) and isinstance(choice, int) and value == choice:
-            return choice
-    raise OptionError(
-        f"{opt.name} must be one of {', '.join(str(c) for c in opt.choices)}, got {value!r}",
-        (opt.name,),
-    )
-
-
-def _coerce(opt: Option, value: Any) -> Any:
-    """Check one option value's type and range; return its canonical form."""
-    if opt.type == "bool":
-        if not isinstance(value, bool):
-            raise _type_error(opt, value, "true or false")
-        return value
-    if opt.type == "int":
-        # bool is an int subclass in Python; `groups: true` is a mistake, not 1.
-        if isinstance(value, bool) or not isinstance(value, int):
-            if isinstance(value, float) and value.is_integer():
-                value = int(value)
-            else:
-                raise _type_error(opt, value, "an integer")
-        _check_range(opt, value)
-        return value
-    if opt.type == "float":
-        if isinstance(value, bool):
-            raise _type_error(opt, value, "a number")
-        if isinstance(value, str):
-            # PyYAML reads `1e-5` (no dot) as a string; accept numeric strings for that reason.
-            try:
-                value = float(value)
-            except ValueError:
-                raise _type_error(opt, value, "a number") from None
-        elif not isinstance(value, int | float):
-            raise _type_error(opt, value, "a number")
-        value = float(value)
-        _check_range(opt, value)
-        return value
-    if opt.type == "affine":
-        return _coerce_affine(opt, value)
-    if opt.type == "choice":
-        return _coerce_choice(opt, value)
-    if opt.type == "str":
-        if not isinstance(value, str):
-            raise _type_error(opt, value, "a string")
-        return value
-    raise AssertionError(f"unknown option type {opt.type!r}")  # registry bug, not user input
-
-
 def _unknown_norm(word: object) -> str:
     """``unknown norm 'x' — did you mean 'y'? (choose from …)``, suggesting through aliases."""
     names = list(NORMS)
@@ -908,21 +780,11 @@ def resolve_target(target: str, what: str = "custom norm", accept: str = "module
 # --- listing -----------------------------------------------------------------------------------
 
 
-def option_text(opt: Option) -> str:
-    """``groups=32`` / ``target (required)`` for `normbench list norms`."""
-    if opt.required:
-        return f"{opt.name} (required)"
-    default = opt.default
-    if isinstance(default, bool):
-        return f"{opt.name}={'true' if default else 'false'}"  # YAML spelling, as users write it
-    return f"{opt.name}={_fmt(default)}"
-
-
 def norm_rows() -> list[dict[str, str]]:
     """One row per norm for `normbench list norms`: name, models, options, summary."""
     rows = []
     for entry in NORMS.values():
-        opts = ", ".join(option_text(o) for o in entry.options)
+        opts = ", ".join(o.describe() for o in entry.options)
         if entry.extra_options:
             opts += ", …any options of the class"
         rows.append(

@@ -3,110 +3,133 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal
-
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from typing import Any
 
 from normbench.errors import OptionError, unknown
 from normbench.metric_traits import Metric
 from normbench.models.catalog import widths_of
+from normbench.options import Option, fill
 
 
-class _Opts(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-def _every() -> Any:
+def _every() -> Option:
     # `every: null` means at every evaluation (plus the start of training): the default cadence.
-    return Field(None, ge=1)
+    return Option(
+        "every",
+        "int",
+        None,
+        "measure every N training steps instead of at every evaluation (null)",
+        min=1,
+        nullable=True,
+    )
 
 
-class ActivationsOpts(_Opts):
-    """Percentiles of the input to one block's non-linearity, on a fixed test probe batch."""
+ACTIVATIONS_OPTIONS = (
+    Option(
+        "layer",
+        "int_or_str",
+        -1,
+        "the hidden block whose non-linearity input is recorded: an index (custom models: "
+        "the normalisation sites, in order; negative from the end), or a module path such "
+        "as 'layer2.0.relu'",
+    ),
+    Option(
+        "percentiles",
+        "float_list",
+        (15.0, 50.0, 85.0),
+        "percentiles recorded, each between 0 and 100",
+        min=0.0,
+        max=100.0,
+        min_items=1,
+        message="percentiles must list at least one value, each between 0 and 100, got {value}",
+    ),
+    _every(),
+    # Batch statistics need two samples.
+    Option("probe_size", "int", 256, "size of the fixed test probe batch", min=2),
+    Option(
+        "mode",
+        "choice",
+        "train",
+        "train: batch statistics of the probe batch, as the optimizer sees the network "
+        "(running statistics are saved and restored); eval: running statistics, as at inference",
+        choices=("train", "eval"),
+    ),
+)
 
-    # An index into the hidden blocks (custom models: the normalisation sites, in order), or
-    # a module path such as "layer2.0.relu" whose input is recorded.
-    layer: int | str = -1
-    percentiles: list[float] = [15.0, 50.0, 85.0]
-    every: int | None = _every()
-    probe_size: int = Field(256, ge=2)  # batch statistics need two samples
-    # train: batch statistics of the probe batch, as the optimizer sees the network (running
-    # statistics are saved and restored); eval: running statistics, as at inference.
-    mode: Literal["train", "eval"] = "train"
+GRAD_NORMS_OPTIONS = (_every(),)
 
-    @field_validator("percentiles")
-    @classmethod
-    def _pct(cls, v: list[float]) -> list[float]:
-        if not v:
-            raise ValueError("percentiles must list at least one value between 0 and 100")
-        bad = [p for p in v if not 0 <= p <= 100]
-        if bad:
-            raise ValueError(f"percentiles must lie between 0 and 100, got {bad[0]:g}")
-        return v
+ICS_OPTIONS = (
+    Option(
+        "layers",
+        "int_or_str_list",
+        None,
+        "block indices, or module paths ('layer1', 'fc'), to measure at (null: every block)",
+        nullable=True,
+        min_items=1,
+        message="layers must list at least one block index (leave it out for all), got {value}",
+    ),
+    _every(),
+)
 
+# The η grid is in multiples of the learning rate: it must be positive.
+_ETA = "the η grid must be positive (multiples of the learning rate), got {value}"
 
-class GradNormsOpts(_Opts):
-    """Per-parameter gradient ℓ2 norms right after backward."""
+LANDSCAPE_OPTIONS = (
+    Option(
+        "eta_min",
+        "float",
+        0.5,
+        "smallest step along the gradient, in multiples of the learning rate",
+        min=0.0,
+        min_exclusive=True,
+        message=_ETA,
+    ),
+    Option(
+        "eta_max",
+        "float",
+        4.0,
+        "largest step along the gradient, in multiples of the learning rate",
+        min=0.0,
+        min_exclusive=True,
+        message=_ETA,
+    ),
+    Option(
+        "points",
+        "int",
+        8,
+        "number of η values, evenly spaced over [eta_min, eta_max]",
+        min=1,
+        message="points must be at least 1, got {value}: the η grid would be empty",
+    ),
+    _every(),
+)
 
-    every: int | None = _every()
+EVAL_GAP_OPTIONS = (
+    Option(
+        "precise_samples",
+        "int",
+        2048,
+        "training samples the precise population statistics are recomputed from",
+        min=1,
+    ),
+    Option(
+        "batch_size",
+        "int",
+        None,
+        "batch size of the batch and precise statistics (null: the training batch size)",
+        min=2,
+        nullable=True,
+    ),
+)
 
-
-class IcsOpts(_Opts):
-    """Santurkar Def. 2.1 at chosen blocks and steps."""
-
-    layers: list[int | str] | None = None  # block indices, or module paths ("layer1", "fc")
-    every: int | None = _every()
-
-    @field_validator("layers")
-    @classmethod
-    def _nonempty(cls, v: list[int] | None) -> list[int] | None:
-        if v is not None and not v:
-            raise ValueError("layers must list at least one block index (leave it out for all)")
-        return v
-
-
-class LandscapeOpts(_Opts):
-    """Loss range, gradient predictiveness and β-smoothness along the gradient."""
-
-    eta_min: float = 0.5
-    eta_max: float = 4.0
-    points: int = 8
-    every: int | None = _every()
-
-    @field_validator("eta_min", "eta_max")
-    @classmethod
-    def _pos(cls, v: float) -> float:
-        if not v > 0:
-            raise ValueError(
-                f"the η grid must be positive (multiples of the learning rate), got {v!r}"
-            )
-        return v
-
-    @field_validator("points")
-    @classmethod
-    def _points(cls, v: int) -> int:
-        if v < 1:
-            raise ValueError(f"points must be at least 1, got {v!r}: the η grid would be empty")
-        return v
-
-
-class EvalGapOpts(_Opts):
-    """Test accuracy with running vs batch vs precisely recomputed statistics."""
-
-    precise_samples: int = Field(2048, ge=1)
-    batch_size: int | None = Field(None, ge=2)
-
-
-class ShiftOpts(_Opts):
-    """Test accuracy when the test inputs are scaled and shifted."""
-
-    scale: float = 2.0
-    offset: float = 0.5
+SHIFT_OPTIONS = (
+    Option("scale", "float", 2.0, "factor on the test inputs"),
+    Option("offset", "float", 0.5, "offset added to the test inputs after the factor"),
+)
 
 
 @dataclass(frozen=True)
 class Diagnostic:
-    """One diagnostic: options model, summary, the metrics it adds, its probe, plot and needs.
+    """One diagnostic: options, summary, the metrics it adds, its probe, plot and needs.
 
     ``probe`` is ``"package.module:Class"``, imported only when a run builds it (this catalog
     stays torch-free); the class takes ``(options, config)``. ``plot`` is the name of a function
@@ -115,7 +138,7 @@ class Diagnostic:
 
     name: str
     summary: str
-    options: type[_Opts]
+    options: tuple[Option, ...]
     metrics: tuple[Metric, ...]
     probe: str
     plot: str | None = None
@@ -137,7 +160,7 @@ DIAGNOSTICS: dict[str, Diagnostic] = {
             "activations",
             "{15,50,85}th percentiles of a block's non-linearity input over training, "
             "pooled and for unit 0 (Ioffe & Szegedy Fig. 1b-c)",
-            ActivationsOpts,
+            ACTIVATIONS_OPTIONS,
             (
                 Metric(
                     "act_p50_final",
@@ -167,7 +190,7 @@ DIAGNOSTICS: dict[str, Diagnostic] = {
         Diagnostic(
             "grad_norms",
             "per-parameter gradient ℓ2 norms right after backward, over training",
-            GradNormsOpts,
+            GRAD_NORMS_OPTIONS,
             (
                 Metric(
                     "grad_norm_final",
@@ -183,7 +206,7 @@ DIAGNOSTICS: dict[str, Diagnostic] = {
         Diagnostic(
             "ics",
             "internal covariate shift (Santurkar Def. 2.1): ‖G−G′‖₂ and cos(G,G′)",
-            IcsOpts,
+            ICS_OPTIONS,
             (
                 Metric(
                     "ics_l2_mean",
@@ -207,7 +230,7 @@ DIAGNOSTICS: dict[str, Diagnostic] = {
             "landscape",
             "loss range, gradient predictiveness, effective β-smoothness along "
             "the gradient (Santurkar §3.2)",
-            LandscapeOpts,
+            LANDSCAPE_OPTIONS,
             (
                 Metric(
                     "loss_range_mean",
@@ -237,7 +260,7 @@ DIAGNOSTICS: dict[str, Diagnostic] = {
         Diagnostic(
             "eval_gap",
             "test accuracy with running vs batch vs precise population statistics",
-            EvalGapOpts,
+            EVAL_GAP_OPTIONS,
             (
                 Metric(
                     "acc_running_stats", True, "fraction", "test accuracy, eval mode", "eval_gap"
@@ -285,7 +308,7 @@ DIAGNOSTICS: dict[str, Diagnostic] = {
         Diagnostic(
             "shift",
             "test accuracy under covariate shift of the test inputs (x·scale + offset)",
-            ShiftOpts,
+            SHIFT_OPTIONS,
             (
                 Metric(
                     "shift_test_acc", True, "fraction", "test accuracy on shifted inputs", "shift"
@@ -323,28 +346,6 @@ def _check_layer(idx: int | str, n: int | None, path: tuple[Any, ...]) -> None:
         )
 
 
-def _pydantic_message(err: dict[str, Any], diag: Diagnostic) -> str:
-    """One sentence for one pydantic error on a diagnostic's options."""
-    kind, value = err["type"], err.get("input")
-    if kind == "extra_forbidden":
-        return unknown("option", err["loc"][-1], list(diag.options.model_fields))
-    if kind in ("greater_than", "greater_than_equal", "less_than", "less_than_equal"):
-        return f"{err['msg'].replace('Input should be', 'must be')}, got {value!r}"
-    if kind == "literal_error":
-        expected = err.get("ctx", {}).get("expected", "")
-        return f"{value!r} is not allowed (choose from {expected.replace(' or ', ', ')})"
-    if kind.endswith(("_parsing", "_type", "from_float")):
-        return f"{err['msg'].replace('Input should be', 'expected')}, got {value!r}"
-    return str(err["msg"]).removeprefix("Value error, ")
-
-
-def _clean_loc(loc: tuple[Any, ...]) -> tuple[Any, ...]:
-    """Drop pydantic's union-member markers (``int``, ``list[int]``…) from an error location."""
-    return tuple(
-        p for p in loc if isinstance(p, int) or not ("[" in p or p in ("int", "float", "str"))
-    )
-
-
 def resolve_diagnostics(
     value: Any, model: dict[str, Any], norm: dict[str, Any], skipped: list[str] | None = None
 ) -> dict[str, dict[str, Any]]:
@@ -369,12 +370,9 @@ def resolve_diagnostics(
             raise OptionError(unknown("diagnostic", name, list(DIAGNOSTICS)), where[name])
         diag = DIAGNOSTICS[name]
         try:
-            resolved = diag.options.model_validate(opts or {}).model_dump()
-        except ValidationError as exc:
-            err = exc.errors(include_url=False)[0]
-            raise OptionError(
-                _pydantic_message(err, diag), (name, *_clean_loc(tuple(err["loc"])))
-            ) from None
+            resolved = fill(f"diagnostic '{name}'", diag.options, opts or {})
+        except OptionError as err:  # its path is below the diagnostic's own mapping
+            raise OptionError(err.message, (name, *err.path)) from None
         if name == "activations":
             _check_layer(resolved["layer"], n_blocks, (name, "layer"))
         if name == "ics":
@@ -407,7 +405,7 @@ def rows() -> list[dict[str, str]]:
         {
             "name": d.name,
             "summary": d.summary,
-            "options": ", ".join(f"{k}={f.default}" for k, f in d.options.model_fields.items()),
+            "options": ", ".join(o.describe() for o in d.options),
             "metrics": ", ".join(m.name for m in d.metrics),
         }
         for d in DIAGNOSTICS.values()
