@@ -39,7 +39,7 @@ from normbench.analysis.stats import (
     significance,
     welch,
 )
-from normbench.errors import InputError, OptionError
+from normbench.errors import EXIT_GATE, EXIT_OK, InputError, OptionError
 from normbench.results.store import Warn, check_result, finite_or_none, read_json, stderr_warn
 
 ALPHA = 0.05
@@ -58,7 +58,6 @@ TEST_NAME = (
     "Welch's t-test (two-sided; timing metrics on log values), Holm–Bonferroni "
     "adjusted over every variant × metric test"
 )
-EXIT_OK, EXIT_GATE, EXIT_INPUT = 0, 1, 2
 
 
 # --- data model -------------------------------------------------------------------------------
