@@ -25,6 +25,7 @@ from normbench.models.catalog import (
     custom_signature_error,
     widths_of,
 )
+from normbench.models.kinds import MLP, MODEL_KINDS
 from normbench.naming import format_value
 from normbench.yamlsrc import Lines, parse_yaml, read_yaml
 
@@ -89,7 +90,7 @@ class DatasetCfg(BaseModel):
 class ModelCfg(_Strict):
     """``model:`` — the family, its shape, the activation, the norm and where it sits."""
 
-    kind: Literal["mlp", "cnn", "rnn", "custom"] = "mlp"
+    kind: Literal[MODEL_KINDS] = MLP  # type: ignore[valid-type]  # the tuple, unpacked
     target: str | None = None
     options: dict[str, Any] | None = None
     swap: str | list[str] | None = None

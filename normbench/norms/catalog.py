@@ -12,8 +12,8 @@ from normbench.errors import OptionError, did_you_mean, unknown
 
 # Nothing in this module may import torch (directly or through normbench.norms.layers):
 # `normbench validate`, `list` and `--help` must stay instant. A test checks it.
+from normbench.models.kinds import BUILT_IN_MODELS as MODELS
 
-MODELS: tuple[str, ...] = ("mlp", "cnn", "rnn")
 AFFINE_MODES: tuple[str, ...] = ("none", "per_feature", "linear")
 LP_CHOICES: tuple[int | str, ...] = (1, 2, "inf")
 
