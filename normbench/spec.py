@@ -27,33 +27,8 @@ from normbench.models.catalog import (
 )
 from normbench.models.kinds import MLP, MODEL_KINDS
 from normbench.naming import format_value
+from normbench.suite_keys import ALIASES, TARGET_KEYS
 from normbench.yamlsrc import Lines, parse_yaml, read_yaml
-
-# Grid / --set aliases: short names for the keys people sweep most.
-ALIASES: dict[str, str] = {
-    "norm": "model.norm",
-    "placement": "model.placement",
-    "activation": "model.activation",
-    "lr_mult": "training.lr_mult",
-    "batch_size": "training.batch_size",
-    "optimizer": "training.optimizer",
-    # Not in the README's original list, but the same idea and asked for often:
-    "lr": "training.lr",
-    "model": "model.kind",
-    "dataset": "dataset.name",
-    "steps": "training.steps",
-    "epochs": "training.epochs",
-    "batches": "training.batches",
-    "dropout": "model.dropout",
-}
-
-TARGET_KEYS = {
-    "test_acc": True,  # True: reached when the value is >= the target
-    "train_probe_acc": True,
-    "test_loss": False,
-    "train_loss": False,
-    "train_probe_loss": False,
-}
 
 OPTIMIZERS = ("sgd", "momentum", "adam", "adamw")
 DEVICE_RE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
