@@ -37,7 +37,7 @@ def activation_rows() -> Rows:
 
 def metric_rows() -> Rows:
     import normbench.train.diag_catalog  # noqa: F401  (registers the diagnostics' metrics)
-    from normbench.analysis.metrics import METRICS
+    from normbench.metrics import METRICS
 
     return [
         {

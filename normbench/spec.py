@@ -14,7 +14,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
 
 from normbench import budget
-from normbench.analysis.claims import check_claims
+from normbench.claim_rules import check_claims
 from normbench.errors import OptionError, SuiteError, did_you_mean, unknown
 from normbench.models.catalog import (
     ACTIVATIONS,
@@ -689,7 +689,7 @@ def _check_targets(targets: dict[str, float], loc: _Locator) -> None:
 
 def _check_gates(gates: list[str], targets: dict[str, float], loc: _Locator) -> None:
     """Gates follow ``normbench compare``'s grammar, so a typo fails at validate time, not in CI."""
-    from normbench.analysis.gates import TARGET_PREFIXES, parse_gate  # torch-free
+    from normbench.gates import TARGET_PREFIXES, parse_gate  # torch-free
 
     for i, text in enumerate(gates):
         try:

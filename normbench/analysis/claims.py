@@ -15,7 +15,6 @@ from __future__ import annotations
 from typing import Any
 
 from normbench.analysis.censor import TIME_METRICS, censored_values
-from normbench.analysis.metrics import METRICS
 from normbench.analysis.verdicts import (
     ALPHA,
     contrast,
@@ -25,47 +24,10 @@ from normbench.analysis.verdicts import (
     on_log_scale,
     one_sample,
     overall,
-    parse_margin,
 )
-from normbench.errors import OptionError, unknown
+from normbench.claim_rules import parse_margin
+from normbench.metrics import METRICS
 from normbench.naming import format_value
-
-
-def check_claims(claims: list[dict[str, Any]], grid_keys: list[str]) -> None:
-    """Torch-free validation of ``claims:`` (for ``normbench validate``); OptionError with a path."""
-    import normbench.train.diag_catalog  # noqa: F401  (diagnostics register their metrics)
-
-    for i, claim in enumerate(claims):
-        if claim.get("metric") not in METRICS:
-            raise OptionError(
-                unknown("metric", claim.get("metric"), sorted(METRICS)), (i, "metric")
-            )
-        for side in ("better", "than", "where"):
-            for key in claim.get(side) or {}:
-                if key not in grid_keys:
-                    raise OptionError(
-                        unknown("grid key", key, grid_keys)
-                        if grid_keys
-                        else "the suite has no grid to compare variants over",
-                        (i, side, key),
-                    )
-        try:
-            parse_margin(claim.get("margin"))
-        except OptionError as exc:
-            raise OptionError(exc.message, (i, "margin")) from None
-        if claim.get("published") is not None:
-            if claim.get("better") or claim.get("than"):
-                raise OptionError(
-                    "a claim compares either two sides (better:, than:) or a "
-                    "published value (published:, where:), not both",
-                    (i,),
-                )
-        elif not claim.get("better") or not claim.get("than"):
-            raise OptionError(
-                "a claim needs better: and than: (mappings of grid keys to values), "
-                "or published: with where:",
-                (i,),
-            )
 
 
 def _matches(params: dict[str, Any], selector: dict[str, Any]) -> bool:

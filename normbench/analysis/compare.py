@@ -30,7 +30,6 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from normbench.analysis.gates import Gate, beyond, fmt_amount, parse_gates
 from normbench.analysis.stats import (
     EXACT_DIFFERENT,
     EXACT_SAME,
@@ -40,6 +39,7 @@ from normbench.analysis.stats import (
     welch,
 )
 from normbench.errors import EXIT_GATE, EXIT_OK, InputError, OptionError
+from normbench.gates import Gate, beyond, fmt_amount, parse_gates
 from normbench.results.store import Warn, check_result, finite_or_none, read_json, stderr_warn
 
 ALPHA = 0.05
@@ -457,7 +457,7 @@ def _metric_names(
 
 
 def _registered(metric: str) -> bool:
-    from normbench.analysis.gates import metric_direction
+    from normbench.gates import metric_direction
 
     try:
         metric_direction(metric)

@@ -2,21 +2,13 @@
 
 from __future__ import annotations
 
-import contextlib
 from typing import Any
 
-from normbench.analysis.metrics import METRICS
 from normbench.errors import InputError, did_you_mean, unknown
+from normbench.metrics import METRICS, load_diagnostic_metrics
 
 HEADLINE = ("final_test_acc", "final_test_loss", "final_train_loss")
 LR_KEY = "lr_mult"
-
-
-def _load_diagnostic_metrics() -> None:
-    """Diagnostics register their metrics on import; do it so their names are recognised."""
-    # Another package's import problem must not break reports.
-    with contextlib.suppress(Exception):
-        import normbench.train.diag_catalog  # noqa: F401
 
 
 def available_metrics(summary: dict[str, Any]) -> list[str]:
@@ -30,7 +22,7 @@ def resolve_metric(summary: dict[str, Any], name: str) -> str:
     recorded = list(summary.get("metric_info") or {})
     if name in recorded:
         return name
-    _load_diagnostic_metrics()
+    load_diagnostic_metrics()
     if name in METRICS:
         raise InputError(
             f"metric '{name}' was not recorded in this run (recorded: {', '.join(recorded)})"

@@ -161,8 +161,8 @@ def relative_rows(
 
 def reference_contrast(v: dict[str, Any], r: dict[str, Any], metric: str) -> dict[str, Any]:
     """The variant against its reference on ``metric``: effect, interval (no verdict yet)."""
-    from normbench.analysis.metrics import METRICS
     from normbench.analysis.verdicts import contrast, default_margin, on_log_scale
+    from normbench.metrics import METRICS
 
     info = METRICS.get(metric.split(".")[0])
     higher = info.higher_is_better if info else True

@@ -35,7 +35,6 @@ from collections.abc import Sequence
 from typing import Any
 
 from normbench.analysis.stats import holm_adjust, t_cdf, t_quantile
-from normbench.errors import OptionError
 
 ALPHA = 0.05
 LEVEL = 0.95
@@ -47,7 +46,7 @@ VERDICTS = ("better", "worse", "equivalent", "undecided")
 
 def on_log_scale(metric: str) -> bool:
     """Whether ``metric`` is compared on log values (steps, times, rates, memory, ratios)."""
-    from normbench.analysis.metrics import METRICS
+    from normbench.metrics import METRICS
 
     base = metric.split(".")[0]
     if base in ("steps_to_target", "seconds_to_target"):
@@ -56,30 +55,9 @@ def on_log_scale(metric: str) -> bool:
     return info is not None and info.unit in LOG_UNITS
 
 
-def parse_margin(value: Any) -> dict[str, Any] | None:
-    """``0.02`` → absolute margin, ``"5%"`` → relative; ``None`` → the metric's default."""
-    if value is None:
-        return None
-    if isinstance(value, bool):
-        raise OptionError(f"margin must be a number or a percentage such as '5%', got {value!r}")
-    if isinstance(value, int | float):
-        if not math.isfinite(value) or value < 0:
-            raise OptionError(f"margin must be a finite number ≥ 0, got {value!r}")
-        return {"kind": "abs", "value": float(value)}
-    text = str(value).strip()
-    if text.endswith("%"):
-        try:
-            number = float(text[:-1])
-        except ValueError:
-            number = math.nan
-        if math.isfinite(number) and 0 <= number < 100:
-            return {"kind": "rel", "value": number / 100}
-    raise OptionError(f"margin must be a number or a percentage such as '5%', got {value!r}")
-
-
 def default_margin(metric: str) -> dict[str, Any]:
     """One accuracy point for fractions; 5 % for steps, times and everything else."""
-    from normbench.analysis.metrics import METRICS
+    from normbench.metrics import METRICS
 
     info = METRICS.get(metric.split(".")[0])
     if info is not None and info.unit == "fraction":

@@ -7,8 +7,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from normbench.analysis.metrics import Metric, register
 from normbench.errors import OptionError, unknown
+from normbench.metrics import Metric, register
 from normbench.models.catalog import widths_of
 
 

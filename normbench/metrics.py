@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 
 
@@ -110,6 +111,13 @@ for _m in [
     ),
 ]:
     register(_m)
+
+
+def load_diagnostic_metrics() -> None:
+    """Diagnostics register their metrics on import; do it so their names are recognised."""
+    # Another package's import problem must not break reports.
+    with contextlib.suppress(Exception):
+        import normbench.train.diag_catalog  # noqa: F401
 
 
 def get_metric(name: str) -> Metric:

@@ -49,10 +49,9 @@ class Gate:
 
 def _known_metrics() -> dict[str, bool]:
     """Registry metric → higher_is_better, diagnostics' metrics included."""
-    from normbench.analysis.metrics import METRICS
-    from normbench.analysis.query import _load_diagnostic_metrics
+    from normbench.metrics import METRICS, load_diagnostic_metrics
 
-    _load_diagnostic_metrics()  # diagnostics register their metrics when their catalog is imported
+    load_diagnostic_metrics()  # diagnostics register their metrics when their catalog is imported
     return {name: m.higher_is_better for name, m in METRICS.items()}
 
 
