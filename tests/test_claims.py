@@ -9,7 +9,7 @@ from scipy.stats import PermutationMethod, mannwhitneyu
 from typer.testing import CliRunner
 
 from normbench.analysis.claims import evaluate_claim
-from normbench.analysis.verdicts import mann_whitney_greater
+from normbench.analysis.stats import mann_whitney_greater
 from normbench.cli import app
 
 
