@@ -1,1 +1,1 @@
-"""Planning and executing (variant, seed) tasks: in-process, worker processes or Dask; resume, shards, merge."""
+"""Planning and running (variant, seed) tasks in-process, in workers or on Dask; resume, merge."""

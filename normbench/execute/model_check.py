@@ -1,4 +1,4 @@
-"""The models pre-flight: build each custom model (or probed one) and run one batch, before training."""
+"""The models pre-flight: build each custom (or probed) model and run one batch before training."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Executing a plan: the chosen executor trains the pending tasks, then relative costs are measured."""
+"""Executing a plan: the executor trains the pending tasks, then relative costs are measured."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""A run directory's life: created with its manifest, reopened by ``--resume``, closed with a status."""
+"""A run directory's manifest: created, reopened by ``--resume``, closed with a status."""
 
 from __future__ import annotations
 

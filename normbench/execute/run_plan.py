@@ -1,4 +1,4 @@
-"""Planning a run: the tasks, workers, threads and devices, resume and shard, before anything trains."""
+"""Planning a run: tasks, workers, threads, devices, resume and shard, before anything trains."""
 
 from __future__ import annotations
 
