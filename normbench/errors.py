@@ -6,6 +6,9 @@ from collections.abc import Sequence
 
 PathPart = str | int
 
+# The exit codes of every command (a failed gate is 1, bad input 2, failed tasks 3, Ctrl-C 130).
+EXIT_OK, EXIT_GATE, EXIT_INPUT, EXIT_FAILED, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+
 
 def format_path(path: Sequence[PathPart]) -> str:
     """Render a key path like ``grid.norm[2]`` from ``("grid", "norm", 2)``."""

@@ -36,7 +36,7 @@ def activation_rows() -> Rows:
 
 
 def metric_rows() -> Rows:
-    from normbench.analysis.metrics import METRICS
+    from normbench.metrics import METRICS
 
     return [
         {

@@ -14,7 +14,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
 
 from normbench import budget
-from normbench.analysis.claims import check_claims
+from normbench.claim_rules import check_claims
 from normbench.errors import OptionError, SuiteError, did_you_mean, unknown
 from normbench.models.catalog import (
     ACTIVATIONS,
@@ -25,34 +25,10 @@ from normbench.models.catalog import (
     custom_signature_error,
     widths_of,
 )
+from normbench.models.kinds import MLP, MODEL_KINDS
 from normbench.naming import format_value
+from normbench.suite_keys import ALIASES, TARGET_KEYS
 from normbench.yamlsrc import Lines, parse_yaml, read_yaml
-
-# Grid / --set aliases: short names for the keys people sweep most.
-ALIASES: dict[str, str] = {
-    "norm": "model.norm",
-    "placement": "model.placement",
-    "activation": "model.activation",
-    "lr_mult": "training.lr_mult",
-    "batch_size": "training.batch_size",
-    "optimizer": "training.optimizer",
-    # Not in the README's original list, but the same idea and asked for often:
-    "lr": "training.lr",
-    "model": "model.kind",
-    "dataset": "dataset.name",
-    "steps": "training.steps",
-    "epochs": "training.epochs",
-    "batches": "training.batches",
-    "dropout": "model.dropout",
-}
-
-TARGET_KEYS = {
-    "test_acc": True,  # True: reached when the value is >= the target
-    "train_probe_acc": True,
-    "test_loss": False,
-    "train_loss": False,
-    "train_probe_loss": False,
-}
 
 OPTIMIZERS = ("sgd", "momentum", "adam", "adamw")
 DEVICE_RE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
@@ -89,7 +65,7 @@ class DatasetCfg(BaseModel):
 class ModelCfg(_Strict):
     """``model:`` — the family, its shape, the activation, the norm and where it sits."""
 
-    kind: Literal["mlp", "cnn", "rnn", "custom"] = "mlp"
+    kind: Literal[MODEL_KINDS] = MLP  # type: ignore[valid-type]  # the tuple, unpacked
     target: str | None = None
     options: dict[str, Any] | None = None
     swap: str | list[str] | None = None
@@ -713,7 +689,7 @@ def _check_targets(targets: dict[str, float], loc: _Locator) -> None:
 
 def _check_gates(gates: list[str], targets: dict[str, float], loc: _Locator) -> None:
     """Gates follow ``normbench compare``'s grammar, so a typo fails at validate time, not in CI."""
-    from normbench.analysis.gates import TARGET_PREFIXES, parse_gate  # torch-free
+    from normbench.gates import TARGET_PREFIXES, parse_gate  # torch-free
 
     for i, text in enumerate(gates):
         try:

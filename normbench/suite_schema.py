@@ -345,7 +345,7 @@ def grid_schema() -> Schema:
     """``grid:`` — aliases with typed values, or any dotted key path."""
     from normbench.data.registry import DATASETS
     from normbench.models.catalog import ACTIVATIONS, MODELS
-    from normbench.spec import ALIASES
+    from normbench.suite_keys import ALIASES
 
     values: dict[str, Schema] = {
         "norm": norm_schema(),
@@ -401,7 +401,7 @@ def dotted_keys() -> list[str]:
 def build_schema() -> Schema:
     """The whole suite schema (``normbench schema``)."""
     from normbench import __version__
-    from normbench.spec import TARGET_KEYS
+    from normbench.suite_keys import TARGET_KEYS
 
     return {
         "$schema": SCHEMA_DIALECT,

@@ -321,7 +321,7 @@ def test_pivot_errors(summary: dict) -> None:
 
 
 def test_resolve_metric_distinguishes_unrecorded(summary: dict) -> None:
-    from normbench.analysis.metrics import METRICS, Metric, register
+    from normbench.metrics import METRICS, Metric, register
 
     if "zz_probe_metric" not in METRICS:
         register(Metric("zz_probe_metric", True, "value", "test-only", "tests"))

@@ -9,7 +9,7 @@ from scipy.stats import PermutationMethod, mannwhitneyu
 from typer.testing import CliRunner
 
 from normbench.analysis.claims import evaluate_claim
-from normbench.analysis.verdicts import mann_whitney_greater
+from normbench.analysis.stats import mann_whitney_greater
 from normbench.cli import app
 
 
@@ -139,7 +139,7 @@ def test_diagnostic_metric_directions_known_without_torch() -> None:
     import sys
 
     code = (
-        "import sys; from normbench.analysis.metrics import METRICS; "
+        "import sys; from normbench.metrics import METRICS; "
         "assert METRICS['act_p50_drift'].higher_is_better is False; "
         "assert METRICS['ics_cos_mean'].higher_is_better is True; "
         "assert 'torch' not in sys.modules"

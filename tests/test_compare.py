@@ -27,10 +27,10 @@ from normbench.analysis.compare import (
     significance,
     welch,
 )
-from normbench.analysis.gates import parse_gate
 from normbench.analysis.stats import holm
 from normbench.cli import app
 from normbench.errors import OptionError
+from normbench.gates import parse_gate
 
 runner = CliRunner()
 

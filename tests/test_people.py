@@ -476,7 +476,7 @@ def test_model_memory_is_accounted_tensor_by_tensor() -> None:
 
 
 def test_memory_metrics_registered_and_counts_without_std() -> None:
-    from normbench.analysis.metrics import METRICS
+    from normbench.metrics import METRICS
     from normbench.report.tables import fmt_stats
 
     for name in ("model_memory_mb", "activation_memory_mb", "process_rss_mb"):

@@ -11,9 +11,9 @@ import numpy as np
 
 from normbench import __version__
 from normbench.analysis.convergence import CURVES, higher_is_better, seed_metrics, target_curve
-from normbench.analysis.metrics import METRICS
 from normbench.analysis.stats import band, describe
 from normbench.errors import InputError
+from normbench.metrics import METRICS
 from normbench.naming import format_value
 from normbench.results.store import Warn, finite_or_none, open_run_dir
 

@@ -12,10 +12,9 @@ suite's claims is one Holm family at α = 0.05.
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
-from normbench.analysis.metrics import METRICS
+from normbench.analysis.censor import TIME_METRICS, censored_values
 from normbench.analysis.verdicts import (
     ALPHA,
     contrast,
@@ -25,78 +24,18 @@ from normbench.analysis.verdicts import (
     on_log_scale,
     one_sample,
     overall,
-    parse_margin,
 )
-from normbench.errors import OptionError, unknown
+from normbench.claim_rules import parse_margin
+from normbench.metrics import METRICS
 from normbench.naming import format_value
-
-TARGET_METRICS = {"steps_to_target", "seconds_to_target"}
-
-
-def check_claims(claims: list[dict[str, Any]], grid_keys: list[str]) -> None:
-    """Torch-free validation of ``claims:`` (for ``normbench validate``); OptionError with a path."""
-    for i, claim in enumerate(claims):
-        if claim.get("metric") not in METRICS:
-            raise OptionError(
-                unknown("metric", claim.get("metric"), sorted(METRICS)), (i, "metric")
-            )
-        for side in ("better", "than", "where"):
-            for key in claim.get(side) or {}:
-                if key not in grid_keys:
-                    raise OptionError(
-                        unknown("grid key", key, grid_keys)
-                        if grid_keys
-                        else "the suite has no grid to compare variants over",
-                        (i, side, key),
-                    )
-        try:
-            parse_margin(claim.get("margin"))
-        except OptionError as exc:
-            raise OptionError(exc.message, (i, "margin")) from None
-        if claim.get("published") is not None:
-            if claim.get("better") or claim.get("than"):
-                raise OptionError(
-                    "a claim compares either two sides (better:, than:) or a "
-                    "published value (published:, where:), not both",
-                    (i,),
-                )
-        elif not claim.get("better") or not claim.get("than"):
-            raise OptionError(
-                "a claim needs better: and than: (mappings of grid keys to values), "
-                "or published: with where:",
-                (i,),
-            )
 
 
 def _matches(params: dict[str, Any], selector: dict[str, Any]) -> bool:
-    from normbench.analysis.aggregate import label
-
+    # Compared as labelled (``aggregate.label`` is ``format_value``), so 0.1 matches "0.1".
     return all(
-        key in params and label(params[key]) == label(value) for key, value in selector.items()
+        key in params and format_value(params[key]) == format_value(value)
+        for key, value in selector.items()
     )
-
-
-def censored_values(variant: dict[str, Any], metric: str) -> tuple[list[float], int]:
-    """Finite per-seed values and how many seeds reached a target.
-
-    An unreached target is censored at the run's span (the seed needed at least that long),
-    never dropped: dropping the slow seeds would make the side look faster than it was.
-    """
-    from normbench.analysis.relative import _span
-
-    stats = variant.get("metrics", {}).get(metric) or {}
-    base = metric.split(".")[0]
-    out, reached = [], 0
-    for v in stats.get("values") or []:
-        if v is None or (isinstance(v, float) and not math.isfinite(v)):
-            if base in TARGET_METRICS:
-                span = _span(variant, base)
-                if span:
-                    out.append(float(span))
-            continue
-        reached += 1
-        out.append(float(v))
-    return out, reached
 
 
 def _margin(claim: dict[str, Any]) -> dict[str, Any]:
@@ -248,7 +187,7 @@ def _seeds_note(item: dict[str, Any]) -> str:
 
 def describe_pair(pair: dict[str, Any], metric: str) -> str:
     """``[lr_mult=1] 0.91 vs 0.52: +0.39 [0.35, 0.43] → better`` for one tested pair."""
-    target = metric.split(".")[0] in TARGET_METRICS
+    target = metric.split(".")[0] in TIME_METRICS
     return (
         f"[{_context(pair)}] {_side(pair, 'better', target)} vs {_side(pair, 'than', target)}: "
         f"{describe_effect(pair)} → {pair['verdict']}{_seeds_note(pair)}"

@@ -31,8 +31,6 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from normbench.analysis.gates import Gate, beyond, fmt_amount, parse_gates
-from normbench.analysis.metrics import is_timing
 from normbench.analysis.stats import (
     EXACT_DIFFERENT,
     EXACT_SAME,
@@ -41,7 +39,9 @@ from normbench.analysis.stats import (
     significance,
     welch,
 )
-from normbench.errors import InputError, OptionError
+from normbench.errors import EXIT_GATE, EXIT_OK, InputError, OptionError
+from normbench.gates import Gate, beyond, fmt_amount, parse_gates
+from normbench.metrics import is_timing
 from normbench.results.store import Warn, check_result, finite_or_none, read_json, stderr_warn
 
 ALPHA = 0.05
@@ -59,7 +59,6 @@ TEST_NAME = (
     "Welch's t-test (two-sided; timing metrics on log values), Holm–Bonferroni "
     "adjusted over every variant × metric test"
 )
-EXIT_OK, EXIT_GATE, EXIT_INPUT = 0, 1, 2
 
 
 # --- data model -------------------------------------------------------------------------------
@@ -457,7 +456,7 @@ def _metric_names(
 
 
 def _registered(metric: str) -> bool:
-    from normbench.analysis.gates import metric_direction
+    from normbench.gates import metric_direction
 
     try:
         metric_direction(metric)

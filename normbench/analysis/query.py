@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from normbench.analysis.metrics import METRICS
 from normbench.errors import InputError, did_you_mean, unknown
+from normbench.metrics import METRICS
 
 HEADLINE = ("final_test_acc", "final_test_loss", "final_train_loss")
 LR_KEY = "lr_mult"

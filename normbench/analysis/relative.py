@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from normbench.analysis.censor import TIME_METRICS, censored_values, run_span
 from normbench.analysis.query import (
     LR_KEY,
     best_of,
@@ -25,7 +26,6 @@ from normbench.analysis.query import (
 )
 from normbench.errors import InputError
 
-TIME_METRICS = ("steps_to_target", "seconds_to_target")
 RATIO_METRICS = ("final_test_acc", "final_test_loss")
 
 
@@ -106,17 +106,6 @@ def match_reference(
     return cands[0], relaxed
 
 
-def _span(v: dict[str, Any], metric: str) -> float | None:
-    """How far the run went (steps or seconds): bounds a speed-up when a target is never reached."""
-    curves = v.get("curves") or {}
-    if metric == "steps_to_target":
-        steps = curves.get("step") or []
-        return float(steps[-1]) if steps else None
-    secs = (curves.get("train_seconds") or {}).get("mean") or []
-    last = next((s for s in reversed(secs) if s is not None), None)
-    return last if last is not None else mean(v, "train_seconds")
-
-
 def speedup(v: dict[str, Any], r: dict[str, Any], metric: str) -> dict[str, Any]:
     """Reference time ÷ variant time; a lower bound when only the reference never got there."""
     a, b = mean(v, metric), mean(r, metric)
@@ -124,7 +113,7 @@ def speedup(v: dict[str, Any], r: dict[str, Any], metric: str) -> dict[str, Any]
     if a is not None and b is not None and a > 0:
         out["speedup"] = b / a
     elif a is not None and a > 0 and b is None:
-        span = _span(r, metric)
+        span = run_span(r, metric)
         out["speedup_lower_bound"] = span / a if span else None
     return out
 
@@ -172,9 +161,8 @@ def relative_rows(
 
 def reference_contrast(v: dict[str, Any], r: dict[str, Any], metric: str) -> dict[str, Any]:
     """The variant against its reference on ``metric``: effect, interval (no verdict yet)."""
-    from normbench.analysis.claims import censored_values
-    from normbench.analysis.metrics import METRICS
     from normbench.analysis.verdicts import contrast, default_margin, on_log_scale
+    from normbench.metrics import METRICS
 
     info = METRICS.get(metric.split(".")[0])
     higher = info.higher_is_better if info else True

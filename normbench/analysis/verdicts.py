@@ -29,13 +29,20 @@ The method (README, "Claims and verdicts"):
 
 from __future__ import annotations
 
-import itertools
 import math
 from collections.abc import Sequence
 from typing import Any
 
-from normbench.analysis.stats import holm_adjust, t_cdf, t_quantile
-from normbench.errors import OptionError
+from normbench.analysis.stats import (
+    holm_adjust,
+    mann_whitney_greater,
+    mean_var,
+    no_spread,
+    t_cdf,
+    t_interval,
+    tost_p,
+    welch_se_df,
+)
 
 ALPHA = 0.05
 LEVEL = 0.95
@@ -47,7 +54,7 @@ VERDICTS = ("better", "worse", "equivalent", "undecided")
 
 def on_log_scale(metric: str) -> bool:
     """Whether ``metric`` is compared on log values (steps, times, rates, memory, ratios)."""
-    from normbench.analysis.metrics import METRICS
+    from normbench.metrics import METRICS
 
     base = metric.split(".")[0]
     if base in ("steps_to_target", "seconds_to_target"):
@@ -56,30 +63,9 @@ def on_log_scale(metric: str) -> bool:
     return info is not None and info.unit in LOG_UNITS
 
 
-def parse_margin(value: Any) -> dict[str, Any] | None:
-    """``0.02`` → absolute margin, ``"5%"`` → relative; ``None`` → the metric's default."""
-    if value is None:
-        return None
-    if isinstance(value, bool):
-        raise OptionError(f"margin must be a number or a percentage such as '5%', got {value!r}")
-    if isinstance(value, int | float):
-        if not math.isfinite(value) or value < 0:
-            raise OptionError(f"margin must be a finite number ≥ 0, got {value!r}")
-        return {"kind": "abs", "value": float(value)}
-    text = str(value).strip()
-    if text.endswith("%"):
-        try:
-            number = float(text[:-1])
-        except ValueError:
-            number = math.nan
-        if math.isfinite(number) and 0 <= number < 100:
-            return {"kind": "rel", "value": number / 100}
-    raise OptionError(f"margin must be a number or a percentage such as '5%', got {value!r}")
-
-
 def default_margin(metric: str) -> dict[str, Any]:
     """One accuracy point for fractions; 5 % for steps, times and everything else."""
-    from normbench.analysis.metrics import METRICS
+    from normbench.metrics import METRICS
 
     info = METRICS.get(metric.split(".")[0])
     if info is not None and info.unit == "fraction":
@@ -92,53 +78,6 @@ def margin_text(margin: dict[str, Any]) -> str:
     if margin["kind"] == "rel":
         return f"±{margin['value'] * 100:g} %"
     return f"±{margin['value']:g}"
-
-
-def _mean_var(x: Sequence[float]) -> tuple[float, float]:
-    n = len(x)
-    m = sum(x) / n
-    return m, sum((v - m) ** 2 for v in x) / (n - 1)
-
-
-def _no_spread(x: Sequence[float]) -> bool:
-    scale = max(max(abs(v) for v in x), 1e-300)
-    return max(x) - min(x) <= 1e-12 * scale
-
-
-def _ranks(values: Sequence[float]) -> list[float]:
-    """Mid-ranks (1-based), so ties share the average rank."""
-    order = sorted(range(len(values)), key=lambda i: values[i])
-    ranks = [0.0] * len(values)
-    i = 0
-    while i < len(order):
-        j = i
-        while j + 1 < len(order) and values[order[j + 1]] == values[order[i]]:
-            j += 1
-        for k in range(i, j + 1):
-            ranks[order[k]] = (i + j) / 2 + 1
-        i = j + 1
-    return ranks
-
-
-def mann_whitney_greater(a: Sequence[float], b: Sequence[float]) -> float:
-    """One-sided p-value that ``a`` tends to be larger than ``b`` (exact for small samples).
-
-    Enumerates every split of the pooled ranks when there are at most 50,000; beyond that,
-    the normal approximation with a continuity correction.
-    """
-    n, m = len(a), len(b)
-    if not n or not m:
-        return math.nan
-    ranks = _ranks([*a, *b])
-    observed = sum(ranks[:n])
-    splits = math.comb(n + m, n)
-    if splits <= 50_000:
-        hits = sum(1 for combo in itertools.combinations(ranks, n) if sum(combo) >= observed - 1e-9)
-        return hits / splits
-    u = observed - n * (n + 1) / 2
-    mean, sd = n * m / 2, math.sqrt(n * m * (n + m + 1) / 12)
-    z = (u - mean - 0.5) / sd
-    return 0.5 * math.erfc(z / math.sqrt(2))
 
 
 def contrast(
@@ -186,7 +125,7 @@ def contrast(
     )
     if len(a) < 2 or len(b) < 2:
         return out
-    if _no_spread(xa) and _no_spread(xb):
+    if no_spread(xa) and no_spread(xb):
         scale = max(abs(ma), abs(mb), 1e-300)
         out.update(method="exact", exact=True, ci_low=out["effect"], ci_high=out["effect"])
         if abs(d) <= 1e-12 * scale:
@@ -195,17 +134,11 @@ def contrast(
         oa, ob = ([v * sign for v in xa], [v * sign for v in xb])
         out["p_dir"] = min(1.0, 2 * min(mann_whitney_greater(oa, ob), mann_whitney_greater(ob, oa)))
         return out
-    (_, va), (_, vb) = _mean_var(xa), _mean_var(xb)
-    sa, sb = va / len(xa), vb / len(xb)
-    se = math.sqrt(sa + sb)
-    df = (sa + sb) ** 2 / (
-        (sa**2 / (len(xa) - 1) if sa else 0.0) + (sb**2 / (len(xb) - 1) if sb else 0.0)
-    )
-    q = t_quantile(1 - (1 - LEVEL) / 2, df)
-    lo, hi = d - q * se, d + q * se
+    se, df = welch_se_df(xa, xb)
+    lo, hi = t_interval(d, se, df, LEVEL)
     t_or = sign * d / se
     p_better, p_worse = 1 - t_cdf(t_or, df), t_cdf(t_or, df)
-    p_equiv = max(1 - t_cdf((d + delta) / se, df), t_cdf((d - delta) / se, df))
+    p_equiv = tost_p(d, delta, se, df)
     out.update(
         method="welch-log" if log else "welch",
         df=df,
@@ -247,20 +180,20 @@ def one_sample(values: Sequence[float], published: float, tolerance: float) -> d
     out.update(effect=d, means=[m], direction=1 if d > tolerance else -1 if d < -tolerance else 0)
     if len(x) < 2:
         return out
-    if _no_spread(x):  # every seed the same number: it is where it is, exactly
+    if no_spread(x):  # every seed the same number: it is where it is, exactly
         out.update(method="exact", exact=True, ci_low=d, ci_high=d)
         return out
-    _, var = _mean_var(x)
+    _, var = mean_var(x)
     se, df = math.sqrt(var / len(x)), len(x) - 1
-    q = t_quantile(1 - (1 - LEVEL) / 2, df)
+    lo, hi = t_interval(d, se, df, LEVEL)
     p_above = 1 - t_cdf((d - tolerance) / se, df)
     p_below = t_cdf((d + tolerance) / se, df)
-    p_equiv = max(1 - t_cdf((d + tolerance) / se, df), t_cdf((d - tolerance) / se, df))
+    p_equiv = tost_p(d, tolerance, se, df)
     out.update(
         method="t",
         df=df,
-        ci_low=d - q * se,
-        ci_high=d + q * se,
+        ci_low=lo,
+        ci_high=hi,
         direction=1 if p_above < p_below else -1,
         p_dir=min(1.0, 2 * min(p_above, p_below)),
         p_equiv=min(1.0, p_equiv),

@@ -8,8 +8,7 @@ import numpy as np
 
 from normbench.data.split import DataSplit
 from normbench.errors import OptionError, unknown
-
-MODEL_KINDS: tuple[str, ...] = ("mlp", "cnn", "rnn")
+from normbench.models.kinds import BUILT_IN_MODELS as MODEL_KINDS
 
 # Which static layouts each model kind can consume ("any" = decided when the file is read).
 ACCEPTS: dict[str, tuple[str, ...]] = {

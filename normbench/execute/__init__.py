@@ -1,1 +1,1 @@
-"""Executing (variant, seed) tasks: in-process, local worker processes or Dask; resume, shards, merge."""
+"""Planning and running (variant, seed) tasks in-process, in workers or on Dask; resume, merge."""

@@ -127,7 +127,7 @@ def _look_summary(run_dir: Path, seeds_of: dict[str, list[int]], reference: str 
 class SequentialOutcome:
     """What ``run_until_decided`` did: the last round's outcome and the looks taken."""
 
-    outcome: Any  # api.RunOutcome of the last round
+    outcome: Any  # execute.run.RunOutcome of the last round
     looks: list[int]
     rounds: list[dict[str, Any]] = field(default_factory=list)
 
@@ -189,7 +189,7 @@ class _Loop:
 
     def run(self) -> None:
         """Look after look (see the module docstring); returns early when interrupted."""
-        from normbench import api
+        from normbench.execute.run_plan import plan_run, resume_target
 
         base = {v.id: list(v.seeds) for v in self.suite.variants}
         seeds_of = {vid: list(s) for vid, s in base.items()}
@@ -199,11 +199,11 @@ class _Loop:
             opts = self.options
             target = self.run_dir
             if target is None and self.options.resume:  # replay the resumed run from its files
-                target = api._resume_target(self.options.resume, self.out, self.suite).path
+                target = resume_target(self.options.resume, self.out, self.suite).path
             if target is not None:
                 _prepare_dir(target, look_suite)
                 opts = replace(self.options, resume=str(target))
-            plan = api.plan_run(
+            plan = plan_run(
                 look_suite,
                 self.out,
                 opts,
@@ -258,11 +258,12 @@ def run_until_decided(
 ) -> SequentialOutcome:
     """Run ``suite`` look by look until every claim (and reference contrast) is decided.
 
-    ``execute(plan)`` trains one look's pending tasks (default ``api.execute_plan``);
+    ``execute(plan)`` trains one look's pending tasks (default ``execute.run.execute_plan``);
     ``on_look(round)`` is told what each look decided; ``reference`` and ``rel_cost`` are
-    passed to ``api.plan_run``.
+    passed to ``execute.run_plan.plan_run``.
     """
-    from normbench import api
+    from normbench.execute.run import execute_plan
+    from normbench.execute.run_dir import finish_run
 
     if not suite.claims and not reference:
         raise InputError(
@@ -290,7 +291,7 @@ def run_until_decided(
         Path(out),
         options,
         command,
-        execute or api.execute_plan,
+        execute or execute_plan,
         on_look,
         reference,
         rel_cost,
@@ -307,6 +308,6 @@ def run_until_decided(
             loop.run()
     except KeyboardInterrupt:  # between looks: what finished is saved, --resume replays it
         if loop.run_dir is not None:
-            api.finish_run(RunDir(loop.run_dir), "interrupted")
+            finish_run(RunDir(loop.run_dir), "interrupted")
         raise
     return loop.result

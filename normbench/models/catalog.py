@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from normbench.errors import OptionError
+from normbench.models.kinds import CNN, CUSTOM, MLP, RNN
 
 ACTIVATIONS: dict[str, str] = {
     "relu": "max(0, x)",
@@ -29,28 +30,28 @@ class ModelKind:
 _COMMON = frozenset({"kind", "activation", "norm", "placement", "init", "init_std", "dropout"})
 
 MODELS: dict[str, ModelKind] = {
-    "mlp": ModelKind(
-        "mlp",
+    MLP: ModelKind(
+        MLP,
         "Linear → Norm → Act (pre) or Linear → Act → Norm (post) → Dropout (dropout: p > 0) "
         "per hidden width, then a Linear classifier (any data, flattened)",
         _COMMON | {"hidden", "residual"},
     ),
-    "cnn": ModelKind(
-        "cnn",
+    CNN: ModelKind(
+        CNN,
         "VGG-style stages Conv → Norm/Act → Dropout (p > 0) (→ pool) per entry of channels:, "
         "2-D for images, 1-D for sequences; readout flatten|mean then Linear",
         _COMMON | {"channels", "kernel_size", "stride", "pool", "convs_per_stage", "readout"},
     ),
-    "rnn": ModelKind(
-        "rnn",
+    RNN: ModelKind(
+        RNN,
         "recurrent net (cell lstm|gru|rnn, unrolled step by step so the norm acts inside the "
         "recurrence; bidirectional: true adds a reversed pass with its own norms; fused: true "
         "is torch's own layer, no norm) → Dropout "
         "(p > 0) on each layer's outputs; readout last|mean|flatten then Linear",
         _COMMON | {"cell", "hidden", "layers", "readout", "bidirectional", "fused"},
     ),
-    "custom": ModelKind(
-        "custom",
+    CUSTOM: ModelKind(
+        CUSTOM,
         "your own model: target 'package.module:factory' called as factory(num_outputs=K, "
         "input_shape=(C, ...), **options); its norm layers (swap:) replaced by norm:",
         frozenset({"kind", "target", "options", "swap", "norm"}),

@@ -9,15 +9,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from normbench.errors import OptionError, unknown
+
+# Nothing in this module may import torch (directly or through normbench.norms.layers):
+# `normbench validate`, `list` and `--help` must stay instant. A test checks it.
+from normbench.models.kinds import BUILT_IN_MODELS as MODELS
 from normbench.options import AFFINE_MODES as AFFINE_MODES
 from normbench.options import TARGET_RE as _TARGET_RE
 from normbench.options import Option
 from normbench.options import coerce as _coerce
 
-# Nothing in this module may import torch (directly or through normbench.norms.layers):
-# `normbench validate`, `list` and `--help` must stay instant. A test checks it.
-
-MODELS: tuple[str, ...] = ("mlp", "cnn", "rnn")
 LP_CHOICES: tuple[int | str, ...] = (1, 2, "inf")
 
 _IDENT_RE = re.compile(r"^[A-Za-z_]\w*$")

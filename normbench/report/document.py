@@ -11,8 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from normbench import __version__
-from normbench.analysis.metrics import timed
 from normbench.analysis.query import headline_metric, name_of
+from normbench.metrics import timed
 from normbench.report.interactive import CSS as INTERACTIVE_CSS
 from normbench.report.interactive import figure_html, script_html
 from normbench.report.plots import Plot

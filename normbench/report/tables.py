@@ -9,11 +9,11 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from normbench.analysis.metrics import timing_of
 from normbench.analysis.query import LR_KEY, available_metrics, headline_metric, name_of
 from normbench.analysis.relative import TIME_METRICS
 from normbench.analysis.stats import CI_MIN_SEEDS
 from normbench.errors import InputError
+from normbench.metrics import timing_of
 
 FORMATS = ("table", "markdown", "csv", "json", "latex")
 SUMMARY_METRICS = (

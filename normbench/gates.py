@@ -17,8 +17,8 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from normbench.analysis.metrics import METRICS
 from normbench.errors import OptionError, unknown
+from normbench.metrics import METRICS
 
 GRAMMAR = "METRIC:[+|-]NUMBER[%]"
 EXAMPLES = "e.g. final_test_acc:-1%, samples_per_sec:-10% or final_train_loss:+0.05"
