@@ -11,6 +11,7 @@ from typing import Annotated
 import typer
 
 from normbench.errors import InputError, NormbenchError
+from normbench.report.render import HUMAN_FORMATS, Format, ReportFormat
 
 app = typer.Typer(
     name="normbench",
@@ -22,27 +23,6 @@ app = typer.Typer(
     rich_markup_mode=None,
     context_settings={"max_content_width": 100},
 )
-
-
-class Format(str, Enum):
-    """Machine-readable output formats shared by every command."""
-
-    table = "table"
-    markdown = "markdown"
-    csv = "csv"
-    json = "json"
-    latex = "latex"
-
-
-class ReportFormat(str, Enum):
-    """``normbench report`` formats: the shared ones plus Parquet (tidy rows)."""
-
-    table = "table"
-    markdown = "markdown"
-    csv = "csv"
-    json = "json"
-    latex = "latex"
-    parquet = "parquet"
 
 
 FormatOpt = Annotated[Format, typer.Option("--format", "-f", help="Output format on stdout.")]
@@ -912,7 +892,7 @@ def compare(
         sys.stdout.write(render_comparison(result, fmt.value))
     if junit_xml is not None:
         write_junit(result, junit_xml)
-    if fmt not in (Format.table, Format.markdown):
+    if fmt.value not in HUMAN_FORMATS:
         print(f"normbench: {result.verdict()}", file=sys.stderr)
     raise typer.Exit(result.exit_code)
 
@@ -933,7 +913,7 @@ def _run_gate(gate, run_dir: Path, fmt: Format) -> int:  # type: ignore[no-untyp
     for message in result.warnings:
         warn(message)
     # Machine formats keep stdout to the run table alone; the gates then go to stderr.
-    human = fmt in (Format.table, Format.markdown)
+    human = fmt.value in HUMAN_FORMATS
     text = render_gates(result, fmt.value if human else "table")
     (sys.stdout if human else sys.stderr).write(text)
     return result.exit_code

@@ -15,16 +15,14 @@ from normbench.analysis.query import headline_metric, name_of
 from normbench.report.interactive import CSS as INTERACTIVE_CSS
 from normbench.report.interactive import figure_html, script_html
 from normbench.report.plots import Plot
+from normbench.report.render import Table, render, to_html
 from normbench.report.tables import (
-    Table,
     convergence_table,
     lr_table,
     profile_table,
     relative_table,
-    render,
     stats_table,
     summary_table,
-    to_html,
 )
 
 THROUGHPUT_METRICS = (
