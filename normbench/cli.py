@@ -752,10 +752,9 @@ def report(
 
 def _tidy_export(run_dir: Path, fmt: ReportFormat | None, curves: bool, strict: bool) -> None:
     """``report --curves`` / ``--format parquet``: tidy rows on stdout for pandas, R, DuckDB."""
-    import json
-
+    from normbench.report.render import Table, render
     from normbench.results.store import open_run_dir
-    from normbench.results.tidy import rows_for, to_csv, to_parquet
+    from normbench.results.tidy import rows_for, to_parquet
 
     if fmt not in (ReportFormat.csv, ReportFormat.json, ReportFormat.parquet):
         raise InputError(
@@ -772,10 +771,8 @@ def _tidy_export(run_dir: Path, fmt: ReportFormat | None, curves: bool, strict: 
         sys.stdout.flush()
         sys.stdout.buffer.write(data)
         sys.stdout.flush()
-    elif fmt is ReportFormat.json:
-        sys.stdout.write(json.dumps(rows, indent=2) + "\n")
-    else:
-        sys.stdout.write(to_csv(rows))
+    else:  # csv or json: the shared renderer writes the rows, every column kept
+        sys.stdout.write(render(Table("", [], [], data=rows), fmt.value))
 
 
 @app.command()
