@@ -322,21 +322,24 @@ CSS = """
 body { font: 14px/1.5 -apple-system, "Segoe UI", Helvetica, Arial, sans-serif; color: var(--fg);
        margin: 0 auto; padding: 24px 32px 64px; max-width: 1280px; }
 h1 { font-size: 26px; margin: 0 0 4px; } h2 { font-size: 20px; margin: 36px 0 10px;
-     padding-bottom: 4px; border-bottom: 1px solid var(--line); } h3 { font-size: 15px; margin: 20px 0 8px; }
+     padding-bottom: 4px; border-bottom: 1px solid var(--line); } h3 { font-size: 15px; margin: \
+20px 0 8px; }
 nav { margin: 6px 0 16px; color: var(--muted); } nav a { color: var(--accent); margin-right: 14px;
      text-decoration: none; }
 .table-wrap { overflow-x: auto; margin: 8px 0; }
 table { border-collapse: collapse; font-size: 13px; font-variant-numeric: tabular-nums; }
 caption { text-align: left; font-weight: 600; padding: 4px 0; }
 table { width: 100%; }
-th, td { border: 1px solid var(--line); padding: 3px 6px; text-align: left; overflow-wrap: anywhere; }
+th, td { border: 1px solid var(--line); padding: 3px 6px; text-align: left; overflow-wrap: \
+anywhere; }
 td.num { white-space: nowrap; }
 th { background: var(--head); position: sticky; top: 0; }
 td.num, th.num { text-align: right; }
 tbody tr:nth-child(even) { background: #fbfcfd; }
 table.kv { width: auto; } table.kv th { text-align: left; width: 1%; white-space: nowrap; }
 .note, figcaption { color: var(--muted); font-size: 12.5px; margin: 4px 0 14px; }
-figure { margin: 16px 0 28px; } figure img { max-width: 100%; height: auto; border: 1px solid var(--line); }
+figure { margin: 16px 0 28px; } figure img { max-width: 100%; height: auto; border: 1px solid \
+var(--line); }
 ul.problems { font-size: 13px; }
 """
 
