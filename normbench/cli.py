@@ -142,7 +142,9 @@ def run(
         typer.Option(
             "--workers",
             "-j",
-            help="Worker processes (default: chosen from the core count and the model size; 1 trains in this process; with --executor dask and no --scheduler: the LocalCluster size).",
+            help="Worker processes (default: chosen from the core count and the model size; 1 "
+            "trains in this process; with --executor dask and no --scheduler: the "
+            "LocalCluster size).",
             show_default=False,
         ),
     ] = None,
@@ -150,7 +152,9 @@ def run(
         int | None,
         typer.Option(
             "--threads-per-worker",
-            help="torch intra-op threads per task, in process or in each worker, for variants without their own training.threads (default: 1 for small models, 4 for large ones; capped so workers × threads ≤ cores; recorded, and reused by --resume).",
+            help="torch intra-op threads per task, in process or in each worker, for variants "
+            "without their own training.threads (default: 1 for small models, 4 for large "
+            "ones; capped so workers × threads ≤ cores; recorded, and reused by --resume).",
             show_default=False,
         ),
     ] = None,
@@ -158,7 +162,9 @@ def run(
         bool | None,
         typer.Option(
             "--reproducible/--no-reproducible",
-            help="Pin the CPU kernels to a common level (AVX2 on x86-64: ATen, MKL, oneDNN) so other machines give the same numbers; default: the suite's training.reproducible, else off (this CPU's fastest kernels).",
+            help="Pin the CPU kernels to a common level (AVX2 on x86-64: ATen, MKL, oneDNN) so "
+            "other machines give the same numbers; default: the suite's "
+            "training.reproducible, else off (this CPU's fastest kernels).",
             show_default=False,
         ),
     ] = None,
@@ -166,7 +172,8 @@ def run(
         str | None,
         typer.Option(
             "--resume",
-            help="Finish an earlier run of this suite: skip its complete results, run the rest and re-run failed ones (RUN_DIR or 'latest').",
+            help="Finish an earlier run of this suite: skip its complete results, run the rest and "
+            "re-run failed ones (RUN_DIR or 'latest').",
             metavar="RUN_DIR|latest",
         ),
     ] = None,
@@ -180,7 +187,8 @@ def run(
         str | None,
         typer.Option(
             "--shard",
-            help="Run only shard I of N (balanced, deterministic), e.g. --shard 2/3; combine with 'normbench merge'.",
+            help="Run only shard I of N (balanced, deterministic), e.g. --shard 2/3; combine with "
+            "'normbench merge'.",
             metavar="I/N",
         ),
     ] = None,
@@ -196,7 +204,8 @@ def run(
         str | None,
         typer.Option(
             "--scheduler",
-            help="Dask scheduler address, e.g. tcp://10.0.0.5:8786 (default with --executor dask: a LocalCluster on 127.0.0.1).",
+            help="Dask scheduler address, e.g. tcp://10.0.0.5:8786 (default with --executor dask: "
+            "a LocalCluster on 127.0.0.1).",
             metavar="ADDRESS",
         ),
     ] = None,
@@ -204,7 +213,8 @@ def run(
         str | None,
         typer.Option(
             "--devices",
-            help="Devices assigned to workers round robin, e.g. cuda:0,cuda:1 (a device may repeat or be shared by several --workers).",
+            help="Devices assigned to workers round robin, e.g. cuda:0,cuda:1 (a device may repeat "
+            "or be shared by several --workers).",
             metavar="LIST",
         ),
     ] = None,
@@ -212,7 +222,8 @@ def run(
         Path | None,
         typer.Option(
             "--baseline",
-            help="After the run, compare with this run directory and check the gates (see normbench compare).",
+            help="After the run, compare with this run directory and check the gates (see "
+            "normbench compare).",
             metavar="RUN_DIR",
         ),
     ] = None,
@@ -220,7 +231,8 @@ def run(
         list[str] | None,
         typer.Option(
             "--fail-on",
-            help="Regression gate vs --baseline, METRIC:[+|-]NUMBER[%], e.g. final_test_acc:-1% (repeatable); exit 1 when one fires.",
+            help="Regression gate vs --baseline, METRIC:[+|-]NUMBER[%], e.g. final_test_acc:-1% "
+            "(repeatable); exit 1 when one fires.",
             metavar="METRIC:CHANGE",
         ),
     ] = None,
@@ -228,7 +240,9 @@ def run(
         bool,
         typer.Option(
             "--until-decided",
-            help="Add seeds, look by look, only to the variants of undecided claims (and --reference contrasts) until every verdict is decided or --max-seeds is reached (alpha spending over the planned looks).",
+            help="Add seeds, look by look, only to the variants of undecided claims (and "
+            "--reference contrasts) until every verdict is decided or --max-seeds is reached "
+            "(alpha spending over the planned looks).",
         ),
     ] = False,
     max_seeds: Annotated[
@@ -238,7 +252,9 @@ def run(
         str | None,
         typer.Option(
             "--reference",
-            help="Reference variant, e.g. norm=none: relative costs (rel_ms_per_step) are measured against it (default: the suite's first variant), the report's relative table uses it, and --until-decided decides its contrasts.",
+            help="Reference variant, e.g. norm=none: relative costs (rel_ms_per_step) are measured "
+            "against it (default: the suite's first variant), the report's relative table "
+            "uses it, and --until-decided decides its contrasts.",
             metavar="KEY=VALUE",
         ),
     ] = None,
@@ -246,7 +262,8 @@ def run(
         bool,
         typer.Option(
             "--rel-cost/--no-rel-cost",
-            help="After training, time every variant against the reference side by side (rel_ms_per_step).",
+            help="After training, time every variant against the reference side by side "
+            "(rel_ms_per_step).",
         ),
     ] = True,
     wide: WideOpt = False,
@@ -293,7 +310,8 @@ def run(
             warn(message)
         if plan.resume_dir is not None and not until_decided:
             print(
-                f"resuming {plan.resume_dir.path}: {len(plan.done)} of {len(plan.tasks)} results complete, "
+                f"resuming {plan.resume_dir.path}: {len(plan.done)} of {len(plan.tasks)} results "
+                "complete, "
                 f"{len(plan.pending)} to run",
                 file=sys.stderr,
             )
@@ -414,7 +432,8 @@ def merge(
         Path,
         typer.Option(
             "--out",
-            help="Parent directory of the merged run (it goes to OUT/<suite>/<timestamp>-<id>, like run --out).",
+            help="Parent directory of the merged run (it goes to OUT/<suite>/<timestamp>-<id>, "
+            "like run --out).",
         ),
     ] = Path("reports/runs"),
     fmt: FormatOpt = Format.table,
@@ -437,7 +456,8 @@ def merge(
     with _width(wide):
         _print_run_table(outcome.run_dir.path, fmt, not no_report)
     print(
-        f"run directory: {outcome.run_dir.path} ({len(outcome.records)} of {outcome.expected} results "
+        f"run directory: {outcome.run_dir.path} ({len(outcome.records)} of {outcome.expected} "
+        "results "
         f"from {len(run_dirs)} runs)",
         file=sys.stderr,
     )
@@ -458,14 +478,16 @@ def validate(
         bool,
         typer.Option(
             "--show-model",
-            help="Also build each custom model on one batch (imports torch) and print which norm layers each variant replaces.",
+            help="Also build each custom model on one batch (imports torch) and print which norm "
+            "layers each variant replaces.",
         ),
     ] = False,
     data: Annotated[
         bool,
         typer.Option(
             "--data",
-            help="Also load every dataset the grid uses and check it (shapes, NaN/inf, labels, sizes vs batch_size), as run does before training.",
+            help="Also load every dataset the grid uses and check it (shapes, NaN/inf, labels, "
+            "sizes vs batch_size), as run does before training.",
         ),
     ] = False,
 ) -> None:
@@ -662,7 +684,8 @@ def report(
     run_dir: Annotated[
         Path,
         typer.Argument(
-            help="A run directory written by normbench run, or 'latest' (the newest under reports/runs).",
+            help="A run directory written by normbench run, or 'latest' (the newest under "
+            "reports/runs).",
             metavar="RUN_DIR|latest",
         ),
     ],
@@ -781,7 +804,8 @@ def compare(
     baseline: Annotated[
         Path,
         typer.Argument(
-            help="Baseline run directory (or its summary.json, or 'latest'); with --reference, the run "
+            help="Baseline run directory (or its summary.json, or 'latest'); with --reference, the "
+            "run "
             "to analyse.",
             metavar="BASELINE",
         ),
@@ -800,7 +824,8 @@ def compare(
         typer.Option(
             "--fail-on",
             help="Gate METRIC:[+|-]NUMBER[%] (repeatable): fail when the metric got worse "
-            "beyond the threshold, significantly; % = relative, else absolute. The suite's gates: apply too.",
+            "beyond the threshold, significantly; % = relative, else absolute. The suite's gates: "
+            "apply too.",
             metavar="METRIC:CHANGE",
         ),
     ] = None,

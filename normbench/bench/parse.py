@@ -78,7 +78,8 @@ def parse_norm_arg(text: str | dict) -> str | dict:
     match = _NORM_RE.match(text.strip())
     if not match:
         raise InputError(
-            f"malformed norm '{text}': expected a name or name[option=value,...], e.g. group[groups=8]"
+            f"malformed norm '{text}': expected a name or name[option=value,...], e.g. "
+            "group[groups=8]"
         )
     if match["opts"] is None:
         return match["kind"]

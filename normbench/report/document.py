@@ -1,4 +1,4 @@
-"""The report's content as sections of blocks, rendered to ``report.md`` and self-contained ``report.html``."""
+"""The report's sections of blocks, rendered as report.md and a self-contained report.html."""
 
 from __future__ import annotations
 
@@ -171,7 +171,7 @@ def _problems(summary: dict[str, Any], warnings: list[str]) -> Section | None:
 def build_sections(
     summary: dict[str, Any], plots: list[Plot], warnings: list[str]
 ) -> list[Section]:
-    """Everything the report shows, in reading order: overview, compact table, plots, long tables."""
+    """All the report shows, in reading order: overview, compact table, plots, long tables."""
     from normbench.analysis.answer import answer
 
     analysis = summary.get("analysis") or {}
@@ -220,8 +220,9 @@ def build_sections(
                 [
                     (
                         "p",
-                        "Each variant is compared with the reference variant that shares its other swept "
-                        "values (keys in grid order; a key no reference shares is relaxed and listed).",
+                        "Each variant is compared with the reference variant that shares its "
+                        "other swept values (keys in grid order; a key no reference shares is "
+                        "relaxed and listed).",
                     ),
                     ("table", relative_table(summary, analysis["relative"], ref)),
                 ],
@@ -350,7 +351,7 @@ def _img(path: Path, alt: str) -> str:
 
 
 def to_html_doc(summary: dict[str, Any], sections: list[Section]) -> str:
-    """One self-contained HTML file: CSS, data and script inline, plots as base64 PNG, no network."""
+    """One self-contained HTML file: CSS, data, script inline, plots as base64 PNG, no network."""
     e = html.escape
     name = summary["suite"].get("name", "")
     parts = [
