@@ -279,7 +279,8 @@ def run(
 
     Example: normbench run suites/quickstart.yaml --resume latest
 
-    Example: normbench run suites/ci-smoke.yaml --reproducible --baseline reports/baselines/ci-smoke --fail-on final_test_acc:-1%
+    Example: normbench run suites/ci-smoke.yaml --reproducible --baseline \
+reports/baselines/ci-smoke --fail-on final_test_acc:-1%
 
     Example: normbench run suites/ioffe2015-mlp.yaml --until-decided --max-seeds 10
     """
@@ -442,7 +443,8 @@ def merge(
     ] = False,
     wide: WideOpt = False,
 ) -> None:
-    """Combine shard run directories (normbench run --shard I/N) into one run; refuses mismatched suites.
+    """Combine shard run directories (normbench run --shard I/N) into one run; refuses \
+mismatched suites.
 
     Exit 3 when a variant failed or a shard's results are missing (then --resume the merged run).
 
@@ -872,7 +874,8 @@ def compare(
     ] = None,
     wide: WideOpt = False,
 ) -> None:
-    """Compare two runs of a suite metric by metric (regression gates for CI), or one run's variants.
+    """Compare two runs of a suite metric by metric (regression gates for CI), or one run's \
+variants.
 
     Marks: + worse, - better (both significant), ~ no significant change, ! newly failing or
     diverged, x not comparable (the suite changed). Significance: Welch's t-test across seeds,
@@ -885,7 +888,8 @@ def compare(
 
     Example: normbench compare reports/baselines/ci-smoke latest --fail-on final_test_acc:-1%
 
-    Example: normbench compare BASE_DIR CAND_DIR --fail-on samples_per_sec:-10% --format markdown --junit-xml gates.xml
+    Example: normbench compare BASE_DIR CAND_DIR --fail-on samples_per_sec:-10% --format markdown \
+--junit-xml gates.xml
 
     Example: normbench compare reports/quickstart --reference norm=none
     """
