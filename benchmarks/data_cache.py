@@ -1,4 +1,5 @@
-"""Benchmark: MNIST-1D's first build, then data loading for a 50-variant suite (disk cache, memo)."""
+"""Benchmark: MNIST-1D's first build, then data loading for a 50-variant suite (disk cache, \
+memo)."""
 
 from __future__ import annotations
 

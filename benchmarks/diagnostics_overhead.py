@@ -19,7 +19,8 @@ by handing the loop a ``time`` whose ``perf_counter`` is ``time.thread_time``: w
 thread all the work runs on the calling thread, and other processes competing for the cores
 (a shared machine) no longer count. ``--clock wall`` uses the loop's own wall clock.
 
-    python benchmarks/diagnostics_overhead.py [--steps 3000] [--repeats 5] [--threads 1] [--clock cpu|wall]
+    python benchmarks/diagnostics_overhead.py [--steps 3000] [--repeats 5] [--threads 1] \
+[--clock cpu|wall]
 """
 
 from __future__ import annotations

@@ -160,7 +160,7 @@ def test_mnist1d_leaves_the_global_rngs_alone():
     assert (np.random.rand(), random.random()) == expected
 
 
-# --- MNIST / Fashion-MNIST (IDX) ----------------------------------------------------------------------
+# --- MNIST / Fashion-MNIST (IDX) ------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("gz", [False, True])
@@ -351,7 +351,7 @@ def test_cifar_missing_file_is_named(tmp_path):
         load_dataset({"name": "cifar10", "path": str(tmp_path / "c")})
 
 
-# --- npz / .pt ------------------------------------------------------------------------------------------
+# --- npz / .pt ------------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -461,7 +461,7 @@ def test_pt_tensors_load_and_unsafe_content_is_refused(tmp_path):
         load_dataset({"name": "npz", "path": str(tmp_path / "bad.pt")})
 
 
-# --- digits ------------------------------------------------------------------------------------------
+# --- digits ---------------------------------------------------------------------------------------
 
 
 def test_digits_split_is_deterministic_by_seed():
@@ -482,7 +482,7 @@ def test_digits_without_sklearn_names_the_extra(monkeypatch):
         load_dataset({"name": "digits"})
 
 
-# --- synthetic ---------------------------------------------------------------------------------------------
+# --- synthetic ------------------------------------------------------------------------------------
 
 
 def test_blobs_overlap_grows_with_dispersion_around_fixed_centres():
@@ -597,7 +597,7 @@ def test_inconsistent_sizes():
         )
 
 
-# --- input normalisation -----------------------------------------------------------------------------
+# --- input normalisation --------------------------------------------------------------------------
 
 
 def test_zscore_uses_training_statistics_only(tmp_path):
@@ -635,7 +635,7 @@ def test_sequence_statistics_are_one_channel():
     assert np.abs(split.x_train.mean(0)).max() > 0.05
 
 
-# --- views ------------------------------------------------------------------------------------------
+# --- views ----------------------------------------------------------------------------------------
 
 
 def test_views_of_images(tmp_path):
@@ -682,7 +682,7 @@ def test_check_pairing_uses_static_layouts():
         check_pairing("minst", "mlp")
 
 
-# --- cache ------------------------------------------------------------------------------------------
+# --- cache ----------------------------------------------------------------------------------------
 
 
 def test_second_load_reads_the_disk_cache_without_rebuilding(cache):
@@ -740,7 +740,7 @@ def test_cache_root_default_and_override(monkeypatch, tmp_path):
     assert cache_root() == tmp_path / "home" / ".cache" / "normbench"
 
 
-# --- listing ---------------------------------------------------------------------------------------
+# --- listing --------------------------------------------------------------------------------------
 
 
 def test_dataset_rows_cover_the_registry(cache):

@@ -1,4 +1,4 @@
-"""Execution at scale: worker processes, crash isolation, resume after kill/signals, shards, Dask."""
+"""Execution at scale: worker processes, crash isolation, resume after kills, shards, Dask."""
 
 from __future__ import annotations
 

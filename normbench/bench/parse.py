@@ -72,7 +72,7 @@ def _scalar(text: str) -> object:
 
 
 def parse_norm_arg(text: str | dict) -> str | dict:
-    """Turn ``group[groups=8]`` into ``{"kind": "group", "groups": 8}``; a bare name stays a name."""
+    """``group[groups=8]`` becomes ``{"kind": "group", "groups": 8}``; a bare name stays a name."""
     if isinstance(text, dict):
         return dict(text)
     match = _NORM_RE.match(text.strip())

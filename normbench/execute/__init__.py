@@ -1,1 +1,1 @@
-"""Executing (variant, seed) tasks: in-process, local worker processes or Dask; resume, shards, merge."""
+"""Executing (variant, seed) tasks: in-process, worker processes or Dask; resume, shards, merge."""

@@ -1,4 +1,4 @@
-"""Render a ``Comparison``: terminal tables, a markdown pull-request comment, CSV, JSON, JUnit XML."""
+"""Render a ``Comparison``: terminal tables, a pull-request comment (markdown), CSV, JSON, JUnit."""
 
 from __future__ import annotations
 
