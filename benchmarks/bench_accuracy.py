@@ -1,4 +1,5 @@
-"""Check `normbench bench` timings against torch.utils.benchmark.Timer and print the layer figures."""
+"""Check `normbench bench` timings against torch.utils.benchmark.Timer and print the layer \
+figures."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""`normbench bench` against physics: the copy roof's steadiness, warm vs fresh outputs, eval vs train.
+"""`normbench bench` against physics: the copy roof's steadiness, warm vs fresh outputs, eval \
+vs train.
 
 Prints, for the default conv shape and a large MLP activation:
 

@@ -1,4 +1,5 @@
-"""Benchmark: MNIST-1D's first build, then data loading for a 50-variant suite (disk cache, memo)."""
+"""Benchmark: MNIST-1D's first build, then data loading for a 50-variant suite (disk cache, \
+memo)."""
 
 from __future__ import annotations
 
@@ -69,16 +70,19 @@ def run(count: int) -> int:
     print(f"cache directory                         {os.environ['NORMBENCH_CACHE']}")
     print(f"mnist1d first build (import + generate)  {first:8.3f} s")
     print(
-        f"{count} variants, fresh memo (disk cache)    {disk:8.3f} s  ({disk / count * 1e3:.2f} ms each)"
+        f"{count} variants, fresh memo (disk cache)    {disk:8.3f} s  "
+        f"({disk / count * 1e3:.2f} ms each)"
     )
     print(
-        f"{count} variants, in-process memo            {memo:8.3f} s  ({memo / count * 1e3:.3f} ms each)"
+        f"{count} variants, in-process memo            {memo:8.3f} s  "
+        f"({memo / count * 1e3:.3f} ms each)"
     )
     print(f"one fresh process: import + load + view  {process:8.3f} s")
     print(f"builds in this process                   {builds:8d}")
     ok = disk < TARGET_S and builds == 1
     print(
-        f"target: {count} variants < {TARGET_S:.0f} s after the first build: {'met' if ok else 'MISSED'}"
+        f"target: {count} variants < {TARGET_S:.0f} s after the first build: "
+        f"{'met' if ok else 'MISSED'}"
     )
     return 0 if ok else 1
 

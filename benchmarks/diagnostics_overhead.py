@@ -19,7 +19,8 @@ by handing the loop a ``time`` whose ``perf_counter`` is ``time.thread_time``: w
 thread all the work runs on the calling thread, and other processes competing for the cores
 (a shared machine) no longer count. ``--clock wall`` uses the loop's own wall clock.
 
-    python benchmarks/diagnostics_overhead.py [--steps 3000] [--repeats 5] [--threads 1] [--clock cpu|wall]
+    python benchmarks/diagnostics_overhead.py [--steps 3000] [--repeats 5] [--threads 1] \
+[--clock cpu|wall]
 """
 
 from __future__ import annotations
@@ -239,7 +240,8 @@ def main() -> None:
     off = {**config, "diagnostics": {}}
     cheap = {k: v for k, v in config["diagnostics"].items() if k in ("activations", "grad_norms")}
     print(
-        f"torch {torch.__version__}, threads {torch.get_num_threads()}, steps {args.steps}, eval_every 100, "
+        f"torch {torch.__version__}, threads {torch.get_num_threads()}, steps {args.steps}, "
+        "eval_every 100, "
         f"repeats {args.repeats} (medians; runs alternate), {args.clock} clock"
     )
 
@@ -264,7 +266,8 @@ def main() -> None:
         print(f"   {name:16s} {rel(r, 'train')}   {rel(r, 'train_median')}   {rel(r, 'best')}")
     worst = max(abs(r["best"] / ref["best"] - 1) for r in res.values())
     print(
-        f"   worst difference vs {'the cut loop' if cut is not None else 'probes=None'} (best runs) "
+        f"   worst difference vs {'the cut loop' if cut is not None else 'probes=None'} (best "
+        "runs) "
         f"{100 * worst:.2f} % (target ≤ 2 %): {'PASS' if worst <= 0.02 else 'FAIL'}"
     )
     step_ns = 1e9 / ref["best"]
@@ -287,7 +290,8 @@ def main() -> None:
     wall_over = 1 - 1 / (1 + on["probe_share"])  # share of the steps/s the probes' own time takes
     both = 1 - (1 - train_over) * (1 - wall_over)
     print(
-        f"   training steps/s (probe time excluded, interval medians)  none {base['train_median']:7.0f}   "
+        "   training steps/s (probe time excluded, interval medians)  none "
+        f"{base['train_median']:7.0f}   "
         f"on {on['train_median']:7.0f}   overhead {100 * train_over:+6.2f} % (target ≤ 10 %): "
         f"{'PASS' if train_over <= 0.10 else 'FAIL'}"
     )
@@ -296,11 +300,13 @@ def main() -> None:
         f"overhead {100 * (1 - on['best'] / base['best']):+6.2f} %"
     )
     print(
-        f"   probe time / training time {100 * on['probe_share']:.2f} %  →  wall-clock steps/s overhead "
+        f"   probe time / training time {100 * on['probe_share']:.2f} %  →  wall-clock steps/s "
+        "overhead "
         f"{100 * both:+6.2f} % (target ≤ 10 %): {'PASS' if both <= 0.10 else 'FAIL'}"
     )
     print(
-        f"   totals: training+probes steps/s  none {base['with_probes']:7.0f}   on {on['with_probes']:7.0f} "
+        f"   totals: training+probes steps/s  none {base['with_probes']:7.0f}   on "
+        f"{on['with_probes']:7.0f} "
         f"({100 * (1 - on['with_probes'] / base['with_probes']):+.2f} %)"
     )
     print(
@@ -316,7 +322,8 @@ def main() -> None:
         ("landscape", f"{lp['points']} points over [{lp['eta_min']}, {lp['eta_max']}]×lr"),
     ):
         print(
-            f"   {name:10s} {cost[name]:7.2f} ms  ≈ {cost[name] / cost['step']:5.1f} training steps "
+            f"   {name:10s} {cost[name]:7.2f} ms  ≈ {cost[name] / cost['step']:5.1f} training "
+            "steps "
             f"({what}); every 100 steps: +{cost[name] / cost['step']:.1f} %"
         )
     print(f"   (one training step: {cost['step']:.3f} ms)")

@@ -116,7 +116,8 @@ def section_compile(data, args) -> None:
     print(
         f"  eager {steps_per_sec(eager):8.0f} steps/s   compiled {steps_per_sec(compiled):8.0f} "
         f"steps/s   compile {compiled['timing'].get('compile_seconds', float('nan')):.1f} s   "
-        f"|Δ final acc| {abs(eager['metrics']['final_test_acc'] - compiled['metrics']['final_test_acc']):.4f}"
+        "|Δ final acc| "
+        f"{abs(eager['metrics']['final_test_acc'] - compiled['metrics']['final_test_acc']):.4f}"
     )
 
 

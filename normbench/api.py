@@ -32,7 +32,7 @@ from normbench.spec import Suite, load_suite
 def merge_runs(
     dirs: list[Path], out: Path, command: list[str] | None = None, report: bool = True
 ) -> MergeOutcome:
-    """Merge shard run directories into a new run under ``out`` and write its report (when available)."""
+    """Merge shard run directories into a new run under ``out`` and write its report (if any)."""
     from normbench.execute.merge import merge_runs as merge
 
     outcome = merge(dirs, Path(out), command or ["normbench", *sys.argv[1:]])

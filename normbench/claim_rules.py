@@ -31,7 +31,7 @@ def parse_margin(value: Any) -> dict[str, Any] | None:
 
 
 def check_claims(claims: list[dict[str, Any]], grid_keys: list[str]) -> None:
-    """Torch-free validation of ``claims:`` (for ``normbench validate``); OptionError with a path."""
+    """Torch-free validation of ``claims:`` (``normbench validate``); OptionError with a path."""
     import normbench.train.diag_catalog  # noqa: F401  (diagnostics register their metrics)
 
     for i, claim in enumerate(claims):

@@ -11,6 +11,7 @@ from typing import Annotated
 import typer
 
 from normbench.errors import InputError, NormbenchError
+from normbench.report.render import HUMAN_FORMATS, Format, ReportFormat
 
 app = typer.Typer(
     name="normbench",
@@ -22,27 +23,6 @@ app = typer.Typer(
     rich_markup_mode=None,
     context_settings={"max_content_width": 100},
 )
-
-
-class Format(str, Enum):
-    """Machine-readable output formats shared by every command."""
-
-    table = "table"
-    markdown = "markdown"
-    csv = "csv"
-    json = "json"
-    latex = "latex"
-
-
-class ReportFormat(str, Enum):
-    """``normbench report`` formats: the shared ones plus Parquet (tidy rows)."""
-
-    table = "table"
-    markdown = "markdown"
-    csv = "csv"
-    json = "json"
-    latex = "latex"
-    parquet = "parquet"
 
 
 FormatOpt = Annotated[Format, typer.Option("--format", "-f", help="Output format on stdout.")]
@@ -162,7 +142,9 @@ def run(
         typer.Option(
             "--workers",
             "-j",
-            help="Worker processes (default: chosen from the core count and the model size; 1 trains in this process; with --executor dask and no --scheduler: the LocalCluster size).",
+            help="Worker processes (default: chosen from the core count and the model size; 1 "
+            "trains in this process; with --executor dask and no --scheduler: the "
+            "LocalCluster size).",
             show_default=False,
         ),
     ] = None,
@@ -170,7 +152,9 @@ def run(
         int | None,
         typer.Option(
             "--threads-per-worker",
-            help="torch intra-op threads per task, in process or in each worker, for variants without their own training.threads (default: 1 for small models, 4 for large ones; capped so workers × threads ≤ cores; recorded, and reused by --resume).",
+            help="torch intra-op threads per task, in process or in each worker, for variants "
+            "without their own training.threads (default: 1 for small models, 4 for large "
+            "ones; capped so workers × threads ≤ cores; recorded, and reused by --resume).",
             show_default=False,
         ),
     ] = None,
@@ -178,7 +162,9 @@ def run(
         bool | None,
         typer.Option(
             "--reproducible/--no-reproducible",
-            help="Pin the CPU kernels to a common level (AVX2 on x86-64: ATen, MKL, oneDNN) so other machines give the same numbers; default: the suite's training.reproducible, else off (this CPU's fastest kernels).",
+            help="Pin the CPU kernels to a common level (AVX2 on x86-64: ATen, MKL, oneDNN) so "
+            "other machines give the same numbers; default: the suite's "
+            "training.reproducible, else off (this CPU's fastest kernels).",
             show_default=False,
         ),
     ] = None,
@@ -186,7 +172,8 @@ def run(
         str | None,
         typer.Option(
             "--resume",
-            help="Finish an earlier run of this suite: skip its complete results, run the rest and re-run failed ones (RUN_DIR or 'latest').",
+            help="Finish an earlier run of this suite: skip its complete results, run the rest and "
+            "re-run failed ones (RUN_DIR or 'latest').",
             metavar="RUN_DIR|latest",
         ),
     ] = None,
@@ -200,7 +187,8 @@ def run(
         str | None,
         typer.Option(
             "--shard",
-            help="Run only shard I of N (balanced, deterministic), e.g. --shard 2/3; combine with 'normbench merge'.",
+            help="Run only shard I of N (balanced, deterministic), e.g. --shard 2/3; combine with "
+            "'normbench merge'.",
             metavar="I/N",
         ),
     ] = None,
@@ -216,7 +204,8 @@ def run(
         str | None,
         typer.Option(
             "--scheduler",
-            help="Dask scheduler address, e.g. tcp://10.0.0.5:8786 (default with --executor dask: a LocalCluster on 127.0.0.1).",
+            help="Dask scheduler address, e.g. tcp://10.0.0.5:8786 (default with --executor dask: "
+            "a LocalCluster on 127.0.0.1).",
             metavar="ADDRESS",
         ),
     ] = None,
@@ -224,7 +213,8 @@ def run(
         str | None,
         typer.Option(
             "--devices",
-            help="Devices assigned to workers round robin, e.g. cuda:0,cuda:1 (a device may repeat or be shared by several --workers).",
+            help="Devices assigned to workers round robin, e.g. cuda:0,cuda:1 (a device may repeat "
+            "or be shared by several --workers).",
             metavar="LIST",
         ),
     ] = None,
@@ -232,7 +222,8 @@ def run(
         Path | None,
         typer.Option(
             "--baseline",
-            help="After the run, compare with this run directory and check the gates (see normbench compare).",
+            help="After the run, compare with this run directory and check the gates (see "
+            "normbench compare).",
             metavar="RUN_DIR",
         ),
     ] = None,
@@ -240,7 +231,8 @@ def run(
         list[str] | None,
         typer.Option(
             "--fail-on",
-            help="Regression gate vs --baseline, METRIC:[+|-]NUMBER[%], e.g. final_test_acc:-1% (repeatable); exit 1 when one fires.",
+            help="Regression gate vs --baseline, METRIC:[+|-]NUMBER[%], e.g. final_test_acc:-1% "
+            "(repeatable); exit 1 when one fires.",
             metavar="METRIC:CHANGE",
         ),
     ] = None,
@@ -248,7 +240,9 @@ def run(
         bool,
         typer.Option(
             "--until-decided",
-            help="Add seeds, look by look, only to the variants of undecided claims (and --reference contrasts) until every verdict is decided or --max-seeds is reached (alpha spending over the planned looks).",
+            help="Add seeds, look by look, only to the variants of undecided claims (and "
+            "--reference contrasts) until every verdict is decided or --max-seeds is reached "
+            "(alpha spending over the planned looks).",
         ),
     ] = False,
     max_seeds: Annotated[
@@ -258,7 +252,9 @@ def run(
         str | None,
         typer.Option(
             "--reference",
-            help="Reference variant, e.g. norm=none: relative costs (rel_ms_per_step) are measured against it (default: the suite's first variant), the report's relative table uses it, and --until-decided decides its contrasts.",
+            help="Reference variant, e.g. norm=none: relative costs (rel_ms_per_step) are measured "
+            "against it (default: the suite's first variant), the report's relative table "
+            "uses it, and --until-decided decides its contrasts.",
             metavar="KEY=VALUE",
         ),
     ] = None,
@@ -266,7 +262,8 @@ def run(
         bool,
         typer.Option(
             "--rel-cost/--no-rel-cost",
-            help="After training, time every variant against the reference side by side (rel_ms_per_step).",
+            help="After training, time every variant against the reference side by side "
+            "(rel_ms_per_step).",
         ),
     ] = True,
     wide: WideOpt = False,
@@ -282,7 +279,8 @@ def run(
 
     Example: normbench run suites/quickstart.yaml --resume latest
 
-    Example: normbench run suites/ci-smoke.yaml --reproducible --baseline reports/baselines/ci-smoke --fail-on final_test_acc:-1%
+    Example: normbench run suites/ci-smoke.yaml --reproducible --baseline \
+reports/baselines/ci-smoke --fail-on final_test_acc:-1%
 
     Example: normbench run suites/ioffe2015-mlp.yaml --until-decided --max-seeds 10
     """
@@ -313,7 +311,8 @@ def run(
             warn(message)
         if plan.resume_dir is not None and not until_decided:
             print(
-                f"resuming {plan.resume_dir.path}: {len(plan.done)} of {len(plan.tasks)} results complete, "
+                f"resuming {plan.resume_dir.path}: {len(plan.done)} of {len(plan.tasks)} results "
+                "complete, "
                 f"{len(plan.pending)} to run",
                 file=sys.stderr,
             )
@@ -434,7 +433,8 @@ def merge(
         Path,
         typer.Option(
             "--out",
-            help="Parent directory of the merged run (it goes to OUT/<suite>/<timestamp>-<id>, like run --out).",
+            help="Parent directory of the merged run (it goes to OUT/<suite>/<timestamp>-<id>, "
+            "like run --out).",
         ),
     ] = Path("reports/runs"),
     fmt: FormatOpt = Format.table,
@@ -443,7 +443,8 @@ def merge(
     ] = False,
     wide: WideOpt = False,
 ) -> None:
-    """Combine shard run directories (normbench run --shard I/N) into one run; refuses mismatched suites.
+    """Combine shard run directories (normbench run --shard I/N) into one run; refuses \
+mismatched suites.
 
     Exit 3 when a variant failed or a shard's results are missing (then --resume the merged run).
 
@@ -457,7 +458,8 @@ def merge(
     with _width(wide):
         _print_run_table(outcome.run_dir.path, fmt, not no_report)
     print(
-        f"run directory: {outcome.run_dir.path} ({len(outcome.records)} of {outcome.expected} results "
+        f"run directory: {outcome.run_dir.path} ({len(outcome.records)} of {outcome.expected} "
+        "results "
         f"from {len(run_dirs)} runs)",
         file=sys.stderr,
     )
@@ -478,14 +480,16 @@ def validate(
         bool,
         typer.Option(
             "--show-model",
-            help="Also build each custom model on one batch (imports torch) and print which norm layers each variant replaces.",
+            help="Also build each custom model on one batch (imports torch) and print which norm "
+            "layers each variant replaces.",
         ),
     ] = False,
     data: Annotated[
         bool,
         typer.Option(
             "--data",
-            help="Also load every dataset the grid uses and check it (shapes, NaN/inf, labels, sizes vs batch_size), as run does before training.",
+            help="Also load every dataset the grid uses and check it (shapes, NaN/inf, labels, "
+            "sizes vs batch_size), as run does before training.",
         ),
     ] = False,
 ) -> None:
@@ -682,7 +686,8 @@ def report(
     run_dir: Annotated[
         Path,
         typer.Argument(
-            help="A run directory written by normbench run, or 'latest' (the newest under reports/runs).",
+            help="A run directory written by normbench run, or 'latest' (the newest under "
+            "reports/runs).",
             metavar="RUN_DIR|latest",
         ),
     ],
@@ -772,10 +777,9 @@ def report(
 
 def _tidy_export(run_dir: Path, fmt: ReportFormat | None, curves: bool, strict: bool) -> None:
     """``report --curves`` / ``--format parquet``: tidy rows on stdout for pandas, R, DuckDB."""
-    import json
-
+    from normbench.report.render import Table, render
     from normbench.results.store import open_run_dir
-    from normbench.results.tidy import rows_for, to_csv, to_parquet
+    from normbench.results.tidy import rows_for, to_parquet
 
     if fmt not in (ReportFormat.csv, ReportFormat.json, ReportFormat.parquet):
         raise InputError(
@@ -792,10 +796,8 @@ def _tidy_export(run_dir: Path, fmt: ReportFormat | None, curves: bool, strict: 
         sys.stdout.flush()
         sys.stdout.buffer.write(data)
         sys.stdout.flush()
-    elif fmt is ReportFormat.json:
-        sys.stdout.write(json.dumps(rows, indent=2) + "\n")
-    else:
-        sys.stdout.write(to_csv(rows))
+    else:  # csv or json: the shared renderer writes the rows, every column kept
+        sys.stdout.write(render(Table("", [], [], data=rows), fmt.value))
 
 
 @app.command()
@@ -804,7 +806,8 @@ def compare(
     baseline: Annotated[
         Path,
         typer.Argument(
-            help="Baseline run directory (or its summary.json, or 'latest'); with --reference, the run "
+            help="Baseline run directory (or its summary.json, or 'latest'); with --reference, the "
+            "run "
             "to analyse.",
             metavar="BASELINE",
         ),
@@ -823,7 +826,8 @@ def compare(
         typer.Option(
             "--fail-on",
             help="Gate METRIC:[+|-]NUMBER[%] (repeatable): fail when the metric got worse "
-            "beyond the threshold, significantly; % = relative, else absolute. The suite's gates: apply too.",
+            "beyond the threshold, significantly; % = relative, else absolute. The suite's gates: "
+            "apply too.",
             metavar="METRIC:CHANGE",
         ),
     ] = None,
@@ -870,7 +874,8 @@ def compare(
     ] = None,
     wide: WideOpt = False,
 ) -> None:
-    """Compare two runs of a suite metric by metric (regression gates for CI), or one run's variants.
+    """Compare two runs of a suite metric by metric (regression gates for CI), or one run's \
+variants.
 
     Marks: + worse, - better (both significant), ~ no significant change, ! newly failing or
     diverged, x not comparable (the suite changed). Significance: Welch's t-test across seeds,
@@ -883,7 +888,8 @@ def compare(
 
     Example: normbench compare reports/baselines/ci-smoke latest --fail-on final_test_acc:-1%
 
-    Example: normbench compare BASE_DIR CAND_DIR --fail-on samples_per_sec:-10% --format markdown --junit-xml gates.xml
+    Example: normbench compare BASE_DIR CAND_DIR --fail-on samples_per_sec:-10% --format markdown \
+--junit-xml gates.xml
 
     Example: normbench compare reports/quickstart --reference norm=none
     """
@@ -912,7 +918,7 @@ def compare(
         sys.stdout.write(render_comparison(result, fmt.value))
     if junit_xml is not None:
         write_junit(result, junit_xml)
-    if fmt not in (Format.table, Format.markdown):
+    if fmt.value not in HUMAN_FORMATS:
         print(f"normbench: {result.verdict()}", file=sys.stderr)
     raise typer.Exit(result.exit_code)
 
@@ -933,7 +939,7 @@ def _run_gate(gate, run_dir: Path, fmt: Format) -> int:  # type: ignore[no-untyp
     for message in result.warnings:
         warn(message)
     # Machine formats keep stdout to the run table alone; the gates then go to stderr.
-    human = fmt in (Format.table, Format.markdown)
+    human = fmt.value in HUMAN_FORMATS
     text = render_gates(result, fmt.value if human else "table")
     (sys.stdout if human else sys.stderr).write(text)
     return result.exit_code

@@ -67,29 +67,13 @@ LISTINGS: dict[str, Callable[[], Rows]] = {
 
 
 def render_rows(rows: Rows, fmt: str) -> str:
-    """Render rows as a table (plain grid), markdown, csv, json or latex."""
-    if fmt == "json":
-        return json.dumps(rows, indent=2)
-    if fmt == "csv":
-        import csv
-        import io
+    """Render rows in one of the output formats, without the final newline (``print`` adds it)."""
+    from normbench.report.render import LISTING, Table, render
 
-        buf = io.StringIO()
-        if rows:
-            writer = csv.DictWriter(buf, fieldnames=list(rows[0]))
-            writer.writeheader()
-            writer.writerows(rows)
-        return buf.getvalue().rstrip("\n")
-    if fmt == "table":
-        from normbench.report.width import stack_records
-
-        # Registry entries are sentences: stacked records read better than a split table.
-        cols = list(rows[0]) if rows else []
-        return stack_records(cols, [[r.get(c, "") for c in cols] for r in rows]).rstrip("\n")
-    from tabulate import tabulate
-
-    tablefmt = {"markdown": "github", "latex": "latex_booktabs"}.get(fmt, "simple")
-    return tabulate(rows, headers="keys", tablefmt=tablefmt)
+    cols = list(dict.fromkeys(k for r in rows for k in r))
+    # Registry entries are sentences: the LISTING style stacks records rather than split a table.
+    table = Table("", cols, [[r.get(c, "") for c in cols] for r in rows], data=rows, style=LISTING)
+    return render(table, fmt).rstrip("\n")
 
 
 def render_listing(what: str, fmt: str) -> str:

@@ -48,7 +48,8 @@ for _m in [
         "rel_ms_per_step",
         False,
         "ratio",
-        "ms per step ÷ the reference variant's, timed side by side after training (machine-normalised)",
+        "ms per step ÷ the reference variant's, timed side by side after training "
+        "(machine-normalised)",
         timing="relative",
     ),
     Metric(
@@ -102,7 +103,8 @@ for _m in [
         "model_memory_mb",
         False,
         "MiB",
-        "the model's own memory: parameters + gradients + optimizer state + saved activations of one step",
+        "the model's own memory: parameters + gradients + optimizer state + saved "
+        "activations of one step",
     ),
     Metric("param_memory_mb", False, "MiB", "parameters and buffers of the model"),
     Metric("grad_memory_mb", False, "MiB", "gradients of the trainable parameters"),

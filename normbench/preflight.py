@@ -53,7 +53,7 @@ def _where(suite: Suite, variant: Variant) -> str:
 
 
 def check_data(suite: Suite, variants: Iterable[Variant] | None = None) -> DataCheck:
-    """Load and check the data of ``variants`` (default: all); ``InputError`` on the first problem."""
+    """Load and check the data of ``variants`` (default: all); ``InputError`` at a first problem."""
     from normbench.data.registry import load_dataset, view_for_model
 
     check = DataCheck()

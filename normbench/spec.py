@@ -806,7 +806,8 @@ def build_suite(
         if path[0] not in ("dataset", "model", "training"):
             raise loc.error(
                 f"cannot sweep '{key}': grid keys are dotted paths under dataset., model. or "
-                f"training., or one of the aliases {', '.join(ALIASES)}{did_you_mean(key, list(ALIASES))}",
+                f"training., or one of the aliases {', '.join(ALIASES)}"
+                f"{did_you_mean(key, list(ALIASES))}",
                 ("grid", key),
             )
         for i, value in enumerate(values):
@@ -845,7 +846,8 @@ def build_suite(
             skips.setdefault(diag, []).append(name)
         if vid in seen:
             warnings.append(
-                f"{file}: grid points '{seen[vid]}' and '{name}' resolve to the same configuration; running it once"
+                f"{file}: grid points '{seen[vid]}' and '{name}' resolve to the same "
+                "configuration; running it once"
             )
             continue
         seen[vid] = name

@@ -1,4 +1,4 @@
-"""Safe YAML loading that remembers the line of every key and list item, and refuses hostile files."""
+"""Safe YAML loading that remembers the line of every key and list item; refuses hostile files."""
 
 from __future__ import annotations
 

@@ -56,7 +56,8 @@ training:
   threads: 1
 grid:
   # Noisy first: the process's first task pays torch's warm-up, and Sleepy's timing is gated.
-  norm: [{kind: custom, target: 'custom_norms:Noisy'}, {kind: custom, target: 'custom_norms:Sleepy'}]
+  norm: [{kind: custom, target: 'custom_norms:Noisy'}, {kind: custom, target: \
+'custom_norms:Sleepy'}]
 targets:
   test_acc: 0.5
 """

@@ -161,7 +161,7 @@ def test_mnist1d_leaves_the_global_rngs_alone():
     assert (np.random.rand(), random.random()) == expected
 
 
-# --- MNIST / Fashion-MNIST (IDX) ----------------------------------------------------------------------
+# --- MNIST / Fashion-MNIST (IDX) ------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("gz", [False, True])
@@ -357,7 +357,7 @@ def test_cifar_missing_file_is_named(tmp_path):
         load_dataset({"name": "cifar10", "path": str(tmp_path / "c")})
 
 
-# --- npz / .pt ------------------------------------------------------------------------------------------
+# --- npz / .pt ------------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -467,7 +467,7 @@ def test_pt_tensors_load_and_unsafe_content_is_refused(tmp_path):
         load_dataset({"name": "npz", "path": str(tmp_path / "bad.pt")})
 
 
-# --- digits ------------------------------------------------------------------------------------------
+# --- digits ---------------------------------------------------------------------------------------
 
 
 def test_digits_split_is_deterministic_by_seed():
@@ -488,7 +488,7 @@ def test_digits_without_sklearn_names_the_extra(monkeypatch):
         load_dataset({"name": "digits"})
 
 
-# --- synthetic ---------------------------------------------------------------------------------------------
+# --- synthetic ------------------------------------------------------------------------------------
 
 
 def test_blobs_overlap_grows_with_dispersion_around_fixed_centres():
@@ -603,7 +603,7 @@ def test_inconsistent_sizes():
         )
 
 
-# --- input normalisation -----------------------------------------------------------------------------
+# --- input normalisation --------------------------------------------------------------------------
 
 
 def test_zscore_uses_training_statistics_only(tmp_path):
@@ -641,7 +641,7 @@ def test_sequence_statistics_are_one_channel():
     assert np.abs(split.x_train.mean(0)).max() > 0.05
 
 
-# --- views ------------------------------------------------------------------------------------------
+# --- views ----------------------------------------------------------------------------------------
 
 
 def test_views_of_images(tmp_path):
@@ -688,7 +688,7 @@ def test_check_pairing_uses_static_layouts():
         check_pairing("minst", "mlp")
 
 
-# --- cache ------------------------------------------------------------------------------------------
+# --- cache ----------------------------------------------------------------------------------------
 
 
 def test_second_load_reads_the_disk_cache_without_rebuilding(cache):
@@ -746,7 +746,7 @@ def test_cache_root_default_and_override(monkeypatch, tmp_path):
     assert cache_root() == tmp_path / "home" / ".cache" / "normbench"
 
 
-# --- listing ---------------------------------------------------------------------------------------
+# --- listing --------------------------------------------------------------------------------------
 
 
 def test_dataset_rows_cover_the_registry(cache):

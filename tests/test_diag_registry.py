@@ -1,4 +1,4 @@
-"""Diagnostic entries resolve (probe, plot, metrics) and the metric traits drive reports as before."""
+"""Diagnostic entries resolve (probe, plot, metrics); the metric traits drive reports as before."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Execution at scale: worker processes, crash isolation, resume after kill/signals, shards, Dask."""
+"""Execution at scale: worker processes, crash isolation, resume after kills, shards, Dask."""
 
 from __future__ import annotations
 
@@ -8,11 +8,12 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 from click.testing import Result
+from conftest import TINY, subprocess_env, write_suite
 from typer.testing import CliRunner
 
 from normbench import api
@@ -28,29 +29,6 @@ from normbench.execute.pool import death_cause
 from normbench.spec import load_suite
 
 runner = CliRunner()
-TESTS = Path(__file__).parent
-ROOT = TESTS.parent
-
-TINY = """\
-name: tiny
-dataset:
-  name: synthetic-blobs
-  input_norm: zscore
-model:
-  kind: mlp
-  hidden: [16, 16]
-  activation: relu
-training:
-  optimizer: adam
-  lr: 0.01
-  batch_size: 32
-  steps: 40
-  eval_every: 20
-  seeds: 2
-  device: cpu
-grid:
-  norm: [none, batch, layer]
-"""
 # Two fast variants first, then two that sleep in every forward (NB_SLEEP_MS), so that a
 # subprocess can be stopped after the first results exist and before the last.
 SLEEPY = TINY.replace(
@@ -60,12 +38,6 @@ KILLER = TINY.replace(
     "norm: [none, batch, layer]", "norm: [none, {kind: custom, target: 'custom_norms:Killer'}]"
 ).replace("seeds: 2", "seeds: 1")
 PINNED = ["--workers", "2", "--threads-per-worker", "1"]
-
-
-def write(tmp_path: Path, text: str, name: str = "s.yaml") -> Path:
-    path = tmp_path / name
-    path.write_text(text)
-    return path
 
 
 def cli(*args: object) -> Result:
@@ -104,7 +76,7 @@ def manifest(run: Path) -> dict:
 def reference(tmp_path: Path, text: str) -> Path:
     """An uninterrupted in-process run (one torch thread, like the pinned workers)."""
     out = tmp_path / "reference"
-    api.run_suite(load_suite(write(tmp_path, text, "ref.yaml")), out, command=["test"])
+    api.run_suite(load_suite(write_suite(tmp_path, text, "ref.yaml")), out, command=["test"])
     return the_run(out)
 
 
@@ -118,11 +90,6 @@ def one_torch_thread() -> Iterator[None]:
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
-
-
-def subprocess_env(**extra: str) -> dict[str, str]:
-    path = os.pathsep.join([str(TESTS), str(ROOT), os.environ.get("PYTHONPATH", "")])
-    return {**os.environ, "PYTHONPATH": path, **extra}
 
 
 def start_run(suite: Path, out: Path, *args: str, **env: str) -> subprocess.Popen:
@@ -187,8 +154,8 @@ def test_shard_and_option_parsing() -> None:
     assert make_options(devices="cpu, cpu").devices == ("cpu", "cpu")
 
 
-def test_shards_are_deterministic_disjoint_and_balanced(tmp_path: Path) -> None:
-    suite = load_suite(write(tmp_path, TINY.replace("seeds: 2", "seeds: 3")))
+def test_shards_are_deterministic_disjoint_and_balanced(tiny_suite: Callable[..., Path]) -> None:
+    suite = load_suite(tiny_suite({"seeds: 2": "seeds: 3"}))
     tasks = api.tasks_of(suite)
     shards = [shard_of(tasks, (i, 4)) for i in range(1, 5)]
     keys = [t.key for s in shards for t in s]
@@ -199,16 +166,16 @@ def test_shards_are_deterministic_disjoint_and_balanced(tmp_path: Path) -> None:
     ]  # independent of input order
 
 
-def test_suite_difference_is_one_sentence(tmp_path: Path) -> None:
-    old = load_suite(write(tmp_path, TINY)).resolved()
-    new = load_suite(write(tmp_path, TINY), ["norm=batch", "training.steps=80"]).resolved()
+def test_suite_difference_is_one_sentence(tiny_suite: Callable[..., Path]) -> None:
+    old = load_suite(tiny_suite()).resolved()
+    new = load_suite(tiny_suite(), ["norm=batch", "training.steps=80"]).resolved()
     why = suite_difference(old, new)
     assert why.startswith("variant 'norm=batch' changed (training.steps 40 → 80)"), why
     assert suite_difference(old, old) is None
 
 
-def test_default_workers_follow_cores_and_model_size(tmp_path: Path) -> None:
-    tiny = [v.config for v in load_suite(write(tmp_path, TINY)).variants]
+def test_default_workers_follow_cores_and_model_size(tiny_suite: Callable[..., Path]) -> None:
+    tiny = [v.config for v in load_suite(tiny_suite()).variants]
     assert default_workers(tiny, 6, cores=8) == 1  # a few seconds of work: stay in-process
     big = [{**c, "training": {**c["training"], "steps": 20_000}} for c in tiny]
     assert default_workers(big, 6, cores=8) == 6  # small model: one single-thread worker per core
@@ -235,15 +202,19 @@ def test_death_cause_names_the_signal() -> None:
         (["--devices", "gpu0"], "--devices 'gpu0'"),
     ],
 )
-def test_bad_execution_options_exit_2(tmp_path: Path, args: list[str], message: str) -> None:
-    result = cli("run", write(tmp_path, TINY), "--out", tmp_path / "runs", *args)
+def test_bad_execution_options_exit_2(
+    tmp_path: Path, tiny_suite: Callable[..., Path], args: list[str], message: str
+) -> None:
+    result = cli("run", tiny_suite(), "--out", tmp_path / "runs", *args)
     assert result.exit_code == 2, result.output
     assert message in result.stderr and "Traceback" not in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
 
 
-def test_resume_refuses_a_directory_that_is_not_a_run_or_a_different_suite(tmp_path: Path) -> None:
-    suite = write(tmp_path, TINY.replace("norm: [none, batch, layer]", "norm: [none, batch]"))
+def test_resume_refuses_a_directory_that_is_not_a_run_or_a_different_suite(
+    tmp_path: Path, tiny_suite: Callable[..., Path]
+) -> None:
+    suite = tiny_suite({"norm: [none, batch, layer]": "norm: [none, batch]"})
     out = tmp_path / "runs"
     assert cli("run", suite, "--out", out, "--no-report", "-q").exit_code == 0
     result = cli("run", suite, "--resume", tmp_path)
@@ -261,8 +232,10 @@ def test_resume_refuses_a_directory_that_is_not_a_run_or_a_different_suite(tmp_p
 # --- sharding and merge -----------------------------------------------------------------------
 
 
-def test_three_shards_merged_equal_the_unsharded_run(tmp_path: Path) -> None:
-    suite = write(tmp_path, TINY.replace("steps: 40", "steps: 20"))
+def test_three_shards_merged_equal_the_unsharded_run(
+    tmp_path: Path, tiny_suite: Callable[..., Path]
+) -> None:
+    suite = tiny_suite({"steps: 40": "steps: 20"})
     for i in (1, 2, 3):
         result = cli(
             "run", suite, "--out", tmp_path / f"shard{i}", "--shard", f"{i}/3", "--no-report", "-q"
@@ -309,7 +282,7 @@ def test_a_killed_worker_fails_its_variant_and_the_suite_goes_on(tmp_path: Path)
     out = tmp_path / "runs"
     result = cli(
         "run",
-        write(tmp_path, KILLER),
+        write_suite(tmp_path, KILLER),
         "--out",
         out,
         "--devices",
@@ -345,7 +318,7 @@ def test_a_killed_worker_fails_its_variant_and_the_suite_goes_on(tmp_path: Path)
 
 @pytest.mark.slow
 def test_sigkill_of_the_parent_then_resume_equals_an_uninterrupted_run(tmp_path: Path) -> None:
-    suite = write(tmp_path, SLEEPY)
+    suite = write_suite(tmp_path, SLEEPY)
     out = tmp_path / "runs"
     proc = start_run(suite, out, *PINNED, NB_SLEEP_MS="20")
     wait_for_results(out, proc)
@@ -371,7 +344,7 @@ def test_sigkill_of_the_parent_then_resume_equals_an_uninterrupted_run(tmp_path:
 @pytest.mark.slow
 @pytest.mark.parametrize("how", ["sigterm-parent", "sigint-group-in-process"])
 def test_a_signal_interrupts_cleanly_and_resume_completes(tmp_path: Path, how: str) -> None:
-    suite = write(tmp_path, SLEEPY)
+    suite = write_suite(tmp_path, SLEEPY)
     out = tmp_path / "runs"
     extra = PINNED if how == "sigterm-parent" else ["--workers", "1"]
     proc = start_run(suite, out, *extra, NB_SLEEP_MS="20")
@@ -418,7 +391,7 @@ def test_dask_cluster_on_loopback_runs_the_suite(tmp_path: Path) -> None:
         assert address.startswith("tcp://127.0.0.1:")
         result = cli(
             "run",
-            write(tmp_path, text),
+            write_suite(tmp_path, text),
             "--out",
             out,
             "--executor",
@@ -437,13 +410,13 @@ def test_dask_cluster_on_loopback_runs_the_suite(tmp_path: Path) -> None:
 
 
 def test_unreachable_dask_scheduler_is_an_input_error(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, tiny_suite: Callable[..., Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     pytest.importorskip("distributed")
     monkeypatch.setattr("normbench.execute.dask_backend.CONNECT_TIMEOUT", "1s")
     result = cli(
         "run",
-        write(tmp_path, TINY),
+        tiny_suite(),
         "--out",
         tmp_path / "runs",
         "--executor",

@@ -12,11 +12,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import ROOT, run_cli, write_suite
 
 from normbench.errors import NormbenchError, SuiteError
 from normbench.spec import load_suite
 
-ROOT = Path(__file__).resolve().parent.parent
 TINY = """\
 name: tiny
 dataset: {name: synthetic-blobs, num_train: 200, num_test: 100}
@@ -28,20 +28,6 @@ grid:
 """
 
 
-def nb(*args: object, cwd: Path | None = None, **kw: object) -> subprocess.CompletedProcess:
-    """The real CLI in a real process (tests/ on the path for the custom norms)."""
-    env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{ROOT / 'tests'}"}
-    return subprocess.run(
-        [sys.executable, "-m", "normbench", *map(str, args)],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        cwd=cwd,
-        **kw,
-    )
-
-
 def refused(proc: subprocess.CompletedProcess, *words: str) -> None:
     """Exit 2, one sentence on stderr naming what is wrong, never a traceback."""
     assert proc.returncode == 2, proc.stderr
@@ -49,12 +35,6 @@ def refused(proc: subprocess.CompletedProcess, *words: str) -> None:
     assert proc.stderr.startswith("normbench: error: "), proc.stderr
     for word in words:
         assert word in proc.stderr, proc.stderr
-
-
-def write(tmp_path: Path, text: str, name: str = "s.yaml") -> Path:
-    path = tmp_path / name
-    path.write_text(text, encoding="utf-8")
-    return path
 
 
 def run_dir(out: Path, suite: str = "tiny") -> Path:
@@ -96,7 +76,7 @@ def test_meaningless_values_are_refused_with_their_location(
     tmp_path: Path, old: str, new: str, message: str
 ) -> None:
     assert old in TINY
-    path = write(tmp_path, TINY.replace(old, new, 1))
+    path = write_suite(tmp_path, TINY.replace(old, new, 1))
     with pytest.raises(SuiteError) as err:
         load_suite(path)
     assert message in str(err.value) and str(path) in str(err.value)
@@ -110,7 +90,7 @@ def test_decorrelated_batch_is_refused_on_an_rnn(tmp_path: Path) -> None:
     text = text.replace("{kind: mlp, hidden: [16]}", "{kind: rnn, hidden: 16}")
     text = text.replace("norm: [none, batch]", "norm: [none, decorrelated_batch]")
     with pytest.raises(SuiteError, match="works with mlp, cnn models only, not rnn"):
-        load_suite(write(tmp_path, text))
+        load_suite(write_suite(tmp_path, text))
 
 
 # --- hostile YAML files --------------------------------------------------------------------------
@@ -164,7 +144,7 @@ def test_a_fifo_is_not_read(tmp_path: Path) -> None:
 
 
 def test_validate_cli_refuses_the_bomb_with_one_sentence(tmp_path: Path) -> None:
-    refused(nb("validate", write(tmp_path, _bomb())), "alias bomb")
+    refused(run_cli("validate", write_suite(tmp_path, _bomb())), "alias bomb")
 
 
 # --- custom targets ------------------------------------------------------------------------------
@@ -177,14 +157,16 @@ def test_custom_targets_must_build_a_module(tmp_path: Path, target: str) -> None
     text = TINY.replace(
         "norm: [none, batch]", f"norm: [none, {{kind: custom, target: '{target}'}}]"
     )
-    refused(nb("validate", write(tmp_path, text)), "not a torch.nn.Module subclass", target)
+    refused(
+        run_cli("validate", write_suite(tmp_path, text)), "not a torch.nn.Module subclass", target
+    )
 
 
 def test_a_documented_factory_is_accepted(tmp_path: Path) -> None:
     text = TINY.replace(
         "norm: [none, batch]", "norm: [none, {kind: custom, target: 'custom_norms:make_scale'}]"
     )
-    assert nb("validate", write(tmp_path, text)).returncode == 0
+    assert run_cli("validate", write_suite(tmp_path, text)).returncode == 0
 
 
 def test_custom_code_that_exits_fails_its_variant_and_the_run_goes_on(tmp_path: Path) -> None:
@@ -193,7 +175,9 @@ def test_custom_code_that_exits_fails_its_variant_and_the_run_goes_on(tmp_path: 
         "norm: [none, {kind: custom, target: "
         "'custom_norms:SysExit'}, {kind: custom, target: 'custom_norms:OsExit'}]",
     )
-    proc = nb("run", write(tmp_path, text), "--out", tmp_path / "runs", "--no-report", "-q")
+    proc = run_cli(
+        "run", write_suite(tmp_path, text), "--out", tmp_path / "runs", "--no-report", "-q"
+    )
     assert proc.returncode == 3, proc.stderr
     records = {r["variant_name"]: r for r in results(run_dir(tmp_path / "runs")).values()}
     assert records["norm=none"]["status"] == "ok"
@@ -224,7 +208,7 @@ def _npz_suite(tmp_path: Path, data: Path, extra: str = "") -> Path:
         "{name: synthetic-blobs, num_train: 200, num_test: 100}",
         f"{{name: npz, path: '{data}'{extra}}}",
     )
-    return write(tmp_path, text)
+    return write_suite(tmp_path, text)
 
 
 def _with_nan() -> np.ndarray:
@@ -248,17 +232,17 @@ def test_bad_data_is_refused_before_training(tmp_path: Path, change: dict, messa
     suite = _npz_suite(
         tmp_path, data, ", num_classes: 3" if "label" in message or "classes" in message else ""
     )
-    proc = nb("run", suite, "--out", tmp_path / "runs", "--no-report", "-q")
+    proc = run_cli("run", suite, "--out", tmp_path / "runs", "--no-report", "-q")
     refused(proc, message, str(data))
     assert not (tmp_path / "runs").exists()  # nothing started
-    refused(nb("validate", "--data", suite), message)
-    assert nb("validate", suite).returncode == 0  # without --data the files are not read
+    refused(run_cli("validate", "--data", suite), message)
+    assert run_cli("validate", suite).returncode == 0  # without --data the files are not read
 
 
 def test_batch_size_larger_than_the_training_split(tmp_path: Path) -> None:
-    suite = write(tmp_path, TINY.replace("norm: [none, batch]", "batch_size: [50, 500]"))
+    suite = write_suite(tmp_path, TINY.replace("norm: [none, batch]", "batch_size: [50, 500]"))
     refused(
-        nb("run", suite, "--out", tmp_path / "runs", "--no-report", "-q"),
+        run_cli("run", suite, "--out", tmp_path / "runs", "--no-report", "-q"),
         "variant batch_size=500",
         "batch_size 500 is larger than the training split",
     )
@@ -266,7 +250,10 @@ def test_batch_size_larger_than_the_training_split(tmp_path: Path) -> None:
 
 def test_missing_path_and_bad_idx_files(tmp_path: Path) -> None:
     text = TINY.replace("{name: synthetic-blobs, num_train: 200, num_test: 100}", "{name: npz}")
-    refused(nb("run", write(tmp_path, text), "--no-report", "-q", "--out", tmp_path / "r"), "path")
+    refused(
+        run_cli("run", write_suite(tmp_path, text), "--no-report", "-q", "--out", tmp_path / "r"),
+        "path",
+    )
     idx = tmp_path / "idx"
     idx.mkdir()
     for name in (
@@ -281,7 +268,7 @@ def test_missing_path_and_bad_idx_files(tmp_path: Path) -> None:
         f"{{name: mnist, path: '{idx}', download: false}}",
     )
     refused(
-        nb("run", write(tmp_path, text), "--no-report", "-q", "--out", tmp_path / "r"),
+        run_cli("run", write_suite(tmp_path, text), "--no-report", "-q", "--out", tmp_path / "r"),
         "magic number",
         str(idx),
     )
@@ -294,7 +281,7 @@ def test_missing_path_and_bad_idx_files(tmp_path: Path) -> None:
 def finished(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One finished run of the tiny suite (copied by tests that damage it)."""
     base = tmp_path_factory.mktemp("finished")
-    proc = nb("run", write(base, TINY), "--out", base / "runs", "--no-report", "-q")
+    proc = run_cli("run", write_suite(base, TINY), "--out", base / "runs", "--no-report", "-q")
     assert proc.returncode == 0, proc.stderr
     return run_dir(base / "runs")
 
@@ -321,15 +308,15 @@ def test_wrongly_typed_result_files(tmp_path: Path, finished: Path, damage, why:
     run = _copy(finished, tmp_path / "run")
     path = sorted((run / "results").glob("*.json"))[0]
     path.write_text(json.dumps(damage(json.loads(path.read_text()))))
-    report = nb("report", run, "--format", "csv")
+    report = run_cli("report", run, "--format", "csv")
     assert report.returncode == 0 and path.name in report.stderr and why in report.stderr
-    refused(nb("report", run, "--format", "csv", "--strict"), path.name, why)
-    refused(nb("compare", finished, run), path.name)
-    merged = nb("merge", run, "--out", tmp_path / "m", "--no-report")
+    refused(run_cli("report", run, "--format", "csv", "--strict"), path.name, why)
+    refused(run_cli("compare", finished, run), path.name)
+    merged = run_cli("merge", run, "--out", tmp_path / "m", "--no-report")
     assert (
         merged.returncode == 3 and path.name in merged.stderr and "Traceback" not in merged.stderr
     )
-    resumed = nb("run", write(tmp_path, TINY), "--resume", run, "--no-report", "-q")
+    resumed = run_cli("run", write_suite(tmp_path, TINY), "--resume", run, "--no-report", "-q")
     assert resumed.returncode == 0 and "1 of 2 results complete, 1 to run" in resumed.stderr
     assert results(run) == results(finished) or True  # timings differ; statuses must not
     assert all(r["status"] == "ok" for r in results(run).values())
@@ -339,9 +326,10 @@ def test_report_strict_refuses_records_without_metrics(tmp_path: Path, finished:
     run = _copy(finished, tmp_path / "run")
     for path in (run / "results").glob("*.json"):
         path.write_text(json.dumps({**json.loads(path.read_text()), "metrics": {}}))
-    refused(nb("report", run, "--strict", "--format", "csv"), "lacks the metrics")
+    refused(run_cli("report", run, "--strict", "--format", "csv"), "lacks the metrics")
     refused(
-        nb("compare", finished, run, "--fail-on", "final_test_acc:-1%"), "records no final_test_acc"
+        run_cli("compare", finished, run, "--fail-on", "final_test_acc:-1%"),
+        "records no final_test_acc",
     )
 
 
@@ -351,10 +339,10 @@ def test_resume_retries_failed_results_unless_no_retry(tmp_path: Path, finished:
     path.write_text(
         json.dumps({**json.loads(path.read_text()), "status": "failed", "error": "transient"})
     )
-    suite = write(tmp_path, TINY)
-    kept = nb("run", suite, "--resume", run, "--no-retry", "--no-report", "-q")
+    suite = write_suite(tmp_path, TINY)
+    kept = run_cli("run", suite, "--resume", run, "--no-retry", "--no-report", "-q")
     assert kept.returncode == 3 and json.loads(path.read_text())["status"] == "failed"
-    retried = nb("run", suite, "--resume", run, "--no-report", "-q")
+    retried = run_cli("run", suite, "--resume", run, "--no-report", "-q")
     assert retried.returncode == 0 and "1 to run" in retried.stderr
     assert json.loads(path.read_text())["status"] == "ok"
     assert (
@@ -366,11 +354,13 @@ def test_resume_retries_failed_results_unless_no_retry(tmp_path: Path, finished:
 def test_resume_refuses_when_the_data_changed(tmp_path: Path) -> None:
     data = _npz(tmp_path / "d.npz")
     suite = _npz_suite(tmp_path, data)
-    assert nb("run", suite, "--out", tmp_path / "runs", "--no-report", "-q").returncode == 0
+    assert run_cli("run", suite, "--out", tmp_path / "runs", "--no-report", "-q").returncode == 0
     run = run_dir(tmp_path / "runs")
     next((run / "results").glob("*.json")).unlink()
     _npz(data, x_train=np.ones((200, 8), dtype="f4"))
-    refused(nb("run", suite, "--resume", run, "--no-report", "-q"), "data of dataset 'npz' changed")
+    refused(
+        run_cli("run", suite, "--resume", run, "--no-report", "-q"), "data of dataset 'npz' changed"
+    )
 
 
 def test_a_second_resume_is_refused_and_a_stale_lock_taken_over(
@@ -392,14 +382,14 @@ def test_a_second_resume_is_refused_and_a_stale_lock_taken_over(
     )
     try:
         assert holder.stdout.readline().strip() == "locked"
-        suite = write(tmp_path, TINY)
+        suite = write_suite(tmp_path, TINY)
         refused(
-            nb("run", suite, "--resume", run, "--no-report", "-q"),
+            run_cli("run", suite, "--resume", run, "--no-report", "-q"),
             f"in use by process {holder.pid}",
         )
         holder.kill()  # kill -9: the lock file stays, naming a dead process
         holder.wait()
-        resumed = nb("run", suite, "--resume", run, "--no-report", "-q")
+        resumed = run_cli("run", suite, "--resume", run, "--no-report", "-q")
         assert resumed.returncode == 0, resumed.stderr
         assert f"took over the lock of process {holder.pid} (no longer running)" in resumed.stderr
     finally:
@@ -407,7 +397,7 @@ def test_a_second_resume_is_refused_and_a_stale_lock_taken_over(
 
 
 def test_merging_the_same_shard_twice(tmp_path: Path, finished: Path) -> None:
-    proc = nb("merge", finished, finished, "--out", tmp_path / "m", "--no-report")
+    proc = run_cli("merge", finished, finished, "--out", tmp_path / "m", "--no-report")
     assert proc.returncode == 0 and "2 of 2 results" in proc.stderr, proc.stderr
 
 
@@ -415,12 +405,14 @@ def test_merging_the_same_shard_twice(tmp_path: Path, finished: Path) -> None:
 
 
 def test_output_paths_that_cannot_be_written(tmp_path: Path, finished: Path) -> None:
-    suite = write(tmp_path, TINY)
+    suite = write_suite(tmp_path, TINY)
     (tmp_path / "file").write_text("x")
-    refused(nb("run", suite, "--out", tmp_path / "file", "--no-report", "-q"), "is a file")
-    refused(nb("run", suite, "--out", tmp_path / "file" / "sub", "--no-report", "-q"), "is a file")
-    refused(nb("merge", finished, "--out", tmp_path / "file"), "is a file")
-    refused(nb("compare", finished, finished, "--junit-xml", tmp_path), "is a directory")
+    refused(run_cli("run", suite, "--out", tmp_path / "file", "--no-report", "-q"), "is a file")
+    refused(
+        run_cli("run", suite, "--out", tmp_path / "file" / "sub", "--no-report", "-q"), "is a file"
+    )
+    refused(run_cli("merge", finished, "--out", tmp_path / "file"), "is a file")
+    refused(run_cli("compare", finished, finished, "--junit-xml", tmp_path), "is a directory")
 
 
 def test_a_full_disk_mid_run_stops_cleanly_and_resumes(tmp_path: Path) -> None:
@@ -428,7 +420,7 @@ def test_a_full_disk_mid_run_stops_cleanly_and_resumes(tmp_path: Path) -> None:
     from normbench import api
     from normbench.results import store
 
-    suite = load_suite(write(tmp_path, TINY))
+    suite = load_suite(write_suite(tmp_path, TINY))
     real, calls = store.RunDir.write_result, []
 
     def full(self: store.RunDir, record: dict) -> Path:
@@ -446,7 +438,7 @@ def test_a_full_disk_mid_run_stops_cleanly_and_resumes(tmp_path: Path) -> None:
     run = run_dir(tmp_path / "runs")
     assert len(results(run)) == 1
     assert json.loads((run / "manifest.json").read_text())["status"] == "interrupted"
-    resumed = nb("run", tmp_path / "s.yaml", "--resume", run, "--no-report", "-q")
+    resumed = run_cli("run", tmp_path / "s.yaml", "--resume", run, "--no-report", "-q")
     assert resumed.returncode == 0 and "1 of 2 results complete" in resumed.stderr
     assert not list(run.rglob("*.tmp"))
 
@@ -463,7 +455,10 @@ def test_a_real_full_tmpfs(tmp_path: Path) -> None:
     ):
         pytest.skip("cannot mount a tmpfs here")
     try:
-        refused(nb("run", write(tmp_path, TINY), "--out", mnt, "--no-report", "-q"), "MiB free")
+        refused(
+            run_cli("run", write_suite(tmp_path, TINY), "--out", mnt, "--no-report", "-q"),
+            "MiB free",
+        )
     finally:
         subprocess.run(["umount", str(mnt)], check=False)
 
@@ -499,7 +494,7 @@ def test_a_real_disk_full_mid_run_stops_with_exit_2_and_resumes(
     _mount_tmpfs(mnt, "20m")
     try:
         text = TINY.replace("steps: 20", "steps: 600").replace("seeds: 1", "seeds: 3")
-        suite = write(tmp_path, text)
+        suite = write_suite(tmp_path, text)
         env = {**os.environ, "PYTHONPATH": str(ROOT)}
         proc = subprocess.Popen(
             [
@@ -533,7 +528,7 @@ def test_a_real_disk_full_mid_run_stops_with_exit_2_and_resumes(
         assert kept and all(r["status"] == "ok" for r in kept.values())
         assert not list(run.rglob("*.tmp"))
         filler.unlink()
-        resumed = nb("run", suite, "--resume", run, "--no-report", "-q", "--workers", workers)
+        resumed = run_cli("run", suite, "--resume", run, "--no-report", "-q", "--workers", workers)
         assert resumed.returncode == 0, resumed.stderr
         assert len(results(run)) == 6 and all(r["status"] == "ok" for r in results(run).values())
     finally:
@@ -546,7 +541,7 @@ def test_sigterm_while_the_final_table_prints_exits_130(tmp_path: Path) -> None:
     text = TINY.replace(
         "norm: [none, batch]", "lr_mult: [" + ", ".join(str(1 + i / 100) for i in range(40)) + "]"
     )
-    suite = write(tmp_path, text)
+    suite = write_suite(tmp_path, text)
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     proc = subprocess.Popen(
         [
@@ -590,7 +585,7 @@ def test_sigterm_while_the_final_table_prints_exits_130(tmp_path: Path) -> None:
 def test_sigterm_to_the_process_group_with_workers(tmp_path: Path) -> None:
     text = TINY.replace("steps: 20, eval_every: 10", "steps: 4000, eval_every: 100")
     text = text.replace("seeds: 1", "seeds: 2")
-    suite = write(tmp_path, text)
+    suite = write_suite(tmp_path, text)
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     proc = subprocess.Popen(
         [
@@ -621,7 +616,7 @@ def test_sigterm_to_the_process_group_with_workers(tmp_path: Path) -> None:
     run = run_dir(tmp_path / "runs")
     assert json.loads((run / "manifest.json").read_text())["status"] == "interrupted"
     assert all(r["status"] != "failed" for r in results(run).values()), results(run)
-    resumed = nb("run", suite, "--resume", run, "--no-report", "-q", "--workers", "2")
+    resumed = run_cli("run", suite, "--resume", run, "--no-report", "-q", "--workers", "2")
     assert resumed.returncode == 0, resumed.stderr
     assert len(results(run)) == 4 and not list(run.rglob("*.tmp"))
 
@@ -632,8 +627,8 @@ def test_kill_9_loop_then_resume_equals_the_uninterrupted_run(tmp_path: Path) ->
     import random
 
     text = TINY.replace("steps: 20", "steps: 300").replace("seeds: 1", "seeds: 2")
-    suite = write(tmp_path, text)
-    assert nb("run", suite, "--out", tmp_path / "whole", "--no-report", "-q").returncode == 0
+    suite = write_suite(tmp_path, text)
+    assert run_cli("run", suite, "--out", tmp_path / "whole", "--no-report", "-q").returncode == 0
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     rng = random.Random(13)
 
@@ -651,7 +646,7 @@ def test_kill_9_loop_then_resume_equals_the_uninterrupted_run(tmp_path: Path) ->
         proc.kill()
         proc.wait()
     args = ["--resume", str(started()[0])] if started() else ["--out", str(tmp_path / "killed")]
-    final = nb("run", suite, *args, "--no-report", "-q")
+    final = run_cli("run", suite, *args, "--no-report", "-q")
     assert final.returncode == 0, final.stderr
     run = run_dir(tmp_path / "killed")
 

@@ -6,22 +6,12 @@ import json
 import os
 import signal
 import subprocess
-import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from test_execute import (
-    ROOT,
-    SLEEPY,
-    TINY,
-    cli,
-    manifest,
-    start_run,
-    subprocess_env,
-    the_run,
-    wait_for_results,
-    write,
-)
+from conftest import ROOT, TINY, run_cli, subprocess_env, write_suite
+from test_execute import SLEEPY, cli, manifest, start_run, the_run, wait_for_results
 
 from normbench import api
 from normbench.execute import arith
@@ -43,8 +33,10 @@ def records(run: Path) -> list[dict]:
     return [json.loads(p.read_text()) for p in sorted((run / "results").glob("*.json"))]
 
 
-def test_threads_are_not_part_of_the_variant_id_and_old_ids_stay(tmp_path: Path) -> None:
-    suite = load_suite(write(tmp_path, TINY))
+def test_threads_are_not_part_of_the_variant_id_and_old_ids_stay(
+    tiny_suite: Callable[..., Path],
+) -> None:
+    suite = load_suite(tiny_suite())
     config = suite.variants[0].config
     assert config["training"]["threads"] is None  # planning fills it in, not loading
     planned = {**config, "training": {**config["training"], "threads": 2, "reproducible": True}}
@@ -55,8 +47,10 @@ def test_threads_are_not_part_of_the_variant_id_and_old_ids_stay(tmp_path: Path)
         assert variant_id(variant["config"]) == variant["id"]
 
 
-def test_planning_decides_threads_from_the_configuration(tmp_path: Path) -> None:
-    suite = load_suite(write(tmp_path, TINY))
+def test_planning_decides_threads_from_the_configuration(
+    tmp_path: Path, tiny_suite: Callable[..., Path]
+) -> None:
+    suite = load_suite(tiny_suite())
     plan = api.plan_run(suite, tmp_path / "runs", api.make_options(workers=2))
     assert plan.threads == 1 and plan.workers == 2 and not plan.in_process
     assert {t.variant.config["training"]["threads"] for t in plan.tasks} == {1}
@@ -91,7 +85,7 @@ def test_one_suite_five_ways_gives_identical_numbers(tmp_path: Path) -> None:
     import torch
 
     pytest.importorskip("distributed")
-    suite = write(tmp_path, SLEEPY)  # its custom norm sleeps only when NB_SLEEP_MS is set
+    suite = write_suite(tmp_path, SLEEPY)  # its custom norm sleeps only when NB_SLEEP_MS is set
     runs: dict[str, Path] = {}
 
     # 1. In-process, with torch left at 2 threads: planning pins the task to its recorded 1.
@@ -177,7 +171,7 @@ def test_one_suite_five_ways_gives_identical_numbers(tmp_path: Path) -> None:
 
 
 def test_compare_says_not_bit_comparable_across_threads(tmp_path: Path) -> None:
-    suite = write(
+    suite = write_suite(
         tmp_path,
         TINY.replace("steps: 40", "steps: 10")
         .replace("seeds: 2", "seeds: 1")
@@ -206,19 +200,16 @@ def test_compare_says_not_bit_comparable_across_threads(tmp_path: Path) -> None:
 
 
 def _cli_run(*args: object, **env: str) -> subprocess.CompletedProcess:
-    cmd = [
-        sys.executable,
-        "-m",
-        "normbench",
+    return run_cli(
         "run",
-        *map(str, args),
+        *args,
         "--no-report",
         "--quiet",
         "--format",
         "json",
-    ]
-    return subprocess.run(
-        cmd, env=subprocess_env(**env), capture_output=True, text=True, timeout=180, check=False
+        env=subprocess_env(**env),
+        timeout=180,
+        check=False,
     )
 
 
@@ -229,7 +220,7 @@ def test_reproducible_mode_pins_the_kernels_and_resume_checks_them(tmp_path: Pat
     text = TINY.replace("seeds: 2", "seeds: 1").replace(
         "norm: [none, batch, layer]", "norm: [batch, layer]"
     )
-    suite = write(tmp_path, text)
+    suite = write_suite(tmp_path, text)
     native = torch.backends.cpu.get_cpu_capability()
     free = _cli_run(suite, "--out", tmp_path / "free")
     pinned = _cli_run(suite, "--out", tmp_path / "pinned", "--reproducible")
@@ -274,6 +265,6 @@ def test_reproducible_mode_pins_the_kernels_and_resume_checks_them(tmp_path: Pat
 
 def test_threads_cannot_be_swept(tmp_path: Path) -> None:
     text = TINY.replace("norm: [none, batch, layer]", "training.threads: [1, 2]")
-    result = cli("validate", write(tmp_path, text))
+    result = cli("validate", write_suite(tmp_path, text))
     assert result.exit_code == 2
     assert "s.yaml:" in result.output and "selects the arithmetic" in result.output

@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from conftest import run_cli
 from typer.testing import CliRunner
 
 from normbench.budget import eval_every_for_epochs, steps_for_epochs
@@ -204,30 +203,10 @@ def test_mnist_sample_missing_package_is_one_sentence(tmp_path: Path) -> None:
         "PYTHONPATH": os.pathsep.join([str(tmp_path / "site"), str(ROOT)]),
         "NORMBENCH_CACHE": str(tmp_path / "cache"),
     }
-    listing = subprocess.run(
-        [sys.executable, "-m", "normbench", "list", "datasets", "--format", "json"],
-        capture_output=True,
-        text=True,
-        env=env,
-        check=True,
-    )
+    listing = run_cli("list", "datasets", "--format", "json", env=env, check=True)
     row = next(r for r in json.loads(listing.stdout) if r["name"] == "mnist-sample")
     assert row["available"] is False and "normbench[mnist]" in row["note"]
-    run = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "normbench",
-            "run",
-            str(suite),
-            "--out",
-            str(tmp_path / "runs"),
-            "-q",
-        ],
-        capture_output=True,
-        text=True,
-        env=env,
-    )
+    run = run_cli("run", suite, "--out", tmp_path / "runs", "-q", env=env)
     assert (
         "not available" in run.stdout + run.stderr and "normbench[mnist]" in run.stdout + run.stderr
     )

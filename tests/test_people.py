@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import run_cli
 from typer.testing import CliRunner
 
 from normbench.cli import app
@@ -192,23 +193,7 @@ def test_progress_lines_without_a_terminal() -> None:
 def test_run_in_a_ci_log_prints_a_line_per_variant(tmp_path: Path) -> None:
     suite = tmp_path / "tiny.yaml"
     suite.write_text(TINY)
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "normbench",
-            "run",
-            str(suite),
-            "--out",
-            str(tmp_path / "runs"),
-            "--no-report",
-            "-f",
-            "csv",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    proc = run_cli("run", suite, "--out", tmp_path / "runs", "--no-report", "-f", "csv")
     assert proc.returncode == 0, proc.stderr
     lines = proc.stderr.splitlines()
     assert lines[0] == "loading synthetic-blobs…"

@@ -5,34 +5,17 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from conftest import suite_text
 from typer.testing import CliRunner
 
 from normbench.cli import app
 
 runner = CliRunner()
 
-TINY = """\
-name: tiny
-dataset:
-  name: synthetic-blobs
-  input_norm: zscore
-model:
-  kind: mlp
-  hidden: [16, 16]
-  activation: relu
-training:
-  optimizer: adam
-  lr: 0.01
-  batch_size: 32
-  steps: 40
-  eval_every: 20
-  seeds: 2
-  device: cpu
-grid:
-  norm: [none, batch]
-targets:
-  test_acc: 0.5
-"""
+# The shared tiny suite, two norms and a target (so times to target are recorded).
+TINY = suite_text(
+    overrides={"norm: [none, batch, layer]\n": "norm: [none, batch]\ntargets:\n  test_acc: 0.5\n"}
+)
 
 
 def run_suite(tmp_path: Path, text: str, *args: str, name: str = "s.yaml"):

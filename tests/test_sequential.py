@@ -113,7 +113,7 @@ def test_identical_variants_are_never_better(tmp_path: Path) -> None:
 
 
 def test_simulated_false_better_rate_is_within_alpha() -> None:
-    """Identical distributions: the spending design stays within α where naive re-testing does not."""
+    """Identical distributions: the spending design stays within α, naive re-testing does not."""
     path = Path(__file__).resolve().parent.parent / "benchmarks" / "sequential_error.py"
     spec = importlib.util.spec_from_file_location("sequential_error", path)
     assert spec and spec.loader

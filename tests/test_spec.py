@@ -232,7 +232,8 @@ def test_validate_and_help_do_not_import_torch(tmp_path: Path) -> None:
     path = write(tmp_path, BASE)
     code = (
         "import sys; from typer.testing import CliRunner; from normbench.cli import app; "
-        f"r = CliRunner().invoke(app, ['validate', {str(path)!r}]); assert r.exit_code == 0, r.output; "
+        f"r = CliRunner().invoke(app, ['validate', {str(path)!r}]); assert r.exit_code == 0, "
+        "r.output; "
         "r = CliRunner().invoke(app, ['--help']); assert r.exit_code == 0; "
         "r = CliRunner().invoke(app, ['list']); assert r.exit_code == 0, r.output; "
         "assert 'torch' not in sys.modules, 'torch was imported'"
@@ -253,7 +254,8 @@ def test_curated_suites_validate() -> None:
 def test_grid_over_whole_models(tmp_path: Path) -> None:
     text = BASE.replace(
         "grid:\n  norm: [none, batch, layer]\n  placement: [pre, post]\n",
-        "grid:\n  model: [{kind: mlp, hidden: []}, {kind: mlp, hidden: [8]}]\n  norm: [none, batch]\n",
+        "grid:\n  model: [{kind: mlp, hidden: []}, {kind: mlp, hidden: [8]}]\n  norm: [none, "
+        "batch]\n",
     )
     text = text.replace("exclude:\n  - {norm: none, placement: post}\n", "")
     suite = load_suite(write(tmp_path, text))

@@ -13,7 +13,8 @@ SUITE = """\
 name: speed
 dataset: {name: synthetic-blobs, num_train: 256, num_test: 64}
 model: {kind: mlp, hidden: [16], norm: batch}
-training: {optimizer: adam, lr: 0.01, batch_size: 32, steps: 20, eval_every: 10, seeds: 1, device: cpu, profile_steps: 5}
+training: {optimizer: adam, lr: 0.01, batch_size: 32, steps: 20, eval_every: 10, seeds: 1, device: \
+cpu, profile_steps: 5}
 """
 
 

@@ -1,4 +1,4 @@
-"""Compare two runs (or every variant with a reference) metric by metric, with significance and gates.
+"""Compare two runs (or every variant with a reference) metric by metric: significance, gates.
 
 Statistics (documented in docs/ci.md; the tests live in ``analysis.stats``):
 
@@ -621,7 +621,7 @@ def compare_summaries(
     stats: bool = True,
     use_suite_gates: bool = True,
 ) -> Comparison:
-    """Compare two summaries (see the module docstring); gates from the candidate's suite apply too."""
+    """Compare two summaries (see the module docstring); the candidate suite's gates apply too."""
     _check_alpha(alpha)
     check_same_suite(base, cand, Path(baseline), Path(candidate))
     parsed = _parse_cli_gates(list(gates or []), suite_gates(cand) if use_suite_gates else [])
@@ -716,7 +716,7 @@ def compare_runs(
     stats: bool = True,
     warn: Warn | None = None,
 ) -> Comparison:
-    """``normbench compare``: BASELINE vs CANDIDATE, or every variant of BASELINE vs ``reference``."""
+    """``normbench compare``: BASELINE vs CANDIDATE, or every variant of BASELINE vs one."""
     warn = warn or stderr_warn
     _check_alpha(alpha)
     if candidate is not None and reference is not None:

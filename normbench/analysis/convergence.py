@@ -11,7 +11,7 @@ CURVES = ("test_acc", "test_loss", "train_loss", "train_probe_acc", "train_probe
 
 
 def higher_is_better(curve: str) -> bool:
-    """Direction of a curve: accuracies go up, losses go down (same rule as ``spec.TARGET_KEYS``)."""
+    """Direction of a curve: accuracies go up, losses go down (the rule of ``TARGET_KEYS``)."""
     return "acc" in curve
 
 

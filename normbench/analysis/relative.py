@@ -197,7 +197,7 @@ def _seed_converged(v: dict[str, Any], i: int, has_target: bool) -> bool:
 
 
 def converged(v: dict[str, Any], has_target: bool) -> bool:
-    """A variant converges when a strict majority of its seeds did (one lucky seed is not enough)."""
+    """A variant converges when a strict majority of its seeds did (not one lucky seed)."""
     n = len(v["seed_status"])
     ok = sum(_seed_converged(v, i, has_target) for i in range(n))
     return n > 0 and 2 * ok > n

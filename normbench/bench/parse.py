@@ -72,13 +72,14 @@ def _scalar(text: str) -> object:
 
 
 def parse_norm_arg(text: str | dict) -> str | dict:
-    """Turn ``group[groups=8]`` into ``{"kind": "group", "groups": 8}``; a bare name stays a name."""
+    """``group[groups=8]`` becomes ``{"kind": "group", "groups": 8}``; a bare name stays a name."""
     if isinstance(text, dict):
         return dict(text)
     match = _NORM_RE.match(text.strip())
     if not match:
         raise InputError(
-            f"malformed norm '{text}': expected a name or name[option=value,...], e.g. group[groups=8]"
+            f"malformed norm '{text}': expected a name or name[option=value,...], e.g. "
+            "group[groups=8]"
         )
     if match["opts"] is None:
         return match["kind"]

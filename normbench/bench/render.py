@@ -1,17 +1,13 @@
-"""Render bench records as table, markdown, csv, json or latex (torch-free)."""
+"""Bench records as a table for the shared renderer, in every output format (torch-free)."""
 
 from __future__ import annotations
 
-import csv
-import io
-import json
 import math
 from collections.abc import Sequence
 from typing import Any
 
-from normbench.errors import InputError, unknown
+from normbench.report.render import BENCH, FORMATS, Table, render
 
-FORMATS: tuple[str, ...] = ("table", "markdown", "csv", "json", "latex")
 # Columns of the human-readable formats; csv and json carry every field.
 HEADERS: tuple[str, ...] = (
     "norm",
@@ -27,7 +23,6 @@ HEADERS: tuple[str, ...] = (
     "of copy",
     "note",
 )
-_TABLEFMT = {"table": "simple", "markdown": "github", "latex": "latex"}
 
 
 def format_seconds(seconds: float | None) -> str:
@@ -66,38 +61,18 @@ def _row(rec: dict[str, Any]) -> list[Any]:
     ]
 
 
-def _csv_value(value: Any) -> Any:
-    # The resolved spec is a mapping; keep csv flat by writing it as compact JSON.
-    return json.dumps(value, sort_keys=True) if isinstance(value, dict) else value
-
-
 def render_bench(records: Sequence[dict[str, Any]], fmt: str = "table") -> str:
     """Render records in one of ``FORMATS``; the result ends with a newline."""
-    if fmt == "json":
-        return json.dumps(list(records), indent=2) + "\n"
-    if fmt == "csv":
-        fields: list[str] = []
-        for rec in records:
-            fields += [k for k in rec if k not in fields]
-        out = io.StringIO()
-        writer = csv.DictWriter(out, fieldnames=fields, lineterminator="\n")
-        writer.writeheader()
-        for rec in records:
-            writer.writerow({k: _csv_value(v) for k, v in rec.items()})
-        return out.getvalue()
-    if fmt == "table":
-        from normbench.report.width import fit_table
+    table = Table(
+        "",
+        list(HEADERS),
+        [[str(c) for c in _row(r)] for r in records],
+        data=list(records),
+        numeric={4, 7, 8, 9, 10},
+        keys=3,
+        style=BENCH,
+    )
+    return render(table, fmt)
 
-        rows = [[str(c) for c in _row(r)] for r in records]
-        return fit_table("", HEADERS, rows, numeric={4, 7, 8, 9, 10}, keys=3)
-    if fmt in _TABLEFMT:
-        from tabulate import tabulate
 
-        table = tabulate(
-            [_row(r) for r in records],
-            headers=HEADERS,
-            tablefmt=_TABLEFMT[fmt],
-            disable_numparse=True,
-        )
-        return table + "\n"
-    raise InputError(unknown("format", fmt, FORMATS))
+__all__ = ["FORMATS", "HEADERS", "format_seconds", "render_bench"]

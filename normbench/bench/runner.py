@@ -1,4 +1,4 @@
-"""`run_bench`: validate the request, then time every norm × shape × dtype × mode × pass and a copy."""
+"""`run_bench`: validate the request, time every norm × shape × dtype × mode × pass and a copy."""
 
 from __future__ import annotations
 

@@ -61,7 +61,7 @@ def quartiles(samples: Sequence[float]) -> tuple[float, float, float]:
 
 
 def block_size(per_call_s: float, block_s: float) -> int:
-    """Calls per timed sample so one sample lasts about ``block_s``: clock overhead stays negligible."""
+    """Calls per timed sample so one lasts about ``block_s``: clock overhead stays negligible."""
     if per_call_s <= 0:
         return 1
     return max(1, min(1_000_000, math.ceil(block_s / per_call_s)))
@@ -90,7 +90,7 @@ def measure(
     max_repeats: int = 100_000,
     clock: Callable[[], float] = time.perf_counter,
 ) -> Timing:
-    """Time ``fn``: warm up, then take blocked samples until ``repeats`` and ``min_time`` are both met.
+    """Time ``fn``: warm up, then take blocked samples until ``repeats`` and ``min_time`` are met.
 
     ``sync`` is called before every clock read so that asynchronous devices (CUDA) have finished
     the work being timed; on CPU it is a no-op.

@@ -1,4 +1,4 @@
-"""Byte-traffic model: the bytes a norm layer must move, and the bandwidth that implies (torch-free).
+"""Byte-traffic model: the bytes a norm layer must move and the bandwidth that implies (torch-free).
 
 Let ``X`` be the bytes of the input tensor (numel × element size), ``P`` the bytes of the
 layer's parameters and ``B`` the bytes of its floating-point buffers (running statistics).

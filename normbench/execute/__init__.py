@@ -1,1 +1,1 @@
-"""Planning and running (variant, seed) tasks in-process, in workers or on Dask; resume, merge."""
+"""Planning and executing (variant, seed) tasks: in-process, workers or Dask; resume, merge."""

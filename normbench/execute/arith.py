@@ -91,7 +91,7 @@ def default_task_threads(large: bool) -> int:
 
 
 def task_threads(configured: int | None, requested: int | None, large: bool) -> int:
-    """A variant's threads: its ``training.threads``, else ``--threads-per-worker``, else the default."""
+    """A variant's threads: ``training.threads``, else ``--threads-per-worker``, else a default."""
     if configured is not None:
         return int(configured)
     if requested is not None:

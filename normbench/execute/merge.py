@@ -49,7 +49,7 @@ def _atomic_copy_text(src: Path, dst: Path) -> None:
 
 
 def _check_same_suite(runs: Sequence[RunDir]) -> dict[str, Any]:
-    """Every run's ``resolved.json`` must be identical; returns it, or raises with the difference."""
+    """Every run's ``resolved.json`` must be identical; returns it, else raises with the change."""
     resolved = []
     for run in runs:
         data = run.read_resolved()
@@ -141,7 +141,7 @@ def _status(records: list[dict[str, Any]], expected: int) -> str:
 def merge_runs(
     dirs: Sequence[Path], out: Path, command: list[str], warn: Warn | None = None
 ) -> MergeOutcome:
-    """Combine shard run directories into a new run directory under ``out`` (``<out>/<suite>/…``)."""
+    """Combine shard run directories into a new run directory (``<out>/<suite>/…``)."""
     if not dirs:
         raise InputError("merge needs at least one run directory")
     runs = [open_run_dir(Path(d)) for d in dirs]

@@ -1,4 +1,4 @@
-"""Execution planning (torch-free): options, sharding, cost estimates, default workers, resume checks."""
+"""Execution planning (torch-free): options, shards, cost estimates, workers, resume checks."""
 
 from __future__ import annotations
 
@@ -261,14 +261,14 @@ def _short(value: Any) -> str:
 
 
 def as_stored(obj: Any) -> Any:
-    """``obj`` as it reads back from JSON (tuples become lists), so comparisons are like for like."""
+    """``obj`` as it reads back from JSON (tuples become lists): comparisons are like for like."""
     import json
 
     return json.loads(json.dumps(obj, default=str))
 
 
 def suite_difference(old: dict[str, Any], new: dict[str, Any]) -> str | None:
-    """One sentence saying how two ``resolved.json`` contents differ (variants and seeds), or None."""
+    """One sentence saying how two ``resolved.json`` differ (variants and seeds), or None."""
     old, new = as_stored(old), as_stored(new)
     problems: list[str] = []
     old_name, new_name = old.get("suite", {}).get("name"), new.get("suite", {}).get("name")

@@ -1,9 +1,9 @@
-"""Local worker processes: a small supervisor that survives worker crashes and aggregates progress."""
+"""Local worker processes: a small supervisor that survives worker crashes, aggregates progress."""
 
 # Each worker is a fresh process (torch and a plain ``fork`` of a busy parent do not mix) that
-# takes one task at a time over its own pipe, trains it with a fixed number of intra-op threads, writes the
-# result file itself (atomically) and reports progress and the record back. A pool such as
-# ``ProcessPoolExecutor`` breaks entirely when one worker is killed; here the parent watches
+# takes one task at a time over its own pipe, trains it with a fixed number of intra-op threads,
+# writes the result file itself (atomically) and reports progress and the record back. A pool
+# such as ``ProcessPoolExecutor`` breaks entirely when one worker is killed; here the parent watches
 # every worker's sentinel, marks the task of a dead worker ``failed`` with the cause and starts
 # a replacement, so one segfault or OOM kill costs one variant, not the suite. A private pipe
 # per worker (rather than one shared queue) means a worker killed mid-send cannot corrupt or

@@ -175,7 +175,8 @@ def _placement(
         workers = default_workers(
             configs, n_tasks, cores=cores, gpus=gpus, memory=available_memory()
         )
-    # Processes this machine starts share its cores; a remote cluster's workers are not ours to size.
+    # Processes this machine starts share its cores; a remote cluster's workers are not ours
+    # to size.
     if options.executor == "dask" and options.scheduler is not None:
         return workers, devices, []
     workers, _, warnings = arith.fit_to_cores(workers, max(threads.values(), default=1), cores)
@@ -218,7 +219,7 @@ def _reproducible(suite: Suite, options: ExecOptions, recorded: dict[str, Any]) 
 def _threads(
     suite: Suite, options: ExecOptions, recorded: dict[str, Any]
 ) -> tuple[dict[str, int], list[str]]:
-    """Variant id → intra-op threads, decided from the configuration (and a resumed run's record)."""
+    """Variant id → intra-op threads, from the configuration (and a resumed run's record)."""
     cores = usable_cores()
     threads, warnings = {}, []
     for v in suite.variants:
@@ -257,7 +258,7 @@ def _check_kernels(run_dir: RunDir, manifest: dict[str, Any], reproducible: bool
 
 
 def _resolved_suite(suite: Suite, threads: dict[str, int], reproducible: bool) -> Suite:
-    """The suite with every variant's ``training.threads`` and ``training.reproducible`` filled in."""
+    """The suite with each variant's ``training.threads`` and ``training.reproducible`` filled."""
     variants = []
     for v in suite.variants:
         training = {**v.config["training"], "threads": threads[v.id], "reproducible": reproducible}

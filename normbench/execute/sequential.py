@@ -8,8 +8,8 @@ The design is fixed before the first result, so looking at the data repeatedly s
   Lan–DeMets spending function at nₖ / N (``analysis.stats.alpha_per_look``). The αₖ add up
   to α = 0.05 and every look is a valid test at its αₖ, so by the union bound (Bonferroni over
   looks) the chance of any false better/worse over the whole procedure stays ≤ α (and so
-  does that of any false equivalent), whatever the correlation between looks. Within a look, the claims (and the ``--reference`` contrasts)
-  are each one Holm family at αₖ.
+  does that of any false equivalent), whatever the correlation between looks. Within a look, the
+  claims (and the ``--reference`` contrasts) are each one Holm family at αₖ.
 * **Stopping.** A pair decided at look k (better, worse, equivalent) is frozen with the
   effect measured then; only the variants of undecided pairs get the next look's seeds.
   The procedure ends when nothing is undecided or the budget is spent.

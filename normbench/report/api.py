@@ -10,14 +10,8 @@ from normbench.analysis.aggregate import load_run, summarize
 from normbench.analysis.pivot import pivot as pivot_summary
 from normbench.analysis.query import resolve_metric
 from normbench.errors import InputError
-from normbench.report.tables import (
-    FORMATS,
-    pivot_table,
-    relative_table,
-    render,
-    render_table,
-    summary_table,
-)
+from normbench.report.render import check_format, render
+from normbench.report.tables import pivot_table, relative_table, render_table, summary_table
 from normbench.results.store import RunDir, Warn, stderr_warn
 
 SUMMARY = "summary.json"
@@ -124,9 +118,7 @@ def report_command(
 
     ``--pivot`` wins over ``--reference``, which wins over the summary table, for what is printed.
     """
-    fmt = getattr(fmt, "value", fmt)
-    if fmt is not None and fmt not in FORMATS:
-        raise InputError(f"unknown format '{fmt}' (choose from {', '.join(FORMATS)})")
+    fmt = None if fmt is None else check_format(fmt)
     if metric is not None and pivot is None and reference is None:
         raise InputError(
             "--metric needs --pivot or --reference (e.g. --pivot norm --metric final_test_acc)"

@@ -1,15 +1,15 @@
-"""Render a ``Comparison``: terminal tables, a markdown pull-request comment, CSV, JSON, JUnit XML."""
+"""Render a ``Comparison``: terminal tables, a pull-request comment (markdown), CSV, JSON, JUnit."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 from xml.etree import ElementTree as ET
 
 from normbench.analysis.compare import Comparison, GateResult, MetricChange, VariantComparison
 from normbench.analysis.stats import CI_MIN_SEEDS
-from normbench.report.tables import NONE, Table, fmt_value, render
+from normbench.report.render import Table, check_format, render
+from normbench.report.tables import NONE, fmt_value
 
 _MARKS = (
     ("+", "worse (significant)"),
@@ -214,14 +214,15 @@ def _lists(cmp: Comparison) -> list[str]:
 
 def render_comparison(cmp: Comparison, fmt: str, width: int | None = None) -> str:
     """The whole comparison in ``fmt``: table, markdown, csv, latex or json."""
-    fmt = str(getattr(fmt, "value", fmt))
-    if fmt == "json":
-        return json.dumps(cmp.to_json(), indent=2, default=str) + "\n"
+    fmt = check_format(fmt)
     if fmt == "markdown":
         return markdown(cmp)
-    if fmt in ("csv", "latex"):
-        return render(comparison_table(cmp), fmt)
-    parts = [render(comparison_table(cmp), "table", width)]
+    table = comparison_table(cmp)
+    if fmt == "json":  # the whole comparison (gates, warnings too), not only the table's rows
+        table.json_obj = cmp.to_json()
+    if fmt != "table":
+        return render(table, fmt)
+    parts = [render(table, "table", width)]
     if cmp.gate_texts:
         parts.append(render(gates_table(cmp), "table", width))
     parts += [line + "\n" for line in _lists(cmp)]

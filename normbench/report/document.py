@@ -1,4 +1,4 @@
-"""The report's content as sections of blocks, rendered to ``report.md`` and self-contained ``report.html``."""
+"""The report's sections of blocks, rendered as report.md and a self-contained report.html."""
 
 from __future__ import annotations
 
@@ -16,16 +16,14 @@ from normbench.metrics import timed
 from normbench.report.interactive import CSS as INTERACTIVE_CSS
 from normbench.report.interactive import figure_html, script_html
 from normbench.report.plots import Plot
+from normbench.report.render import Table, render, to_html
 from normbench.report.tables import (
-    Table,
     convergence_table,
     lr_table,
     profile_table,
     relative_table,
-    render,
     stats_table,
     summary_table,
-    to_html,
 )
 
 # The throughput section: the step timings (interval medians, then the breakdown), the training
@@ -169,7 +167,7 @@ def _problems(summary: dict[str, Any], warnings: list[str]) -> Section | None:
 def build_sections(
     summary: dict[str, Any], plots: list[Plot], warnings: list[str]
 ) -> list[Section]:
-    """Everything the report shows, in reading order: overview, compact table, plots, long tables."""
+    """All the report shows, in reading order: overview, compact table, plots, long tables."""
     from normbench.analysis.answer import answer
 
     analysis = summary.get("analysis") or {}
@@ -218,8 +216,9 @@ def build_sections(
                 [
                     (
                         "p",
-                        "Each variant is compared with the reference variant that shares its other swept "
-                        "values (keys in grid order; a key no reference shares is relaxed and listed).",
+                        "Each variant is compared with the reference variant that shares its "
+                        "other swept values (keys in grid order; a key no reference shares is "
+                        "relaxed and listed).",
                     ),
                     ("table", relative_table(summary, analysis["relative"], ref)),
                 ],
@@ -320,21 +319,24 @@ CSS = """
 body { font: 14px/1.5 -apple-system, "Segoe UI", Helvetica, Arial, sans-serif; color: var(--fg);
        margin: 0 auto; padding: 24px 32px 64px; max-width: 1280px; }
 h1 { font-size: 26px; margin: 0 0 4px; } h2 { font-size: 20px; margin: 36px 0 10px;
-     padding-bottom: 4px; border-bottom: 1px solid var(--line); } h3 { font-size: 15px; margin: 20px 0 8px; }
+     padding-bottom: 4px; border-bottom: 1px solid var(--line); } h3 { font-size: 15px; margin: \
+20px 0 8px; }
 nav { margin: 6px 0 16px; color: var(--muted); } nav a { color: var(--accent); margin-right: 14px;
      text-decoration: none; }
 .table-wrap { overflow-x: auto; margin: 8px 0; }
 table { border-collapse: collapse; font-size: 13px; font-variant-numeric: tabular-nums; }
 caption { text-align: left; font-weight: 600; padding: 4px 0; }
 table { width: 100%; }
-th, td { border: 1px solid var(--line); padding: 3px 6px; text-align: left; overflow-wrap: anywhere; }
+th, td { border: 1px solid var(--line); padding: 3px 6px; text-align: left; overflow-wrap: \
+anywhere; }
 td.num { white-space: nowrap; }
 th { background: var(--head); position: sticky; top: 0; }
 td.num, th.num { text-align: right; }
 tbody tr:nth-child(even) { background: #fbfcfd; }
 table.kv { width: auto; } table.kv th { text-align: left; width: 1%; white-space: nowrap; }
 .note, figcaption { color: var(--muted); font-size: 12.5px; margin: 4px 0 14px; }
-figure { margin: 16px 0 28px; } figure img { max-width: 100%; height: auto; border: 1px solid var(--line); }
+figure { margin: 16px 0 28px; } figure img { max-width: 100%; height: auto; border: 1px solid \
+var(--line); }
 ul.problems { font-size: 13px; }
 """
 
@@ -345,7 +347,7 @@ def _img(path: Path, alt: str) -> str:
 
 
 def to_html_doc(summary: dict[str, Any], sections: list[Section]) -> str:
-    """One self-contained HTML file: CSS, data and script inline, plots as base64 PNG, no network."""
+    """One self-contained HTML file: CSS, data, script inline, plots as base64 PNG, no network."""
     e = html.escape
     name = summary["suite"].get("name", "")
     parts = [

@@ -143,11 +143,13 @@ table.sortable th[aria-sort="ascending"]::after { content: " ▲"; }
 table.sortable th[aria-sort="descending"]::after { content: " ▼"; }
 """
 
-JS = r"""
+JS = (
+    r"""
 (function () {
   'use strict';
   var blob = document.getElementById('nb-data');
-  var data = blob ? JSON.parse(blob.textContent) : {metrics: [], series: [], panels: [], throughput: []};
+  var data = blob ? JSON.parse(blob.textContent) : {metrics: [], series: [], panels: [], """
+    r"""throughput: []};
   var NS = 'http://www.w3.org/2000/svg';
   var hidden = {};
   var metric = data.metrics.length ? data.metrics[0].key : null;
@@ -170,16 +172,19 @@ JS = r"""
   }
   function extent(values) {
     var lo = Infinity, hi = -Infinity;
-    values.forEach(function (v) { if (v !== null && isFinite(v)) { lo = Math.min(lo, v); hi = Math.max(hi, v); } });
+    values.forEach(function (v) { if (v !== null && isFinite(v)) { lo = Math.min(lo, v); hi = """
+    r"""Math.max(hi, v); } });
     if (lo === Infinity) { return [0, 1]; }
     if (lo === hi) { lo -= 0.5; hi += 0.5; }
     return [lo, hi];
   }
   function ticks(lo, hi, n) {
     var step = Math.pow(10, Math.floor(Math.log10((hi - lo) / n)));
-    [1, 2, 5, 10].some(function (m) { if ((hi - lo) / (step * m) <= n) { step *= m; return true; } return false; });
+    [1, 2, 5, 10].some(function (m) { if ((hi - lo) / (step * m) <= n) { step *= m; return true; """
+    r"""} return false; });
     var out = [];
-    for (var t = Math.ceil(lo / step) * step; t <= hi + 1e-12; t += step) { out.push(+t.toPrecision(6)); }
+    for (var t = Math.ceil(lo / step) * step; t <= hi + 1e-12; t += step) { """
+    r"""out.push(+t.toPrecision(6)); }
     return out;
   }
   var W = 420, H = 250, L = 52, R = 18, T = 10, B = 32;
@@ -200,25 +205,34 @@ JS = r"""
     function Y(v) { return T + (1 - (v - yr[0]) / (yr[1] - yr[0])) * (H - T - B); }
     ticks(yr[0], yr[1], 5).forEach(function (t) {
       el('line', {x1: L, x2: W - R, y1: Y(t), y2: Y(t), stroke: '#eee'}, svg);
-      el('text', {x: L - 4, y: Y(t) + 4, 'text-anchor': 'end', 'font-size': 10, fill: '#57606a'}, svg).textContent = String(t);
+      el('text', {x: L - 4, y: Y(t) + 4, 'text-anchor': 'end', 'font-size': 10, fill: """
+    r"""'#57606a'}, svg).textContent = String(t);
     });
     ticks(xr[0], xr[1], 5).forEach(function (t) {
-      el('text', {x: X(t), y: H - B + 14, 'text-anchor': 'middle', 'font-size': 10, fill: '#57606a'}, svg).textContent = t.toLocaleString('en');
+      el('text', {x: X(t), y: H - B + 14, 'text-anchor': 'middle', 'font-size': 10, fill: """
+    r"""'#57606a'}, svg).textContent = t.toLocaleString('en');
     });
-    el('text', {x: (L + W - R) / 2, y: H - 4, 'text-anchor': 'middle', 'font-size': 11, fill: '#57606a'}, svg).textContent = 'step';
-    el('rect', {x: L, y: T, width: W - L - R, height: H - T - B, fill: 'none', stroke: '#d0d7de'}, svg);
+    el('text', {x: (L + W - R) / 2, y: H - 4, 'text-anchor': 'middle', 'font-size': 11, fill: """
+    r"""'#57606a'}, svg).textContent = 'step';
+    el('rect', {x: L, y: T, width: W - L - R, height: H - T - B, fill: 'none', stroke: """
+    r"""'#d0d7de'}, svg);
     lines.forEach(function (l) {
       var m = l[metric], c = colorOf(l.series);
-      var g = el('g', {'data-series': l.series, 'class': hidden[l.series] ? 'nb-series nb-hidden' : 'nb-series'}, svg);
+      var g = el('g', {'data-series': l.series, 'class': hidden[l.series] ? 'nb-series """
+    r"""nb-hidden' : 'nb-series'}, svg);
       var up = [], down = [], path = [];
       l.step.forEach(function (s, i) {
-        if (m.hi[i] !== null && m.lo[i] !== null && m.hi[i] !== undefined) { up.push(X(s) + ',' + Y(m.hi[i])); down.unshift(X(s) + ',' + Y(m.lo[i])); }
-        if (m.mean[i] !== null && isFinite(m.mean[i])) { path.push((path.length ? 'L' : 'M') + X(s).toFixed(1) + ',' + Y(m.mean[i]).toFixed(1)); }
+        if (m.hi[i] !== null && m.lo[i] !== null && m.hi[i] !== undefined) { up.push(X(s) + ',' """
+    r"""+ Y(m.hi[i])); down.unshift(X(s) + ',' + Y(m.lo[i])); }
+        if (m.mean[i] !== null && isFinite(m.mean[i])) { path.push((path.length ? 'L' : 'M') + """
+    r"""X(s).toFixed(1) + ',' + Y(m.mean[i]).toFixed(1)); }
       });
-      if (up.length) { el('polygon', {points: up.concat(down).join(' '), fill: c, 'fill-opacity': 0.14, stroke: 'none'}, g); }
+      if (up.length) { el('polygon', {points: up.concat(down).join(' '), fill: c, """
+    r"""'fill-opacity': 0.14, stroke: 'none'}, g); }
       el('path', {d: path.join(''), fill: 'none', stroke: c, 'stroke-width': 1.8}, g);
     });
-    var guide = el('line', {y1: T, y2: H - B, stroke: '#888', 'stroke-dasharray': '3,3', visibility: 'hidden'}, svg);
+    var guide = el('line', {y1: T, y2: H - B, stroke: '#888', 'stroke-dasharray': '3,3', """
+    r"""visibility: 'hidden'}, svg);
     svg.addEventListener('mousemove', function (ev) {
       var r = svg.getBoundingClientRect();
       var x = (ev.clientX - r.left) / r.width * W;
@@ -227,33 +241,40 @@ JS = r"""
       lines.forEach(function (l) {
         if (hidden[l.series]) { return; }
         var best = 0;
-        l.step.forEach(function (s, i) { if (Math.abs(s - step) < Math.abs(l.step[best] - step)) { best = i; } });
+        l.step.forEach(function (s, i) { if (Math.abs(s - step) < Math.abs(l.step[best] - step)) """
+    r"""{ best = i; } });
         at = l.step[best];
         var m = l[metric];
         rows.push('<span class="nb-swatch" style="background:' + colorOf(l.series) + '"></span>' +
-                  l.series + ': <b>' + fmt(m.mean[best]) + '</b> [' + fmt(m.lo[best]) + ', ' + fmt(m.hi[best]) + ']');
+                  l.series + ': <b>' + fmt(m.mean[best]) + '</b> [' + fmt(m.lo[best]) + ', ' + """
+    r"""fmt(m.hi[best]) + ']');
       });
       if (at === null) { tip.style.display = 'none'; return; }
-      guide.setAttribute('x1', X(at)); guide.setAttribute('x2', X(at)); guide.setAttribute('visibility', 'visible');
+      guide.setAttribute('x1', X(at)); guide.setAttribute('x2', X(at)); """
+    r"""guide.setAttribute('visibility', 'visible');
       var band = (lines[0][metric] || {}).band || '';
-      tip.innerHTML = '<b>step ' + at.toLocaleString('en') + '</b> · mean [' + band + ']<br>' + rows.join('<br>');
+      tip.innerHTML = '<b>step ' + at.toLocaleString('en') + '</b> · mean [' + band + ']<br>' + """
+    r"""rows.join('<br>');
       tip.style.display = 'block';
       var bx = box.getBoundingClientRect();
       tip.style.left = Math.min(ev.clientX - bx.left + 12, bx.width - tip.offsetWidth - 4) + 'px';
       tip.style.top = (ev.clientY - bx.top + 12) + 'px';
     });
-    svg.addEventListener('mouseleave', function () { tip.style.display = 'none'; guide.setAttribute('visibility', 'hidden'); });
+    svg.addEventListener('mouseleave', function () { tip.style.display = 'none'; """
+    r"""guide.setAttribute('visibility', 'hidden'); });
   }
   function bandNote() {
     var labels = {};
-    data.panels.forEach(function (p) { p.lines.forEach(function (l) { if (l[metric]) { labels[l[metric].band] = 1; } }); });
+    data.panels.forEach(function (p) { p.lines.forEach(function (l) { if (l[metric]) { """
+    r"""labels[l[metric].band] = 1; } }); });
     return 'Line: mean over seeds. Band: ' + Object.keys(labels).join('; ') + '.';
   }
   function drawAll() {
     var root = document.getElementById('nb-panels');
     root.innerHTML = '';
     data.panels.forEach(function (p) {
-      var box = document.createElement('div'); box.className = 'nb-panel'; root.appendChild(box); drawPanel(p, box);
+      var box = document.createElement('div'); box.className = 'nb-panel'; """
+    r"""root.appendChild(box); drawPanel(p, box);
     });
     document.getElementById('nb-band-note').textContent = bandNote();
     drawThroughput();
@@ -262,7 +283,8 @@ JS = r"""
     var root = document.getElementById('nb-legend');
     data.series.forEach(function (s) {
       var b = document.createElement('button');
-      b.type = 'button'; b.setAttribute('aria-pressed', 'true'); b.setAttribute('data-series', s.key);
+      b.type = 'button'; b.setAttribute('aria-pressed', 'true'); b.setAttribute('data-series', """
+    r"""s.key);
       b.innerHTML = '<span class="nb-swatch" style="background:' + s.color + '"></span>';
       b.appendChild(document.createTextNode(s.key));
       b.title = 'click to hide or show ' + s.key;
@@ -297,7 +319,8 @@ JS = r"""
     var rows = data.throughput.filter(function (r) { return !hidden[r.series]; });
     if (!rows.length) { return; }
     var rowH = 18, w = 760, left = 300, h = rows.length * rowH + 34;
-    var svg = el('svg', {viewBox: '0 0 ' + w + ' ' + h, role: 'img', 'aria-label': 'samples per second, each seed'}, root);
+    var svg = el('svg', {viewBox: '0 0 ' + w + ' ' + h, role: 'img', 'aria-label': 'samples per """
+    r"""second, each seed'}, root);
     var all = [];
     rows.forEach(function (r) { all = all.concat(r.values); });
     var xr = extent(all);
@@ -305,17 +328,22 @@ JS = r"""
     function X(v) { return left + (v - xr[0]) / (xr[1] - xr[0]) * (w - left - 16); }
     ticks(xr[0], xr[1], 6).forEach(function (t) {
       el('line', {x1: X(t), x2: X(t), y1: 4, y2: h - 26, stroke: '#eee'}, svg);
-      el('text', {x: X(t), y: h - 12, 'text-anchor': 'middle', 'font-size': 10, fill: '#57606a'}, svg).textContent = t.toLocaleString('en');
+      el('text', {x: X(t), y: h - 12, 'text-anchor': 'middle', 'font-size': 10, fill: """
+    r"""'#57606a'}, svg).textContent = t.toLocaleString('en');
     });
-    el('text', {x: w - 16, y: h - 1, 'text-anchor': 'end', 'font-size': 10, fill: '#57606a'}, svg).textContent = 'samples/s (not from 0)';
+    el('text', {x: w - 16, y: h - 1, 'text-anchor': 'end', 'font-size': 10, fill: '#57606a'}, """
+    r"""svg).textContent = 'samples/s (not from 0)';
     rows.forEach(function (r, i) {
       var y = 12 + i * rowH;
-      el('text', {x: left - 8, y: y + 4, 'text-anchor': 'end', 'font-size': 11}, svg).textContent = r.variant + (r.noisy ? ' (noisy)' : '');
+      el('text', {x: left - 8, y: y + 4, 'text-anchor': 'end', 'font-size': 11}, """
+    r"""svg).textContent = r.variant + (r.noisy ? ' (noisy)' : '');
       var lo = Math.min.apply(null, r.values), hi = Math.max.apply(null, r.values);
-      el('line', {x1: X(lo), x2: X(hi), y1: y, y2: y, stroke: r.color, 'stroke-width': 2, 'stroke-opacity': 0.5}, svg);
+      el('line', {x1: X(lo), x2: X(hi), y1: y, y2: y, stroke: r.color, 'stroke-width': 2, """
+    r"""'stroke-opacity': 0.5}, svg);
       r.values.forEach(function (v, k) {
         var c = el('circle', {cx: X(v), cy: y, r: 4, fill: r.color, 'fill-opacity': 0.8}, svg);
-        el('title', {}, c).textContent = r.variant + ', seed #' + (k + 1) + ': ' + Math.round(v).toLocaleString('en') + ' samples/s';
+        el('title', {}, c).textContent = r.variant + ', seed #' + (k + 1) + ': ' + """
+    r"""Math.round(v).toLocaleString('en') + ' samples/s';
       });
     });
   }
@@ -333,7 +361,8 @@ JS = r"""
           function key(row) {
             var text = (row.cells[col] || {}).textContent || '';
             var m = text.replace(/,/g, '').match(/^\s*[<>]?\s*(-?\d+(\.\d+)?([eE][-+]?\d+)?)/);
-            return m ? [0, parseFloat(m[1])] : [text === '—' || text === 'not reached' ? 2 : 1, text];
+            return m ? [0, parseFloat(m[1])] : [text === '—' || text === 'not reached' ? 2 : 1, """
+    r"""text];
           }
           rows.sort(function (a, b) {
             var ka = key(a), kb = key(b);
@@ -350,6 +379,7 @@ JS = r"""
   sortable();
 })();
 """
+)
 
 
 def figure_html(summary: dict[str, Any]) -> str:

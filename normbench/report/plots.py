@@ -496,7 +496,7 @@ def _diag(records: Records, v: dict[str, Any], name: str) -> dict[str, Any] | No
 
 
 def _facets(n: int, title_lines: int, legend: list[str] | None = None) -> tuple[Any, Any]:
-    """Small multiples with shared axes: comparable at a glance, and fewer tick labels to lay out."""
+    """Small multiples with shared axes: comparable at a glance, fewer tick labels to lay out."""
     ncols = min(4, n)
     nrows = math.ceil(n / ncols)
     fig, axes = _figure(nrows, ncols, 10.0, 1.9, legend=legend, share=True, title_lines=title_lines)

@@ -40,7 +40,8 @@ window.addEventListener('error', function (e) {
     String(t.src || t.href || '').slice(0, 60) : String(e.message));
 }, true);
 (function () { var ce = console.error; console.error = function () {
-  window.__nbErrors.push(Array.prototype.join.call(arguments, ' ')); ce.apply(console, arguments); }; })();
+  window.__nbErrors.push(Array.prototype.join.call(arguments, ' ')); ce.apply(console, arguments); \
+}; })();
 window.addEventListener('load', function () {
   var imgs = Array.prototype.slice.call(document.images);
   var broken = imgs.filter(function (i) { return !(i.complete && i.naturalWidth > 0); })

@@ -1,21 +1,15 @@
-"""Tables built from a summary and rendered as rich, markdown, csv, latex, json or html."""
+"""The tables built from a summary; ``normbench.report.render`` renders them in every format."""
 
 from __future__ import annotations
 
-import csv
-import html
-import io
-import json
-from dataclasses import dataclass, field
 from typing import Any
 
 from normbench.analysis.query import LR_KEY, available_metrics, headline_metric, name_of
 from normbench.analysis.relative import TIME_METRICS
 from normbench.analysis.stats import CI_MIN_SEEDS
-from normbench.errors import InputError
 from normbench.metrics import timing_of
+from normbench.report.render import FORMATS, Table, render, to_html
 
-FORMATS = ("table", "markdown", "csv", "json", "latex")
 SUMMARY_METRICS = (
     "final_test_acc",
     "best_test_acc",
@@ -28,20 +22,6 @@ SUMMARY_METRICS = (
 )
 NOT_REACHED = "not reached"
 NONE = "—"
-
-
-@dataclass
-class Table:
-    """Display strings for people plus flat scalar rows (or any JSON) for machines."""
-
-    title: str
-    columns: list[str]
-    rows: list[list[str]]
-    data: list[dict[str, Any]] = field(default_factory=list)
-    numeric: set[int] = field(default_factory=set)  # right-aligned column indices
-    note: str = ""
-    json_obj: Any = None
-    keys: int = 1  # leading label columns, repeated in every part of a split terminal table
 
 
 # --- numbers --------------------------------------------------------------------------------
@@ -516,115 +496,11 @@ def pivot_table(summary: dict[str, Any], pv: dict[str, Any]) -> Table:
     )
 
 
-# --- rendering ------------------------------------------------------------------------------
-
-
-def _text(table: Table, width: int | None) -> str:
-    from normbench.report.width import fit_table
-
-    kwargs = {} if width is None else {"width": width}
-    return fit_table(
-        table.title, table.columns, table.rows, table.numeric, table.note, keys=table.keys, **kwargs
-    )
-
-
-def _latex_escape(text: str) -> str:
-    out = []
-    for ch in text:
-        if ch in "&%$#_{}":
-            out.append("\\" + ch)
-        elif ch == "\\":
-            out.append(r"\textbackslash{}")
-        elif ch in "^~":
-            out.append({"^": r"\^{}", "~": r"\~{}"}[ch])
-        else:
-            out.append(
-                {
-                    "±": r"$\pm$",
-                    "×": r"$\times$",
-                    "—": "--",
-                    "–": "--",
-                    "%": r"\%",
-                    "≥": r"$\geq$",
-                    ">": r"$>$",
-                }.get(ch, ch)
-            )
-    return "".join(out)
-
-
-def _markdown_escape(text: str) -> str:
-    return text.replace("|", r"\|")
-
-
-def render(table: Table, fmt: str, width: int | None = None) -> str:
-    """Render a table in one of ``FORMATS`` (always ends with a newline)."""
-    from tabulate import tabulate
-
-    align = ["right" if i in table.numeric else "left" for i in range(len(table.columns))]
-    if fmt == "table":
-        return _text(table, width)
-    if fmt == "markdown":
-        body = tabulate(
-            [[_markdown_escape(c) for c in r] for r in table.rows],
-            headers=[_markdown_escape(c) for c in table.columns],
-            tablefmt="github",
-            colalign=align,
-            disable_numparse=True,
-        )
-        return body + "\n"
-    if fmt == "latex":
-        body = tabulate(
-            [[_latex_escape(c) for c in r] for r in table.rows],
-            headers=[_latex_escape(c) for c in table.columns],
-            tablefmt="latex_raw",
-            colalign=align,
-            disable_numparse=True,
-        )
-        return f"% {table.title}\n{body}\n"
-    if fmt == "csv":
-        buf = io.StringIO()
-        cols = list(dict.fromkeys(k for d in table.data for k in d))
-        w = csv.DictWriter(buf, fieldnames=cols, lineterminator="\n")
-        w.writeheader()
-        for d in table.data:
-            w.writerow({k: "" if d.get(k) is None else d.get(k) for k in cols})
-        return buf.getvalue()
-    if fmt == "json":
-        obj = table.json_obj if table.json_obj is not None else table.data
-        return json.dumps(obj, indent=2) + "\n"
-    raise InputError(f"unknown format '{fmt}' (choose from {', '.join(FORMATS)})")
-
-
-def to_html(table: Table, sortable: bool = False) -> str:
-    """A plain HTML table (escaped), for the self-contained report (sortable: by its script)."""
-    e = html.escape
-    head = "".join(
-        f'<th class="{"num" if i in table.numeric else ""}">{e(c)}</th>'
-        for i, c in enumerate(table.columns)
-    )
-    body = "\n".join(
-        "<tr>"
-        + "".join(
-            f'<td class="{"num" if i in table.numeric else ""}">{e(c)}</td>'
-            for i, c in enumerate(r)
-        )
-        + "</tr>"
-        for r in table.rows
-    )
-    note = f'<p class="note">{e(table.note)}</p>' if table.note else ""
-    cls = ' class="sortable"' if sortable else ""
-    return (
-        f'<div class="table-wrap"><table{cls}><caption>{e(table.title)}</caption>'
-        f"<thead><tr>{head}</tr></thead><tbody>\n{body}\n</tbody></table></div>{note}"
-    )
-
-
 def render_table(
     summary: dict[str, Any], fmt: str, *, metrics: list[str] | None = None, width: int | None = None
 ) -> str:
     """The per-variant summary table in ``fmt`` (what ``normbench run`` prints at the end)."""
-    fmt = getattr(fmt, "value", fmt)
-    return render(summary_table(summary, metrics), str(fmt), width)
+    return render(summary_table(summary, metrics), fmt, width)
 
 
 __all__ = [

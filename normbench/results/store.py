@@ -1,4 +1,4 @@
-"""Run-directory store: atomic JSON writes, manifest and result files, tolerant reading (torch-free)."""
+"""Run-directory store: atomic JSON writes, manifest and results, tolerant reading (torch-free)."""
 
 from __future__ import annotations
 

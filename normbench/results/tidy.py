@@ -6,7 +6,6 @@
 
 from __future__ import annotations
 
-import csv
 import io
 from collections.abc import Iterable
 from typing import Any
@@ -93,13 +92,9 @@ def rows_for(records: Iterable[dict[str, Any]], curves: bool) -> list[dict[str, 
 
 def to_csv(rows: list[dict[str, Any]]) -> str:
     """Rows as CSV (empty cells for missing values)."""
-    buf = io.StringIO()
-    cols = list(dict.fromkeys(k for r in rows for k in r))
-    writer = csv.DictWriter(buf, fieldnames=cols, lineterminator="\n")
-    writer.writeheader()
-    for r in rows:
-        writer.writerow({k: "" if r.get(k) is None else r.get(k) for k in cols})
-    return buf.getvalue()
+    from normbench.report.render import Table, render
+
+    return render(Table("", [], [], data=rows), "csv")
 
 
 def to_dataframe(rows: list[dict[str, Any]]) -> Any:

@@ -235,7 +235,7 @@ class Stack:
     def evaluate(
         self, x: torch.Tensor, y: torch.Tensor, chunk: int, own: bool
     ) -> list[tuple[float, float | None]]:
-        """Per member (loss, accuracy) over ``x`` — shared (N, …) or own (S, N, …) — in eval mode."""
+        """Per member (loss, accuracy) over ``x`` — shared (N, …) or own (S, N, …)."""
         self.base.eval()
         total = torch.zeros(self.size, 2, device=x.device)
         n = x.shape[1] if own else x.shape[0]
