@@ -627,3 +627,21 @@ def test_compare_help_has_examples() -> None:
     assert result.exit_code == 0
     assert "Example: normbench compare" in result.stdout and "--fail-on" in result.stdout
     assert cmp_mod.ALPHA == 0.05
+
+
+def test_reference_rows_carry_effect_ci_and_verdict() -> None:
+    # The committed Ioffe MLP run (5 seeds a side): batch norm trains to a higher accuracy in
+    # fewer steps than no norm, and its steps cost more: each a decided verdict with its CI.
+    run = Path(__file__).resolve().parent.parent / "reports" / "ioffe2015-mlp"
+    code, doc = compare_json(run, "--reference", "norm=none")
+    assert code == 0 and doc["mode"] == "reference"
+    rows = {m["metric"]: m["verdict"] for m in doc["variants"][0]["metrics"]}
+    acc = rows["final_test_acc"]
+    assert acc["verdict"] == "better" and acc["kind"] == "difference"
+    assert acc["ci_low"] < acc["effect"] < acc["ci_high"] and acc["ci_low"] > 0
+    assert rows["steps_to_target"]["verdict"] == "better"
+    assert rows["steps_to_target"]["kind"] == "ratio" and rows["steps_to_target"]["effect"] < 1
+    assert rows["rel_ms_per_step"]["verdict"] == "worse"
+    assert {v["verdict"] for v in rows.values()} <= {"better", "worse", "equivalent", "undecided"}
+    table = compare(run, "--reference", "norm=none").stdout
+    assert "effect (95 % CI)" in table and "verdict" in table and "better" in table

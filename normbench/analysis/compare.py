@@ -81,6 +81,9 @@ class MetricChange:
     mark: str
     note: str = ""
     p_raw: float | None = None  # the test's own p; ``p_value`` is Holm-adjusted over the family
+    # --reference only: the variant against its reference as a verdict (``analysis.verdicts``):
+    # effect with its 95 % interval, and better / worse / equivalent within ±margin / undecided.
+    verdict: dict[str, Any] | None = None
 
 
 @dataclass
@@ -791,8 +794,40 @@ def compare_reference(
     if not cmp.variants:
         raise InputError(f"every variant of {run} is a reference variant: nothing to compare")
     control_family(cmp.variants, alpha)
+    _reference_verdicts(cmp.variants, by_id, alpha)
     cmp.gates = _gate_results(parsed, cmp.variants)
     return cmp
+
+
+def _reference_verdicts(
+    variants: list[VariantComparison], by_id: dict[str, dict[str, Any]], alpha: float
+) -> None:
+    """Each metric change of ``--reference`` as a three-way verdict, all in one Holm family.
+
+    The same contrast the report's relative table and the claims use: a difference (a ratio of
+    geometric means for steps, times and rates) with its Welch interval, better or worse when
+    the direction test rejects, equivalent when TOST puts it inside the metric's default margin.
+    """
+    from normbench.analysis.relative import reference_contrast
+    from normbench.analysis.verdicts import decide, describe_effect
+
+    family: list[tuple[MetricChange, dict[str, Any]]] = []
+    for vc in variants:
+        if vc.status != "matched":
+            continue
+        cand, ref = by_id[str(vc.candidate_id)], by_id[str(vc.baseline_id)]
+        family += [(ch, reference_contrast(cand, ref, ch.metric)) for ch in vc.metrics]
+    decide([c for _, c in family], alpha)
+    for ch, c in family:
+        ch.verdict = {
+            "verdict": c["verdict"],
+            "effect": c["effect"],
+            "kind": c["kind"],
+            "ci_low": c["ci_low"],
+            "ci_high": c["ci_high"],
+            "margin": c["margin"],
+            "text": describe_effect(c),
+        }
 
 
 # --- normbench run --baseline ------------------------------------------------------------------

@@ -88,9 +88,10 @@ def comparison_table(cmp: Comparison) -> Table:
         "metric",
         f"{left} (95 % CI)",
         f"{right} (95 % CI)",
-        "change",
-        "rel.",
+        # --reference: the effect with its interval says the change (and ratio) already.
+        *([] if ref else ["change", "rel."]),
         "p",
+        *(["effect (95 % CI)", "verdict"] if ref else []),
         *(["gate"] if gated else []),
     ]
     rows: list[list[str]] = []
@@ -125,9 +126,9 @@ def comparison_table(cmp: Comparison) -> Table:
                     ch.metric,
                     fmt_side(ch.baseline, ch.unit),
                     fmt_side(ch.candidate, ch.unit),
-                    fmt_change(ch),
-                    fmt_relative(ch.relative),
+                    *([] if ref else [fmt_change(ch), fmt_relative(ch.relative)]),
                     fmt_p(ch),
+                    *(_verdict_cells(ch) if ref else []),
                     *([_gate_cell(cmp, v, ch.metric)] if gated else []),
                 ]
             )
@@ -149,6 +150,7 @@ def comparison_table(cmp: Comparison) -> Table:
                     "p_value": ch.p_value,
                     "test": ch.test,
                     "note": ch.note,
+                    **({"verdict": ch.verdict} if ref else {}),
                 }
             )
     what = f"each variant vs {_ref_name(cmp)}" if ref else f"{cmp.candidate} vs {cmp.baseline}"
@@ -158,10 +160,28 @@ def comparison_table(cmp: Comparison) -> Table:
         cols,
         rows,
         data,
-        numeric=set(range(n0, n0 + 5)),
+        numeric=set(range(n0, n0 + (4 if ref else 5))),
         keys=n0,
-        note=f"marks: {MARKS}; p: {cmp.test}, significant below family-wise α = {cmp.alpha:g}",
+        note=f"marks: {MARKS}; p: {cmp.test}, significant below family-wise α = {cmp.alpha:g}"
+        + (f"; {VERDICT_NOTE}" if ref else ""),
     )
+
+
+VERDICT_NOTE = (
+    "effect: variant against reference, a difference (×ratio of geometric means for steps, "
+    "times and rates) with its Welch 95 % CI; verdict: better/worse (direction test), "
+    "equivalent (TOST within ±margin: 1 point for accuracies, 5 % otherwise) or undecided, "
+    "Holm-corrected over every row"
+)
+
+
+def _verdict_cells(ch: MetricChange) -> list[str]:
+    """``effect (95 % CI)`` and ``verdict`` of one ``--reference`` row."""
+    v = ch.verdict or {}
+    verdict = v.get("verdict", "")
+    if verdict == "equivalent":
+        verdict = f"equivalent ({v.get('margin')})"
+    return [v.get("text", ""), verdict]
 
 
 def _ref_name(cmp: Comparison) -> str:
