@@ -53,6 +53,7 @@ PRELOAD = [
 ]
 POLL_SECONDS = 0.2  # how often the supervisor checks the stop flag while workers are busy
 JOIN_SECONDS = 5.0  # how long a stopping worker may take before it is killed
+FORKSERVER_UNKNOWN_EXIT = 255  # multiprocessing.popen_forkserver's code for a lost status
 STOP_GRACE_SECONDS = 2.0  # how long a SIGTERM-ed worker's death waits for the run's own stop
 
 SIGNAL_HINTS = {
@@ -84,7 +85,9 @@ def _stopping(exitcode: int | None, should_stop: Callable[[], bool]) -> bool:
     the parent's own handler has run, so the parent waits a moment for it before calling the
     task failed. An interrupted task is not a failure: it is abandoned and ``--resume`` runs it.
     """
-    if exitcode not in (-signal.SIGTERM, -signal.SIGINT):
+    # 255: a forkserver child's status is read through the forkserver, which the same group
+    # signal kills; multiprocessing then reports 255 ("unknown"), not the real -SIGTERM.
+    if exitcode not in (-signal.SIGTERM, -signal.SIGINT, FORKSERVER_UNKNOWN_EXIT):
         return False
     for _ in range(int(STOP_GRACE_SECONDS / 0.05)):
         if should_stop():
