@@ -30,5 +30,3 @@ def resolve_layer(model: nn.Module, layer: int | str) -> tuple[nn.Module, str, i
         f"layer {layer}: the model has no hidden blocks or norm layers to count; "
         "give a module path such as 'layer1.0.relu'"
     )
-
-
