@@ -379,7 +379,9 @@ def run_variant(
     training, probes = config["training"], probes or []
     record = _new_record(config, seed, meta)
     history = History()
-    num_params, diag_metrics, measured = 0, {}, {}
+    num_params = 0
+    diag_metrics: dict[str, Any] = {}
+    measured: dict[str, Any] = {}  # after training: step breakdown, memory
     try:
         # Setup: data on the device, the seeded model, optimizer, schedule (timed on its own)
         t_setup = time.perf_counter()
@@ -462,20 +464,19 @@ def _prepare(
     probe_gen = torch.Generator().manual_seed(10_000 + seed)
     n = data.x_train.shape[0]
     probe_idx = torch.randperm(n, generator=probe_gen)[: training["probe_size"]].to(device)
-    x_probe, y_probe = data.x_train[probe_idx], data.y_train[probe_idx]
     return Run(
-        training,
-        seed,
-        device,
-        data,
-        model,
-        model,
-        optimizer,
-        schedule,
-        loss_fn,
-        ctx,
-        x_probe,
-        y_probe,
+        training=training,
+        seed=seed,
+        device=device,
+        data=data,
+        model=model,
+        forward=model,  # run_variant swaps in the compiled model when asked
+        optimizer=optimizer,
+        schedule=schedule,
+        loss_fn=loss_fn,
+        ctx=ctx,
+        x_probe=data.x_train[probe_idx],
+        y_probe=data.y_train[probe_idx],
     )
 
 
@@ -594,20 +595,11 @@ def _train_interval(
     Everything is hoisted into locals first: a step of a tiny model costs tens of
     microseconds, so an attribute lookup or a no-op call per step is measurable.
     """
-    x_train, y_train, forward, loss_fn = (
-        run.data.x_train,
-        run.data.y_train,
-        run.forward,
-        run.loss_fn,
-    )
-    optimizer, schedule, ctx = run.optimizer, run.schedule, run.ctx
+    x_train, y_train, ctx = run.data.x_train, run.data.y_train, run.ctx
+    forward, loss_fn, optimizer, schedule = run.forward, run.loss_fn, run.optimizer, run.schedule
     autocast, scaler, scaling = opts.autocast, opts.scaler, opts.scaler.is_enabled()
-    channels_last, clip, exact, backward_steps = (
-        opts.channels_last,
-        opts.clip,
-        opts.exact,
-        opts.backward_steps,
-    )
+    channels_last, clip = opts.channels_last, opts.clip
+    exact, backward_steps = opts.exact, opts.backward_steps
     params = list(run.model.parameters()) if clip else []
     loss_sum, loss_acc, probe_seconds = 0.0, torch.zeros((), device=run.device), 0.0
     synchronize(run.device)
