@@ -599,14 +599,15 @@ def _train_interval(
     forward, loss_fn, optimizer, schedule = run.forward, run.loss_fn, run.optimizer, run.schedule
     autocast, scaler, scaling = opts.autocast, opts.scaler, opts.scaler.is_enabled()
     channels_last, clip = opts.channels_last, opts.clip
-    exact, backward_steps = opts.exact, opts.backward_steps
+    exact, backward_steps, isfinite = opts.exact, opts.backward_steps, math.isfinite
+    draw = batches.__next__  # a bound method: no builtin lookup per step
     params = list(run.model.parameters()) if clip else []
     loss_sum, loss_acc, probe_seconds = 0.0, torch.zeros((), device=run.device), 0.0
     synchronize(run.device)
     t0 = time.perf_counter()
     for _ in range(length):
         # Batch: an index slice gathered on the device
-        idx = next(batches)
+        idx = draw()
         xb, yb = x_train[idx], y_train[idx]
         if channels_last:
             xb = xb.contiguous(memory_format=torch.channels_last)
@@ -643,7 +644,7 @@ def _train_interval(
         if exact:
             value = loss.item()
             loss_sum += value
-            if not math.isfinite(value):
+            if not isfinite(value):
                 break
         else:
             loss_acc += loss.detach()
