@@ -4,7 +4,8 @@ Data lives on the device as tensors and batches are index slices of a per-epoch 
 so a step is: index → forward → loss → backward → step. Evaluation runs between intervals of
 ``eval_every`` steps, in eval mode, outside the timed region. On CPU the loss is read every
 step (a plain memory read) so divergence is caught at the exact step; on an accelerator it is
-accumulated on the device and checked once per interval to avoid a host sync per step.
+accumulated on the device and checked once per interval to avoid a host sync per step (there
+``diverged_at_step`` is the interval's last step).
 
 ``run_variant`` reads top to bottom: setup, ``_train`` (interval → evaluation, repeated),
 then what is measured on the trained model. ``_train_interval`` is the timed step loop.
