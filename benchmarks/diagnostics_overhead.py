@@ -94,18 +94,18 @@ def resolved_config(steps: int) -> dict[str, Any]:
 
 
 def stripped_train() -> Callable[..., Any] | None:
-    """``loop._train`` with the per-step probe call removed from its source (None if not found).
+    """``loop._train_interval`` without the per-step probe call in its source (None if not found).
 
     Only the ``if step in backward_steps:`` block runs every step; the rest of the seam runs
     once per evaluation interval.
     """
-    source = inspect.getsource(loop._train)
+    source = inspect.getsource(loop._train_interval)
     cut, n = re.subn(r"\n([ ]+)if step in backward_steps:\n(?:\1[ ]{4}.*\n)+", "\n", source)
     if n != 1:
         return None
     namespace = dict(vars(loop))
     exec(compile(cut, loop.__file__, "exec"), namespace)  # the loop's own globals
-    return namespace["_train"]
+    return namespace["_train_interval"]
 
 
 CLOCKS = {"cpu": time.thread_time, "wall": time.perf_counter}
@@ -125,9 +125,9 @@ def timed_run(
     machine; ``probe_share``: probe seconds / training seconds, the wall-clock the probes add;
     ``with_probes``: steps / (training + probe seconds); ``wall``: the whole ``run_variant``.
     """
-    original = loop._train
+    original = loop._train_interval
     if train_fn is not None:
-        loop._train = train_fn
+        loop._train_interval = train_fn
     clock = SimpleNamespace(perf_counter=CLOCK)  # the loop reads only time.perf_counter
     cut_globals = train_fn.__globals__ if train_fn is not None else {}
     loop.time = cut_globals["time"] = clock
@@ -136,7 +136,7 @@ def timed_run(
         record = loop.run_variant(config, 0, data, probes=probes)
         wall = CLOCK() - t0
     finally:
-        loop._train = original
+        loop._train_interval = original
         loop.time = cut_globals["time"] = time
     assert record["status"] == "ok", record["error"]
     t = record["timing"]
@@ -254,7 +254,7 @@ def main() -> None:
     if cut is not None:
         variants["probe calls cut"] = lambda: timed_run(off, data, None, cut)
     else:
-        print("   (could not cut the probe call out of loop._train: pattern not found)")
+        print("   (could not cut the probe call out of loop._train_interval: pattern not found)")
     res = alternate(variants, args.repeats)
     ref = res["probe calls cut" if cut is not None else "probes=None"]
 

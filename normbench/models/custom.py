@@ -16,6 +16,7 @@ from torch import nn
 
 from normbench.errors import OptionError
 from normbench.models.catalog import KEEP
+from normbench.models.sites import resolve_layer
 from normbench.models.swap import Site, check_fit, find_sites, swap_norms, trace_sites
 from normbench.norms.catalog import resolve_target
 
@@ -155,8 +156,6 @@ def preflight(config: dict[str, Any], split: Any) -> ModelCheck:
 
 def check_probe_paths(model: nn.Module, diagnostics: dict[str, Any]) -> None:
     """OptionError when a probe names a module path or a site index the model lacks."""
-    from normbench.train.probes import resolve_layer
-
     act = diagnostics.get("activations")
     if act is not None:
         try:

@@ -8,7 +8,10 @@ import platform
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import torch
 
 
 @functools.cache
@@ -21,6 +24,17 @@ def cpu_model() -> str:
     except OSError:
         pass
     return platform.processor() or platform.machine()
+
+
+def device_name(device: torch.device) -> str:
+    """A human name for a ``torch.device`` (the GPU model, or the CPU's)."""
+    import torch
+
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    if device.type == "mps":
+        return "Apple MPS"
+    return cpu_model()
 
 
 def git_commit(cwd: Path | None = None) -> str | None:
@@ -116,7 +130,7 @@ def capture(device: str | None = None) -> dict[str, Any]:
     """Everything a reader needs to interpret timings; imports torch (the run side only)."""
     import torch
 
-    from normbench.train.device import device_name, resolve_device
+    from normbench.train.device import resolve_device
 
     dev = resolve_device(device or "auto")
     return {

@@ -37,14 +37,3 @@ def synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
     elif device.type == "mps":
         torch.mps.synchronize()
-
-
-def device_name(device: torch.device) -> str:
-    """A human name for the device (GPU model, or the CPU's)."""
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    if device.type == "mps":
-        return "Apple MPS"
-    from normbench.results.environment import cpu_model
-
-    return cpu_model()

@@ -4,7 +4,11 @@ Data lives on the device as tensors and batches are index slices of a per-epoch 
 so a step is: index → forward → loss → backward → step. Evaluation runs between intervals of
 ``eval_every`` steps, in eval mode, outside the timed region. On CPU the loss is read every
 step (a plain memory read) so divergence is caught at the exact step; on an accelerator it is
-accumulated on the device and checked once per interval to avoid a host sync per step.
+accumulated on the device and checked once per interval to avoid a host sync per step (there
+``diverged_at_step`` is the interval's last step).
+
+``run_variant`` reads top to bottom: setup, ``_train`` (interval → evaluation, repeated),
+then what is measured on the trained model. ``_train_interval`` is the timed step loop.
 """
 
 from __future__ import annotations
@@ -14,13 +18,14 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, Protocol
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from normbench.models import build
+from normbench.train.context import Probe, ProbeContext, Tensors, evaluate
 from normbench.train.device import resolve_device, synchronize
 from normbench.train.optim import effective_lr, make_optimizer, make_schedule
 from normbench.train.timing import (
@@ -39,47 +44,15 @@ TARGET_HIGHER = {
     "train_loss": False,
     "train_probe_loss": False,
 }
-
-
-@dataclass
-class Tensors:
-    """A data split on the device, plus what the loss needs to know."""
-
-    x_train: torch.Tensor
-    y_train: torch.Tensor
-    x_test: torch.Tensor
-    y_test: torch.Tensor
-    classification: bool
-    num_outputs: int
-    domain_train: torch.Tensor | None = None  # (N,) int64 on the CPU, two-domain data only
-    domain_test: torch.Tensor | None = None
-
-
-@dataclass
-class ProbeContext:
-    """What diagnostics may look at; handed to every probe call."""
-
-    model: nn.Module
-    data: Tensors
-    loss_fn: Any
-    lr: float
-    config: dict[str, Any]
-    seed: int
-    optimizer: torch.optim.Optimizer | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
-
-
-class Probe(Protocol):
-    """A diagnostic hooked into the loop (see ``normbench.train.probes``)."""
-
-    def backward_steps(self, total_steps: int, eval_every: int) -> set[int]: ...
-    def after_backward(
-        self, step: int, ctx: ProbeContext, xb: torch.Tensor, yb: torch.Tensor
-    ) -> None: ...
-    def on_eval(self, step: int, ctx: ProbeContext) -> None: ...
-    def result(
-        self, ctx: ProbeContext, metrics: dict[str, Any]
-    ) -> tuple[dict[str, Any], dict[str, Any]]: ...
+CURVE_KEYS = (
+    "step",
+    "train_loss",
+    "test_loss",
+    "test_acc",
+    "train_probe_loss",
+    "train_probe_acc",
+    "train_seconds",
+)
 
 
 def to_tensors(split: Any, device: torch.device) -> Tensors:
@@ -115,32 +88,6 @@ def loss_function(classification: bool) -> Any:
         return F.mse_loss(out, y.view_as(out))
 
     return mse
-
-
-@torch.no_grad()
-def evaluate(
-    model: nn.Module,
-    x: torch.Tensor,
-    y: torch.Tensor,
-    loss_fn: Any,
-    classification: bool,
-    chunk: int,
-) -> tuple[float, float | None]:
-    """Mean loss and accuracy (None for regression) over ``x`` in eval mode, in chunks."""
-    was_training = model.training
-    model.eval()
-    total_loss = torch.zeros((), device=x.device)
-    correct = torch.zeros((), device=x.device, dtype=torch.long)
-    for start in range(0, x.shape[0], chunk):
-        xb, yb = x[start : start + chunk], y[start : start + chunk]
-        out = model(xb).float()
-        total_loss += loss_fn(out, yb) * xb.shape[0]
-        if classification:
-            correct += (out.argmax(1) == yb).sum()
-    model.train(was_training)
-    n = x.shape[0]
-    loss = float(total_loss) / n
-    return loss, (float(correct) / n if classification else None)
 
 
 def _finite_or_none(value: float | None) -> float | None:
@@ -270,6 +217,153 @@ def per_domain_batches(
         d = 1 - d
 
 
+def batch_indices(
+    data: Tensors, training: dict[str, Any], gen: torch.Generator, device: torch.device
+) -> Iterator[torch.Tensor]:
+    """Endless training batch indices: slices of a seeded per-epoch permutation, or per domain.
+
+    Checks the batch size and draws the first permutation now (before the timed region); the
+    per-domain draw comes after that permutation in ``gen``, as it always has.
+    """
+    n, batch = data.x_train.shape[0], training["batch_size"]
+    if batch > n:
+        raise ValueError(f"batch_size {batch} is larger than the training split ({n} samples)")
+    perm = torch.randperm(n, generator=gen).to(device)
+    if training.get("batches", "mixed") == "per_domain":
+        if data.domain_train is None:
+            raise ValueError("batches: per_domain needs a dataset with two domains (domains: 2)")
+        return per_domain_batches(data.domain_train, batch, gen, device)
+    return _epochs(perm, n, batch, gen, device)
+
+
+def _epochs(
+    perm: torch.Tensor, n: int, batch: int, gen: torch.Generator, device: torch.device
+) -> Iterator[torch.Tensor]:
+    """Consecutive slices of ``perm``; a fresh permutation when too few remain for a batch."""
+    pos = 0
+    while True:
+        if pos + batch > n:
+            perm = torch.randperm(n, generator=gen).to(device)
+            pos = 0
+        yield perm[pos : pos + batch]
+        pos += batch
+
+
+# --- one run: setup, train (interval → evaluation), measure -------------------------------------
+
+
+@dataclass
+class Run:
+    """Everything the step loop needs, built once before the timed region."""
+
+    training: dict[str, Any]
+    seed: int
+    device: torch.device
+    data: Tensors
+    model: nn.Module
+    forward: Any  # the model, or its torch.compile wrapper
+    optimizer: torch.optim.Optimizer
+    schedule: Any
+    loss_fn: Any
+    ctx: ProbeContext
+    x_probe: torch.Tensor  # the fixed train probe batch, evaluated like the test split
+    y_probe: torch.Tensor
+
+
+@dataclass
+class StepOptions:
+    """Per-step choices made once, so the hot loop branches only on plain locals."""
+
+    autocast: torch.autocast | None  # bf16/fp16 only: fp32 enters no context manager
+    scaler: torch.amp.GradScaler  # enabled for fp16 only
+    channels_last: bool
+    clip: float | None
+    exact: bool  # read the loss every step (CPU: a plain memory read) to stop at divergence
+    backward_steps: set[int]  # the steps whose gradients the probes look at
+
+
+@dataclass
+class Interval:
+    """One stretch of training between evaluations, as the timed loop saw it."""
+
+    step: int  # steps done at its end
+    length: int  # steps it was to run
+    seconds: float  # training time, probe time excluded
+    probe_seconds: float
+    loss_sum: float  # non-finite once the training loss was
+    ms_per_step: float | None  # None when it stopped early at a non-finite loss
+
+    @property
+    def diverged(self) -> bool:
+        """Whether the training loss turned non-finite in this interval."""
+        return not math.isfinite(self.loss_sum)
+
+
+@dataclass
+class Evaluation:
+    """The evaluation after an interval: test split and train probe batch, in eval mode."""
+
+    test_loss: float
+    test_acc: float | None
+    probe_loss: float
+    probe_acc: float | None
+    seconds: float
+    probe_seconds: float  # the probes' ``on_eval``
+
+
+@dataclass
+class History:
+    """What the loop records: curves at every evaluation and the timing totals."""
+
+    curves: dict[str, list] = field(default_factory=lambda: {k: [] for k in CURVE_KEYS})
+    train_seconds: float = 0.0
+    eval_seconds: float = 0.0
+    probe_seconds: float = 0.0
+    steps: int = 0
+    setup_seconds: float = 0.0
+    compile_seconds: float | None = None
+    interval_ms: list[float] = field(default_factory=list)
+
+    def add_interval(self, interval: Interval) -> None:
+        """Count an interval's time and steps (and its ms/step, when it ran to the end)."""
+        self.train_seconds += interval.seconds
+        self.probe_seconds += interval.probe_seconds
+        self.steps = interval.step
+        if interval.ms_per_step is not None:
+            self.interval_ms.append(interval.ms_per_step)
+
+    def add_evaluation(self, interval: Interval, evaluation: Evaluation) -> None:
+        """One point on every curve, at the interval's last step."""
+        points = (
+            interval.step,
+            _finite_or_none(interval.loss_sum / interval.length),
+            _finite_or_none(evaluation.test_loss),
+            evaluation.test_acc,
+            _finite_or_none(evaluation.probe_loss),
+            evaluation.probe_acc,
+            self.train_seconds,
+        )
+        for key, value in zip(CURVE_KEYS, points, strict=True):
+            self.curves[key].append(value)
+        self.eval_seconds += evaluation.seconds
+        self.probe_seconds += evaluation.probe_seconds
+
+    def timing(self) -> dict[str, Any]:
+        """The record's ``timing`` so far (the post-training measurements are added to it)."""
+        timing: dict[str, Any] = {
+            "train_seconds": self.train_seconds,
+            "eval_seconds": self.eval_seconds,
+            "probe_seconds": self.probe_seconds,
+            "steps": self.steps,
+            "setup_seconds": self.setup_seconds,
+        }
+        if self.compile_seconds is not None:
+            timing["compile_seconds"] = self.compile_seconds
+        if self.interval_ms:
+            timing["ms_per_step_stats"] = median_iqr(self.interval_ms)
+        return timing
+
+
 def run_variant(
     config: dict[str, Any],
     seed: int,
@@ -283,9 +377,59 @@ def run_variant(
     Divergence (a non-finite training loss) ends the run as ``diverged``; any exception from
     the model or optimizer ends it as ``failed`` with the message. Neither is raised.
     """
-    started = datetime.now(timezone.utc).isoformat(timespec="seconds")
-    training = config["training"]
-    record: dict[str, Any] = {
+    training, probes = config["training"], probes or []
+    record = _new_record(config, seed, meta)
+    history = History()
+    num_params = 0
+    diag_metrics: dict[str, Any] = {}
+    measured: dict[str, Any] = {}  # after training: step breakdown, memory
+    try:
+        # Setup: data on the device, the seeded model, optimizer, schedule (timed on its own)
+        t_setup = time.perf_counter()
+        device = resolve_device(training["device"])
+        record["device"] = str(device)
+        data = to_tensors(split, device)
+        model = _build_model(config, data, seed, device)
+        if hasattr(model, "normbench_swaps"):  # a custom model: which layers were replaced
+            record["model_swaps"] = model.normbench_swaps
+        num_params = sum(p.numel() for p in model.parameters() if p.requires_grad)
+        run = _prepare(config, seed, device, data, model)
+        if training.get("compile"):
+            run.forward = torch.compile(model)
+            history.compile_seconds = compile_warmup(
+                run.forward, model, data, run.loss_fn, training, device
+            )
+        history.setup_seconds = time.perf_counter() - t_setup
+        # Train: interval after interval, each followed by an evaluation
+        diverged_at = _train(run, probes, on_progress, history)
+        if diverged_at is not None:  # the one place a run becomes "diverged"
+            record.update(
+                status="diverged",
+                diverged_at_step=diverged_at,
+                error=f"training loss became non-finite at step {diverged_at}",
+            )
+        # Diagnostics: each probe's result, given the metrics of the finished training
+        if probes:
+            so_far = _summarize(history, config, record["status"], num_params)[0]
+            record["diagnostics"], diag_metrics = _probe_results(run, probes, so_far)
+        # Measurements on the trained model, outside training: step breakdown, memory
+        _measure(run, record["status"] == "ok", measured)
+    except Exception as exc:  # a failed variant is a row with an error, not a crash
+        record["status"] = "failed"
+        record["error"] = f"{type(exc).__name__}: {exc}"
+    timing = history.timing() | measured
+    metrics, reached = _summarize(history, config, record["status"], num_params, timing)
+    metrics.update(breakdown_metrics(timing))
+    metrics.update(diag_metrics)
+    record.update(curves=history.curves, metrics=metrics, targets=reached, timing=timing)
+    record.setdefault("diagnostics", {})
+    record["finished"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return record
+
+
+def _new_record(config: dict[str, Any], seed: int, meta: dict[str, Any] | None) -> dict[str, Any]:
+    """The record's head: identity and an ``ok`` status until something says otherwise."""
+    return {
         "schema_version": SCHEMA_VERSION,
         **(meta or {}),
         "seed": seed,
@@ -293,269 +437,238 @@ def run_variant(
         "status": "ok",
         "error": None,
         "diverged_at_step": None,
-        "started": started,
+        "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
-    curves: dict[str, list] = {
-        k: []
-        for k in (
-            "step",
-            "train_loss",
-            "test_loss",
-            "test_acc",
-            "train_probe_loss",
-            "train_probe_acc",
-            "train_seconds",
-        )
-    }
-    timing = {
-        "train_seconds": 0.0,
-        "eval_seconds": 0.0,
-        "probe_seconds": 0.0,
-        "steps": 0,
-        "setup_seconds": 0.0,
-    }
-    num_params = 0
-    try:
-        t_setup = time.perf_counter()
-        device = resolve_device(training["device"])
-        record["device"] = str(device)
-        data = to_tensors(split, device)
-        torch.manual_seed(seed)
-        model = build(config["model"], tuple(data.x_train.shape[1:]), data.num_outputs).to(device)
-        if hasattr(model, "normbench_swaps"):  # a custom model: which layers were replaced
-            record["model_swaps"] = model.normbench_swaps
-        if training.get("channels_last") and data.x_train.dim() == 4:
-            model = model.to(memory_format=torch.channels_last)
-        num_params = sum(p.numel() for p in model.parameters() if p.requires_grad)
-        optimizer = make_optimizer(model.parameters(), training)
-        schedule = make_schedule(optimizer, training)
-        loss_fn = loss_function(data.classification)
-        ctx = ProbeContext(model, data, loss_fn, effective_lr(training), config, seed, optimizer)
-        forward = model
-        if training.get("compile"):
-            forward = torch.compile(model)
-            timing["compile_seconds"] = compile_warmup(
-                forward, model, data, loss_fn, training, device
-            )
-        timing["setup_seconds"] = time.perf_counter() - t_setup
-        _train(
-            record,
-            curves,
-            timing,
-            forward,
-            model,
-            optimizer,
-            schedule,
-            loss_fn,
-            data,
-            training,
-            device,
-            probes or [],
-            ctx,
-            on_progress,
-            seed,
-        )
-        if probes:
-            diag_data, diag_metrics = {}, {}
-            metrics_so_far, _ = summarize(
-                curves,
-                config["targets"],
-                timing,
-                record["status"],
-                training["batch_size"],
-                num_params,
-            )
-            for probe in probes:
-                d, m = probe.result(ctx, metrics_so_far)
-                diag_data.update(d)
-                diag_metrics.update(m)
-            record["diagnostics"] = diag_data
-            record["diagnostic_metrics"] = diag_metrics
-        if record["status"] == "ok" and training.get("profile_steps", 0) > 0:
-            timing["breakdown"] = step_breakdown(
-                model,
-                optimizer,
-                loss_fn,
-                data.x_train,
-                data.y_train,
-                training,
-                device,
-                training["profile_steps"],
-                seed,
-            )
-        timing["peak_memory_mb"] = peak_memory_mb(device)
-        if record["status"] == "ok":
-            timing["memory"] = model_memory(
-                model, optimizer, loss_fn, data.x_train, data.y_train, training["batch_size"]
-            )
-        timing["process_rss_mb"] = process_rss_mb()
-    except Exception as exc:  # a failed variant is a row with an error, not a crash
-        record["status"] = "failed"
-        record["error"] = f"{type(exc).__name__}: {exc}"
-    metrics, reached = summarize(
-        curves, config["targets"], timing, record["status"], training["batch_size"], num_params
-    )
-    metrics.update(breakdown_metrics(timing))
-    metrics.update(record.pop("diagnostic_metrics", {}))
-    record.update(curves=curves, metrics=metrics, targets=reached, timing=timing)
-    record.setdefault("diagnostics", {})
-    record["finished"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
-    return record
 
 
-def _train(
-    record: dict[str, Any],
-    curves: dict[str, list],
-    timing: dict[str, Any],
-    forward: nn.Module,
-    model: nn.Module,
-    optimizer: torch.optim.Optimizer,
-    schedule: Any,
-    loss_fn: Any,
-    data: Tensors,
-    training: dict[str, Any],
-    device: torch.device,
-    probes: list[Probe],
-    ctx: ProbeContext,
-    on_progress: Any,
-    seed: int,
-) -> None:
-    """The step loop proper (see the module docstring for what is and is not timed)."""
-    steps, eval_every, batch = training["steps"], training["eval_every"], training["batch_size"]
-    n = data.x_train.shape[0]
-    if batch > n:
-        raise ValueError(f"batch_size {batch} is larger than the training split ({n} samples)")
-    gen = torch.Generator().manual_seed(seed)
+def _build_model(
+    config: dict[str, Any], data: Tensors, seed: int, device: torch.device
+) -> nn.Module:
+    """The model, initialised from the seed, on the device (channels-last for images if asked)."""
+    torch.manual_seed(seed)
+    model = build(config["model"], tuple(data.x_train.shape[1:]), data.num_outputs).to(device)
+    if config["training"].get("channels_last") and data.x_train.dim() == 4:
+        model = model.to(memory_format=torch.channels_last)
+    return model
+
+
+def _prepare(
+    config: dict[str, Any], seed: int, device: torch.device, data: Tensors, model: nn.Module
+) -> Run:
+    """Optimizer, schedule, loss, probe context and the train probe batch for ``model``."""
+    training = config["training"]
+    optimizer = make_optimizer(model.parameters(), training)
+    schedule = make_schedule(optimizer, training)
+    loss_fn = loss_function(data.classification)
+    ctx = ProbeContext(model, data, loss_fn, effective_lr(training), config, seed, optimizer)
+    # The train probe batch has its own generator: the same samples whatever the batch order.
     probe_gen = torch.Generator().manual_seed(10_000 + seed)
+    n = data.x_train.shape[0]
     probe_idx = torch.randperm(n, generator=probe_gen)[: training["probe_size"]].to(device)
-    x_probe, y_probe = data.x_train[probe_idx], data.y_train[probe_idx]
-    backward_steps: set[int] = set()
+    return Run(
+        training=training,
+        seed=seed,
+        device=device,
+        data=data,
+        model=model,
+        forward=model,  # run_variant swaps in the compiled model when asked
+        optimizer=optimizer,
+        schedule=schedule,
+        loss_fn=loss_fn,
+        ctx=ctx,
+        x_probe=data.x_train[probe_idx],
+        y_probe=data.y_train[probe_idx],
+    )
+
+
+def _summarize(
+    history: History,
+    config: dict[str, Any],
+    status: str,
+    num_params: int,
+    timing: dict[str, Any] | None = None,
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``summarize`` over the history (its timing so far unless ``timing`` is given)."""
+    return summarize(
+        history.curves,
+        config["targets"],
+        history.timing() if timing is None else timing,
+        status,
+        config["training"]["batch_size"],
+        num_params,
+    )
+
+
+def _probe_results(
+    run: Run, probes: list[Probe], metrics: dict[str, Any]
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Every probe's (diagnostics data, diagnostic metrics), merged."""
+    data, diag_metrics = {}, {}
     for probe in probes:
-        backward_steps |= probe.backward_steps(steps, eval_every)
-    sync_each_step = device.type == "cpu"
-    precision = training.get("precision", "fp32")
-    amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
-    scaler = torch.amp.GradScaler(device.type) if precision == "fp16" else None
-    channels_last = training.get("channels_last") and data.x_train.dim() == 4
-    clip = training.get("grad_clip")
-    perm = torch.randperm(n, generator=gen).to(device)
-    pos, step = 0, 0
-    domain_draw = None
-    if training.get("batches", "mixed") == "per_domain":
-        if data.domain_train is None:
-            raise ValueError("batches: per_domain needs a dataset with two domains (domains: 2)")
-        domain_draw = per_domain_batches(data.domain_train, batch, gen, device)
-    interval_ms: list[float] = []
-    model.train()
+        d, m = probe.result(run.ctx, metrics)
+        data.update(d)
+        diag_metrics.update(m)
+    return data, diag_metrics
+
+
+def _measure(run: Run, ok: bool, measured: dict[str, Any]) -> None:
+    """Fill ``measured`` in order, so what was measured before a failure is kept."""
+    training, data = run.training, run.data
+    if ok and training.get("profile_steps", 0) > 0:
+        measured["breakdown"] = step_breakdown(
+            run.model,
+            run.optimizer,
+            run.loss_fn,
+            data.x_train,
+            data.y_train,
+            training,
+            run.device,
+            training["profile_steps"],
+            run.seed,
+        )
+    measured["peak_memory_mb"] = peak_memory_mb(run.device)
+    if ok:
+        measured["memory"] = model_memory(
+            run.model,
+            run.optimizer,
+            run.loss_fn,
+            data.x_train,
+            data.y_train,
+            training["batch_size"],
+        )
+    measured["process_rss_mb"] = process_rss_mb()
+
+
+def _train(run: Run, probes: list[Probe], on_progress: Any, history: History) -> int | None:
+    """Train interval by interval, evaluating after each; the step of divergence, or None."""
+    steps, eval_every = run.training["steps"], run.training["eval_every"]
+    batches = batch_indices(
+        run.data, run.training, torch.Generator().manual_seed(run.seed), run.device
+    )
+    opts = _step_options(run, probes)
+    run.model.train()
     for probe in probes:  # the state before training (Ioffe & Szegedy's Fig. 1 starts at 0)
-        probe.on_eval(0, ctx)
+        probe.on_eval(0, run.ctx)
+    step = 0
     while step < steps:
-        interval = min(eval_every, steps - step)
-        loss_sum = 0.0
-        loss_acc = torch.zeros((), device=device)
-        synchronize(device)
-        t0 = time.perf_counter()
-        probe_time = 0.0
-        for _ in range(interval):
-            if domain_draw is not None:
-                idx = next(domain_draw)
-            else:
-                if pos + batch > n:  # new epoch: a fresh permutation from the seeded generator
-                    perm = torch.randperm(n, generator=gen).to(device)
-                    pos = 0
-                idx = perm[pos : pos + batch]
-                pos += batch
-            xb, yb = data.x_train[idx], data.y_train[idx]
-            if channels_last:
-                xb = xb.contiguous(memory_format=torch.channels_last)
-            if amp_dtype is None:  # fp32: no context manager, no cast (tiny models feel each op)
-                loss = loss_fn(forward(xb), yb)
-            else:
-                with torch.autocast(device.type, dtype=amp_dtype):
-                    loss = loss_fn(forward(xb).float(), yb)
-            optimizer.zero_grad(set_to_none=True)
-            if scaler is not None:
-                scaler.scale(loss).backward()
-                scaler.unscale_(optimizer)
-            else:
-                loss.backward()
-            step += 1
-            if backward_steps and step in backward_steps:
-                tp = time.perf_counter()
-                for probe in probes:
-                    probe.after_backward(step, ctx, xb, yb)
-                probe_time += time.perf_counter() - tp
-            if clip:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
-            if scaler is not None:
-                scaler.step(optimizer)
-                scaler.update()
-            else:
-                optimizer.step()
-            if schedule is not None:
-                schedule.step()
-            if sync_each_step:
-                value = loss.item()
-                if not math.isfinite(value):
-                    return _diverged(record, timing, step, t0, probe_time, device)
-                loss_sum += value
-            else:
-                loss_acc += loss.detach()
-        synchronize(device)
-        elapsed = time.perf_counter() - t0 - probe_time
-        timing["train_seconds"] += elapsed
-        timing["probe_seconds"] += probe_time
-        timing["steps"] = step
-        interval_ms.append(1000 * elapsed / interval)
-        timing["ms_per_step_stats"] = median_iqr(interval_ms)
-        if not sync_each_step:
-            loss_sum = float(loss_acc)
-            if not math.isfinite(loss_sum):
-                record.update(
-                    status="diverged",
-                    diverged_at_step=step,
-                    error=f"training loss became non-finite by step {step}",
-                )
-                return None
-        t_eval = time.perf_counter()
-        chunk = training["eval_batch_size"]
-        test_loss, test_acc = evaluate(
-            model, data.x_test, data.y_test, loss_fn, data.classification, chunk
-        )
-        probe_loss, probe_acc = evaluate(
-            model, x_probe, y_probe, loss_fn, data.classification, chunk
-        )
-        curves["step"].append(step)
-        curves["train_loss"].append(_finite_or_none(loss_sum / interval))
-        curves["test_loss"].append(_finite_or_none(test_loss))
-        curves["test_acc"].append(test_acc)
-        curves["train_probe_loss"].append(_finite_or_none(probe_loss))
-        curves["train_probe_acc"].append(probe_acc)
-        curves["train_seconds"].append(timing["train_seconds"])
-        tp = time.perf_counter()
-        timing["eval_seconds"] += tp - t_eval
-        for probe in probes:
-            probe.on_eval(step, ctx)
-        timing["probe_seconds"] += time.perf_counter() - tp
+        # Train: eval_every steps (fewer at the end), timed without the probes
+        interval = _train_interval(run, opts, probes, batches, step, min(eval_every, steps - step))
+        history.add_interval(interval)
+        step = interval.step
+        if interval.diverged:
+            return step
+        # Evaluate: the test split and the train probe batch in eval mode, then the probes
+        evaluation = _evaluate(run, probes, step)
+        history.add_evaluation(interval, evaluation)
         if on_progress is not None:
-            on_progress(step, steps, test_acc, test_loss)
+            on_progress(step, steps, evaluation.test_acc, evaluation.test_loss)
     return None
 
 
-def _diverged(
-    record: dict[str, Any],
-    timing: dict[str, Any],
-    step: int,
-    t0: float,
-    probe_time: float,
-    device: torch.device,
-) -> None:
-    """Mark the record diverged at ``step`` and close the timing of the open interval."""
-    synchronize(device)
-    timing["train_seconds"] += time.perf_counter() - t0 - probe_time
-    timing["steps"] = step
-    record.update(
-        status="diverged",
-        diverged_at_step=step,
-        error=f"training loss became non-finite at step {step}",
+def _step_options(run: Run, probes: list[Probe]) -> StepOptions:
+    """Autocast and the gradient scaler built once for the run, and the other step switches."""
+    training, device = run.training, run.device
+    precision = training.get("precision", "fp32")
+    amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
+    backward_steps: set[int] = set()
+    for probe in probes:
+        backward_steps |= probe.backward_steps(training["steps"], training["eval_every"])
+    return StepOptions(
+        autocast=None if amp_dtype is None else torch.autocast(device.type, dtype=amp_dtype),
+        scaler=torch.amp.GradScaler(device.type, enabled=precision == "fp16"),
+        channels_last=bool(training.get("channels_last")) and run.data.x_train.dim() == 4,
+        clip=training.get("grad_clip"),
+        exact=device.type == "cpu",
+        backward_steps=backward_steps,
     )
+
+
+def _train_interval(
+    run: Run,
+    opts: StepOptions,
+    probes: list[Probe],
+    batches: Iterator[torch.Tensor],
+    step: int,
+    length: int,
+) -> Interval:
+    """``length`` training steps after ``step`` (on CPU, up to a non-finite loss): the hot path.
+
+    Everything is hoisted into locals first: a step of a tiny model costs tens of
+    microseconds, so an attribute lookup or a no-op call per step is measurable.
+    """
+    x_train, y_train, ctx = run.data.x_train, run.data.y_train, run.ctx
+    forward, loss_fn, optimizer, schedule = run.forward, run.loss_fn, run.optimizer, run.schedule
+    autocast, scaler, scaling = opts.autocast, opts.scaler, opts.scaler.is_enabled()
+    channels_last, clip = opts.channels_last, opts.clip
+    exact, backward_steps, isfinite = opts.exact, opts.backward_steps, math.isfinite
+    draw = batches.__next__  # a bound method: no builtin lookup per step
+    params = list(run.model.parameters()) if clip else []
+    loss_sum, loss_acc, probe_seconds = 0.0, torch.zeros((), device=run.device), 0.0
+    synchronize(run.device)
+    t0 = time.perf_counter()
+    for _ in range(length):
+        # Batch: an index slice gathered on the device
+        idx = draw()
+        xb, yb = x_train[idx], y_train[idx]
+        if channels_last:
+            xb = xb.contiguous(memory_format=torch.channels_last)
+        # Forward and loss: fp32 has no context manager and no cast (tiny models feel each op)
+        if autocast is None:
+            loss = loss_fn(forward(xb), yb)
+        else:
+            with autocast:
+                loss = loss_fn(forward(xb).float(), yb)
+        # Backward: fp16 unscales at once, so probes and clipping see the true gradients
+        optimizer.zero_grad(set_to_none=True)
+        if scaling:
+            scaler.scale(loss).backward()
+            scaler.unscale_(optimizer)
+        else:
+            loss.backward()
+        step += 1
+        if step in backward_steps:
+            tp = time.perf_counter()
+            for probe in probes:
+                probe.after_backward(step, ctx, xb, yb)
+            probe_seconds += time.perf_counter() - tp
+        # Update
+        if clip:
+            torch.nn.utils.clip_grad_norm_(params, clip)
+        if scaling:
+            scaler.step(optimizer)
+            scaler.update()
+        else:
+            optimizer.step()
+        if schedule is not None:
+            schedule.step()
+        # Loss: on CPU read now, to stop at the exact step; elsewhere summed on the device
+        if exact:
+            value = loss.item()
+            loss_sum += value
+            if not isfinite(value):
+                break
+        else:
+            loss_acc += loss.detach()
+    synchronize(run.device)
+    seconds = time.perf_counter() - t0 - probe_seconds
+    if not exact:
+        loss_sum = float(loss_acc)  # the interval's one host sync on an accelerator
+    stopped = exact and not math.isfinite(loss_sum)
+    ms_per_step = None if stopped else 1000 * seconds / length
+    return Interval(step, length, seconds, probe_seconds, loss_sum, ms_per_step)
+
+
+def _evaluate(run: Run, probes: list[Probe], step: int) -> Evaluation:
+    """Test split and train probe batch in eval mode, then every probe's ``on_eval``."""
+    t0 = time.perf_counter()
+    model, data, loss_fn, chunk = run.model, run.data, run.loss_fn, run.training["eval_batch_size"]
+    test_loss, test_acc = evaluate(
+        model, data.x_test, data.y_test, loss_fn, data.classification, chunk
+    )
+    probe_loss, probe_acc = evaluate(
+        model, run.x_probe, run.y_probe, loss_fn, data.classification, chunk
+    )
+    tp = time.perf_counter()
+    for probe in probes:
+        probe.on_eval(step, run.ctx)
+    return Evaluation(test_loss, test_acc, probe_loss, probe_acc, tp - t0, time.perf_counter() - tp)

@@ -1,6 +1,6 @@
 """Diagnostics probes: measurements hooked into the training loop that never train.
 
-Every probe implements ``normbench.train.loop.Probe``. Three rules keep the training run the
+Every probe implements ``normbench.train.context.Probe``. Three rules keep the training run the
 same with or without diagnostics:
 
 * a probe never changes the real model (parameters, gradients, buffers such as BN running
@@ -31,8 +31,9 @@ import numpy as np
 import torch
 from torch import nn
 
+from normbench.models.sites import resolve_layer
+from normbench.train.context import ProbeContext, evaluate
 from normbench.train.diag_catalog import DIAGNOSTICS
-from normbench.train.loop import ProbeContext, evaluate
 from normbench.train.optim import make_optimizer
 
 # Offsets added to the seed for the probes' own generators (the loop uses 10_000 + seed for
@@ -198,33 +199,6 @@ class _Probe:
 
 
 # --- activations --------------------------------------------------------------------------------
-
-
-def resolve_layer(model: nn.Module, layer: int | str) -> tuple[nn.Module, str, int | str]:
-    """Where the activations probe looks: (module, ``"input"`` or ``"output"``, label).
-
-    A module path (``"layer2.0.relu"``) records that module's input. An index counts the
-    hidden blocks of a built-in model (the input of ``blocks[i].act``) or, in a custom model,
-    the normalisation sites in module order (the output of the i-th norm layer, i.e. what
-    the next layer, usually the non-linearity, receives). ``LookupError`` when absent.
-    """
-    if isinstance(layer, str):
-        try:
-            return model.get_submodule(layer), "input", layer
-        except AttributeError:
-            raise LookupError(f"the model has no module '{layer}'") from None
-    blocks = getattr(model, "blocks", None)
-    if isinstance(blocks, nn.ModuleList) and len(blocks) and hasattr(blocks[0], "act"):
-        i = layer % len(blocks)
-        return blocks[i].act, "input", i
-    sites = getattr(model, "normbench_sites", None)
-    if sites:
-        i = layer % len(sites)
-        return model.get_submodule(sites[i]), "output", sites[i]
-    raise LookupError(
-        f"layer {layer}: the model has no hidden blocks or norm layers to count; "
-        "give a module path such as 'layer1.0.relu'"
-    )
 
 
 def capture_act_inputs(
@@ -688,8 +662,9 @@ def precise_stats_model(model: nn.Module, x: torch.Tensor, batch_size: int) -> n
     Train-mode forwards of ``x`` in batches of ``batch_size`` with frozen weights; each norm's
     k-th update uses momentum 1/k, so its running statistics end as the equal-weight mean of
     the per-batch statistics (torch BN: batch means and unbiased variances), whatever they
-    held before (non-finite values are cleared first) — the same cumulative average as torch's ``momentum=None``, but it also works
-    for the research norms that update with ``lerp_(stat, momentum)``. ``x`` is used in
+    held before (non-finite values are cleared first) — the same cumulative average as torch's
+    ``momentum=None``, but it also works for the research norms that update with
+    ``lerp_(stat, momentum)``. ``x`` is used in
     whole batches (the remainder is dropped, unless ``x`` is smaller than one batch).
     """
     twin = copy.deepcopy(model).train()

@@ -1,0 +1,76 @@
+"""What the loop and its probes share: the run's tensors, the probe context, evaluation."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import torch
+from torch import nn
+
+
+@dataclass
+class Tensors:
+    """A data split on the device, plus what the loss needs to know."""
+
+    x_train: torch.Tensor
+    y_train: torch.Tensor
+    x_test: torch.Tensor
+    y_test: torch.Tensor
+    classification: bool
+    num_outputs: int
+    domain_train: torch.Tensor | None = None  # (N,) int64 on the CPU, two-domain data only
+    domain_test: torch.Tensor | None = None
+
+
+@dataclass
+class ProbeContext:
+    """What diagnostics may look at; handed to every probe call."""
+
+    model: nn.Module
+    data: Tensors
+    loss_fn: Any
+    lr: float
+    config: dict[str, Any]
+    seed: int
+    optimizer: torch.optim.Optimizer | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class Probe(Protocol):
+    """A diagnostic hooked into the loop (see ``normbench.train.probes``)."""
+
+    def backward_steps(self, total_steps: int, eval_every: int) -> set[int]: ...
+    def after_backward(
+        self, step: int, ctx: ProbeContext, xb: torch.Tensor, yb: torch.Tensor
+    ) -> None: ...
+    def on_eval(self, step: int, ctx: ProbeContext) -> None: ...
+    def result(
+        self, ctx: ProbeContext, metrics: dict[str, Any]
+    ) -> tuple[dict[str, Any], dict[str, Any]]: ...
+
+
+@torch.no_grad()
+def evaluate(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    loss_fn: Any,
+    classification: bool,
+    chunk: int,
+) -> tuple[float, float | None]:
+    """Mean loss and accuracy (None for regression) over ``x`` in eval mode, in chunks."""
+    was_training = model.training
+    model.eval()
+    total_loss = torch.zeros((), device=x.device)
+    correct = torch.zeros((), device=x.device, dtype=torch.long)
+    for start in range(0, x.shape[0], chunk):
+        xb, yb = x[start : start + chunk], y[start : start + chunk]
+        out = model(xb).float()
+        total_loss += loss_fn(out, yb) * xb.shape[0]
+        if classification:
+            correct += (out.argmax(1) == yb).sum()
+    model.train(was_training)
+    n = x.shape[0]
+    loss = float(total_loss) / n
+    return loss, (float(correct) / n if classification else None)
