@@ -84,3 +84,15 @@ def test_spec_and_the_lower_layers_never_import_analysis_or_report() -> None:
         upper = ("normbench.analysis", "normbench.report")
         upward = {d for d in graph[module] if d.startswith(upper)}
         assert not upward, (module, upward)
+
+
+def test_every_model_kind_has_one_entry_with_an_importable_builder() -> None:
+    import importlib
+
+    from normbench.models.catalog import MODELS
+    from normbench.models.kinds import MODEL_KINDS
+
+    assert tuple(MODELS) == MODEL_KINDS
+    for entry in MODELS.values():
+        module, function = entry.builder.split(":")
+        assert callable(getattr(importlib.import_module(module), function)), entry.name

@@ -20,11 +20,16 @@ ACTIVATIONS: dict[str, str] = {
 
 @dataclass(frozen=True)
 class ModelKind:
-    """One model family: which config keys it uses and a one-line summary."""
+    """One model family: which config keys it uses, a one-line summary and its builder.
+
+    ``builder`` is ``"module:function"``, imported only when a model is built (this registry
+    stays torch-free), called as ``function(model_cfg, sample_shape, num_outputs)``.
+    """
 
     name: str
     summary: str
     keys: frozenset[str]
+    builder: str
 
 
 _COMMON = frozenset({"kind", "activation", "norm", "placement", "init", "init_std", "dropout"})
@@ -35,12 +40,14 @@ MODELS: dict[str, ModelKind] = {
         "Linear → Norm → Act (pre) or Linear → Act → Norm (post) → Dropout (dropout: p > 0) "
         "per hidden width, then a Linear classifier (any data, flattened)",
         _COMMON | {"hidden", "residual"},
+        "normbench.models.mlp:build_mlp",
     ),
     CNN: ModelKind(
         CNN,
         "VGG-style stages Conv → Norm/Act → Dropout (p > 0) (→ pool) per entry of channels:, "
         "2-D for images, 1-D for sequences; readout flatten|mean then Linear",
         _COMMON | {"channels", "kernel_size", "stride", "pool", "convs_per_stage", "readout"},
+        "normbench.models.cnn:build_cnn",
     ),
     RNN: ModelKind(
         RNN,
@@ -49,12 +56,14 @@ MODELS: dict[str, ModelKind] = {
         "is torch's own layer, no norm) → Dropout "
         "(p > 0) on each layer's outputs; readout last|mean|flatten then Linear",
         _COMMON | {"cell", "hidden", "layers", "readout", "bidirectional", "fused"},
+        "normbench.models.rnn:build_rnn",
     ),
     CUSTOM: ModelKind(
         CUSTOM,
         "your own model: target 'package.module:factory' called as factory(num_outputs=K, "
         "input_shape=(C, ...), **options); its norm layers (swap:) replaced by norm:",
         frozenset({"kind", "target", "options", "swap", "norm"}),
+        "normbench.models.custom:build_custom",
     ),
 }
 
