@@ -18,7 +18,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from normbench.execute import arith
+from normbench import arith
 
 HERE = Path(__file__).resolve().parent
 NORMS = ("none", "batch")

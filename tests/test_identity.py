@@ -13,8 +13,7 @@ import pytest
 from conftest import ROOT, TINY, run_cli, subprocess_env, write_suite
 from test_execute import SLEEPY, cli, manifest, start_run, the_run, wait_for_results
 
-from normbench import api
-from normbench.execute import arith
+from normbench import api, arith
 from normbench.spec import load_suite, variant_id
 
 

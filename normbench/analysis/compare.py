@@ -590,7 +590,7 @@ def arith_warning(base: dict[str, Any], cand: dict[str, Any], names: list[str]) 
     Variants still pair by id (threads and kernels are not part of it); for accuracy and loss
     the sentence explains that differences in the last digits are then expected.
     """
-    from normbench.execute import arith
+    from normbench import arith
 
     sentence = arith.not_bit_comparable(
         arith.signature(base.get("manifest") or {}), arith.signature(cand.get("manifest") or {})

@@ -236,3 +236,8 @@ def dataset_rows() -> list[dict[str, Any]]:
             }
         )
     return rows
+
+
+def load_split(config: dict[str, Any]) -> DataSplit:
+    """A variant's data, viewed for its model kind (cached on disk like ``load_dataset``)."""
+    return view_for_model(load_dataset(config["dataset"]), config["model"]["kind"])

@@ -7,8 +7,8 @@ from collections.abc import Callable, Sequence
 from contextlib import ExitStack
 from typing import Any
 
+from normbench import arith
 from normbench.errors import InputError
-from normbench.execute import arith
 from normbench.execute.local import (
     OnProgress,
     OnResult,

@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from normbench.execute import arith
+from normbench import arith
+from normbench.data.registry import load_split
 from normbench.spec import Variant
 
 # Set in a fresh process: its kernels are as pinned as this CPU allows, so it never re-spawns.
@@ -93,13 +94,6 @@ def group_tasks(
             part = group[start : start + size]
             units.append(Batch(task.variant, tuple(t.seed for t in part)))
     return units
-
-
-def load_split(config: dict[str, Any]) -> Any:
-    """The variant's data, viewed for its model kind (cached by the data registry)."""
-    from normbench.data.registry import load_dataset, view_for_model
-
-    return view_for_model(load_dataset(config["dataset"]), config["model"]["kind"])
 
 
 def make_probes(config: dict[str, Any]) -> list[Any]:

@@ -8,8 +8,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from normbench import arith
 from normbench.errors import InputError
-from normbench.execute import arith
 from normbench.execute.plan import suite_difference, valid_result
 from normbench.results.store import (
     RESOLVED,

@@ -30,7 +30,7 @@ from multiprocessing.connection import Connection, wait
 from pathlib import Path
 from typing import Any
 
-from normbench.execute import arith
+from normbench import arith
 from normbench.execute.local import (
     OnProgress,
     OnResult,

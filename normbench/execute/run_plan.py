@@ -8,8 +8,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from normbench import arith
 from normbench.errors import InputError
-from normbench.execute import arith
 from normbench.execute.local import Task, group_tasks
 from normbench.execute.model_check import check_models
 from normbench.execute.plan import (

@@ -103,7 +103,7 @@ def kernels() -> dict[str, Any]:
     """What selects the CPU kernels: capability, BLAS/oneDNN builds, ISA flags, steering env."""
     import torch
 
-    from normbench.execute.arith import kernel_env
+    from normbench.arith import kernel_env
 
     show = torch.__config__.show()
     blas = next(

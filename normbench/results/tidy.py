@@ -90,13 +90,6 @@ def rows_for(records: Iterable[dict[str, Any]], curves: bool) -> list[dict[str, 
     return curve_rows(records) if curves else metric_rows(records)
 
 
-def to_csv(rows: list[dict[str, Any]]) -> str:
-    """Rows as CSV (empty cells for missing values)."""
-    from normbench.report.render import Table, render
-
-    return render(Table("", [], [], data=rows), "csv")
-
-
 def to_dataframe(rows: list[dict[str, Any]]) -> Any:
     """Rows as a pandas DataFrame (``InputError`` naming the extra when pandas is missing)."""
     try:
@@ -120,4 +113,4 @@ def to_parquet(rows: list[dict[str, Any]]) -> bytes:
     return buf.getvalue()
 
 
-__all__ = ["curve_rows", "metric_rows", "rows_for", "to_csv", "to_dataframe", "to_parquet"]
+__all__ = ["curve_rows", "metric_rows", "rows_for", "to_dataframe", "to_parquet"]

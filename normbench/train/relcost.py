@@ -73,7 +73,7 @@ class Stepper:
 
 def make_stepper(config: dict[str, Any], seed: int) -> Stepper:
     """Build the variant as ``run_variant`` does and return a closure over its training step."""
-    from normbench.execute.local import load_split
+    from normbench.data.registry import load_split
     from normbench.models import build
     from normbench.train.loop import loss_function, to_tensors
     from normbench.train.optim import make_optimizer
