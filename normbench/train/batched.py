@@ -23,6 +23,7 @@ from __future__ import annotations
 import copy
 import math
 import time
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
@@ -282,13 +283,56 @@ def run_batched(
         return records
 
 
-def _run_batched(
-    config: dict[str, Any],
-    seeds: list[int],
-    split: Any,
-    meta: dict[str, Any] | None,
-    on_progress: Any,
-) -> list[dict[str, Any]]:
+@dataclass
+class Group:
+    """The S members being trained together and everything their steps share."""
+
+    config: dict[str, Any]
+    seeds: list[int]
+    device: torch.device
+    data: Any
+    members: list[nn.Module]
+    stack: Stack
+    optimizer: Any
+    schedule: Any
+    loss_fn: Any
+    num_params: int
+    setup_seconds: float
+    gens: list[torch.Generator]  # each member's own batch order
+    x_probe: torch.Tensor  # (S, probe_size, …): each member's own training-probe subset
+    y_probe: torch.Tensor
+    records: list[dict[str, Any]]
+    curves: list[dict[str, list]]
+    alive: list[bool]
+    steps_done: list[int]
+    share: int  # distinct seeds: a lone seed trains paired with its copy and costs the group
+    group_seconds: float = 0.0
+    interval_ms: list[float] = field(default_factory=list)
+
+    @property
+    def size(self) -> int:
+        return len(self.seeds)
+
+    def permutations(self) -> torch.Tensor:
+        """A new epoch's batch order for every member (same n, same batch: one epoch for all)."""
+        n = self.data.x_train.shape[0]
+        return torch.stack([torch.randperm(n, generator=g) for g in self.gens]).to(self.device)
+
+    def diverged(self, k: int, step: int) -> None:
+        """Member ``k``'s loss turned non-finite at ``step``: it stops, the others train on."""
+        self.alive[k] = False
+        self.steps_done[k] = step
+        self.records[k].update(
+            status="diverged",
+            diverged_at_step=step,
+            error=f"training loss became non-finite at step {step}",
+        )
+
+
+def _set_up(
+    config: dict[str, Any], seeds: list[int], split: Any, meta: dict[str, Any] | None
+) -> Group:
+    """Build every member as a separate run of its seed would, then stack them."""
     started = datetime.now(timezone.utc).isoformat(timespec="seconds")
     training = config["training"]
     t_setup = time.perf_counter()
@@ -300,20 +344,14 @@ def _run_batched(
         members.append(
             build(config["model"], tuple(data.x_train.shape[1:]), data.num_outputs).to(device)
         )
-    num_params = sum(p.numel() for p in members[0].parameters() if p.requires_grad)
     loss_fn = loss_function(data.classification)
     stack = Stack(members, loss_fn, data.classification)
     optimizer = make_optimizer(list(stack.params.values()), training)
     schedule = make_schedule(optimizer, training)
     setup = time.perf_counter() - t_setup
-
-    steps, eval_every, batch = training["steps"], training["eval_every"], training["batch_size"]
-    n = data.x_train.shape[0]
+    n, batch = data.x_train.shape[0], training["batch_size"]
     if batch > n:
         raise ValueError(f"batch_size {batch} is larger than the training split ({n} samples)")
-    S = len(seeds)
-    share = len(set(seeds))  # a lone seed trains paired with its copy: it costs the whole group
-    gens = [torch.Generator().manual_seed(s) for s in seeds]
     probe_idx = torch.stack(
         [
             torch.randperm(n, generator=torch.Generator().manual_seed(10_000 + s))[
@@ -322,132 +360,183 @@ def _run_batched(
             for s in seeds
         ]
     ).to(device)
-    x_probe, y_probe = data.x_train[probe_idx], data.y_train[probe_idx]
+    return Group(
+        config=config,
+        seeds=seeds,
+        device=device,
+        data=data,
+        members=members,
+        stack=stack,
+        optimizer=optimizer,
+        schedule=schedule,
+        loss_fn=loss_fn,
+        num_params=sum(p.numel() for p in members[0].parameters() if p.requires_grad),
+        setup_seconds=setup,
+        gens=[torch.Generator().manual_seed(s) for s in seeds],
+        x_probe=data.x_train[probe_idx],
+        y_probe=data.y_train[probe_idx],
+        records=[_record(config, s, meta, started) for s in seeds],
+        curves=[_curves() for _ in seeds],
+        alive=[True] * len(seeds),
+        steps_done=[0] * len(seeds),
+        share=len(set(seeds)),
+    )
 
-    def permutations() -> torch.Tensor:
-        return torch.stack([torch.randperm(n, generator=g) for g in gens]).to(device)
 
-    records = [_record(config, s, meta, started) for s in seeds]
-    curves = [_curves() for _ in seeds]
-    alive = [True] * S
-    group_seconds, steps_done = 0.0, [0] * S
-    interval_ms: list[float] = []
-    chunk = training["eval_batch_size"]
-    perm, pos, step = permutations(), 0, 0
-    sync_each_step = device.type == "cpu"
-    while step < steps and any(alive):
+def _run_batched(
+    config: dict[str, Any],
+    seeds: list[int],
+    split: Any,
+    meta: dict[str, Any] | None,
+    on_progress: Any,
+) -> list[dict[str, Any]]:
+    group = _set_up(config, seeds, split, meta)
+    steps, eval_every = config["training"]["steps"], config["training"]["eval_every"]
+    order = _Order(group.permutations(), 0)
+    step = 0
+    while step < steps and any(group.alive):
+        # Train one evaluation interval (timed), then evaluate every live member.
         interval = min(eval_every, steps - step)
-        loss_sum = torch.zeros(S, dtype=torch.float64)
-        loss_acc = torch.zeros(S, device=device)
-        synchronize(device)
-        t0 = time.perf_counter()
-        for _ in range(interval):
-            if pos + batch > n:  # new epoch for every member at once (same n, same batch)
-                perm, pos = permutations(), 0
-            # One gather of the S batches (index_select: the same rows, ~40 % faster than
-            # advanced indexing with a 2-D index).
-            idx = perm[:, pos : pos + batch].reshape(-1)
-            pos += batch
-            xb = data.x_train.index_select(0, idx).view(S, batch, *data.x_train.shape[1:])
-            yb = data.y_train.index_select(0, idx).view(S, batch, *data.y_train.shape[1:])
-            losses = stack.train_losses(stack.params, stack.buffers, xb, yb)
-            optimizer.zero_grad(set_to_none=True)
-            losses.sum().backward()
-            optimizer.step()
-            if schedule is not None:
-                schedule.step()
-            step += 1
-            if sync_each_step:
-                values = losses.detach()
-                finite = torch.isfinite(values)
-                if bool(finite.all()):  # the common case: one float64 add, nothing else
-                    loss_sum += values
-                    continue
-                for k in range(S):
-                    if alive[k] and not bool(finite[k]):
-                        alive[k] = False
-                        steps_done[k] = step
-                        records[k].update(
-                            status="diverged",
-                            diverged_at_step=step,
-                            error=f"training loss became non-finite at step {step}",
-                        )
-                loss_sum += torch.where(finite, values.double(), 0.0)
-            else:
-                loss_acc += losses.detach()
-        synchronize(device)
-        elapsed = time.perf_counter() - t0
-        group_seconds += elapsed
-        interval_ms.append(1000 * elapsed / interval / share)
-        if not sync_each_step:
-            sums = loss_acc.double().cpu()
-            for k in range(S):
-                if alive[k] and not math.isfinite(float(sums[k])):
-                    alive[k] = False
-                    steps_done[k] = step
-                    records[k].update(
-                        status="diverged",
-                        diverged_at_step=step,
-                        error=f"training loss became non-finite by step {step}",
-                    )
-            loss_sum = sums
-        test = stack.evaluate(data.x_test, data.y_test, chunk, own=False)
-        probe = stack.evaluate(x_probe, y_probe, chunk, own=True)
-        for k in range(S):
-            if not alive[k]:
-                continue
-            steps_done[k] = step
-            c = curves[k]
-            c["step"].append(step)
-            c["train_loss"].append(_finite(float(loss_sum[k]) / interval))
-            c["test_loss"].append(_finite(test[k][0]))
-            c["test_acc"].append(test[k][1])
-            c["train_probe_loss"].append(_finite(probe[k][0]))
-            c["train_probe_acc"].append(probe[k][1])
-            # A member's share of the group's time: what it cost, comparable across S.
-            c["train_seconds"].append(group_seconds / share)
+        loss_sum = _train_interval(group, order, step, interval)
+        step += interval
+        loss, acc = _evaluate(group, step, interval, loss_sum)
         if on_progress is not None:
-            on_progress(step, steps, test[0][1], test[0][0])
+            on_progress(step, steps, acc, loss)
+    return [_finish(group, k) for k in range(group.size)]
 
-    out = []
-    for k, seed in enumerate(seeds):
-        record, curve = records[k], curves[k]
-        record["device"] = str(device)
-        timing: dict[str, Any] = {
-            "train_seconds": group_seconds / share,
-            "eval_seconds": 0.0,
-            "probe_seconds": 0.0,
-            "steps": steps_done[k],
-            "setup_seconds": setup / share,
-            "ms_per_step_stats": median_iqr(interval_ms),
-            "batch_seeds": {"members": share, "group_train_seconds": group_seconds},
-        }
-        if record["status"] == "ok" and training.get("profile_steps", 0) > 0:
-            model = stack.member(k, members[k])
-            opt = make_optimizer(model.parameters(), training)
-            timing["breakdown"] = step_breakdown(
-                model,
-                opt,
-                loss_fn,
-                data.x_train,
-                data.y_train,
-                training,
-                device,
-                training["profile_steps"],
-                seed,
-            )
-        timing["peak_memory_mb"] = peak_memory_mb(device)
-        if record["status"] == "ok":
-            timing["memory"] = member_memory(stack.member(k, members[k]), training, loss_fn, data)
-        timing["process_rss_mb"] = process_rss_mb()
-        metrics, reached = summarize(
-            curve, config["targets"], timing, record["status"], training["batch_size"], num_params
+
+@dataclass
+class _Order:
+    """Where the members are in their current epoch's batch order."""
+
+    perm: torch.Tensor  # (S, n)
+    pos: int
+
+
+def _train_interval(group: Group, order: _Order, step: int, interval: int) -> torch.Tensor:
+    """``interval`` steps of every member; their summed training losses (float64, on CPU)."""
+    data, stack, S = group.data, group.stack, group.size
+    batch, n = group.config["training"]["batch_size"], data.x_train.shape[0]
+    sample_shape, target_shape = data.x_train.shape[1:], data.y_train.shape[1:]
+    loss_sum = torch.zeros(S, dtype=torch.float64)
+    loss_acc = torch.zeros(S, device=group.device)
+    # On CPU the loss is read every step (divergence at its exact step, as a separate run
+    # records it); on an accelerator it is summed on the device and read once per interval.
+    sync_each_step = group.device.type == "cpu"
+    synchronize(group.device)
+    t0 = time.perf_counter()
+    for _ in range(interval):
+        if order.pos + batch > n:
+            order.perm, order.pos = group.permutations(), 0
+        # One gather of the S batches (index_select: the same rows, ~40 % faster than
+        # advanced indexing with a 2-D index).
+        idx = order.perm[:, order.pos : order.pos + batch].reshape(-1)
+        order.pos += batch
+        xb = data.x_train.index_select(0, idx).view(S, batch, *sample_shape)
+        yb = data.y_train.index_select(0, idx).view(S, batch, *target_shape)
+        losses = stack.train_losses(stack.params, stack.buffers, xb, yb)
+        group.optimizer.zero_grad(set_to_none=True)
+        losses.sum().backward()
+        group.optimizer.step()
+        if group.schedule is not None:
+            group.schedule.step()
+        step += 1
+        if not sync_each_step:
+            loss_acc += losses.detach()
+            continue
+        values = losses.detach()
+        finite = torch.isfinite(values)
+        if bool(finite.all()):  # the common case: one float64 add, nothing else
+            loss_sum += values
+            continue
+        for k in range(S):
+            if group.alive[k] and not bool(finite[k]):
+                group.diverged(k, step)
+        loss_sum += torch.where(finite, values.double(), 0.0)
+    synchronize(group.device)
+    elapsed = time.perf_counter() - t0
+    group.group_seconds += elapsed
+    group.interval_ms.append(1000 * elapsed / interval / group.share)
+    if sync_each_step:
+        return loss_sum
+    sums = loss_acc.double().cpu()
+    for k in range(S):
+        if group.alive[k] and not math.isfinite(float(sums[k])):
+            group.diverged(k, step)  # the interval's last step: the first we can see it
+    return sums
+
+
+def _evaluate(
+    group: Group, step: int, interval: int, loss_sum: torch.Tensor
+) -> tuple[float, float | None]:
+    """Test split and training probe for every member; live members' curves get a point.
+
+    Returns the first member's test (loss, accuracy), what the progress line shows."""
+    data, chunk = group.data, group.config["training"]["eval_batch_size"]
+    test = group.stack.evaluate(data.x_test, data.y_test, chunk, own=False)
+    probe = group.stack.evaluate(group.x_probe, group.y_probe, chunk, own=True)
+    for k in range(group.size):
+        if not group.alive[k]:
+            continue
+        group.steps_done[k] = step
+        c = group.curves[k]
+        c["step"].append(step)
+        c["train_loss"].append(_finite(float(loss_sum[k]) / interval))
+        c["test_loss"].append(_finite(test[k][0]))
+        c["test_acc"].append(test[k][1])
+        c["train_probe_loss"].append(_finite(probe[k][0]))
+        c["train_probe_acc"].append(probe[k][1])
+        # A member's share of the group's time: what it cost, comparable across S.
+        c["train_seconds"].append(group.group_seconds / group.share)
+    return test[0]
+
+
+def _finish(group: Group, k: int) -> dict[str, Any]:
+    """Member ``k`` as the ordinary per-seed record a separate run writes."""
+    config, training = group.config, group.config["training"]
+    record, curve, seed = group.records[k], group.curves[k], group.seeds[k]
+    record["device"] = str(group.device)
+    timing: dict[str, Any] = {
+        "train_seconds": group.group_seconds / group.share,
+        "eval_seconds": 0.0,
+        "probe_seconds": 0.0,
+        "steps": group.steps_done[k],
+        "setup_seconds": group.setup_seconds / group.share,
+        "ms_per_step_stats": median_iqr(group.interval_ms),
+        "batch_seeds": {"members": group.share, "group_train_seconds": group.group_seconds},
+    }
+    data = group.data
+    if record["status"] == "ok" and training.get("profile_steps", 0) > 0:
+        model = group.stack.member(k, group.members[k])
+        opt = make_optimizer(model.parameters(), training)
+        timing["breakdown"] = step_breakdown(
+            model,
+            opt,
+            group.loss_fn,
+            data.x_train,
+            data.y_train,
+            training,
+            group.device,
+            training["profile_steps"],
+            seed,
         )
-        metrics.update(breakdown_metrics(timing))
-        record.update(curves=curve, metrics=metrics, targets=reached, timing=timing, diagnostics={})
-        record["finished"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
-        out.append(record)
-    return out
+    timing["peak_memory_mb"] = peak_memory_mb(group.device)
+    if record["status"] == "ok":
+        member = group.stack.member(k, group.members[k])
+        timing["memory"] = member_memory(member, training, group.loss_fn, data)
+    timing["process_rss_mb"] = process_rss_mb()
+    metrics, reached = summarize(
+        curve,
+        config["targets"],
+        timing,
+        record["status"],
+        training["batch_size"],
+        group.num_params,
+    )
+    metrics.update(breakdown_metrics(timing))
+    record.update(curves=curve, metrics=metrics, targets=reached, timing=timing, diagnostics={})
+    record["finished"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return record
 
 
 def member_memory(
