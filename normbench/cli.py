@@ -835,7 +835,9 @@ def compare(
         str | None,
         typer.Option(
             "--reference",
-            help="Compare every variant of BASELINE with this reference variant instead.",
+            help="Compare every variant of BASELINE with this reference variant instead: each "
+            "row gets the effect with its 95 % CI and a verdict (better, worse, equivalent "
+            "within the margin, undecided).",
             metavar="KEY=VALUE",
         ),
     ] = None,
