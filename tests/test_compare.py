@@ -645,3 +645,14 @@ def test_reference_rows_carry_effect_ci_and_verdict() -> None:
     assert {v["verdict"] for v in rows.values()} <= {"better", "worse", "equivalent", "undecided"}
     table = compare(run, "--reference", "norm=none").stdout
     assert "effect (95 % CI)" in table and "verdict" in table and "better" in table
+    csv = compare(run, "--reference", "norm=none", "--format", "csv").stdout.splitlines()
+    header = csv[0].split(",")
+    assert header[-6:] == [
+        "effect",
+        "effect_ci_low",
+        "effect_ci_high",
+        "effect_kind",
+        "margin",
+        "verdict",
+    ]
+    assert csv[1].endswith(",difference,±0.01,better")

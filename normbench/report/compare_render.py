@@ -150,7 +150,7 @@ def comparison_table(cmp: Comparison) -> Table:
                     "p_value": ch.p_value,
                     "test": ch.test,
                     "note": ch.note,
-                    **({"verdict": ch.verdict} if ref else {}),
+                    **(_verdict_data(ch) if ref else {}),
                 }
             )
     what = f"each variant vs {_ref_name(cmp)}" if ref else f"{cmp.candidate} vs {cmp.baseline}"
@@ -173,6 +173,19 @@ VERDICT_NOTE = (
     "equivalent (TOST within ±margin: 1 point for accuracies, 5 % otherwise) or undecided, "
     "Holm-corrected over every row"
 )
+
+
+def _verdict_data(ch: MetricChange) -> dict[str, Any]:
+    """The verdict as flat fields (CSV columns): effect, its interval, kind, margin, verdict."""
+    v = ch.verdict or {}
+    return {
+        "effect": v.get("effect"),
+        "effect_ci_low": v.get("ci_low"),
+        "effect_ci_high": v.get("ci_high"),
+        "effect_kind": v.get("kind"),
+        "margin": v.get("margin"),
+        "verdict": v.get("verdict"),
+    }
 
 
 def _verdict_cells(ch: MetricChange) -> list[str]:
