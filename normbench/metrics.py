@@ -8,6 +8,18 @@ from normbench.errors import OptionError, unknown
 from normbench.metric_traits import Metric, Timing
 from normbench.train.diag_catalog import DIAGNOSTICS
 
+# What tables, compare and reports show when no --metric is given, in this order.
+HEADLINE_METRICS: tuple[str, ...] = (
+    "final_test_acc",
+    "best_test_acc",
+    "final_test_loss",
+    "final_train_loss",
+    "steps_to_target",
+    "seconds_to_target",
+    "samples_per_sec",
+    "rel_ms_per_step",
+)
+
 METRICS: dict[str, Metric] = {}
 
 

@@ -41,20 +41,11 @@ from normbench.analysis.stats import (
 )
 from normbench.errors import EXIT_GATE, EXIT_OK, InputError, OptionError
 from normbench.gates import Gate, beyond, fmt_amount, parse_gates
-from normbench.metrics import is_timing
+from normbench.metrics import HEADLINE_METRICS, is_timing
 from normbench.results.store import Warn, check_result, finite_or_none, read_json, stderr_warn
 
 ALPHA = 0.05
-DEFAULT_METRICS = (
-    "final_test_acc",
-    "best_test_acc",
-    "final_test_loss",
-    "final_train_loss",
-    "steps_to_target",
-    "seconds_to_target",
-    "samples_per_sec",
-    "rel_ms_per_step",
-)
+DEFAULT_METRICS = HEADLINE_METRICS
 TEST_NAME = (
     "Welch's t-test (two-sided; timing metrics on log values), Holm–Bonferroni "
     "adjusted over every variant × metric test"

@@ -7,19 +7,10 @@ from typing import Any
 from normbench.analysis.query import LR_KEY, available_metrics, headline_metric, name_of
 from normbench.analysis.relative import TIME_METRICS
 from normbench.analysis.stats import CI_MIN_SEEDS
-from normbench.metrics import timing_of
+from normbench.metrics import HEADLINE_METRICS, timing_of
 from normbench.report.render import FORMATS, Table, render, to_html
 
-SUMMARY_METRICS = (
-    "final_test_acc",
-    "best_test_acc",
-    "final_test_loss",
-    "final_train_loss",
-    "steps_to_target",
-    "seconds_to_target",
-    "samples_per_sec",
-    "rel_ms_per_step",
-)
+SUMMARY_METRICS = HEADLINE_METRICS
 NOT_REACHED = "not reached"
 NONE = "—"
 

@@ -36,9 +36,10 @@ from torch.nn.modules.batchnorm import _BatchNorm
 from normbench.models import build
 from normbench.train.device import resolve_device, synchronize
 from normbench.train.loop import (
-    SCHEMA_VERSION,
+    CURVE_KEYS,
     breakdown_metrics,
     loss_function,
+    new_record,
     run_variant,
     summarize,
     to_tensors,
@@ -51,36 +52,6 @@ from normbench.train.timing import (
     process_rss_mb,
     step_breakdown,
 )
-
-
-def _record(
-    config: dict[str, Any], seed: int, meta: dict[str, Any] | None, started: str
-) -> dict[str, Any]:
-    return {
-        "schema_version": SCHEMA_VERSION,
-        **(meta or {}),
-        "seed": seed,
-        "config": config,
-        "status": "ok",
-        "error": None,
-        "diverged_at_step": None,
-        "started": started,
-    }
-
-
-def _curves() -> dict[str, list]:
-    return {
-        k: []
-        for k in (
-            "step",
-            "train_loss",
-            "test_loss",
-            "test_acc",
-            "train_probe_loss",
-            "train_probe_acc",
-            "train_seconds",
-        )
-    }
 
 
 class GroupedMLP:
@@ -333,7 +304,6 @@ def _set_up(
     config: dict[str, Any], seeds: list[int], split: Any, meta: dict[str, Any] | None
 ) -> Group:
     """Build every member as a separate run of its seed would, then stack them."""
-    started = datetime.now(timezone.utc).isoformat(timespec="seconds")
     training = config["training"]
     t_setup = time.perf_counter()
     device = resolve_device(training["device"])
@@ -375,8 +345,8 @@ def _set_up(
         gens=[torch.Generator().manual_seed(s) for s in seeds],
         x_probe=data.x_train[probe_idx],
         y_probe=data.y_train[probe_idx],
-        records=[_record(config, s, meta, started) for s in seeds],
-        curves=[_curves() for _ in seeds],
+        records=[new_record(config, s, meta) for s in seeds],
+        curves=[{k: [] for k in CURVE_KEYS} for _ in seeds],
         alive=[True] * len(seeds),
         steps_done=[0] * len(seeds),
         share=len(set(seeds)),

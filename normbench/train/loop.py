@@ -378,7 +378,7 @@ def run_variant(
     the model or optimizer ends it as ``failed`` with the message. Neither is raised.
     """
     training, probes = config["training"], probes or []
-    record = _new_record(config, seed, meta)
+    record = new_record(config, seed, meta)
     history = History()
     num_params = 0
     diag_metrics: dict[str, Any] = {}
@@ -427,7 +427,7 @@ def run_variant(
     return record
 
 
-def _new_record(config: dict[str, Any], seed: int, meta: dict[str, Any] | None) -> dict[str, Any]:
+def new_record(config: dict[str, Any], seed: int, meta: dict[str, Any] | None) -> dict[str, Any]:
     """The record's head: identity and an ``ok`` status until something says otherwise."""
     return {
         "schema_version": SCHEMA_VERSION,
