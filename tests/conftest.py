@@ -81,6 +81,19 @@ def subprocess_env(**extra: str) -> dict[str, str]:
     return {**os.environ, "PYTHONPATH": path, **extra}
 
 
+def start_cli(*args: object, env: dict[str, str] | None = None, **kwargs: Any) -> subprocess.Popen:
+    """``python -m normbench ARGS`` started in a real process and not waited for (signal tests).
+
+    ``env`` is the whole environment (default: ``subprocess_env()``); other keyword arguments
+    (``stderr``, ``text``, ``start_new_session``) go to ``subprocess.Popen``.
+    """
+    return subprocess.Popen(
+        [sys.executable, "-m", "normbench", *map(str, args)],
+        env=subprocess_env() if env is None else env,
+        **kwargs,
+    )
+
+
 def run_cli(
     *args: object,
     env: dict[str, str] | None = None,

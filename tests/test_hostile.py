@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import ROOT, run_cli, write_suite
+from conftest import ROOT, run_cli, start_cli, write_suite
 
 from normbench.errors import NormbenchError, SuiteError
 from normbench.spec import load_suite
@@ -496,20 +496,15 @@ def test_a_real_disk_full_mid_run_stops_with_exit_2_and_resumes(
         text = TINY.replace("steps: 20", "steps: 600").replace("seeds: 1", "seeds: 3")
         suite = write_suite(tmp_path, text)
         env = {**os.environ, "PYTHONPATH": str(ROOT)}
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "normbench",
-                "run",
-                str(suite),
-                "--out",
-                str(mnt),
-                "--workers",
-                workers,
-                "--no-report",
-                "-q",
-            ],
+        proc = start_cli(
+            "run",
+            suite,
+            "--out",
+            mnt,
+            "--workers",
+            workers,
+            "--no-report",
+            "-q",
             env=env,
             stderr=subprocess.PIPE,
             text=True,
@@ -543,20 +538,15 @@ def test_sigterm_while_the_final_table_prints_exits_130(tmp_path: Path) -> None:
     )
     suite = write_suite(tmp_path, text)
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "normbench",
-            "run",
-            str(suite),
-            "--out",
-            str(tmp_path / "runs"),
-            "--no-report",
-            "-q",
-            "--format",
-            "json",
-        ],
+    proc = start_cli(
+        "run",
+        suite,
+        "--out",
+        tmp_path / "runs",
+        "--no-report",
+        "-q",
+        "--format",
+        "json",
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -587,20 +577,15 @@ def test_sigterm_to_the_process_group_with_workers(tmp_path: Path) -> None:
     text = text.replace("seeds: 1", "seeds: 2")
     suite = write_suite(tmp_path, text)
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "normbench",
-            "run",
-            str(suite),
-            "--out",
-            str(tmp_path / "runs"),
-            "--workers",
-            "2",
-            "--no-report",
-            "-q",
-        ],
+    proc = start_cli(
+        "run",
+        suite,
+        "--out",
+        tmp_path / "runs",
+        "--workers",
+        2,
+        "--no-report",
+        "-q",
         env=env,
         start_new_session=True,
         stderr=subprocess.PIPE,
@@ -637,10 +622,8 @@ def test_kill_9_loop_then_resume_equals_the_uninterrupted_run(tmp_path: Path) ->
 
     for _ in range(5):
         args = ["--resume", str(started()[0])] if started() else ["--out", str(tmp_path / "killed")]
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "normbench", "run", str(suite), *args, "--no-report", "-q"],
-            env=env,
-            stderr=subprocess.DEVNULL,
+        proc = start_cli(
+            "run", suite, *args, "--no-report", "-q", env=env, stderr=subprocess.DEVNULL
         )
         time.sleep(rng.uniform(0.5, 4.0))
         proc.kill()
