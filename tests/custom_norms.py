@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 import time
 
 import torch
@@ -90,6 +91,22 @@ class OsExit(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         os._exit(1)
+
+
+class DiesWhenTimed(nn.Module):
+    """Identity that ends its process (``os._exit(3)``) only when the relative-cost
+    measurement steps it: training succeeds, measuring its cost kills the worker."""
+
+    def __init__(self, num_features: int) -> None:
+        super().__init__()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        frame = sys._getframe()
+        while frame is not None:
+            if frame.f_code.co_filename.endswith(os.path.join("train", "relcost.py")):
+                os._exit(3)
+            frame = frame.f_back
+        return x
 
 
 def make_scale(num_features: int) -> nn.Module:

@@ -182,6 +182,43 @@ def test_reference_option(work: Path) -> None:
     assert not (work / "never").exists()
 
 
+def test_workers_measure_as_variants_finish_and_train_the_same(work: Path, base: Path) -> None:
+    # Two workers: each result's cost is measured by whichever worker is free, while the
+    # other may still train. The training numbers are those of the one-worker run.
+    run = run_suite(work, "two-workers", "--workers", "2")
+    one, two = records(base), records(run)
+    assert one.keys() == two.keys()
+    for key, r in two.items():
+        assert r["metrics"]["final_test_acc"] == one[key]["metrics"]["final_test_acc"]
+        assert r["curves"]["test_loss"] == one[key]["curves"]["test_loss"]
+        assert r["timing"]["rel_cost"]["reference_name"] == "norm=none"
+    assert all(two[(SLEEPY, s)]["metrics"]["rel_ms_per_step"] > 3 for s in (0, 1, 2))
+    assert all(two[("norm=none", s)]["metrics"]["rel_ms_per_step"] == 1.0 for s in (0, 1, 2))
+
+
+def test_a_worker_that_dies_measuring_loses_only_that_cost(work: Path) -> None:
+    suite = work / "dies.yaml"
+    suite.write_text(SUITE.replace("custom_norms:Sleepy", "custom_norms:DiesWhenTimed"))
+    result = runner.invoke(
+        app,
+        ["run", str(suite), "--out", str(work / "dies"), "--no-report", "-q", "--workers", "2"],
+    )
+    assert result.exit_code == 0, result.output
+    (run,) = (work / "dies" / "rel-tiny").glob("*")
+    recs = records(run)
+    assert len(recs) == 9 and all(r["status"] == "ok" for r in recs.values())
+    doomed = "norm=custom[target=custom_norms:DiesWhenTimed]"
+    for seed in (0, 1, 2):
+        assert "rel_ms_per_step" not in recs[(doomed, seed)]["metrics"]
+        assert recs[(doomed, seed)]["metrics"]["final_test_acc"] > 0  # its training is kept
+        assert recs[("norm=layer", seed)]["metrics"]["rel_ms_per_step"] > 0
+        assert (
+            f"relative cost not measured for {recs[(doomed, seed)]['variant_id']} seed {seed}: "
+            "worker process died (exit code 3)"
+        ) in result.stderr
+    assert json.loads((run / "manifest.json").read_text())["status"] == "complete"
+
+
 def test_no_rel_cost(work: Path) -> None:
     run = run_suite(work, "none", "--no-rel-cost")
     assert all("rel_ms_per_step" not in r["metrics"] for r in records(run).values())

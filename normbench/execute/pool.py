@@ -28,7 +28,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from normbench import arith
 from normbench.execute.local import (
@@ -104,6 +104,32 @@ def worker_context() -> Any:
     ctx = mp.get_context("forkserver")
     ctx.set_forkserver_preload(PRELOAD)  # takes effect when the server starts (once a process)
     return ctx
+
+
+Pair = tuple[str, dict[str, Any], int, float | None]  # variant id, config, seed, train seconds
+
+
+@dataclass
+class CostJob:
+    """Relative costs for a worker to measure: ``train.relcost.measure``'s arguments."""
+
+    pairs: list[Pair]
+    reference: tuple[str, dict[str, Any]]
+
+
+class Costs(Protocol):
+    """The relative costs a run measures in its workers as its variants finish."""
+
+    reference: tuple[str, dict[str, Any]]
+
+    def pair(self, record: dict[str, Any]) -> Pair | None:
+        """What a finished record needs measured (None: nothing)."""
+
+    def store(self, costs: dict[tuple[str, int], dict[str, Any]]) -> None:
+        """Keep measured costs (in their result files)."""
+
+    def warn(self, message: str) -> None:
+        """Say that a cost could not be measured."""
 
 
 # --- the worker side --------------------------------------------------------------------------
@@ -193,6 +219,9 @@ def worker_main(
             return
         if message is None:
             return
+        if isinstance(message, CostJob):
+            conn.send(("costs", *_measure(message)))
+            continue
         task, run_dir = message
 
         def progress(key: str, step: int, total: int, seed: int) -> None:
@@ -207,6 +236,14 @@ def worker_main(
         conn.send(("done", task.key, records))
 
 
+def _measure(job: CostJob) -> tuple[dict[tuple[str, int], dict[str, Any]], list[str]]:
+    """The relative costs of a ``CostJob`` and the warnings measuring them gave."""
+    from normbench.train.relcost import measure
+
+    warnings: list[str] = []
+    return measure(job.pairs, job.reference, warn=warnings.append), warnings
+
+
 # --- the supervisor side ----------------------------------------------------------------------
 
 
@@ -217,6 +254,11 @@ class _Worker:
     process: Any
     conn: Connection
     task: Unit | None = None
+    job: CostJob | None = None
+
+    @property
+    def busy(self) -> bool:
+        return self.task is not None or self.job is not None
 
 
 class WorkerPool:
@@ -240,9 +282,21 @@ class WorkerPool:
         self.warm = self.ctx.get_start_method() == "forkserver"
         self.threads = threads
         self.env = dict(env or {})
-        self.workers = [
-            self._start(k, devices[k % len(devices)] if devices else None) for k in range(workers)
-        ]
+        self.slots = [(k, devices[k % len(devices)] if devices else None) for k in range(workers)]
+        self.workers: list[_Worker] = []
+        if self.warm:
+            # Launching the server returns at once; its preload (torch, ~2 s) then overlaps
+            # whatever the parent does next. A worker's start() would block until the preload
+            # is done, so workers are forked only when the first tasks are handed out.
+            from multiprocessing import forkserver
+
+            forkserver.ensure_running()
+        else:
+            self._start_workers()  # a spawned interpreter's start() does not wait for it
+
+    def _start_workers(self) -> None:
+        if not self.workers:
+            self.workers = [self._start(slot, device) for slot, device in self.slots]
 
     def __enter__(self) -> WorkerPool:
         return self
@@ -272,43 +326,68 @@ class WorkerPool:
         on_progress: OnProgress | None = None,
         should_stop: Callable[[], bool] = lambda: False,
         write_failure: Callable[[dict[str, Any]], None] | None = None,
+        costs: Costs | None = None,
     ) -> bool:
         """Run ``tasks`` into ``run_dir``; True when all finished, False when stopped.
 
         A task whose worker dies becomes a ``failed`` record, written by ``write_failure``
         (the worker could not) and passed to ``on_result``; a replacement worker starts in
-        the same slot, on the same device, while tasks remain.
+        the same slot, on the same device, while work remains.
+
+        With ``costs``, each finished result's relative cost is measured too, by a worker
+        that has no training left to take: measuring overlaps the last tasks' training
+        instead of running after it, and each ratio is still timed in one process.
         """
-        pending = list(tasks)
-        while pending or any(w.task is not None for w in self.workers):
+        self._start_workers()
+        pending, jobs = list(tasks), []
+
+        def finished(record: dict[str, Any]) -> None:
+            on_result(record)
+            if costs is not None and (pair := costs.pair(record)) is not None:
+                jobs.append(pair)
+
+        handle = _Handlers(finished, on_progress, costs)
+        while pending or jobs or any(w.busy for w in self.workers):
             if should_stop():
                 return False
             for w in self.workers:
-                if w.task is None and pending and w.process.is_alive():
+                if w.busy or not w.process.is_alive():
+                    continue
+                if pending:
                     w.task = pending.pop(0)
-                    with contextlib.suppress(OSError):  # it died: noticed below by its sentinel
-                        w.conn.send((w.task, str(run_dir)))
+                    message: Any = (w.task, str(run_dir))
+                elif jobs and costs is not None:
+                    w.job = message = CostJob([jobs.pop(0)], costs.reference)
+                else:
+                    continue
+                with contextlib.suppress(OSError):  # it died: noticed below by its sentinel
+                    w.conn.send(message)
             wait(
                 [w.conn for w in self.workers] + [w.process.sentinel for w in self.workers],
                 timeout=POLL_SECONDS,
             )
             survivors = []
             for w in self.workers:
-                if _receive(w, on_result, on_progress) and w.process.is_alive():
+                if _receive(w, handle) and w.process.is_alive():
                     survivors.append(w)
                     continue
                 w.process.join(JOIN_SECONDS)
-                _receive(w, on_result, on_progress)  # a "done" sent just before dying still counts
+                _receive(w, handle)  # a "done" sent just before dying still counts
                 if w.task is not None and _stopping(w.process.exitcode, should_stop):
                     w.task = None  # interrupted with the run: abandoned, not failed
                 for task in members(w.task) if w.task is not None else []:
                     record = failure_record(task, death_cause(w.process.exitcode))
                     if write_failure is not None:
                         write_failure(record)
-                    on_result(record)
-                w.task = None
+                    finished(record)
+                for vid, _, seed, _ in w.job.pairs if w.job is not None and costs else []:
+                    costs.warn(
+                        f"relative cost not measured for {vid} seed {seed}: "
+                        f"{death_cause(w.process.exitcode)}"
+                    )
+                w.task = w.job = None
                 w.conn.close()
-                if pending:
+                if pending or jobs:
                     survivors.append(self._start(w.slot, w.device))
             self.workers = survivors
         return True
@@ -317,7 +396,7 @@ class WorkerPool:
         """Ask idle workers to exit, terminate busy ones (their tasks are abandoned), reap all."""
         for w in self.workers:
             try:
-                if w.task is None and w.process.is_alive():
+                if not w.busy and w.process.is_alive():
                     w.conn.send(None)
                 else:
                     w.process.terminate()
@@ -332,17 +411,32 @@ class WorkerPool:
         self.workers = []
 
 
-def _receive(w: _Worker, on_result: OnResult, on_progress: OnProgress | None) -> bool:
+@dataclass
+class _Handlers:
+    """What the supervisor does with a worker's messages."""
+
+    on_result: OnResult
+    on_progress: OnProgress | None
+    costs: Costs | None
+
+
+def _receive(w: _Worker, handle: _Handlers) -> bool:
     """Handle every message waiting on a worker's pipe; False when the pipe is broken."""
     try:
         while w.conn.poll():
             message = w.conn.recv()
-            if message[0] == "progress" and on_progress is not None and w.task is not None:
-                on_progress(message[1], message[2], message[3], w.task.seed)
+            if message[0] == "progress" and handle.on_progress is not None and w.task is not None:
+                handle.on_progress(message[1], message[2], message[3], w.task.seed)
             elif message[0] == "done":
                 w.task = None
                 for record in message[2]:
-                    on_result(record)
+                    handle.on_result(record)
+            elif message[0] == "costs":
+                w.job = None
+                if handle.costs is not None:
+                    handle.costs.store(message[1])
+                    for warning in message[2]:
+                        handle.costs.warn(warning)
             elif message[0] == "storage":
                 from normbench.results.store import StorageError
 

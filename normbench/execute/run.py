@@ -52,23 +52,16 @@ def execute_plan(plan: RunPlan, *, on_progress: Any = None, on_record: Any = Non
     work is never written); everything finished stays on disk, the manifest says
     ``interrupted`` and ``--resume`` picks up from there.
     """
-    extra: dict[str, Any] = {"execution": plan.execution(), "arith": plan.arith()}
-    if plan.rel_reference is not None:
-        extra["rel_cost_reference"] = plan.rel_reference.id
-    if plan.data is not None:
-        extra["data"] = plan.data.manifest()
-    if plan.shard is not None:
-        extra["shard"] = format_shard(plan.shard)
-        extra["tasks_in_shard"] = len(plan.tasks)
     # Signals are handled until the workers are gone (the pool closes first, inside the guard).
     with stop_on_signals(raise_interrupt=plan.in_process) as stop_asked, ExitStack() as stack:
         if plan.resume_dir is not None:  # before anything is written: one writer per directory
             stack.enter_context(RunLock(plan.resume_dir.path))
-        pool = stack.enter_context(_worker_pool(plan))  # workers start up while we set up the run
+        # Workers start up (import torch) while the parent sets up the run and imports torch.
+        pool = stack.enter_context(_worker_pool(plan))
         if plan.resume_dir is not None:
             run_dir = reopen(plan)
         else:
-            run_dir = start_run(plan.suite, plan.out, plan.command, extra)
+            run_dir = start_run(plan.suite, plan.out, plan.command, _manifest_extra(plan))
             stack.enter_context(RunLock(run_dir.path))
 
         def keep(record: dict[str, Any]) -> None:
@@ -80,8 +73,11 @@ def execute_plan(plan: RunPlan, *, on_progress: Any = None, on_record: Any = Non
             keep(record)
 
         interrupted = False
+        costs = _Costs(plan, run_dir) if plan.rel_cost and plan.rel_reference else None
         try:
-            interrupted = not _dispatch(plan, run_dir, pool, store, keep, on_progress, stop_asked)
+            interrupted = not _dispatch(
+                plan, run_dir, pool, store, keep, on_progress, stop_asked, costs
+            )
         except KeyboardInterrupt:
             interrupted = True
         except StorageError:  # disk full, permission lost: stop; what is stored stays resumable
@@ -92,18 +88,14 @@ def execute_plan(plan: RunPlan, *, on_progress: Any = None, on_record: Any = Non
             finish_run(run_dir, "failed")
             raise
     interrupted = interrupted or stop_asked()
-    # The files are the truth: a worker may have written a result its "done" never announced.
-    records = [
-        r
-        for t in plan.tasks
-        if (r := valid_result(run_dir.result_path(t.variant.id, t.seed), t.variant.id, t.seed))
-    ]
-    if plan.rel_cost and not interrupted:
-        # SIGTERM/SIGINT here lose only the relative costs not yet written: the run is then
-        # `interrupted`, and --resume measures what is missing.
+    records = _stored(plan, run_dir)
+    if costs is not None and not interrupted:
+        # What the workers did not measure (all of it in-process, or results of an earlier
+        # session in a resumed run). SIGTERM/SIGINT here lose only the relative costs not yet
+        # written: the run is then `interrupted`, and --resume measures what is missing.
         try:
             with stop_on_signals(raise_interrupt=True):
-                records = _relative_cost(plan, run_dir, records)
+                costs.measure_here(records, plan.threads)
         except KeyboardInterrupt:
             interrupted = True
     outcome = RunOutcome(
@@ -116,50 +108,83 @@ def execute_plan(plan: RunPlan, *, on_progress: Any = None, on_record: Any = Non
     return outcome
 
 
-def _relative_cost(
-    plan: RunPlan, run_dir: RunDir, records: list[dict[str, Any]]
-) -> list[dict[str, Any]]:
-    """Measure ``rel_ms_per_step`` for the records that lack it and store it in their files.
+def _manifest_extra(plan: RunPlan) -> dict[str, Any]:
+    """What the manifest records about this execution (the arithmetic record imports torch)."""
+    extra: dict[str, Any] = {"execution": plan.execution(), "arith": plan.arith()}
+    if plan.rel_reference is not None:
+        extra["rel_cost_reference"] = plan.rel_reference.id
+    if plan.data is not None:
+        extra["data"] = plan.data.manifest()
+    if plan.shard is not None:
+        extra["shard"] = format_shard(plan.shard)
+        extra["tasks_in_shard"] = len(plan.tasks)
+    return extra
 
-    Done here, after every executor and in this one process, so that the variant and its
-    reference are timed back to back on the same machine (``normbench.train.relcost``). A
-    resumed run measures only the results that have no value yet; a shard measures its own
-    results against the reference, so a merged run has a value for every result.
-    """
-    ref = plan.rel_reference
-    if ref is None:
-        return records
-    todo = [
+
+def _stored(plan: RunPlan, run_dir: RunDir) -> list[dict[str, Any]]:
+    """The plan's valid result files. The files are the truth: a worker may have written a
+    result its "done" never announced."""
+    return [
         r
-        for r in records
-        if r.get("status") != "failed" and (r.get("metrics") or {}).get("rel_ms_per_step") is None
+        for t in plan.tasks
+        if (r := valid_result(run_dir.result_path(t.variant.id, t.seed), t.variant.id, t.seed))
     ]
-    if not todo:
-        return records
-    from normbench.execute.local import pinned_threads
-    from normbench.train.relcost import measure
 
-    configs = {v.id: v.config for v in plan.suite.variants}
-    pairs = [
-        (
-            str(r["variant_id"]),
-            configs[r["variant_id"]],
-            int(r["seed"]),
-            (r.get("timing") or {}).get("train_seconds"),
-        )
-        for r in todo
-        if r.get("variant_id") in configs
-    ]
-    with pinned_threads(plan.threads):
-        costs = measure(pairs, (ref.id, ref.config), warn=_stderr)
-    for r in todo:
-        cost = costs.get((str(r.get("variant_id")), r.get("seed")))
-        if cost is None:
-            continue
-        r.setdefault("metrics", {})["rel_ms_per_step"] = round(cost["median"], 5)
-        r.setdefault("timing", {})["rel_cost"] = {**cost, "reference_name": ref.name}
-        run_dir.write_result(r)
-    return records
+
+class _Costs:
+    """The relative costs (``rel_ms_per_step``) a run measures, stored into the result files.
+
+    Measured after training, so that a variant and its reference are timed back to back in
+    one process on the same machine (``normbench.train.relcost``): by the workers as the
+    variants finish, or here after an in-process run. A resumed run measures only the
+    results that have no value yet; a shard measures its own results against the reference,
+    so a merged run has a value for every result. Each result is asked for once.
+    """
+
+    def __init__(self, plan: RunPlan, run_dir: RunDir) -> None:
+        self.ref = plan.rel_reference
+        self.reference = (self.ref.id, self.ref.config)
+        self.run_dir = run_dir
+        self.configs = {v.id: v.config for v in plan.suite.variants}
+        self.asked: dict[tuple[str, int], dict[str, Any]] = {}
+
+    def pair(self, record: dict[str, Any]) -> tuple[str, dict[str, Any], int, float | None] | None:
+        """What ``record`` needs measured: None when it failed, has a value or was asked for."""
+        key = (str(record.get("variant_id")), record.get("seed"))
+        if (
+            record.get("status") == "failed"
+            or (record.get("metrics") or {}).get("rel_ms_per_step") is not None
+            or key in self.asked
+            or key[0] not in self.configs
+        ):
+            return None
+        self.asked[key] = record
+        train_seconds = (record.get("timing") or {}).get("train_seconds")
+        return key[0], self.configs[key[0]], int(record["seed"]), train_seconds
+
+    def store(self, costs: dict[tuple[str, int], dict[str, Any]]) -> None:
+        """Write measured costs into their results' files."""
+        for key, cost in costs.items():
+            record = self.asked.get(key)
+            if record is None:
+                continue
+            record.setdefault("metrics", {})["rel_ms_per_step"] = round(cost["median"], 5)
+            record.setdefault("timing", {})["rel_cost"] = {**cost, "reference_name": self.ref.name}
+            self.run_dir.write_result(record)
+
+    def warn(self, message: str) -> None:
+        _stderr(message)
+
+    def measure_here(self, records: list[dict[str, Any]], threads: int | None) -> None:
+        """Measure, in this process, what ``records`` still need."""
+        pairs = [p for r in records if (p := self.pair(r)) is not None]
+        if not pairs:
+            return
+        from normbench.execute.local import pinned_threads
+        from normbench.train.relcost import measure
+
+        with pinned_threads(threads):
+            self.store(measure(pairs, self.reference, warn=self.warn))
 
 
 def _stderr(message: str) -> None:
@@ -185,6 +210,7 @@ def _dispatch(
     keep: Any,
     on_progress: Any,
     stop_asked: Any,
+    costs: _Costs | None,
 ) -> bool:
     """Hand the pending tasks to the chosen executor; False when it was stopped."""
     if not plan.pending:
@@ -213,6 +239,7 @@ def _dispatch(
         on_progress=on_progress,
         should_stop=stop_asked,
         write_failure=run_dir.write_result,
+        costs=costs,
     )
 
 

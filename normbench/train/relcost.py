@@ -154,6 +154,17 @@ def measure(
     ref_id, ref_config = reference
     out: dict[tuple[str, int], dict[str, Any]] = {}
     for seed in sorted({p[2] for p in pairs}):
+        for vid, _, s, _ in pairs:
+            if vid == ref_id and s == seed:
+                out[(vid, seed)] = {
+                    "reference_id": ref_id,
+                    "ratios": [1.0] * rounds,
+                    "median": 1.0,
+                    "iqr_over_median": 0.0,
+                    "rounds": rounds,
+                }
+        if not any(vid != ref_id and s == seed for vid, _, s, _ in pairs):
+            continue  # only the reference itself: nothing to time
         try:
             ref = make_stepper(ref_config, seed)
         except Exception as exc:  # the reference's own training failed the same way
@@ -164,16 +175,7 @@ def measure(
                 )
             continue
         for vid, config, s, train_seconds in pairs:
-            if s != seed:
-                continue
-            if vid == ref_id:
-                out[(vid, seed)] = {
-                    "reference_id": ref_id,
-                    "ratios": [1.0] * rounds,
-                    "median": 1.0,
-                    "iqr_over_median": 0.0,
-                    "rounds": rounds,
-                }
+            if s != seed or vid == ref_id:
                 continue
             try:
                 burst = burst_seconds(train_seconds, rounds)
