@@ -183,6 +183,30 @@ def test_default_workers_follow_cores_and_model_size(tiny_suite: Callable[..., P
     assert default_workers(big, 6, cores=8, gpus=2) == 2  # one per GPU
 
 
+def test_a_cpu_only_torch_is_known_without_importing_it(tmp_path: Path) -> None:
+    import torch
+
+    from normbench.execute.run_plan import _cpu_only_torch, cpu_only_build
+
+    assert _cpu_only_torch() == (torch.version.cuda is None and torch.version.hip is None)
+    header = "from typing import Optional\n__version__ = '2.13.0'\n"
+    cases = {
+        "cuda: Optional[str] = None\nhip: Optional[str] = None\n": True,
+        "cuda = None\nhip = None\n": True,
+        "cuda: Optional[str] = '12.1'\nhip: Optional[str] = None\n": False,
+        "cuda = None\nhip = '6.0'\n": False,
+        "cuda = None\n": False,  # a file that does not say: ask torch
+        "cuda = (\n": False,
+    }
+    for k, (body, cpu_only) in enumerate(cases.items()):
+        version = tmp_path / f"version{k}.py"
+        version.write_text(header + body)
+        assert cpu_only_build(version) is cpu_only, body
+    assert cpu_only_build(tmp_path / "missing.py") is False
+    (tmp_path / "binary.py").write_bytes(b"\xff\xfe\x00")
+    assert cpu_only_build(tmp_path / "binary.py") is False
+
+
 def test_death_cause_names_the_signal() -> None:
     assert death_cause(-9).startswith("worker process died (signal 9)")
     assert death_cause(1).startswith("worker process died (exit code 1)")

@@ -270,9 +270,44 @@ def _visible_gpus(suite: Suite) -> int:
     """CUDA devices usable for placement: only when every variant leaves the device open."""
     if any(v.config["training"]["device"] not in ("auto", "cuda") for v in suite.variants):
         return 0
+    if _cpu_only_torch():
+        return 0  # known without importing torch, so the workers' start-up overlaps that import
     import torch
 
     return torch.cuda.device_count() if torch.cuda.is_available() else 0
+
+
+def _cpu_only_torch() -> bool:
+    """Whether the installed torch was built without CUDA and ROCm, known without importing
+    it (~1 s): see ``cpu_only_build``."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("torch")
+    if spec is None or not spec.submodule_search_locations:
+        return False
+    return cpu_only_build(Path(spec.submodule_search_locations[0]) / "version.py")
+
+
+def cpu_only_build(version_file: Path) -> bool:
+    """Whether torch's generated ``version.py`` says ``cuda = None`` and ``hip = None``.
+
+    Anything else (a GPU build, a file that is missing or unreadable) is False: then torch
+    is imported and asked.
+    """
+    import ast
+
+    try:
+        tree = ast.parse(version_file.read_text())
+    except (OSError, SyntaxError, ValueError, UnicodeDecodeError):
+        return False
+    builds = {}
+    for node in tree.body:
+        target = node.target if isinstance(node, ast.AnnAssign) else None
+        if isinstance(node, ast.Assign) and len(node.targets) == 1:
+            target = node.targets[0]
+        if isinstance(target, ast.Name) and isinstance(node.value, ast.Constant):
+            builds[target.id] = node.value.value
+    return "cuda" in builds and "hip" in builds and builds["cuda"] is None and builds["hip"] is None
 
 
 def _check_device(device: str) -> None:
