@@ -16,7 +16,8 @@ from typer.testing import CliRunner
 
 from normbench.bench import parse, render_bench, run_bench
 from normbench.bench.runner import resolve_device, synchronizer
-from normbench.bench.timing import Timing, block_size, measure, quartiles
+from normbench.bench.timing import Timing, block_size, measure
+from normbench.spread import quartiles
 from normbench.bench.traffic import copy_bytes, forward_backward_bytes, forward_bytes, gbps
 from normbench.cli import app
 from normbench.errors import InputError, OptionError

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import gc
 import math
-import statistics
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
+
+from normbench.spread import quartiles
 
 # A measurement whose spread exceeds this fraction of its median is flagged as noisy.
 NOISY_IQR_FRACTION = 0.10
@@ -48,16 +49,6 @@ class Timing:
             "iqr_fraction": self.iqr_fraction,
             "noisy": self.noisy,
         }
-
-
-def quartiles(samples: Sequence[float]) -> tuple[float, float, float]:
-    """(Q1, median, Q3) with linear interpolation between order statistics, like numpy."""
-    if not samples:
-        raise ValueError("no samples")
-    if len(samples) == 1:
-        return samples[0], samples[0], samples[0]
-    q1, q2, q3 = statistics.quantiles(samples, n=4, method="inclusive")
-    return q1, q2, q3
 
 
 def block_size(per_call_s: float, block_s: float) -> int:

@@ -27,7 +27,6 @@ so the recorded training numbers never change. It honours the training precision
 
 from __future__ import annotations
 
-import statistics
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -35,6 +34,7 @@ from typing import Any
 
 import torch
 
+from normbench.spread import iqr_over_median
 from normbench.train.device import resolve_device, synchronize
 
 ROUNDS = 7
@@ -126,10 +126,7 @@ def abba(variant: Stepper, reference: Stepper, rounds: int = ROUNDS) -> dict[str
         ratios.append(min(v1, v2) / min(r1, r2))
         v_all += [v1, v2]
         r_all += [r1, r2]
-    spread = None
-    if len(ratios) >= 4:
-        q1, med, q3 = statistics.quantiles(ratios, n=4, method="inclusive")
-        spread = (q3 - q1) / med if med > 0 else None
+    spread = iqr_over_median(ratios) if len(ratios) >= 4 else None
     return {
         "median": min(v_all) / min(r_all),
         "ratios": [round(r, 5) for r in ratios],

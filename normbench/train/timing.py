@@ -17,6 +17,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from normbench.spread import quartiles
 from normbench.train.device import synchronize
 from normbench.train.optim import make_optimizer
 
@@ -30,7 +31,7 @@ def median_iqr(values: list[float]) -> dict[str, float | None]:
     if len(values) < 4:
         med = statistics.median(values)
         return {"median": med, "iqr": None, "noisy": None}
-    q1, med, q3 = statistics.quantiles(values, n=4, method="inclusive")
+    q1, med, q3 = quartiles(values)
     return {"median": med, "iqr": q3 - q1, "noisy": bool(med > 0 and (q3 - q1) / med > NOISY_IQR)}
 
 
