@@ -17,10 +17,10 @@ from typer.testing import CliRunner
 from normbench.bench import parse, render_bench, run_bench
 from normbench.bench.runner import resolve_device, synchronizer
 from normbench.bench.timing import Timing, block_size, measure
-from normbench.spread import quartiles
 from normbench.bench.traffic import copy_bytes, forward_backward_bytes, forward_bytes, gbps
 from normbench.cli import app
 from normbench.errors import InputError, OptionError
+from normbench.spread import quartiles
 
 TINY = {"min_time": 0.002, "repeats": 3}
 TINY_CLI = ["--min-time", "0.002", "--repeats", "3", "--device", "cpu"]

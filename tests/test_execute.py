@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import Result
-from conftest import TINY, subprocess_env, write_suite
+from conftest import TINY, subprocess_env, suite_text, write_suite
 from typer.testing import CliRunner
 
 from normbench import api
@@ -205,6 +205,24 @@ def test_a_cpu_only_torch_is_known_without_importing_it(tmp_path: Path) -> None:
     assert cpu_only_build(tmp_path / "missing.py") is False
     (tmp_path / "binary.py").write_bytes(b"\xff\xfe\x00")
     assert cpu_only_build(tmp_path / "binary.py") is False
+
+
+def test_workers_take_the_longest_units_first(tmp_path: Path) -> None:
+    from normbench.execute.run_plan import plan_run
+
+    text = suite_text(TINY, {"grid:\n": "grid:\n  steps: [40, 400]\n"})
+    suite = load_suite(write_suite(tmp_path, text))
+    pooled = plan_run(suite, tmp_path / "runs", make_options(workers=2))
+    order = [
+        (u.variant.config["training"]["steps"], u.variant.name, u.seed) for u in pooled.units()
+    ]
+    assert [b for b, _, _ in order] == [400] * 6 + [40] * 6  # longest first
+    suite_order = [
+        (t.variant.config["training"]["steps"], t.variant.name, t.seed) for t in pooled.pending
+    ]
+    assert order == [o for o in suite_order if o[0] == 400] + [o for o in suite_order if o[0] == 40]
+    alone = plan_run(suite, tmp_path / "runs", make_options(workers=1))
+    assert alone.units() == alone.pending  # one worker: the suite's order
 
 
 def test_death_cause_names_the_signal() -> None:

@@ -10,13 +10,14 @@ from typing import Any
 
 from normbench import arith
 from normbench.errors import InputError
-from normbench.execute.local import Task, group_tasks
+from normbench.execute.local import Task, group_tasks, members
 from normbench.execute.model_check import check_models
 from normbench.execute.plan import (
     ExecOptions,
     available_memory,
     batches_seeds,
     default_workers,
+    estimated_seconds,
     format_shard,
     is_large,
     parse_shard,
@@ -95,11 +96,19 @@ class RunPlan:
 
     def units(self) -> list[Any]:
         """The pending tasks as units of work: a batched variant's seeds grouped, split so
-        that every worker gets a share."""
-        if not self.batched:
-            return list(self.pending)
+        that every worker gets a share. Several workers take the longest units first (by
+        estimated cost; the suite's order among equals), so that the run does not end with
+        one worker training a long variant while the others idle. The order changes no
+        number: every task is seeded on its own."""
         workers = 1 if self.in_process else max(1, self.workers)
-        return group_tasks(self.pending, self.batched, -(-len(self.pending) // workers))
+        units = (
+            group_tasks(self.pending, self.batched, -(-len(self.pending) // workers))
+            if self.batched
+            else list(self.pending)
+        )
+        if workers > 1:
+            units.sort(key=lambda u: -estimated_seconds(u.variant.config) * len(members(u)))
+        return units
 
     def worker_env(self) -> dict[str, str]:
         """Variables every process that trains must start with (the reproducible mode's)."""
