@@ -15,8 +15,10 @@ from typer.testing import CliRunner
 from normbench import api
 from normbench.cli import app
 from normbench.errors import OptionError
+from normbench.execute.plan import usable_cores
+from normbench.execute.run_plan import plan_run
 from normbench.norms import NORMS, NormContext, check_norm, make, register_norm, resolve_norm
-from normbench.spec import load_suite
+from normbench.spec import Suite, load_suite
 
 runner = CliRunner()
 
@@ -113,11 +115,19 @@ def test_registered_norm_is_validated(registered: None, tmp_path: Path) -> None:
 
 
 def test_registered_norm_trains_in_process(registered: None, tmp_path: Path) -> None:
-    # In-process on purpose: worker processes do not see a registration made here (see
-    # register_norm), so a run with workers would not know the norm.
-    outcome = api.run_suite(
-        load_suite(_suite(tmp_path, f"{{kind: {NAME}, gain: 2}}")), tmp_path / "runs"
-    )
+    # In-process: worker processes do not see a registration made here (see register_norm),
+    # so the default keeps such a run here even when its size would pick workers.
+    def big(norm: str) -> Suite:
+        text = _suite(tmp_path, norm).read_text()
+        text = text.replace("steps: 1\n", "steps: 200000\n").replace("seeds: 1", "seeds: 4")
+        (tmp_path / "big.yaml").write_text(text)
+        return load_suite(tmp_path / "big.yaml")
+
+    if usable_cores() > 1:  # a built-in norm of that size would train in workers
+        assert not plan_run(big("layer"), tmp_path / "plan").in_process
+    assert plan_run(big(f"{{kind: {NAME}, gain: 2}}"), tmp_path / "plan").in_process
+    suite = load_suite(_suite(tmp_path, f"{{kind: {NAME}, gain: 2}}"))
+    outcome = api.run_suite(suite, tmp_path / "runs")
     assert outcome.exit_code == 0, outcome.records
     manifest = json.loads((outcome.run_dir.path / "manifest.json").read_text())
     assert manifest["execution"]["in_process"] is True

@@ -180,6 +180,8 @@ def _placement(
         workers = options.workers
     elif devices:
         workers = min(len(devices), max(1, n_tasks))
+    elif _registered_here(configs):
+        workers = 1  # a worker process would not know a norm registered in this process
     else:
         workers = default_workers(
             configs, n_tasks, cores=cores, gpus=gpus, memory=available_memory()
@@ -190,6 +192,13 @@ def _placement(
         return workers, devices, []
     workers, _, warnings = arith.fit_to_cores(workers, max(threads.values(), default=1), cores)
     return workers, devices, warnings
+
+
+def _registered_here(configs: list[dict[str, Any]]) -> bool:
+    """Whether a variant's norm was registered at run time (``register_norm``), not built in."""
+    from normbench.norms.catalog import BUILT_IN_NORMS
+
+    return any(c["model"]["norm"]["kind"] not in BUILT_IN_NORMS for c in configs)
 
 
 def _recorded(resolved: dict[str, Any] | None, key: str) -> dict[str, Any]:

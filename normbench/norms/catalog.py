@@ -242,8 +242,9 @@ def register_norm(entry: NormEntry) -> NormEntry:
     The registry lives in the process that registers: a run's worker processes start from a
     fresh interpreter (forkserver or spawn) and know only the norms registered on import of
     ``normbench.norms.catalog``. A norm registered from user code is unknown there, so its
-    runs must train in-process (one local worker, no ``--threads-per-worker``, no devices);
-    the ``custom`` norm (``target: "package.module:Class"``) reaches workers instead.
+    runs must train in-process (one local worker, no ``--threads-per-worker``, no devices),
+    which is what a run chooses without ``--workers`` when a variant uses such a norm; the
+    ``custom`` norm (``target: "package.module:Class"``) reaches workers instead.
     Raises ``ValueError`` for an entry that contradicts the registry (a registry bug, not user
     input): a taken name or alias, an unknown model, a malformed class path.
     """
@@ -559,6 +560,9 @@ _register_all(
         ),
     ]
 )
+
+# What a worker process knows: it imports this module, not the code that registers more.
+BUILT_IN_NORMS = frozenset(NORMS)
 
 
 # --- resolving ---------------------------------------------------------------------------------
