@@ -93,6 +93,16 @@ class OsExit(nn.Module):
         os._exit(1)
 
 
+def _timed_for_relative_cost() -> bool:
+    """Whether the caller runs inside the relative-cost measurement (not training)."""
+    frame = sys._getframe()
+    while frame is not None:
+        if frame.f_code.co_filename.endswith(os.path.join("train", "relcost.py")):
+            return True
+        frame = frame.f_back
+    return False
+
+
 class DiesWhenTimed(nn.Module):
     """Identity that ends its process (``os._exit(3)``) only when the relative-cost
     measurement steps it: training succeeds, measuring its cost kills the worker."""
@@ -101,11 +111,20 @@ class DiesWhenTimed(nn.Module):
         super().__init__()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        frame = sys._getframe()
-        while frame is not None:
-            if frame.f_code.co_filename.endswith(os.path.join("train", "relcost.py")):
-                os._exit(3)
-            frame = frame.f_back
+        if _timed_for_relative_cost():
+            os._exit(3)
+        return x
+
+
+class SlowWhenTimed(nn.Module):
+    """Identity that sleeps 50 ms per call only while its relative cost is measured."""
+
+    def __init__(self, num_features: int) -> None:
+        super().__init__()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if _timed_for_relative_cost():
+            time.sleep(0.05)
         return x
 
 

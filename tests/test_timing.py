@@ -7,9 +7,14 @@ Real runs of a tiny suite whose variants are a plain MLP (the reference), layer 
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import time
 from pathlib import Path
 
 import pytest
+from conftest import run_cli, start_cli
 from typer.testing import CliRunner
 
 from normbench.analysis.aggregate import NOISY_SPREAD, interval_spread, summarize_run
@@ -217,6 +222,39 @@ def test_a_worker_that_dies_measuring_loses_only_that_cost(work: Path) -> None:
             "worker process died (exit code 3)"
         ) in result.stderr
     assert json.loads((run / "manifest.json").read_text())["status"] == "complete"
+
+
+def test_a_stop_while_workers_measure_keeps_every_result(work: Path) -> None:
+    suite = work / "slow-timed.yaml"
+    suite.write_text(
+        SUITE.replace("custom_norms:Sleepy", "custom_norms:SlowWhenTimed").replace(
+            "seeds: 3", "seeds: 1"
+        )
+    )
+    out = work / "slow-timed"
+    proc = start_cli(
+        "run", suite, "--out", out, "--no-report", "-q", "--workers", "2",
+        start_new_session=True, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and len(list(out.glob("rel-tiny/*/results/*.json"))) < 3:
+        time.sleep(0.05)
+    time.sleep(0.5)  # every variant trained: the workers are measuring (a slow one among them)
+    assert proc.poll() is None, "the run ended before its costs were measured"
+    os.killpg(proc.pid, signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "relative cost not measured" not in err  # a stop, not a failure to measure
+    (run,) = out.glob("rel-tiny/*")
+    assert json.loads((run / "manifest.json").read_text())["status"] == "interrupted"
+    recs = records(run)
+    assert len(recs) == 3 and all(r["status"] == "ok" for r in recs.values())
+    slow = "norm=custom[target=custom_norms:SlowWhenTimed]"
+    assert "rel_ms_per_step" not in recs[(slow, 0)]["metrics"]
+    resumed = run_cli("run", suite, "--resume", run, "--no-report", "-q", "--workers", "2")
+    assert resumed.returncode == 0, resumed.stderr
+    assert records(run)[(slow, 0)]["metrics"]["rel_ms_per_step"] > 1
+    assert not list(run.rglob("*.tmp"))
 
 
 def test_no_rel_cost(work: Path) -> None:

@@ -380,6 +380,8 @@ class WorkerPool:
                     if write_failure is not None:
                         write_failure(record)
                     finished(record)
+                if w.job is not None and _stopping(w.process.exitcode, should_stop):
+                    w.job = None  # stopped with the run: --resume measures it
                 for vid, _, seed, _ in w.job.pairs if w.job is not None and costs else []:
                     costs.warn(
                         f"relative cost not measured for {vid} seed {seed}: "
