@@ -121,6 +121,7 @@ class Costs(Protocol):
     """The relative costs a run measures in its workers as its variants finish."""
 
     reference: tuple[str, dict[str, Any]]
+    backlog: list[Pair]  # stored before this run started (a resumed run) and still unmeasured
 
     def pair(self, record: dict[str, Any]) -> Pair | None:
         """What a finished record needs measured (None: nothing)."""
@@ -339,7 +340,7 @@ class WorkerPool:
         instead of running after it, and each ratio is still timed in one process.
         """
         self._start_workers()
-        pending, jobs = list(tasks), []
+        pending, jobs = list(tasks), list(costs.backlog) if costs is not None else []
 
         def finished(record: dict[str, Any]) -> None:
             on_result(record)

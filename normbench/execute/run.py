@@ -74,6 +74,8 @@ def execute_plan(plan: RunPlan, *, on_progress: Any = None, on_record: Any = Non
 
         interrupted = False
         costs = _Costs(plan, run_dir) if plan.rel_cost and plan.rel_reference else None
+        if costs is not None and pool is not None and plan.resume_dir is not None:
+            costs.backlog = [p for r in _stored(plan, run_dir) if (p := costs.pair(r)) is not None]
         try:
             interrupted = not _dispatch(
                 plan, run_dir, pool, store, keep, on_progress, stop_asked, costs
@@ -147,6 +149,7 @@ class _Costs:
         self.run_dir = run_dir
         self.configs = {v.id: v.config for v in plan.suite.variants}
         self.asked: dict[tuple[str, int], dict[str, Any]] = {}
+        self.backlog: list[tuple[str, dict[str, Any], int, float | None]] = []
 
     def pair(self, record: dict[str, Any]) -> tuple[str, dict[str, Any], int, float | None] | None:
         """What ``record`` needs measured: None when it failed, has a value or was asked for."""
