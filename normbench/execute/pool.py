@@ -39,6 +39,7 @@ from normbench.execute.local import (
     members,
     run_unit,
     set_threads,
+    with_device,
 )
 
 # torch._dynamo too: torch.optim imports it on the first optimizer built (~1 s per process).
@@ -221,7 +222,7 @@ def worker_main(
         if message is None:
             return
         if isinstance(message, CostJob):
-            conn.send(("costs", *_measure(message)))
+            conn.send(("costs", *_measure(message, device)))
             continue
         task, run_dir = message
 
@@ -237,12 +238,17 @@ def worker_main(
         conn.send(("done", task.key, records))
 
 
-def _measure(job: CostJob) -> tuple[dict[tuple[str, int], dict[str, Any]], list[str]]:
-    """The relative costs of a ``CostJob`` and the warnings measuring them gave."""
+def _measure(
+    job: CostJob, device: str | None
+) -> tuple[dict[tuple[str, int], dict[str, Any]], list[str]]:
+    """The relative costs of a ``CostJob`` and the warnings measuring them gave, timed on
+    this worker's device (where it trains), not on the one each variant's config names."""
     from normbench.train.relcost import measure
 
+    pairs = [(vid, with_device(config, device), seed, s) for vid, config, seed, s in job.pairs]
+    ref_id, ref_config = job.reference
     warnings: list[str] = []
-    return measure(job.pairs, job.reference, warn=warnings.append), warnings
+    return measure(pairs, (ref_id, with_device(ref_config, device)), warn=warnings.append), warnings
 
 
 # --- the supervisor side ----------------------------------------------------------------------
