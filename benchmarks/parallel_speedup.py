@@ -13,11 +13,15 @@ the median is reported, with the cores the run kept busy (CPU seconds ÷ wall se
 shared machine a 2-worker run that gets much less than 2 cores busy was starved by other
 load, and its ratio says nothing about normbench.
 
-Fixed costs (interpreter and torch start-up, about 3 s before the first step, and each
-worker's first-step warm-up) do not shrink with workers, so tasks must be long against them:
-the default 5000 steps is ~11 s per variant on one thread. Measured on the 2-vCPU dev VM
-(idle): 0.57 at 5000 steps, 0.63-0.72 at 2500 steps; part of the gap is hardware, a
-single-thread loop runs ~15-25% slower while the other vCPU is busy.
+Fixed costs do not shrink with workers: the CLI's start-up and the workers' server importing
+torch and ``torch._dynamo`` (about 2.2 s before the first step, overlapping the parent's own
+torch import), the run's end. The relative-cost measurement (about 15 % of the training time)
+does shrink: workers measure finished results while the others still train. Measured on the
+2-vCPU dev VM (idle, 2500 steps, 3 rounds): 0.60 and 0.61 (13.7 / 22.9 s and 13.6 / 22.3 s).
+Two single-thread loops side by side run as fast as one alone there (a plain torch loop:
+3.44 s alone, 3.42 and 3.48 s as a pair); what is left of the gap is the fixed cost and the
+last variant: the rms variant trains 1.4x longer than the one without a norm, which the
+planner's cost estimate cannot see, so one worker ends ~1 s after the other.
 
     python benchmarks/parallel_speedup.py [--steps 5000] [--repeats 1] [--quick] [--keep DIR]
 """
