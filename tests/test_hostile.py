@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -525,7 +526,7 @@ def test_a_real_disk_full_mid_run_stops_with_exit_2_and_resumes(
         filler.unlink()
         resumed = run_cli("run", suite, "--resume", run, "--no-report", "-q", "--workers", workers)
         assert resumed.returncode == 0, resumed.stderr
-        assert len(results(run)) == 6 and all(r["status"] == "ok" for r in results(run).values())
+        assert len(results(run)) == 4 and all(r["status"] == "ok" for r in results(run).values())
     finally:
         subprocess.run(["umount", "-l", str(mnt)], check=False)
 
@@ -604,6 +605,53 @@ def test_sigterm_to_the_process_group_with_workers(tmp_path: Path) -> None:
     resumed = run_cli("run", suite, "--resume", run, "--no-report", "-q", "--workers", "2")
     assert resumed.returncode == 0, resumed.stderr
     assert len(results(run)) == 4 and not list(run.rglob("*.tmp"))
+
+
+def _started_with_workers(tmp_path: Path, **kwargs: Any) -> tuple[subprocess.Popen, Path]:
+    """A 2-worker run of four 4000-step tasks, returned as soon as its run directory exists
+    (the workers' server is then still importing torch)."""
+    text = TINY.replace("steps: 20, eval_every: 10", "steps: 4000, eval_every: 100")
+    suite = write_suite(tmp_path, text.replace("seeds: 1", "seeds: 2"))
+    proc = start_cli(
+        "run", suite, "--out", tmp_path / "runs", "--workers", 2, "--no-report", "-q",
+        env={**os.environ, "PYTHONPATH": str(ROOT)}, stderr=subprocess.PIPE, text=True,
+        stdout=subprocess.DEVNULL, **kwargs,
+    )  # fmt: skip
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not list(tmp_path.glob("runs/tiny/*/manifest.json")):
+        time.sleep(0.01)
+    return proc, suite
+
+
+def test_sigterm_to_the_group_before_the_workers_forked(tmp_path: Path) -> None:
+    # The same signal kills the workers' server before it forked anyone: that is the stop.
+    proc, suite = _started_with_workers(tmp_path, start_new_session=True)
+    os.killpg(proc.pid, signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "Aborted" not in err and "Traceback" not in err, err
+    run = run_dir(tmp_path / "runs")
+    assert json.loads((run / "manifest.json").read_text())["status"] == "interrupted"
+    resumed = run_cli("run", suite, "--resume", run, "--no-report", "-q", "--workers", "2")
+    assert resumed.returncode == 0, resumed.stderr
+    assert len(results(run)) == 4
+
+
+def test_a_killed_workers_server_falls_back_to_fresh_interpreters(tmp_path: Path) -> None:
+    proc, _ = _started_with_workers(tmp_path)
+    pids = subprocess.run(
+        ["pgrep", "-P", str(proc.pid), "-f", "multiprocessing.forkserver"],
+        capture_output=True,
+        text=True,
+    ).stdout.split()
+    assert pids, "no workers' server found"
+    for pid in pids:
+        os.kill(int(pid), signal.SIGKILL)  # as the out-of-memory killer would
+    _, err = proc.communicate(timeout=180)
+    assert proc.returncode == 0, err
+    run = run_dir(tmp_path / "runs")
+    assert json.loads((run / "manifest.json").read_text())["status"] == "complete"
+    assert len(results(run)) == 4 and all(r["status"] == "ok" for r in results(run).values())
 
 
 @pytest.mark.slow

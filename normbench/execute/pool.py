@@ -90,6 +90,12 @@ def _stopping(exitcode: int | None, should_stop: Callable[[], bool]) -> bool:
     # signal kills; multiprocessing then reports 255 ("unknown"), not the real -SIGTERM.
     if exitcode not in (-signal.SIGTERM, -signal.SIGINT, FORKSERVER_UNKNOWN_EXIT):
         return False
+    return _stop_soon(should_stop)
+
+
+def _stop_soon(should_stop: Callable[[], bool]) -> bool:
+    """Whether a stop is asked for within ``STOP_GRACE_SECONDS`` (the parent's own handler may
+    run a moment after the same signal reached a child)."""
     for _ in range(int(STOP_GRACE_SECONDS / 0.05)):
         if should_stop():
             return True
@@ -301,9 +307,32 @@ class WorkerPool:
         else:
             self._start_workers()  # a spawned interpreter's start() does not wait for it
 
-    def _start_workers(self) -> None:
-        if not self.workers:
-            self.workers = [self._start(slot, device) for slot, device in self.slots]
+    def _start_workers(self, should_stop: Callable[[], bool] = lambda: False) -> bool:
+        """Start the workers not yet started; False when the run is stopping instead."""
+        while len(self.workers) < len(self.slots):
+            worker = self._fork(*self.slots[len(self.workers)], should_stop)
+            if worker is None:
+                return False
+            self.workers.append(worker)
+        return True
+
+    def _fork(
+        self, slot: int, device: str | None, should_stop: Callable[[], bool]
+    ) -> _Worker | None:
+        """A new worker in ``slot``; None when the run is stopping.
+
+        A stop of the whole process group (``timeout``, Slurm) also kills the workers' server,
+        possibly before it forked anyone: the start then fails, and that is the stop, not an
+        error. A server that died on its own (e.g. the out-of-memory killer) is replaced by
+        fresh interpreters for the rest of the run.
+        """
+        try:
+            return self._start(slot, device)
+        except (EOFError, OSError):
+            if _stop_soon(should_stop):
+                return None
+            self.ctx, self.warm = mp.get_context("spawn"), False
+            return self._start(slot, device)
 
     def __enter__(self) -> WorkerPool:
         return self
@@ -345,7 +374,8 @@ class WorkerPool:
         that has no training left to take: measuring overlaps the last tasks' training
         instead of running after it, and each ratio is still timed in one process.
         """
-        self._start_workers()
+        if not self._start_workers(should_stop):
+            return False
         pending, jobs = list(tasks), list(costs.backlog) if costs is not None else []
 
         def finished(record: dict[str, Any]) -> None:
@@ -397,7 +427,11 @@ class WorkerPool:
                 w.task = w.job = None
                 w.conn.close()
                 if pending or jobs:
-                    survivors.append(self._start(w.slot, w.device))
+                    replacement = self._fork(w.slot, w.device, should_stop)
+                    if replacement is None:
+                        self.workers = survivors
+                        return False
+                    survivors.append(replacement)
             self.workers = survivors
         return True
 
