@@ -526,7 +526,7 @@ def test_a_real_disk_full_mid_run_stops_with_exit_2_and_resumes(
         filler.unlink()
         resumed = run_cli("run", suite, "--resume", run, "--no-report", "-q", "--workers", workers)
         assert resumed.returncode == 0, resumed.stderr
-        assert len(results(run)) == 4 and all(r["status"] == "ok" for r in results(run).values())
+        assert len(results(run)) == 6 and all(r["status"] == "ok" for r in results(run).values())
     finally:
         subprocess.run(["umount", "-l", str(mnt)], check=False)
 
