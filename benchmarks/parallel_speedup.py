@@ -9,9 +9,10 @@ start-up and worker spawning included), timed from launch to exit:
 - no option                                (whatever the default chooses on this machine)
 
 Configurations alternate over ``--repeats`` rounds so drifts in machine load hit all of them;
-the median is reported, with the cores the run kept busy (CPU seconds ÷ wall seconds): on a
-shared machine a 2-worker run that gets much less than 2 cores busy was starved by other
-load, and its ratio says nothing about normbench.
+the median is reported, with how many tasks trained at once on average (the results'
+``train_seconds`` ÷ wall seconds; the rest of the wall time is start-up, evaluation, relative
+costs and the run's end). A 2-worker run whose training is slower per task than the 1-worker
+run's was slowed by other load, and its ratio says nothing about normbench.
 
 Fixed costs do not shrink with workers: the CLI's start-up and the workers' server importing
 torch and ``torch._dynamo`` (about 2.2 s before the first step, overlapping the parent's own
@@ -29,8 +30,8 @@ planner's cost estimate cannot see, so one worker ends ~1 s after the other.
 from __future__ import annotations
 
 import argparse
+import json
 import os
-import resource
 import shutil
 import statistics
 import subprocess
@@ -67,13 +68,19 @@ CONFIGS = {
 }
 
 
-def child_cpu_seconds() -> float:
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
+def training_seconds(out: Path) -> float:
+    """Seconds spent training (``timing.train_seconds``, all results) in the newest run in
+    ``out``. CPU time of the run's processes cannot be read from here: workers are children
+    of the forkserver, whose usage never reaches this process's ``RUSAGE_CHILDREN``."""
+    runs = sorted(out.glob("speedup/*"), key=lambda d: d.stat().st_mtime)
+    return sum(
+        float(json.loads(f.read_text())["timing"]["train_seconds"])
+        for f in runs[-1].glob("results/*.json")
+    )
 
 
 def run_once(suite: Path, out: Path, args: list[str]) -> tuple[float, float]:
-    """Wall seconds and CPU seconds (all its processes) of one ``normbench run`` subprocess."""
+    """Wall seconds and training seconds (all its workers) of one ``normbench run``."""
     cmd = [
         sys.executable,
         "-m",
@@ -88,12 +95,12 @@ def run_once(suite: Path, out: Path, args: list[str]) -> tuple[float, float]:
         "json",
         *args,
     ]
-    cpu0, t0 = child_cpu_seconds(), time.perf_counter()
+    t0 = time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
-    wall, cpu = time.perf_counter() - t0, child_cpu_seconds() - cpu0
+    wall = time.perf_counter() - t0
     if proc.returncode != 0:
         raise SystemExit(f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stderr}")
-    return wall, cpu
+    return wall, training_seconds(out)
 
 
 def chosen_default(suite: Path) -> str:
@@ -126,9 +133,9 @@ def main() -> None:
     try:
         for _ in range(args.repeats):
             for name, extra in configs.items():
-                wall, cpu = run_once(suite, args.keep or work / "runs", extra)
+                wall, training = run_once(suite, args.keep or work / "runs", extra)
                 times[name].append(wall)
-                cores_used[name].append(cpu / wall)
+                cores_used[name].append(training / wall)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
@@ -140,7 +147,7 @@ def main() -> None:
     for name, t in med.items():
         print(
             f"  {name:26s} {t:7.2f} s   (runs: {', '.join(f'{x:.2f}' for x in times[name])}; "
-            f"cores busy: {statistics.median(cores_used[name]):.2f})"
+            f"training in parallel: {statistics.median(cores_used[name]):.2f})"
         )
     print(f"  default chose: {default_note}")
     ratio = med["workers=2 threads=1"] / med["workers=1 threads=1"]
