@@ -394,7 +394,11 @@ class WorkerPool:
                     w.task = pending.pop(0)
                     message: Any = (w.task, str(run_dir))
                 elif jobs and costs is not None:
-                    w.job = message = CostJob([jobs.pop(0)], costs.reference)
+                    # A share of what is waiting (the workers' number of parts): each job
+                    # builds the reference once per seed, and the others still get theirs.
+                    share = -(-len(jobs) // len(self.workers))
+                    w.job = message = CostJob(jobs[:share], costs.reference)
+                    del jobs[:share]
                 else:
                     continue
                 with contextlib.suppress(OSError):  # it died: noticed below by its sentinel
