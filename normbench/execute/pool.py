@@ -377,6 +377,7 @@ class WorkerPool:
         if not self._start_workers(should_stop):
             return False
         pending, jobs = list(tasks), list(costs.backlog) if costs is not None else []
+        alone: list[Pair] = []  # pairs of a shared job whose worker died: retried one by one
 
         def finished(record: dict[str, Any]) -> None:
             on_result(record)
@@ -384,7 +385,7 @@ class WorkerPool:
                 jobs.append(pair)
 
         handle = _Handlers(finished, on_progress, costs)
-        while pending or jobs or any(w.busy for w in self.workers):
+        while pending or jobs or alone or any(w.busy for w in self.workers):
             if should_stop():
                 return False
             for w in self.workers:
@@ -393,6 +394,8 @@ class WorkerPool:
                 if pending:
                     w.task = pending.pop(0)
                     message: Any = (w.task, str(run_dir))
+                elif alone and costs is not None:
+                    w.job = message = CostJob([alone.pop(0)], costs.reference)
                 elif jobs and costs is not None:
                     # A share of what is waiting (the workers' number of parts): each job
                     # builds the reference once per seed, and the others still get theirs.
@@ -423,6 +426,9 @@ class WorkerPool:
                     finished(record)
                 if w.job is not None and _stopping(w.process.exitcode, should_stop):
                     w.job = None  # stopped with the run: --resume measures it
+                if w.job is not None and len(w.job.pairs) > 1:
+                    alone += w.job.pairs  # which one ended the worker is unknown: each alone
+                    w.job = None
                 for vid, _, seed, _ in w.job.pairs if w.job is not None and costs else []:
                     costs.warn(
                         f"relative cost not measured for {vid} seed {seed}: "
@@ -430,7 +436,7 @@ class WorkerPool:
                     )
                 w.task = w.job = None
                 w.conn.close()
-                if pending or jobs:
+                if pending or jobs or alone:
                     replacement = self._fork(w.slot, w.device, should_stop)
                     if replacement is None:
                         self.workers = survivors
