@@ -18,7 +18,8 @@ Fixed costs do not shrink with workers: the CLI's start-up and the workers' serv
 torch and ``torch._dynamo`` (about 2.2 s before the first step, overlapping the parent's own
 torch import), the run's end. The relative-cost measurement (about 15 % of the training time)
 does shrink: workers measure finished results while the others still train. Measured on the
-2-vCPU dev VM (idle, 2500 steps, 3 rounds): 0.60 and 0.61 (13.7 / 22.9 s and 13.6 / 22.3 s).
+2-vCPU dev VM (idle, 2500 steps, 3 rounds): 0.60, 0.61 and 0.59 (13.7 / 22.9 s, 13.6 / 22.3 s,
+13.2 / 22.5 s).
 Two single-thread loops side by side run as fast as one alone there (a plain torch loop:
 3.44 s alone, 3.42 and 3.48 s as a pair); what is left of the gap is the fixed cost and the
 last variant: the rms variant trains 1.4x longer than the one without a norm, which the
