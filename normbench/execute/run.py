@@ -7,7 +7,7 @@ import sys
 from contextlib import ExitStack, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from normbench.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK
 from normbench.execute.local import run_serial
@@ -17,6 +17,9 @@ from normbench.execute.run_plan import RunPlan, plan_run
 from normbench.execute.signals import stop_on_signals
 from normbench.results.store import RunDir, RunLock, StorageError
 from normbench.spec import Suite
+
+if TYPE_CHECKING:  # the pool module is imported only when a run has workers
+    from normbench.execute.pool import Pair
 
 
 @dataclass
@@ -149,9 +152,9 @@ class _Costs:
         self.run_dir = run_dir
         self.configs = {v.id: v.config for v in plan.suite.variants}
         self.asked: dict[tuple[str, int], dict[str, Any]] = {}
-        self.backlog: list[tuple[str, dict[str, Any], int, float | None]] = []
+        self.backlog: list[Pair] = []
 
-    def pair(self, record: dict[str, Any]) -> tuple[str, dict[str, Any], int, float | None] | None:
+    def pair(self, record: dict[str, Any]) -> Pair | None:
         """What ``record`` needs measured: None when it failed, has a value or was asked for."""
         key = (str(record.get("variant_id")), record.get("seed"))
         if (
