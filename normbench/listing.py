@@ -18,7 +18,12 @@ def model_rows() -> Rows:
     from normbench.models.catalog import MODELS
 
     return [
-        {"name": m.name, "keys": ", ".join(sorted(m.keys - {"kind"})), "summary": m.summary}
+        {
+            "name": m.name,
+            "keys": ", ".join(o.describe() for o in m.options),
+            "placements": ", ".join(m.placements),
+            "summary": m.summary,
+        }
         for m in MODELS.values()
     ]
 

@@ -6,7 +6,7 @@ import math
 import os
 import re
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from normbench.errors import OptionError, did_you_mean, unknown
@@ -36,12 +36,14 @@ TYPES: dict[str, str] = {
     "mapping": "mapping",  # keyword arguments
     "int_pair": "int_pair",  # [low, high] with low <= high
     "int_list": "list of ints",
+    "int_or_int_list": "int or list of ints",
+    "str_or_str_list": "str or list of str",  # kept as written: 100 stays 100, [100] a list
     "float_list": "list of floats",
     "int_or_str": "int or str",  # a block index or a module path
     "int_or_str_list": "list of int or str",
 }
 LIST_TYPES = frozenset({"int_pair", "int_list", "float_list", "int_or_str_list"})
-NUMERIC_TYPES = frozenset({"int", "float", "int_pair", "int_list", "float_list"})
+NUMERIC_TYPES = frozenset({"int", "float", "int_pair", "int_list", "float_list", "int_or_int_list"})
 
 
 @dataclass(frozen=True)
@@ -275,6 +277,14 @@ _COERCE: dict[str, Callable[[Option, Any], Any]] = {
     "target": _target,
     "mapping": _mapping,
     **dict.fromkeys(LIST_TYPES, _list),
+    "str_or_str_list": lambda opt, v: (
+        [_str(replace(opt, name=f"{opt.name}[{i}]"), e) for i, e in enumerate(v)]
+        if isinstance(v, list)
+        else _str(opt, v)
+    ),
+    "int_or_int_list": lambda opt, v: (
+        _list(replace(opt, type="int_list"), v) if isinstance(v, list) else _int((opt.name,), v)
+    ),
 }
 
 
@@ -394,6 +404,10 @@ def _value_schema(opt: Option) -> Schema:
         "float_list": {**items, "items": number},
         "int_or_str": index,
         "int_or_str_list": {**items, "items": index},
+        "int_or_int_list": {"anyOf": [integer, {**items, "items": integer}]},
+        "str_or_str_list": {
+            "anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]
+        },
     }
     return schemas[opt.type]
 

@@ -17,15 +17,13 @@ from normbench import budget
 from normbench.claim_rules import check_claims
 from normbench.errors import OptionError, SuiteError, did_you_mean, unknown
 from normbench.models.catalog import (
-    ACTIVATIONS,
-    DEFAULT_READOUT,
     KEEP,
     MODELS,
-    check_model,
     custom_signature_error,
-    widths_of,
+    model_entry,
+    model_keys,
+    resolve_model,
 )
-from normbench.models.kinds import MLP, MODEL_KINDS
 from normbench.naming import format_value
 from normbench.suite_keys import ALIASES, TARGET_KEYS
 from normbench.yamlsrc import Lines, parse_yaml, read_yaml
@@ -60,48 +58,6 @@ class DatasetCfg(BaseModel):
     model_config = ConfigDict(extra="allow", allow_inf_nan=False)
     name: str
     input_norm: Literal["none", "zscore", "minmax"] = "none"
-
-
-class ModelCfg(_Strict):
-    """``model:`` — the family, its shape, the activation, the norm and where it sits."""
-
-    kind: Literal[MODEL_KINDS] = MLP  # type: ignore[valid-type]  # the tuple, unpacked
-    target: str | None = None
-    options: dict[str, Any] | None = None
-    swap: str | list[str] | None = None
-    hidden: Int | list[Int] | None = None
-    channels: list[Int] | None = None
-    kernel_size: Int = Field(3, ge=1)
-    stride: Int = Field(1, ge=1)
-    pool: Literal["max", "avg", "none"] = "max"
-    convs_per_stage: Int = Field(1, ge=1)
-    readout: str | None = None
-    cell: Literal["lstm", "gru", "rnn"] = "gru"
-    layers: Int = Field(1, ge=1)
-    residual: bool = False
-    activation: str = "relu"
-    norm: str | dict[str, Any] = "none"
-    placement: Literal["pre", "post"] = "pre"
-    init: Literal["default", "gaussian", "xavier", "kaiming"] = "default"
-    init_std: Float = Field(0.01, gt=0)
-    dropout: Float = Field(0.0, ge=0, lt=1)
-    bidirectional: bool = False
-    fused: bool = False
-
-    @field_validator("hidden", "channels")
-    @classmethod
-    def _positive(cls, v: int | list[int] | None) -> int | list[int] | None:
-        vals = [v] if isinstance(v, int) else (v or [])
-        if any(x <= 0 for x in vals):
-            raise ValueError("widths must be positive integers")
-        return v
-
-    @field_validator("activation")
-    @classmethod
-    def _activation(cls, v: str) -> str:
-        if v not in ACTIVATIONS:
-            raise ValueError(unknown("activation", v, list(ACTIVATIONS)))
-        return v
 
 
 class OptimizerCfg(_Strict):
@@ -205,7 +161,8 @@ class SuiteCfg(_Strict):
     name: str
     description: str = ""
     dataset: DatasetCfg
-    model: ModelCfg = ModelCfg()
+    # Checked against its kind's entry (normbench.models.catalog) when variants are resolved.
+    model: dict[str, Any] = {}
     training: TrainingCfg = TrainingCfg()
     grid: dict[str, list[Any]] = {}
     exclude: list[dict[str, Any]] = []
@@ -240,7 +197,7 @@ class SuiteCfg(_Strict):
 
 SECTION_KEYS: dict[tuple, list[str]] = {
     (): list(SuiteCfg.model_fields),
-    ("model",): list(ModelCfg.model_fields),
+    ("model",): ["kind", "norm", *model_keys()],
     ("training",): list(TrainingCfg.model_fields),
     ("training", "optimizer"): list(OptimizerCfg.model_fields),
     ("claims",): list(ClaimCfg.model_fields),
@@ -516,16 +473,6 @@ def _resolve_variant(
     from normbench.data import registry as data_registry
     from normbench.norms import catalog as norm_catalog
 
-    model = cfg.model.model_dump()
-    given = set(cfg.model.model_fields_set)
-    try:
-        check_model(model, given)
-    except OptionError as exc:
-        raise OptionError(exc.message, ("model", *exc.path)) from None
-    if model["kind"] == "rnn" and "activation" not in given:
-        model["activation"] = "tanh"  # the recurrent cells' usual non-linearity
-    if model["kind"] in DEFAULT_READOUT and model["readout"] is None:
-        model["readout"] = DEFAULT_READOUT[model["kind"]]
     dataset_raw = cfg.dataset.model_dump()
     try:
         dataset = data_registry.resolve_dataset(dataset_raw)
@@ -535,7 +482,13 @@ def _resolve_variant(
             )
     except OptionError as exc:
         raise OptionError(exc.message, ("dataset", *exc.path)) from None
-    if model["kind"] == "custom":
+    layout = data_registry.DATASETS[dataset["name"]].layout
+    try:
+        model, given = resolve_model(cfg.model, layout)
+    except OptionError as exc:
+        raise OptionError(exc.message, ("model", *exc.path)) from None
+    entry = model_entry(model["kind"])
+    if entry.custom:
         model = _resolve_custom(cfg, model, given, check_imports)
         return _resolve_rest(cfg, dataset, model, model["norm"], skipped)
     try:
@@ -549,12 +502,11 @@ def _resolve_variant(
                 f"which this {model['kind']} model has not (choose a registry norm)"
             )
         norm = norm_catalog.resolve_norm(model["norm"])
-        layout = data_registry.DATASETS[dataset["name"]].layout
-        spatial = 0 if model["kind"] != "cnn" else (2 if layout == "image" else 1)
         ctx = norm_catalog.NormContext(
             model=model["kind"],
-            widths=widths_of(model),
-            spatial=spatial,
+            layout=entry.norm_layout,
+            widths=entry.widths(model),
+            spatial=entry.spatial(layout),
             batch_size=cfg.training.batch_size,
             placement=model["placement"],
         )
@@ -885,14 +837,25 @@ def build_suite(
 def _locate_variant_error(
     exc: OptionError, point: dict[str, Any], grid: dict[str, list[Any]], loc: _Locator
 ) -> SuiteError:
-    """Point an error at the grid entry responsible for it when one is, else at the key."""
-    for key, value in point.items():
-        gpath = canonical_key(key)
-        if exc.path[: len(gpath)] == gpath or exc.path[: len(gpath) - 1] == gpath[:-1] == (
-            "model",
-        ):
-            index = next(i for i, v in enumerate(grid[key]) if v == value)
-            return loc.error(exc.message, ("grid", key, index))
+    """Point an error at the grid entry responsible for it when one is, else at the key.
+
+    A sibling model key swept by the grid (``grid.norm`` for an error at ``model.placement``)
+    is blamed only when the suite file does not write the key the error is about.
+    """
+    written = exc.path in loc.lines
+    paths = {key: canonical_key(key) for key in point}
+    for key, gpath in paths.items():
+        if exc.path == gpath and gpath[0] == "model" and gpath[-1] not in SECTION_KEYS[gpath[:1]]:
+            return loc.error(exc.message, ("grid", key))  # the swept key itself is unknown
+    exact = [k for k, g in paths.items() if exc.path[: len(g)] == g]
+    siblings = [
+        k
+        for k, g in paths.items()
+        if not written and exc.path[: len(g) - 1] == g[:-1] == ("model",)
+    ]
+    for key in exact or siblings:
+        index = next(i for i, v in enumerate(grid[key]) if v == point[key])
+        return loc.error(exc.message, ("grid", key, index))
     return loc.error(exc.message, exc.path)
 
 

@@ -19,69 +19,6 @@ NAME_PATTERN = r"^[a-z0-9_-]+$"
 
 Schema = dict[str, Any]
 
-MODEL_KEYS: dict[str, tuple[str, Schema]] = {
-    "kind": ("model family: mlp, cnn, rnn or custom (normbench list models)", {}),
-    "target": (
-        'custom: the model factory, "package.module:function"',
-        {"type": ["string", "null"], "pattern": r"^[\w.]+:[\w.]+$"},
-    ),
-    "options": ("custom: keyword arguments passed to the factory", {"type": ["object", "null"]}),
-    "swap": (
-        "custom: module class name(s) that the suite's norm replaces",
-        {
-            "anyOf": [
-                {"type": "string"},
-                {"type": "array", "items": {"type": "string"}},
-                {"type": "null"},
-            ]
-        },
-    ),
-    "hidden": (
-        "mlp: hidden widths, e.g. [100, 100]; rnn: the hidden size",
-        {
-            "anyOf": [
-                {"type": "integer", "minimum": 1},
-                {"type": "array", "items": {"type": "integer", "minimum": 1}},
-            ]
-        },
-    ),
-    "channels": (
-        "cnn: output channels of each stage, e.g. [32, 32]",
-        {"type": "array", "items": {"type": "integer", "minimum": 1}, "minItems": 1},
-    ),
-    "kernel_size": ("cnn: convolution kernel size", {"type": "integer", "minimum": 1}),
-    "stride": ("cnn: convolution stride", {"type": "integer", "minimum": 1}),
-    "pool": ("cnn: pooling after each stage", {"enum": ["max", "avg", "none"]}),
-    "convs_per_stage": ("cnn: convolutions per stage", {"type": "integer", "minimum": 1}),
-    "readout": (
-        "how the last features become the classifier input (cnn: flatten|mean, rnn: last|mean)",
-        {"enum": ["flatten", "mean", "last"]},
-    ),
-    "cell": ("rnn: recurrent cell", {"enum": ["lstm", "gru", "rnn"]}),
-    "layers": ("rnn: stacked recurrent layers", {"type": "integer", "minimum": 1}),
-    "residual": ("mlp: residual connections between equal-width blocks", {"type": "boolean"}),
-    "dropout": (
-        "dropout probability after each block's activation",
-        {"type": "number", "minimum": 0, "exclusiveMaximum": 1},
-    ),
-    "bidirectional": ("rnn: a bidirectional recurrent layer", {"type": "boolean"}),
-    "fused": (
-        "rnn: torch's fused cuDNN/oneDNN kernel (only where the norm allows it)",
-        {"type": "boolean"},
-    ),
-    "activation": ("non-linearity after (or before) the norm (normbench list activations)", {}),
-    "norm": (
-        "normalization: a registry name, or a mapping {kind: NAME, ...options} "
-        "(normbench list norms)",
-        {},
-    ),
-    "placement": (
-        "pre: Linear/Conv → Norm → Act; post: Linear/Conv → Act → Norm",
-        {"enum": ["pre", "post"]},
-    ),
-    "init": ("weight initialisation", {"enum": ["default", "gaussian", "xavier", "kaiming"]}),
-    "init_std": ("standard deviation of init: gaussian", {"type": "number", "exclusiveMinimum": 0}),
-}
 
 OPTIMIZER_KEYS: dict[str, tuple[str, Schema]] = {
     "name": ("optimizer name", {}),
@@ -275,19 +212,22 @@ def dataset_schema() -> Schema:
 
 
 def model_schema() -> Schema:
-    """``model:`` with the keys of its kind only (if/then on ``kind``)."""
-    from normbench.models.catalog import ACTIVATIONS, MODELS
+    """``model:`` with the keys of its kind only (if/then on ``kind``), from the kinds' entries."""
+    from normbench.models.catalog import MODELS, model_keys
 
-    props = _props(
-        MODEL_KEYS,
-        kind={"enum": list(MODELS)},
-        activation={"enum": list(ACTIVATIONS)},
-        norm=norm_schema(),
-    )
+    kinds = ", ".join(MODELS)
+    props: dict[str, Schema] = {
+        "kind": {"enum": list(MODELS), "description": f"model family: {kinds}"},
+        "norm": norm_schema(),
+        **{name: {"description": opt.summary} for name, opt in model_keys().items()},
+    }
     rules = [
         {
             "if": {"properties": {"kind": {"const": k}}, "required": ["kind"]},
-            "then": {"propertyNames": {"enum": sorted(m.keys | {"kind"})}},
+            "then": {
+                "properties": {o.name: json_schema(o) for o in m.options},
+                "propertyNames": {"enum": sorted(m.keys)},
+            },
         }
         for k, m in MODELS.items()
     ]
@@ -349,7 +289,7 @@ def grid_schema() -> Schema:
 
     values: dict[str, Schema] = {
         "norm": norm_schema(),
-        "placement": {"enum": ["pre", "post"]},
+        "placement": {"enum": sorted({p for m in MODELS.values() for p in m.placements})},
         "activation": {"enum": list(ACTIVATIONS)},
         "lr_mult": TRAINING_KEYS["lr_mult"][1],
         "lr": TRAINING_KEYS["lr"][1],
@@ -385,12 +325,13 @@ def grid_schema() -> Schema:
 def dotted_keys() -> list[str]:
     """Every dotted path a grid may sweep: a section's keys, optimizer, norm and dataset options."""
     from normbench.data.registry import DATASETS
+    from normbench.models.catalog import model_keys
     from normbench.norms.catalog import NORMS
 
     norm_opts = sorted({o.name for e in NORMS.values() for o in e.options} | {"kind"})
     data_opts = sorted({o.name for e in DATASETS.values() for o in e.all_options()} | {"name"})
     return [
-        *(f"model.{k}" for k in MODEL_KEYS),
+        *(f"model.{k}" for k in ["kind", "norm", *model_keys()]),
         *(f"model.norm.{k}" for k in norm_opts),
         *(f"training.{k}" for k in TRAINING_KEYS),
         *(f"training.optimizer.{k}" for k in OPTIMIZER_KEYS),

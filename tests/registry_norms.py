@@ -55,7 +55,7 @@ ENTRY = NormEntry(
         Option("gain", "float", 1.0, "output scale", min=0.0, max=10.0),
         Option("shift", "bool", True, "add a learned per-channel bias"),
     ),
-    models=("mlp", "cnn"),
+    layouts=("features", "spatial"),
     uses_batch_stats=False,
     wraps_layer=False,
     cls="registry_norms:PairScale",

@@ -675,7 +675,7 @@ def test_vector_data_cannot_feed_cnn_or_rnn():
             view_for_model(split, model)
     assert view_for_model(split, "mlp").x_train.shape == (16, 16)
     with pytest.raises(OptionError, match="unknown model kind"):
-        view_for_model(split, "transformer")
+        view_for_model(split, "transfomer")
 
 
 def test_check_pairing_uses_static_layouts():

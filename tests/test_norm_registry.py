@@ -110,7 +110,7 @@ def test_registered_norm_is_validated(registered: None, tmp_path: Path) -> None:
     odd = runner.invoke(app, ["validate", str(_suite(tmp_path, NAME, width=7))])
     assert odd.exit_code == 2 and "every width must be even, not 7" in odd.output
     rnn = NormContext(model="rnn", widths=(8,), spatial=0, batch_size=16, placement="pre")
-    with pytest.raises(OptionError, match="works with mlp, cnn models only"):
+    with pytest.raises(OptionError, match="works with mlp, cnn models only, not rnn"):
         check_norm(NAME, rnn)
 
 
@@ -154,8 +154,8 @@ def test_register_refuses_contradictions(registered: None) -> None:
         register_norm(replace(ENTRY, name="other", aliases=("bn",)))
     with pytest.raises(ValueError, match="lower case"):
         register_norm(replace(ENTRY, name="Other", aliases=()))
-    with pytest.raises(ValueError, match="models must be some of"):
-        register_norm(replace(ENTRY, name="other", aliases=(), models=("transformer",)))
+    with pytest.raises(ValueError, match="layouts must be some of"):
+        register_norm(replace(ENTRY, name="other", aliases=(), layouts=("nowhere",)))
     with pytest.raises(ValueError, match=r"is not 'package.module:Class'"):
         register_norm(replace(ENTRY, name="other", aliases=(), cls="PairScale"))
     with pytest.raises(OptionError, match="unknown norm 'other'"):

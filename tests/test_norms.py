@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from normbench.errors import OptionError
+from normbench.models.catalog import MODELS, NORM_LAYOUTS
 from normbench.norms import (
     NORMS,
     NormContext,
@@ -68,14 +69,15 @@ def test_catalog_does_not_import_torch() -> None:
 def test_registry_entries_are_consistent() -> None:
     for name, entry in NORMS.items():
         assert entry.name == name
-        assert set(entry.models) <= {"mlp", "cnn", "rnn"} and entry.models
+        assert set(entry.models) <= set(MODELS) and entry.models
+        assert set(entry.layouts) <= set(NORM_LAYOUTS)
         assert entry.summary and ":" in entry.cls
         assert entry.wraps_layer == (name == "weight")
     rows = norm_rows()
     assert [r["name"] for r in rows] == list(NORMS)
     batch = next(r for r in rows if r["name"] == "batch")
     assert "momentum=0.1" in batch["options"] and "affine=per_feature" in batch["options"]
-    assert set(rows[0]) == {"name", "models", "options", "summary"}
+    assert set(rows[0]) == {"name", "models", "layouts", "options", "summary"}
 
 
 @pytest.mark.parametrize("name", list(NORMS))

@@ -127,8 +127,8 @@ BAD = [
     ),
     (
         "unknown model",
-        lambda s: s.replace("kind: mlp", "kind: transformer"),
-        ["model.kind", "'transformer' is not allowed"],
+        lambda s: s.replace("kind: mlp", "kind: transfomer"),
+        ["model.kind", "unknown model kind 'transfomer'", "did you mean 'transformer'"],
     ),
     (
         "unknown dataset",

@@ -162,7 +162,8 @@ def context_for(shape: Shape) -> Any:
 
     spatial = len(shape) - 2
     return NormContext(
-        model="mlp" if spatial == 0 else "cnn",
+        model="bench",
+        layout="spatial" if spatial else "features",
         widths=(shape[1],),
         spatial=spatial,
         batch_size=shape[0],

@@ -25,7 +25,7 @@ from normbench.data.catalog import COMMON_OPTIONS, DATASETS, Arrays, DatasetEntr
 from normbench.data.domains import join_domains
 from normbench.data.formats import ARRAY_KEYS
 from normbench.data.split import DataSplit, check_split, normalize_inputs
-from normbench.data.views import MODEL_KINDS, check_layout, view_for_model
+from normbench.data.views import check_layout, view_for_model
 from normbench.errors import OptionError, unknown
 from normbench.options import fill
 
@@ -35,7 +35,6 @@ from normbench.options import fill
 __all__ = [
     "COMMON_OPTIONS",
     "DATASETS",
-    "MODEL_KINDS",
     "DataSplit",
     "DatasetEntry",
     "build_counts",

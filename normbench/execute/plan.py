@@ -334,18 +334,22 @@ def remove_stale_temp_files(run_dir: Path) -> int:
 
 # --- batched seeds ----------------------------------------------------------------------------
 
-# What the stacked trainer (normbench.train.batched) handles exactly: an MLP whose norms are
-# per-member modules with no cross-member state, trained by an element-wise optimizer, with
-# no per-model step (gradient clipping), autocast, compile, dropout or diagnostics hooks.
-BATCH_NORMS = frozenset({"none", "batch", "layer", "rms"})
+# What the stacked trainer (normbench.train.batched) handles exactly: a stackable model kind
+# whose norms are stackable (per-member modules with no cross-member state; both are traits of
+# their registry entries), trained by an element-wise optimizer, with no per-model step
+# (gradient clipping), autocast, compile, dropout or diagnostics hooks.
 
 
 def batch_unsupported(config: dict[str, Any]) -> str | None:
     """Why this variant's seeds cannot be trained as one stacked model, or None if they can."""
+    from normbench.models.catalog import MODELS
+    from normbench.norms.catalog import NORMS
+
     model, training = config["model"], config["training"]
+    norm = NORMS.get(model["norm"]["kind"])
     checks = [
-        (model["kind"] != "mlp", f"model kind '{model['kind']}'"),
-        (model["norm"]["kind"] not in BATCH_NORMS, f"norm '{model['norm']['kind']}'"),
+        (not MODELS[model["kind"]].stackable, f"model kind '{model['kind']}'"),
+        (norm is None or not norm.stackable, f"norm '{model['norm']['kind']}'"),
         (bool(config.get("diagnostics")), "diagnostics"),
         (training.get("precision", "fp32") != "fp32", f"precision {training.get('precision')}"),
         (bool(training.get("compile")), "compile"),

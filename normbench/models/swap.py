@@ -192,7 +192,8 @@ def check_fit(sites: list[Site], norm: dict[str, Any], batch_size: int) -> None:
                 ("norm",),
             )
         ctx = NormContext(
-            model="cnn" if spatial else "mlp",
+            model="custom",
+            layout="spatial" if spatial else "features",
             widths=(site.features,),
             spatial=min(spatial, 2),
             batch_size=batch_size,

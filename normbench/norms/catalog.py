@@ -12,7 +12,7 @@ from normbench.errors import OptionError, unknown
 
 # Nothing in this module may import torch (directly or through normbench.norms.layers):
 # `normbench validate`, `list` and `--help` must stay instant. A test checks it.
-from normbench.models.kinds import BUILT_IN_MODELS as MODELS
+from normbench.models.catalog import NORM_LAYOUTS, kinds_with_layout
 from normbench.options import AFFINE_MODES as AFFINE_MODES
 from normbench.options import TARGET_RE as _TARGET_RE
 from normbench.options import Option
@@ -36,7 +36,9 @@ class NormEntry:
     name: str
     summary: str
     options: tuple[Option, ...]
-    models: tuple[str, ...]  # subset of MODELS the norm can sit in
+    # Where it can sit, as its input looks there (models.catalog.NORM_LAYOUTS): the model kinds
+    # it fits follow from the kinds' own layouts.
+    layouts: tuple[str, ...]
     uses_batch_stats: bool  # statistics across the batch axis → batch_size 1 is impossible
     wraps_layer: bool  # weight norm: re-parametrises the preceding Linear/Conv via wrap()
     # "module:Class" (or a function with the same signature), imported lazily: a string, so
@@ -45,7 +47,9 @@ class NormEntry:
     reference: str = ""  # paper, for the docs
     extra_options: bool = False  # custom: arbitrary extra options are passed to the class
     wrapper: str = ""  # "module:function" that wrap() applies as wrapper(layer, **options)
-    needs_spatial: bool = False  # statistics over H×W / L: meaningless on (N, C) inputs
+    # Seeds of a variant with this norm may train as one stacked model (normbench.train.batched):
+    # a per-member module with no cross-member state.
+    stackable: bool = False
     # Subtracts a per-channel mean, which cancels a bias right before it exactly (Ioffe &
     # Szegedy §3.2), so the models drop that bias in "pre" placement. A mean over features
     # (layer, group) or no centring (rms) does not cancel a per-feature bias: those keep it.
@@ -60,6 +64,16 @@ class NormEntry:
     def __post_init__(self) -> None:
         object.__setattr__(self, "option_map", {o.name: o for o in self.options})
 
+    @property
+    def needs_spatial(self) -> bool:
+        """Statistics over H×W / L: meaningless on (N, C) inputs."""
+        return self.layouts == ("spatial",)
+
+    @property
+    def models(self) -> tuple[str, ...]:
+        """The registered model kinds whose norm layout this norm fits."""
+        return kinds_with_layout(self.layouts)
+
     def defaults(self) -> dict[str, Any]:
         """The option defaults (required options left out)."""
         return {o.name: o.default for o in self.options if not o.required}
@@ -69,11 +83,20 @@ class NormEntry:
 class NormContext:
     """Where the norm will sit; used for validation only."""
 
-    model: str  # "mlp" | "cnn" | "rnn"
+    model: str  # the model kind, for messages
     widths: tuple[int, ...]  # num_features of every normalised layer
     spatial: int  # 0 for mlp/rnn, 1 for Conv1d, 2 for Conv2d
     batch_size: int
-    placement: str  # "pre" | "post"
+    placement: str  # "pre" | "post" (or the kind's own placements)
+    # models.catalog.NORM_LAYOUTS: how the norm's input looks there ("": the kind's own).
+    layout: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.layout:
+            from normbench.models.catalog import MODELS
+
+            kind = MODELS.get(self.model)
+            object.__setattr__(self, "layout", kind.norm_layout if kind else "features")
 
 
 # --- shared option definitions ---------------------------------------------------------------
@@ -118,8 +141,8 @@ _TRACK = Option(
     "keep running statistics for eval (false: batch statistics in eval too)",
 )
 
-_ALL = MODELS
-_CNN = ("cnn",)
+_ALL = tuple(NORM_LAYOUTS)
+_SPATIAL = ("spatial",)
 
 # An entry's checks: between options of a spec, and against where the norm sits.
 OptionsCheck = Callable[[Mapping[str, Any]], None]
@@ -131,8 +154,9 @@ def _entry(
     summary: str,
     options: list[Option],
     *,
-    models: tuple[str, ...] = _ALL,
+    layouts: tuple[str, ...] = _ALL,
     batch: bool = False,
+    stackable: bool = False,
     cls: str,
     reference: str = "",
     wrapper: str = "",
@@ -146,14 +170,14 @@ def _entry(
         name=name,
         summary=summary,
         options=tuple(options),
-        models=models,
+        layouts=layouts,
         uses_batch_stats=batch,
+        stackable=stackable,
         wraps_layer=bool(wrapper),
         cls=cls,
         reference=reference,
         extra_options=extra,
         wrapper=wrapper,
-        needs_spatial="mlp" not in models and "rnn" not in models,
         centres_per_channel=centres,
         aliases=aliases,
         check_options=check_options,
@@ -257,8 +281,8 @@ def register_norm(entry: NormEntry) -> NormEntry:
             raise ValueError(f"norm name or alias {word!r} must be lower case, '_' for '-'")
     if len(set(entry.aliases)) != len(entry.aliases):
         raise ValueError(f"norm {entry.name!r} lists an alias twice")
-    if not entry.models or not set(entry.models) <= set(MODELS):
-        raise ValueError(f"norm {entry.name!r}: models must be some of {', '.join(MODELS)}")
+    if not entry.layouts or not set(entry.layouts) <= set(NORM_LAYOUTS):
+        raise ValueError(f"norm {entry.name!r}: layouts must be some of {', '.join(NORM_LAYOUTS)}")
     for path in filter(None, (entry.cls, entry.wrapper)):
         if not _TARGET_RE.match(path):
             raise ValueError(f"norm {entry.name!r}: {path!r} is not 'package.module:Class'")
@@ -281,6 +305,7 @@ _register_all(
             "no normalisation (identity)",
             [],
             cls="torch.nn:Identity",
+            stackable=True,
             aliases=("identity", "no", "off"),
         ),
         _entry(
@@ -288,6 +313,7 @@ _register_all(
             "batch norm: statistics per channel over batch (and space); running statistics in eval",
             [_momentum(), _eps(), _affine(), _TRACK],
             batch=True,
+            stackable=True,
             cls=f"{_L}:build_batch",
             centres=True,
             aliases=("batchnorm", "bn", "batch_norm"),
@@ -296,8 +322,9 @@ _register_all(
         _entry(
             "layer",
             "layer norm: per example over all non-batch axes (features; C and space "
-            "for conv), per-channel γ/β",
+            "for conv; each token over its channels in a transformer), per-channel γ/β",
             [_eps(), _affine()],
+            stackable=True,
             cls=f"{_L}:build_layer",
             aliases=("layernorm", "ln", "layer_norm"),
             reference="Ba et al. 2016",
@@ -321,7 +348,7 @@ _register_all(
             "instance",
             "instance norm: per example and channel over space (cnn only)",
             [_eps(), _affine()],
-            models=_CNN,
+            layouts=_SPATIAL,
             cls=f"{_L}:build_instance",
             centres=True,
             aliases=("instancenorm", "in", "instance_norm"),
@@ -338,6 +365,7 @@ _register_all(
                 ),
             ],
             cls=f"{_L}:build_rms",
+            stackable=True,
             aliases=("rmsnorm", "rms_norm"),
             reference="Zhang & Sennrich 2019",
         ),
@@ -346,6 +374,8 @@ _register_all(
             "weight norm: w = g · v/‖v‖ on the preceding Linear/Conv (no activation normalisation)",
             [],
             wrapper=f"{_L}:wrap_weight",
+            # A transformer's norms sit on the residual stream, not right after a layer.
+            layouts=("features", "recurrent", "spatial"),
             cls="torch.nn:Identity",
             aliases=("weightnorm", "wn", "weight_norm"),
             reference="Salimans & Kingma 2016",
@@ -473,7 +503,7 @@ _register_all(
                 _affine(),
                 Option("tlu", "bool", True, "apply the thresholded linear unit max(y, τ)"),
             ],
-            models=_CNN,
+            layouts=_SPATIAL,
             cls=f"{_R}:FilterResponseNorm",
             aliases=("filterresponsenorm",),
             reference="Singh & Krishnan 2019",
@@ -526,7 +556,7 @@ _register_all(
                 ),
                 _eps(),
             ],
-            models=_CNN,
+            layouts=_SPATIAL,
             cls=f"{_R}:CrossNorm",
             aliases=("crossnorm",),
             reference="Tang et al. 2021",
@@ -550,7 +580,7 @@ _register_all(
             ],
             # Not rnn: per-time-step whitening of a recurrent state fails to converge
             # (linalg.eigh) on every seed, so it is refused at validation instead.
-            models=("mlp", "cnn"),
+            layouts=("features", "spatial"),
             batch=True,
             cls=f"{_R}:DecorrelatedBatchNorm",
             centres=True,
@@ -669,12 +699,12 @@ def check_norm(spec: str | Mapping[str, Any], ctx: NormContext) -> None:
     spec = resolve_norm(spec)  # idempotent; lets callers pass a name or a raw mapping too
     kind = spec["kind"]
     entry = NORMS[kind]
-    if ctx.model not in entry.models:
+    if ctx.layout not in entry.layouts:
         why = (
             " — it needs a spatial axis (statistics over H×W or L), which an "
             f"{ctx.model} layer does not have"
             if entry.needs_spatial
-            else ""
+            else f" (it fits {', '.join(entry.layouts)} layouts, not {ctx.layout})"
         )
         raise OptionError(
             f"norm '{kind}' works with {', '.join(entry.models)} models only, not {ctx.model}{why}"
@@ -795,6 +825,7 @@ def norm_rows() -> list[dict[str, str]]:
             {
                 "name": entry.name,
                 "models": ", ".join(entry.models),
+                "layouts": ", ".join(entry.layouts),
                 "options": opts,
                 "summary": entry.summary,
             }

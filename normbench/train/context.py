@@ -73,4 +73,7 @@ def evaluate(
     model.train(was_training)
     n = x.shape[0]
     loss = float(total_loss) / n
-    return loss, (float(correct) / n if classification else None)
+    # Accuracy over every scored label: one per sample, or one per position of a sequence
+    # (a language model's (N, T) targets; positions labelled -100 are not scored).
+    scored = n if y.dim() == 1 else int((y != -100).sum())
+    return loss, (float(correct) / scored if classification else None)

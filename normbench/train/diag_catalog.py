@@ -7,7 +7,7 @@ from typing import Any
 
 from normbench.errors import OptionError, unknown
 from normbench.metric_traits import Metric
-from normbench.models.catalog import widths_of
+from normbench.models.catalog import num_blocks
 from normbench.options import Option, fill
 
 
@@ -319,18 +319,6 @@ DIAGNOSTICS: dict[str, Diagnostic] = {
         ),
     ]
 }
-
-
-def num_blocks(model: dict[str, Any]) -> int | None:
-    """How many entries ``model.blocks`` will have (None: a custom model, known when built)."""
-    kind = model["kind"]
-    if kind == "custom":
-        return None
-    if kind == "cnn":
-        return len(model["channels"]) * int(model.get("convs_per_stage", 1))
-    if kind == "rnn":
-        return int(model.get("layers", 1))
-    return len(widths_of(model))
 
 
 def _check_layer(idx: int | str, n: int | None, path: tuple[Any, ...]) -> None:
