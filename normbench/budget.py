@@ -28,7 +28,18 @@ NEW_DEFAULTS: dict[str, dict[str, Any]] = {
         "options": None,
         "swap": None,
     },
-    "training": {"epochs": None, "eval_every_epochs": None, "batches": "mixed"},
+    "training": {
+        "epochs": None,
+        "eval_every_epochs": None,
+        "batches": "mixed",
+        "warmup_steps": 0,
+        "warmup_fraction": None,
+        "lr_floor": 0.0,
+    },
+}
+# The same for keys of a mapping inside a section.
+NEW_NESTED_DEFAULTS: dict[tuple[str, str], dict[str, Any]] = {
+    ("training", "optimizer"): {"decay": "all"},
 }
 DOMAIN_KEYS = ("domain_scale", "domain_offset")  # meaningless with one domain
 
@@ -55,6 +66,10 @@ def resolve_budget(training: dict[str, Any], given: set[str], dataset: dict[str,
             "give the budget as steps: or as epochs:, not both (epochs: E means "
             "steps = ceil(E × training samples / batch_size))",
             ("epochs",),
+        )
+    if "warmup_steps" in given and "warmup_fraction" in given:
+        raise OptionError(
+            "give warm-up as warmup_steps: or warmup_fraction:, not both", ("warmup_fraction",)
         )
     if "eval_every_epochs" in given and "eval_every" in given:
         raise OptionError(
@@ -102,4 +117,10 @@ def drop_defaults(config: dict[str, Any]) -> dict[str, Any]:
         for key, default in defaults.items():
             if key in part and part[key] == default and type(part[key]) is type(default):
                 part.pop(key)
+    for (section, key), defaults in NEW_NESTED_DEFAULTS.items():
+        part = (config.get(section) or {}).get(key)
+        if isinstance(part, dict):
+            for name, default in defaults.items():
+                if part.get(name, default) == default:
+                    part.pop(name, None)
     return config

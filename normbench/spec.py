@@ -69,6 +69,7 @@ class OptimizerCfg(_Strict):
     weight_decay: Float = Field(0.0, ge=0)
     betas: tuple[Float, Float] = (0.9, 0.999)
     eps: Float = Field(1e-8, gt=0)
+    decay: Literal["all", "matrices"] = "all"
 
     @field_validator("betas")
     @classmethod
@@ -85,6 +86,9 @@ class TrainingCfg(_Strict):
     lr: Float = Field(0.01, gt=0)
     lr_mult: Float = Field(1.0, gt=0)
     lr_schedule: Literal["constant", "cosine"] = "constant"
+    warmup_steps: Int = Field(0, ge=0)
+    warmup_fraction: Float | None = Field(None, ge=0, lt=1)
+    lr_floor: Float = Field(0.0, ge=0, le=1)
     lr_batch_ref: Int | None = Field(None, ge=1)
     batch_size: Int = Field(60, ge=1)
     steps: Int | None = Field(None, ge=1)

@@ -33,6 +33,11 @@ OPTIMIZER_KEYS: dict[str, tuple[str, Schema]] = {
         {"type": "array", "items": {"type": "number"}, "minItems": 2, "maxItems": 2},
     ),
     "eps": ("Adam's ε", {"type": "number", "exclusiveMinimum": 0}),
+    "decay": (
+        "which parameters weight decay applies to: all, or matrices (Linear/Conv weights; "
+        "not norms, biases, embeddings or positions, as transformer practice does)",
+        {"enum": ["all", "matrices"]},
+    ),
 }
 
 TRAINING_KEYS: dict[str, tuple[str, Schema]] = {
@@ -46,6 +51,18 @@ TRAINING_KEYS: dict[str, tuple[str, Schema]] = {
         {"type": "number", "exclusiveMinimum": 0},
     ),
     "lr_schedule": ("learning-rate schedule over the steps", {"enum": ["constant", "cosine"]}),
+    "warmup_steps": (
+        "linear learning-rate warm-up from lr/warmup_steps to lr over this many steps (0: none)",
+        {"type": "integer", "minimum": 0},
+    ),
+    "warmup_fraction": (
+        "warm-up as a fraction of the steps instead of warmup_steps",
+        {"type": ["number", "null"], "minimum": 0, "exclusiveMaximum": 1},
+    ),
+    "lr_floor": (
+        "cosine: the learning rate at the end, as a fraction of the peak (0: decay to zero)",
+        {"type": "number", "minimum": 0, "maximum": 1},
+    ),
     "lr_batch_ref": (
         "scale lr linearly with batch_size / lr_batch_ref",
         {"type": ["integer", "null"], "minimum": 1},

@@ -354,6 +354,7 @@ def batch_unsupported(config: dict[str, Any]) -> str | None:
         (training.get("precision", "fp32") != "fp32", f"precision {training.get('precision')}"),
         (bool(training.get("compile")), "compile"),
         (training.get("grad_clip") is not None, "grad_clip"),
+        (training["optimizer"].get("decay", "all") != "all", "optimizer decay: matrices"),
         (float(model.get("dropout") or 0) > 0, "dropout"),  # per-member masks: other RNG draws
         # The reproducible mode trains each task in the process its kernels need (maybe fresh).
         (bool(training.get("reproducible")), "reproducible mode"),

@@ -168,7 +168,8 @@ class Transformer(nn.Module):
         alpha = (2 * layers) ** 0.25 if cfg["placement"] == "deepnorm" else 1.0
         self.blocks = nn.ModuleList(Block(d, cfg, alpha) for _ in range(layers))
         self.final = _token_norm(d, cfg["norm"]) if cfg["placement"] in _FINAL_NORM else None
-        self.drop = nn.Dropout(cfg["dropout"]) if cfg["dropout"] > 0 else None
+        p = float(cfg.get("dropout", 0.0))  # dropped from the config while 0 (ids)
+        self.drop = nn.Dropout(p) if p > 0 else None
         self.head = nn.Linear(d, num_outputs)
         if cfg["tie_embeddings"]:
             if not self.tokens:

@@ -457,7 +457,7 @@ def _prepare(
 ) -> Run:
     """Optimizer, schedule, loss, probe context and the train probe batch for ``model``."""
     training = config["training"]
-    optimizer = make_optimizer(model.parameters(), training)
+    optimizer = make_optimizer(model, training)
     schedule = make_schedule(optimizer, training)
     loss_fn = loss_function(data.classification)
     ctx = ProbeContext(model, data, loss_fn, effective_lr(training), config, seed, optimizer)

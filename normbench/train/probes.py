@@ -384,7 +384,7 @@ def optimizer_twin(
     """
     if optimizer is not None:
         try:
-            opt = make_optimizer(twin.parameters(), training)
+            opt = make_optimizer(twin, training)
             opt.load_state_dict(copy.deepcopy(optimizer.state_dict()))
             return opt, "optimizer"
         except (KeyError, ValueError, TypeError):

@@ -85,7 +85,7 @@ def make_stepper(config: dict[str, Any], seed: int) -> Stepper:
     model = build(config["model"], tuple(data.x_train.shape[1:]), data.num_outputs).to(device)
     if training.get("channels_last") and data.x_train.dim() == 4:
         model = model.to(memory_format=torch.channels_last)
-    optimizer = make_optimizer(model.parameters(), training)
+    optimizer = make_optimizer(model, training)
     loss_fn = loss_function(data.classification)
     batch = training["batch_size"]
     gen = torch.Generator().manual_seed(seed)

@@ -112,7 +112,7 @@ def step_breakdown(
 ) -> dict[str, Any]:
     """Time ``steps`` training steps on copies of the model and optimizer, phase by phase."""
     model = copy.deepcopy(model)
-    opt = make_optimizer(model.parameters(), training)
+    opt = make_optimizer(model, training)
     opt.load_state_dict(optimizer.state_dict())
     gen = torch.Generator().manual_seed(seed)
     batch = training["batch_size"]
