@@ -670,6 +670,53 @@ def _min_max(a: np.ndarray) -> tuple[np.ndarray, np.ndarray | None, np.ndarray |
     return a[:, 0], None, None
 
 
+def plot_layer_stats(
+    summary: dict[str, Any], styler: Styler, records: Records, out: Path
+) -> Plot | None:
+    """Per block: output RMS at the end, gradient norm at initialisation, and the largest
+    attention logit over training — one line per family."""
+    reps, _ = representatives(summary, styler, headline_metric(summary))
+    items = [(v, d) for v in reps if (d := _diag(records, v, "layer_stats"))]
+    if not items:
+        return None
+    labels = [_legend_label(summary, styler, v) for v, _ in items]
+    fig, axes = _figure(1, 3, 10.0, 2.4, legend=labels)
+    rms_ax, grad_ax, logit_ax = axes.flat
+    for v, d in items:
+        style = {"color": styler.colour(v["labels"]), "linestyle": styler.dash(v["labels"])}
+        rms = _arr((d.get("rms") or [[]])[-1])
+        rms_ax.plot(np.arange(rms.size), rms, marker="o", ms=3, **style)
+        grads = _arr(d.get("init_grad_norms") or [])
+        grad_ax.plot(np.arange(grads.size), grads, marker="o", ms=3, **style)
+        peaks = [
+            max((x for x in row if x is not None), default=None)
+            for row in d.get("attn_logit_max") or []
+        ]
+        if any(p is not None for p in peaks):
+            logit_ax.plot(_arr(d["step"]), _arr(peaks), **style)
+    from matplotlib.ticker import MaxNLocator
+
+    for ax, ylabel in ((rms_ax, "output RMS at the end"), (grad_ax, "gradient ℓ2 norm at init")):
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_xlabel("block")
+        ax.set_ylabel(ylabel)
+        _log_y(ax)
+    logit_ax.set_xlabel("training step")
+    logit_ax.set_ylabel("max attention logit")
+    _legend(fig, [_proxy(styler, v["labels"]) for v, _ in items], labels)
+    title = "Per-block statistics"
+    fig.suptitle(f"{title} (first seed of the best variant per family)")
+    return _save(
+        fig,
+        out,
+        "layer_stats",
+        title,
+        "Left: each block's output RMS at the end (growth with depth). Middle: each block's "
+        "gradient ℓ2 norm at initialisation (Post-LN's grows toward the output). Right: the "
+        "largest attention logit |q·k|/√d over training (the instability QK-norm prevents).",
+    )
+
+
 def plot_ics(summary: dict[str, Any], styler: Styler, records: Records, out: Path) -> Plot | None:
     return _family_lines(
         summary,

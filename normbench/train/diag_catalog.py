@@ -121,6 +121,11 @@ EVAL_GAP_OPTIONS = (
     ),
 )
 
+LAYER_STATS_OPTIONS = (
+    _every(),
+    Option("probe_size", "int", 64, "training samples in the fixed probe batch", min=1),
+)
+
 SHIFT_OPTIONS = (
     Option("scale", "float", 2.0, "factor on the test inputs"),
     Option("offset", "float", 0.5, "offset added to the test inputs after the factor"),
@@ -304,6 +309,52 @@ DIAGNOSTICS: dict[str, Diagnostic] = {
             ),
             probe="normbench.train.probes:EvalGapProbe",
             needs_batch_stats=True,
+        ),
+        Diagnostic(
+            "layer_stats",
+            "per block: output RMS and peak |activation| (growth with depth, massive "
+            "activations), the largest attention logit |q·k|/√d (Wortsman et al. 2023), and "
+            "gradient norms at initialisation (Xiong et al. 2020)",
+            LAYER_STATS_OPTIONS,
+            (
+                Metric(
+                    "act_rms_growth_final",
+                    False,
+                    "ratio",
+                    "last block's output RMS ÷ first block's, at the end",
+                    "layer_stats",
+                ),
+                Metric(
+                    "act_peak_final",
+                    False,
+                    "value",
+                    "largest |activation| of any block output at the end",
+                    "layer_stats",
+                ),
+                Metric(
+                    "attn_logit_max_final",
+                    False,
+                    "value",
+                    "largest attention logit of any block at the end (attention models)",
+                    "layer_stats",
+                ),
+                Metric(
+                    "attn_logit_max_peak",
+                    False,
+                    "value",
+                    "largest attention logit over training (attention models)",
+                    "layer_stats",
+                ),
+                Metric(
+                    "init_grad_growth",
+                    False,
+                    "ratio",
+                    "last block's gradient ℓ2 norm ÷ first block's, at initialisation",
+                    "layer_stats",
+                ),
+            ),
+            probe="normbench.train.probes:LayerStatsProbe",
+            plot="plot_layer_stats",
         ),
         Diagnostic(
             "shift",

@@ -885,6 +885,89 @@ class ShiftProbe(_Probe):
         return {"shift": data}, {"shift_test_acc": acc, "shift_drop": drop}
 
 
+# --- per-block statistics -------------------------------------------------------------------------
+
+
+def block_grad_norms(model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss_fn: Any) -> list:
+    """ℓ2 norm of each block's parameter gradient for one batch, on a copy of ``model`` (the
+    model's own gradients, buffers and the RNG are left as they were)."""
+    twin = copy.deepcopy(model).train()
+    with isolated_rng(x.device):
+        twin.zero_grad(set_to_none=True)
+        loss_fn(twin(x), y).backward()
+    norms = []
+    for block in twin.blocks:
+        grads = [p.grad.detach().flatten() for p in block.parameters() if p.grad is not None]
+        norms.append(float(torch.linalg.vector_norm(torch.cat(grads))) if grads else 0.0)
+    return norms
+
+
+class LayerStatsProbe(_Probe):
+    """Per block: output RMS and peak |activation|, the largest attention logit (modules with a
+    ``watch`` flag record ``max_logit``), and, at the start, gradient norms. A model without
+    ``blocks`` records nothing (the pre-flight check tells)."""
+
+    def __init__(self, opts: dict[str, Any], config: dict[str, Any]) -> None:
+        self.size, self.every = opts["probe_size"], opts["every"]
+        self.steps: list[int] = []
+        self.rms: list[list[float]] = []
+        self.peak: list[list[float]] = []
+        self.logits: list[list[float | None]] = []
+        self.init_grads: list[float] = []
+
+    def on_eval(self, step: int, ctx: ProbeContext) -> None:
+        blocks = getattr(ctx.model, "blocks", None)
+        if not isinstance(blocks, nn.ModuleList):
+            return
+        if self.every and step % self.every and step:
+            return
+        x, y = ctx.data.x_train[: self.size], ctx.data.y_train[: self.size]
+        if not self.steps:
+            self.init_grads = block_grad_norms(ctx.model, x, y, ctx.loss_fn)
+        outputs: list[torch.Tensor] = []
+        handles = [b.register_forward_hook(lambda _m, _a, out: outputs.append(out)) for b in blocks]
+        attn = [m for m in ctx.model.modules() if hasattr(m, "watch") and hasattr(m, "max_logit")]
+        was_training = ctx.model.training
+        try:
+            for m in attn:
+                m.watch = True
+            with torch.no_grad(), isolated_rng(x.device):
+                ctx.model.eval()
+                ctx.model(x)
+        finally:
+            ctx.model.train(was_training)
+            for h in handles:
+                h.remove()
+            for m in attn:
+                m.watch = False
+        self.steps.append(step)
+        self.rms.append([float(o.float().pow(2).mean().sqrt()) for o in outputs])
+        self.peak.append([float(o.float().abs().max()) for o in outputs])
+        self.logits.append([m.max_logit for m in attn])
+
+    def result(self, ctx: ProbeContext, metrics: Metrics) -> tuple[dict[str, Any], Metrics]:
+        data = {
+            "step": self.steps,
+            "rms": finite_or_none(self.rms),
+            "peak": finite_or_none(self.peak),
+            "attn_logit_max": finite_or_none(self.logits),
+            "init_grad_norms": finite_or_none(self.init_grads),
+        }
+        last_rms = self.rms[-1] if self.rms else []
+        logits = [max(row) for row in self.logits if row]
+        grads = self.init_grads
+        out = {
+            "act_rms_growth_final": last_rms[-1] / last_rms[0]
+            if len(last_rms) > 1 and last_rms[0] > 0
+            else None,
+            "act_peak_final": max(self.peak[-1]) if self.peak and self.peak[-1] else None,
+            "attn_logit_max_final": logits[-1] if logits else None,
+            "attn_logit_max_peak": max(logits) if logits else None,
+            "init_grad_growth": grads[-1] / grads[0] if len(grads) > 1 and grads[0] > 0 else None,
+        }
+        return {"layer_stats": data}, {k: finite_or_none(v) for k, v in out.items()}
+
+
 # --- registry -----------------------------------------------------------------------------------
 
 
