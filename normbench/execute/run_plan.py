@@ -195,10 +195,16 @@ def _placement(
 
 
 def _registered_here(configs: list[dict[str, Any]]) -> bool:
-    """Whether a variant's norm was registered at run time (``register_norm``), not built in."""
+    """Whether a variant's norm or model kind was registered at run time (``register_norm``,
+    ``register_model``), not built in: worker processes would not know it."""
+    from normbench.models.catalog import BUILT_IN_MODELS, KEEP
     from normbench.norms.catalog import BUILT_IN_NORMS
 
-    return any(c["model"]["norm"]["kind"] not in BUILT_IN_NORMS for c in configs)
+    return any(
+        c["model"]["norm"]["kind"] not in BUILT_IN_NORMS | {KEEP}
+        or c["model"]["kind"] not in BUILT_IN_MODELS
+        for c in configs
+    )
 
 
 def _recorded(resolved: dict[str, Any] | None, key: str) -> dict[str, Any]:

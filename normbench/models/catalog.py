@@ -613,3 +613,7 @@ def model_keys() -> dict[str, Option]:
         for opt in entry.options:
             keys.setdefault(opt.name, opt)
     return keys
+
+
+# The kinds registered on import: worker processes know these (and only these).
+BUILT_IN_MODELS = frozenset(MODELS)
