@@ -135,9 +135,8 @@ class Transformer(nn.Module):
     """Embedding → positions → ``blocks`` → final norm (pre, peri) → readout → head.
 
     Inputs: token ids (N, T) (stored as floats, exact below 2^24), values (N, T, F) or images
-    (N, C, H, W) cut into ``patch``×``patch`` patches. ``readout: tokens`` returns logits
-    class-first (N, V, T), the layout ``F.cross_entropy`` takes for sequences, so the training
-    loop's loss and accuracy need no case of their own.
+    (N, C, H, W) cut into ``patch``×``patch`` patches. ``readout: tokens`` returns (N, T, V)
+    logits, one prediction per position (the loop's per-token cross-entropy).
     """
 
     def __init__(self, sample_shape: tuple[int, ...], cfg: dict[str, Any], num_outputs: int):
@@ -198,7 +197,7 @@ class Transformer(nn.Module):
             h = block(h)
         h = _apply(self.final, h)
         if self.readout == "tokens":
-            return self.head(h).transpose(1, 2)  # (N, V, T)
+            return self.head(h)  # (N, T, V): the loop's loss takes every position as a row
         pooled = {"mean": lambda: h.mean(1), "cls": lambda: h[:, 0], "last": lambda: h[:, -1]}
         return self.head(pooled[self.readout]())
 

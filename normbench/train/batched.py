@@ -314,7 +314,7 @@ def _set_up(
         members.append(
             build(config["model"], tuple(data.x_train.shape[1:]), data.num_outputs).to(device)
         )
-    loss_fn = loss_function(data.classification)
+    loss_fn = loss_function(data.classification, data.y_train.dim() > 1)
     stack = Stack(members, loss_fn, data.classification)
     optimizer = make_optimizer(list(stack.params.values()), training)
     schedule = make_schedule(optimizer, training)

@@ -69,7 +69,7 @@ def evaluate(
         out = model(xb).float()
         total_loss += loss_fn(out, yb) * xb.shape[0]
         if classification:
-            correct += (out.argmax(1) == yb).sum()
+            correct += (out.argmax(-1) == yb).sum()  # classes last: (N, K) or (N, T, V)
     model.train(was_training)
     n = x.shape[0]
     loss = float(total_loss) / n

@@ -715,7 +715,7 @@ def batch_stats_eval(
         out = twin(x[idx]).float()
         total_loss += loss_fn(out, y[idx]).double() * idx.numel()
         if classification:
-            correct += (out.argmax(1) == y[idx]).sum()
+            correct += (out.argmax(-1) == y[idx]).sum()
     n = x.shape[0]
     return float(total_loss) / n, (float(correct) / n if classification else None)
 

@@ -86,7 +86,7 @@ def make_stepper(config: dict[str, Any], seed: int) -> Stepper:
     if training.get("channels_last") and data.x_train.dim() == 4:
         model = model.to(memory_format=torch.channels_last)
     optimizer = make_optimizer(model, training)
-    loss_fn = loss_function(data.classification)
+    loss_fn = loss_function(data.classification, data.y_train.dim() > 1)
     batch = training["batch_size"]
     gen = torch.Generator().manual_seed(seed)
     n = data.x_train.shape[0]
