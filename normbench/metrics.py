@@ -33,6 +33,13 @@ for _m in [
     Metric("final_test_acc", True, "fraction", "test accuracy at the last evaluation"),
     Metric("best_test_acc", True, "fraction", "highest test accuracy over all evaluations"),
     Metric("final_test_loss", False, "nats", "test loss at the last evaluation"),
+    Metric(
+        "final_test_bpc",
+        False,
+        "bits",
+        "language models: final test loss in bits per token (character or byte)",
+    ),
+    Metric("final_test_ppl", False, "value", "language models: final test perplexity, e^loss"),
     Metric("final_train_loss", False, "nats", "mean training loss over the last eval interval"),
     Metric("steps_to_target", False, "steps", "first eval step that reached the first target"),
     Metric(

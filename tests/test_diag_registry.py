@@ -89,7 +89,13 @@ def test_every_probe_resolves_to_a_probe_class() -> None:
 def test_every_plot_resolves_and_follows_the_catalog() -> None:
     drawn = plots.diagnostic_plots()
     assert [name for name, _ in drawn] == [d.name for d in DIAGNOSTICS.values() if d.plot]
-    assert [name for name, _ in drawn] == ["activations", "grad_norms", "ics", "landscape"]
+    assert [name for name, _ in drawn] == [
+        "activations",
+        "grad_norms",
+        "ics",
+        "landscape",
+        "layer_stats",
+    ]
     for name, fn in drawn:
         assert fn is getattr(plots, DIAGNOSTICS[name].plot or ""), name
 

@@ -165,13 +165,16 @@ model: {{kind: transformer, d_model: 16, layers: 1, heads: 2}}
 training: {{optimizer: adamw, lr: 0.003, batch_size: 16, steps: {steps}, eval_every: {steps},
             seeds: 1, warmup_steps: 1, eval_batch_size: 100, probe_size: 50}}
 grid:
-  norm: [none, layer, rms, batch, {{kind: group, groups: 4}}]
-  placement: [pre, post, peri, deepnorm]
+{grid}
 """
+EVERY = (
+    "  norm: [none, layer, rms, batch, {kind: group, groups: 4}]\n"
+    "  placement: [pre, post, peri, deepnorm]"
+)
 
 
 def test_every_norm_and_placement_trains_a_step(tmp_path: Path) -> None:
-    suite = write_suite(tmp_path, TRANSFORMER_SUITE.format(steps=1))
+    suite = write_suite(tmp_path, TRANSFORMER_SUITE.format(steps=1, grid=EVERY))
     result = run_cli("run", suite, "--out", tmp_path / "out", "--no-report", "-q")
     assert result.returncode == 0, result.stderr
     records = [json.loads(p.read_text()) for p in tmp_path.glob("out/tr/*/results/*.json")]
@@ -182,10 +185,7 @@ def test_every_norm_and_placement_trains_a_step(tmp_path: Path) -> None:
 def test_a_transformer_gives_the_same_numbers_in_process_in_workers_and_resumed(
     tmp_path: Path,
 ) -> None:
-    text = TRANSFORMER_SUITE.format(steps=4).replace(
-        "norm: [none, layer, rms, batch, group]\n  placement: [pre, post, peri, deepnorm]",
-        "norm: [layer, rms]",
-    )
+    text = TRANSFORMER_SUITE.format(steps=4, grid="  norm: [layer, rms]")
     suite = write_suite(tmp_path, text)
 
     def finals(out: Path, *flags: object) -> list[float]:
@@ -209,3 +209,26 @@ def test_the_schema_offers_each_kind_its_own_placements() -> None:
     transformer = rules["transformer"]["then"]["properties"]["placement"]
     assert set(transformer["enum"]) == set(PLACEMENTS)
     assert rules["cnn"]["then"]["properties"]["placement"]["enum"] == ["pre", "post"]
+
+
+def test_layer_stats_records_each_block_and_leaves_training_alone(tmp_path: Path) -> None:
+    text = TRANSFORMER_SUITE.format(steps=4, grid="  placement: [pre, post]")
+    plain = write_suite(tmp_path, text, "plain.yaml")
+    watched = write_suite(
+        tmp_path, text.replace("grid:", "diagnostics: [layer_stats]\ngrid:"), "watched.yaml"
+    )
+
+    def records(suite: Path) -> list[dict]:
+        out = tmp_path / suite.stem
+        result = run_cli("run", suite, "--out", out, "--no-report", "-q", "--workers", "1")
+        assert result.returncode == 0, result.stderr
+        return [json.loads(p.read_text()) for p in sorted(out.glob("tr/*/results/*.json"))]
+
+    base, seen = records(plain), records(watched)
+    assert [r["curves"]["train_loss"] for r in base] == [r["curves"]["train_loss"] for r in seen]
+    for r in seen:
+        stats = r["diagnostics"]["layer_stats"]
+        assert stats["step"][0] == 0 and len(stats["rms"][0]) == 1  # one block
+        assert len(stats["init_grad_norms"]) == 1 and stats["init_grad_norms"][0] > 0
+        assert stats["attn_logit_max"][-1][0] > 0
+        assert r["metrics"]["attn_logit_max_peak"] >= r["metrics"]["attn_logit_max_final"]

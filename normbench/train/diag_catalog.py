@@ -320,7 +320,7 @@ DIAGNOSTICS: dict[str, Diagnostic] = {
                 Metric(
                     "act_rms_growth_final",
                     False,
-                    "ratio",
+                    "value",
                     "last block's output RMS ÷ first block's, at the end",
                     "layer_stats",
                 ),
@@ -348,7 +348,7 @@ DIAGNOSTICS: dict[str, Diagnostic] = {
                 Metric(
                     "init_grad_growth",
                     False,
-                    "ratio",
+                    "value",
                     "last block's gradient ℓ2 norm ÷ first block's, at initialisation",
                     "layer_stats",
                 ),

@@ -160,6 +160,16 @@ def summarize(
     return metrics, reached
 
 
+def language_metrics(test_loss: float | None) -> dict[str, float | None]:
+    """Bits per token and perplexity from a test loss in nats (None where it has none)."""
+    if test_loss is None or not math.isfinite(test_loss):
+        return {"final_test_bpc": None, "final_test_ppl": None}
+    return {
+        "final_test_bpc": test_loss / math.log(2),
+        "final_test_ppl": math.exp(test_loss) if test_loss < 700 else None,
+    }
+
+
 def breakdown_metrics(timing: dict[str, Any]) -> dict[str, Any]:
     """Throughput metrics from the step breakdown (None where it was not measured)."""
     phases = timing.get("breakdown") or {}
@@ -428,6 +438,8 @@ def run_variant(
     metrics, reached = _summarize(history, config, record["status"], num_params, timing)
     metrics.update(breakdown_metrics(timing))
     metrics.update(diag_metrics)
+    if getattr(split.y_train, "ndim", 1) > 1:  # one target per position: a language model
+        metrics.update(language_metrics(metrics.get("final_test_loss")))
     record.update(curves=history.curves, metrics=metrics, targets=reached, timing=timing)
     record.setdefault("diagnostics", {})
     record["finished"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
