@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from conftest import run_cli
 from torch import nn
 
-from normbench.data import load_dataset
+from normbench.data import check_pairing, load_dataset
 from normbench.data.tokens import python_manual
 from normbench.errors import InputError, OptionError
 from normbench.train.context import evaluate
@@ -130,6 +130,8 @@ def test_a_folder_without_text_files_and_token_options_are_refused(tmp_path: Pat
         load_dataset({"name": "text", "input_norm": "zscore"})
     with pytest.raises(OptionError, match="need at least as many keys"):
         load_dataset({"name": "assoc-recall", "pairs": 9, "keys": 8})
+    with pytest.raises(OptionError, match="has tokens inputs, which a mlp model cannot take"):
+        check_pairing("modular-add", "mlp")
 
 
 def test_a_bad_text_file_in_a_suite_exits_2(tmp_path: Path) -> None:
