@@ -64,6 +64,8 @@ def test_windows_predict_the_next_character_and_the_validation_block_is_contiguo
     def decode(row: np.ndarray) -> str:
         return "".join(vocab[int(i)] for i in row)
 
+    # Writable copies, not views of the encoded text (torch warns about read-only arrays).
+    assert split.y_test.flags.writeable and split.y_train.flags.writeable
     # y is x shifted by one: the window's next character at every position.
     assert np.array_equal(split.x_train[:, 1:], split.y_train[:, :-1].astype(np.float32))
     start, size = info["val_start"], info["val_tokens"]

@@ -113,7 +113,7 @@ def windows(ids: np.ndarray, context: int, stride: int) -> tuple[np.ndarray, np.
     if len(ids) < context + 1:
         return np.empty((0, context), np.float32), np.empty((0, context), np.int64)
     win = np.lib.stride_tricks.sliding_window_view(ids, context + 1)[::stride]
-    return win[:, :-1].astype(np.float32), np.ascontiguousarray(win[:, 1:])
+    return win[:, :-1].astype(np.float32), win[:, 1:].copy()  # copies: the view is read-only
 
 
 def _too_short(source: str, part: str, tokens: int, context: int) -> InputError:

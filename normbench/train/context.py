@@ -8,6 +8,8 @@ from typing import Any, Protocol
 import torch
 from torch import nn
 
+from normbench.data.split import IGNORE_INDEX
+
 
 @dataclass
 class Tensors:
@@ -48,9 +50,6 @@ class Probe(Protocol):
     def result(
         self, ctx: ProbeContext, metrics: dict[str, Any]
     ) -> tuple[dict[str, Any], dict[str, Any]]: ...
-
-
-IGNORE_INDEX = -100  # F.cross_entropy's default: a label that is not scored (token data)
 
 
 def scored(out: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | int]:
@@ -98,7 +97,4 @@ def evaluate(
     model.train(was_training)
     n = float(count)
     loss = float(total_loss) / n
-    # Accuracy over every scored label: one per sample, or one per position of a sequence
-    # (a language model's (N, T) targets; positions labelled -100 are not scored).
-    scored = n if y.dim() == 1 else int((y != -100).sum())
-    return loss, (float(correct) / scored if classification else None)
+    return loss, (float(correct) / n if classification else None)
