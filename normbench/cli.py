@@ -648,6 +648,14 @@ def bench(
             show_default=False,
         ),
     ] = None,
+    compile_: Annotated[
+        str,
+        typer.Option(
+            "--compile",
+            help="off (the layer as written), on (through torch.compile, compiled before "
+            "timing) or both.",
+        ),
+    ] = "off",
     fmt: FormatOpt = Format.table,
     wide: WideOpt = False,
 ) -> None:
@@ -657,9 +665,11 @@ def bench(
     the cache).
 
     Example: normbench bench layer rms group[groups=8] --shape 8192x1024 --pass forward
+
+    Example: normbench bench dyt derf layer rms --shape 8192x256 --shape 65536x64 --compile both
     """
     from normbench.bench import render_bench, run_bench
-    from normbench.bench.parse import MODE_CHOICES, PASS_CHOICES, parse_choice
+    from normbench.bench.parse import COMPILE_CHOICES, MODE_CHOICES, PASS_CHOICES, parse_choice
 
     records = run_bench(
         norms or None,
@@ -672,6 +682,7 @@ def bench(
         min_time=min_time,
         warm_outputs=not fresh_outputs,
         threads=threads,
+        compiles=parse_choice(compile_, COMPILE_CHOICES, "compile"),
         progress=lambda msg: print(msg, file=sys.stderr, flush=True),
     )
     with _width(wide):

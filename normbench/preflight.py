@@ -24,10 +24,15 @@ class DataCheck:
 
     fingerprints: dict[str, str] = field(default_factory=dict)  # dataset config → digest
     sizes: dict[str, tuple[int, int]] = field(default_factory=dict)  # config → (train, test)
+    info: dict[str, dict[str, Any]] = field(default_factory=dict)  # config → DataSplit.info
 
     def manifest(self) -> dict[str, Any]:
-        """The ``data`` entry of ``manifest.json``: what ``--resume`` compares."""
-        return {"fingerprints": dict(sorted(self.fingerprints.items()))}
+        """The ``data`` entry of ``manifest.json``: what ``--resume`` compares, and what the
+        data say about themselves (a text's fingerprint, a task's loss floor) where they do."""
+        entry: dict[str, Any] = {"fingerprints": dict(sorted(self.fingerprints.items()))}
+        if self.info:
+            entry["info"] = dict(sorted(self.info.items()))
+        return entry
 
 
 def dataset_key(config: dict[str, Any]) -> str:
@@ -74,6 +79,8 @@ def check_data(suite: Suite, variants: Iterable[Variant] | None = None) -> DataC
             split = splits[key]
             check.fingerprints[key] = fingerprint(split)
             check.sizes[key] = (len(split.x_train), len(split.x_test))
+            if split.info:
+                check.info[key] = split.info
         split = splits[key]
         kind = config["model"]["kind"]
         try:

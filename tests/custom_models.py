@@ -96,3 +96,16 @@ def broken_loader() -> str:
 def plain_mlp(num_outputs: int, input_shape: tuple[int, ...]) -> nn.Module:
     """No norm layer at all: swapping a norm in is refused."""
     return nn.Sequential(nn.Flatten(), nn.Linear(36, 8), nn.ReLU(), nn.Linear(8, num_outputs))
+
+
+class TokenNet(nn.Module):
+    """Token ids (N, T) → logits (N, vocabulary, T): an embedding and a linear read-out per
+    position, with the classes on axis 1 as F.cross_entropy takes them for token labels."""
+
+    def __init__(self, num_outputs: int, input_shape: tuple[int, ...], width: int = 8) -> None:
+        super().__init__()
+        self.embed = nn.Embedding(num_outputs, width)
+        self.head = nn.Linear(width, num_outputs)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.embed(x.long())).transpose(1, 2)

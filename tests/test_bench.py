@@ -301,7 +301,21 @@ def test_cli_bench_json() -> None:
     assert result.exit_code == 0, result.output
     recs = json.loads(result.stdout)
     assert [(r["norm"], r["pass"]) for r in recs] == [("copy", "copy"), ("layer", "forward")]
+    assert [r["compiled"] for r in recs] == [None, False]  # eager unless --compile
     assert "[2/2] layer 4x8 float32 train forward" in result.stderr
+
+
+@pytest.mark.slow
+def test_cli_bench_compiled_rows_beside_eager() -> None:
+    result = invoke("dyt", "--shape", "4x8", "--compile", "both", "--format", "json", *TINY_CLI)
+    assert result.exit_code == 0, result.output
+    recs = json.loads(result.stdout)
+    rows = [(r["norm"], r["pass"], r["compiled"], r["status"]) for r in recs]
+    assert rows == [("copy", "copy", None, "ok")] + [
+        ("dyt", p, c, "ok") for c in (False, True) for p in ("forward", "forward+backward")
+    ]
+    table = render_bench(recs, "markdown")
+    assert "dyt (compiled)" in table and "| dyt " in table
 
 
 def test_cli_help_has_example() -> None:
@@ -319,6 +333,7 @@ def test_cli_help_has_example() -> None:
         (["layer", "--shape", "8x16", "--dtype", "float16"], "float16 is benchmarked on GPU only"),
         (["layer", "--shape", "8x16", "--dtype", "float8"], "unknown dtype 'float8'"),
         (["layer", "--shape", "8x16", "--pass", "sideways"], "unknown pass 'sideways'"),
+        (["layer", "--shape", "8x16", "--compile", "maybe"], "unknown compile 'maybe'"),
     ],
 )
 def test_cli_bad_input(args: list[str], message: str) -> None:

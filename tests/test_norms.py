@@ -133,7 +133,8 @@ def test_affine_modes(name: str, mode: str) -> None:
     x = torch.randn(SHAPES[rank], requires_grad=True)
     module = make(C, spec_for(name, affine=mode))
     n_params = sum(p.numel() for p in module.parameters())
-    extra = {"frn": C}.get(name, 0)  # FRN's TLU threshold τ is not part of the affine step
+    # Parameters outside the affine step: FRN's TLU threshold τ, DyT's α, Derf's α and shift.
+    extra = {"frn": C, "dyt": 1, "derf": 2}.get(name, 0)
     bias = 0 if name == "rms" else C  # RMSNorm has a gain only unless bias: true
     expected = {"none": 0, "per_feature": C + bias, "linear": C * C + bias}[mode] + extra
     assert n_params == expected

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from typing import Any
 
 from normbench.errors import InputError, unknown
 
@@ -24,6 +25,12 @@ PASS_CHOICES: dict[str, tuple[str, ...]] = {
     "both": PASSES,
 }
 MODE_CHOICES: dict[str, tuple[str, ...]] = {"train": ("train",), "eval": ("eval",), "both": MODES}
+# Whether the layer runs as written or through torch.compile (records carry "compiled").
+COMPILE_CHOICES: dict[str, tuple[bool, ...]] = {
+    "off": (False,),
+    "on": (True,),
+    "both": (False, True),
+}
 DTYPE_ALIASES: dict[str, str] = {
     "fp32": "float32",
     "float": "float32",
@@ -108,7 +115,7 @@ def parse_dtype(name: str) -> str:
     return key
 
 
-def parse_choice(value: str, choices: dict[str, tuple[str, ...]], what: str) -> tuple[str, ...]:
+def parse_choice(value: str, choices: dict[str, tuple[Any, ...]], what: str) -> tuple[Any, ...]:
     """Expand a ``--mode``/``--pass`` value (``both`` means all) into record values."""
     if value not in choices:
         raise InputError(unknown(what, value, list(choices)))

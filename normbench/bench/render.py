@@ -46,7 +46,7 @@ def _row(rec: dict[str, Any]) -> list[Any]:
         notes.append(rec["roof_note"])
     note = "; ".join(notes) if ok else f"error: {rec['error']}"
     return [
-        rec["norm"],
+        f"{rec['norm']} (compiled)" if rec.get("compiled") else rec["norm"],
         rec["shape"],
         rec["dtype"],
         rec["device"],

@@ -330,6 +330,7 @@ def _bench_copy(x: torch.Tensor, base: dict[str, Any], timing_kw: dict[str, Any]
         **base,
         "mode": None,
         "pass": "copy",
+        "compiled": None,
         "status": "ok",
         "error": None,
         "bytes": num_bytes,
@@ -340,8 +341,22 @@ def _bench_copy(x: torch.Tensor, base: dict[str, Any], timing_kw: dict[str, Any]
     }
 
 
+def _compiled(layer: torch.nn.Module) -> torch.nn.Module:
+    """``torch.compile(layer)`` from a clean slate: each measurement compiles its own graph for
+    its own shape (no recompilation limit, no dynamic shapes carried over from another)."""
+    import torch
+
+    torch._dynamo.reset()
+    return torch.compile(layer)  # type: ignore[return-value]
+
+
 def _bench_layer(
-    case: NormCase, x: torch.Tensor, mode: str, pass_: str, timing_kw: dict[str, Any]
+    case: NormCase,
+    x: torch.Tensor,
+    mode: str,
+    pass_: str,
+    timing_kw: dict[str, Any],
+    compiled: bool = False,
 ) -> tuple[Timing | None, int | None, str | None]:
     """Build a fresh layer and time one mode × pass: (timing, bytes, error sentence)."""
     import torch
@@ -355,7 +370,11 @@ def _bench_layer(
         params, buffers = _tensor_bytes(layer.parameters()), _tensor_bytes(layer.buffers())
         x_bytes = x.numel() * x.element_size()
         num_bytes = pass_bytes(pass_, x_bytes, params, buffers, mode == "train")
-        return _timed(_norm_fn(layer, x, pass_), pass_ != "forward", **timing_kw), num_bytes, None
+        fn = _norm_fn(_compiled(layer) if compiled else layer, x, pass_)
+        if compiled:  # compile outside the timing: the first call traces and builds kernels
+            with torch.set_grad_enabled(pass_ != "forward"):
+                fn()
+        return _timed(fn, pass_ != "forward", **timing_kw), num_bytes, None
     except Exception as exc:  # a failed layer is a row, not a crash (timm)
         if isinstance(exc, torch.OutOfMemoryError) and x.device.type == "cuda":
             torch.cuda.empty_cache()
@@ -377,6 +396,7 @@ def run_bench(
     progress: Progress | None = None,
     warm_outputs: bool = True,
     threads: int | None = None,
+    compiles: Sequence[bool] = (False,),
 ) -> list[dict[str, Any]]:
     """Benchmark norm layers; return one flat record per measurement (copy rows included).
 
@@ -384,6 +404,8 @@ def run_bench(
     previous call's pages (``warm_allocator``); ``False`` measures what a plain process pays,
     page faults of fresh large outputs included. Every record says which (``outputs``).
     ``threads``: torch intra-op threads for the whole benchmark (default: torch's setting).
+    ``compiles``: False times the layer as written (eager), True through ``torch.compile``
+    (compiled before the timing starts); records say which (``compiled``).
 
     ``norms``: names, ``name[k=v]`` strings or mappings (``None``: batch, layer, rms, each only
     where it accepts the shape; ``"all"``: every benchmarkable norm likewise). Norms named
@@ -425,7 +447,8 @@ def run_bench(
         "repeats": repeats,
         "warmup_time": warmup_time,
     }
-    total = sum(len(dtype_names) * (1 + len(c) * len(modes) * len(passes)) for _, c in plan)
+    per_copy = len(modes) * len(passes) * len(compiles)
+    total = sum(len(dtype_names) * (1 + len(c) * per_copy) for _, c in plan)
     records: list[dict[str, Any]] = []
     for shape, accepted in plan:
         for dtype_name in dtype_names:
@@ -441,8 +464,8 @@ def run_bench(
             copy_gbps = records[-1]["gbps"]
             copy_iqr = records[-1]["iqr_fraction"]
             say(f"[{len(records)}/{total}] copy {base['shape']} {dtype_name}: {copy_gbps:.2f} GB/s")
-            for case, mode, pass_ in itertools.product(accepted, modes, passes):
-                timing, num_bytes, error = _bench_layer(case, x, mode, pass_, timing_kw)
+            for case, compiled, mode, pass_ in itertools.product(accepted, compiles, modes, passes):
+                timing, num_bytes, error = _bench_layer(case, x, mode, pass_, timing_kw, compiled)
                 fields = _timing_fields(timing, num_bytes)
                 records.append(
                     {
@@ -451,6 +474,7 @@ def run_bench(
                         **base,
                         "mode": mode,
                         "pass": pass_,
+                        "compiled": compiled,
                         "status": "error" if error else "ok",
                         "error": error,
                         "bytes": num_bytes,
@@ -468,7 +492,8 @@ def run_bench(
 
 def _progress_text(rec: dict[str, Any]) -> str:
     """One line per finished measurement for stderr."""
-    head = f"{rec['norm']} {rec['shape']} {rec['dtype']} {rec['mode']} {rec['pass']}"
+    compiled = " compiled" if rec.get("compiled") else ""
+    head = f"{rec['norm']}{compiled} {rec['shape']} {rec['dtype']} {rec['mode']} {rec['pass']}"
     if rec["status"] != "ok":
         return f"{head}: failed — {rec['error']}"
     noisy = " (noisy)" if rec["noisy"] else ""

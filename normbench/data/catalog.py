@@ -2,7 +2,8 @@
 
 To add a dataset:
 
-- synthetic: a ``build_<name>(opts, files) -> arrays`` function in ``generators.py`` and one
+- synthetic: a ``build_<name>(opts, files) -> arrays`` function in ``generators.py`` (token
+  sequences: ``tokens.py``) and one
   ``DatasetEntry`` in ``_ENTRIES`` below naming it (``build=``, ``finish=gen.finisher(...)``,
   its options, and ``check=`` for cross-option checks such as sizes) — 2 files.
 - file-based, in a format that exists (``src.IDX``, ``src.CIFAR``): one entry below (for
@@ -23,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from normbench.data import generators as gen
-from normbench.data import samples
+from normbench.data import samples, tokens
 from normbench.data import sources as src
 from normbench.data.domains import DOMAIN_OPTIONS
 from normbench.data.download import Remote, mirrored
@@ -277,6 +278,38 @@ def _check_custom(opts: dict, given: set[str]) -> None:
         raise OptionError(
             "applies to classification only, but task is regression", ("num_classes",)
         )
+
+
+def _check_tokens(opts: dict, given: set[str]) -> None:
+    # Token ids are categories: scaling them, or a "second domain" of them, means nothing.
+    if opts["input_norm"] != "none":
+        raise OptionError(
+            "must be none for token data (the inputs are token ids, not measurements)",
+            ("input_norm",),
+        )
+    if opts["domains"] != 1:
+        raise OptionError("must be 1 for token data (token ids have no sensor)", ("domains",))
+
+
+def _check_text(opts: dict, given: set[str]) -> None:
+    _check_tokens(opts, given)
+    if opts["stride"] is None:
+        opts["stride"] = opts["context"]
+
+
+def _check_recall(opts: dict, given: set[str]) -> None:
+    _check_tokens(opts, given)
+    if opts["pairs"] > opts["keys"]:
+        raise OptionError(
+            f"{opts['pairs']} pairs need at least as many keys, but keys is {opts['keys']} "
+            "(the keys of one sequence are distinct)",
+            ("pairs",),
+        )
+    _settle_sizes(opts, 1)
+
+
+def _check_modular(opts: dict, given: set[str]) -> None:
+    _check_tokens(opts, given)
 
 
 def _mnist1d_train(opts: dict) -> int:
@@ -630,6 +663,119 @@ _ENTRIES: tuple[DatasetEntry, ...] = (
         finish=gen.finisher("regression", "sequence", None, 1),
         disk_cache=False,
         check=_check_regression_sizes,
+    ),
+    DatasetEntry(
+        name="text",
+        summary="character- or byte-level language modelling on a UTF-8 file or folder "
+        "(path:), by default the Python reference manual that ships with CPython "
+        "(pydoc_data.topics); one seeded contiguous validation block",
+        task="classification",
+        layout="tokens",
+        shapes="x (N, context) token ids, y (N, context) the next token; vocabulary: the "
+        "text's characters (recorded) or 256 bytes",
+        size="the manual: ~465k characters → ~6,500 / 700 windows of 64",
+        options=(
+            _path_option(
+                "a UTF-8 text file, or a folder of them (see pattern); null: the Python "
+                "reference manual's topics, joined in sorted key order"
+            ),
+            Option(
+                "pattern",
+                "str",
+                "*.txt",
+                "files of a path: folder to read (recursively, sorted, hidden ones skipped)",
+            ),
+            Option(
+                "level",
+                "choice",
+                "char",
+                "tokens: characters or UTF-8 bytes",
+                choices=("char", "byte"),
+            ),
+            Option("context", "int", 64, "context length T of each window", min=1),
+            Option(
+                "stride",
+                "int",
+                None,
+                "tokens between the starts of consecutive windows (default: context)",
+                min=1,
+                nullable=True,
+            ),
+            Option(
+                "val_fraction",
+                "float",
+                0.1,
+                "share of the text in the validation block",
+                min=0.0,
+                max=1.0,
+                open_interval=True,
+            ),
+            _seed(0),
+            Option(
+                "limit_chars",
+                "int",
+                None,
+                "use only the first this many characters (a small-data setting)",
+                min=2,
+                nullable=True,
+            ),
+        ),
+        build=tokens.build_text,
+        finish=tokens.finish_tokens,
+        find=tokens.locate_text,
+        source=tokens.describe_text,
+        disk_cache=False,  # encoding the manual takes milliseconds; the memo covers repeats
+        check=_check_text,
+        train_size=lambda opts: None,
+    ),
+    DatasetEntry(
+        name="assoc-recall",
+        summary="associative recall: key-value pairs k1 v1 … kP vP, then a query key; only "
+        "the answer (the query's value) is scored; loss floor 0",
+        task="classification",
+        layout="tokens",
+        shapes="x (N, 2·pairs + 1) token ids, y (N, 2·pairs + 1): the answer at the last "
+        "position, -100 (not scored) elsewhere; vocabulary keys + values",
+        size=_DEFAULT_SIZE,
+        options=(
+            Option("pairs", "int", 8, "key-value pairs per sequence", min=1),
+            Option("keys", "int", 16, "size of the key vocabulary", min=1),
+            Option("values", "int", 16, "size of the value vocabulary", min=1),
+            *_SIZE_OPTIONS,
+            _seed(0),
+        ),
+        build=tokens.build_assoc_recall,
+        finish=tokens.finish_tokens,
+        disk_cache=False,
+        check=_check_recall,
+    ),
+    DatasetEntry(
+        name="modular-add",
+        summary="a + b mod p as tokens [a, b, =] → c over all p² pairs, a seeded "
+        "train_fraction training (Power et al.'s grokking task); loss floor 0",
+        task="classification",
+        layout="tokens",
+        shapes="x (N, 3) token ids (= is token p), y (N, 3): c at the last position, -100 "
+        "elsewhere; vocabulary p + 1",
+        size="p² = 9,409 pairs at p 97 (train_fraction 0.5 → 4,704 / 4,705)",
+        options=(
+            Option("modulus", "int", 97, "the prime p (any p ≥ 2 works)", min=2),
+            Option(
+                "train_fraction",
+                "float",
+                0.5,
+                "share of the p² pairs that trains",
+                min=0.0,
+                max=1.0,
+                open_interval=True,
+            ),
+            _seed(0),
+        ),
+        build=tokens.build_modular_add,
+        finish=tokens.finish_tokens,
+        disk_cache=False,
+        check=_check_modular,
+        train_size=tokens.modular_train_size,
     ),
 )
 

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
+from typing import Any
 
 import numpy as np
 
 from normbench.errors import InputError
 
 INPUT_NORMS: tuple[str, ...] = ("none", "zscore", "minmax")
-LAYOUTS: tuple[str, ...] = ("vector", "sequence", "image")
+# "tokens": x (N, T) token ids (as float32), y (N, T) the label of every position.
+LAYOUTS: tuple[str, ...] = ("vector", "sequence", "image", "tokens")
+IGNORE_INDEX = -100  # a token label that is not scored (F.cross_entropy's default ignore_index)
 
 
 @dataclass
@@ -28,9 +31,13 @@ class DataSplit:
     task: str  # "classification" | "regression"
     num_outputs: int  # classes, or regression targets
     layout: str  # "vector" (N, F) | "sequence" (N, L) or (N, C, L) | "image" (N, C, H, W)
+    #               | "tokens" (N, T) with labels (N, T)
     view: str = ""
     domain_train: np.ndarray | None = None  # int64 domain per sample (two-domain datasets)
     domain_test: np.ndarray | None = None
+    # What the data are, beyond the arrays (a text's fingerprint, a task's loss floor, …):
+    # JSON-ready, recorded with every result of the dataset.
+    info: dict[str, Any] = field(default_factory=dict)
 
     @property
     def input_shape(self) -> tuple[int, ...]:
@@ -68,17 +75,22 @@ def _check_finite(name: str, array: np.ndarray, source: str) -> None:
         )
 
 
-def _check_labels(name: str, y: np.ndarray, classes: int, source: str) -> None:
-    if y.ndim != 1 or not np.issubdtype(y.dtype, np.integer):
+def _check_labels(name: str, y: np.ndarray, classes: int, source: str, tokens: bool) -> None:
+    ndim, what = (
+        (2, "one integer label per token") if tokens else (1, "one integer class label per sample")
+    )
+    if y.ndim != ndim or not np.issubdtype(y.dtype, np.integer):
         raise InputError(
-            f"{source}: {name} must hold one integer class label per sample, got dtype {y.dtype} "
-            f"and shape {y.shape}."
+            f"{source}: {name} must hold {what}, got dtype {y.dtype} and shape {y.shape}."
         )
     bad = (y < 0) | (y >= classes)
+    if tokens:
+        bad &= y != IGNORE_INDEX
     if bad.any():
-        first = int(np.argmax(bad))
+        first = np.unravel_index(int(np.argmax(bad)), y.shape)
+        where = ", ".join(map(str, first))
         raise InputError(
-            f"{source}: {name} has label {int(y[first])} at index {first}, outside the "
+            f"{source}: {name} has label {int(y[first])} at index {where}, outside the "
             f"{classes} classes 0..{classes - 1}."
         )
 
@@ -91,7 +103,7 @@ def check_split(split: DataSplit, source: str) -> None:
     for part in ("train", "test"):
         y = getattr(split, f"y_{part}")
         if split.task == "classification":
-            _check_labels(f"y_{part}", y, split.num_outputs, source)
+            _check_labels(f"y_{part}", y, split.num_outputs, source, split.layout == "tokens")
         else:
             _check_finite(f"y_{part}", y, source)
 

@@ -109,12 +109,14 @@ def preflight(config: dict[str, Any], split: Any) -> ModelCheck:
                 ("target",),
             ) from None
         want = (batch, int(split.num_outputs))
+        what = f"{split.num_outputs} outputs per sample"
+        if split.layout == "tokens":  # a label per position: the classes on axis 1
+            want, what = (*want, *split.y_train.shape[1:]), f"{what}, classes on axis 1"
         if not isinstance(out, torch.Tensor) or tuple(out.shape) != want:
             got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
             raise _fail(
                 f"the model from '{cfg['target']}' returns {got} for a batch of shape "
-                f"{tuple(x.shape)}, but the dataset needs {want} "
-                f"({split.num_outputs} outputs per sample)",
+                f"{tuple(x.shape)}, but the dataset needs {want} ({what})",
                 ("target",),
             )
         norm = cfg["norm"]

@@ -588,6 +588,90 @@ _register_all(
             check_context=_check_decorrelated,
             reference="Huang et al. 2018",
         ),
+        # --- point-wise replacements and batch statistics for transformers --------------
+        _entry(
+            "dyt",
+            "Dynamic Tanh: γ·tanh(α·x) + β, α one learnable scalar; no statistics "
+            "(a drop-in for layer norm in transformers)",
+            [
+                Option(
+                    "alpha_init",
+                    "float",
+                    0.5,
+                    "initial α (0.5 in the authors' code)",
+                    min=0.0,
+                    min_exclusive=True,
+                ),
+                _affine(),
+            ],
+            cls=f"{_R}:DynamicTanh",
+            aliases=("dynamic_tanh", "dynamictanh"),
+            reference="Zhu, Chen, He, LeCun & Liu 2025",
+        ),
+        _entry(
+            "derf",
+            "Dynamic erf: γ·erf(α·x + s) + β, α and s learnable scalars; no statistics",
+            [
+                Option(
+                    "alpha_init",
+                    "float",
+                    0.5,
+                    "initial α (0.5 in the authors' code)",
+                    min=0.0,
+                    min_exclusive=True,
+                ),
+                Option("shift_init", "float", 0.0, "initial shift s (0 in the authors' code)"),
+                _affine(),
+            ],
+            cls=f"{_R}:DynamicErf",
+            aliases=("dynamic_erf", "dynamicerf"),
+            reference="Chen, Lu, Zhu, Sun & Liu 2025",
+        ),
+        _entry(
+            "power",
+            "PowerNorm: x / √(ψ² + ε) with ψ² the quadratic mean per channel over batch and "
+            "positions — the batch's for warmup_steps steps, then the running one — and an "
+            "approximate backward with a running gradient statistic; each position first "
+            "divided by its RMS over channels (token_scaling)",
+            [
+                _eps(),
+                Option(
+                    "alpha_fwd",
+                    "float",
+                    0.9,
+                    "decay of the running ψ² (forward)",
+                    min=0.0,
+                    max=1.0,
+                ),
+                Option(
+                    "alpha_bwd",
+                    "float",
+                    0.9,
+                    "decay factor of the backward's running gradient statistic",
+                    min=0.0,
+                    max=1.0,
+                ),
+                Option(
+                    "warmup_steps",
+                    "int",
+                    10000,
+                    "training steps that divide by the batch's ψ² (10,000 in the authors' code)",
+                    min=0,
+                ),
+                Option(
+                    "token_scaling",
+                    "bool",
+                    True,
+                    "first divide each position by its quadratic mean over channels, as the "
+                    "authors' code does",
+                ),
+                _affine(),
+            ],
+            batch=True,
+            cls=f"{_R}:PowerNorm",
+            aliases=("powernorm", "pn", "power_norm"),
+            reference="Shen, Yao, Gholami, Mahoney & Keutzer 2020",
+        ),
     ]
 )
 

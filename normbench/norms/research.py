@@ -1,6 +1,8 @@
-"""Research norms written from their papers' formulas (batch renorm, noisy BN, ℓp BN, FRN, …)."""
+"""Research norms written from their papers' formulas (batch renorm, FRN, DyT, Derf, …)."""
 
 from __future__ import annotations
+
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -478,3 +480,145 @@ class DecorrelatedBatchNorm(nn.Module):
             w = self.running_whiten
         y = (w @ xc).reshape(c, n, *x.shape[2:]).transpose(0, 1).contiguous()
         return self.affine(y)
+
+
+# --- point-wise replacements of normalisation, and batch statistics for transformers -------------
+
+
+class DynamicTanh(nn.Module):
+    """DyT (Zhu, Chen, He, LeCun & Liu 2025): y = γ·tanh(α·x) + β, no statistics at all.
+
+    α is one learnable scalar (``alpha_init``, 0.5 in the authors' code), γ/β per channel
+    (the ``affine`` step).
+    """
+
+    def __init__(
+        self, num_features: int, alpha_init: float = 0.5, affine: str = "per_feature"
+    ) -> None:
+        super().__init__()
+        self.num_features = num_features
+        self.alpha = nn.Parameter(torch.full((1,), float(alpha_init)))
+        self.affine = make_affine(affine, num_features)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.affine(torch.tanh(self.alpha * x))
+
+    def extra_repr(self) -> str:
+        return f"{self.num_features}"
+
+
+class DynamicErf(nn.Module):
+    """Derf (Chen, Lu, Zhu, Sun & Liu 2025): y = γ·erf(α·x + s) + β.
+
+    α and the shift s are learnable scalars (``alpha_init`` 0.5, ``shift_init`` 0, as in the
+    authors' code), γ/β per channel (the ``affine`` step).
+    """
+
+    def __init__(
+        self,
+        num_features: int,
+        alpha_init: float = 0.5,
+        shift_init: float = 0.0,
+        affine: str = "per_feature",
+    ) -> None:
+        super().__init__()
+        self.num_features = num_features
+        self.alpha = nn.Parameter(torch.full((1,), float(alpha_init)))
+        self.shift = nn.Parameter(torch.full((1,), float(shift_init)))
+        self.affine = make_affine(affine, num_features)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.affine(torch.erf(self.alpha * x + self.shift))
+
+    def extra_repr(self) -> str:
+        return f"{self.num_features}"
+
+
+class _PowerFunction(torch.autograd.Function):
+    """PowerNorm's normalisation z = x / √(ψ² + ε) with its approximate backward."""
+
+    @staticmethod
+    def forward(  # type: ignore[override]
+        ctx: Any,
+        x: Tensor,
+        phi: Tensor,
+        batch_sq: Tensor,
+        ema_gz: Tensor,
+        alpha_bwd: float,
+        eps: float,
+    ) -> Tensor:
+        ndim = x.dim()
+        z = x * channel_view(torch.rsqrt(phi + eps), ndim)
+        ctx.save_for_backward(z, batch_sq, ema_gz)
+        ctx.alpha_bwd, ctx.eps = alpha_bwd, eps
+        return z
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, ...]:  # type: ignore[override]
+        z, batch_sq, ema_gz = ctx.saved_tensors
+        ndim, dims = grad.dim(), batch_dims(grad)
+        # The batch's own gradient term mean(g·z)·z is replaced by a running average ν of it.
+        g = grad - (1 - ctx.alpha_bwd) * channel_view(ema_gz, ndim) * z
+        with torch.no_grad():
+            ema_gz.add_((g * z).mean(dims))
+        dx = g * channel_view(torch.rsqrt(batch_sq + ctx.eps), ndim)
+        return dx, None, None, None, None, None
+
+
+class PowerNorm(nn.Module):
+    """PowerNorm (Shen, Yao, Gholami, Mahoney & Keutzer 2020), as the authors' code runs it.
+
+    First each position is divided by its quadratic mean over channels (their GroupScaling1D,
+    ``token_scaling``). Training: ψ²_B = mean x² per channel over the batch and every position
+    (no mean is subtracted); z = x/√(ψ²_B + ε) for the first ``warmup_steps`` steps, then
+    z = x/√(ψ² + ε) with the running ψ², which is updated after use: ψ² ← cumulative average
+    of ψ²_B during warm-up, then ψ² ← α_f·ψ² + (1 − α_f)·ψ²_B. Backward (approximate, no
+    gradient through the statistics): g̃ = g − (1 − α_b)·ν·z, ν ← ν + mean(g̃·z),
+    dx = g̃/√(ψ²_B + ε), where g is the gradient at z. Eval: z = x/√(ψ² + ε). Then γ/β.
+    """
+
+    def __init__(
+        self,
+        num_features: int,
+        eps: float = 1e-5,
+        alpha_fwd: float = 0.9,
+        alpha_bwd: float = 0.9,
+        warmup_steps: int = 10000,
+        token_scaling: bool = True,
+        affine: str = "per_feature",
+    ) -> None:
+        super().__init__()
+        self.num_features = num_features
+        self.eps = eps
+        self.alpha_fwd, self.alpha_bwd = alpha_fwd, alpha_bwd
+        self.warmup_steps = warmup_steps
+        self.token_scaling = token_scaling
+        self.register_buffer("running_phi", torch.ones(num_features))
+        self.register_buffer("ema_gz", torch.zeros(num_features))
+        self.register_buffer("num_steps", torch.zeros((), dtype=torch.long))
+        self.affine = make_affine(affine, num_features)
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = match_dtype(x, self.running_phi)
+        if self.token_scaling:
+            x = x * torch.rsqrt(x.square().mean(1, keepdim=True) + self.eps)
+        if not self.training:
+            return self.affine(x * channel_view(torch.rsqrt(self.running_phi + self.eps), x.dim()))
+        with torch.no_grad():
+            self.num_steps += 1
+            step = int(self.num_steps)  # a host read: the warm-up decides which ψ² is used
+            batch_sq = x.detach().square().mean(batch_dims(x))
+        phi = batch_sq if step <= self.warmup_steps else self.running_phi
+        z = _PowerFunction.apply(x, phi, batch_sq, self.ema_gz, self.alpha_bwd, self.eps)
+        with torch.no_grad():
+            if step < self.warmup_steps:
+                self.running_phi.mul_((step - 1) / step).add_(batch_sq / step)
+            self.running_phi.lerp_(batch_sq, 1 - self.alpha_fwd)
+        return self.affine(z)
+
+    def extra_repr(self) -> str:
+        return (
+            f"{self.num_features}, eps={self.eps}, alpha_fwd={self.alpha_fwd}, "
+            f"alpha_bwd={self.alpha_bwd}, warmup_steps={self.warmup_steps}, "
+            f"token_scaling={self.token_scaling}"
+        )

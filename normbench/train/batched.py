@@ -34,6 +34,7 @@ from torch.func import functional_call, stack_module_state, vmap
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from normbench.models import build
+from normbench.train.context import scored
 from normbench.train.device import resolve_device, synchronize
 from normbench.train.loop import (
     CURVE_KEYS,
@@ -159,10 +160,15 @@ class Stack:
             return loss_fn(functional_call(self.base, (p, b), (xb,)).float(), yb)
 
         def eval_sums(p: dict, b: dict, xb: torch.Tensor, yb: torch.Tensor) -> torch.Tensor:
+            # (loss sum, correct, labels scored): token labels that are IGNORE_INDEX do not count.
             out = functional_call(self.base, (p, b), (xb,)).float()
-            loss = loss_fn(out, yb) * xb.shape[0]
-            correct = (out.argmax(1) == yb).sum().float() if classification else loss * 0
-            return torch.stack((loss, correct))
+            correct, count = scored(out, yb) if classification else (None, xb.shape[0])
+            loss = loss_fn(out, yb) * count
+            correct = correct.float() if correct is not None else loss * 0
+            scored_n = (
+                count.float() if isinstance(count, torch.Tensor) else torch.full_like(loss, count)
+            )
+            return torch.stack((loss, correct, scored_n))
 
         self.train_losses = vmap(train_loss)
         self.eval_shared = vmap(eval_sums, in_dims=(0, 0, None, None))  # same data, all members
@@ -189,7 +195,7 @@ class Stack:
                     yb = yb.expand(out.shape[0], -1)
                 loss = cross_entropy(out, yb) * out.shape[1]
                 correct = (out.argmax(2) == yb).sum(1).float()
-                return torch.stack((loss, correct), dim=1)
+                return torch.stack((loss, correct, torch.full_like(loss, out.shape[1])), dim=1)
 
             return sums
 
@@ -209,7 +215,7 @@ class Stack:
     ) -> list[tuple[float, float | None]]:
         """Per member (loss, accuracy) over ``x`` — shared (N, …) or own (S, N, …)."""
         self.base.eval()
-        total = torch.zeros(self.size, 2, device=x.device)
+        total = torch.zeros(self.size, 3, device=x.device)
         n = x.shape[1] if own else x.shape[0]
         for start in range(0, n, chunk):
             if own:
@@ -225,9 +231,10 @@ class Stack:
                 )
             total += part
         self.base.train()
-        values = total.tolist()
+        values = total.tolist()  # the counts are whole numbers below 2**24: exact in float32
         return [
-            (loss / n, (correct / n if self.classification else None)) for loss, correct in values
+            (loss / count, (correct / count if self.classification else None))
+            for loss, correct, count in values
         ]
 
 
@@ -345,7 +352,7 @@ def _set_up(
         gens=[torch.Generator().manual_seed(s) for s in seeds],
         x_probe=data.x_train[probe_idx],
         y_probe=data.y_train[probe_idx],
-        records=[new_record(config, s, meta) for s in seeds],
+        records=[new_record(config, s, meta, getattr(split, "info", None)) for s in seeds],
         curves=[{k: [] for k in CURVE_KEYS} for _ in seeds],
         alive=[True] * len(seeds),
         steps_done=[0] * len(seeds),

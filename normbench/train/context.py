@@ -8,6 +8,8 @@ from typing import Any, Protocol
 import torch
 from torch import nn
 
+from normbench.data.split import IGNORE_INDEX
+
 
 @dataclass
 class Tensors:
@@ -50,6 +52,20 @@ class Probe(Protocol):
     ) -> tuple[dict[str, Any], dict[str, Any]]: ...
 
 
+def scored(out: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | int]:
+    """(correct predictions, labels scored) of logits ``out`` (classes last) against ``y``.
+
+    One label per sample (N,): every label counts. Token labels (N, T): only those that are
+    not ``IGNORE_INDEX``, so accuracy is over the scored tokens (and the count is a tensor,
+    read without a host sync until the caller needs it).
+    """
+    hits = out.argmax(-1) == y  # classes last: (N, K), or (N, T, V) for token labels
+    if y.dim() == 1:
+        return hits.sum(), y.shape[0]
+    valid = y != IGNORE_INDEX
+    return (hits & valid).sum(), valid.sum()
+
+
 @torch.no_grad()
 def evaluate(
     model: nn.Module,
@@ -59,21 +75,26 @@ def evaluate(
     classification: bool,
     chunk: int,
 ) -> tuple[float, float | None]:
-    """Mean loss and accuracy (None for regression) over ``x`` in eval mode, in chunks."""
+    """Mean loss and accuracy (None for regression) over ``x`` in eval mode, in chunks.
+
+    Both are means over the scored labels: one per sample, or each token's label that is not
+    ``IGNORE_INDEX`` (the loss of a chunk is weighted by its count, as cross-entropy's mean is).
+    """
     was_training = model.training
     model.eval()
     total_loss = torch.zeros((), device=x.device)
     correct = torch.zeros((), device=x.device, dtype=torch.long)
+    count: torch.Tensor | int = 0
     for start in range(0, x.shape[0], chunk):
         xb, yb = x[start : start + chunk], y[start : start + chunk]
         out = model(xb).float()
-        total_loss += loss_fn(out, yb) * xb.shape[0]
+        weight: torch.Tensor | int = xb.shape[0]
         if classification:
-            correct += (out.argmax(-1) == yb).sum()  # classes last: (N, K) or (N, T, V)
+            hits, weight = scored(out, yb)
+            correct += hits
+        total_loss += loss_fn(out, yb) * weight
+        count += weight
     model.train(was_training)
-    n = x.shape[0]
+    n = float(count)
     loss = float(total_loss) / n
-    # Accuracy over every scored label: one per sample, or one per position of a sequence
-    # (a language model's (N, T) targets; positions labelled -100 are not scored).
-    scored = n if y.dim() == 1 else int((y != -100).sum())
-    return loss, (float(correct) / scored if classification else None)
+    return loss, (float(correct) / n if classification else None)

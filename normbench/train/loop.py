@@ -395,7 +395,7 @@ def run_variant(
     the model or optimizer ends it as ``failed`` with the message. Neither is raised.
     """
     training, probes = config["training"], probes or []
-    record = new_record(config, seed, meta)
+    record = new_record(config, seed, meta, getattr(split, "info", None))
     history = History()
     num_params = 0
     diag_metrics: dict[str, Any] = {}
@@ -446,9 +446,15 @@ def run_variant(
     return record
 
 
-def new_record(config: dict[str, Any], seed: int, meta: dict[str, Any] | None) -> dict[str, Any]:
-    """The record's head: identity and an ``ok`` status until something says otherwise."""
-    return {
+def new_record(
+    config: dict[str, Any],
+    seed: int,
+    meta: dict[str, Any] | None,
+    data_info: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The record's head: identity and an ``ok`` status until something says otherwise;
+    ``dataset_info`` when the data say more about themselves (``DataSplit.info``)."""
+    record = {
         "schema_version": SCHEMA_VERSION,
         **(meta or {}),
         "seed": seed,
@@ -458,6 +464,9 @@ def new_record(config: dict[str, Any], seed: int, meta: dict[str, Any] | None) -
         "diverged_at_step": None,
         "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
+    if data_info:
+        record["dataset_info"] = data_info
+    return record
 
 
 def _build_model(

@@ -32,7 +32,7 @@ import torch
 from torch import nn
 
 from normbench.models.sites import resolve_layer
-from normbench.train.context import ProbeContext, evaluate
+from normbench.train.context import ProbeContext, evaluate, scored
 from normbench.train.diag_catalog import DIAGNOSTICS
 from normbench.train.optim import make_optimizer
 
@@ -711,12 +711,16 @@ def batch_stats_eval(
     order = torch.randperm(x.shape[0], generator=torch.Generator().manual_seed(seed)).to(x.device)
     total_loss = torch.zeros((), device=x.device, dtype=torch.float64)
     correct = torch.zeros((), device=x.device, dtype=torch.long)
+    count: torch.Tensor | int = 0
     for idx in split_batches(order, batch_size):
         out = twin(x[idx]).float()
-        total_loss += loss_fn(out, y[idx]).double() * idx.numel()
+        weight: torch.Tensor | int = idx.numel()
         if classification:
-            correct += (out.argmax(-1) == y[idx]).sum()
-    n = x.shape[0]
+            hits, weight = scored(out, y[idx])
+            correct += hits
+        total_loss += loss_fn(out, y[idx]).double() * weight
+        count += weight
+    n = float(count)
     return float(total_loss) / n, (float(correct) / n if classification else None)
 
 
