@@ -20,6 +20,12 @@ ALIASES: dict[str, str] = {
     "dropout": "model.dropout",
 }
 
+
+def reaches(value: float, threshold: float, higher: bool) -> bool:
+    """The one "target reached" rule: at or above it for accuracies, at or below for losses."""
+    return value >= threshold if higher else value <= threshold
+
+
 TARGET_KEYS = {
     "test_acc": True,  # True: reached when the value is >= the target
     "train_probe_acc": True,

@@ -15,7 +15,8 @@ from normbench.analysis.stats import band, describe
 from normbench.errors import InputError
 from normbench.metrics import METRICS
 from normbench.naming import format_value
-from normbench.results.store import Warn, finite_or_none, open_run_dir
+from normbench.results.store import Warn, open_run_dir
+from normbench.spread import finite_number
 
 SUMMARY_SCHEMA_VERSION = 1
 STATUSES = ("ok", "diverged", "failed")
@@ -60,7 +61,7 @@ def _targets(resolved: dict[str, Any] | None, records: list[dict[str, Any]]) -> 
         )
     out = {}
     for key, value in raw.items():
-        v = finite_or_none(value.get("threshold") if isinstance(value, dict) else value)
+        v = finite_number(value.get("threshold") if isinstance(value, dict) else value)
         if v is not None:
             out[str(key)] = v
     return out
@@ -119,7 +120,7 @@ def _curve_bands(records: list[dict[str, Any]]) -> dict[str, Any]:
             s
             for r in records
             for s in ((r.get("curves") or {}).get("step") or [])
-            if finite_or_none(s) is not None
+            if finite_number(s) is not None
         }
     )
     if not steps:
@@ -162,7 +163,7 @@ def interval_spread(records: list[dict[str, Any]]) -> dict[str, Any]:
         steps, secs = c.get("step") or [], c.get("train_seconds") or []
         prev_step, prev_sec = 0.0, 0.0
         for i, (st, sec) in enumerate(zip(steps, secs, strict=False)):
-            st, sec = finite_or_none(st), finite_or_none(sec)
+            st, sec = finite_number(st), finite_number(sec)
             if st is None or sec is None:
                 break
             if i > 0 and st > prev_step:
@@ -185,7 +186,7 @@ def rel_cost_spread(records: list[dict[str, Any]]) -> dict[str, Any] | None:
         x
         for r in records
         for x in (((r.get("timing") or {}).get("rel_cost") or {}).get("ratios") or [])
-        if finite_or_none(x) is not None
+        if finite_number(x) is not None
     ]
     if not ratios:
         return None
@@ -204,7 +205,7 @@ def rel_cost_spread(records: list[dict[str, Any]]) -> dict[str, Any] | None:
     seeds = [
         x
         for r in records
-        if (x := finite_or_none((r.get("metrics") or {}).get("rel_ms_per_step"))) is not None
+        if (x := finite_number((r.get("metrics") or {}).get("rel_ms_per_step"))) is not None
     ]
     mid = float(np.median(seeds)) if seeds else 0.0
     seed_spread = (max(seeds) - min(seeds)) / mid if len(seeds) > 1 and mid > 0 else None
@@ -278,7 +279,7 @@ def _variant(
             for r in recs
             if r.get("status") != "ok" and r.get("error")
         },
-        "diverged_at_step": [finite_or_none(r.get("diverged_at_step")) for r in recs],
+        "diverged_at_step": [finite_number(r.get("diverged_at_step")) for r in recs],
         "metrics": {name: describe([m.get(name) for m in per_seed]) for name in names},
         "targets": reached,
         "curves": _curve_bands(recs),

@@ -42,7 +42,8 @@ from normbench.analysis.stats import (
 from normbench.errors import EXIT_GATE, EXIT_OK, InputError, OptionError
 from normbench.gates import Gate, beyond, fmt_amount, parse_gates
 from normbench.metrics import HEADLINE_METRICS, is_timing
-from normbench.results.store import Warn, check_result, finite_or_none, read_json, stderr_warn
+from normbench.results.store import Warn, check_result, read_json, stderr_warn
+from normbench.spread import finite_number
 
 ALPHA = 0.05
 DEFAULT_METRICS = HEADLINE_METRICS
@@ -296,7 +297,7 @@ def newly_failing(b: dict[str, Any], c: dict[str, Any]) -> str:
 
 
 def _values(stats: dict[str, Any]) -> list[float]:
-    return [x for x in (finite_or_none(v) for v in stats.get("values") or []) if x is not None]
+    return [x for x in (finite_number(v) for v in stats.get("values") or []) if x is not None]
 
 
 def _share(stats: dict[str, Any]) -> float:
@@ -319,7 +320,7 @@ def metric_change(
     higher = bool(info.get("higher_is_better", False))
     unit = str(info.get("unit", ""))
     a, b = _values(base), _values(cand)
-    mb, mc = finite_or_none(base.get("mean")), finite_or_none(cand.get("mean"))
+    mb, mc = finite_number(base.get("mean")), finite_number(cand.get("mean"))
     change = mc - mb if mb is not None and mc is not None else None
     if change is None:
         relative = None

@@ -5,14 +5,15 @@ from __future__ import annotations
 from itertools import pairwise
 from typing import Any
 
-from normbench.results.store import finite_or_none
+from normbench.spread import finite_number
+from normbench.suite_keys import TARGET_KEYS, reaches
 
 CURVES = ("test_acc", "test_loss", "train_loss", "train_probe_acc", "train_probe_loss")
 
 
 def higher_is_better(curve: str) -> bool:
-    """Direction of a curve: accuracies go up, losses go down (the rule of ``TARGET_KEYS``)."""
-    return "acc" in curve
+    """Direction of a curve: accuracies go up, losses go down (``TARGET_KEYS``)."""
+    return TARGET_KEYS.get(curve, "acc" in curve)
 
 
 def target_curve(key: str) -> str:
@@ -26,7 +27,7 @@ def target_curve(key: str) -> str:
 def curve(record: dict[str, Any], name: str) -> list[float | None]:
     """One curve of a record with non-finite values as ``None``; empty when absent."""
     values = (record.get("curves") or {}).get(name)
-    return [finite_or_none(v) for v in values] if isinstance(values, list) else []
+    return [finite_number(v) for v in values] if isinstance(values, list) else []
 
 
 def first_reach(
@@ -39,7 +40,7 @@ def first_reach(
     for i, (s, v) in enumerate(zip(steps, values, strict=False)):
         if s is None or v is None:
             continue
-        if (v >= threshold) if higher else (v <= threshold):
+        if reaches(v, threshold, higher):
             return i
     return None
 
@@ -52,7 +53,7 @@ def reach(record: dict[str, Any], key: str, threshold: float) -> tuple[float | N
     """
     stored = (record.get("targets") or {}).get(key)
     if isinstance(stored, dict) and "step" in stored:
-        return finite_or_none(stored.get("step")), finite_or_none(stored.get("seconds"))
+        return finite_number(stored.get("step")), finite_number(stored.get("seconds"))
     name = target_curve(key)
     steps = curve(record, "step")
     i = first_reach(steps, curve(record, name), threshold, higher_is_better(name))
@@ -107,7 +108,7 @@ def derived_metrics(record: dict[str, Any], targets: dict[str, float]) -> dict[s
 
 def seed_metrics(record: dict[str, Any], targets: dict[str, float]) -> dict[str, float | None]:
     """All metric values of one seed: recorded ones (non-finite → ``None``) plus derived ones."""
-    out = {k: finite_or_none(v) for k, v in (record.get("metrics") or {}).items()}
+    out = {k: finite_number(v) for k, v in (record.get("metrics") or {}).items()}
     for k, v in derived_metrics(record, targets).items():
         out.setdefault(k, v)
     return out

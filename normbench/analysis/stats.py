@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from normbench.results.store import finite_or_none
+from normbench.spread import finite_number
 
 # Below this many seeds a bootstrap "CI" is just the seeds' range: it is shown as min–max.
 CI_MIN_SEEDS = 3
@@ -62,7 +62,7 @@ def describe(values: list[Any]) -> dict[str, Any]:
     ``n`` counts the finite values, so ``n < len(values)`` means some seeds had no value
     (failed, diverged, or a target not reached).
     """
-    clean = [finite_or_none(v) for v in values]
+    clean = [finite_number(v) for v in values]
     x = np.array([v for v in clean if v is not None], dtype=float)
     out: dict[str, Any] = {
         "mean": None,

@@ -26,7 +26,8 @@ from normbench.analysis.query import (
 )
 from normbench.analysis.relative import converged
 from normbench.analysis.stats import CI_MIN_SEEDS
-from normbench.results.store import Warn, finite_or_none
+from normbench.results.store import Warn
+from normbench.spread import finite_number
 from normbench.train.diag_catalog import DIAGNOSTICS
 
 # Okabe & Ito (2008), colour-blind safe; yellow last because it is faint on white.
@@ -226,7 +227,7 @@ def _log_y(ax: Any) -> None:
 
 
 def _arr(values: list[Any]) -> np.ndarray:
-    return np.array([np.nan if finite_or_none(v) is None else v for v in values], dtype=float)
+    return np.array([np.nan if finite_number(v) is None else v for v in values], dtype=float)
 
 
 def _seeds_note(summary: dict[str, Any]) -> str:
@@ -524,7 +525,7 @@ def _matrix(values: Any, nsteps: int) -> np.ndarray | None:
     """A (steps × k) float array from nested lists, or ``None`` when it is not one."""
     try:
         a = np.array(
-            [[np.nan if finite_or_none(x) is None else x for x in row] for row in values],
+            [[np.nan if finite_number(x) is None else x for x in row] for row in values],
             dtype=float,
         )
     except (TypeError, ValueError):

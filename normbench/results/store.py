@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import errno
 import json
-import math
 import os
 import secrets
 import shutil
@@ -390,14 +389,6 @@ def latest_run_dir(out: Path, suite_name: str | None = None) -> RunDir:
     if not runs:
         raise InputError(f"no normbench run directory under {base}")
     return RunDir(runs[-1].parent)
-
-
-def finite_or_none(value: Any) -> float | None:
-    """A JSON number as float, or ``None`` for null, NaN, ±inf, bools and non-numbers."""
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    value = float(value)
-    return value if math.isfinite(value) else None
 
 
 def _pid_alive(pid: int) -> bool:

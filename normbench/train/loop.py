@@ -25,6 +25,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from normbench.models import build
+from normbench.spread import finite_number
+from normbench.suite_keys import TARGET_KEYS, reaches
 from normbench.train.context import Probe, ProbeContext, Tensors, evaluate
 from normbench.train.device import resolve_device, synchronize
 from normbench.train.optim import effective_lr, make_optimizer, make_schedule
@@ -37,13 +39,6 @@ from normbench.train.timing import (
 )
 
 SCHEMA_VERSION = 1
-TARGET_HIGHER = {
-    "test_acc": True,
-    "train_probe_acc": True,
-    "test_loss": False,
-    "train_loss": False,
-    "train_probe_loss": False,
-}
 CURVE_KEYS = (
     "step",
     "train_loss",
@@ -97,17 +92,13 @@ def loss_function(classification: bool, per_token: bool = False) -> Any:
     return mse
 
 
-def _finite_or_none(value: float | None) -> float | None:
-    return value if value is not None and math.isfinite(value) else None
-
-
 def reach(curves: dict[str, list], key: str, threshold: float) -> tuple[int | None, float | None]:
     """First eval point whose ``key`` reaches ``threshold``: (step, training seconds)."""
-    higher = TARGET_HIGHER[key]
+    higher = TARGET_KEYS[key]
     for step, secs, value in zip(
         curves["step"], curves["train_seconds"], curves.get(key, []), strict=False
     ):
-        if value is not None and (value >= threshold if higher else value <= threshold):
+        if value is not None and reaches(value, threshold, higher):
             return step, secs
     return None, None
 
@@ -353,10 +344,10 @@ class History:
         """One point on every curve, at the interval's last step."""
         points = (
             interval.step,
-            _finite_or_none(interval.loss_sum / interval.length),
-            _finite_or_none(evaluation.test_loss),
+            finite_number(interval.loss_sum / interval.length),
+            finite_number(evaluation.test_loss),
             evaluation.test_acc,
-            _finite_or_none(evaluation.probe_loss),
+            finite_number(evaluation.probe_loss),
             evaluation.probe_acc,
             self.train_seconds,
         )

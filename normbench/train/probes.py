@@ -32,6 +32,7 @@ import torch
 from torch import nn
 
 from normbench.models.sites import resolve_layer
+from normbench.spread import finite_or_none
 from normbench.train.context import ProbeContext, evaluate, scored
 from normbench.train.diag_catalog import DIAGNOSTICS
 from normbench.train.optim import make_optimizer
@@ -89,16 +90,6 @@ def sorted_percentiles(x: torch.Tensor, q: Sequence[float]) -> torch.Tensor:
     hi = pos.ceil().long()
     out = s[lo] + (s[hi] - s[lo]) * (pos - lo)
     return torch.where(s[-1].isnan(), torch.full_like(out, math.nan), out)
-
-
-def finite_or_none(value: Any) -> Any:
-    """Nested lists of floats with NaN/inf replaced by None (JSON has no NaN)."""
-    if isinstance(value, list):
-        return [finite_or_none(v) for v in value]
-    if value is None:
-        return None
-    value = float(value)
-    return value if math.isfinite(value) else None
 
 
 def _mean(values: Sequence[float | None]) -> float | None:
