@@ -122,3 +122,10 @@ def test_every_model_kind_has_one_entry_with_an_importable_builder() -> None:
     for entry in MODELS.values():
         module, function = entry.builder.split(":")
         assert callable(getattr(importlib.import_module(module), function)), entry.name
+
+
+def test_the_synthetic_runs_name_only_registered_norms() -> None:
+    from normbench.norms.catalog import NORMS
+    from normbench.report.synthetic import NORM_TRAITS
+
+    assert set(NORM_TRAITS) <= set(NORMS)

@@ -24,7 +24,6 @@ NORM_TRAITS: dict[str, tuple[float, float, float, float]] = {
     "weight": (0.925, 700.0, 15.0, 1.10),
     "instance": (0.930, 600.0, 30.0, 1.30),
     "batch_renorm": (0.952, 320.0, 60.0, 1.45),
-    "scale": (0.935, 500.0, 30.0, 1.05),
     "power": (0.948, 350.0, 50.0, 1.50),
 }
 
