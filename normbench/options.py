@@ -51,7 +51,8 @@ class Option:
     """One option of a registry entry: type, default, allowed values or range, and meaning.
 
     ``type`` is a key of ``TYPES``. ``min``/``max`` bound numbers (every item of a list);
-    ``min_exclusive`` makes the lower bound exclusive, ``open_interval`` both. ``nullable``
+    ``min_exclusive`` makes the lower bound exclusive, ``max_exclusive`` the upper one,
+    ``open_interval`` both. ``nullable``
     options accept ``null`` (their default is then usually ``None`` = "not set"); an option
     whose default is ``None`` and that is not nullable is required. ``min_items`` is the
     shortest list allowed. ``message`` replaces the standard sentence for a value out of
@@ -67,6 +68,7 @@ class Option:
     max: float | None = None
     min_exclusive: bool = False
     open_interval: bool = False
+    max_exclusive: bool = False
     nullable: bool = False
     min_items: int = 0
     message: str = ""
@@ -91,7 +93,7 @@ class Option:
     @property
     def high_exclusive(self) -> bool:
         """Whether ``max`` itself is refused."""
-        return self.open_interval
+        return self.open_interval or self.max_exclusive
 
     def describe_type(self) -> str:
         """The type with its range or choices, e.g. ``float in (0, 1)`` or ``none|zscore``."""

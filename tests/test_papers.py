@@ -120,12 +120,12 @@ BAD = [
     (
         "dropout 1",
         SUITE.replace("  hidden: [16]\n", "  hidden: [16]\n  dropout: 1.0\n"),
-        ["model.dropout", "less than 1"],
+        ["model.dropout", "must be < 1, got 1"],
     ),
     (
         "dropout negative",
         SUITE.replace("  hidden: [16]\n", "  hidden: [16]\n  dropout: -0.1\n"),
-        ["model.dropout", "greater than or equal to 0"],
+        ["model.dropout", "must be >= 0, got -0.1"],
     ),
     (
         "per_domain without domains",

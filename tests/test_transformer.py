@@ -168,7 +168,7 @@ grid:
 {grid}
 """
 EVERY = (
-    "  norm: [none, layer, rms, batch, {kind: group, groups: 4}]\n"
+    "  norm: [none, layer, rms, batch, {kind: group, groups: 4}, dyt, derf, power]\n"
     "  placement: [pre, post, peri, deepnorm]"
 )
 
@@ -178,7 +178,7 @@ def test_every_norm_and_placement_trains_a_step(tmp_path: Path) -> None:
     result = run_cli("run", suite, "--out", tmp_path / "out", "--no-report", "-q")
     assert result.returncode == 0, result.stderr
     records = [json.loads(p.read_text()) for p in tmp_path.glob("out/tr/*/results/*.json")]
-    assert len(records) == 20
+    assert len(records) == 32
     assert all(r["status"] == "ok" for r in records), [r.get("error") for r in records]
 
 

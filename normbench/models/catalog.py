@@ -156,7 +156,7 @@ def common_options(
             "dropout probability after each block (0: none)",
             min=0.0,
             max=1.0,
-            message="dropout must be in [0, 1), got {value}",
+            max_exclusive=True,
         ),
     )
 
