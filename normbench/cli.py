@@ -847,8 +847,8 @@ def compare(
         typer.Option(
             "--reference",
             help="Compare every variant of BASELINE with this reference variant instead: each "
-            "row gets the effect with its 95 % CI and a verdict (better, worse, equivalent "
-            "within the margin, undecided).",
+            "row gets the effect with the CI that decided its verdict (better, worse, "
+            "equivalent within the margin, undecided); the row's mark and p are the verdict's.",
             metavar="KEY=VALUE",
         ),
     ] = None,

@@ -644,7 +644,7 @@ def test_reference_rows_carry_effect_ci_and_verdict() -> None:
     assert rows["rel_ms_per_step"]["verdict"] == "worse"
     assert {v["verdict"] for v in rows.values()} <= {"better", "worse", "equivalent", "undecided"}
     table = compare(run, "--reference", "norm=none").stdout
-    assert "effect (95 % CI)" in table and "verdict" in table and "better" in table
+    assert "effect [CI]" in table and "% CI)" in table and "verdict" in table and "better" in table
     csv = compare(run, "--reference", "norm=none", "--format", "csv").stdout.splitlines()
     header = csv[0].split(",")
     assert header[-6:] == [

@@ -48,11 +48,12 @@ def main() -> None:
         f"(verdicts recomputed, nothing retrained): {len(table)} claims — {counts}.",
         "",
         METHOD_NOTE + " Values are means over seeds, the claimed-better side first; the "
-        "effect is that side against the other ([95 % CI]), or a published-value row's "
+        "effect is that side against the other ([the CI that decided it, level beside it]), or a "
+        "published-value row's "
         "mean minus the published number.",
         "",
         "| suite | claim | source | metric | verdict | seeds | measured: better vs than: "
-        "effect [95 % CI] → verdict |",
+        "effect [CI] → verdict |",
         "|---|---|---|---|---|---|---|",
         *table,
         "",

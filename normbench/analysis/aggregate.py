@@ -305,7 +305,7 @@ def summarize(run: RunData, *, reference: str | None = None) -> dict[str, Any]:
         parse_reference,
         relative_rows,
     )
-    from normbench.analysis.verdicts import ALPHA
+    from normbench.analysis.verdicts import look_decisions
 
     records = run.records
     resolved = run.resolved or {}
@@ -355,8 +355,7 @@ def summarize(run: RunData, *, reference: str | None = None) -> dict[str, Any]:
     }
     ref = parse_reference(reference, summary) if reference else default_reference(summary)
     # A run of --until-decided froze each decision at the look that took it (repeated looks).
-    seq = (run.manifest or {}).get("until_decided") or {}
-    frozen, alpha = seq.get("decisions") or {}, seq.get("alpha_now", ALPHA)
+    frozen, alpha = look_decisions(run.manifest)
     relative = relative_rows(summary, ref) if ref else []
     decide_reference(relative, frozen, alpha)
     summary["analysis"] = {

@@ -3,11 +3,11 @@
 A claim names a metric and two sets of variants (``better`` and ``than``, each a mapping of
 swept keys to values, plus an optional ``where`` that restricts both). Variants of the two sets
 are paired on every other swept key; each pair gets the effect of ``better`` against ``than``
-(a difference, or a ratio for steps and times) with its 95 % interval and a verdict: *better*,
-*worse*, *equivalent* within the claim's ``margin:``, or *undecided* (method and defaults:
-``analysis.verdicts``). A published-value claim compares each ``where`` variant's mean with
-``published`` ± ``tolerance``: *above*, *below*, *equivalent* or *undecided*. Every test of a
-suite's claims is one Holm family at α = 0.05.
+(a difference, or a ratio for steps and times) with the interval that decided it and a
+verdict: *better*, *worse*, *equivalent* within the claim's ``margin:``, or *undecided*
+(method and defaults: ``analysis.verdicts``). A published-value claim compares each
+``where`` variant's mean with ``published`` ± ``tolerance``: *above*, *below*, *equivalent*
+or *undecided*. Every test of a suite's claims is one Holm family at α = 0.05.
 """
 
 from __future__ import annotations
@@ -215,7 +215,8 @@ def describe_claim(result: dict[str, Any]) -> str:
 METHOD_NOTE = (
     "Each pair (other swept keys equal) gets the effect of the claimed-better side against the "
     "other — a difference of means, or for steps, times and rates a ratio of geometric means — "
-    "with its 95 % Welch t interval, and a verdict: better or worse (Welch's t-test), "
+    "with the Welch t interval that decided its verdict (its level beside it: Holm's threshold "
+    "for that test), and a verdict: better or worse (Welch's t-test), "
     "equivalent (TOST: the difference is inside ±margin; default 1 point for accuracies, 5 % "
     "otherwise) or undecided. All tests of the suite's claims are Holm-corrected together at "
     f"α = {ALPHA}. When no side has any spread the difference is exact and only a rank "

@@ -51,6 +51,10 @@ TEST_NAME = (
     "Welch's t-test (two-sided; timing metrics on log values), Holm–Bonferroni "
     "adjusted over every variant × metric test"
 )
+REFERENCE_TEST_NAME = (
+    "the verdict's own test: Welch's t-test (two-sided; steps, times and rates on log values; "
+    "a rank permutation test when no side has spread), Holm–Bonferroni adjusted over every row"
+)
 
 
 # --- data model -------------------------------------------------------------------------------
@@ -771,7 +775,7 @@ def compare_reference(
         str(run),
         alpha,
         stats,
-        TEST_NAME,
+        REFERENCE_TEST_NAME,
         names,
         reference=ref,
         gate_texts=[g.text for g in parsed],
@@ -812,14 +816,41 @@ def _reference_verdicts(
     decide([c for _, c in family], alpha)
     for ch, c in family:
         ch.verdict = {
-            "verdict": c["verdict"],
-            "effect": c["effect"],
-            "kind": c["kind"],
-            "ci_low": c["ci_low"],
-            "ci_high": c["ci_high"],
-            "margin": c["margin"],
-            "text": describe_effect(c),
+            key: c.get(key)
+            for key in (
+                "verdict",
+                "effect",
+                "kind",
+                "ci_low",
+                "ci_high",
+                "ci_level",
+                "margin",
+                "delta",
+                "exact",
+                "p_dir",
+                "p_dir_adj",
+            )
         }
+        ch.verdict["text"] = describe_effect(c)
+        follow_verdict(ch, c)
+
+
+VERDICT_MARKS = {"better": "-", "worse": "+"}
+
+
+def follow_verdict(ch: MetricChange, c: dict[str, Any]) -> None:
+    """A ``--reference`` row's p and mark are its verdict's: one test decides the row.
+
+    The p shown is the verdict's Holm-adjusted direction p and the mark its verdict's
+    (``-`` better, ``+`` worse, ``~`` otherwise); ``!`` (values lost) stays unless the
+    verdict is better or equivalent, which it would contradict.
+    """
+    ch.p_raw, ch.p_value = c.get("p_dir"), c.get("p_dir_adj")
+    if c.get("p_dir") is not None:
+        ch.test = "rank permutation (exact)" if c.get("exact") else str(c.get("method"))
+    ch.significant = c["verdict"] in VERDICT_MARKS
+    lost = ch.mark == "!" and c["verdict"] in ("worse", "undecided")
+    ch.mark = "!" if lost else VERDICT_MARKS.get(c["verdict"], "~")
 
 
 # --- normbench run --baseline ------------------------------------------------------------------

@@ -318,6 +318,25 @@ def alpha_per_look(looks: list[int], alpha: float, kind: str = "obf") -> list[fl
     return out
 
 
+def holm_thresholds(p_values: list[float | None], alpha: float) -> list[float | None]:
+    """The α each test is held to by Holm's step-down at family-wise ``alpha`` (``None``: no test).
+
+    The k-th smallest p is compared with α / (m − k + 1) until the first one that fails; the
+    tests after it are held to that stopping threshold. So a test is rejected exactly when its
+    raw p is at most its threshold, and a (1 − threshold) interval excludes "no difference"
+    exactly when the test rejects: the interval and the verdict cannot disagree.
+    """
+    idx = sorted((i for i, p in enumerate(p_values) if p is not None), key=lambda i: p_values[i])  # type: ignore[arg-type,return-value]
+    out: list[float | None] = [None] * len(p_values)
+    stop: float | None = None
+    for rank, i in enumerate(idx):
+        level = alpha / (len(idx) - rank)
+        if stop is None and float(p_values[i]) > level:  # type: ignore[arg-type]
+            stop = level
+        out[i] = level if stop is None else stop
+    return out
+
+
 def holm_adjust(p_values: list[float | None]) -> list[float | None]:
     """``holm`` over the p-values that exist; ``None`` (no test) stays out of the family."""
     idx = [i for i, p in enumerate(p_values) if p is not None]
@@ -388,6 +407,30 @@ def t_interval(d: float, se: float, df: float, level: float) -> tuple[float, flo
     """The two-sided ``level`` t interval around the estimate ``d``."""
     q = t_quantile(1 - (1 - level) / 2, df)
     return d - q * se, d + q * se
+
+
+def se_from_interval(lo: float, hi: float, df: float, level: float) -> float:
+    """The standard error behind a two-sided ``level`` t interval [lo, hi] (its half-width ÷ q)."""
+    return (hi - lo) / 2 / t_quantile(1 - (1 - level) / 2, df)
+
+
+def decisive_alpha(
+    verdict: str, alpha_dir: float | None, alpha_equiv: float | None
+) -> float | None:
+    """The α of the interval that decides ``verdict`` (its level is 1 − this).
+
+    A two-sided t interval at 1 − a excludes "no difference" exactly when the two-sided test
+    rejects at a, and the interval at 1 − 2a lies inside ±margin exactly when TOST rejects at
+    a. So: better / worse (above / below) show the direction test's interval, equivalent the
+    TOST one, and undecided the wider of the two, which both contains "no difference" and
+    leaves the margin.
+    """
+    tost = None if alpha_equiv is None else 2 * alpha_equiv
+    if verdict == "equivalent":
+        return tost
+    if verdict != "undecided":
+        return alpha_dir
+    return min((a for a in (alpha_dir, tost) if a is not None), default=None)
 
 
 def tost_p(d: float, delta: float, se: float, df: float) -> float:

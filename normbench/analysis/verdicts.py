@@ -5,8 +5,9 @@ The method (README, "Claims and verdicts"):
 * **Scale.** Step, time, throughput and memory metrics (and ratios of them) are compared on
   log values — their noise is multiplicative — so the effect is a *ratio* (geometric means)
   with its interval; every other metric gives a *difference* of means, side ``a`` − side ``b``.
-* **Interval.** Welch's t interval (95 %) for the difference of means (of logs), with the
-  Welch–Satterthwaite degrees of freedom; it needs two seeds a side.
+* **Interval.** Welch's t interval for the difference of means (of logs), with the
+  Welch–Satterthwaite degrees of freedom; it needs two seeds a side. Its level is the one
+  that decided the verdict (``settle_interval``; README, "One verdict, one interval").
 * **Better / worse.** Welch's t-test, two-sided; the sign says which. ``p_dir`` is its p.
 * **Equivalent within ±δ.** TOST: two one-sided Welch tests that the difference is above −δ
   and below +δ; ``p_equiv`` is the larger p. δ is the claim's ``margin:`` (a number in the
@@ -34,10 +35,13 @@ from collections.abc import Sequence
 from typing import Any
 
 from normbench.analysis.stats import (
+    decisive_alpha,
     holm_adjust,
+    holm_thresholds,
     mann_whitney_greater,
     mean_var,
     no_spread,
+    se_from_interval,
     t_cdf,
     t_interval,
     tost_p,
@@ -142,6 +146,7 @@ def contrast(
     out.update(
         method="welch-log" if log else "welch",
         df=df,
+        se=se,
         ci_low=math.exp(lo) if log else lo,
         ci_high=math.exp(hi) if log else hi,
         p_dir=min(1.0, 2 * min(p_better, p_worse)),
@@ -192,6 +197,7 @@ def one_sample(values: Sequence[float], published: float, tolerance: float) -> d
     out.update(
         method="t",
         df=df,
+        se=se,
         ci_low=lo,
         ci_high=hi,
         direction=1 if p_above < p_below else -1,
@@ -218,10 +224,13 @@ def decide(
 ) -> None:
     """Set ``verdict`` (and the Holm-adjusted p-values) on every contrast of one family.
 
-    A contrast that already has ``frozen: true`` (decided at an earlier look) keeps its
-    verdict and takes part with its stored p-values.
+    Each contrast's interval is then the one that decided it (``settle_interval``), so no
+    printed interval can disagree with its verdict. A contrast that already has
+    ``frozen: true`` (decided at an earlier look) keeps its verdict and interval and takes
+    part with its stored p-values.
     """
-    adj_dir = holm_adjust([c.get("p_dir") for c in contrasts])
+    p_dir = [c.get("p_dir") for c in contrasts]
+    adj_dir, held_dir = holm_adjust(p_dir), holm_thresholds(p_dir, alpha)
     for c, p in zip(contrasts, adj_dir, strict=True):
         c["p_dir_adj"] = p
         if c.get("frozen"):
@@ -233,6 +242,7 @@ def decide(
         None if c.get("frozen") or c["verdict"] != "undecided" else c.get("p_equiv")
         for c in contrasts
     ]
+    held_equiv = holm_thresholds(rest, alpha)
     for c, p in zip(contrasts, holm_adjust(rest), strict=True):
         c["p_equiv_adj"] = p
         if c.get("frozen") or c["verdict"] != "undecided":
@@ -242,6 +252,59 @@ def decide(
         elif c.get("exact") and len(c["n"]) == 1:
             # one sample without spread against a published number: it is where it is
             c["verdict"] = labels[0] if c["direction"] > 0 else labels[1]
+    for c, a_dir, a_equiv in zip(contrasts, held_dir, held_equiv, strict=True):
+        if c.get("frozen"):
+            a_dir, a_equiv = _frozen_alphas(c, alpha)
+        verdict = {labels[0]: "better", labels[1]: "worse"}.get(c["verdict"], c["verdict"])
+        settle_interval(c, decisive_alpha(verdict, a_dir, a_equiv))
+
+
+def look_decisions(manifest: dict[str, Any]) -> tuple[dict[str, dict[str, Any]], float]:
+    """The decisions a ``run --until-decided`` froze (each with its look's α) and the α now."""
+    seq = (manifest or {}).get("until_decided") or {}
+    per_look = seq.get("alpha_per_look") or []
+    frozen = {
+        key: {**d, "alpha_look": per_look[d["look"] - 1]}
+        if "alpha_look" not in d
+        and isinstance(d.get("look"), int)
+        and 0 < d["look"] <= len(per_look)
+        else d
+        for key, d in (seq.get("decisions") or {}).items()
+    }
+    return frozen, float(seq.get("alpha_now", ALPHA))
+
+
+def _frozen_alphas(c: dict[str, Any], alpha: float) -> tuple[float | None, float | None]:
+    """The thresholds a decision of an earlier look was held to: α of its look × p ÷ adjusted p.
+
+    (Holm rejects exactly when p ≤ α · p / p_adjusted, so this is the level it passed.)
+    """
+    look_alpha = float(c.get("alpha_look") or alpha)
+
+    def held(raw: Any, adj: Any) -> float | None:
+        return None if raw is None or not adj else look_alpha * float(raw) / float(adj)
+
+    return held(c.get("p_dir"), c.get("p_dir_adj")), held(c.get("p_equiv"), c.get("p_equiv_adj"))
+
+
+def settle_interval(c: dict[str, Any], a: float | None) -> None:
+    """Replace the 95 % interval of ``c`` by the (1 − ``a``) one that decided its verdict."""
+    if c.get("ci_level") is not None and c.get("frozen"):
+        return  # decided at an earlier look: it keeps the interval it was decided with
+    if a is None or c.get("exact") or c.get("df") is None or c.get("ci_low") is None:
+        return
+    log = c["kind"] == "ratio"
+    to = (lambda x: math.log(x)) if log else (lambda x: x)
+    d = to(c["effect"])
+    # A decision stored before intervals were settled has only its 95 % interval (its ``se``,
+    # if any, is today's, from more seeds): that interval gives its standard error back.
+    se = None if c.get("frozen") else c.get("se")
+    if se is None:
+        se = se_from_interval(to(c["ci_low"]), to(c["ci_high"]), c["df"], LEVEL)
+    lo, hi = t_interval(d, se, c["df"], 1 - a)
+    if log:  # a ratio's interval on 2 seeds at a strict level can leave float range
+        lo, hi = math.exp(max(lo, -700.0)), math.exp(min(hi, 700.0))
+    c.update(ci_low=lo, ci_high=hi, ci_level=1 - a)
 
 
 def overall(verdicts: list[str]) -> str:
@@ -258,8 +321,22 @@ def fmt_number(x: float | None) -> str:
     return "—" if x is None else f"{x:.4g}"
 
 
+def level_text(level: float) -> str:
+    """``99.7 % CI``: the level with as many digits as it takes to differ from 100 %."""
+    pct = level * 100
+    for digits in range(3, 8):
+        text = f"{pct:.{digits}g}"
+        if float(text) < 100:
+            return f"{text} % CI"
+    return f"{pct:.7g} % CI"
+
+
 def describe_effect(c: dict[str, Any]) -> str:
-    """``+0.034 [0.012, 0.056]`` or ``×0.62 [0.55, 0.70]``, ``exact`` when there is no spread."""
+    """``+0.034 [0.012, 0.056] (99.7 % CI)`` or ``×0.62 [0.55, 0.70] (95 % CI)``.
+
+    The interval is the one that decided the verdict (``settle_interval``), its level beside
+    it; ``exact`` when there is no spread.
+    """
     if c.get("effect") is None:
         return "no values"
     if c["kind"] == "ratio":
@@ -277,7 +354,12 @@ def describe_effect(c: dict[str, Any]) -> str:
             else ""
         )
     if c.get("exact"):
-        return text + " (exact: no spread over seeds)"
+        why = ""
+        if c.get("verdict") == "undecided" and c.get("p_dir") is not None:
+            why = f"; rank test p {c['p_dir']:.2g}, adjusted {c['p_dir_adj']:.2g}: too few seeds"
+        return text + f" (exact: no spread over seeds{why})"
     if c["method"] == "too few seeds":
         return text + " (no interval: fewer than 2 seeds a side)"
+    if ci:
+        ci += f" ({level_text(c.get('ci_level') or LEVEL)})"
     return text + ci

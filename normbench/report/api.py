@@ -152,8 +152,9 @@ def report_command(
 
         ref = summary["analysis"]["reference"]
         rows = relative_rows(summary, ref, [metric] if metric else None)
-        seq = (summary.get("manifest") or {}).get("until_decided") or {}
-        decide_reference(rows, seq.get("decisions"), seq.get("alpha_now"))
+        from normbench.analysis.verdicts import look_decisions
+
+        decide_reference(rows, *look_decisions(summary.get("manifest") or {}))
         return ReportOutput(render(relative_table(summary, rows, ref), out_fmt), written)
     return ReportOutput(
         with_answer(summary, render(summary_table(summary), out_fmt), out_fmt), written

@@ -91,7 +91,7 @@ def comparison_table(cmp: Comparison) -> Table:
         # --reference: the effect with its interval says the change (and ratio) already.
         *([] if ref else ["change", "rel."]),
         "p",
-        *(["effect (95 % CI)", "verdict"] if ref else []),
+        *(["effect [CI]", "verdict"] if ref else []),
         *(["gate"] if gated else []),
     ]
     rows: list[list[str]] = []
@@ -169,9 +169,10 @@ def comparison_table(cmp: Comparison) -> Table:
 
 VERDICT_NOTE = (
     "effect: variant against reference, a difference (×ratio of geometric means for steps, "
-    "times and rates) with its Welch 95 % CI; verdict: better/worse (direction test), "
-    "equivalent (TOST within ±margin: 1 point for accuracies, 5 % otherwise) or undecided, "
-    "Holm-corrected over every row"
+    "times and rates) with the Welch CI that decided its verdict, its level beside it; "
+    "verdict: better/worse (direction test), equivalent (TOST within ±margin: 1 point for "
+    "accuracies, 5 % otherwise) or undecided, Holm-corrected over every row; the mark and p "
+    "are the verdict's"
 )
 
 
@@ -189,7 +190,7 @@ def _verdict_data(ch: MetricChange) -> dict[str, Any]:
 
 
 def _verdict_cells(ch: MetricChange) -> list[str]:
-    """``effect (95 % CI)`` and ``verdict`` of one ``--reference`` row."""
+    """``effect [CI]`` and ``verdict`` of one ``--reference`` row."""
     v = ch.verdict or {}
     verdict = v.get("verdict", "")
     if verdict == "equivalent":

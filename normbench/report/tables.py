@@ -319,8 +319,9 @@ def relative_table(
         note="reference 'same' = same values on the other swept keys, else the values it was "
         "matched on; '> x×' = the reference never reached the target, so x is a lower "
         "bound (its whole run ÷ the variant's time); verdict = effect (variant − "
-        "reference, or ×ratio for steps and times) [95 % Welch CI] and better / "
-        "worse / equivalent (±1 point, ±5 %) / undecided, Holm over the table",
+        "reference, or ×ratio for steps and times) [the Welch CI that decided it, its "
+        "level beside it] and better / worse / equivalent (±1 point, ±5 %) / undecided, Holm "
+        "over the table",
     )
 
 
