@@ -25,7 +25,7 @@ from normbench.execute.plan import ExecOptions, make_options
 from normbench.execute.run import RunOutcome, execute_plan, run_suite
 from normbench.execute.run_dir import finish_run, start_run
 from normbench.execute.run_plan import RunPlan, pick_reference, plan_run, preflight, tasks_of
-from normbench.results.store import RunDir, open_run_dir
+from normbench.results.store import RunDir, open_run_dir, resolve_run_path
 from normbench.spec import Suite, load_suite
 
 
@@ -47,8 +47,9 @@ def merge_runs(
 
 
 def load_run(path: str | Path) -> RunDir:
-    """Open a stored run directory (``InputError`` when it is not one)."""
-    return open_run_dir(Path(path))
+    """Open a stored run directory, or ``"latest"`` (the newest under reports/runs), as the
+    CLI does (``InputError`` when it is not one)."""
+    return open_run_dir(resolve_run_path(path))
 
 
 def validate_files(

@@ -34,21 +34,13 @@ WideOpt = Annotated[
         "columns, split into parts with a legend).",
     ),
 ]
-RUNS = Path("reports/runs")  # where `run` writes by default, so where `latest` looks
 
 
-def run_path(arg: Path, suite: str | None = None, runs: Path = RUNS) -> Path:
+def run_path(arg: Path, suite: str | None = None) -> Path:
     """A run directory argument: ``latest`` is the newest run under reports/runs (of ``suite``)."""
-    if str(arg) != "latest" or Path(arg).exists():
-        return arg
-    from normbench.results.store import latest_run_dir
+    from normbench.results.store import resolve_run_path
 
-    try:
-        return latest_run_dir(runs, suite).path
-    except NormbenchError as exc:
-        raise InputError(
-            f"'latest': {exc} (run a suite first, e.g. normbench run suites/quickstart.yaml)"
-        ) from None
+    return resolve_run_path(arg, suite)
 
 
 def suite_of(run_dir: Path) -> str | None:
@@ -751,12 +743,21 @@ def report(
     plots: Annotated[
         bool, typer.Option("--plots/--no-plots", help="Draw plots/ (PNG + SVG).")
     ] = True,
+    write: Annotated[
+        bool,
+        typer.Option(
+            "--write",
+            help="Rewrite the report files even when they are committed (tracked by git, "
+            "like the runs under reports/); without it a committed run is only read.",
+        ),
+    ] = False,
     wide: WideOpt = False,
 ) -> None:
     """Aggregate a run over seeds: summary.json, report.md, self-contained report.html, plots/.
 
     Without --format or --pivot it (re)writes the report files and prints the summary table
-    (the relative table with --reference). With them it only prints.
+    (the relative table with --reference). With them it only prints. A committed run (its
+    report files tracked by git) is only read unless --write.
 
     Example: normbench report latest
 
@@ -778,6 +779,7 @@ def report(
             strict=strict,
             plots=plots,
             warn=warn,
+            force_write=write,
         )
     sys.stdout.write(out.text)
     if out.written:

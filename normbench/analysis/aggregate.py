@@ -152,6 +152,10 @@ def _curve_bands(records: list[dict[str, Any]]) -> dict[str, Any]:
 # than this IQR/median. Pooling matters: a 15-interval seed crosses a 10 % line by chance on
 # a quiet machine, and one seed's stall must not flag the median its other intervals pin down.
 NOISY_SPREAD = 0.15
+NOISY_NOTE = (  # the one sentence every table and page uses for the mark
+    f"(noisy) = ms/step varied by more than {NOISY_SPREAD * 100:g} % (IQR/median) over the "
+    "eval intervals of all seeds"
+)
 NOISY_MIN_INTERVALS = 8  # fewer pooled intervals cannot show a spread: no verdict
 
 

@@ -2,7 +2,8 @@
 
 ``answer(summary)`` says which variant is best (value and 95 % CI), how each norm compares
 with no norm at the same settings (effect, interval, verdicts), at which learning rates each
-norm trains, and what a training step costs relative to no norm.
+norm trains, and what a training step costs relative to no norm at the same settings (or,
+without one, to the named timing reference).
 """
 
 from __future__ import annotations
@@ -100,35 +101,67 @@ def lr_sentence(summary: dict[str, Any]) -> str | None:
     )
 
 
+def _median_parts(per_norm: dict[str, list[float]]) -> str:
+    return ", ".join(f"{norm} ×{statistics.median(xs):.2f}" for norm, xs in per_norm.items())
+
+
 def cost_sentence(summary: dict[str, Any]) -> str | None:
-    """Step time relative to no norm: ``rel_ms_per_step`` when recorded, else ms ratios."""
+    """Step time against no norm at the same settings, else against the timing reference.
+
+    Each norm is divided by the no-norm variant with the same other swept values (its
+    ``rel_ms_per_step`` by that variant's, which cancels the shared timing reference; else the
+    ms ratio). A variant without such a no-norm variant is given against what its figure is
+    relative to, the run's timing reference, named.
+    """
     variants = summary["variants"]
     info = summary.get("metric_info") or {}
-    per_norm: dict[str, list[float]] = {}
-    if "rel_ms_per_step" in info:
-        for v in variants:
-            x = mean(v, "rel_ms_per_step")
-            if x is not None and _norm_label(v) != "none":
-                per_norm.setdefault(_norm_label(v), []).append(x)
-        source = "rel_ms_per_step"
-    elif "ms_per_step" in info and "none" in (summary.get("values") or {}).get("norm", []):
-        keys = [k for k in summary["swept"] if k != "norm"]
-        base = {
-            tuple(v["labels"].get(k) for k in keys): mean(v, "ms_per_step")
-            for v in variants
-            if _norm_label(v) == "none"
-        }
-        for v in variants:
-            ref, x = base.get(tuple(v["labels"].get(k) for k in keys)), mean(v, "ms_per_step")
-            if _norm_label(v) != "none" and ref and x is not None:
-                per_norm.setdefault(_norm_label(v), []).append(x / ref)
-        source = "ms_per_step ÷ no norm's at the same settings"
-    if not per_norm:
+    metric = "rel_ms_per_step" if "rel_ms_per_step" in info else "ms_per_step"
+    if metric not in info:
         return None
-    parts = [f"{norm} ×{statistics.median(xs):.2f}" for norm, xs in per_norm.items()]
-    return (
-        f"Step time relative to no norm ({source}, median over settings): " + ", ".join(parts) + "."
-    )
+    keys = [k for k in summary["swept"] if k != "norm"]
+    base = {
+        tuple(v["labels"].get(k) for k in keys): mean(v, metric)
+        for v in variants
+        if _norm_label(v) == "none"
+    }
+    vs_none: dict[str, list[float]] = {}
+    vs_ref: dict[str, list[float]] = {}
+    for v in variants:
+        x = mean(v, metric)
+        if _norm_label(v) == "none" or x is None:
+            continue
+        ref = base.get(tuple(v["labels"].get(k) for k in keys))
+        if ref:
+            vs_none.setdefault(_norm_label(v), []).append(x / ref)
+        elif metric == "rel_ms_per_step":
+            vs_ref.setdefault(_norm_label(v), []).append(x)
+    ref_name = _timing_reference(summary)
+    if vs_none:
+        text = (
+            f"Step time relative to no norm at the same settings ({metric} ÷ no norm's, "
+            f"median over settings): {_median_parts(vs_none)}"
+        )
+        if vs_ref:
+            text += (
+                "; where no no-norm variant shares the other settings, relative to the timing "
+                f"reference {ref_name}: {_median_parts(vs_ref)}"
+            )
+        return text + "."
+    if vs_ref:
+        return (
+            f"Step time relative to the timing reference {ref_name} (rel_ms_per_step; the suite "
+            f"has no no-norm variant; median over settings): {_median_parts(vs_ref)}."
+        )
+    return None
+
+
+def _timing_reference(summary: dict[str, Any]) -> str:
+    """The variant every ``rel_ms_per_step`` of the run is relative to, by name."""
+    ref_id = (summary.get("manifest") or {}).get("rel_cost_reference")
+    for v in summary["variants"]:
+        if v["variant_id"] == ref_id:
+            return str(v["variant_name"])
+    return "the suite's first variant"
 
 
 def answer(summary: dict[str, Any]) -> list[str]:

@@ -112,11 +112,15 @@ def report_command(
     strict: bool = False,
     plots: bool = True,
     warn: Warn | None = None,
+    force_write: bool = False,
 ) -> ReportOutput:
     """``normbench report``: without ``--format``/``--pivot`` (re)write the report files and
     return the summary table; with them, only return the requested table (nothing written).
 
-    ``--pivot`` wins over ``--reference``, which wins over the summary table, for what is printed.
+    A run whose report files are committed (tracked by git, as the curated runs under reports/
+    are) is only read unless ``force_write`` (``--write``): reading a report never changes a
+    committed file. ``--pivot`` wins over ``--reference``, which wins over the summary table,
+    for what is printed.
     """
     fmt = None if fmt is None else check_format(fmt)
     if metric is not None and pivot is None and reference is None:
@@ -124,6 +128,12 @@ def report_command(
             "--metric needs --pivot or --reference (e.g. --pivot norm --metric final_test_acc)"
         )
     write = fmt is None and pivot is None
+    if write and not force_write and committed_report(Path(run_dir)):
+        (warn or stderr_warn)(
+            f"{run_dir} is a committed run (its report files are tracked by git): nothing "
+            "written; add --write to rewrite them"
+        )
+        write = False
     if write:
         summary, written = build_report(
             run_dir, plots=plots, reference=reference, strict=strict, warn=warn
@@ -159,6 +169,13 @@ def report_command(
     return ReportOutput(
         with_answer(summary, render(summary_table(summary), out_fmt), out_fmt), written
     )
+
+
+def committed_report(run_dir: Path) -> bool:
+    """Whether git tracks any of the files ``report`` would rewrite in ``run_dir``."""
+    from normbench.results.store import tracked_by_git
+
+    return bool(tracked_by_git(run_dir, (SUMMARY, REPORT_MD, REPORT_HTML, PLOTS)))
 
 
 def with_answer(summary: dict[str, Any], table: str, fmt: str) -> str:

@@ -55,7 +55,23 @@ class Section:
 
 def _env_rows(manifest: dict[str, Any]) -> list[tuple[str, str]]:
     env = manifest.get("environment") or {}
-    return [(k, str(v)) for k, v in env.items() if v not in (None, "")]
+    return [(k, env_text(v)) for k, v in env.items() if v not in (None, "")]
+
+
+def env_text(value: Any, depth: int = 0) -> str:
+    """An environment value as a reader writes it: ``blas: mkl · isa_flags: avx2, fma``.
+
+    A mapping (the kernels record) becomes ``key: value`` parts, a mapping inside it
+    ``KEY=value`` pairs, a list comma-joined: never a Python ``repr``.
+    """
+    if isinstance(value, dict):
+        items = [(k, v) for k, v in value.items() if v not in (None, "", [], {})]
+        if depth:
+            return ", ".join(f"{k}={env_text(v, depth + 1)}" for k, v in items)
+        return " · ".join(f"{k}: {env_text(v, depth + 1)}" for k, v in items)
+    if isinstance(value, (list, tuple)):
+        return ", ".join(env_text(v, depth + 1) for v in value)
+    return str(value)
 
 
 def _command(cmd: Any) -> str:

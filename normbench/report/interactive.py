@@ -11,6 +11,7 @@ import html
 import json
 from typing import Any
 
+from normbench.analysis.aggregate import NOISY_NOTE
 from normbench.analysis.query import LR_KEY, name_of
 from normbench.analysis.stats import CI_MIN_SEEDS
 
@@ -399,8 +400,7 @@ def figure_html(summary: dict[str, Any]) -> str:
             '<h3>Throughput, seed by seed</h3><div id="nb-throughput"></div>'
             '<p class="note">Each dot is one seed\'s samples/s (a line joins its range): '
             "the spread is the timing noise of this machine, so small differences "
-            "between variants may not be real. (noisy) = ms/step varied by more than "
-            "10 % between eval intervals.</p>"
+            "between variants may not be real. " + e(NOISY_NOTE) + ".</p>"
         )
     return (
         f'<p>{e(intro)}</p><div class="nb-controls" id="nb-metric"></div>'

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from normbench.analysis.aggregate import NOISY_NOTE
 from normbench.analysis.query import LR_KEY, available_metrics, headline_metric, name_of
 from normbench.analysis.relative import TIME_METRICS
 from normbench.analysis.stats import CI_MIN_SEEDS
@@ -143,8 +144,7 @@ def summary_table(summary: dict[str, Any], metrics: list[str] | None = None) -> 
         numeric=set(range(n0, n0 + len(metrics))),
         keys=len(head),
         note="ok/div/fail counts seeds; (k/n) after a time to target = reached by k of n seeds; "
-        "(n=k) = only k seeds had a value; (noisy) = ms/step varied by more than 15 % "
-        "(IQR/median) over the eval intervals of all seeds",
+        "(n=k) = only k seeds had a value; " + NOISY_NOTE,
     )
 
 

@@ -381,6 +381,43 @@ def open_run_dir(path: Path) -> RunDir:
     return RunDir(path)
 
 
+def tracked_by_git(run_dir: Path, names: tuple[str, ...]) -> list[str]:
+    """Which of ``names`` in ``run_dir`` git tracks (committed files); [] without git or a repo."""
+    import subprocess
+
+    try:
+        out = subprocess.run(
+            ["git", "ls-files", "--", *names],
+            cwd=run_dir,
+            capture_output=True,
+            text=True,
+            timeout=20,
+            check=False,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return []
+    return [line for line in out.stdout.splitlines() if line] if out.returncode == 0 else []
+
+
+RUNS = Path("reports/runs")  # where `run` writes by default, so where `latest` looks
+
+
+def resolve_run_path(arg: str | Path, suite: str | None = None, runs: Path = RUNS) -> Path:
+    """A run directory argument: ``latest`` is the newest run under reports/runs (of ``suite``).
+
+    The one rule for the CLI and ``normbench.load_run``; a directory really named ``latest``
+    wins.
+    """
+    if str(arg) != "latest" or Path(arg).exists():
+        return Path(arg)
+    try:
+        return latest_run_dir(runs, suite).path
+    except InputError as exc:
+        raise InputError(
+            f"'latest': {exc} (run a suite first, e.g. normbench run suites/quickstart.yaml)"
+        ) from None
+
+
 def latest_run_dir(out: Path, suite_name: str | None = None) -> RunDir:
     """The most recent run under ``<out>/<suite>`` (or under ``<out>`` for any suite)."""
     base = Path(out) / suite_name if suite_name else Path(out)
