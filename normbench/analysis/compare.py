@@ -157,9 +157,37 @@ class Comparison:
             f"{first.gate} on {first.variant} ({first.reason}){more}"
         )
 
+    def counts(self) -> dict[str, int]:
+        """Rows per verdict (``--reference``) or per mark (two runs), in a fixed order."""
+        rows = [m for v in self.variants for m in v.metrics]
+        if self.mode == "reference":
+            found = [(m.verdict or {}).get("verdict") or "undecided" for m in rows]
+            return {k: found.count(k) for k in ("better", "worse", "equivalent", "undecided")}
+        names = {"-": "better", "+": "worse", "~": "no significant change", "!": "lost values"}
+        out = {name: sum(m.mark == mark for m in rows) for mark, name in names.items()}
+        out["not comparable"] = len(self.by_status("not_comparable"))
+        return out
+
+    def summary_line(self) -> str:
+        """The one line above everything: how many rows went which way, and the gates."""
+        n = sum(len(v.metrics) for v in self.variants)
+        counts = ", ".join(
+            f"{k} {name}"
+            for name, k in self.counts().items()
+            if k or name in ("better", "worse", "equivalent", "undecided")
+        )
+        if not self.gate_texts:
+            gates = "no gates"
+        else:
+            checked = sum(g.status != "skipped" for g in self.gates)
+            gates = f"gates fired: {len(self.failed)} of {checked} checks"
+        return f"{n} row{'s' if n != 1 else ''}: {counts}; {gates}"
+
     def to_json(self) -> dict[str, Any]:
         out = asdict(self)
         out.update(
+            summary=self.summary_line(),
+            counts=self.counts(),
             verdict=self.verdict(),
             exit_code=self.exit_code,
             new=[v.name for v in self.by_status("new")],

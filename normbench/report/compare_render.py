@@ -160,8 +160,11 @@ def comparison_table(cmp: Comparison) -> Table:
         cols,
         rows,
         data,
-        numeric=set(range(n0, n0 + (4 if ref else 5))),
+        # --reference: the effect text wraps; every other figure is a number.
+        numeric=set(range(n0, n0 + (3 if ref else 5))),
         keys=n0,
+        # Both sides together, then the change or verdict with its p (and gate) together.
+        groups=(2, 3 + int(gated)),
         note=f"marks: {MARKS}; p: {cmp.test}, significant below family-wise α = {cmp.alpha:g}"
         + (f"; {VERDICT_NOTE}" if ref else ""),
     )
@@ -256,7 +259,7 @@ def render_comparison(cmp: Comparison, fmt: str, width: int | None = None) -> st
         table.json_obj = cmp.to_json()
     if fmt != "table":
         return render(table, fmt)
-    parts = [render(table, "table", width)]
+    parts = [cmp.summary_line() + "\n", render(table, "table", width)]
     if cmp.gate_texts:
         parts.append(render(gates_table(cmp), "table", width))
     parts += [line + "\n" for line in _lists(cmp)]
@@ -287,7 +290,7 @@ def markdown(cmp: Comparison) -> str:
         + ("" if cmp.stats else " (--no-stats: gates use the threshold alone)")
         + ".",
         "",
-        f"**{cmp.verdict()}**",
+        f"**{cmp.summary_line()}.** **{cmp.verdict()}**",
         "",
     ]
     if cmp.gate_texts:

@@ -51,6 +51,9 @@ class Table:
     json_obj: Any = None
     keys: int = 1  # leading label columns, repeated in every part of a split terminal table
     style: Style = REPORT
+    # Sizes of consecutive column groups after the keys (one metric's value, reference,
+    # ratio and verdict): a split terminal table keeps each group in one part.
+    groups: tuple[int, ...] = ()
 
 
 def _terminal(table: Table, width: int | None) -> str:
@@ -61,7 +64,14 @@ def _terminal(table: Table, width: int | None) -> str:
     if table.style.records:
         return stack_records(table.columns, table.rows, **kwargs)
     return fit_table(
-        table.title, table.columns, table.rows, table.numeric, table.note, keys=table.keys, **kwargs
+        table.title,
+        table.columns,
+        table.rows,
+        table.numeric,
+        table.note,
+        keys=table.keys,
+        groups=table.groups,
+        **kwargs,
     )
 
 

@@ -314,8 +314,11 @@ def relative_table(
         cols,
         rows,
         data,
-        numeric=set(range(len(keys) + 1, len(cols))),
-        keys=len(keys),
+        # The verdict cells are text (they wrap); the figures are numbers.
+        numeric={i for i in range(len(keys) + 1, len(cols)) if (i - len(keys)) % 4},
+        keys=len(keys) + 1,
+        # One metric's value, reference, ratio and verdict stay in one part of a split table.
+        groups=(4,) * (len(times) + len(ratios)),
         note="reference 'same' = same values on the other swept keys, else the values it was "
         "matched on; '> x×' = the reference never reached the target, so x is a lower "
         "bound (its whole run ÷ the variant's time); verdict = effect (variant − "
@@ -344,7 +347,7 @@ def _verdict_cell(row: dict[str, Any], metric: str) -> str:
     if not c or c.get("verdict") is None:
         return NONE
     return (
-        f"{c['verdict']} {describe_effect(c).replace(' (exact: no spread over seeds)', ' exact')}"
+        f"{c['verdict']} {describe_effect(c).replace(' (exact: no spread over seeds', ' (exact')}"
     )
 
 

@@ -115,20 +115,43 @@ def _natural(columns: list[str], rows: list[list[str]]) -> list[int]:
     return [max([len(c), *(len(r[i]) for r in rows)]) for i, c in enumerate(columns)]
 
 
-def _parts(widths: list[int], keys: int, width: int) -> list[list[int]]:
-    """Greedy groups of the non-key columns, each fitting next to the key columns."""
+def column_groups(n_cols: int, keys: int, groups: Sequence[int] = ()) -> list[list[int]]:
+    """The non-key column indices in groups that stay together (one column each by default)."""
+    out: list[list[int]] = []
+    i = keys
+    for size in groups:
+        if i >= n_cols:
+            break
+        out.append(list(range(i, min(i + size, n_cols))))
+        i += size
+    out += [[j] for j in range(i, n_cols)]
+    return out
+
+
+def _parts(widths: list[int], keys: int, width: int, groups: Sequence[int] = ()) -> list[list[int]]:
+    """Greedy parts of the non-key column groups, each fitting next to the key columns."""
     key_w = sum(widths[:keys]) + len(GAP) * keys
     parts: list[list[int]] = []
     used = key_w
-    for i in range(keys, len(widths)):
-        need = widths[i] + (len(GAP) if parts and parts[-1] else 0)
+    for group in column_groups(len(widths), keys, groups):
+        need = sum(widths[i] for i in group) + len(GAP) * (len(group) - 1)
+        need += len(GAP) if parts and parts[-1] else 0
         if parts and used + need <= width:
-            parts[-1].append(i)
+            parts[-1] += group
             used += need
         else:
-            parts.append([i])
-            used = key_w + widths[i]
+            parts.append(list(group))
+            used = key_w + sum(widths[i] for i in group) + len(GAP) * (len(group) - 1)
     return parts or [[]]
+
+
+def _fit_group(widths: list[int], group: list[int], numeric: set[int], room: int) -> None:
+    """Narrow a group's text columns (widest first, not below 12) until the group fits."""
+    while sum(widths[i] for i in group) + len(GAP) * (len(group) - 1) > room:
+        text = [i for i in group if i not in numeric and widths[i] > 12]
+        if not text:
+            return
+        widths[max(text, key=lambda i: widths[i])] -= 1
 
 
 def fit_table(
@@ -139,11 +162,13 @@ def fit_table(
     note: str = "",
     keys: int = 1,
     width: int | None = -1,
+    groups: Sequence[int] = (),
 ) -> str:
     """The table as text no wider than ``width`` (default: the current width, 100).
 
-    Too wide, it is split into parts that repeat the first ``keys`` columns; a text column that
-    still does not fit wraps inside its cell. ``width=None`` keeps everything on one line.
+    Too wide, it is split into parts that repeat the first ``keys`` columns and keep each of
+    ``groups`` (sizes of consecutive column groups after the keys) in one part; a text column
+    that still does not fit wraps inside its cell. ``width=None`` keeps everything on one line.
     """
     width = current_width() if width == -1 else width
     numeric = set(numeric or ())
@@ -170,7 +195,9 @@ def fit_table(
         room = max(12, width - key_w)
         # A text column wider than the room wraps; numbers never do (they would be misread).
         widths = [w if i < keys or i in numeric else min(w, room) for i, w in enumerate(widths)]
-        parts = _parts(widths, keys, width)
+        for group in column_groups(len(widths), keys, groups):
+            _fit_group(widths, group, numeric, room)
+        parts = _parts(widths, keys, width, groups)
     out = [title] if title else []
     for n, part in enumerate(parts):
         idx = list(range(keys)) + part
