@@ -883,10 +883,21 @@ def compare(
         Path | None,
         typer.Option(
             "--junit-xml",
-            help="Also write JUnit XML: one test case per gated variant × metric.",
+            help="Also write JUnit XML: one test case per gated variant × metric (one test "
+            "case in error, with the reason, when the runs could not be compared).",
             metavar="PATH",
         ),
     ] = None,
+    match: Annotated[
+        str,
+        typer.Option(
+            "--match",
+            help="Pair variants by 'id' (the same resolved configuration; a same-named variant "
+            "with another id is not comparable) or by 'name' (across a deliberate change of the "
+            "suite, e.g. --set training.lr=…; each pair shows the configuration change).",
+            metavar="id|name",
+        ),
+    ] = "id",
     wide: WideOpt = False,
 ) -> None:
     """Compare two runs of a suite metric by metric (regression gates for CI), or one run's \
@@ -909,24 +920,39 @@ variants.
     Example: normbench compare reports/quickstart --reference norm=none
     """
     from normbench.analysis.compare import compare_runs
-    from normbench.report.compare_render import render_comparison, write_junit
+    from normbench.report.compare_render import (
+        error_markdown,
+        render_comparison,
+        write_junit,
+        write_junit_error,
+    )
     from normbench.results.store import check_output_file
 
     if junit_xml is not None:  # before comparing: a bad path is known now
         check_output_file(junit_xml, "--junit-xml")
-    baseline = run_path(baseline)
-    if candidate is not None:
-        candidate = run_path(candidate, suite_of(baseline))
-    result = compare_runs(
-        baseline,
-        candidate,
-        reference=reference,
-        gates=fail_on or [],
-        metrics=metric or None,
-        alpha=alpha,
-        stats=not no_stats,
-        warn=warn,
-    )
+    try:
+        baseline = run_path(baseline)
+        if candidate is not None:
+            candidate = run_path(candidate, suite_of(baseline))
+        result = compare_runs(
+            baseline,
+            candidate,
+            reference=reference,
+            gates=fail_on or [],
+            metrics=metric or None,
+            alpha=alpha,
+            stats=not no_stats,
+            warn=warn,
+            match=match,
+        )
+    except NormbenchError as exc:
+        # A CI step posts the markdown and reads the XML whatever the exit code: both say why.
+        what = f"`{candidate}` vs baseline `{baseline}`" if candidate else f"`{baseline}`"
+        if fmt.value == "markdown":
+            sys.stdout.write(error_markdown(str(exc), what))
+        if junit_xml is not None:
+            write_junit_error(junit_xml, str(exc))
+        raise
     for message in result.warnings:
         warn(message)
     with _width(wide):

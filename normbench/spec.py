@@ -450,13 +450,19 @@ NOT_IN_ID = {"threads": None}
 DROPPED_FROM_ID = ("reproducible", "batch_seeds")
 
 
-def variant_id(config: dict[str, Any]) -> str:
-    """Short hash of a fully resolved configuration (seeds, threads and kernel mode excluded)."""
+def id_config(config: dict[str, Any]) -> dict[str, Any]:
+    """The part of a resolved configuration that the variant id hashes (and that ``compare``
+    lists when a suite changed): threads, kernel mode and seed execution left out."""
     training = config.get("training")
     if isinstance(training, dict):
         training = {k: v for k, v in training.items() if k not in DROPPED_FROM_ID}
         config = {**config, "training": {**training, **NOT_IN_ID}}
-    blob = json.dumps(config, sort_keys=True, separators=(",", ":"), default=str)
+    return config
+
+
+def variant_id(config: dict[str, Any]) -> str:
+    """Short hash of a fully resolved configuration (seeds, threads and kernel mode excluded)."""
+    blob = json.dumps(id_config(config), sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha1(blob.encode()).hexdigest()[:10]
 
 

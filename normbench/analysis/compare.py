@@ -111,6 +111,7 @@ class VariantComparison:
     reason: str = ""
     newly: str = ""  # what the candidate newly lost (failed / diverged seeds)
     metrics: list[MetricChange] = field(default_factory=list)
+    changed: str = ""  # --match name: the configuration difference of a pair with two ids
 
 
 @dataclass
@@ -266,8 +267,14 @@ def _flatten(obj: Any, prefix: str = "") -> dict[str, Any]:
 
 
 def config_diff(a: dict[str, Any], b: dict[str, Any], limit: int = 3) -> str:
-    """``training.steps 40 → 20; …``: why two same-named variants are not comparable."""
-    fa, fb = _flatten(a), _flatten(b)
+    """``training.steps 40 → 20; …``: why two same-named variants have different ids.
+
+    Only keys the variant id hashes are listed (threads, kernel mode and how seeds execute
+    are not part of it, so they never explain a changed id).
+    """
+    from normbench.spec import id_config
+
+    fa, fb = _flatten(id_config(a)), _flatten(id_config(b))
     keys = [k for k in dict.fromkeys([*fa, *fb]) if fa.get(k, "∅") != fb.get(k, "∅")]
     if not keys:
         return "resolved configuration differs"
@@ -276,13 +283,17 @@ def config_diff(a: dict[str, Any], b: dict[str, Any], limit: int = 3) -> str:
     return "; ".join(parts) + more
 
 
+MATCHES = ("id", "name")
+
+
 def match_variants(
-    base: dict[str, Any], cand: dict[str, Any]
+    base: dict[str, Any], cand: dict[str, Any], by: str = "id"
 ) -> list[tuple[str, dict | None, dict | None]]:
     """(status, baseline variant, candidate variant) in candidate order, then missing ones.
 
     Ids hash the resolved configuration, so the same id is the same work; a name found on
-    both sides under different ids means the configuration changed (not comparable).
+    both sides under different ids means the configuration changed: not comparable, unless
+    ``by="name"`` (``--match name``), which pairs such variants deliberately.
     """
     b_by_id = {v["variant_id"]: v for v in base["variants"]}
     b_by_name = {v["variant_name"]: v for v in base["variants"]}
@@ -298,7 +309,7 @@ def match_variants(
             and b["variant_id"] not in used
             and b["variant_id"] not in c_ids
         ):
-            out.append(("not_comparable", b, c))
+            out.append(("matched" if by == "name" else "not_comparable", b, c))
         else:
             out.append(("new", None, c))
             continue
@@ -522,6 +533,13 @@ def _pair(
     if status == "not_comparable":
         assert b is not None and c is not None
         out.reason = config_diff(b.get("config") or {}, c.get("config") or {})
+    elif (
+        status == "matched"
+        and b is not None
+        and c is not None
+        and b["variant_id"] != c["variant_id"]
+    ):
+        out.changed = config_diff(b.get("config") or {}, c.get("config") or {})
     if status != "matched":
         return out
     assert b is not None and c is not None
@@ -647,9 +665,16 @@ def compare_summaries(
     alpha: float = ALPHA,
     stats: bool = True,
     use_suite_gates: bool = True,
+    match: str = "id",
 ) -> Comparison:
-    """Compare two summaries (see the module docstring); the candidate suite's gates apply too."""
+    """Compare two summaries (see the module docstring); the candidate suite's gates apply too.
+
+    ``match="name"`` pairs variants by name across a deliberate configuration change (each
+    pair shows what changed) instead of calling them not comparable.
+    """
     _check_alpha(alpha)
+    if match not in MATCHES:
+        raise InputError(f"--match must be id or name, got '{match}'")
     check_same_suite(base, cand, Path(baseline), Path(candidate))
     parsed = _parse_cli_gates(list(gates or []), suite_gates(cand) if use_suite_gates else [])
     names = _metric_names([base, cand], metrics, parsed)
@@ -664,14 +689,15 @@ def compare_summaries(
         names,
         gate_texts=[g.text for g in parsed],
     )
-    for status, b, c in match_variants(base, cand):
+    for status, b, c in match_variants(base, cand, match):
         cmp.variants.append(_pair(status, b, c, names, [base, cand], alpha, stats))
     if not cmp.by_status("matched"):
         nc = cmp.by_status("not_comparable")
         why = f": the suite changed ({nc[0].reason})" if nc else ": no variant is in both runs"
         raise InputError(
             f"no variant of {candidate} is comparable with {baseline}{why}; "
-            "a regression gate needs the same suite on both sides (regenerate the baseline)"
+            "a regression gate needs the same suite on both sides (regenerate the baseline), "
+            "or pair the variants by name across the change with --match name"
         )
     warning = environment_warning(base, cand)
     if warning and any(is_timing(m) for m in names):
@@ -681,6 +707,13 @@ def compare_summaries(
         cmp.warnings.append(arith_note)
     for v in cmp.by_status("not_comparable"):
         cmp.warnings.append(f"{v.name} is not comparable: {v.reason}")
+    changed = [v for v in cmp.variants if v.changed]
+    if changed:
+        cmp.warnings.append(
+            f"--match name paired {len(changed)} variant{'s' if len(changed) != 1 else ''} "
+            f"whose configuration changed ({changed[0].changed}"
+            f"{'; …' if len(changed) > 1 else ''}): the comparison measures that change"
+        )
     if (
         any(m.test.startswith("no significance test") for v in cmp.variants for m in v.metrics)
         and stats
@@ -742,6 +775,7 @@ def compare_runs(
     alpha: float = ALPHA,
     stats: bool = True,
     warn: Warn | None = None,
+    match: str = "id",
 ) -> Comparison:
     """``normbench compare``: BASELINE vs CANDIDATE, or every variant of BASELINE vs one."""
     warn = warn or stderr_warn
@@ -771,6 +805,7 @@ def compare_runs(
         metrics=metrics,
         alpha=alpha,
         stats=stats,
+        match=match,
     )
 
 

@@ -80,11 +80,13 @@ def comparison_table(cmp: Comparison) -> Table:
     """One row per variant × metric (and one per not-comparable variant)."""
     ref = cmp.mode == "reference"
     gated = bool(cmp.gate_texts)
+    changed = any(v.changed for v in cmp.variants)  # --match name across a config change
     left, right = ("reference", "variant") if ref else ("baseline", "candidate")
     cols = [
         "",
         "variant",
         *(["reference"] if ref else []),
+        *(["config change"] if changed else []),
         "metric",
         f"{left} (95 % CI)",
         f"{right} (95 % CI)",
@@ -103,6 +105,7 @@ def comparison_table(cmp: Comparison) -> Table:
                     "x",
                     v.name,
                     *([""] if ref else []),
+                    *([""] if changed else []),
                     NONE,
                     f"id {v.baseline_id}",
                     f"id {v.candidate_id}",
@@ -123,6 +126,7 @@ def comparison_table(cmp: Comparison) -> Table:
                     ch.mark,
                     v.name if first else "",
                     *([(v.baseline_name or "") if first else ""] if ref else []),
+                    *([v.changed if first else ""] if changed else []),
                     ch.metric,
                     fmt_side(ch.baseline, ch.unit),
                     fmt_side(ch.candidate, ch.unit),
@@ -137,6 +141,7 @@ def comparison_table(cmp: Comparison) -> Table:
                     "variant": v.name,
                     "status": v.status,
                     **({"reference": v.baseline_name} if ref else {}),
+                    **({"config_change": v.changed} if changed else {}),
                     "metric": ch.metric,
                     "mark": ch.mark,
                     "baseline_mean": ch.baseline.get("mean"),
@@ -154,7 +159,7 @@ def comparison_table(cmp: Comparison) -> Table:
                 }
             )
     what = f"each variant vs {_ref_name(cmp)}" if ref else f"{cmp.candidate} vs {cmp.baseline}"
-    n0 = 4 if ref else 3
+    n0 = (4 if ref else 3) + int(changed)
     return Table(
         f"{cmp.suite}: {what}",
         cols,
@@ -315,6 +320,35 @@ def markdown(cmp: Comparison) -> str:
     return "\n".join(lines).rstrip() + "\n"
 
 
+def error_markdown(reason: str, what: str) -> str:
+    """The pull-request comment when ``compare`` could not compare (exit 2): the reason inside."""
+    return (
+        "### normbench compare — could not compare\n\n"
+        f"{what}\n\n**{reason}**\n\n"
+        "Exit code 2: no gate was checked. See `normbench compare --help` (`--match name` pairs "
+        "variants across a deliberate change of the suite).\n"
+    )
+
+
+def write_junit_error(path: Path, reason: str, suite: str = "normbench compare") -> None:
+    """JUnit XML when ``compare`` could not compare: one test case in error, with the reason."""
+    root = ET.Element("testsuites", name="normbench", tests="1", failures="0", errors="1")
+    ts = ET.SubElement(root, "testsuite", name=suite, tests="1", failures="0", errors="1")
+    case = ET.SubElement(ts, "testcase", classname="normbench", name="compare")
+    ET.SubElement(case, "error", message=reason, type="could not compare").text = reason + "\n"
+    _write_xml(root, path)
+
+
+def _write_xml(root: ET.Element, path: Path) -> None:
+    ET.indent(root)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(
+        '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n",
+        encoding="utf-8",
+    )
+
+
 def write_junit(cmp: Comparison, path: Path) -> None:
     """JUnit XML: one test case per gated variant × metric, failed gates as failures."""
     suite = ET.Element(
@@ -346,20 +380,16 @@ def write_junit(cmp: Comparison, path: Path) -> None:
         failures=suite.get("failures", "0"),
     )
     root.append(suite)
-    ET.indent(root)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(
-        '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n",
-        encoding="utf-8",
-    )
+    _write_xml(root, path)
 
 
 __all__ = [
     "comparison_table",
+    "error_markdown",
     "gates_table",
     "markdown",
     "render_comparison",
     "render_gates",
     "write_junit",
+    "write_junit_error",
 ]
