@@ -40,6 +40,7 @@ TYPES: dict[str, str] = {
     "str_or_str_list": "str or list of str",  # kept as written: 100 stays 100, [100] a list
     "float_list": "list of floats",
     "int_or_str": "int or str",  # a block index or a module path
+    "int_or_auto": "int or auto",  # a count, or "auto": chosen per layer by the entry
     "int_or_str_list": "list of int or str",
 }
 LIST_TYPES = frozenset({"int_pair", "int_list", "float_list", "int_or_str_list"})
@@ -179,6 +180,14 @@ def _int_or_str(path: tuple[Any, ...], value: Any) -> int | str:
     return _int(path, value)
 
 
+def _int_or_auto(opt: Option, value: Any) -> int | str:
+    if isinstance(value, str) and value.strip().lower() == "auto":
+        return "auto"
+    if isinstance(value, str):
+        raise _bad_type((opt.name,), value, "an integer or auto")
+    return _int((opt.name,), value)
+
+
 def _bool(opt: Option, value: Any) -> bool:
     if not isinstance(value, bool):
         raise _bad_type((opt.name,), value, "true or false")
@@ -271,6 +280,7 @@ _COERCE: dict[str, Callable[[Option, Any], Any]] = {
     "int": lambda opt, v: _int((opt.name,), v),
     "float": lambda opt, v: _float((opt.name,), v),
     "int_or_str": lambda opt, v: _int_or_str((opt.name,), v),
+    "int_or_auto": _int_or_auto,
     "bool": _bool,
     "str": _str,
     "choice": _choice,
@@ -301,7 +311,7 @@ def _check_bounds(opt: Option, value: Any) -> None:
     if opt.type in LIST_TYPES and len(value) < opt.min_items:
         many = "one value" if opt.min_items == 1 else f"{opt.min_items} values"
         raise _out_of_range(opt, value, f"must list at least {many}, got {fmt_value(value)}")
-    if opt.type not in NUMERIC_TYPES:
+    if opt.type not in NUMERIC_TYPES and not (opt.type == "int_or_auto" and value != "auto"):
         return
     for number in value if isinstance(value, list) else [value]:
         if opt.min is not None:
@@ -405,6 +415,7 @@ def _value_schema(opt: Option) -> Schema:
         "int_list": {**items, "items": integer},
         "float_list": {**items, "items": number},
         "int_or_str": index,
+        "int_or_auto": {"anyOf": [integer, {"const": "auto"}]},
         "int_or_str_list": {**items, "items": index},
         "int_or_int_list": {"anyOf": [integer, {**items, "items": integer}]},
         "str_or_str_list": {

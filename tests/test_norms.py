@@ -551,7 +551,7 @@ def test_decorrelated_batch_whitens_each_group() -> None:
         ),
         ({"kind": "group", "groups": "eight"}, ("groups",), "must be an integer"),
         ({"kind": "group", "groups": True}, ("groups",), "must be an integer"),
-        ({"kind": "group", "groups": 0}, ("groups",), "int >= 1"),
+        ({"kind": "group", "groups": 0}, ("groups",), "int or auto >= 1"),
         ({"kind": "batch", "momentum": 1.5}, ("momentum",), "<= 1"),
         ({"kind": "batch", "eps": 0}, ("eps",), "float > 0"),
         ({"kind": "batch", "eps": "tiny"}, ("eps",), "must be a number, got 'tiny'"),

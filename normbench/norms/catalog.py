@@ -233,8 +233,17 @@ def _check_divides(name: str, value: int, widths: tuple[int, ...], what: str) ->
         )
 
 
+AUTO_MAX_GROUPS = 32  # Wu & He's default, where a layer's width allows it
+
+
+def auto_groups(channels: int, most: int = AUTO_MAX_GROUPS) -> int:
+    """``groups: auto``: the largest divisor of ``channels`` that is at most ``most``."""
+    return max(d for d in range(1, min(channels, most) + 1) if channels % d == 0)
+
+
 def _check_group(spec: Mapping[str, Any], ctx: NormContext) -> None:
-    _check_divides("groups", spec["groups"], ctx.widths, "channels")
+    if spec["groups"] != "auto":  # auto fits every width by construction
+        _check_divides("groups", spec["groups"], ctx.widths, "channels")
 
 
 def _check_decorrelated(spec: Mapping[str, Any], ctx: NormContext) -> None:
@@ -334,7 +343,12 @@ _register_all(
             "group norm: per example over groups of C/groups channels (and space)",
             [
                 Option(
-                    "groups", "int", 32, "number of channel groups; must divide every width", min=1
+                    "groups",
+                    "int_or_auto",
+                    "auto",
+                    "number of channel groups (must divide every width), or auto: per layer the "
+                    f"largest divisor of its width up to {AUTO_MAX_GROUPS} (recorded per layer)",
+                    min=1,
                 ),
                 _eps(),
                 _affine(),

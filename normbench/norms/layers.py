@@ -200,11 +200,20 @@ def build_layer(num_features: int, *, eps: float, affine: str) -> nn.Module:
     return core if affine == "per_feature" else with_affine(core, affine, num_features)
 
 
-def build_group(num_features: int, *, groups: int, eps: float, affine: str) -> nn.Module:
-    """Group norm; nn.GroupNorm already accepts (N, C, *) of any rank."""
-    if num_features % groups != 0:
-        raise ValueError(f"groups {groups} does not divide num_features {num_features}")
-    core = nn.GroupNorm(groups, num_features, eps=eps, affine=affine == "per_feature")
+def build_group(num_features: int, *, groups: int | str, eps: float, affine: str) -> nn.Module:
+    """Group norm; nn.GroupNorm already accepts (N, C, *) of any rank.
+
+    ``groups: auto`` takes the largest divisor of this layer's width up to 32; the module is
+    marked so the training record lists the count chosen for each layer.
+    """
+    from normbench.norms.catalog import auto_groups
+
+    auto = groups == "auto"
+    count = auto_groups(num_features) if auto else int(groups)
+    if num_features % count != 0:
+        raise ValueError(f"groups {count} does not divide num_features {num_features}")
+    core = nn.GroupNorm(count, num_features, eps=eps, affine=affine == "per_feature")
+    core.normbench_auto_groups = auto
     return core if affine == "per_feature" else with_affine(core, affine, num_features)
 
 

@@ -400,6 +400,8 @@ def run_variant(
         model = _build_model(config, data, seed, device)
         if hasattr(model, "normbench_swaps"):  # a custom model: which layers were replaced
             record["model_swaps"] = model.normbench_swaps
+        if chosen := auto_group_counts(model):  # groups: auto, decided layer by layer
+            record["norm_groups"] = chosen
         num_params = sum(p.numel() for p in model.parameters() if p.requires_grad)
         run = _prepare(config, seed, device, data, model)
         if training.get("compile"):
@@ -458,6 +460,15 @@ def new_record(
     if data_info:
         record["dataset_info"] = data_info
     return record
+
+
+def auto_group_counts(model: torch.nn.Module) -> list[dict[str, Any]]:
+    """Each group norm built with ``groups: auto``: its layer, channels and the groups chosen."""
+    return [
+        {"layer": name, "channels": m.num_channels, "groups": m.num_groups}
+        for name, m in model.named_modules()
+        if getattr(m, "normbench_auto_groups", False)
+    ]
 
 
 def _build_model(
