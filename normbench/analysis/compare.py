@@ -519,8 +519,13 @@ def _pair(
     summaries: list[dict[str, Any]],
     alpha: float,
     use_stats: bool,
+    across_runs: bool = True,
 ) -> VariantComparison:
-    """One row group: a matched pair gets a ``MetricChange`` per metric with values."""
+    """One row group: a matched pair gets a ``MetricChange`` per metric with values.
+
+    ``across_runs``: a pair with two ids is one variant whose configuration changed (``--match
+    name``), so the change is described; a variant and its reference differ by design.
+    """
     v = c if c is not None else b
     assert v is not None
     out = VariantComparison(
@@ -534,7 +539,8 @@ def _pair(
         assert b is not None and c is not None
         out.reason = config_diff(b.get("config") or {}, c.get("config") or {})
     elif (
-        status == "matched"
+        across_runs
+        and status == "matched"
         and b is not None
         and c is not None
         and b["variant_id"] != c["variant_id"]
@@ -845,7 +851,7 @@ def compare_reference(
     )
     for row in relative_rows(summary, ref):
         b, c = by_id[row["reference_id"]], by_id[row["variant_id"]]
-        vc = _pair("matched", b, c, names, [summary], alpha, stats)
+        vc = _pair("matched", b, c, names, [summary], alpha, stats, across_runs=False)
         vc.baseline_name = row["reference_name"]
         if row["relaxed"]:
             vc.reason = "reference relaxed on " + ", ".join(row["relaxed"])

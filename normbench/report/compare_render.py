@@ -191,6 +191,7 @@ def _verdict_data(ch: MetricChange) -> dict[str, Any]:
         "effect": v.get("effect"),
         "effect_ci_low": v.get("ci_low"),
         "effect_ci_high": v.get("ci_high"),
+        "effect_ci_level": v.get("ci_level"),
         "effect_kind": v.get("kind"),
         "margin": v.get("margin"),
         "verdict": v.get("verdict"),

@@ -336,6 +336,7 @@ def _verdict_data(row: dict[str, Any], metric: str) -> dict[str, Any]:
         f"effect_{metric}": c.get("effect"),
         f"effect_{metric}_ci_low": c.get("ci_low"),
         f"effect_{metric}_ci_high": c.get("ci_high"),
+        f"effect_{metric}_ci_level": c.get("ci_level"),
     }
 
 
