@@ -133,7 +133,12 @@ def _parts(widths: list[int], keys: int, width: int, groups: Sequence[int] = ())
     key_w = sum(widths[:keys]) + len(GAP) * keys
     parts: list[list[int]] = []
     used = key_w
+    fitted: list[list[int]] = []
     for group in column_groups(len(widths), keys, groups):
+        wide = key_w + sum(widths[i] for i in group) + len(GAP) * (len(group) - 1) > width
+        # A group that cannot fit next to the labels even alone is split after all.
+        fitted += [[i] for i in group] if wide and len(group) > 1 else [group]
+    for group in fitted:
         need = sum(widths[i] for i in group) + len(GAP) * (len(group) - 1)
         need += len(GAP) if parts and parts[-1] else 0
         if parts and used + need <= width:
