@@ -55,8 +55,8 @@ def test_committed_claims_table_has_no_contradiction() -> None:
     assert [p for line in lines for p in text_problems(line)] == []
 
 
-def test_the_scan_catches_what_the_issue_reported() -> None:
-    # The sentence the issue quoted, and a --reference row marked better but undecided.
+def test_the_scan_catches_the_old_contradictions() -> None:
+    # An old answer sentence (interval excluding 0, undecided) and an old relative-table cell.
     old = "batch vs no norm on final_test_acc: +0.0307 [+0.0101, +0.0512] → undecided."
     assert text_problems(old)
     assert text_problems("undecided -0.443 [-0.73, -0.156]")
