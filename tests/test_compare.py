@@ -647,10 +647,11 @@ def test_reference_rows_carry_effect_ci_and_verdict() -> None:
     assert "effect [CI]" in table and "% CI)" in table and "verdict" in table and "better" in table
     csv = compare(run, "--reference", "norm=none", "--format", "csv").stdout.splitlines()
     header = csv[0].split(",")
-    assert header[-6:] == [
+    assert header[-7:] == [
         "effect",
         "effect_ci_low",
         "effect_ci_high",
+        "effect_ci_level",
         "effect_kind",
         "margin",
         "verdict",
