@@ -77,12 +77,11 @@ def records(tmp_path: Path) -> dict[tuple[str, int], dict]:
 
 SWAPPABLE = [n for n, e in NORMS.items() if not e.wraps_layer and n != "custom"]
 # Where the registry norm cannot sit in MixedNet (BatchNorm2d(8) on (N, 8, 6, 6), BatchNorm1d(12)
-# on (N, 12)) at batch size 16, and the phrase that says why.
+# on (N, 12)) at batch size 16, and the phrase that says why (group norm fits: groups auto).
 REFUSED = {
     "instance": ("'bn'", "needs a spatial axis"),
     "frn": ("'bn'", "needs a spatial axis"),
     "cross_norm": ("'bn'", "needs a spatial axis"),
-    "group": ("'features.1'", "groups 32 must divide"),
     "decorrelated_batch": ("'features.1'", "group_size 16 must divide"),
     "ghost_batch": ("'features.1'", "ghost_size 32 must divide batch_size 16"),
 }
@@ -229,7 +228,7 @@ def test_runs_are_deterministic_and_record_what_was_replaced(tmp_path: Path) -> 
             "cannot replace 'bn' (BatchNorm1d(12), input (N, 12)) by norm "
             "'instance': it needs a spatial axis",
         ),
-        ("mixed_net", "norm: group", "groups 32 must divide"),
+        ("mixed_net", "norm: {kind: group, groups: 32}", "groups 32 must divide"),
     ],
 )
 def test_bad_models_exit_2_before_training(
