@@ -141,7 +141,9 @@ def _type_name(value: Any) -> str:
 
 
 def _bad_type(path: tuple[Any, ...], value: Any, wanted: str) -> OptionError:
-    return OptionError(f"must be {wanted}, got {value!r} ({_type_name(value)})", path)
+    # YAML's spelling for true/false/null (what the user wrote), Python's repr otherwise.
+    shown = fmt_value(value) if value is None or isinstance(value, bool) else repr(value)
+    return OptionError(f"must be {wanted}, got {shown} ({_type_name(value)})", path)
 
 
 def _int(path: tuple[Any, ...], value: Any) -> int:

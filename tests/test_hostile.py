@@ -60,7 +60,7 @@ BAD_VALUES = [
     ("seeds: 1", "seeds: [true, 2]", "expected a number, got true"),
     ("seeds: 1", "seeds: 1000000000", "seeds must be a count"),
     ("steps: 20", "steps: true", "expected a number, got true"),
-    ("hidden: [16]", "hidden: [true]", "expected a number"),
+    ("hidden: [16]", "hidden: [true]", "must be an integer, got true"),
     ("name: tiny", "name: " + "a" * 300, "at most 64"),
     ("name: tiny", "name: '-rf'", "must use only"),
     ("grid:\n", "targets: {test_acc: 1.5}\ngrid:\n", "target test_acc must be in [0, 1]"),
