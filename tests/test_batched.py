@@ -50,7 +50,15 @@ def curves(record: dict) -> tuple:
 
 
 @pytest.mark.parametrize(
-    "norm, opt", [("none", "sgd"), ("batch", "momentum"), ("layer", "adam"), ("rms", "adamw")]
+    "norm, opt",
+    [
+        ("none", "sgd"),
+        ("batch", "momentum"),
+        ("layer", "adam"),
+        ("rms", "adamw"),
+        ("dyt", "adam"),
+        ("derf", "momentum"),
+    ],
 )
 def test_batched_members_equal_separate_runs(tmp_path: Path, norm: str, opt: str) -> None:
     v = variant(tmp_path, norm, opt)

@@ -618,6 +618,7 @@ _register_all(
                 ),
                 _affine(),
             ],
+            stackable=True,  # point-wise, per-member parameters only
             cls=f"{_R}:DynamicTanh",
             aliases=("dynamic_tanh", "dynamictanh"),
             reference="Zhu, Chen, He, LeCun & Liu 2025",
@@ -637,6 +638,7 @@ _register_all(
                 Option("shift_init", "float", 0.0, "initial shift s (0 in the authors' code)"),
                 _affine(),
             ],
+            stackable=True,  # point-wise, per-member parameters only
             cls=f"{_R}:DynamicErf",
             aliases=("dynamic_erf", "dynamicerf"),
             reference="Chen, Lu, Zhu, Sun & Liu 2025",
