@@ -99,8 +99,8 @@ def plain_mlp(num_outputs: int, input_shape: tuple[int, ...]) -> nn.Module:
 
 
 class TokenNet(nn.Module):
-    """Token ids (N, T) → logits (N, vocabulary, T): an embedding and a linear read-out per
-    position, with the classes on axis 1 as F.cross_entropy takes them for token labels."""
+    """Token ids (N, T) → logits (N, T, vocabulary): an embedding and a linear read-out per
+    position, the classes last as normbench's per-token loss takes them."""
 
     def __init__(self, num_outputs: int, input_shape: tuple[int, ...], width: int = 8) -> None:
         super().__init__()
@@ -108,4 +108,4 @@ class TokenNet(nn.Module):
         self.head = nn.Linear(width, num_outputs)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.embed(x.long())).transpose(1, 2)
+        return self.head(self.embed(x.long()))

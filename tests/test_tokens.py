@@ -18,6 +18,7 @@ from normbench.data import check_pairing, load_dataset
 from normbench.data.tokens import python_manual
 from normbench.errors import InputError, OptionError
 from normbench.train.context import evaluate
+from normbench.train.loop import token_cross_entropy
 
 TOKEN_SUITE = """\
 name: tokens
@@ -178,7 +179,7 @@ def test_modular_add_covers_every_pair_once() -> None:
 
 
 class _Oracle(nn.Module):
-    """Logits (N, K, T) that put the answer of modular addition at the last position only."""
+    """Logits (N, T, K) that put the answer of modular addition at the last position only."""
 
     def __init__(self, p: int) -> None:
         super().__init__()
@@ -186,21 +187,21 @@ class _Oracle(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         n, t = x.shape
-        out = torch.zeros(n, self.p + 1, t)
+        out = torch.zeros(n, t, self.p + 1)
         answer = (x[:, 0].long() + x[:, 1].long()) % self.p
-        out[torch.arange(n), answer, t - 1] = 20.0
-        out[:, self.p, : t - 1] = 20.0  # confidently wrong where nothing is scored
+        out[torch.arange(n), t - 1, answer] = 20.0
+        out[:, : t - 1, self.p] = 20.0  # confidently wrong where nothing is scored
         return out
 
 
 def test_evaluate_counts_only_the_scored_token_labels() -> None:
     split = load_dataset({"name": "modular-add", "modulus": 5})
     x, y = torch.as_tensor(split.x_test), torch.as_tensor(split.y_test)
-    loss, acc = evaluate(_Oracle(5), x, y, F.cross_entropy, True, chunk=4)
+    loss, acc = evaluate(_Oracle(5), x, y, token_cross_entropy, True, chunk=4)
     assert acc == 1.0 and loss < 1e-6
     flipped = y.clone()
     flipped[::2, -1] = (flipped[::2, -1] + 1) % 5  # half the answers now wrong
-    _, acc = evaluate(_Oracle(5), x, flipped, F.cross_entropy, True, chunk=4)
+    _, acc = evaluate(_Oracle(5), x, flipped, token_cross_entropy, True, chunk=4)
     assert acc == pytest.approx(len(y[1::2]) / len(y))
 
 

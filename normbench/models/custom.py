@@ -110,8 +110,9 @@ def preflight(config: dict[str, Any], split: Any) -> ModelCheck:
             ) from None
         want = (batch, int(split.num_outputs))
         what = f"{split.num_outputs} outputs per sample"
-        if split.layout == "tokens":  # a label per position: the classes on axis 1
-            want, what = (*want, *split.y_train.shape[1:]), f"{what}, classes on axis 1"
+        if split.layout == "tokens":  # a label per position: (N, T, K), the classes last
+            want = (batch, *split.y_train.shape[1:], int(split.num_outputs))
+            what = f"{split.num_outputs} logits per position"
         if not isinstance(out, torch.Tensor) or tuple(out.shape) != want:
             got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
             raise _fail(
