@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -75,6 +76,22 @@ def test_fit_to_cores_and_signatures() -> None:
     assert (
         arith.not_bit_comparable(a, {"threads": None}) is None
     )  # an old run: unknown, not different
+    intel = {**a, "cpu_vendor": "GenuineIntel", "cpu_family": 6}
+    amd = {**a, "cpu_vendor": "AuthenticAMD", "cpu_family": 25}
+    assert (
+        arith.not_bit_comparable(intel, amd) == "not bit-comparable: GenuineIntel vs AuthenticAMD"
+    )
+    assert arith.not_bit_comparable(amd, {**amd, "cpu_family": 23}) == (
+        "not bit-comparable: AuthenticAMD family 25 vs 23"
+    )
+    # MKL's pinned branch holds across Intel models; an unrecorded vendor is not a difference.
+    assert arith.not_bit_comparable(intel, {**intel, "cpu_family": 15}) is None
+    assert arith.not_bit_comparable(intel, {**intel, "cpu_vendor": None}) is None
+    # Runs recorded before the vendor was: inferred from the CPU's model name.
+    old = {"arith": {"threads": 1}, "environment": {"cpu": "Intel(R) Xeon(R) Processor"}}
+    assert arith.signature(old)["cpu_vendor"] == "GenuineIntel"
+    assert arith.vendor_of_name("AMD EPYC 7763 64-Core Processor") == "AuthenticAMD"
+    assert arith.vendor_of_name("Apple M2") is None
     assert arith.pinned_env("x86_64")["ATEN_CPU_CAPABILITY"] == "avx2"
     assert arith.pinned_capability("aarch64") == "DEFAULT"
 
@@ -213,6 +230,33 @@ def _cli_run(*args: object, **env: str) -> subprocess.CompletedProcess:
     )
 
 
+def test_another_cpu_vendor_is_named_by_compare_merge_and_resume(tmp_path: Path) -> None:
+    suite = write_suite(
+        tmp_path,
+        TINY.replace("steps: 40", "steps: 10").replace(
+            "norm: [none, batch, layer]", "norm: [none]"
+        ),
+    )
+    here = api.run_suite(load_suite(suite), tmp_path / "a", command=["t"]).run_dir.path
+    vendor = manifest(here)["arith"]["cpu_vendor"]
+    if vendor is None:
+        pytest.skip("this machine does not say its CPU vendor")
+    other = "GenuineIntel" if vendor != "GenuineIntel" else "AuthenticAMD"
+    there = tmp_path / "there"
+    shutil.copytree(here, there)
+    made = manifest(there)
+    made["arith"]["cpu_vendor"] = other
+    (there / "manifest.json").write_text(json.dumps(made))
+    sentence = f"not bit-comparable: {other} vs {vendor}"
+    cmp = api.compare_runs(there, here, stats=False)
+    assert any(w.startswith(sentence) and "last digits" in w for w in cmp.warnings)
+    merged = cli("merge", there, here, "--out", tmp_path / "merged", "--no-report")
+    assert merged.exit_code == 2 and sentence in merged.output
+    next((there / "results").glob("*.json")).unlink()
+    resumed = cli("run", suite, "--resume", there, "--no-report", "-q")
+    assert resumed.exit_code == 2 and sentence in resumed.output, resumed.output
+
+
 @pytest.mark.slow
 def test_reproducible_mode_pins_the_kernels_and_resume_checks_them(tmp_path: Path) -> None:
     import torch
@@ -304,3 +348,27 @@ def test_kernel_sensitive_tests_pass_at_every_kernel_level_this_cpu_runs() -> No
             check=False,
         )
         assert done.returncode == 0, f"ATEN_CPU_CAPABILITY={level.lower()}:\n{done.stdout}"
+
+
+@pytest.mark.slow
+def test_the_committed_ci_baseline_is_matched_bit_for_bit_or_said_not_to_be(tmp_path: Path) -> None:
+    # The README's CI recipe on whatever CPU this is: identical numbers, or a sentence that
+    # names why not (the baseline's CPU vendor, say) and differences of the size it explains.
+    baseline = ROOT / "reports/baselines/ci-smoke"
+    done = _cli_run(ROOT / "suites/ci-smoke.yaml", "--out", tmp_path, "--reproducible")
+    assert done.returncode == 0, done.stderr
+    fresh = the_run(tmp_path, "ci-smoke")
+    shown = run_cli("compare", baseline, fresh, timeout=120)
+    assert shown.returncode == 0, shown.stderr
+    expected = arith.not_bit_comparable(
+        arith.signature(manifest(baseline)), arith.signature(manifest(fresh))
+    )
+    if expected is None:
+        assert finals(fresh) == finals(baseline), "same kernels, other numbers"
+        assert "not bit-comparable" not in shown.stdout + shown.stderr
+        return
+    print(expected)
+    assert expected in shown.stdout + shown.stderr
+    for name, (acc, loss, _) in finals(baseline).items():
+        fresh_acc, fresh_loss, _ = finals(fresh)[name]
+        assert abs(fresh_acc - acc) <= 0.01 and fresh_loss == pytest.approx(loss, rel=1e-3)

@@ -271,13 +271,19 @@ def _threads(
 
 def _check_kernels(run_dir: RunDir, manifest: dict[str, Any], reproducible: bool) -> None:
     """Resume only where the tasks will run the kernels the run was made with."""
-    made = arith.signature(manifest).get("cpu_capability")
-    now = _capability(reproducible)
-    if made and made != now:
+    made = arith.signature(manifest)
+    cpu = arith.cpu_vendor()
+    now = {
+        "cpu_capability": _capability(reproducible),
+        "cpu_vendor": cpu["vendor"],
+        "cpu_family": cpu["family"],
+    }
+    diff = arith.differences({k: made.get(k) for k in now}, now)
+    if diff:
         raise InputError(
-            f"cannot resume {run_dir.path}: it was trained with {made} kernels but "
-            f"this machine runs {now} ones (not bit-comparable: {made} vs {now}); "
-            "resume it where the CPU capability matches, or start a new run"
+            f"cannot resume {run_dir.path}: it was trained with other kernels than this "
+            f"machine runs (not bit-comparable: {'; '.join(diff)}); "
+            "resume it on a machine that matches, or start a new run"
         )
 
 
