@@ -21,9 +21,9 @@ DEVICE_RE = re.compile(r"^(cpu|mps|cuda(:\d+)?)$")
 # built in or custom. Until then (or where nothing could be timed) a step counts as this much.
 DEFAULT_STEP_SECONDS = 0.005
 SETUP_SECONDS = 0.1  # per task: model, optimizer, data on the device
-# An evaluation runs the test split and the train probe forward, and a forward is about a third
-# of a training step (forward + backward + update).
-FORWARD_SHARE = 1 / 3
+# An evaluation (the test split and the train probe, forward only) is timed too; where it was
+# not, it counts as this many training steps.
+UNMEASURED_EVAL_STEPS = 3.0
 # Per-step work above which a model profits from several intra-op threads per worker: the
 # FLOPs torch counts on one real step, a property of the configuration (threads select the
 # arithmetic, so they must not depend on how fast this machine happens to be right now).
@@ -128,15 +128,15 @@ def evaluations(training: dict[str, Any]) -> int:
 
 
 def estimated_seconds(
-    config: dict[str, Any], step_seconds: float | None = None, test_examples: int = 1000
+    config: dict[str, Any], step_seconds: float | None = None, eval_seconds: float | None = None
 ) -> float:
-    """Estimated seconds of one (variant, seed) on one core, from one step's measured seconds."""
+    """Estimated seconds of one (variant, seed) on one core, from one step's and one
+    evaluation's measured seconds (unmeasured: ``DEFAULT_STEP_SECONDS`` a step, evaluations
+    a fraction of it)."""
     training = config["training"]
     per_step = DEFAULT_STEP_SECONDS if step_seconds is None else step_seconds
-    batch = int(training["batch_size"])
-    examples = int(training.get("probe_size") or 0) + test_examples
-    eval_cost = evaluations(training) * examples / batch * per_step * FORWARD_SHARE
-    return SETUP_SECONDS + int(training["steps"]) * per_step + eval_cost
+    per_eval = per_step * UNMEASURED_EVAL_STEPS if eval_seconds is None else eval_seconds
+    return SETUP_SECONDS + int(training["steps"]) * per_step + evaluations(training) * per_eval
 
 
 def shard_weight(config: dict[str, Any]) -> float:

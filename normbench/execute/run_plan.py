@@ -465,7 +465,7 @@ def plan_run(
     resolved_of = {v.id: v for v in suite.variants}
     tasks = [dataclasses.replace(t, variant=resolved_of[t.variant.id]) for t in tasks]
     pending = [t for t in tasks if t.key not in done]
-    costs = _task_seconds(suite, steps, data)
+    costs = _task_seconds(suite, steps)
     workers, devices, capped = _placement(suite, options, pending, threads, costs)
     if reference is None and resume_dir is not None:
         recorded = resume_dir.read_manifest().get("rel_cost_reference")
@@ -530,16 +530,14 @@ def _step_costs(
     return step_costs(wanted.values())
 
 
-def _task_seconds(suite: Suite, steps: dict[str, Any], data: Any) -> dict[str, float]:
+def _task_seconds(suite: Suite, steps: dict[str, Any]) -> dict[str, float]:
     """Variant id → estimated seconds of one of its tasks on one core."""
-    from normbench.preflight import dataset_key
-
-    sizes = data.sizes if data is not None else {}
     out = {}
     for v in suite.variants:
         step = steps.get(v.id)
-        test = sizes.get(dataset_key(v.config["dataset"]), (0, 1000))[1]
-        out[v.id] = estimated_seconds(v.config, step.seconds if step else None, test)
+        out[v.id] = estimated_seconds(
+            v.config, step.seconds if step else None, step.eval_seconds if step else None
+        )
     return out
 
 

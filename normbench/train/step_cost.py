@@ -24,10 +24,12 @@ TIME_SECONDS = 0.1
 
 @dataclass(frozen=True)
 class StepCost:
-    """One training step of a variant: FLOPs counted by torch, seconds timed on one thread."""
+    """One training step of a variant (FLOPs counted, seconds timed on one thread) and one
+    evaluation of it (the test split and the train probe)."""
 
     flops: float
     seconds: float
+    eval_seconds: float
 
 
 def layer_macs(module: nn.Module, output: Any) -> int:
@@ -72,7 +74,7 @@ def count_flops(model: nn.Module, step: Any) -> float:
 
 def measure_step(config: dict[str, Any], split: Any) -> StepCost:
     """Build the variant's model on CPU and train a few steps of it: counted, then timed."""
-    from normbench.train.loop import _build_model, _prepare, to_tensors
+    from normbench.train.loop import _build_model, _evaluate, _prepare, to_tensors
 
     device = torch.device("cpu")
     threads = torch.get_num_threads()
@@ -99,6 +101,9 @@ def measure_step(config: dict[str, Any], split: Any) -> StepCost:
                 step()
                 steps += 1
             seconds = (time.perf_counter() - start) / steps
+            start = time.perf_counter()
+            _evaluate(run, [], steps)
+            eval_seconds = time.perf_counter() - start
         finally:
             torch.set_num_threads(threads)
-    return StepCost(flops=flops, seconds=seconds)
+    return StepCost(flops=flops, seconds=seconds, eval_seconds=eval_seconds)
