@@ -16,6 +16,7 @@ from conftest import ROOT, TINY, run_cli, subprocess_env, write_suite
 from test_execute import SLEEPY, cli, manifest, start_run, the_run, wait_for_results
 
 from normbench import api, arith
+from normbench.execute.plan import usable_cores
 from normbench.spec import load_suite, variant_id
 
 
@@ -63,6 +64,11 @@ def test_planning_decides_threads_from_the_configuration(
     assert many.workers * many.threads <= os.cpu_count()
     assert any("oversubscribe" in w for w in many.warnings)
     assert any("would exceed" in w for w in many.warnings) or many.workers == 64
+    # A large model's default (4 threads) is fitted to the cores without a word: nobody asked.
+    big = load_suite(tiny_suite({"hidden: [16, 16]": "hidden: [2048, 2048]"}))
+    chosen = api.plan_run(big, tmp_path / "runs", api.make_options())
+    assert chosen.threads == min(arith.LARGE_MODEL_THREADS, usable_cores())
+    assert chosen.warnings == []
 
 
 def test_fit_to_cores_and_signatures() -> None:
