@@ -522,7 +522,11 @@ def _step_costs(
         ]
     )
     timed = [] if options.workers is not None or len(pending) < 2 else [t.variant for t in pending]
-    wanted = {v.id: v for v in [*undecided, *timed]}
+    # A custom norm is user code that may end its interpreter: it runs in workers only, never
+    # here (its variants keep the default cost and threads).
+    wanted = {
+        v.id: v for v in [*undecided, *timed] if v.config["model"]["norm"]["kind"] != "custom"
+    }
     if not wanted:
         return {}
     from normbench.execute.costs import step_costs
