@@ -137,10 +137,10 @@ def walls(name: str, suite: Path, work: Path, overrides: list[str]) -> None:
 
 
 def kind_suites(work: Path) -> list[tuple[str, Path, list[str]]]:
-    from normbench.models.kinds import BUILT_IN_MODELS
+    from normbench.models.catalog import MODELS
 
     out = []
-    for kind in BUILT_IN_MODELS:
+    for kind in [k for k in MODELS if k != "custom"]:
         model = KIND_MODELS.get(kind, f"{{kind: {kind}}}")
         text = KIND_SUITE.format(kind=kind, model=model, steps=KIND_STEPS.get(kind, 200))
         path = work / f"cost-{kind}.yaml"

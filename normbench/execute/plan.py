@@ -150,11 +150,12 @@ def shard_weight(config: dict[str, Any]) -> float:
     return float(int(training["steps"]) * int(training["batch_size"]))
 
 
-def mlp_flops_per_step(config: dict[str, Any]) -> float:
-    """An MLP's training FLOPs per step (6 × batch × weights), for the MLP-only batched trainer."""
-    hidden = config["model"].get("hidden") or [64]
-    hidden = [hidden] if isinstance(hidden, int) else list(hidden)
-    widths = [int(config["dataset"].get("features") or 64), *hidden]
+def stacked_flops_per_step(config: dict[str, Any]) -> float:
+    """A stackable model's training FLOPs per step (6 × batch × weights between its normalised
+    widths), known before anything is built: whether seeds stack changes the arithmetic."""
+    from normbench.models.catalog import widths_of
+
+    widths = [int(config["dataset"].get("features") or 64), *widths_of(config["model"])]
     weights = sum(a * b for a, b in itertools.pairwise(widths))
     return 6.0 * config["training"]["batch_size"] * weights
 
@@ -399,4 +400,4 @@ def batches_seeds(config: dict[str, Any], seeds: int, *, accelerator: bool) -> b
         return True
     device = config["training"]["device"]
     on_cpu = device == "cpu" or (device == "auto" and not accelerator)
-    return on_cpu and mlp_flops_per_step(config) < LARGE_FLOPS_PER_STEP
+    return on_cpu and stacked_flops_per_step(config) < LARGE_FLOPS_PER_STEP
