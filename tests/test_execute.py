@@ -201,6 +201,10 @@ def test_the_machine_overlap_is_measured_once_and_cached(
     from normbench.results.environment import cpu_model
 
     monkeypatch.delenv(m.OVERRIDE_VAR, raising=False)
+    monkeypatch.setattr(m, "busy", lambda cores: True)  # others' load: measured, not kept
+    assert m.machine(2, cache_dir=tmp_path).source == "measured"
+    assert not (tmp_path / m.CACHE_FILE).exists()
+    monkeypatch.setattr(m, "busy", lambda cores: False)
     first = m.machine(2, cache_dir=tmp_path)
     assert first.source == "measured" and 1.0 <= first.speedup <= 2.0
     cached = json.loads((tmp_path / m.CACHE_FILE).read_text())

@@ -5,8 +5,8 @@
 # alone), and then a second worker only adds its start-up. So the planner asks how much work N
 # busy processes really get done together, relative to one alone (the parallel speed-up, 1..N),
 # measured here with N = the usable cores, in a few tenths of a second, and cached under the
-# CPU's model name and core count. ``$NORMBENCH_PARALLEL_SPEEDUP`` overrides it (tests, or a
-# machine known better than a short measurement can tell).
+# CPU's model name and core count when the machine was quiet (others' load is in wall times
+# too). ``$NORMBENCH_PARALLEL_SPEEDUP`` overrides it (tests, or a machine known better).
 
 from __future__ import annotations
 
@@ -34,6 +34,7 @@ BUSY = (
 BUSY_ITERATIONS = 400_000  # about 30 ms alone on a 2020s core
 ROUNDS = 3  # alone / together, alternated: the medians shrug off one disturbed round
 MAX_PROCESSES = 16
+BUSY_LOAD_MARGIN = 0.5  # load average above the cores by this much: others are running
 
 
 @dataclass(frozen=True)
@@ -120,8 +121,19 @@ def machine(cores: int, cache_dir: Path | None = None) -> Machine:
     if isinstance(entry, dict) and isinstance(entry.get("speedup"), int | float):
         return Machine(processes, float(entry["speedup"]), "cached")
     found = Machine(processes, measure_speedup(processes), "measured")
-    _store(path, {**(known if isinstance(known, dict) else {}), key: _entry(found)})
+    # Wall times measure other processes' load too: only a quiet machine's answer is kept
+    # (a busy one is measured again next time, at the cost of a second or two).
+    if not busy(cores):
+        _store(path, {**(known if isinstance(known, dict) else {}), key: _entry(found)})
     return found
+
+
+def busy(cores: int) -> bool:
+    """Whether other processes kept more than the cores busy over the last minute."""
+    try:
+        return os.getloadavg()[0] > cores + BUSY_LOAD_MARGIN
+    except OSError:  # no load average here: nothing to go by
+        return False
 
 
 def _entry(found: Machine) -> dict:
