@@ -8,9 +8,11 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import platform
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 # Intra-op threads when neither training.threads nor --threads-per-worker says: small models
@@ -122,6 +124,43 @@ def fit_to_cores(workers: int, threads: int, cores: int) -> tuple[int, int, list
     return workers, threads, warnings
 
 
+# --- the CPU's vendor: MKL's code paths depend on it, not only on the ISA level ----------------
+
+# MKL pins its reproducible code branch (MKL_CBWR=AVX2) on Intel CPUs only; on others it runs
+# its automatic branch, so at equal ISA level an AMD and an Intel CPU round GEMMs differently
+# (measured: an AMD EPYC's train losses differ from an Intel Xeon's in the 9th significant
+# digit at step 50, by one test example in 1000 at step 250). Within Intel, the pinned branch
+# holds across models; other vendors' families may dispatch differently, so they count too.
+PINNED_ACROSS_FAMILIES = ("GenuineIntel",)
+
+# A run recorded before the vendor was: inferred from its CPU model name.
+VENDOR_OF_NAME = {"intel": "GenuineIntel", "amd": "AuthenticAMD"}
+
+
+@functools.cache
+def cpu_vendor() -> dict[str, Any]:
+    """This CPU's ``vendor`` (``GenuineIntel``, ``AuthenticAMD``) and ``family`` (Linux x86)."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return {"vendor": None, "family": None}
+    fields = dict(
+        (k.strip(), v.strip())
+        for k, _, v in (line.partition(":") for line in text.splitlines()[:30])
+    )
+    family = fields.get("cpu family", "")
+    return {
+        "vendor": fields.get("vendor_id") or None,
+        "family": int(family) if family.isdigit() else None,
+    }
+
+
+def vendor_of_name(name: str | None) -> str | None:
+    """The vendor id a CPU model name implies (``Intel(R) Xeon(R)``: GenuineIntel), or None."""
+    words = (name or "").lower().replace("(r)", " ").split()
+    return next((VENDOR_OF_NAME[w] for w in words if w in VENDOR_OF_NAME), None)
+
+
 # --- signatures: what two runs must share to be bit-comparable --------------------------------
 
 
@@ -134,6 +173,8 @@ def signature(manifest: Mapping[str, Any]) -> dict[str, Any]:
     return {
         "threads": tuple(threads) if isinstance(threads, list) else threads,
         "cpu_capability": arith.get("cpu_capability") or kernels.get("cpu_capability"),
+        "cpu_vendor": arith.get("cpu_vendor") or vendor_of_name(env.get("cpu")),
+        "cpu_family": arith.get("cpu_family"),
         "reproducible": arith.get("reproducible"),
         "torch": env.get("torch"),
         # Seeds trained as one stacked model round differently from separate runs.
@@ -162,6 +203,7 @@ def differences(a: Mapping[str, Any], b: Mapping[str, Any]) -> list[str]:
     ca, cb = a.get("cpu_capability"), b.get("cpu_capability")
     if ca and cb and ca != cb:
         out.append(f"{ca} vs {cb}")
+    out += _vendor_differences(a, b)
     ra, rb = a.get("reproducible"), b.get("reproducible")
     if ra is not None and rb is not None and ra != rb:
         out.append(f"reproducible mode {'on' if ra else 'off'} vs {'on' if rb else 'off'}")
@@ -171,6 +213,19 @@ def differences(a: Mapping[str, Any], b: Mapping[str, Any]) -> list[str]:
     if a.get("torch") and b.get("torch") and a["torch"] != b["torch"]:
         out.append(f"torch {a['torch']} vs {b['torch']}")
     return out
+
+
+def _vendor_differences(a: Mapping[str, Any], b: Mapping[str, Any]) -> list[str]:
+    """``GenuineIntel vs AuthenticAMD``, or ``AuthenticAMD family 23 vs 25``, or nothing."""
+    va, vb = a.get("cpu_vendor"), b.get("cpu_vendor")
+    if not va or not vb:
+        return []
+    if va != vb:
+        return [f"{va} vs {vb}"]
+    fa, fb = a.get("cpu_family"), b.get("cpu_family")
+    if va not in PINNED_ACROSS_FAMILIES and fa is not None and fb is not None and fa != fb:
+        return [f"{va} family {fa} vs {fb}"]
+    return []
 
 
 def not_bit_comparable(a: Mapping[str, Any], b: Mapping[str, Any]) -> str | None:
@@ -187,10 +242,13 @@ DETERMINISTIC_NOTE = (
 
 
 def run_arith(threads: list[int], reproducible: bool, cpu_capability: str | None) -> dict[str, Any]:
-    """The manifest's ``arith`` block: the run's distinct thread counts, capability and mode."""
+    """The manifest's ``arith`` block: threads, capability, mode and the CPU's vendor/family."""
     distinct = sorted(set(threads))
+    cpu = cpu_vendor()
     return {
         "threads": distinct[0] if len(distinct) == 1 else distinct,
         "cpu_capability": cpu_capability,
         "reproducible": reproducible,
+        "cpu_vendor": cpu["vendor"],
+        "cpu_family": cpu["family"],
     }

@@ -94,20 +94,28 @@ def test_a_diverging_member_does_not_stop_the_others(tmp_path: Path) -> None:
     v = variant(tmp_path, "none", "momentum", text.replace("steps: 120", "steps: 60"))
     split = load_split(v.config)
     seeds = list(range(6))
-    alone = [run_variant(v.config, s, split) for s in seeds]
-    statuses = {r["status"] for r in alone}
-    assert statuses == {"ok", "diverged"}, "the test needs one diverging and one healthy seed"
     batched = run_batched(v.config, seeds, split)
-    assert [r["status"] for r in batched] == [r["status"] for r in alone]
-    assert [r["diverged_at_step"] for r in batched] == [r["diverged_at_step"] for r in alone]
-    for member, single in zip(batched, alone, strict=True):
-        if single["status"] == "ok":
-            assert member["curves"]["test_loss"] == pytest.approx(
-                single["curves"]["test_loss"], rel=LOSS_RTOL
-            )
-            assert member["metrics"]["final_test_acc"] is not None
-        else:
+    statuses = [r["status"] for r in batched]
+    assert set(statuses) == {"ok", "diverged"}, "the test needs one diverging and one healthy seed"
+    for member in batched:
+        if member["status"] == "diverged":
             assert member["metrics"]["final_test_acc"] is None
+            assert member["diverged_at_step"] is not None
+        else:
+            assert member["metrics"]["final_test_acc"] is not None
+    # At lr 8 a healthy member's loss is chaotic: the stacked and the separate model's rounding
+    # (which kernels a CPU runs decides it) moves it by several percent, so compare like with
+    # like: the healthy members trained without the diverging ones, in the same stacked kernels,
+    # are bit-identical — the diverging member touched nothing of theirs.
+    healthy = [s for s, st in zip(seeds, statuses, strict=True) if st == "ok"]
+    without = run_batched(v.config, healthy, split)
+    assert [curves(r) for r in without] == [curves(batched[s]) for s in healthy]
+    # A member diverges at the step its separate run does (it blows up within a few steps,
+    # long before rounding differences can grow).
+    first = next(s for s, st in zip(seeds, statuses, strict=True) if st == "diverged")
+    alone = run_variant(v.config, first, split)
+    assert alone["status"] == "diverged"
+    assert alone["diverged_at_step"] == batched[first]["diverged_at_step"]
 
 
 def test_auto_batches_only_what_it_supports(tmp_path: Path) -> None:

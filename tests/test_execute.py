@@ -19,9 +19,11 @@ from typer.testing import CliRunner
 from normbench import api
 from normbench.cli import app
 from normbench.execute.plan import (
+    WORKER_START_SECONDS,
     default_workers,
     make_options,
     parse_shard,
+    predicted_wall,
     shard_of,
     suite_difference,
 )
@@ -174,13 +176,45 @@ def test_suite_difference_is_one_sentence(tiny_suite: Callable[..., Path]) -> No
     assert suite_difference(old, old) is None
 
 
-def test_default_workers_follow_cores_and_model_size(tiny_suite: Callable[..., Path]) -> None:
-    tiny = [v.config for v in load_suite(tiny_suite()).variants]
-    assert default_workers(tiny, 6, cores=8) == 1  # a few seconds of work: stay in-process
-    big = [{**c, "training": {**c["training"], "steps": 20_000}} for c in tiny]
-    assert default_workers(big, 6, cores=8) == 6  # small model: one single-thread worker per core
-    assert default_workers(big, 6, cores=4, memory=2**30) == 1  # but not beyond memory
-    assert default_workers(big, 6, cores=8, gpus=2) == 2  # one per GPU
+def test_default_workers_follow_the_measured_costs_and_overlap() -> None:
+    def linear(w: int) -> float:
+        return float(w)  # cores that overlap fully
+
+    def one_core(w: int) -> float:
+        return 1.0  # two vCPUs that behave like one core
+
+    assert default_workers([0.5] * 6, cores=8, parallel=linear) == 1  # seconds: stay in-process
+    assert default_workers([30.0] * 6, cores=8, parallel=linear) == 6  # one worker per core
+    assert default_workers([30.0] * 6, cores=8, parallel=one_core) == 1  # nothing to gain
+    assert default_workers([30.0] * 6, cores=4, parallel=linear, memory=2**30) == 1  # memory
+    assert default_workers([30.0] * 6, cores=8, parallel=linear, gpus=2) == 2  # one per GPU
+    # One long task and short ones: more workers than can shorten the longest are not started.
+    assert default_workers([100.0, 5.0, 5.0, 5.0], cores=4, parallel=linear) == 2
+    assert predicted_wall([10.0, 10.0], 1, 1.0) == 20.0
+    assert predicted_wall([10.0, 10.0], 2, 2.0) == pytest.approx(10.0 + WORKER_START_SECONDS)
+
+
+def test_the_machine_overlap_is_measured_once_and_cached(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from normbench.execute import machine as m
+    from normbench.results.environment import cpu_model
+
+    monkeypatch.delenv(m.OVERRIDE_VAR, raising=False)
+    monkeypatch.setattr(m, "busy", lambda cores: True)  # others' load: measured, not kept
+    assert m.machine(2, cache_dir=tmp_path).source == "measured"
+    assert not (tmp_path / m.CACHE_FILE).exists()
+    monkeypatch.setattr(m, "busy", lambda cores: False)
+    first = m.machine(2, cache_dir=tmp_path)
+    assert first.source == "measured" and 1.0 <= first.speedup <= 2.0
+    cached = json.loads((tmp_path / m.CACHE_FILE).read_text())
+    assert m.cpu_key(2) in cached and cpu_model() in m.cpu_key(2)
+    again = m.machine(2, cache_dir=tmp_path)
+    assert again.source == "cached" and again.speedup == first.speedup
+    monkeypatch.setenv(m.OVERRIDE_VAR, "1.9")
+    assert m.machine(2, cache_dir=tmp_path).speedup == 1.9
+    assert m.Machine(2, 1.9, "x").parallel(2) == 1.9 and m.Machine(4, 4.0, "x").parallel(2) == 2.0
+    assert m.Machine(2, 1.0, "x").parallel(8) == 1.0
 
 
 def test_a_cpu_only_torch_is_known_without_importing_it(tmp_path: Path) -> None:
@@ -216,11 +250,22 @@ def test_workers_take_the_longest_units_first(tmp_path: Path) -> None:
     order = [
         (u.variant.config["training"]["steps"], u.variant.name, u.seed) for u in pooled.units()
     ]
-    assert [b for b, _, _ in order] == [400] * 6 + [40] * 6  # longest first
+    # Longest first: a norm's 400-step variant before its 40-step one (one timed step serves
+    # both; across norms the timed steps decide, and they carry this machine's noise).
+    for norm in ("none", "batch", "layer"):
+        mine = [b for b, name, _ in order if name.endswith(f"norm={norm}")]
+        assert mine == [400, 400, 40, 40], (norm, order)
+    # By each variant's measured cost (its timed step), the suite's order among equals.
+    costs = [pooled.costs[u.variant.id] for u in pooled.units()]
+    assert costs == sorted(costs, reverse=True)
     suite_order = [
         (t.variant.config["training"]["steps"], t.variant.name, t.seed) for t in pooled.pending
     ]
-    assert order == [o for o in suite_order if o[0] == 400] + [o for o in suite_order if o[0] == 40]
+    assert sorted(order) == sorted(suite_order)
+    by_cost = sorted(pooled.pending, key=lambda t: -pooled.costs[t.variant.id])
+    assert order == [
+        (t.variant.config["training"]["steps"], t.variant.name, t.seed) for t in by_cost
+    ]
     alone = plan_run(suite, tmp_path / "runs", make_options(workers=1))
     assert alone.units() == alone.pending  # one worker: the suite's order
 

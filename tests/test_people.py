@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import re
 import shlex
 import shutil
@@ -147,6 +148,43 @@ def test_rate_window_is_recent_and_eta_agrees() -> None:
     assert w.rate() == pytest.approx(100.0)  # the since-start average would say 40
     assert eta(1000, w.rate()) == pytest.approx(10.0) and fmt_duration(10.0) == "0:10"
     assert eta(5, None) is None and fmt_duration(None) == "?"
+
+
+def test_the_eta_does_not_jump_more_than_2x_once_a_tenth_is_done() -> None:
+    import io
+    import re
+
+    from normbench.execute.progress import Progress
+
+    # A slow CNN suite in one process: 100-step intervals, each followed by a long evaluation,
+    # a task that ends early (its steps all count at once), updates seconds or a minute apart.
+    now = [0.0]
+    p = Progress(4, 1000, live=False, stream=io.StringIO(), clock=lambda: now[0])
+    said, step = [], 0
+    for task in ("a", "b", "c", "d"):
+        for step in range(100, 1001, 100):
+            now[0] += 3 if step % 300 else 60  # every third interval has a minute of evaluation
+            p.update(task, step, 1000)
+            if task == "b" and step == 300:
+                p.finished({"status": "diverged", "variant_name": "b", "seed": 0}, "b")
+                break
+            text = re.search(r"ETA (\S+)", p.summary_line())[1]
+            if text == "?":  # no rate yet: only at the very start
+                assert p.steps_done() <= 100
+                continue
+            parts = [int(x) for x in text.split(":")]
+            said.append(
+                (
+                    now[0],
+                    p.steps_done() / p.total_steps,
+                    sum(v * 60**i for i, v in enumerate(reversed(parts))),
+                )
+            )
+    settled = [(t, left) for t, share, left in said if 0.1 <= share < 1]  # 0 at the end
+    assert len(settled) > 10
+    for (t0, e0), (t1, e1) in itertools.pairwise(settled):
+        assert e1 <= 2 * e0 + 1, (t0, e0, t1, e1)  # rounded to whole seconds
+        assert e1 >= (e0 - (t1 - t0)) / 2 - 1, (t0, e0, t1, e1)
 
 
 def test_progress_lines_without_a_terminal() -> None:

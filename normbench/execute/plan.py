@@ -16,17 +16,24 @@ EXECUTORS = ("local", "dask")
 SHARD_RE = re.compile(r"^\s*(\d+)\s*/\s*(\d+)\s*$")
 DEVICE_RE = re.compile(r"^(cpu|mps|cuda(:\d+)?)$")
 
-# Below this much estimated serial work a suite runs in-process: starting a worker process
-# costs seconds (a fresh interpreter importing torch), more than tiny suites take in total.
-IN_PROCESS_SECONDS = 20.0
-# Rough single-thread CPU figures for the estimate (measured on a 256-wide MLP: ~2 ms/step):
-# framework overhead per layer per step, sustained FLOP rate, and set-up per task. Only
-# ratios and the order of magnitude matter (balancing shards, choosing a default).
-OVERHEAD_S_PER_LAYER_STEP = 1e-4
-FLOPS_PER_SECOND = 3e10
-SETUP_SECONDS = 0.1
-# Per-step work above which a model profits from several intra-op threads per worker.
+# What a task costs is measured, not guessed from widths: the pre-flight trains a few real steps
+# of each distinct model (normbench.train.step_cost), which is right for every kind of model,
+# built in or custom. Until then (or where nothing could be timed) a step counts as this much.
+DEFAULT_STEP_SECONDS = 0.005
+SETUP_SECONDS = 0.1  # per task: model, optimizer, data on the device
+# An evaluation (the test split and the train probe, forward only) is timed too; where it was
+# not, it counts as this many training steps.
+UNMEASURED_EVAL_STEPS = 3.0
+# Per-step work above which a model profits from several intra-op threads per worker: the
+# FLOPs torch counts on one real step, a property of the configuration (threads select the
+# arithmetic, so they must not depend on how fast this machine happens to be right now).
 LARGE_FLOPS_PER_STEP = 5e8
+# What starting workers costs before their first step: the fork server's interpreter importing
+# torch, then each worker's data and first steps, mostly one after the other; seconds.
+WORKER_START_SECONDS = 3.0
+# Workers are started only when the model predicts them this much faster than one process:
+# the prediction's own error must not buy a slower run.
+WORKERS_MARGIN = 0.1
 WORKER_MEMORY_BYTES = 600 * 2**20  # an interpreter with torch loaded, plus a small data set
 
 
@@ -115,38 +122,42 @@ def make_options(
 # --- cost estimates ---------------------------------------------------------------------------
 
 
-def _layer_widths(model: dict[str, Any], inputs: int) -> list[int]:
-    """Feature widths along the model, input first (a proxy; exact shapes need the data)."""
-    if model["kind"] == "cnn":
-        return [1, *(model.get("channels") or [16])]
-    hidden = model.get("hidden") or [64]
-    hidden = [hidden] if isinstance(hidden, int) else list(hidden)
-    if model["kind"] == "rnn":
-        return [inputs, *[hidden[0]] * int(model.get("layers", 1))]
-    return [inputs, *hidden]
+def evaluations(training: dict[str, Any]) -> int:
+    """How many evaluations a task runs (one every ``eval_every`` steps, and the last)."""
+    return max(1, -(-int(training["steps"]) // int(training["eval_every"])))
 
 
-def flops_per_step(config: dict[str, Any]) -> float:
-    """Estimated training FLOPs of one step: 6 × batch × weights (forward + backward)."""
-    model, training = config["model"], config["training"]
-    inputs = int(config["dataset"].get("features") or 64)
-    widths = _layer_widths(model, inputs)
-    weights = sum(a * b for a, b in itertools.pairwise(widths))
-    if model["kind"] == "cnn":
-        weights *= int(model.get("kernel_size", 3)) ** 2 * 256  # × spatial positions (guess)
-    elif model["kind"] == "rnn":
-        weights *= 3 * 32  # gates × sequence length (guess)
-    return 6.0 * training["batch_size"] * weights
-
-
-def estimated_seconds(config: dict[str, Any]) -> float:
-    """Estimated CPU seconds of one (variant, seed): per-step overhead plus arithmetic."""
+def estimated_seconds(
+    config: dict[str, Any], step_seconds: float | None = None, eval_seconds: float | None = None
+) -> float:
+    """Estimated seconds of one (variant, seed) on one core, from one step's and one
+    evaluation's measured seconds (unmeasured: ``DEFAULT_STEP_SECONDS`` a step, evaluations
+    a fraction of it)."""
     training = config["training"]
-    layers = len(_layer_widths(config["model"], 1))
-    per_step = layers * OVERHEAD_S_PER_LAYER_STEP + flops_per_step(config) / FLOPS_PER_SECOND
-    evals = training["steps"] / training["eval_every"]
-    eval_cost = evals * 2 * training["probe_size"] / training["batch_size"] * per_step / 3
-    return SETUP_SECONDS + training["steps"] * per_step + eval_cost
+    per_step = DEFAULT_STEP_SECONDS if step_seconds is None else step_seconds
+    per_eval = per_step * UNMEASURED_EVAL_STEPS if eval_seconds is None else eval_seconds
+    return SETUP_SECONDS + int(training["steps"]) * per_step + evaluations(training) * per_eval
+
+
+def shard_weight(config: dict[str, Any]) -> float:
+    """A task's share of the work for balancing shards: its steps × batch (examples trained).
+
+    Every shard process must reach the same partition without running anything, so this
+    reads only the configuration; it ignores the model's size, which within a suite rarely
+    differs as much as its steps and batches do.
+    """
+    training = config["training"]
+    return float(int(training["steps"]) * int(training["batch_size"]))
+
+
+def stacked_flops_per_step(config: dict[str, Any]) -> float:
+    """A stackable model's training FLOPs per step (6 × batch × weights between its normalised
+    widths), known before anything is built: whether seeds stack changes the arithmetic."""
+    from normbench.models.catalog import widths_of
+
+    widths = [int(config["dataset"].get("features") or 64), *widths_of(config["model"])]
+    weights = sum(a * b for a, b in itertools.pairwise(widths))
+    return 6.0 * config["training"]["batch_size"] * weights
 
 
 # --- sharding ---------------------------------------------------------------------------------
@@ -161,13 +172,13 @@ def shard_of(tasks: Sequence[Any], shard: tuple[int, int]) -> list[Any]:
     """
     i, n = shard
     ordered = sorted(tasks, key=lambda t: (t.variant.id, t.seed))
-    by_cost = sorted(ordered, key=lambda t: -estimated_seconds(t.variant.config))  # stable
+    by_cost = sorted(ordered, key=lambda t: -shard_weight(t.variant.config))  # stable
     load = [0.0] * n
     owner: dict[tuple[str, int], int] = {}
     for task in by_cost:
         k = min(range(n), key=lambda j: (load[j], j))
         owner[(task.variant.id, task.seed)] = k
-        load[k] += estimated_seconds(task.variant.config)
+        load[k] += shard_weight(task.variant.config)
     return [t for t in tasks if owner[(t.variant.id, t.seed)] == i - 1]
 
 
@@ -202,37 +213,50 @@ def available_memory() -> int | None:
         return None
 
 
+def predicted_wall(task_seconds: Sequence[float], workers: int, parallel: float) -> float:
+    """Seconds a run of these tasks takes with ``workers`` processes that together run
+    ``parallel`` times as fast as one (1 worker: in-process, nothing to start)."""
+    total = sum(task_seconds)
+    if workers <= 1:
+        return total
+    return WORKER_START_SECONDS + max(total / parallel, max(task_seconds, default=0.0))
+
+
 def default_workers(
-    configs: Sequence[dict[str, Any]],
-    n_tasks: int,
+    task_seconds: Sequence[float],
     *,
     cores: int,
+    parallel: Any,
     gpus: int = 0,
     memory: int | None = None,
 ) -> int:
     """How many worker processes to use when ``--workers`` is not given.
 
-    One per GPU on accelerators; on CPU one per core for small models (they cannot use more
-    than one intra-op thread well) and one per 4 cores for large ones; tiny suites run
-    in-process (1) because a worker's start-up would cost more than it saves.
+    One per GPU on accelerators. On CPU the count whose predicted wall time is least, from each
+    task's measured cost, what worker processes cost to start, and ``parallel(w)``: how much
+    faster ``w`` busy processes really are than one on this machine (``execute.machine``). A
+    worker must pay for itself by a margin, so a machine whose cores do not overlap, or a
+    suite of a few seconds, stays in-process.
     """
-    if n_tasks <= 1 or not configs:
+    n_tasks = len(task_seconds)
+    if n_tasks <= 1:
         return 1
     if gpus:
         return min(n_tasks, gpus)
-    per_task = max(estimated_seconds(c) for c in configs)
-    if per_task * n_tasks < IN_PROCESS_SECONDS:
-        return 1
-    large = max(flops_per_step(c) for c in configs) >= LARGE_FLOPS_PER_STEP
-    workers = max(1, cores // (4 if large else 1))
+    most = min(cores, n_tasks)
     if memory is not None:
-        workers = min(workers, max(1, memory // WORKER_MEMORY_BYTES))
-    return max(1, min(workers, n_tasks))
+        most = min(most, max(1, memory // WORKER_MEMORY_BYTES))
+    best, best_wall = 1, predicted_wall(task_seconds, 1, 1.0)
+    for workers in range(2, most + 1):
+        wall = predicted_wall(task_seconds, workers, parallel(workers))
+        if wall < best_wall * (1 - WORKERS_MARGIN):
+            best, best_wall = workers, wall
+    return best
 
 
-def is_large(config: dict[str, Any]) -> bool:
-    """Whether a variant's per-step work profits from several intra-op threads."""
-    return flops_per_step(config) >= LARGE_FLOPS_PER_STEP
+def is_large(flops: float | None) -> bool:
+    """Whether a model's counted FLOPs per step profit from several intra-op threads."""
+    return flops is not None and flops >= LARGE_FLOPS_PER_STEP
 
 
 # --- resume: does the run match the suite, which results are done -----------------------------
@@ -376,4 +400,4 @@ def batches_seeds(config: dict[str, Any], seeds: int, *, accelerator: bool) -> b
         return True
     device = config["training"]["device"]
     on_cpu = device == "cpu" or (device == "auto" and not accelerator)
-    return on_cpu and flops_per_step(config) < LARGE_FLOPS_PER_STEP
+    return on_cpu and stacked_flops_per_step(config) < LARGE_FLOPS_PER_STEP

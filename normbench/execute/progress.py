@@ -35,6 +35,44 @@ class RateWindow:
         return (d1 - d0) / (t1 - t0) if t1 > t0 else None
 
 
+# Once this share of the steps is done the ETA comes from the rate since the first step (a
+# 10-s window swings with evaluations and tasks ending) and moves at most ETA_MAX_JUMP× from
+# the previous one, counted down by the time between them.
+ETA_SETTLED = 0.1
+ETA_MAX_JUMP = 2.0
+
+
+@dataclass
+class Eta:
+    """Seconds left, steady once ``ETA_SETTLED`` of the work is done (see the constants)."""
+
+    first: tuple[float, int] | None = None  # (time, steps done) at the first step seen
+    last: tuple[float, float] | None = None  # (time, seconds left) last said
+
+    def __call__(
+        self, now: float, done: int, total: int, window_rate: float | None
+    ) -> float | None:
+        if done > 0 and self.first is None:
+            self.first = (now, done)
+        remaining = total - done
+        if remaining <= 0:
+            return 0.0
+        rate = window_rate
+        settled = done >= ETA_SETTLED * total
+        if settled and self.first is not None and now > self.first[0] and done > self.first[1]:
+            rate = (done - self.first[1]) / (now - self.first[0])
+        left = eta(remaining, rate)
+        if settled and self.last is not None:
+            expected = max(0.0, self.last[1] - (now - self.last[0]))
+            if left is None:
+                left = expected
+            elif expected > 0:
+                left = min(max(left, expected / ETA_MAX_JUMP), expected * ETA_MAX_JUMP)
+        if left is not None:
+            self.last = (now, left)
+        return left
+
+
 def fmt_duration(seconds: float | None) -> str:
     """``1:02:03`` / ``2:03``; ``?`` while unknown."""
     if seconds is None or seconds != seconds or seconds == float("inf"):
@@ -96,6 +134,7 @@ class Progress:
         self.tally = {"ok": 0, "diverged": 0, "failed": 0}
         self._done: dict[str, int] = {}
         self._rate = RateWindow()
+        self._eta = Eta()
         self._task_rates: dict[str, RateWindow] = {}
         self._task_ids: dict[str, Any] = {}
         self._bar: Any = None
@@ -204,7 +243,7 @@ class Progress:
 
     def _rate_eta(self) -> str:
         rate = self._rate.rate()
-        left = eta(self.total_steps - self.steps_done(), rate)
+        left = self._eta(self.clock(), self.steps_done(), self.total_steps, rate)
         speed = f"{rate:,.0f} steps/s" if rate else "– steps/s"
         return f"{speed}  ETA {fmt_duration(left)}"
 
@@ -254,4 +293,4 @@ def _needs_build(cfg: dict[str, Any]) -> bool:
         return False
 
 
-__all__ = ["Progress", "RateWindow", "eta", "fmt_duration", "result_words", "startup_words"]
+__all__ = ["Eta", "Progress", "RateWindow", "eta", "fmt_duration", "result_words", "startup_words"]

@@ -11,6 +11,7 @@ from typing import Any
 from normbench import arith
 from normbench.errors import InputError
 from normbench.execute.local import Task, group_tasks, members
+from normbench.execute.machine import machine
 from normbench.execute.model_check import check_models
 from normbench.execute.plan import (
     ExecOptions,
@@ -60,6 +61,7 @@ class RunPlan:
     batched: tuple[str, ...] = ()  # ids of the variants whose seeds train stacked
 
     data: Any = None  # the pre-flight's DataCheck (None when it was skipped)
+    costs: dict[str, float] = field(default_factory=dict)  # variant id → seconds per task
 
     @property
     def isolate(self) -> bool:
@@ -107,7 +109,7 @@ class RunPlan:
             else list(self.pending)
         )
         if workers > 1:
-            units.sort(key=lambda u: -estimated_seconds(u.variant.config) * len(members(u)))
+            units.sort(key=lambda u: -self.costs.get(u.variant.id, 0.0) * len(members(u)))
         return units
 
     def worker_env(self) -> dict[str, str]:
@@ -159,14 +161,20 @@ def _check_resumable(run_dir: RunDir, suite: Suite) -> dict[str, Any]:
 
 
 def _placement(
-    suite: Suite, options: ExecOptions, n_tasks: int, threads: dict[str, int]
+    suite: Suite,
+    options: ExecOptions,
+    pending: list[Task],
+    threads: dict[str, int],
+    costs: dict[str, float],
 ) -> tuple[int, tuple[str, ...], list[str]]:
     """Workers and devices, from the options or chosen for this machine, fitted to the cores.
 
     ``threads`` (variant id → intra-op threads) is already decided from the configuration;
-    workers are reduced so that workers × threads never exceeds the usable cores.
+    workers are reduced so that workers × threads never exceeds the usable cores (with a
+    warning only when the user asked for the workers).
     """
     cores = usable_cores()
+    most_threads = max(threads.values(), default=1)
     devices = options.devices
     gpus = 0
     if options.executor == "local" and not devices:
@@ -179,19 +187,26 @@ def _placement(
     if options.workers is not None:
         workers = options.workers
     elif devices:
-        workers = min(len(devices), max(1, n_tasks))
+        workers = min(len(devices), max(1, len(pending)))
     elif _registered_here(configs):
         workers = 1  # a worker process would not know a norm registered in this process
     else:
+        # A task of T threads takes T cores: the model plans in units of such slots.
+        slots = max(1, cores // most_threads)
+        found = machine(cores)
         workers = default_workers(
-            configs, n_tasks, cores=cores, gpus=gpus, memory=available_memory()
+            [costs.get(t.variant.id, 0.0) for t in pending],
+            cores=slots,
+            parallel=lambda w: found.parallel(w * most_threads) / most_threads,
+            gpus=gpus,
+            memory=available_memory(),
         )
     # Processes this machine starts share its cores; a remote cluster's workers are not ours
     # to size.
     if options.executor == "dask" and options.scheduler is not None:
         return workers, devices, []
-    workers, _, warnings = arith.fit_to_cores(workers, max(threads.values(), default=1), cores)
-    return workers, devices, warnings
+    workers, _, warnings = arith.fit_to_cores(workers, most_threads, cores)
+    return workers, devices, warnings if options.workers is not None else []
 
 
 def _registered_here(configs: list[dict[str, Any]]) -> bool:
@@ -241,9 +256,13 @@ def _reproducible(suite: Suite, options: ExecOptions, recorded: dict[str, Any]) 
 
 
 def _threads(
-    suite: Suite, options: ExecOptions, recorded: dict[str, Any]
+    suite: Suite, options: ExecOptions, recorded: dict[str, Any], flops: dict[str, float | None]
 ) -> tuple[dict[str, int], list[str]]:
-    """Variant id → intra-op threads, from the configuration (and a resumed run's record)."""
+    """Variant id → intra-op threads, from the configuration (and a resumed run's record).
+
+    ``flops`` (variant id → FLOPs counted on one step) sizes the default; a default capped by
+    the cores is not warned about: only a number the user gave is.
+    """
     cores = usable_cores()
     threads, warnings = {}, []
     for v in suite.variants:
@@ -261,23 +280,31 @@ def _threads(
                 )
             threads[v.id] = before
             continue
+        configured = v.config["training"].get("threads")
         wanted = arith.task_threads(
-            v.config["training"].get("threads"), options.threads_per_worker, is_large(v.config)
+            configured, options.threads_per_worker, is_large(flops.get(v.id))
         )
         _, threads[v.id], capped = arith.fit_to_cores(1, wanted, cores)
-        warnings += [w for w in capped if w not in warnings]
+        if configured is not None or options.threads_per_worker is not None:
+            warnings += [w for w in capped if w not in warnings]
     return threads, warnings
 
 
 def _check_kernels(run_dir: RunDir, manifest: dict[str, Any], reproducible: bool) -> None:
     """Resume only where the tasks will run the kernels the run was made with."""
-    made = arith.signature(manifest).get("cpu_capability")
-    now = _capability(reproducible)
-    if made and made != now:
+    made = arith.signature(manifest)
+    cpu = arith.cpu_vendor()
+    now = {
+        "cpu_capability": _capability(reproducible),
+        "cpu_vendor": cpu["vendor"],
+        "cpu_family": cpu["family"],
+    }
+    diff = arith.differences({k: made.get(k) for k in now}, now)
+    if diff:
         raise InputError(
-            f"cannot resume {run_dir.path}: it was trained with {made} kernels but "
-            f"this machine runs {now} ones (not bit-comparable: {made} vs {now}); "
-            "resume it where the CPU capability matches, or start a new run"
+            f"cannot resume {run_dir.path}: it was trained with other kernels than this "
+            f"machine runs (not bit-comparable: {'; '.join(diff)}); "
+            "resume it on a machine that matches, or start a new run"
         )
 
 
@@ -406,8 +433,6 @@ def plan_run(
     reproducible = _reproducible(suite, options, _recorded(resolved, "reproducible"))
     if reproducible and "torch" not in sys.modules:
         arith.apply_pinned_env()  # this process (and every worker it starts) trains pinned
-    threads, warnings = _threads(suite, options, _recorded(resolved, "threads"))
-    suite = _resolved_suite(suite, threads, reproducible)
     if resume_dir is not None and manifest is not None:
         _check_kernels(resume_dir, manifest, reproducible)
     tasks = tasks_of(suite)
@@ -432,7 +457,16 @@ def plan_run(
                 done[t.key] = record
     pending = [t for t in tasks if t.key not in done]
     check_models(suite, [t.variant for t in pending])
-    workers, devices, capped = _placement(suite, options, len(pending), threads)
+    recorded_threads = _recorded(resolved, "threads")
+    steps = _step_costs(suite, options, pending, recorded_threads, data is not None)
+    flops = {vid: (c.flops if c else None) for vid, c in steps.items()}
+    threads, warnings = _threads(suite, options, recorded_threads, flops)
+    suite = _resolved_suite(suite, threads, reproducible)
+    resolved_of = {v.id: v for v in suite.variants}
+    tasks = [dataclasses.replace(t, variant=resolved_of[t.variant.id]) for t in tasks]
+    pending = [t for t in tasks if t.key not in done]
+    costs = _task_seconds(suite, steps)
+    workers, devices, capped = _placement(suite, options, pending, threads, costs)
     if reference is None and resume_dir is not None:
         recorded = resume_dir.read_manifest().get("rel_cost_reference")
         ref = next((v for v in suite.variants if v.id == recorded), None)
@@ -459,7 +493,56 @@ def plan_run(
         rel_reference=ref,
         rel_cost=rel_cost,
         data=data,
+        costs=costs,
     )
+
+
+def _step_costs(
+    suite: Suite,
+    options: ExecOptions,
+    pending: list[Task],
+    recorded_threads: dict[str, Any],
+    local: bool,
+) -> dict[str, Any]:
+    """Variant id → one real step of it, counted and timed (``execute.costs``), where needed.
+
+    FLOPs size the default threads of every variant whose threads nothing else decides (all
+    of the suite's, so that every shard decides alike); seconds choose the default workers
+    (the pending variants'). A run whose workers and threads are given measures nothing.
+    """
+    if not local:
+        return {}
+    undecided = (
+        []
+        if options.threads_per_worker is not None
+        else [
+            v
+            for v in suite.variants
+            if v.config["training"].get("threads") is None and v.id not in recorded_threads
+        ]
+    )
+    timed = [] if options.workers is not None or len(pending) < 2 else [t.variant for t in pending]
+    # A custom norm is user code that may end its interpreter: it runs in workers only, never
+    # here (its variants keep the default cost and threads).
+    wanted = {
+        v.id: v for v in [*undecided, *timed] if v.config["model"]["norm"]["kind"] != "custom"
+    }
+    if not wanted:
+        return {}
+    from normbench.execute.costs import step_costs
+
+    return step_costs(wanted.values())
+
+
+def _task_seconds(suite: Suite, steps: dict[str, Any]) -> dict[str, float]:
+    """Variant id → estimated seconds of one of its tasks on one core."""
+    out = {}
+    for v in suite.variants:
+        step = steps.get(v.id)
+        out[v.id] = estimated_seconds(
+            v.config, step.seconds if step else None, step.eval_seconds if step else None
+        )
+    return out
 
 
 def preflight(suite: Suite, tasks: list[Task]) -> Any:
