@@ -412,10 +412,17 @@ def plan_run(
         _check_kernels(resume_dir, manifest, reproducible)
     tasks = tasks_of(suite)
     if shard is not None:
-        tasks = shard_of(tasks, shard)
+        total, tasks = len(tasks), shard_of(tasks, shard)
+        if not tasks:
+            raise InputError(
+                f"--shard {format_shard(shard)} holds no task: the suite has {total} "
+                f"(variant, seed) task{'s' * (total != 1)}, so only shards 1 to "
+                f"{min(total, shard[1])} of {shard[1]} have work"
+            )
     data = None
     if options.executor == "local" or options.scheduler is None:  # a cluster's data are its own
         data = preflight(suite, tasks)
+        tasks = [dataclasses.replace(t, data=data.fingerprint_of(t.variant)) for t in tasks]
     if resume_dir is not None:
         why = fingerprint_difference(manifest.get("data"), data) if data is not None else None
         if why:
