@@ -239,8 +239,14 @@ def run(
         ),
     ] = False,
     max_seeds: Annotated[
-        int, typer.Option("--max-seeds", help="Seed budget per variant for --until-decided.", min=1)
-    ] = 10,
+        int | None,
+        typer.Option(
+            "--max-seeds",
+            help="Seed budget per variant for --until-decided (default 10; only with it).",
+            min=1,
+            show_default=False,
+        ),
+    ] = None,
     reference: Annotated[
         str | None,
         typer.Option(
@@ -280,6 +286,9 @@ reports/baselines/ci-smoke --fail-on final_test_acc:-1%
     from normbench import api
     from normbench.execute.progress import Progress, startup_words
     from normbench.spec import load_suite
+
+    if max_seeds is not None and not until_decided:  # silently ignored, it would mislead
+        raise InputError("--max-seeds is the seed budget of --until-decided; add --until-decided")
 
     def work() -> tuple[api.RunOutcome, object]:
         """Load, plan and train: everything that may run the user's code."""
@@ -330,7 +339,7 @@ reports/baselines/ci-smoke --fail-on final_test_acc:-1%
                 )
 
         if until_decided:
-            from normbench.execute.sequential import run_until_decided
+            from normbench.execute.sequential import DEFAULT_MAX_SEEDS, run_until_decided
 
             def on_look(info: dict) -> None:
                 more = (
@@ -348,7 +357,7 @@ reports/baselines/ci-smoke --fail-on final_test_acc:-1%
                 loaded,
                 out,
                 options,
-                max_seeds=max_seeds,
+                max_seeds=max_seeds or DEFAULT_MAX_SEEDS,
                 reference=reference,
                 command=command,
                 execute=execute,
@@ -1022,6 +1031,25 @@ def _full_summaries() -> None:
 _full_summaries()
 
 
+def check_working_directory() -> None:
+    """``InputError`` naming the working directory when it no longer exists: every relative
+    path (suites, reports/runs, the suite's imports) is read from it."""
+    import os
+
+    try:
+        os.getcwd()
+    except FileNotFoundError:
+        try:
+            name = os.readlink("/proc/self/cwd").removesuffix(" (deleted)")
+        except OSError:
+            name = os.environ.get("PWD", "")
+        shown = f" {name}" if name else ""
+        raise InputError(
+            f"the working directory{shown} no longer exists (it was deleted or moved); "
+            "cd to an existing directory and run normbench again"
+        ) from None
+
+
 def main() -> None:
     """Console-script entry point: user errors become one line and exit 2, never a traceback.
 
@@ -1037,6 +1065,7 @@ def main() -> None:
     out, _ = guard_standard_streams()
     code: int | str | None = 0
     try:
+        check_working_directory()
         app()
     except SystemExit as exc:
         code = exc.code

@@ -44,9 +44,11 @@ def dataset_key(config: dict[str, Any]) -> str:
     return json.dumps(config, sort_keys=True, separators=(",", ":"), default=str)
 
 
-def _where(suite: Suite, variant: Variant) -> str:
+def _where(suite: Suite, variant: Variant, path: tuple = ("dataset",)) -> str:
+    """``suite.yaml: variant norm=batch`` — or the ``--set`` flag that gave the value at
+    ``path``, so the user is sent to what they wrote."""
     who = f"variant {variant.name}" if variant.name != "base" else "dataset"
-    return f"{suite.file}: {who}"
+    return f"{suite.origin(path)}: {who}"
 
 
 def check_data(suite: Suite, variants: Iterable[Variant] | None = None) -> DataCheck:
@@ -86,7 +88,8 @@ def check_data(suite: Suite, variants: Iterable[Variant] | None = None) -> DataC
         batch = config["training"]["batch_size"]
         if batch > n_train:
             raise InputError(
-                f"{_where(suite, variant)}: batch_size {batch} is larger than the "
+                f"{_where(suite, variant, ('training', 'batch_size'))}: batch_size {batch} "
+                "is larger than the "
                 f"training split of dataset '{config['dataset']['name']}' "
                 f"({n_train} samples)"
             )
