@@ -96,6 +96,6 @@ def did_you_mean(word: str, choices: Sequence[str]) -> str:
 def unknown(kind: str, word: object, choices: Sequence[str]) -> str:
     """The standard sentence for an unknown name, with suggestion and the allowed values."""
     return (
-        f"unknown {kind} '{word}'{did_you_mean(str(word), choices)} "
+        f"unknown {kind} '{shorten(str(word))}'{did_you_mean(str(word), choices)} "
         f"(choose from {', '.join(choices)})"
     )

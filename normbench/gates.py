@@ -18,7 +18,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from normbench.errors import OptionError, unknown
+from normbench.errors import OptionError, shorten, unknown
 from normbench.metrics import METRICS
 
 GRAMMAR = "METRIC:[+|-]NUMBER[%]"
@@ -67,8 +67,8 @@ def metric_direction(metric: str, known: dict[str, bool] | None = None) -> bool:
 
 def parse_gate(text: str, known: dict[str, bool] | None = None) -> Gate:
     """Parse one gate; ``OptionError`` with one clear sentence when it is malformed."""
-    raw = str(text).strip()
-    m = _GATE.match(raw)
+    raw = shorten(str(text).strip())  # as messages echo it; a long one is malformed anyway
+    m = _GATE.match(str(text).strip())
     if not m or not m.group("metric"):
         raise OptionError(f"malformed gate '{raw}': expected {GRAMMAR}, {EXAMPLES}")
     metric, rest = m.group("metric"), m.group("rest").strip()
@@ -91,8 +91,10 @@ def parse_gate(text: str, known: dict[str, bool] | None = None) -> Gate:
     value = float(t.group("num"))
     relative = t.group("pct") is not None
     if not math.isfinite(value):  # 1e400 reads as inf: a gate that can never fire
-        raise OptionError(f"gate '{raw}': the threshold must be a finite number, got {rest}")
-    gate = Gate(raw, metric, value / 100 if relative else value, relative, higher)
+        raise OptionError(
+            f"gate '{raw}': the threshold must be a finite number, got {shorten(rest)}"
+        )
+    gate = Gate(str(text).strip(), metric, value / 100 if relative else value, relative, higher)
     why = cannot_fire(gate)
     if why:
         raise OptionError(f"gate '{raw}' can never fire: {why}")

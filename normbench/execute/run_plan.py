@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from normbench import arith
-from normbench.errors import InputError
+from normbench.errors import InputError, shorten
 from normbench.execute.local import Task, group_tasks, members
 from normbench.execute.model_check import check_models
 from normbench.execute.plan import (
@@ -355,7 +355,7 @@ def pick_reference(suite: Suite, text: str | None) -> Any:
     for part in text.split(","):
         key, sep, value = part.partition("=")
         if not sep or not key.strip() or not value.strip():
-            raise InputError(f"--reference expects KEY=VALUE[,KEY=VALUE…], got '{part}'")
+            raise InputError(f"--reference expects KEY=VALUE[,KEY=VALUE…], got '{shorten(part)}'")
         pairs[key.strip()] = value.strip()
     for key in pairs:
         if all(key not in v.params for v in suite.variants):
@@ -369,7 +369,7 @@ def pick_reference(suite: Suite, text: str | None) -> Any:
             key in v.params and format_value(v.params[key]) == value for key, value in pairs.items()
         ):
             return v
-    raise InputError(f"--reference: no variant of the suite has {text}")
+    raise InputError(f"--reference: no variant of the suite has {shorten(text)}")
 
 
 def plan_run(
