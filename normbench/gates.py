@@ -13,13 +13,13 @@ direction is strictly beyond the threshold.
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
 from normbench.errors import OptionError, shorten, unknown
 from normbench.metrics import METRICS
+from normbench.spread import finite_number
 
 GRAMMAR = "METRIC:[+|-]NUMBER[%]"
 NON_NEGATIVE_UNITS = ("fraction", "samples/s")  # units whose metrics are never below zero
@@ -90,7 +90,7 @@ def parse_gate(text: str, known: dict[str, bool] | None = None) -> Gate:
         )
     value = float(t.group("num"))
     relative = t.group("pct") is not None
-    if not math.isfinite(value):  # 1e400 reads as inf: a gate that can never fire
+    if finite_number(value) is None:  # 1e400 reads as inf: a gate that can never fire
         raise OptionError(
             f"gate '{raw}': the threshold must be a finite number, got {shorten(rest)}"
         )

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import functools
 import itertools
-import math
 import re
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -25,6 +24,7 @@ from normbench.bench.timing import Timing, measure
 from normbench.bench.traffic import copy_bytes, gbps, pass_bytes
 from normbench.errors import InputError, OptionError, unknown
 from normbench.limits import check_fits, physical_memory
+from normbench.spread import finite_number
 
 if TYPE_CHECKING:  # torch is imported lazily so `normbench --help` stays torch-free
     import torch
@@ -426,7 +426,7 @@ def run_bench(
     say = progress or (lambda _msg: None)
     if not 1 <= repeats <= MAX_REPEATS:
         raise InputError(f"repeats must be between 1 and {MAX_REPEATS:,}, got {repeats}")
-    if not (math.isfinite(min_time) and 0 <= min_time <= MAX_MIN_TIME):
+    if finite_number(min_time) is None or not 0 <= min_time <= MAX_MIN_TIME:
         raise InputError(
             f"min-time must be between 0 and {MAX_MIN_TIME:g} seconds, got {min_time} "
             "(a measurement must end)"
