@@ -10,8 +10,9 @@ from typing import Annotated
 
 import typer
 
-from normbench.errors import InputError, NormbenchError
+from normbench.errors import EXIT_INPUT, InputError, NormbenchError
 from normbench.report.render import HUMAN_FORMATS, Format, ReportFormat
+from normbench.streams import guard_standard_streams, stdout_to_stderr
 
 app = typer.Typer(
     name="normbench",
@@ -238,8 +239,14 @@ def run(
         ),
     ] = False,
     max_seeds: Annotated[
-        int, typer.Option("--max-seeds", help="Seed budget per variant for --until-decided.", min=1)
-    ] = 10,
+        int | None,
+        typer.Option(
+            "--max-seeds",
+            help="Seed budget per variant for --until-decided (default 10; only with it).",
+            min=1,
+            show_default=False,
+        ),
+    ] = None,
     reference: Annotated[
         str | None,
         typer.Option(
@@ -280,83 +287,95 @@ reports/baselines/ci-smoke --fail-on final_test_acc:-1%
     from normbench.execute.progress import Progress, startup_words
     from normbench.spec import load_suite
 
-    options = api.make_options(
-        workers=workers,
-        threads_per_worker=threads_per_worker,
-        executor=executor,
-        scheduler=scheduler,
-        devices=devices,
-        shard=shard,
-        resume=resume,
-        retry_failed=not no_retry,
-        reproducible=reproducible,
-    )
-    loaded = load_suite(suite, set_ or [])
-    for message in loaded.warnings:
-        warn(message)
-    gate = _prepare_gate(run_path(baseline) if baseline else None, fail_on, loaded)
-    steps = loaded.variants[0].config["training"]["steps"] if loaded.variants else 0
-    command = ["normbench", *sys.argv[1:]]
+    if max_seeds is not None and not until_decided:  # silently ignored, it would mislead
+        raise InputError("--max-seeds is the seed budget of --until-decided; add --until-decided")
 
-    def execute(plan: api.RunPlan) -> api.RunOutcome:
-        for message in plan.warnings:
+    def work() -> tuple[api.RunOutcome, object]:
+        """Load, plan and train: everything that may run the user's code."""
+        options = api.make_options(
+            workers=workers,
+            threads_per_worker=threads_per_worker,
+            executor=executor,
+            scheduler=scheduler,
+            devices=devices,
+            shard=shard,
+            resume=resume,
+            retry_failed=not no_retry,
+            reproducible=reproducible,
+        )
+        loaded = load_suite(suite, set_ or [])
+        for message in loaded.warnings:
             warn(message)
-        if plan.resume_dir is not None and not until_decided:
-            print(
-                f"resuming {plan.resume_dir.path}: {len(plan.done)} of {len(plan.tasks)} results "
-                "complete, "
-                f"{len(plan.pending)} to run",
-                file=sys.stderr,
-            )
-        with Progress(len(plan.pending), steps, enabled=False if quiet else None) as progress:
-            names = {t.key: f"{t.variant.name} s{t.seed}" for t in plan.pending}
-            if plan.pending:
-                workers = 1 if plan.in_process else min(plan.workers, len(plan.pending))
-                progress.stage(
-                    startup_words((t.variant.config["dataset"] for t in plan.pending), workers)
+        gate = _prepare_gate(run_path(baseline) if baseline else None, fail_on, loaded)
+        steps = loaded.variants[0].config["training"]["steps"] if loaded.variants else 0
+        command = ["normbench", *sys.argv[1:]]
+
+        def execute(plan: api.RunPlan) -> api.RunOutcome:
+            for message in plan.warnings:
+                warn(message)
+            if plan.resume_dir is not None and not until_decided:
+                print(
+                    f"resuming {plan.resume_dir.path}: {len(plan.done)} of "
+                    f"{len(plan.tasks)} results complete, {len(plan.pending)} to run",
+                    file=sys.stderr,
+                )
+            with Progress(len(plan.pending), steps, enabled=False if quiet else None) as progress:
+                names = {t.key: f"{t.variant.name} s{t.seed}" for t in plan.pending}
+                if plan.pending:
+                    workers = 1 if plan.in_process else min(plan.workers, len(plan.pending))
+                    progress.stage(
+                        startup_words((t.variant.config["dataset"] for t in plan.pending), workers)
+                    )
+
+                def on_record(record: dict) -> None:
+                    progress.finished(record, f"{record['variant_id']}-s{record['seed']}")
+
+                return api.execute_plan(
+                    plan,
+                    on_progress=lambda key, step, total, seed: progress.update(
+                        key, step, total, names[key]
+                    ),
+                    on_record=on_record,
                 )
 
-            def on_record(record: dict) -> None:
-                progress.finished(record, f"{record['variant_id']}-s{record['seed']}")
+        if until_decided:
+            from normbench.execute.sequential import DEFAULT_MAX_SEEDS, run_until_decided
 
-            return api.execute_plan(
-                plan,
-                on_progress=lambda key, step, total, seed: progress.update(
-                    key, step, total, names[key]
-                ),
-                on_record=on_record,
-            )
+            def on_look(info: dict) -> None:
+                more = (
+                    f"; next look: {len(info['next'])} variants get more seeds"
+                    if info["next"]
+                    else ""
+                )
+                print(
+                    f"look {info['look']} ({info['seeds']} seeds, alpha {info['alpha']:.2g}): "
+                    f"{info['decided']} decided, {info['undecided']} undecided{more}",
+                    file=sys.stderr,
+                )
 
-    if until_decided:
-        from normbench.execute.sequential import run_until_decided
+            outcome = run_until_decided(
+                loaded,
+                out,
+                options,
+                max_seeds=max_seeds or DEFAULT_MAX_SEEDS,
+                reference=reference,
+                command=command,
+                execute=execute,
+                on_look=on_look,
+                rel_cost=rel_cost,
+            ).outcome
+        else:
+            outcome = execute(
+                api.plan_run(
+                    loaded, out, options, command=command, reference=reference, rel_cost=rel_cost
+                )
+            )
+        return outcome, gate
 
-        def on_look(info: dict) -> None:
-            more = (
-                f"; next look: {len(info['next'])} variants get more seeds" if info["next"] else ""
-            )
-            print(
-                f"look {info['look']} ({info['seeds']} seeds, alpha {info['alpha']:.2g}): "
-                f"{info['decided']} decided, {info['undecided']} undecided{more}",
-                file=sys.stderr,
-            )
-
-        outcome = run_until_decided(
-            loaded,
-            out,
-            options,
-            max_seeds=max_seeds,
-            reference=reference,
-            command=command,
-            execute=execute,
-            on_look=on_look,
-            rel_cost=rel_cost,
-        ).outcome
-    else:
-        outcome = execute(
-            api.plan_run(
-                loaded, out, options, command=command, reference=reference, rel_cost=rel_cost
-            )
-        )
+    # stdout carries the run table alone (--format json): whatever the user's code prints
+    # while the suite is loaded, checked and trained goes to stderr.
+    with stdout_to_stderr():
+        outcome, gate = work()
     try:
         with _width(wide):
             _print_run_table(outcome.run_dir.path, fmt, not no_report, reference)
@@ -1012,32 +1031,57 @@ def _full_summaries() -> None:
 _full_summaries()
 
 
+def check_working_directory() -> None:
+    """``InputError`` naming the working directory when it no longer exists: every relative
+    path (suites, reports/runs, the suite's imports) is read from it."""
+    import os
+
+    try:
+        os.getcwd()
+    except FileNotFoundError:
+        try:
+            name = os.readlink("/proc/self/cwd").removesuffix(" (deleted)")
+        except OSError:
+            name = os.environ.get("PWD", "")
+        shown = f" {name}" if name else ""
+        raise InputError(
+            f"the working directory{shown} no longer exists (it was deleted or moved); "
+            "cd to an existing directory and run normbench again"
+        ) from None
+
+
 def main() -> None:
-    """Console-script entry point: user errors become one line and exit 2, never a traceback."""
+    """Console-script entry point: user errors become one line and exit 2, never a traceback.
+
+    stdout and stderr are guarded (``normbench.streams``): a reader that goes away
+    (``| head``) or a full device never stops the command; a closed pipe ends it quietly,
+    any other failure to write stdout is reported (exit 2) after the work is done.
+    """
     import signal
 
     # Without this, click turns Ctrl-C into "Aborted!" with exit 1 and SIGTERM kills outright.
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, _terminate)
+    out, _ = guard_standard_streams()
+    code: int | str | None = 0
     try:
+        check_working_directory()
         app()
+    except SystemExit as exc:
+        code = exc.code
     except NormbenchError as exc:
         print(f"normbench: error: {exc}", file=sys.stderr)
-        sys.exit(exc.exit_code)
+        code = exc.exit_code
     except KeyboardInterrupt:
         print("normbench: interrupted", file=sys.stderr)
-        sys.exit(130)
+        code = 130
     finally:
-        _flush_stdout()
-
-
-def _flush_stdout() -> None:
-    """Flush the table now, while SIGTERM still means exit 130: the interpreter's own final
-    flush (into a pipe that is full) runs after its signal handlers are gone."""
-    import os
-
-    try:
-        sys.stdout.flush()
-    except (BrokenPipeError, ValueError):  # the reader went away (e.g. `| head`): nothing to say
-        with contextlib.suppress(OSError):
-            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        out.flush()
+    if out.error is not None and not out.broken_pipe:
+        print(
+            f"normbench: error: standard output could not be written "
+            f"({out.error.strerror or out.error}); files this command wrote are complete",
+            file=sys.stderr,
+        )
+        code = EXIT_INPUT
+    sys.exit(code)

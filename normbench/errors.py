@@ -68,6 +68,23 @@ class InputError(NormbenchError):
     """Any other bad input: a missing run directory, a corrupt data file, a bad flag value."""
 
 
+ECHO_LIMIT = 120  # characters of a user's value an error message repeats
+
+
+def shorten(text: str, limit: int = ECHO_LIMIT) -> str:
+    """``text``, or its start and end around ``…`` when longer than ``limit`` characters:
+    a refused 3,000-value list is named, not repeated."""
+    if len(text) <= limit:
+        return text
+    keep = max(limit - 30, 10)
+    return f"{text[: keep * 2 // 3]}…{text[-(keep // 3) :]} ({len(text):,} characters)"
+
+
+def echo(value: object) -> str:
+    """A user's value as an error message repeats it: ``repr``, shortened."""
+    return shorten(repr(value))
+
+
 def did_you_mean(word: str, choices: Sequence[str]) -> str:
     """Return `` — did you mean 'x'?`` for the closest choice, or an empty string."""
     import difflib
@@ -79,6 +96,6 @@ def did_you_mean(word: str, choices: Sequence[str]) -> str:
 def unknown(kind: str, word: object, choices: Sequence[str]) -> str:
     """The standard sentence for an unknown name, with suggestion and the allowed values."""
     return (
-        f"unknown {kind} '{word}'{did_you_mean(str(word), choices)} "
+        f"unknown {kind} '{shorten(str(word))}'{did_you_mean(str(word), choices)} "
         f"(choose from {', '.join(choices)})"
     )

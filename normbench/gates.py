@@ -17,10 +17,12 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from normbench.errors import OptionError, unknown
+from normbench.errors import OptionError, shorten, unknown
 from normbench.metrics import METRICS
+from normbench.spread import finite_number
 
 GRAMMAR = "METRIC:[+|-]NUMBER[%]"
+NON_NEGATIVE_UNITS = ("fraction", "samples/s")  # units whose metrics are never below zero
 EXAMPLES = "e.g. final_test_acc:-1%, samples_per_sec:-10% or final_train_loss:+0.05"
 # Per-target forms that summaries add (``steps_to_target.test_acc``): lower is better.
 TARGET_PREFIXES = ("steps_to_target.", "seconds_to_target.")
@@ -65,8 +67,8 @@ def metric_direction(metric: str, known: dict[str, bool] | None = None) -> bool:
 
 def parse_gate(text: str, known: dict[str, bool] | None = None) -> Gate:
     """Parse one gate; ``OptionError`` with one clear sentence when it is malformed."""
-    raw = str(text).strip()
-    m = _GATE.match(raw)
+    raw = shorten(str(text).strip())  # as messages echo it; a long one is malformed anyway
+    m = _GATE.match(str(text).strip())
     if not m or not m.group("metric"):
         raise OptionError(f"malformed gate '{raw}': expected {GRAMMAR}, {EXAMPLES}")
     metric, rest = m.group("metric"), m.group("rest").strip()
@@ -88,7 +90,35 @@ def parse_gate(text: str, known: dict[str, bool] | None = None) -> Gate:
         )
     value = float(t.group("num"))
     relative = t.group("pct") is not None
-    return Gate(raw, metric, value / 100 if relative else value, relative, higher)
+    if finite_number(value) is None:  # 1e400 reads as inf: a gate that can never fire
+        raise OptionError(
+            f"gate '{raw}': the threshold must be a finite number, got {shorten(rest)}"
+        )
+    gate = Gate(str(text).strip(), metric, value / 100 if relative else value, relative, higher)
+    why = cannot_fire(gate)
+    if why:
+        raise OptionError(f"gate '{raw}' can never fire: {why}")
+    return gate
+
+
+def cannot_fire(gate: Gate) -> str | None:
+    """Why no change of the metric could go strictly beyond the gate's threshold, or None.
+
+    A fraction moves by at most 1; a metric that is never negative and should be high
+    cannot drop by 100 % or more. Such a gate guards nothing, which is worse than no gate.
+    """
+    metric = METRICS.get(gate.metric)
+    unit = metric.unit if metric is not None else ""
+    if unit == "fraction" and not gate.relative and gate.threshold >= 1:
+        return f"{gate.metric} is a fraction, so it cannot change by more than 1"
+    if (
+        gate.relative
+        and gate.higher_is_better
+        and unit in NON_NEGATIVE_UNITS
+        and gate.threshold >= 1
+    ):
+        return f"{gate.metric} is never negative, so it cannot drop by 100 % or more"
+    return None
 
 
 def parse_gates(texts: Iterable[str]) -> list[Gate]:

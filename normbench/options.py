@@ -9,7 +9,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from normbench.errors import OptionError, did_you_mean, unknown
+from normbench.errors import OptionError, did_you_mean, shorten, unknown
 
 # Imported by `normbench validate`, `list`, `schema` and `--help`: stdlib only (no torch, no
 # pydantic), so that those stay instant. A test checks it in a fresh interpreter.
@@ -129,8 +129,8 @@ def fmt_value(value: Any) -> str:
     if isinstance(value, float) and value.is_integer() and abs(value) < 1e15:
         return str(int(value))
     if isinstance(value, list | tuple):
-        return f"[{', '.join(fmt_value(v) for v in value)}]"
-    return str(value)
+        return shorten(f"[{', '.join(fmt_value(v) for v in value)}]")
+    return shorten(str(value))
 
 
 # --- coercion ------------------------------------------------------------------------------

@@ -26,6 +26,10 @@ class DataCheck:
     sizes: dict[str, tuple[int, int]] = field(default_factory=dict)  # config → (train, test)
     info: dict[str, dict[str, Any]] = field(default_factory=dict)  # config → DataSplit.info
 
+    def fingerprint_of(self, variant: Variant) -> str:
+        """The fingerprint of the data ``variant`` trains on ("" when they were not checked)."""
+        return self.fingerprints.get(dataset_key(variant.config["dataset"]), "")
+
     def manifest(self) -> dict[str, Any]:
         """The ``data`` entry of ``manifest.json``: what ``--resume`` compares, and what the
         data say about themselves (a text's fingerprint, a task's loss floor) where they do."""
@@ -40,26 +44,17 @@ def dataset_key(config: dict[str, Any]) -> str:
     return json.dumps(config, sort_keys=True, separators=(",", ":"), default=str)
 
 
-def fingerprint(split: Any) -> str:
-    """Digest of the arrays training will see (their bytes, shapes and dtypes)."""
-    import hashlib
-
-    h = hashlib.sha1()
-    for name in ("x_train", "y_train", "x_test", "y_test"):
-        array = getattr(split, name)
-        h.update(f"{name}{array.shape}{array.dtype}".encode())
-        h.update(memoryview(array).cast("B") if array.flags.c_contiguous else array.tobytes())
-    return h.hexdigest()[:16]
-
-
-def _where(suite: Suite, variant: Variant) -> str:
+def _where(suite: Suite, variant: Variant, path: tuple = ("dataset",)) -> str:
+    """``suite.yaml: variant norm=batch`` — or the ``--set`` flag that gave the value at
+    ``path``, so the user is sent to what they wrote."""
     who = f"variant {variant.name}" if variant.name != "base" else "dataset"
-    return f"{suite.file}: {who}"
+    return f"{suite.origin(path)}: {who}"
 
 
 def check_data(suite: Suite, variants: Iterable[Variant] | None = None) -> DataCheck:
     """Load and check the data of ``variants`` (default: all); ``InputError`` at a first problem."""
     from normbench.data.registry import load_dataset, view_for_model
+    from normbench.data.split import fingerprint
 
     check = DataCheck()
     splits: dict[str, Any] = {}
@@ -71,13 +66,13 @@ def check_data(suite: Suite, variants: Iterable[Variant] | None = None) -> DataC
                 splits[key] = load_dataset(config["dataset"])
             except (InputError, OptionError) as exc:
                 raise InputError(f"{_where(suite, variant)}: {exc}") from None
-            except (OSError, ValueError) as exc:  # a file the loader did not expect
+            except (OSError, ValueError, MemoryError) as exc:  # a file the loader did not expect
                 raise InputError(
                     f"{_where(suite, variant)}: cannot load dataset "
                     f"'{config['dataset']['name']}': {exc}"
                 ) from None
             split = splits[key]
-            check.fingerprints[key] = fingerprint(split)
+            check.fingerprints[key] = split.fingerprint or fingerprint(split)
             check.sizes[key] = (len(split.x_train), len(split.x_test))
             if split.info:
                 check.info[key] = split.info
@@ -93,7 +88,8 @@ def check_data(suite: Suite, variants: Iterable[Variant] | None = None) -> DataC
         batch = config["training"]["batch_size"]
         if batch > n_train:
             raise InputError(
-                f"{_where(suite, variant)}: batch_size {batch} is larger than the "
+                f"{_where(suite, variant, ('training', 'batch_size'))}: batch_size {batch} "
+                "is larger than the "
                 f"training split of dataset '{config['dataset']['name']}' "
                 f"({n_train} samples)"
             )

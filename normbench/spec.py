@@ -15,7 +15,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationEr
 
 from normbench import budget
 from normbench.claim_rules import check_claims
-from normbench.errors import OptionError, SuiteError, did_you_mean, unknown
+from normbench.errors import OptionError, SuiteError, did_you_mean, echo, shorten, unknown
 from normbench.models.catalog import (
     KEEP,
     MODELS,
@@ -245,6 +245,13 @@ class Suite:
     gates: list[str]
     claims: list[dict[str, Any]] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    overrides: dict[tuple, str] = field(default_factory=dict)  # key path → its --set flag
+
+    def origin(self, path: tuple) -> str:
+        """Where the value at ``path`` came from, for messages: ``--set KEY=VALUE`` or the
+        suite file."""
+        flag = override_for(self.overrides, path)
+        return f"--set {shorten(flag)}" if flag is not None else self.file
 
     def resolved(self) -> dict[str, Any]:
         """The content of ``resolved.json``."""
@@ -265,16 +272,32 @@ class Suite:
 # --- locating errors --------------------------------------------------------------------------
 
 
+def override_for(overrides: dict[tuple, str], path: tuple) -> str | None:
+    """The ``--set`` flag that wrote ``path`` (or a key above it, or — for a key inside a
+    section — a key below it), or None when the value came from the suite file."""
+    for n in range(len(path), -1, -1):
+        if path[:n] in overrides:
+            return overrides[path[:n]]
+    if len(path) >= 2:  # `--set model.optons.a=1` fails at model.optons: that flag
+        below = [t for p, t in overrides.items() if p[: len(path)] == path]
+        if below:
+            return below[0]
+    return None
+
+
 class _Locator:
     """Turns a key path into ``file:line`` (or the ``--set`` flag that supplied it)."""
 
     def __init__(self, file: str, lines: Lines, overrides: dict[tuple, str]) -> None:
         self.file, self.lines, self.overrides = file, lines, overrides
 
+    def override(self, path: tuple) -> str | None:
+        return override_for(self.overrides, path)
+
     def error(self, message: str, path: tuple) -> SuiteError:
-        for n in range(len(path), -1, -1):
-            if path[:n] in self.overrides:
-                return SuiteError(message, file=f"--set {self.overrides[path[:n]]}", path=path)
+        flag = self.override(path)
+        if flag is not None:
+            return SuiteError(message, file=f"--set {shorten(flag)}", path=path)
         line = None
         for n in range(len(path), -1, -1):
             if path[:n] in self.lines:
@@ -293,18 +316,18 @@ def _pydantic_message(err: dict[str, Any], loc: tuple) -> str:
     if kind == "missing":
         return "required key is missing"
     if kind in ("int_parsing", "int_type", "int_from_float"):
-        return f"expected an integer, got {value!r}"
+        return f"expected an integer, got {echo(value)}"
     if kind in ("float_parsing", "float_type"):
-        return f"expected a number, got {value!r}"
+        return f"expected a number, got {echo(value)}"
     if kind == "finite_number":
-        return f"must be a finite number, got {value!r}"
+        return f"must be a finite number, got {echo(value)}"
     if kind in ("bool_parsing", "bool_type"):
-        return f"expected true or false, got {value!r}"
+        return f"expected true or false, got {echo(value)}"
     if kind in ("greater_than", "greater_than_equal", "less_than", "less_than_equal"):
-        return f"{err['msg'].replace('Input should be', 'must be')}, got {value!r}"
+        return f"{err['msg'].replace('Input should be', 'must be')}, got {echo(value)}"
     if kind == "literal_error":
         expected = err.get("ctx", {}).get("expected", "")
-        return f"{value!r} is not allowed (choose from {expected.replace(' or ', ', ')})"
+        return f"{echo(value)} is not allowed (choose from {expected.replace(' or ', ', ')})"
     if kind in (
         "list_type",
         "dict_type",
@@ -321,7 +344,7 @@ def _pydantic_message(err: dict[str, Any], loc: tuple) -> str:
             "model_type": "a mapping",
             "model_attributes_type": "a mapping",
         }[kind]
-        return f"expected {want}, got {value!r}"
+        return f"expected {want}, got {echo(value)}"
     msg = str(err["msg"])
     return msg.removeprefix("Value error, ")
 
@@ -409,7 +432,11 @@ def parse_override(text: str) -> tuple[str, Any]:
     key, raw = text.split("=", 1)
     key = key.strip()
     if not key:
-        raise OptionError(f"--set expects KEY=VALUE, got '{text}'")
+        raise OptionError(f"--set expects KEY=VALUE, got '{shorten(text)}'")
+    if not raw.strip():  # YAML would read it as null: "got None" names no mistake
+        raise OptionError(
+            f"'{shorten(text)}' gives {key} no value; write {key}=VALUE (or {key}=null to clear it)"
+        )
     try:
         value, _ = parse_yaml(raw, f"--set {text}")
     except SuiteError:
@@ -574,14 +601,19 @@ def _check_callable(target: str, options: dict[str, Any], what: str, loader: boo
     from normbench.norms.catalog import resolve_target
 
     obj = resolve_target(target, what=what, accept="function")
-    problem = (
-        _loader_signature_error(obj, options) if loader else custom_signature_error(obj, options)
-    )
+
+    def problem_with(given: dict[str, Any]) -> str | None:
+        return _loader_signature_error(obj, given) if loader else custom_signature_error(obj, given)
+
+    problem = problem_with(options)
     if problem is not None:
         args = "**options" if loader else "num_outputs=…, input_shape=…, **options"
+        # At the option the user wrote when one alone does not fit, else at the target.
+        bad = next((k for k in options if problem_with({k: options[k]}) is not None), None)
+        path = ("options", bad) if bad is not None and problem_with({}) is None else ("target",)
         raise OptionError(
             f"{what} '{target}' cannot be called as {target.split(':')[1]}({args}): {problem}",
-            ("target",),
+            path,
         )
 
 
@@ -841,6 +873,7 @@ def build_suite(
         gates=list(base.gates),
         claims=claims,
         warnings=warnings,
+        overrides=where,
     )
 
 
@@ -850,8 +883,11 @@ def _locate_variant_error(
     """Point an error at the grid entry responsible for it when one is, else at the key.
 
     A sibling model key swept by the grid (``grid.norm`` for an error at ``model.placement``)
-    is blamed only when the suite file does not write the key the error is about.
+    is blamed only when the suite file does not write the key the error is about; a key the
+    user wrote with ``--set`` is blamed on that flag, never on a swept neighbour.
     """
+    if loc.override(exc.path) is not None:
+        return loc.error(exc.message, exc.path)
     written = exc.path in loc.lines
     paths = {key: canonical_key(key) for key in point}
     for key, gpath in paths.items():

@@ -402,6 +402,6 @@ def test_a_loader_that_does_not_take_its_options_fails_validation(tmp_path: Path
     result = runner.invoke(app, ["validate", str(path)])
     assert result.exit_code == 2
     assert (
-        "dataset.target: custom dataset loader 'custom_models:images' cannot be called as "
-        "images(**options): got an unexpected keyword argument 'size'" in result.output
+        "dataset.options.size: custom dataset loader 'custom_models:images' cannot be called "
+        "as images(**options): got an unexpected keyword argument 'size'" in result.output
     )

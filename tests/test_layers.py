@@ -90,7 +90,7 @@ LAYERS: list[tuple[int, tuple[str, ...]]] = [
     (3, ("spec", "suite_schema", "budget", "metrics", "gates", "claim_rules")),
     (2, ("norms.catalog", "models.catalog", "data", "train.diag_catalog")),
     (1, ("options", "arith", "metric_traits", "suite_keys", "errors", "naming")),
-    (1, ("yamlsrc", "spread", "__init__")),
+    (1, ("yamlsrc", "spread", "__init__", "streams", "usercode", "limits")),
     (4, ("train", "norms", "models")),
 ]
 

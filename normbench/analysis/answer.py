@@ -21,8 +21,16 @@ def _fmt(x: float) -> str:
 
 
 def best_sentence(summary: dict[str, Any], metric: str) -> str | None:
-    """``Best final_test_acc: norm=batch (0.912, 95 % CI 0.905–0.918, 3 seeds).``"""
-    scored = [(mean(v, metric), v) for v in summary["variants"] if mean(v, metric) is not None]
+    """``Best final_test_acc: norm=batch (0.912, 95 % CI 0.905–0.918, 3 seeds).``
+
+    Only a variant with a seed that finished ``ok`` can be best: a failed seed may still
+    carry timings (the seconds before it failed), which say nothing about the variant.
+    """
+    scored = [
+        (mean(v, metric), v)
+        for v in summary["variants"]
+        if mean(v, metric) is not None and (v.get("counts") or {}).get("ok", 0) > 0
+    ]
     if not scored:
         return None
     pick = max if higher_is_better(summary, metric) else min

@@ -949,11 +949,11 @@ def prepare_baseline(
                 "--baseline reports/baselines/ci-smoke --fail-on final_test_acc:-1%"
             )
         return None
+    _parse_cli_gates(list(gates or []), suite_gate_texts)  # the flags' grammar before any I/O
     summary = load_summary(baseline, warn=warn)
     name = (summary.get("suite") or {}).get("name")
     if name != suite_name:
         raise InputError(f"--baseline {baseline} is a run of suite '{name}', not '{suite_name}'")
-    _parse_cli_gates(list(gates or []), suite_gate_texts)
     return BaselineGate(Path(baseline), summary, list(gates or []))
 
 

@@ -23,6 +23,8 @@ from normbench.bench.render import format_seconds
 from normbench.bench.timing import Timing, measure
 from normbench.bench.traffic import copy_bytes, gbps, pass_bytes
 from normbench.errors import InputError, OptionError, unknown
+from normbench.limits import check_fits, physical_memory
+from normbench.spread import finite_number
 
 if TYPE_CHECKING:  # torch is imported lazily so `normbench --help` stays torch-free
     import torch
@@ -40,6 +42,11 @@ _DEVICE_RE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
 Progress = Callable[[str], None]
 # The copy roof gets at least this many samples: it is the denominator of every "of copy".
 COPY_MIN_REPEATS = 30
+MAX_REPEATS = 100_000  # timed samples per measurement: beyond this a measurement never ends
+MAX_MIN_TIME = 3600.0  # seconds per measurement
+# Tensors of the input's size alive at once while a layer is timed (float32 source, input,
+# output, the gradients of both, one spare for the copy): what a shape must fit.
+LIVE_COPIES = 6
 # glibc mallopt parameters (malloc.h): M_TRIM_THRESHOLD, M_MMAP_THRESHOLD.
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
 _KEEP_BYTES = 1 << 30
@@ -417,10 +424,13 @@ def run_bench(
     import torch
 
     say = progress or (lambda _msg: None)
-    if repeats < 1:
-        raise InputError(f"repeats must be at least 1, got {repeats}")
-    if min_time < 0:
-        raise InputError(f"min-time must be >= 0 seconds, got {min_time}")
+    if not 1 <= repeats <= MAX_REPEATS:
+        raise InputError(f"repeats must be between 1 and {MAX_REPEATS:,}, got {repeats}")
+    if finite_number(min_time) is None or not 0 <= min_time <= MAX_MIN_TIME:
+        raise InputError(
+            f"min-time must be between 0 and {MAX_MIN_TIME:g} seconds, got {min_time} "
+            "(a measurement must end)"
+        )
     for value, allowed, what in ((modes, MODES, "mode"), (passes, PASSES, "pass")):
         for v in value:
             if v not in allowed:
@@ -430,6 +440,15 @@ def run_bench(
     for d in dtype_names:
         check_dtype(d, dev)
     shape_list = [parse_shape(s) for s in (shapes or DEFAULT_SHAPES)]
+    for shape in shape_list:  # before anything is allocated: one sentence, not an OOM
+        for d in dtype_names:
+            check_fits(
+                shape,
+                LIVE_COPIES * max(4, getattr(torch, d).itemsize),
+                f"--shape {format_shape(shape)}",
+                f" ({d}: the input, its output and their gradients)",
+                device_memory(dev),
+            )
     plan = plan_bench(resolve_norm_cases(norms), shape_list, say)
 
     if threads is not None:
@@ -488,6 +507,15 @@ def run_bench(
                 records[-1]["roof_note"] = roof_note(records[-1], dev.type, cache)
                 say(f"[{len(records)}/{total}] {_progress_text(records[-1])}")
     return records
+
+
+def device_memory(device: torch.device) -> int:
+    """Memory of ``device`` in bytes: the GPU's own, else this machine's."""
+    import torch
+
+    if device.type == "cuda":
+        return int(torch.cuda.get_device_properties(device).total_memory)
+    return physical_memory()
 
 
 def _progress_text(rec: dict[str, Any]) -> str:

@@ -24,7 +24,7 @@ from normbench.data.cache import (
 from normbench.data.catalog import COMMON_OPTIONS, DATASETS, Arrays, DatasetEntry
 from normbench.data.domains import join_domains
 from normbench.data.formats import ARRAY_KEYS
-from normbench.data.split import DataSplit, check_split, normalize_inputs
+from normbench.data.split import DataSplit, check_split, fingerprint, normalize_inputs
 from normbench.data.views import check_layout, view_for_model
 from normbench.errors import OptionError, unknown
 from normbench.options import fill
@@ -166,7 +166,10 @@ def _prepare(entry: DatasetEntry, opts: dict, files: list[Path], key: str) -> Da
     arrays = _apply_limits(_built_arrays(entry, opts, files, key), opts)
     split = entry.finish(arrays, opts)
     check_split(split, entry.describe_source(files, opts))
-    return join_domains(normalize_inputs(split, opts["input_norm"]), opts)
+    split = join_domains(normalize_inputs(split, opts["input_norm"]), opts)
+    # Digested where the arrays are built: the process that trains on them can then tell
+    # whether its data are the ones pre-flight checked (a loader may differ per process).
+    return replace(split, fingerprint=fingerprint(split))
 
 
 def load_dataset(cfg: Mapping[str, Any] | str) -> DataSplit:

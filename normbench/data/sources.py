@@ -6,6 +6,7 @@ import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -14,6 +15,7 @@ from normbench.data.download import DownloadError, Remote, download_all, offline
 from normbench.data.formats import ARRAY_KEYS, read_arrays, read_cifar_batch, read_idx
 from normbench.data.split import DataSplit
 from normbench.errors import InputError
+from normbench.limits import check_fits
 
 MAX_INFERRED_CLASSES = 10_000  # beyond this, integer "labels" are surely regression targets
 
@@ -241,41 +243,82 @@ def _targets(name: str, y: np.ndarray, source: str) -> np.ndarray:
 
 
 def build_custom(opts: dict, files: list[Path]) -> dict[str, np.ndarray]:
-    """Call the user's loader and turn what it returns into the four numpy arrays."""
+    """Call the user's loader (supervised) and turn what it returns into four numpy arrays."""
     from normbench.errors import OptionError
     from normbench.norms.catalog import resolve_target
+    from normbench.usercode import UserCodeError, call
 
     target = opts["target"]
+    what = f"custom dataset loader '{target}'"
     try:
         loader = resolve_target(target, what="custom dataset loader", accept="function")
     except OptionError as exc:
         raise InputError(f"dataset.target: {exc.message}.") from None
-    try:
-        out = loader(**(opts["options"] or {}))
-    except Exception as exc:  # the user's code: one sentence, not a traceback
-        raise InputError(
-            f"custom dataset loader '{target}' raised {type(exc).__name__}: {exc}"
-        ) from None
+    out = call(what, loader, **(opts["options"] or {}))
     if isinstance(out, tuple | list) and len(out) == len(ARRAY_KEYS):
         out = dict(zip(ARRAY_KEYS, out, strict=True))
     if not isinstance(out, Mapping) or any(k not in out for k in ARRAY_KEYS):
         raise InputError(
-            f"custom dataset loader '{target}' returned {type(out).__name__}; expected a "
+            f"{what} returned {type(out).__name__}; expected a "
             f"mapping with {', '.join(ARRAY_KEYS)} or a tuple of those four arrays."
         )
-    arrays = {}
-    for key in ARRAY_KEYS:
-        value = out[key]
-        if hasattr(value, "detach"):  # a torch tensor: to numpy without importing torch here
-            value = value.detach().cpu().numpy()
-        array = np.asarray(value)
-        if not (np.issubdtype(array.dtype, np.number) or array.dtype == np.bool_):
-            raise InputError(
-                f"custom dataset loader '{target}': {key} has dtype {array.dtype}; expected "
-                "real numbers."
-            )
-        arrays[key] = array
-    return arrays
+    try:
+        return {key: loaded_array(out[key], f"{what}: {key}") for key in ARRAY_KEYS}
+    except UserCodeError as exc:  # e.g. a lazy array whose conversion runs the user's code
+        raise InputError(str(exc)) from None
+
+
+def _check_size(shape: tuple[int, ...], where: str) -> None:
+    """InputError when an array of ``shape`` could not be held as float32 in memory."""
+    try:
+        check_fits(shape, 4, f"{where} has shape {tuple(shape)}: it", " as float32")
+    except InputError as exc:
+        raise InputError(f"{exc}.") from None
+
+
+def _tensor_to_numpy(value: Any, where: str) -> np.ndarray:
+    """A torch tensor as a numpy array (float16/bfloat16 widened to float32, sparse made
+    dense); one InputError sentence for what has no data (meta) or no real numbers."""
+    import torch  # already imported: ``value`` is a tensor
+
+    shape = tuple(value.shape)
+    if value.is_meta:
+        raise InputError(
+            f"{where} is a meta tensor of shape {shape}: it has a shape but no data; load "
+            "the data onto the CPU."
+        )
+    if value.is_complex():
+        raise InputError(f"{where} has dtype {value.dtype}; expected real numbers.")
+    _check_size(shape, where)
+    value = value.detach()
+    if value.layout != torch.strided:
+        value = value.to_dense()
+    if value.dtype in (torch.bfloat16, torch.float16):  # numpy has no bfloat16; float32
+        value = value.float()  # holds both exactly
+    return value.cpu().contiguous().numpy()
+
+
+def loaded_array(value: Any, where: str) -> np.ndarray:
+    """One of a loader's arrays as a C-contiguous numpy array of real numbers (``where``
+    names it in messages): tensors converted, sparse matrices made dense, sizes bounded."""
+    if hasattr(value, "detach") and hasattr(value, "is_meta"):  # a torch tensor, torch not imported
+        array = _tensor_to_numpy(value, where)
+    else:
+        if hasattr(value, "toarray") and hasattr(value, "shape"):  # a scipy sparse matrix
+            _check_size(tuple(value.shape), where)
+            value = value.toarray()
+        if isinstance(value, np.ndarray):
+            _check_size(value.shape, where)
+        try:
+            array = np.asarray(value)
+        except (ValueError, TypeError) as exc:  # ragged lists, objects numpy cannot stack
+            raise InputError(f"{where} is not an array: {exc}.") from None
+    if np.iscomplexobj(array) or not (
+        np.issubdtype(array.dtype, np.number) or array.dtype == np.bool_
+    ):
+        raise InputError(f"{where} has dtype {array.dtype}; expected real numbers.")
+    _check_size(array.shape, where)
+    return np.ascontiguousarray(array)
 
 
 def finish_custom(arrays: dict[str, np.ndarray], opts: dict) -> DataSplit:

@@ -38,11 +38,24 @@ class DataSplit:
     # What the data are, beyond the arrays (a text's fingerprint, a task's loss floor, …):
     # JSON-ready, recorded with every result of the dataset.
     info: dict[str, Any] = field(default_factory=dict)
+    fingerprint: str = ""  # ``fingerprint`` of the arrays as loaded ("" when not computed)
 
     @property
     def input_shape(self) -> tuple[int, ...]:
         """Shape of one input sample, e.g. ``(1, 28, 28)``."""
         return tuple(self.x_train.shape[1:])
+
+
+def fingerprint(split: DataSplit) -> str:
+    """Digest of the arrays training will see (their bytes, shapes and dtypes)."""
+    import hashlib
+
+    h = hashlib.sha1()
+    for name in ("x_train", "y_train", "x_test", "y_test"):
+        array = getattr(split, name)
+        h.update(f"{name}{array.shape}{array.dtype}".encode())
+        h.update(memoryview(array).cast("B") if array.flags.c_contiguous else array.tobytes())
+    return h.hexdigest()[:16]
 
 
 # --- checks ----------------------------------------------------------------------------------

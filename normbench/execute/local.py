@@ -16,6 +16,7 @@ from typing import Any
 from normbench import arith
 from normbench.data.registry import load_split
 from normbench.spec import Variant
+from normbench.usercode import UserCodeError
 
 # Set in a fresh process: its kernels are as pinned as this CPU allows, so it never re-spawns.
 FRESH_VAR = "NORMBENCH_FRESH_PROCESS"
@@ -30,6 +31,7 @@ class Task:
 
     variant: Variant
     seed: int
+    data: str = ""  # fingerprint of the data pre-flight checked ("": not checked)
 
     @property
     def key(self) -> str:
@@ -42,6 +44,7 @@ class Batch:
 
     variant: Variant
     seeds: tuple[int, ...]
+    data: str = ""  # as ``Task.data``
 
     @property
     def key(self) -> str:
@@ -53,7 +56,7 @@ class Batch:
 
     @property
     def tasks(self) -> list[Task]:
-        return [Task(self.variant, s) for s in self.seeds]
+        return [Task(self.variant, s, self.data) for s in self.seeds]
 
 
 Unit = Task | Batch
@@ -92,7 +95,7 @@ def group_tasks(
         size = max_members or len(group)
         for start in range(0, len(group), size):
             part = group[start : start + size]
-            units.append(Batch(task.variant, tuple(t.seed for t in part)))
+            units.append(Batch(task.variant, tuple(t.seed for t in part), task.data))
     return units
 
 
@@ -126,6 +129,25 @@ def failure_record(task: Task, error: str) -> dict[str, Any]:
         "timing": {},
         "diagnostics": {},
     }
+
+
+def data_mismatch(split: Any, expected: str, config: dict[str, Any]) -> str | None:
+    """Why this process may not train on ``split``: its data are not the ones pre-flight
+    checked (a loader that returns other arrays in each process would otherwise mix
+    datasets within one run), or None."""
+    if not expected or not split.fingerprint or split.fingerprint == expected:
+        return None
+    dataset = config["dataset"]
+    source = (
+        f"custom dataset loader '{dataset['target']}'"
+        if dataset["name"] == "custom"
+        else f"dataset '{dataset['name']}'"
+    )
+    return (
+        f"{source} gave this process other data than pre-flight checked (fingerprint "
+        f"{split.fingerprint}, not {expected}); refusing to mix two datasets in one run — "
+        "the data must be the same every time they are loaded (seed the loader)"
+    )
 
 
 def with_device(config: dict[str, Any], device: str | None) -> dict[str, Any]:
@@ -183,12 +205,17 @@ def run_task(
     try:
         split = load_split(config)
         probes = make_probes(config)
+    except UserCodeError as exc:  # the user's loader, already one sentence
+        return failure_record(task, str(exc))
     except Exception as exc:  # reported as a failed variant; the suite goes on
         return failure_record(task, f"{type(exc).__name__}: {exc}")
     except SystemExit as exc:
         return failure_record(
             task, f"the variant's code called sys.exit({exc.code!r}) while building"
         )
+    problem = data_mismatch(split, task.data, config)
+    if problem:
+        return failure_record(task, problem)
 
     def progress(step: int, total: int, *_: Any) -> None:
         if on_progress is not None:
@@ -222,17 +249,26 @@ def run_unit(
     config = with_device(variant.config, device)
     try:
         split = load_split(config)
+    except UserCodeError as exc:  # the user's loader, already one sentence
+        return [failure_record(t, str(exc)) for t in unit.tasks]
     except Exception as exc:  # reported as failed seeds; the suite goes on
         return [failure_record(t, f"{type(exc).__name__}: {exc}") for t in unit.tasks]
+    problem = data_mismatch(split, unit.data, config)
+    if problem:
+        return [failure_record(t, problem) for t in unit.tasks]
 
     def progress(step: int, total: int, *_: Any) -> None:
         if on_progress is not None:  # every member is at the same step
             for task in unit.tasks:
                 on_progress(task.key, step, total, task.seed)
 
-    with pinned_threads(config["training"].get("threads")):
-        records = run_batched(config, list(unit.seeds), split, meta=meta, on_progress=progress)
-        arith_info = arith_record(False)  # batching is off in the reproducible mode
+    try:
+        with pinned_threads(config["training"].get("threads")):
+            records = run_batched(config, list(unit.seeds), split, meta=meta, on_progress=progress)
+            arith_info = arith_record(False)  # batching is off in the reproducible mode
+    except SystemExit as exc:  # user code called sys.exit: these seeds failed, the run goes on
+        error = f"the variant's code called sys.exit({exc.code!r}), which would have ended the run"
+        return [failure_record(t, error) for t in unit.tasks]
     for record in records:
         record["arith"] = arith_info
         record["config"] = variant.config

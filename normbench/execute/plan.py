@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import heapq
 import itertools
 import os
 import re
@@ -13,6 +14,7 @@ from typing import Any
 from normbench.errors import InputError
 
 EXECUTORS = ("local", "dask")
+MAX_SHARDS = 1_000_000  # more shards than any suite has tasks: only empty ones would follow
 SHARD_RE = re.compile(r"^\s*(\d+)\s*/\s*(\d+)\s*$")
 DEVICE_RE = re.compile(r"^(cpu|mps|cuda(:\d+)?)$")
 
@@ -60,6 +62,11 @@ def parse_shard(text: str) -> tuple[int, int]:
     i, n = int(match[1]), int(match[2])
     if n < 1 or not 1 <= i <= n:
         raise InputError(f"--shard '{text}' is out of range: I must be between 1 and N (N ≥ 1)")
+    if n > MAX_SHARDS:
+        raise InputError(
+            f"--shard '{text}': N must be at most {MAX_SHARDS:,} (shards beyond the suite's "
+            "task count are empty anyway)"
+        )
     return i, n
 
 
@@ -169,16 +176,23 @@ def shard_of(tasks: Sequence[Any], shard: tuple[int, int]) -> list[Any]:
     Longest-processing-time-first over the tasks sorted by (variant id, seed): each task goes
     to the shard with the least estimated work so far (ties: the lowest shard). Equal costs
     reduce this to round robin. The result keeps the suite's order.
+
+    Only ``min(n, len(tasks))`` shards can ever receive a task (an empty shard always wins
+    the tie, and the lowest empty one is taken first), so the shards live in a heap of that
+    size: O(T log T) whatever ``n`` is, never a list of ``n`` loads.
     """
     i, n = shard
+    if i > len(tasks):  # shards past the task count stay empty
+        return []
     ordered = sorted(tasks, key=lambda t: (t.variant.id, t.seed))
-    by_cost = sorted(ordered, key=lambda t: -shard_weight(t.variant.config))  # stable
-    load = [0.0] * n
+    costs = {t.variant.id: shard_weight(t.variant.config) for t in ordered}
+    by_cost = sorted(ordered, key=lambda t: -costs[t.variant.id])  # stable
+    loads = [(0.0, j) for j in range(min(n, len(tasks)))]  # (estimated work, shard index)
     owner: dict[tuple[str, int], int] = {}
     for task in by_cost:
-        k = min(range(n), key=lambda j: (load[j], j))
+        load, k = heapq.heappop(loads)
         owner[(task.variant.id, task.seed)] = k
-        load[k] += shard_weight(task.variant.config)
+        heapq.heappush(loads, (load + costs[task.variant.id], k))
     return [t for t in tasks if owner[(t.variant.id, t.seed)] == i - 1]
 
 

@@ -41,6 +41,7 @@ from normbench.execute.local import (
     set_threads,
     with_device,
 )
+from normbench.streams import worker_streams
 
 # torch._dynamo too: torch.optim imports it on the first optimizer built (~1 s per process).
 PRELOAD = [
@@ -209,6 +210,7 @@ def worker_main(
         os.environ.update(parent_env)
     # Ctrl-C on a terminal reaches the whole process group; only the parent decides what stops.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    worker_streams()
     guard = _WriteGuard()
     signal.signal(signal.SIGTERM, guard.on_signal)
     _exit_with_parent(guard)

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from normbench import arith
-from normbench.errors import InputError
+from normbench.errors import InputError, shorten
 from normbench.execute.local import Task, group_tasks, members
 from normbench.execute.machine import machine
 from normbench.execute.model_check import check_models
@@ -382,7 +382,7 @@ def pick_reference(suite: Suite, text: str | None) -> Any:
     for part in text.split(","):
         key, sep, value = part.partition("=")
         if not sep or not key.strip() or not value.strip():
-            raise InputError(f"--reference expects KEY=VALUE[,KEY=VALUE…], got '{part}'")
+            raise InputError(f"--reference expects KEY=VALUE[,KEY=VALUE…], got '{shorten(part)}'")
         pairs[key.strip()] = value.strip()
     for key in pairs:
         if all(key not in v.params for v in suite.variants):
@@ -396,7 +396,7 @@ def pick_reference(suite: Suite, text: str | None) -> Any:
             key in v.params and format_value(v.params[key]) == value for key, value in pairs.items()
         ):
             return v
-    raise InputError(f"--reference: no variant of the suite has {text}")
+    raise InputError(f"--reference: no variant of the suite has {shorten(text)}")
 
 
 def plan_run(
@@ -437,10 +437,17 @@ def plan_run(
         _check_kernels(resume_dir, manifest, reproducible)
     tasks = tasks_of(suite)
     if shard is not None:
-        tasks = shard_of(tasks, shard)
+        total, tasks = len(tasks), shard_of(tasks, shard)
+        if not tasks:
+            raise InputError(
+                f"--shard {format_shard(shard)} holds no task: the suite has {total} "
+                f"(variant, seed) task{'s' * (total != 1)}, so only shards 1 to "
+                f"{min(total, shard[1])} of {shard[1]} have work"
+            )
     data = None
     if options.executor == "local" or options.scheduler is None:  # a cluster's data are its own
         data = preflight(suite, tasks)
+        tasks = [dataclasses.replace(t, data=data.fingerprint_of(t.variant)) for t in tasks]
     if resume_dir is not None:
         why = fingerprint_difference(manifest.get("data"), data) if data is not None else None
         if why:

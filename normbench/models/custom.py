@@ -19,6 +19,7 @@ from normbench.models.catalog import KEEP
 from normbench.models.sites import resolve_layer
 from normbench.models.swap import Site, check_fit, find_sites, swap_norms, trace_sites
 from normbench.norms.catalog import resolve_target
+from normbench.usercode import UserCodeError, call, global_rng_state, seed_everything, supervised
 
 
 def call_factory(cfg: dict[str, Any], sample_shape: tuple[int, ...], num_outputs: int) -> nn.Module:
@@ -26,13 +27,15 @@ def call_factory(cfg: dict[str, Any], sample_shape: tuple[int, ...], num_outputs
     target = cfg["target"]
     factory = resolve_target(target, what="custom model factory", accept="function")
     try:
-        model = factory(
-            num_outputs=num_outputs, input_shape=tuple(sample_shape), **(cfg.get("options") or {})
+        model = call(
+            f"custom model factory '{target}'",
+            factory,
+            num_outputs=num_outputs,
+            input_shape=tuple(sample_shape),
+            **(cfg.get("options") or {}),
         )
-    except Exception as exc:  # the user's code: report it as one sentence
-        raise OptionError(
-            f"custom model factory '{target}' raised {type(exc).__name__}: {exc}", ("target",)
-        ) from None
+    except UserCodeError as exc:  # raised, or exited: one sentence at model.target
+        raise OptionError(str(exc), ("target",)) from None
     if not isinstance(model, nn.Module):
         raise OptionError(
             f"custom model factory '{target}' returned a {type(model).__name__}, not an nn.Module",
@@ -93,19 +96,20 @@ def preflight(config: dict[str, Any], split: Any) -> ModelCheck:
     sample_shape = tuple(split.x_train.shape[1:])
     batch = min(training["batch_size"], split.x_train.shape[0])
     x = torch.as_tensor(split.x_train[:batch], dtype=torch.float32)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(0)
+    with torch.random.fork_rng(devices=[]), global_rng_state():
+        seed_everything(0)
         try:
             model = call_factory(cfg, sample_shape, int(split.num_outputs))
             sites = _sites(model, cfg)
         except OptionError as exc:
             raise _fail(exc.message, exc.path) from None
         try:
-            out = trace_sites(model, sites, x)
-        except Exception as exc:
+            with supervised(f"the model from '{cfg['target']}'"):
+                out = trace_sites(model, sites, x)
+        except UserCodeError as exc:
             raise _fail(
                 f"the model from '{cfg['target']}' fails on one batch of shape "
-                f"{tuple(x.shape)}: {type(exc).__name__}: {exc}",
+                f"{tuple(x.shape)}: {exc.deed}",
                 ("target",),
             ) from None
         want = (batch, int(split.num_outputs))
@@ -135,26 +139,27 @@ def preflight(config: dict[str, Any], split: Any) -> ModelCheck:
                 check_fit(sites, norm, training["batch_size"])
             except OptionError as exc:
                 raise _fail(exc.message, exc.path) from None
-            swaps = swap_norms(model, sites, norm)
-            if batch >= 2:
-                try:
-                    with torch.no_grad():
-                        model.train()(x)
-                except Exception as exc:
-                    raise _fail(
-                        f"the model with norm '{norm['kind']}' fails on one batch: "
-                        f"{type(exc).__name__}: {exc}",
-                        ("norm",),
-                    ) from None
+            try:
+                with supervised(f"the model with norm '{norm['kind']}'"):  # a custom norm runs too
+                    swaps = swap_norms(model, sites, norm)
+                    if batch >= 2:
+                        with torch.no_grad():
+                            model.train()(x)
+            except UserCodeError as exc:
+                raise _fail(
+                    f"the model with norm '{norm['kind']}' fails on one batch: {exc.deed}",
+                    ("norm",),
+                ) from None
         model.normbench_sites = [s.path for s in sites]
+    num_params = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    if not num_params:  # the optimizer would refuse it in every task, after start-up
+        raise _fail(
+            f"the model from '{cfg['target']}' has no trainable parameters, so there is "
+            "nothing to train",
+            ("target",),
+        )
     check_probe_paths(model, config.get("diagnostics") or {})
-    return ModelCheck(
-        cfg["target"],
-        sample_shape,
-        tuple(out.shape),
-        sum(p.numel() for p in model.parameters() if p.requires_grad),
-        swaps,
-    )
+    return ModelCheck(cfg["target"], sample_shape, tuple(out.shape), num_params, swaps)
 
 
 def check_probe_paths(model: nn.Module, diagnostics: dict[str, Any]) -> None:

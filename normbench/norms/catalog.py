@@ -8,7 +8,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from normbench.errors import OptionError, unknown
+from normbench.errors import OptionError, did_you_mean, unknown
 
 # Nothing in this module may import torch (directly or through normbench.norms.layers):
 # `normbench validate`, `list` and `--help` must stay instant. A test checks it.
@@ -17,6 +17,8 @@ from normbench.options import AFFINE_MODES as AFFINE_MODES
 from normbench.options import TARGET_RE as _TARGET_RE
 from normbench.options import Option
 from normbench.options import coerce as _coerce
+from normbench.streams import stdout_to_stderr
+from normbench.usercode import UserCodeStopped, describe
 
 LP_CHOICES: tuple[int | str, ...] = (1, 2, "inf")
 
@@ -876,23 +878,32 @@ def resolve_target(target: str, what: str = "custom norm", accept: str = "module
         )
     module_name, attr = split_target(target)
     try:
-        obj: Any = importlib.import_module(module_name)
+        # Importing runs the user's module: its prints must not reach stdout (--format json).
+        with stdout_to_stderr():
+            obj: Any = importlib.import_module(module_name)
     except ImportError as err:
-        raise OptionError(f"cannot import {what} target '{target}': {err}", ("target",)) from None
-    except (Exception, SystemExit) as err:  # the user's module raised or exited while importing
+        hint = _module_hint(module_name) if isinstance(err, ModuleNotFoundError) else ""
         raise OptionError(
-            f"cannot import {what} target '{target}': importing '{module_name}' raised "
-            f"{type(err).__name__}: {err}",
+            f"cannot import {what} target '{target}': {err}{hint}", ("target",)
+        ) from None
+    except KeyboardInterrupt:
+        raise UserCodeStopped(f"interrupted while importing {what} target '{target}'") from None
+    except BaseException as err:  # the user's module raised or exited while importing
+        raise OptionError(
+            f"cannot import {what} target '{target}': importing '{module_name}' {describe(err)}",
             ("target",),
         ) from None
+    owner = module_name
     for part in attr.split("."):
         if not hasattr(obj, part):
+            names = [n for n in dir(obj) if not n.startswith("_")]
             raise OptionError(
-                f"cannot import {what} target '{target}': '{module_name}' has no "
-                f"attribute '{attr}'",
+                f"cannot import {what} target '{target}': '{owner}' has no "
+                f"attribute '{part}'{did_you_mean(part, names)}",
                 ("target",),
             )
         obj = getattr(obj, part)
+        owner = f"{owner}:{part}" if owner == module_name else f"{owner}.{part}"
     import inspect
 
     if accept == "function":
@@ -909,6 +920,21 @@ def resolve_target(target: str, what: str = "custom norm", accept: str = "module
             ("target",),
         )
     return obj
+
+
+def _module_hint(module_name: str) -> str:
+    """`` — did you mean 'x'?`` for a module that was not found, from its package's modules
+    (or the top-level ones on the path: the suite's folder and the working directory)."""
+    import importlib
+    import pkgutil
+
+    parent, _, leaf = module_name.rpartition(".")
+    try:
+        path = importlib.import_module(parent).__path__ if parent else None
+    except (Exception, SystemExit):  # the hint must never fail the message it decorates
+        return ""
+    names = [m.name for m in pkgutil.iter_modules(path)]
+    return did_you_mean(leaf, names)
 
 
 # --- listing -----------------------------------------------------------------------------------

@@ -53,6 +53,7 @@ from normbench.train.timing import (
     process_rss_mb,
     step_breakdown,
 )
+from normbench.usercode import seed_everything
 
 
 class GroupedMLP:
@@ -317,7 +318,7 @@ def _set_up(
     data = to_tensors(split, device)
     members = []
     for seed in seeds:  # the very initialisation a separate run of this seed gets
-        torch.manual_seed(seed)
+        seed_everything(seed)  # torch, numpy, random: the user's code may draw from any
         members.append(
             build(config["model"], tuple(data.x_train.shape[1:]), data.num_outputs).to(device)
         )

@@ -37,6 +37,7 @@ from normbench.train.timing import (
     process_rss_mb,
     step_breakdown,
 )
+from normbench.usercode import seed_everything
 
 SCHEMA_VERSION = 1
 CURVE_KEYS = (
@@ -475,7 +476,7 @@ def _build_model(
     config: dict[str, Any], data: Tensors, seed: int, device: torch.device
 ) -> nn.Module:
     """The model, initialised from the seed, on the device (channels-last for images if asked)."""
-    torch.manual_seed(seed)
+    seed_everything(seed)  # torch, numpy, random: the user's code may draw from any
     model = build(config["model"], tuple(data.x_train.shape[1:]), data.num_outputs).to(device)
     if config["training"].get("channels_last") and data.x_train.dim() == 4:
         model = model.to(memory_format=torch.channels_last)

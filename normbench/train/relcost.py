@@ -36,6 +36,7 @@ import torch
 
 from normbench.spread import iqr_over_median
 from normbench.train.device import resolve_device, synchronize
+from normbench.usercode import seed_everything
 
 ROUNDS = 7
 BUDGET = 0.15  # of the task's training time, spent on its 4 × ROUNDS bursts
@@ -81,7 +82,7 @@ def make_stepper(config: dict[str, Any], seed: int) -> Stepper:
     training = config["training"]
     device = resolve_device(training["device"])
     data = to_tensors(load_split(config), device)
-    torch.manual_seed(seed)
+    seed_everything(seed)  # torch, numpy, random: the user's code may draw from any
     model = build(config["model"], tuple(data.x_train.shape[1:]), data.num_outputs).to(device)
     if training.get("channels_last") and data.x_train.dim() == 4:
         model = model.to(memory_format=torch.channels_last)

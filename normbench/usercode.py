@@ -1,0 +1,109 @@
+"""The boundary around the user's code: factories, loaders and norms run supervised."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, TypeVar
+
+from normbench.errors import EXIT_INTERRUPTED, InputError, NormbenchError
+from normbench.streams import stdout_to_stderr
+
+T = TypeVar("T")
+
+# Whatever the user's code does (raise, ``sys.exit(0)``, ``raise KeyboardInterrupt``, print),
+# normbench must still say, in one sentence naming the target, what went wrong; a run must
+# not end with exit 0 and no output because a loader called ``sys.exit(0)``.
+
+
+class UserCodeError(InputError):
+    """The user's code raised or exited; the message names the target (exit code 2).
+
+    ``deed`` is what the code did (``raised ValueError: bad``), for callers that word the
+    sentence themselves.
+    """
+
+    def __init__(self, message: str, deed: str = "") -> None:
+        super().__init__(message)
+        self.deed = deed or message
+
+
+class UserCodeStopped(NormbenchError):
+    """Ctrl-C (or the user's code raising ``KeyboardInterrupt``) while the user's code ran."""
+
+    exit_code = EXIT_INTERRUPTED
+
+
+def describe(exc: BaseException) -> str:
+    """What the user's code did, as the end of a sentence: ``raised ValueError: bad``."""
+    if isinstance(exc, SystemExit):
+        return f"called sys.exit({exc.code!r})"
+    if isinstance(exc, GeneratorExit):
+        return "raised GeneratorExit"
+    text = str(exc)
+    return f"raised {type(exc).__name__}" + (f": {text}" if text else "")
+
+
+@contextmanager
+def supervised(what: str) -> Iterator[None]:
+    """Run the block as the user's code ``what`` (e.g. ``custom model factory 'pkg:f'``).
+
+    stdout goes to stderr meanwhile; ``KeyboardInterrupt`` becomes ``UserCodeStopped``
+    (exit 130, a stop), any other exception or exit a ``UserCodeError`` sentence. Errors
+    normbench itself raised inside (a nested supervised call) pass through unchanged.
+    """
+    with stdout_to_stderr():
+        try:
+            yield
+        except NormbenchError:
+            raise
+        except KeyboardInterrupt:
+            raise UserCodeStopped(f"interrupted while {what} ran") from None
+        except BaseException as exc:  # SystemExit, GeneratorExit, any Exception
+            deed = describe(exc)
+            raise UserCodeError(f"{what} {deed}", deed) from None
+
+
+def call(what: str, func: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """``func(*args, **kwargs)`` run ``supervised(what)``."""
+    with supervised(what):
+        return func(*args, **kwargs)
+
+
+def seed_everything(seed: int) -> None:
+    """Seed every global RNG the user's code may draw from: torch (if imported), numpy's
+    legacy global state and Python's ``random``, so a factory drawing its initial weights
+    from any of them builds the same model for the same task seed."""
+    import sys
+
+    random.seed(seed)
+    if "numpy" in sys.modules:
+        import numpy as np
+
+        np.random.seed(seed % 2**32)
+    if "torch" in sys.modules:
+        import torch
+
+        torch.manual_seed(seed)
+
+
+@contextmanager
+def global_rng_state() -> Iterator[None]:
+    """Restore Python's and numpy's global RNG states after the block (torch has fork_rng)."""
+    import sys
+
+    py_state = random.getstate()
+    np_state = None
+    if "numpy" in sys.modules:
+        import numpy as np
+
+        np_state = np.random.get_state()
+    try:
+        yield
+    finally:
+        random.setstate(py_state)
+        if np_state is not None:
+            import numpy as np
+
+            np.random.set_state(np_state)
