@@ -33,12 +33,12 @@ def _reference_shard(tasks: list, shard: tuple[int, int]) -> list:
     """The assignment as first written: a list of N loads, scanned for every task."""
     i, n = shard
     ordered = sorted(tasks, key=lambda t: (t.variant.id, t.seed))
-    by_cost = sorted(ordered, key=lambda t: -plan.estimated_seconds(t.variant.config))
+    by_cost = sorted(ordered, key=lambda t: -plan.shard_weight(t.variant.config))
     load, owner = [0.0] * n, {}
     for task in by_cost:
         k = min(range(n), key=lambda j: (load[j], j))
         owner[(task.variant.id, task.seed)] = k
-        load[k] += plan.estimated_seconds(task.variant.config)
+        load[k] += plan.shard_weight(task.variant.config)
     return [t for t in tasks if owner[(t.variant.id, t.seed)] == i - 1]
 
 

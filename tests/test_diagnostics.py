@@ -162,7 +162,7 @@ def assert_same_state(before: dict[str, Any], after: dict[str, Any]) -> None:
 
 
 def test_every_diagnostic_stores_its_structure(tmp_path: Path) -> None:
-    names = ["activations", "grad_norms", "ics", "landscape", "eval_gap", "shift"]
+    names = ["activations", "grad_norms", "ics", "landscape", "eval_gap", "shift", "layer_stats"]
     record = run(resolved(tmp_path, names), make_split())
     json.dumps(record, allow_nan=False)  # storable as is
     d = record["diagnostics"]
@@ -200,10 +200,16 @@ def test_every_diagnostic_stores_its_structure(tmp_path: Path) -> None:
 
     metric_names = {m.name for diag in DIAGNOSTICS.values() for m in diag.metrics}
     assert metric_names <= set(record["metrics"])
-    # The single-domain metrics apply to two-domain data only: null here, never missing.
+    # The single-domain metrics apply to two-domain data only: null here, never missing;
+    # so are the attention metrics without attention (this MLP).
     two_domain_only = {"acc_domain_batch_stats", "domain_eval_gap"}
-    assert all(record["metrics"][m] is not None for m in metric_names - two_domain_only)
-    assert all(record["metrics"][m] is None for m in two_domain_only)
+    attention_only = {"attn_logit_max_final", "attn_logit_max_peak"}
+    absent = two_domain_only | attention_only
+    assert all(record["metrics"][m] is not None for m in metric_names - absent)
+    assert all(record["metrics"][m] is None for m in absent)
+    stats = d["layer_stats"]
+    assert stats["step"] == [0, 10, 20, 30] and [len(r) for r in stats["rms"]] == [3] * 4
+    assert len(stats["init_grad_norms"]) == 3 and stats["attn_logit_max"] == [[]] * 4
 
 
 def test_every_option_sets_the_cadence(tmp_path: Path) -> None:
