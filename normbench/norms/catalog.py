@@ -246,6 +246,18 @@ def auto_groups(channels: int, most: int = AUTO_MAX_GROUPS) -> int:
 def _check_group(spec: Mapping[str, Any], ctx: NormContext) -> None:
     if spec["groups"] != "auto":  # auto fits every width by construction
         _check_divides("groups", spec["groups"], ctx.widths, "channels")
+    if ctx.layout == "spatial":
+        return  # one channel per group is instance norm there: statistics over space
+    for width in ctx.widths:
+        count = auto_groups(width) if spec["groups"] == "auto" else spec["groups"]
+        if count == width:
+            raise OptionError(
+                f"{count} groups of {width} channels leave one value per group on this "
+                f"model's (N, C) inputs, so every output would be the bias β; use fewer "
+                f"groups (e.g. groups: {auto_groups(width, width // 2) if width > 1 else 1}) "
+                "or layer",
+                ("groups",),
+            )
 
 
 def _check_decorrelated(spec: Mapping[str, Any], ctx: NormContext) -> None:
