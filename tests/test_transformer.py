@@ -232,3 +232,17 @@ def test_layer_stats_records_each_block_and_leaves_training_alone(tmp_path: Path
         assert len(stats["init_grad_norms"]) == 1 and stats["init_grad_norms"][0] > 0
         assert stats["attn_logit_max"][-1][0] > 0
         assert r["metrics"]["attn_logit_max_peak"] >= r["metrics"]["attn_logit_max_final"]
+
+
+def test_group_norm_with_one_channel_per_group_on_tokens_is_refused() -> None:
+    from normbench.errors import OptionError
+    from normbench.norms import NormContext, check_norm
+
+    tokens = NormContext(
+        model="transformer", widths=(32,), spatial=0, batch_size=8, placement="pre"
+    )
+    with pytest.raises(OptionError, match="one value per group"):
+        check_norm(resolve_norm("group"), tokens)  # auto: 32 groups of 32 channels
+    check_norm(resolve_norm({"kind": "group", "groups": 16}), tokens)
+    conv = NormContext(model="cnn", widths=(32,), spatial=2, batch_size=8, placement="pre")
+    check_norm(resolve_norm("group"), conv)  # per channel over space: instance norm, allowed
