@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import run_cli, subprocess_env
 
 from normbench.data import generators, registry
 from normbench.data.cache import cache_root
@@ -36,9 +37,10 @@ CIFAR_NAMES = [*(f"data_batch_{i}.bin" for i in range(1, 6)), "test_batch.bin"]
 
 @pytest.fixture(autouse=True)
 def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Every test gets its own empty cache and no network."""
+    """Every test gets its own empty cache, no system datasets and no network."""
     root = tmp_path / "cache"
     monkeypatch.setenv("NORMBENCH_CACHE", str(root))
+    monkeypatch.setenv("NORMBENCH_SYSTEM_DATASETS", str(tmp_path / "system"))
     monkeypatch.setenv("NORMBENCH_OFFLINE", "1")
     clear_memo()
     yield root
@@ -261,6 +263,76 @@ def test_download_false_disables_download(monkeypatch):
     monkeypatch.delenv("NORMBENCH_OFFLINE")
     with pytest.raises(InputError, match=r"download: false.*data_batch_1\.bin"):
         load_dataset({"name": "cifar10", "download": False})
+
+
+# --- Fashion-MNIST from Debian's dataset-fashion-mnist package ------------------------------------
+
+DEBIAN_DATASETS = Path("/usr/share/datasets")
+
+
+def test_fashion_mnist_found_in_the_system_package_folder(tmp_path):
+    arrays = write_idx_dir(tmp_path / "system" / "fashion-mnist", gz=True)
+    assert DATASETS["fashion-mnist"].available()
+    split = load_dataset({"name": "fashion-mnist"})
+    np.testing.assert_array_equal(split.y_train, arrays["train-labels-idx1-ubyte"])
+    note = {r["name"]: r["note"] for r in dataset_rows()}["fashion-mnist"]
+    assert note == f"found in {tmp_path / 'system' / 'fashion-mnist'}"
+    assert not DATASETS["mnist"].available()  # no system package is known for MNIST
+
+
+def test_fashion_mnist_in_the_cache_wins_over_the_system_folder(tmp_path, cache):
+    write_idx_dir(tmp_path / "system" / "fashion-mnist", seed=1)
+    cached = write_idx_dir(cache / "raw" / "fashion-mnist", seed=2)
+    split = load_dataset({"name": "fashion-mnist"})
+    np.testing.assert_array_equal(split.y_train, cached["train-labels-idx1-ubyte"])
+    assert {r["name"]: r["note"] for r in dataset_rows()}["fashion-mnist"] == ""
+
+
+def test_fashion_mnist_path_given_never_falls_back_to_the_system_folder(tmp_path):
+    write_idx_dir(tmp_path / "system" / "fashion-mnist")
+    write_idx_dir(tmp_path / "mine")
+    (tmp_path / "mine" / "t10k-images-idx3-ubyte").unlink()
+    with pytest.raises(InputError, match=r"lacks t10k-images-idx3-ubyte;"):
+        load_dataset({"name": "fashion-mnist", "path": str(tmp_path / "mine")})
+
+
+def test_fashion_mnist_incomplete_system_folder_says_how_to_install(tmp_path, cache):
+    write_idx_dir(tmp_path / "system" / "fashion-mnist")
+    (tmp_path / "system" / "fashion-mnist" / "train-labels-idx1-ubyte").unlink()
+    assert not DATASETS["fashion-mnist"].available()
+    with pytest.raises(InputError) as err:
+        load_dataset({"name": "fashion-mnist"})
+    message = str(err.value)
+    assert "apt-get install dataset-fashion-mnist" in message
+    assert str(tmp_path / "system" / "fashion-mnist") in message
+    assert str(cache / "raw" / "fashion-mnist") in message and "NORMBENCH_OFFLINE" in message
+
+
+def test_list_datasets_says_how_to_install_fashion_mnist(tmp_path):
+    env = subprocess_env(
+        NORMBENCH_CACHE=str(tmp_path / "cache"),
+        NORMBENCH_SYSTEM_DATASETS=str(tmp_path / "empty"),
+    )
+    out = run_cli("list", "datasets", env=env, check=True).stdout
+    block = out[out.index("fashion-mnist\n") : out.index("cifar10\n")]
+    assert "available: False" in block
+    assert "apt-get install dataset-fashion-mnist" in " ".join(block.split())
+
+
+def test_fashion_mnist_from_the_real_debian_package(monkeypatch):
+    """The package's files as installed: 60,000 / 10,000 images, 6,000 / 1,000 per class."""
+    if not (DEBIAN_DATASETS / "fashion-mnist").is_dir():
+        if os.environ.get("CI"):
+            pytest.fail("dataset-fashion-mnist is required in CI (apt-get install it)")
+        pytest.skip("apt-get install dataset-fashion-mnist to run this; CI is not set")
+    monkeypatch.delenv("NORMBENCH_SYSTEM_DATASETS")
+    split = load_dataset({"name": "fashion-mnist"})
+    assert split.x_train.shape == (60_000, 1, 28, 28) and split.x_test.shape == (10_000, 1, 28, 28)
+    assert np.bincount(split.y_train).tolist() == [6000] * 10
+    assert np.bincount(split.y_test).tolist() == [1000] * 10
+    assert split.x_train.min() >= 0.0 and split.x_train.max() == 1.0
+    # Fashion-MNIST's mean pixel (0.2860 train); MNIST's is 0.1307, so the files are not MNIST.
+    assert abs(float(split.x_train.mean()) - 0.2860) < 1e-3
 
 
 def _mirror_remotes(mirror: Path, md5: str | None = None) -> tuple[Remote, ...]:

@@ -70,6 +70,7 @@ class DatasetEntry:
     build: Builder | None = None  # generated (or loaded) data; exactly one of build and files
     files: src.FileFormat | None = None  # a dataset directory: file names and their parser
     remotes: tuple[Remote, ...] = ()  # where missing ``files`` are downloaded from
+    system: src.SystemPackage | None = None  # a distribution package that installs ``files``
     find: Callable[[dict], list[Path]] | None = None  # source files of a ``build`` entry
     extra: str = ""  # pip extra that provides a requirement, e.g. "sklearn"
     cache_keys: tuple[str, ...] | None = None  # options the build depends on; None = all own
@@ -95,13 +96,13 @@ class DatasetEntry:
         if self.is_available is not None:
             return self.is_available()
         if self.files is not None:
-            return src.files_present(self.name, self.files)
+            return src.files_present(self.name, self.files, self.system)
         return True
 
     def locate(self, opts: dict) -> list[Path]:
         """The source files, downloaded first where needed (InputError if absent)."""
         if self.files is not None:
-            return src.locate(self.name, self.files, self.remotes, opts)
+            return src.locate(self.name, self.files, self.remotes, opts, self.system)
         return self.find(opts) if self.find is not None else []
 
     def build_arrays(self, opts: dict, files: list[Path]) -> Arrays:
@@ -331,7 +332,10 @@ def _module_available(module: str) -> Callable[[], bool]:
 # --- the registry ------------------------------------------------------------------------------
 
 _IMAGE_FILE_OPTIONS: tuple[Option, ...] = (
-    _path_option("directory with the files (default: <cache>/raw/<name>, downloaded there)"),
+    _path_option(
+        "directory with the files (default: <cache>/raw/<name>, else the folder a system "
+        "package fills, else downloaded into the cache)"
+    ),
     Option(
         "download",
         "bool",
@@ -360,9 +364,11 @@ def _image_files(
     image: tuple[int, int],
     split: tuple[int, int],
     binarize: bool,
+    system: src.SystemPackage | None = None,
 ) -> DatasetEntry:
-    """A 10-class image dataset read from a directory of ``files`` (downloaded from
-    ``remotes``); ``image`` is (channels, side), ``split`` the (train, test) sizes."""
+    """A 10-class image dataset read from a directory of ``files`` (installed by ``system``
+    or downloaded from ``remotes``); ``image`` is (channels, side), ``split`` the (train,
+    test) sizes."""
     return DatasetEntry(
         name=name,
         summary=summary,
@@ -373,6 +379,7 @@ def _image_files(
         options=(*_IMAGE_FILE_OPTIONS, _BINARIZE) if binarize else _IMAGE_FILE_OPTIONS,
         files=files,
         remotes=remotes,
+        system=system,
         finish=src.finish_images,
         cache_keys=(),  # the files alone determine the parsed arrays; binarize is in finish
     )
@@ -481,7 +488,8 @@ _ENTRIES: tuple[DatasetEntry, ...] = (
     ),
     _image_files(
         "fashion-mnist",
-        "Fashion-MNIST (Zalando) from the IDX files, same format as MNIST",
+        "Fashion-MNIST (Zalando) from the IDX files, same format as MNIST; found where "
+        "Debian's dataset-fashion-mnist package puts them",
         src.IDX,
         mirrored(
             (
@@ -499,6 +507,7 @@ _ENTRIES: tuple[DatasetEntry, ...] = (
         image=(1, 28),
         split=(60_000, 10_000),
         binarize=True,
+        system=src.SystemPackage("dataset-fashion-mnist", "fashion-mnist"),
     ),
     _image_files(
         "cifar10",

@@ -207,8 +207,17 @@ def train_size(cfg: Mapping[str, Any]) -> int:
 
 
 def _availability_note(entry: DatasetEntry, available: bool) -> str:
+    system = entry.system
     if available:
-        return ""
+        if system is None or entry.files is None:
+            return ""
+        home = src.found_dir(entry.name, entry.files, system)
+        return f"found in {home}" if home == system.directory() else ""
+    if system is not None:
+        return (
+            f"not installed: {system.install()} (Debian) fills {system.directory()}; "
+            f"else downloaded into {src.default_dir(entry.name)} on first use"
+        )
     if entry.extra:
         return f"pip install 'normbench[{entry.extra}]'"
     if entry.downloads:

@@ -66,9 +66,45 @@ def data_dir(name: str, opts: dict) -> tuple[Path, bool]:
     return expand_path(opts["path"]), True
 
 
-def files_present(name: str, fmt: FileFormat) -> bool:
-    """True when every file of ``name`` is in its default directory (`list datasets`)."""
-    return all(p is not None for p in fmt.find(default_dir(name)).values())
+def system_data_root() -> Path:
+    """Where distribution packages install datasets: ``$NORMBENCH_SYSTEM_DATASETS``, else
+    ``/usr/share/datasets`` (Debian's ``dataset-*`` packages)."""
+    explicit = os.environ.get("NORMBENCH_SYSTEM_DATASETS", "").strip()
+    return Path(explicit).expanduser() if explicit else Path("/usr/share/datasets")
+
+
+@dataclass(frozen=True)
+class SystemPackage:
+    """A distribution package that installs a dataset's files, read in place (never copied)."""
+
+    package: str  # e.g. Debian's ``dataset-fashion-mnist``
+    folder: str  # the folder it fills below :func:`system_data_root`
+
+    def directory(self) -> Path:
+        return system_data_root() / self.folder
+
+    def install(self) -> str:
+        """The command that installs it, as messages and `list datasets` give it."""
+        return f"apt-get install {self.package}"
+
+
+def _complete(fmt: FileFormat, directory: Path) -> list[Path] | None:
+    found = fmt.find(directory)
+    if any(p is None for p in found.values()):
+        return None
+    return [p for p in found.values() if p is not None]
+
+
+def found_dir(name: str, fmt: FileFormat, system: SystemPackage | None) -> Path | None:
+    """The folder holding every file of ``name`` without ``path:``: the cache, else the
+    system package's folder; None when neither is complete."""
+    folders = (default_dir(name), *((system.directory(),) if system else ()))
+    return next((d for d in folders if _complete(fmt, d) is not None), None)
+
+
+def files_present(name: str, fmt: FileFormat, system: SystemPackage | None = None) -> bool:
+    """True when every file of ``name`` is found without ``path:`` (`list datasets`)."""
+    return found_dir(name, fmt, system) is not None
 
 
 def _download_blocker(opts: dict, remotes: tuple[Remote, ...]) -> str | None:
@@ -81,15 +117,25 @@ def _download_blocker(opts: dict, remotes: tuple[Remote, ...]) -> str | None:
     return None
 
 
-def locate(name: str, fmt: FileFormat, remotes: tuple[Remote, ...], opts: dict) -> list[Path]:
-    """The source files of ``name`` in the order of ``fmt.files``, downloading ``remotes``
-    into the cache when they are absent from the default directory; ``InputError`` naming
-    the directory and the exact files otherwise."""
+def locate(
+    name: str,
+    fmt: FileFormat,
+    remotes: tuple[Remote, ...],
+    opts: dict,
+    system: SystemPackage | None = None,
+) -> list[Path]:
+    """The source files of ``name`` in the order of ``fmt.files``: from ``path:``, else the
+    cache's default directory, else ``system``'s folder, else downloaded from ``remotes``
+    into the cache; ``InputError`` naming the directory and the exact files otherwise."""
     directory, chosen = data_dir(name, opts)
     found = fmt.find(directory)
     missing = [f for f, p in found.items() if p is None]
     if not missing:
         return [p for p in found.values() if p is not None]
+    if not chosen and system is not None:
+        installed = _complete(fmt, system.directory())
+        if installed is not None:
+            return installed
     expected = fmt.expected()
     if chosen:
         if not directory.is_dir():
@@ -106,9 +152,10 @@ def locate(name: str, fmt: FileFormat, remotes: tuple[Remote, ...], opts: dict) 
         except (DownloadError, OSError) as exc:
             reason = f"could not be downloaded ({exc})"
         else:
-            return locate(name, fmt, remotes, opts)
+            return locate(name, fmt, remotes, opts, system)
+    package = f", install them ({system.install()} fills {system.directory()})" if system else ""
     raise InputError(
-        f"{name} files are not in {directory} and {reason}; put {expected} there, "
+        f"{name} files are not in {directory} and {reason}; put {expected} there{package}, "
         "or set path: to a directory holding them."
     )
 
