@@ -15,6 +15,7 @@ from __future__ import annotations
 from typing import Any
 
 from normbench.analysis.censor import TIME_METRICS, censored_values
+from normbench.analysis.power import describe_plan, plan_undecided
 from normbench.analysis.verdicts import (
     ALPHA,
     contrast,
@@ -153,6 +154,7 @@ def evaluate_claims(
     decide(tests + published, alpha)
     for row in published:
         row["verdict"] = {"better": "above", "worse": "below"}.get(row["verdict"], row["verdict"])
+    plan_undecided(tests + published, alpha)
     for r in results:
         items = r["rows"] if "published" in r else r["pairs"]
         r["verdict"] = overall([p["verdict"] for p in items])
@@ -190,7 +192,7 @@ def describe_pair(pair: dict[str, Any], metric: str) -> str:
     target = metric.split(".")[0] in TIME_METRICS
     return (
         f"[{_context(pair)}] {_side(pair, 'better', target)} vs {_side(pair, 'than', target)}: "
-        f"{describe_effect(pair)} → {pair['verdict']}{_seeds_note(pair)}"
+        f"{describe_effect(pair)} → {pair['verdict']}{_seeds_note(pair)}{describe_plan(pair)}"
     )
 
 
@@ -201,7 +203,7 @@ def describe_row(row: dict[str, Any], result: dict[str, Any]) -> str:
     return (
         f"{row['variant']}: {row['mean']:.4g} vs published {result['published']:.4g} "
         f"± {result['tolerance']:.4g}: {describe_effect(row)} → {row['verdict']}"
-        f"{_seeds_note(row)}"
+        f"{_seeds_note(row)}{describe_plan(row)}"
     )
 
 
@@ -220,7 +222,11 @@ METHOD_NOTE = (
     "equivalent (TOST: the difference is inside ±margin; default 1 point for accuracies, 5 % "
     "otherwise) or undecided. All tests of the suite's claims are Holm-corrected together at "
     f"α = {ALPHA}. When no side has any spread the difference is exact and only a rank "
-    "permutation test applies; an unreached target counts as the run's full length."
+    "permutation test applies; an unreached target counts as the run's full length. An "
+    "undecided verdict says what would decide it: at the observed effect and spread, the seeds "
+    "a side that give its test 80 % power at the level Holm would test it at next (α′), or "
+    "that the effect is inside the margin, so more seeds would show equivalence, not a "
+    "difference."
 )
 
 

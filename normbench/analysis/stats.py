@@ -436,3 +436,94 @@ def decisive_alpha(
 def tost_p(d: float, delta: float, se: float, df: float) -> float:
     """TOST p of |true difference| < ``delta``: the larger of the two one-sided t tests' p."""
     return max(1 - t_cdf((d + delta) / se, df), t_cdf((d - delta) / se, df))
+
+
+# --- power: how many seeds would decide a contrast (torch-free, numpy-free) ------------------
+
+POWER = 0.8  # the conventional planning power
+MAX_PLANNED_SEEDS = 10_000  # beyond this "more seeds" is no longer an answer
+
+
+def _phi(z: float) -> float:
+    return 0.5 * math.erfc(-z / math.sqrt(2.0))
+
+
+@lru_cache(maxsize=256)
+def _scaled_chi(df: float, points: int = 1500) -> tuple[tuple[float, float], ...]:
+    """Quadrature of U = √(V/df), V ~ χ²(df): (u, weight) pairs whose weights sum to 1.
+
+    The grid is uniform in log V (wide enough for df = 1's long left tail, narrow enough for
+    df in the thousands), and the weights are normalised so the grid's own error cancels.
+    """
+    k = df / 2.0
+    centre = math.log(df)
+    lo = centre - min(60.0, 40.0 * math.sqrt(2.0 / df))
+    hi = math.log(df + 20.0 * math.sqrt(2.0 * df) + 60.0)
+    step = (hi - lo) / (points - 1)
+    const = math.lgamma(k) + k * math.log(2.0)
+    nodes = []
+    for i in range(points):
+        y = lo + i * step  # y = ln V; the density of y is V · χ²-density(V)
+        nodes.append((math.exp(0.5 * (y - centre)), math.exp(k * y - math.exp(y) / 2.0 - const)))
+    total = sum(w for _, w in nodes)
+    return tuple((u, w / total) for u, w in nodes)
+
+
+def t_test_power(d: float, se: float, df: float, level: float, shift: float = 0.0) -> float:
+    """Power of the two-sided t-test at ``level`` when the true difference is ``d``.
+
+    The estimate D ~ N(d, se²) and its standard error S = se·U with U² ~ χ²(df)/df (the
+    Welch–Satterthwaite approximation), so the t statistic is noncentral t with λ = d / se.
+    ``shift`` > 0 tests leaving the band ±shift instead of 0 (a published number ± tolerance):
+    rejected when |D| − shift > t·S.
+    """
+    tc = t_quantile(1.0 - level / 2.0, df)
+    up, down = (d - shift) / se, (d + shift) / se
+    return sum(w * (1.0 - _phi(tc * u - up) + _phi(-tc * u - down)) for u, w in _scaled_chi(df))
+
+
+def tost_power(d: float, delta: float, se: float, df: float, level: float) -> float:
+    """Power of TOST at ``level`` (both one-sided tests) to show |difference| < ``delta`` when
+    the true difference is ``d``: P(−δ + t·S < D < δ − t·S), exact under the same model."""
+    tc = t_quantile(1.0 - level, df)
+    total = 0.0
+    for u, w in _scaled_chi(df):
+        room = delta / se - tc * u
+        if room > 0:
+            total += w * (_phi(room - d / se) - _phi(-room - d / se))
+    return total
+
+
+def welch_plan(sds: Sequence[float], n: int) -> tuple[float, float]:
+    """Standard error and Welch degrees of freedom with ``n`` seeds on every side of spread
+    ``sds`` (one sd: a one-sample test, df = n − 1)."""
+    parts = [s * s / n for s in sds]
+    se = math.sqrt(sum(parts))
+    nonzero = [p for p in parts if p > 0]
+    df = sum(parts) ** 2 / sum(p * p / (n - 1) for p in nonzero) if nonzero else n - 1.0
+    return se, df
+
+
+def seeds_for_power(
+    power_at: Any, start: int = 2, power: float = POWER, cap: int = MAX_PLANNED_SEEDS
+) -> int | None:
+    """The fewest seeds a side n ≥ ``start`` with ``power_at(n)`` ≥ ``power`` (power grows
+    with n); None when even ``cap`` seeds fall short."""
+    if power_at(cap) < power:
+        return None
+    lo, hi = start, start
+    while power_at(hi) < power:
+        lo, hi = hi + 1, min(cap, hi * 2)
+    while lo < hi:
+        mid = (lo + hi) // 2
+        lo, hi = (mid + 1, hi) if power_at(mid) < power else (lo, mid)
+    return lo
+
+
+def rank_test_seeds(level: float, cap: int = MAX_PLANNED_SEEDS) -> int:
+    """Seeds a side for the permutation test of ranks to reach ``level`` two-sided when every
+    seed keeps its side (the best case: p = 2 / C(2n, n))."""
+    n = 2
+    while n < cap and 2.0 / math.comb(2 * n, n) > level:
+        n += 1
+    return n

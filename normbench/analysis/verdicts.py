@@ -147,6 +147,7 @@ def contrast(
         method="welch-log" if log else "welch",
         df=df,
         se=se,
+        sd=[math.sqrt(mean_var(xa)[1]), math.sqrt(mean_var(xb)[1])],  # to plan more seeds
         ci_low=math.exp(lo) if log else lo,
         ci_high=math.exp(hi) if log else hi,
         p_dir=min(1.0, 2 * min(p_better, p_worse)),
@@ -198,6 +199,7 @@ def one_sample(values: Sequence[float], published: float, tolerance: float) -> d
         method="t",
         df=df,
         se=se,
+        sd=[math.sqrt(var)],  # to plan more seeds
         ci_low=lo,
         ci_high=hi,
         direction=1 if p_above < p_below else -1,
