@@ -77,7 +77,8 @@ def test_band_power_is_scipys_noncentral_t(d, shift, df):
 )
 def test_tost_power_is_a_direct_integration(d, se, df):
     assert tost_power(d, 0.01, se, df, 0.025) == pytest.approx(
-        scipy_tost_power(d, 0.01, se, df, 0.025), abs=1e-5  # the band's edge is a kink
+        scipy_tost_power(d, 0.01, se, df, 0.025),
+        abs=1e-5,  # the band's edge is a kink
     )
 
 
@@ -139,7 +140,8 @@ def test_an_effect_inside_the_margin_asks_for_equivalence_not_a_difference():
     def scipy_power(n: int) -> float:
         return scipy_tost_power(0.002, 0.01, 0.01 * math.sqrt(2 / n), 2 * (n - 1), 0.05)
 
-    assert plan["seeds"] == _fewest(scipy_power)
+    n = plan["seeds"]  # the fewest: enough power with n seeds, not with n − 1
+    assert scipy_power(n) >= 0.8 > scipy_power(n - 1) and n > 3
     assert "inside the margin: more seeds would show equivalence, not a difference" in (
         describe_claim(result)
     )
