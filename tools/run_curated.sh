@@ -10,7 +10,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 suites=("$@")
-[ ${#suites[@]} -gt 0 ] || suites=(ioffe2015-mlp ioffe2015-mnist lr-multipliers santurkar2018 groupnorm-batch-size rnn-layernorm placement groupnorm-epochs mnist1d-table init-scale bn-dropout two-domains quickstart)
+[ ${#suites[@]} -gt 0 ] || suites=(ioffe2015-mlp ioffe2015-mnist lr-multipliers santurkar2018 groupnorm-batch-size rnn-layernorm placement groupnorm-epochs mnist1d-table init-scale bn-dropout two-domains quickstart ioffe2015-fashion groupnorm-fashion)
 out="$(mktemp -d)"
 max_seeds="${MAX_SEEDS:-10}"
 for suite in "${suites[@]}"; do
