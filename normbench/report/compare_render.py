@@ -8,7 +8,7 @@ from xml.etree import ElementTree as ET
 
 from normbench.analysis.compare import Comparison, GateResult, MetricChange, VariantComparison
 from normbench.analysis.stats import CI_MIN_SEEDS
-from normbench.report.render import Table, check_format, render
+from normbench.report.render import Table, check_format, markdown_text, render
 from normbench.report.tables import NONE, fmt_value
 
 _MARKS = (
@@ -276,27 +276,31 @@ def render_comparison(cmp: Comparison, fmt: str, width: int | None = None) -> st
 def render_gates(cmp: Comparison, fmt: str = "table", width: int | None = None) -> str:
     """Only the gate results and the verdict (what ``normbench run --baseline`` adds)."""
     if fmt == "markdown":
-        return f"\n**{cmp.verdict()}**\n\n" + render(gates_table(cmp), "markdown")
+        return f"\n**{markdown_text(cmp.verdict())}**\n\n" + render(gates_table(cmp), "markdown")
     head = render(gates_table(cmp), "table", width) if cmp.gates else ""
     return head + "".join(line + "\n" for line in _lists(cmp)) + f"{cmp.verdict()}\n"
 
 
 def markdown(cmp: Comparison) -> str:
-    """A pull-request comment / CI step summary: verdict, gates, then every metric folded."""
+    """A pull-request comment / CI step summary: verdict, gates, then every metric folded.
+
+    Texts from the runs (suite, paths, names in the lists) go through ``markdown_text``.
+    """
+    md = markdown_text
     status = "FAILED" if cmp.failed else "passed" if cmp.gate_texts else "no gates"
     what = (
-        f"variants vs `{_ref_name(cmp)}` in `{cmp.baseline}`"
+        f"variants vs `{md(_ref_name(cmp))}` in `{md(cmp.baseline)}`"
         if cmp.mode == "reference"
-        else f"`{cmp.candidate}` vs baseline `{cmp.baseline}`"
+        else f"`{md(cmp.candidate)}` vs baseline `{md(cmp.baseline)}`"
     )
     lines = [
-        f"### normbench compare: {cmp.suite} — {status}",
+        f"### normbench compare: {md(cmp.suite)} — {status}",
         "",
         f"{what}. {cmp.test}, α = {cmp.alpha:g}"
         + ("" if cmp.stats else " (--no-stats: gates use the threshold alone)")
         + ".",
         "",
-        f"**{cmp.summary_line()}.** **{cmp.verdict()}**",
+        f"**{md(cmp.summary_line())}.** **{md(cmp.verdict())}**",
         "",
     ]
     if cmp.gate_texts:
@@ -316,8 +320,8 @@ def markdown(cmp: Comparison) -> str:
     else:
         lines += [body, ""]
     lines.append(f"Marks: {MARKS_MD}.")
-    lines += [f"- {line}" for line in _lists(cmp)]
-    lines += [f"> warning: {w}" for w in cmp.warnings]
+    lines += [f"- {md(line)}" for line in _lists(cmp)]
+    lines += [f"> warning: {md(w)}" for w in cmp.warnings]
     return "\n".join(lines).rstrip() + "\n"
 
 

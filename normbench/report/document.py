@@ -16,7 +16,7 @@ from normbench.metrics import timed
 from normbench.report.interactive import CSS as INTERACTIVE_CSS
 from normbench.report.interactive import figure_html, script_html
 from normbench.report.plots import Plot
-from normbench.report.render import Table, render, to_html
+from normbench.report.render import Table, markdown_text, render, to_html
 from normbench.report.tables import (
     convergence_table,
     lr_table,
@@ -282,8 +282,13 @@ def _slug(title: str) -> str:
 
 
 def to_markdown(summary: dict[str, Any], sections: list[Section], base: Path) -> str:
-    """GitHub-flavoured markdown; plots are linked relative to the report's directory."""
-    name = summary["suite"].get("name", "")
+    """GitHub-flavoured markdown; plots are linked relative to the report's directory.
+
+    Every text from the run goes through ``markdown_text`` (tables through ``render``): a
+    suite description or variant name with a newline or ``<script>`` stays inert text.
+    """
+    md = markdown_text
+    name = md(summary["suite"].get("name", ""))
     out = [f"# normbench report: {name}", ""]
     out.append(" · ".join(f"[{s.title}](#{_slug(s.title)})" for s in sections))
     out.append("")
@@ -291,20 +296,20 @@ def to_markdown(summary: dict[str, Any], sections: list[Section], base: Path) ->
         out += [f"## {s.title}", ""]
         for kind, body in s.blocks:
             if kind == "p":
-                out += [body, ""]
+                out += [md(body), ""]
             elif kind == "h":
-                out += [f"### {body}", ""]
+                out += [f"### {md(body)}", ""]
             elif kind == "kv":
                 out += [
                     render(Table("", ["", ""], [[f"**{k}**", v] for k, v in body]), "markdown"),
                     "",
                 ]
             elif kind == "list":
-                out += [f"- {item}" for item in body] + [""]
+                out += [f"- {md(item)}" for item in body] + [""]
             elif kind == "table":
-                out += [f"**{body.title}**", "", render(body, "markdown")]
+                out += [f"**{md(body.title)}**", "", render(body, "markdown")]
                 if body.note:
-                    out += [f"*{body.note}*", ""]
+                    out += [f"*{md(body.note)}*", ""]
             elif kind == "interactive":
                 out += [
                     "Interactive curves (every learning rate, hover, toggles): see "
@@ -317,11 +322,11 @@ def to_markdown(summary: dict[str, Any], sections: list[Section], base: Path) ->
                     body.svg.relative_to(base).as_posix(),
                 )
                 out += [
-                    f"### {body.title}",
+                    f"### {md(body.title)}",
                     "",
-                    f"![{body.title}]({png})",
+                    f"![{md(body.title).replace(']', '')}]({png})",
                     "",
-                    f"*{body.caption}* ([SVG]({svg}))",
+                    f"*{md(body.caption)}* ([SVG]({svg}))",
                     "",
                 ]
     return "\n".join(out).rstrip() + "\n"

@@ -160,6 +160,20 @@ JS = (
     if (parent) { parent.appendChild(e); }
     return e;
   }
+  // Every string from the data reaches the page through these (text nodes, style properties):
+  // a variant named '<img onerror=...>' is shown as those characters, never parsed as markup.
+  function clear(node) { while (node.firstChild) { node.removeChild(node.firstChild); } }
+  function text(parent, value, tag) {
+    var node = tag ? document.createElement(tag) : document.createTextNode(String(value));
+    if (tag) { node.textContent = String(value); }
+    parent.appendChild(node);
+    return node;
+  }
+  function swatch(color) {
+    var s = document.createElement('span'); s.className = 'nb-swatch';
+    s.style.background = color;
+    return s;
+  }
   function fmt(x) {
     if (x === null || x === undefined) { return '—'; }
     var a = Math.abs(x);
@@ -190,7 +204,7 @@ JS = (
   }
   var W = 420, H = 250, L = 52, R = 18, T = 10, B = 32;
   function drawPanel(panel, box) {
-    box.innerHTML = '';
+    clear(box);
     var h = document.createElement('h4'); h.textContent = panel.title; box.appendChild(h);
     var tip = document.createElement('div'); tip.className = 'nb-tip'; box.appendChild(tip);
     var svg = el('svg', {viewBox: '0 0 ' + W + ' ' + H, role: 'img',
@@ -246,16 +260,22 @@ JS = (
     r"""{ best = i; } });
         at = l.step[best];
         var m = l[metric];
-        rows.push('<span class="nb-swatch" style="background:' + colorOf(l.series) + '"></span>' +
-                  l.series + ': <b>' + fmt(m.mean[best]) + '</b> [' + fmt(m.lo[best]) + ', ' + """
-    r"""fmt(m.hi[best]) + ']');
+        rows.push({series: l.series, mean: m.mean[best], lo: m.lo[best], hi: m.hi[best]});
       });
       if (at === null) { tip.style.display = 'none'; return; }
       guide.setAttribute('x1', X(at)); guide.setAttribute('x2', X(at)); """
     r"""guide.setAttribute('visibility', 'visible');
       var band = (lines[0][metric] || {}).band || '';
-      tip.innerHTML = '<b>step ' + at.toLocaleString('en') + '</b> · mean [' + band + ']<br>' + """
-    r"""rows.join('<br>');
+      clear(tip);
+      text(tip, 'step ' + at.toLocaleString('en'), 'b');
+      text(tip, ' · mean [' + band + ']');
+      rows.forEach(function (r) {
+        tip.appendChild(document.createElement('br'));
+        tip.appendChild(swatch(colorOf(r.series)));
+        text(tip, r.series + ': ');
+        text(tip, fmt(r.mean), 'b');
+        text(tip, ' [' + fmt(r.lo) + ', ' + fmt(r.hi) + ']');
+      });
       tip.style.display = 'block';
       var bx = box.getBoundingClientRect();
       tip.style.left = Math.min(ev.clientX - bx.left + 12, bx.width - tip.offsetWidth - 4) + 'px';
@@ -272,7 +292,7 @@ JS = (
   }
   function drawAll() {
     var root = document.getElementById('nb-panels');
-    root.innerHTML = '';
+    clear(root);
     data.panels.forEach(function (p) {
       var box = document.createElement('div'); box.className = 'nb-panel'; """
     r"""root.appendChild(box); drawPanel(p, box);
@@ -286,8 +306,8 @@ JS = (
       var b = document.createElement('button');
       b.type = 'button'; b.setAttribute('aria-pressed', 'true'); b.setAttribute('data-series', """
     r"""s.key);
-      b.innerHTML = '<span class="nb-swatch" style="background:' + s.color + '"></span>';
-      b.appendChild(document.createTextNode(s.key));
+      b.appendChild(swatch(s.color));
+      text(b, s.key);
       b.title = 'click to hide or show ' + s.key;
       b.addEventListener('click', function () {
         hidden[s.key] = !hidden[s.key];
@@ -316,7 +336,7 @@ JS = (
   function drawThroughput() {
     var root = document.getElementById('nb-throughput');
     if (!root) { return; }
-    root.innerHTML = '';
+    clear(root);
     var rows = data.throughput.filter(function (r) { return !hidden[r.series]; });
     if (!rows.length) { return; }
     var rowH = 18, w = 760, left = 300, h = rows.length * rowH + 34;
@@ -383,12 +403,20 @@ JS = (
 )
 
 
+def script_json(data: Any) -> str:
+    """``data`` as JSON safe inside a ``<script>`` element: ``<``, ``>`` and ``&`` are written
+    as ``\\u`` escapes, so no value can close the element or open a comment (the JSON reads
+    back the same)."""
+    text = json.dumps(data, separators=(",", ":"))  # ensure_ascii: U+2028 is escaped too
+    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+
+
 def figure_html(summary: dict[str, Any]) -> str:
     """The interactive figure's markup, its data block and the script (empty without curves)."""
     data = chart_data(summary)
     if not data["metrics"]:
         return ""
-    blob = json.dumps(data, separators=(",", ":")).replace("</", "<\\/")
+    blob = script_json(data)
     e = html.escape
     lr = LR_KEY in (summary.get("swept") or [])
     intro = (
@@ -416,4 +444,4 @@ def script_html() -> str:
     return f"<script>{JS}</script>"
 
 
-__all__ = ["CSS", "chart_data", "figure_html", "script_html"]
+__all__ = ["CSS", "chart_data", "figure_html", "script_html", "script_json"]

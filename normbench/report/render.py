@@ -23,7 +23,7 @@ class Style:
     scripts that parse them stay valid.
     """
 
-    escape: bool = True  # markdown pipes and LaTeX specials escaped here, raw LaTeX emitted
+    escape: bool = True  # LaTeX specials escaped here, raw LaTeX emitted (markdown: always)
     align: bool = True  # numeric columns right-aligned in markdown and LaTeX
     numparse: bool = False  # tabulate may read text cells as numbers (and align them)
     booktabs: bool = False  # LaTeX rules from the booktabs package (only without escape)
@@ -99,15 +99,29 @@ def _latex_escape(text: str) -> str:
     return "".join(out)
 
 
+def one_line(text: str) -> str:
+    """``text`` on one line: every line break (``\\n``, ``\\r``, U+2028, …) becomes a space."""
+    return " ".join(str(text).splitlines()) if text else ""
+
+
+def markdown_text(text: str) -> str:
+    """A paragraph, heading or list item of a markdown document, inert: one line (a value
+    with a newline cannot start a heading, a list or a raw HTML block) and no ``<`` (no tag,
+    comment or script can open; ``&lt;`` renders as the character)."""
+    return one_line(text).replace("<", "&lt;")
+
+
 def _markdown_escape(text: str) -> str:
-    return text.replace("|", r"\|")
+    # A backslash is escaped first: ``a\\|b`` would otherwise end the cell at the pipe.
+    return markdown_text(str(text).replace("\\", "\\\\")).replace("|", r"\|")
 
 
 def _tabulate(table: Table, tablefmt: str, escape: Callable[[str], str] | None) -> str:
+    """``escape`` applies to every cell and header (None: tabulate's own escaping, if any)."""
     from tabulate import tabulate
 
     style = table.style
-    esc = escape if escape is not None and style.escape else str
+    esc = escape or str
     align = ["right" if i in table.numeric else "left" for i in range(len(table.columns))]
     return tabulate(
         [[esc(c) for c in r] for r in table.rows],
@@ -119,20 +133,42 @@ def _tabulate(table: Table, tablefmt: str, escape: Callable[[str], str] | None) 
 
 
 def _markdown(table: Table, width: int | None) -> str:
+    # Every style escapes here: a pipe, a newline or a tag in a value must not forge a
+    # column, a row or markup in any table someone pastes into a document.
     return _tabulate(table, "github", _markdown_escape) + "\n"
 
 
 def _latex(table: Table, width: int | None) -> str:
-    if not table.style.escape:
+    if not table.style.escape:  # tabulate's plain latex formats escape the specials
         fmt = "latex_booktabs" if table.style.booktabs else "latex"
-        return _tabulate(table, fmt, None) + "\n"
-    comment = f"% {table.title}\n" if table.title else ""
-    return comment + _tabulate(table, "latex_raw", _latex_escape) + "\n"
+        return _tabulate(table, fmt, one_line) + "\n"
+    comment = f"% {one_line(table.title)}\n" if table.title else ""
+    return comment + _tabulate(table, "latex_raw", lambda c: _latex_escape(one_line(c))) + "\n"
 
 
-def _csv_value(value: Any) -> Any:
+# A spreadsheet reads a cell starting with one of these as a formula (``=HYPERLINK(…)``,
+# ``@SUM(…)``, ``-2+3``), or strips the tab/CR and then does.
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _is_number_text(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def csv_cell(value: Any) -> Any:
+    """One CSV cell: a text that a spreadsheet would run as a formula gets a leading
+    apostrophe (the usual neutraliser, shown as text); numbers, and texts that are plain
+    numbers such as ``-0.5``, stay as they are."""
     # A nested mapping (a bench record's resolved spec) stays one cell: compact JSON.
-    return json.dumps(value, sort_keys=True) if isinstance(value, dict) else value
+    if isinstance(value, dict):
+        value = json.dumps(value, sort_keys=True)
+    if isinstance(value, str) and value.startswith(FORMULA_START) and not _is_number_text(value):
+        return "'" + value
+    return value
 
 
 def _csv(table: Table, width: int | None) -> str:
@@ -141,9 +177,9 @@ def _csv(table: Table, width: int | None) -> str:
     if not cols and table.style.csv_newline != "\n":
         return ""  # listings print nothing for an empty registry, not an empty header line
     w = csv.DictWriter(buf, fieldnames=cols, lineterminator=table.style.csv_newline)
-    w.writeheader()
+    w.writerow({k: csv_cell(k) for k in cols})  # column names come from data too
     for d in table.data:
-        w.writerow({k: "" if d.get(k) is None else _csv_value(d.get(k)) for k in cols})
+        w.writerow({k: "" if d.get(k) is None else csv_cell(d.get(k)) for k in cols})
     return buf.getvalue()
 
 
@@ -222,6 +258,9 @@ __all__ = [
     "Style",
     "Table",
     "check_format",
+    "csv_cell",
+    "markdown_text",
+    "one_line",
     "render",
     "to_html",
 ]
