@@ -46,11 +46,11 @@ def run_path(arg: Path, suite: str | None = None) -> Path:
 
 def suite_of(run_dir: Path) -> str | None:
     """The suite name a run directory records in its manifest (None if it cannot be read)."""
-    import json
+    from normbench.results.store import read_json
 
     try:
-        return json.loads((Path(run_dir) / "manifest.json").read_text())["suite_name"]
-    except (OSError, ValueError, KeyError, TypeError):
+        return read_json(Path(run_dir) / "manifest.json", "manifest")["suite_name"]
+    except (NormbenchError, KeyError, TypeError):
         return None
 
 

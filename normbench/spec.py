@@ -493,6 +493,21 @@ def variant_id(config: dict[str, Any]) -> str:
     return hashlib.sha1(blob.encode()).hexdigest()[:10]
 
 
+def _name_clash(name: str, first: dict[str, Any], second: dict[str, Any], loc: Any) -> SuiteError:
+    """Two different configurations would share one variant name (``1`` and ``"1"`` both
+    read ``1``): every table, plot and comparison tells variants apart by name, so refuse."""
+    key = next(
+        (k for k in second if json.dumps(first.get(k)) != json.dumps(second[k])), next(iter(second))
+    )
+    return loc.error(
+        f"grid values {json.dumps(first.get(key))} and {json.dumps(second[key])} of '{key}' "
+        f"are different settings but both read '{format_value(second[key])}', so two "
+        f"variants would share the name '{name}'; write them so they read differently "
+        "(e.g. both as numbers)",
+        ("grid", key),
+    )
+
+
 def _same(a: Any, b: Any) -> bool:
     """Compare an exclude value with a grid value (numbers by value, the rest by rendering)."""
     if isinstance(a, int | float) and isinstance(b, int | float) and not isinstance(a, bool):
@@ -821,6 +836,7 @@ def build_suite(
     seed_list = list(range(seeds)) if isinstance(seeds, int) else list(seeds)
     variants: list[Variant] = []
     seen: dict[str, str] = {}
+    named: dict[str, tuple[str, dict[str, Any]]] = {}  # variant name → (id, grid point)
     skips: dict[str, list[str]] = {}  # diagnostic → variants that cannot record it
     for point in points:
         trial = copy.deepcopy(data)
@@ -844,7 +860,10 @@ def build_suite(
                 "configuration; running it once"
             )
             continue
+        if name in named and named[name][0] != vid:
+            raise _name_clash(name, named[name][1], point, loc)
         seen[vid] = name
+        named[name] = (vid, point)
         variants.append(Variant(vid, name, dict(point), config, seed_list))
     for diag, names in skips.items():
         if len(names) == len(points):  # no variant can record it: the suite is wrong

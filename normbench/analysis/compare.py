@@ -42,7 +42,7 @@ from normbench.analysis.stats import (
 from normbench.errors import EXIT_GATE, EXIT_OK, InputError, OptionError
 from normbench.gates import Gate, beyond, fmt_amount, parse_gates
 from normbench.metrics import HEADLINE_METRICS, is_timing
-from normbench.results.store import Warn, check_result, read_json, stderr_warn
+from normbench.results.store import Warn, read_json, stderr_warn
 from normbench.spread import finite_number
 
 ALPHA = 0.05
@@ -223,6 +223,27 @@ def _summary_file(path: Path) -> dict[str, Any]:
     return doc
 
 
+def _strict_result(path: Path, warn: Warn | None) -> dict[str, Any] | None:
+    """One result file for a comparison: invalid or incomplete is an error naming it; a copy
+    under another name (``X-s0 (1).json``) is not a seed, only a warning."""
+    from normbench.results.store import MisnamedResult, load_result, missing_metrics
+
+    try:
+        record = load_result(path)
+    except MisnamedResult as exc:
+        if warn is not None:
+            warn(str(exc))
+        return None
+    lacking = missing_metrics(record)
+    if lacking:
+        raise InputError(
+            f"{path} is not a complete result file (status {record['status']!r} but no "
+            f"{', '.join(lacking)}): rerun that task (normbench run SUITE --resume RUN_DIR) "
+            "or remove the file"
+        )
+    return record
+
+
 def load_summary(
     path: str | Path, *, reference: str | None = None, warn: Warn | None = None
 ) -> dict[str, Any]:
@@ -241,7 +262,7 @@ def load_summary(
     manifest = run.read_manifest()
     _check_version(manifest, run.path / "manifest.json", "manifest", SCHEMA_VERSION)
     resolved = run.read_resolved()
-    records = [check_result(read_json(p, "result file"), p) for p in run.result_files()]
+    records = [r for p in run.result_files() if (r := _strict_result(p, warn)) is not None]
     if not records:
         if (run.path / "summary.json").is_file():
             return _summary_file(run.path / "summary.json")
@@ -484,13 +505,31 @@ def _metric_names(
         if m not in have:
             from normbench.errors import unknown
 
-            known = sorted(have)
-            raise InputError(
-                f"metric '{m}' was not recorded in these runs"
-                if _registered(m)
-                else unknown("metric", m, known)
-            )
+            if not _registered(m):
+                raise InputError(unknown("metric", m, sorted(have)))
+            raise InputError(_no_values(summaries, m))
     return names
+
+
+def _no_values(summaries: list[dict[str, Any]], metric: str) -> str:
+    """Why a known metric has no value: no seed finished (all diverged or failed), or the
+    runs did not record it."""
+    if summaries and all(not (s.get("counts") or {}).get("ok") for s in summaries):
+        ends = [
+            ", ".join(f"{c[k]} {k}" for k in ("diverged", "failed") if c.get(k)) or "no result"
+            for c in (s.get("counts") or {} for s in summaries)
+        ]
+        which = " and ".join(
+            f"{name} ({end})"
+            for name, end in zip(
+                ("baseline", "candidate") if len(ends) > 1 else ("the run",), ends, strict=False
+            )
+        )
+        return (
+            f"metric '{metric}' has no value to compare: no seed of any variant finished "
+            f"training in {which}; every seed diverged or failed, so there is nothing to gate"
+        )
+    return f"metric '{metric}' was not recorded in these runs"
 
 
 def _registered(metric: str) -> bool:

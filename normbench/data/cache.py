@@ -47,20 +47,45 @@ def file_signature(paths: Iterable[Path]) -> list[list[Any]]:
     return out
 
 
+CHECKSUM = "_checksum"  # the cache file's own entry: sha256 of every other array
+
+
+def arrays_checksum(arrays: dict[str, np.ndarray]) -> str:
+    """sha256 over the arrays' names, dtypes, shapes and bytes, in name order."""
+    h = hashlib.sha256()
+    for key in sorted(k for k in arrays if k != CHECKSUM):
+        a = np.ascontiguousarray(arrays[key])
+        h.update(f"{key}|{a.dtype.str}|{a.shape}|".encode())
+        h.update(memoryview(a).cast("B") if a.size else b"")
+    return h.hexdigest()
+
+
 def read_npz(path: Path) -> dict[str, np.ndarray] | None:
-    """All arrays of a cached .npz, or ``None`` when it is absent or unreadable (rebuild)."""
-    if not path.is_file():
+    """All arrays of a cached .npz, or ``None`` when it is absent, unreadable or does not
+    match the checksum written with it (changed on disk): the caller then rebuilds it."""
+    if not path.is_file():  # follows links: a FIFO or a device is no cache file
         return None
     try:
         # allow_pickle=False: nothing read from disk is ever unpickled.
         with np.load(path, allow_pickle=False) as npz:
-            return {key: npz[key] for key in npz.files}
+            arrays = {key: npz[key] for key in npz.files}
     except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile):
         return None
+    stored = arrays.pop(CHECKSUM, None)
+    if stored is None or str(stored) != arrays_checksum(arrays):
+        if stored is not None:
+            warnings.warn(
+                f"normbench: dataset cache {path} does not match its checksum (changed "
+                "since it was written); it is rebuilt",
+                stacklevel=2,
+            )
+        return None
+    return arrays
 
 
 def write_npz_atomic(path: Path, arrays: dict[str, np.ndarray]) -> bool:
-    """Write ``arrays`` to ``path`` via a temp file + ``os.replace``; False if not writable.
+    """Write ``arrays`` (and their checksum) to ``path`` via a temp file + ``os.replace``;
+    False if not writable.
 
     Readers (other worker processes) therefore see either no file or a complete one.
     """
@@ -69,7 +94,8 @@ def write_npz_atomic(path: Path, arrays: dict[str, np.ndarray]) -> bool:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp_name = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".tmp", dir=path.parent)
         with os.fdopen(fd, "wb") as handle:
-            np.savez(handle, **arrays)  # uncompressed: reading back is then close to memcpy
+            # uncompressed: reading back is then close to memcpy
+            np.savez(handle, **arrays, **{CHECKSUM: np.array(arrays_checksum(arrays))})
         os.replace(tmp_name, path)
         return True
     except OSError as exc:

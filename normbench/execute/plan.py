@@ -339,22 +339,35 @@ def suite_difference(old: dict[str, Any], new: dict[str, Any]) -> str | None:
     return f"{problems[0]}{more}"
 
 
-def valid_result(path: Path, variant_id: str, seed: int) -> dict[str, Any] | None:
-    """The record at ``path`` if it is valid (its schema, types included) and belongs to
-    (variant_id, seed), else None: ``--resume`` re-runs what this refuses."""
-    import json
+def checked_result(
+    path: Path, variant_id: str, seed: int
+) -> tuple[dict[str, Any] | None, str | None]:
+    """(the record, None) when ``path`` holds a complete result of (variant_id, seed), else
+    (None, why not).
 
-    from normbench.results.store import result_problem
+    Complete: a bounded read of a regular file, valid against its schema (types and version
+    included), under its own name, and, when it finished, with every core metric. A record
+    ``{"variant_id": …, "seed": 0, "status": "ok"}`` with no metrics is not complete.
+    """
+    from normbench.errors import InputError
+    from normbench.results.store import load_result, missing_metrics, result_name
 
     try:
-        record = json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    if result_problem(record) is not None:
-        return None
-    if record.get("variant_id") != variant_id or record.get("seed") != seed:
-        return None
-    return record
+        record = load_result(path)
+    except InputError as exc:
+        return None, str(exc)
+    if (record["variant_id"], record["seed"]) != (variant_id, seed):
+        return None, f"{path} holds {result_name(record['variant_id'], record['seed'])}"
+    lacking = missing_metrics(record)
+    if lacking:
+        return None, f"{path} is not a complete result (it lacks the metrics {', '.join(lacking)})"
+    return record, None
+
+
+def valid_result(path: Path, variant_id: str, seed: int) -> dict[str, Any] | None:
+    """The record at ``path`` if ``checked_result`` finds it complete, else None: ``--resume``
+    re-runs what this refuses (the new result then replaces the file, or the link)."""
+    return checked_result(path, variant_id, seed)[0]
 
 
 def remove_stale_temp_files(run_dir: Path) -> int:

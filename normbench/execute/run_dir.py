@@ -36,6 +36,7 @@ def start_run(
         {
             "schema_version": 1,
             "normbench_version": __version__,
+            "run_id": run_dir.path.name,  # a copy of the folder is told from the run by it
             "suite_name": suite.name,
             "suite_file": suite.file,
             "command": command or sys.argv,

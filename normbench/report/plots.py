@@ -26,6 +26,7 @@ from normbench.analysis.query import (
 )
 from normbench.analysis.relative import converged
 from normbench.analysis.stats import CI_MIN_SEEDS
+from normbench.report.width import clip
 from normbench.results.store import Warn
 from normbench.spread import finite_number
 from normbench.train.diag_catalog import DIAGNOSTICS
@@ -53,6 +54,7 @@ DASHES = ("-", "--", ":", "-.", (0, (5, 1, 1, 1, 1, 1)), (0, (1, 3)))
 HATCHES = ("", "//", "..", "xx", "\\\\", "++")
 MAX_LINES = 12  # more than this and a legend stops being readable
 MAX_BARS = 40
+LABEL_MAX = 48  # columns of a legend entry or tick label; longer names are cut in the middle
 MAX_FACETS = 8  # facet figures are the slowest to lay out
 DPI = 110
 
@@ -111,7 +113,7 @@ class Styler:
 
     def family(self, labels: dict[str, str]) -> str:
         """Legend text: ``batch / pre`` (the values only; the axes say what the keys are)."""
-        return " / ".join(labels[k] for k in self.keys if k in labels) or "all"
+        return clip(" / ".join(labels[k] for k in self.keys if k in labels) or "all", LABEL_MAX)
 
 
 def representatives(
@@ -143,7 +145,7 @@ def _score(summary: dict[str, Any], v: dict[str, Any], metric: str) -> float:
 def _legend_label(summary: dict[str, Any], styler: Styler, v: dict[str, Any]) -> str:
     tuned = [k for k in summary["swept"] if k not in styler.keys and len(summary["values"][k]) > 1]
     text = styler.family(v["labels"])
-    return f"{text} ({name_of(v['labels'], tuned)})" if tuned else text
+    return clip(f"{text} ({name_of(v['labels'], tuned)})" if tuned else text, LABEL_MAX)
 
 
 def _legend_cols(labels: list[str]) -> int:
@@ -174,6 +176,8 @@ def _figure(
     gap_h = 0.17 * title_lines + (0.15 if share else 0.65)
     gap_w = 0.15 if share else 0.85
     height = top + bottom + nrows * panel_h + (nrows - 1) * gap_h
+    # However long a label, the panels keep half the width (matplotlib refuses left >= right).
+    left = min(left, width / 2)
     axes_w = (width - left - 0.2 - (ncols - 1) * gap_w) / ncols
     fig = Figure(figsize=(width, height))
     fig.subplots_adjust(
@@ -202,9 +206,15 @@ def _legend(fig: Any, handles: list[Any], labels: list[str]) -> None:
 
 
 def _save(fig: Any, out: Path, name: str, title: str, caption: str) -> Plot:
+    import warnings
+
     png, svg = out / f"{name}.png", out / f"{name}.svg"
-    fig.savefig(png, dpi=DPI, metadata={"Software": None})
-    fig.savefig(svg, metadata={"Date": None, "Creator": None})
+    with warnings.catch_warnings():
+        # A name in a script the font lacks (CJK) is drawn as boxes: one warning per glyph
+        # per figure would bury the report's own messages.
+        warnings.filterwarnings("ignore", message=r"Glyph \d+ .* missing from font")
+        fig.savefig(png, dpi=DPI, metadata={"Software": None})
+        fig.savefig(svg, metadata={"Date": None, "Creator": None})
     return Plot(name, title, caption, png, svg)
 
 
@@ -772,7 +782,7 @@ def plot_profile(summary: dict[str, Any], styler: Styler, out: Path) -> Plot | N
     ax.set_ylim(-0.02, 1.02)
     ax.set_xlabel("τ (time to target ÷ the best norm's in that setting)")
     ax.set_ylabel("fraction of settings")
-    _legend(fig, handles, labels)
+    _legend(fig, handles, [clip(str(n), LABEL_MAX) for n in labels])
     n = len(prof["settings"])
     title = "Performance profile"
     fig.suptitle(f"{title}: {prof['metric']} over {n} settings")

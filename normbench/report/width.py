@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import textwrap
+import unicodedata
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -65,6 +66,71 @@ def abbreviate(columns: Sequence[str]) -> tuple[list[str], list[str]]:
     return short, legend
 
 
+# Characters a terminal would act on rather than show: C0/C1 controls (an ANSI escape could
+# clear the screen or recolour the table) and the bidirectional overrides that reorder what
+# follows them (a variant name could make another row's numbers read backwards).
+_BIDI = set("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\u200e\u200f")
+
+
+def printable(text: str) -> str:
+    """``text`` as a terminal shows it literally: tabs as spaces, other control and bidi
+    characters as ``\\x1b`` / ``\\u202e`` escapes (line breaks are kept for wrapping)."""
+    if text.isprintable():
+        return text
+    out = []
+    for ch in text:
+        if ch == "\n":
+            out.append(ch)
+        elif ch == "\t":
+            out.append(" ")
+        elif ch in _BIDI or unicodedata.category(ch) == "Cc":
+            out.append(ch.encode("unicode_escape").decode("ascii"))
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
+def char_width(ch: str) -> int:
+    """Columns one character takes in a terminal: 2 for wide (CJK, fullwidth), 0 for
+    combining marks, else 1."""
+    if unicodedata.combining(ch) or ch in "\u200b\u200d\ufeff":
+        return 0
+    return 2 if unicodedata.east_asian_width(ch) in ("W", "F") else 1
+
+
+def display_width(text: str) -> int:
+    """Columns ``text`` takes in a terminal (``len`` counts a CJK character as one)."""
+    return len(text) if text.isascii() else sum(map(char_width, text))
+
+
+def cut(text: str, width: int) -> tuple[str, str]:
+    """``text`` split where its head fills ``width`` columns (at least one character)."""
+    used = 0
+    for i, ch in enumerate(text):
+        used += char_width(ch)
+        if used > width and i > 0:
+            return text[:i], text[i:]
+    return text, ""
+
+
+def clip(text: str, width: int) -> str:
+    """``text`` in at most ``width`` columns, cut in the middle with ``…`` when longer (both
+    ends stay: variant names differ at their start or their end)."""
+    if display_width(text) <= width:
+        return text
+    head, _ = cut(text, (width - 1) // 2)
+    tail_room = width - 1 - display_width(head)
+    tail = text[len(text) - tail_room :] if tail_room > 0 else ""
+    while display_width(tail) > tail_room:
+        tail = tail[1:]
+    return f"{head}…{tail}"
+
+
+def _pad(text: str, width: int, right: bool) -> str:
+    fill = " " * max(0, width - display_width(text))
+    return fill + text if right else text + fill
+
+
 def wrap_text(text: str, width: int) -> list[str]:
     """Greedy lines of at most ``width``, breaking after spaces or commas (variant names have
     no spaces: ``norm=batch,placement=pre`` breaks after the comma)."""
@@ -72,13 +138,13 @@ def wrap_text(text: str, width: int) -> list[str]:
     for part in text.split("\n"):
         line = ""
         for token in re.findall(r"[^ ,]+[ ,]*|[ ,]+", part):
-            while len(token) > width:  # one token longer than the column: cut it
+            while display_width(token) > width:  # one token longer than the column: cut it
                 if line:
                     lines.append(line.rstrip())
                     line = ""
-                lines.append(token[:width])
-                token = token[width:]
-            if len((line + token).rstrip()) > width:
+                head, token = cut(token, width)
+                lines.append(head)
+            if display_width((line + token).rstrip()) > width:
                 lines.append(line.rstrip())
                 line = token.lstrip(" ")
             else:
@@ -88,7 +154,7 @@ def wrap_text(text: str, width: int) -> list[str]:
 
 
 def _cell_lines(text: str, width: int) -> list[str]:
-    return [text] if len(text) <= width else wrap_text(text, width)
+    return [text] if display_width(text) <= width else wrap_text(text, width)
 
 
 def _block(
@@ -97,10 +163,7 @@ def _block(
     """One table: header, rule, rows; text cells wrap within their column width."""
 
     def line(cells: list[str]) -> str:
-        out = [
-            c.rjust(w) if i in numeric else c.ljust(w)
-            for i, (c, w) in enumerate(zip(cells, widths, strict=True))
-        ]
+        out = [_pad(c, w, i in numeric) for i, (c, w) in enumerate(zip(cells, widths, strict=True))]
         return GAP.join(out).rstrip()
 
     out = [line(columns), GAP.join("─" * w for w in widths)]
@@ -112,7 +175,9 @@ def _block(
 
 
 def _natural(columns: list[str], rows: list[list[str]]) -> list[int]:
-    return [max([len(c), *(len(r[i]) for r in rows)]) for i, c in enumerate(columns)]
+    return [
+        max([display_width(c), *(display_width(r[i]) for r in rows)]) for i, c in enumerate(columns)
+    ]
 
 
 def column_groups(n_cols: int, keys: int, groups: Sequence[int] = ()) -> list[list[int]]:
@@ -177,8 +242,9 @@ def fit_table(
     """
     width = current_width() if width == -1 else width
     numeric = set(numeric or ())
-    cols = list(columns)
-    body = [[str(c) for c in r] for r in rows]
+    cols = [printable(str(c)) for c in columns]
+    body = [[printable(str(c)) for c in r] for r in rows]
+    title, note = printable(title), printable(note)
     legend: list[str] = []
     if width is not None:
         cols, legend = abbreviate(cols)
@@ -236,12 +302,12 @@ def stack_records(
         return table
     out: list[str] = []
     for row in rows:
-        out.append(str(row[0]))
+        out.append(printable(str(row[0])))
         for key, value in zip(columns[1:], row[1:], strict=True):
             if str(value) == "":
                 continue
             out += textwrap.wrap(
-                f"{key}: {value}",
+                printable(f"{key}: {value}"),
                 width,
                 initial_indent="  ",
                 subsequent_indent="      ",
@@ -252,16 +318,19 @@ def stack_records(
 
 
 def max_line_width(text: str) -> int:
-    """The widest line of ``text`` in characters (what a terminal needs to show it unwrapped)."""
-    return max((len(line) for line in text.splitlines()), default=0)
+    """The widest line of ``text`` in columns (what a terminal needs to show it unwrapped)."""
+    return max((display_width(line) for line in text.splitlines()), default=0)
 
 
 __all__ = [
     "DEFAULT_WIDTH",
     "abbreviate",
+    "clip",
     "current_width",
+    "display_width",
     "fit_table",
     "max_line_width",
+    "printable",
     "stack_records",
     "table_width",
 ]

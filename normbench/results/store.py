@@ -6,11 +6,14 @@ import contextlib
 import errno
 import json
 import os
+import re
 import secrets
 import shutil
+import stat
 import sys
 import time
 from collections.abc import Callable, Iterator
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -131,12 +134,68 @@ def atomic_write_text(path: Path, text: str) -> None:
                 tmp.unlink()
 
 
-def read_json(path: Path, what: str) -> Any:
-    """Read a JSON file or raise ``InputError`` naming it and what it should have been."""
+# No file normbench wrote is near this (a 100k-step run's result is a few MB); a bigger one is
+# not ours, and reading it whole could take all memory.
+MAX_READ_BYTES = 256 * 2**20
+_KINDS = (
+    (stat.S_ISDIR, "a directory"),
+    (stat.S_ISFIFO, "a named pipe (FIFO)"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISSOCK, "a socket"),
+)
+
+
+class NotAFile(InputError):
+    """A path that is no regular file of sensible size (a FIFO, a device, a 10 GB file):
+    refused wherever it is met, never skipped as if it were a damaged result."""
+
+
+def _kind(mode: int) -> str:
+    return next((name for test, name in _KINDS if test(mode)), "not a regular file")
+
+
+def read_bounded(path: Path, what: str, limit: int = MAX_READ_BYTES) -> bytes:
+    """The bytes of a regular file of at most ``limit`` bytes, else ``InputError`` naming it.
+
+    A FIFO, a device (a result symlinked to ``/dev/zero``) or a directory is refused before a
+    byte is read: the file is opened without blocking (a FIFO with no writer would wait for
+    ever) and checked with ``fstat`` on that very descriptor (no race with a swap).
+    """
+    path = Path(path)
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
     except OSError as exc:
         raise InputError(f"cannot read {what} {path}: {exc.strerror or exc}") from None
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode) or st.st_size > limit:
+        os.close(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise NotAFile(f"{path} is {_kind(st.st_mode)}, not a {what}: refused")
+        raise NotAFile(_too_big(path, what, st.st_size, limit))
+    with os.fdopen(fd, "rb") as fh:
+        try:
+            data = fh.read(limit + 1)
+        except OSError as exc:
+            raise InputError(f"cannot read {what} {path}: {exc.strerror or exc}") from None
+    if len(data) > limit:  # it grew while being read
+        raise NotAFile(_too_big(path, what, len(data), limit))
+    return data
+
+
+def _too_big(path: Path, what: str, size: int, limit: int) -> str:
+    return (
+        f"{path} is {size / 2**20:,.0f} MiB, larger than any {what} normbench writes "
+        f"(at most {limit // 2**20} MiB): refused"
+    )
+
+
+def read_json(path: Path, what: str) -> Any:
+    """Read a JSON file or raise ``InputError`` naming it and what it should have been.
+
+    Bounded (``read_bounded``): a huge file, a FIFO or a device is refused, never read whole.
+    """
+    text = read_bounded(path, what).decode("utf-8", errors="replace")
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:
@@ -241,6 +300,23 @@ def result_name(variant_id: str, seed: int) -> str:
     return f"{variant_id}-s{seed}.json"
 
 
+class MisnamedResult(InputError):
+    """A valid record under a name that is not its own (``X-s0 (1).json``): not counted."""
+
+
+def load_result(path: Path) -> dict[str, Any]:
+    """One result file, validated, and only under its own name: a file-manager copy
+    (``X-s0 (1).json``, ``X-s0.json.json``) would otherwise count as one more seed."""
+    record = check_result(read_json(path, "result file"), path)
+    own = result_name(record["variant_id"], record["seed"])
+    if Path(path).name != own:
+        raise MisnamedResult(
+            f"{path} holds the result {own} under another name (a copy?); "
+            f"only {own} counts, so it is ignored"
+        )
+    return record
+
+
 class RunDir:
     """One run directory: ``manifest.json``, ``resolved.json``, ``results/`` and the report."""
 
@@ -323,12 +399,19 @@ class RunDir:
 
         A corrupt or truncated file (e.g. a run killed mid-write by an old version, or a
         copy gone wrong) is skipped with a warning naming it, so one bad file does not hide
-        a whole run; under ``strict`` it raises ``InputError`` instead.
+        a whole run; under ``strict`` it raises ``InputError`` instead. A FIFO, a device or
+        a huge file is always refused (``NotAFile``); a valid record under another name
+        than its own (a copy) is ignored with a warning.
         """
         warn = warn or stderr_warn
         for path in self.result_files():
             try:
-                record = check_result(read_json(path, "result file"), path)
+                record = load_result(path)
+            except MisnamedResult as exc:  # the record counts under its own name, if there
+                warn(str(exc))
+                continue
+            except NotAFile:  # planted, not damaged: reading on would hide it
+                raise
             except InputError as exc:
                 if strict:
                     raise InputError(f"{exc} (--strict)") from None
@@ -350,7 +433,7 @@ class RunDir:
         return to_dataframe(rows_for(self.iter_results(strict=strict), curves))
 
 
-def _fresh_name() -> str:
+def fresh_name() -> str:
     """``<UTC timestamp>-<4 hex>``: sortable, and unique when two runs start the same second."""
     return f"{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}-{secrets.token_hex(2)}"
 
@@ -359,7 +442,7 @@ def create_run_dir(out: Path, suite_name: str) -> RunDir:
     """Create ``<out>/<suite>/<timestamp>-<short>/results`` and return it."""
     base = Path(out) / suite_name
     for _ in range(20):
-        path = base / _fresh_name()
+        path = base / fresh_name()
         try:
             path.mkdir(parents=True, exist_ok=False)
         except FileExistsError:
@@ -418,17 +501,80 @@ def resolve_run_path(arg: str | Path, suite: str | None = None, runs: Path = RUN
         ) from None
 
 
+RUN_NAME = re.compile(r"\d{8}-\d{6}-[0-9a-f]{4}")  # what ``fresh_name`` makes
+
+
+def _stamp(value: Any) -> datetime | None:
+    try:
+        moment = datetime.fromisoformat(str(value))
+    except ValueError:
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+
+
+def run_time(manifest: dict[str, Any]) -> datetime | None:
+    """When a run last did something, by its manifest: started, finished or resumed."""
+    resumes = manifest.get("resumes")
+    times = [manifest.get("started"), manifest.get("finished")] + [
+        r.get("started")
+        for r in (resumes if isinstance(resumes, list) else [])
+        if isinstance(r, dict)
+    ]
+    stamps = [t for t in map(_stamp, (x for x in times if x)) if t is not None]
+    return max(stamps, default=None)
+
+
+def copied_from(path: Path, manifest: dict[str, Any]) -> str | None:
+    """The run a directory is a copy of (its manifest names another directory), else None.
+
+    A run records its own directory name (``run_id``); a copy or a renamed folder keeps the
+    original's manifest, so its name disagrees. Runs made before ``run_id`` count as their
+    own when their name is one normbench makes.
+    """
+    own = manifest.get("run_id")
+    if isinstance(own, str):
+        return None if own == path.name else own
+    return None if RUN_NAME.fullmatch(path.name) else "an unrecorded run"
+
+
 def latest_run_dir(out: Path, suite_name: str | None = None) -> RunDir:
-    """The most recent run under ``<out>/<suite>`` (or under ``<out>`` for any suite)."""
+    """The most recent run under ``<out>/<suite>`` (or under ``<out>`` for any suite).
+
+    Most recent by the manifests' own timestamps, not by directory name or mtime; a copied or
+    renamed run (``copied_from``) is never chosen, so ``--resume latest`` cannot write into
+    a copy. Equal times (runs made the same second) fall back to the directory name.
+    """
     base = Path(out) / suite_name if suite_name else Path(out)
     pattern = "*/" + MANIFEST if suite_name else "*/*/" + MANIFEST
-    runs = sorted(base.glob(pattern), key=lambda p: p.parent.name)
-    if not runs:
-        raise InputError(f"no normbench run directory under {base}")
-    return RunDir(runs[-1].parent)
+    candidates: list[tuple[datetime, str, Path]] = []
+    copies: list[str] = []
+    for manifest_path in base.glob(pattern):
+        path = manifest_path.parent
+        if path.name.startswith("."):  # a merge or write in progress
+            continue
+        try:
+            manifest = read_json(manifest_path, "manifest")
+        except InputError:
+            continue
+        if not isinstance(manifest, dict):
+            continue
+        if copied_from(path, manifest) is not None:
+            copies.append(str(path))
+            continue
+        when = run_time(manifest) or datetime.min.replace(tzinfo=timezone.utc)
+        candidates.append((when, path.name, path))
+    if not candidates:
+        extra = (
+            f" ({len(copies)} copied or renamed run{'s' * (len(copies) > 1)} there, e.g. "
+            f"{copies[0]}, are not taken as latest: name one explicitly)"
+            if copies
+            else ""
+        )
+        raise InputError(f"no normbench run directory under {base}{extra}")
+    return RunDir(max(candidates)[2])
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -460,9 +606,9 @@ class RunLock:
 
     def _holder(self) -> int | None:
         try:
-            text = self.path.read_text(encoding="utf-8").split()
+            text = read_bounded(self.path, "lock file", 64).decode(errors="replace").split()
             return int(text[0]) if text else None
-        except (OSError, ValueError):
+        except (InputError, ValueError):
             return None
 
     def acquire(self) -> None:
@@ -476,7 +622,7 @@ class RunLock:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except ImportError:  # no flock (Windows): the pid alone decides
             holder = self._holder()
-            if holder is not None and holder != os.getpid() and _pid_alive(holder):
+            if holder is not None and holder != os.getpid() and pid_alive(holder):
                 os.close(fd)
                 raise self._busy(holder) from None
         except OSError:
@@ -484,7 +630,7 @@ class RunLock:
             raise self._busy(self._holder()) from None
         holder = self._holder()
         if holder is not None and holder != os.getpid():
-            state = "no longer running" if not _pid_alive(holder) else "it let go of it"
+            state = "no longer running" if not pid_alive(holder) else "it let go of it"
             self.warn(f"{self.path.parent}: took over the lock of process {holder} ({state})")
         os.ftruncate(fd, 0)
         os.write(fd, f"{os.getpid()}\n".encode())
