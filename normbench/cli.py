@@ -457,7 +457,9 @@ def merge(
     """Combine shard run directories (normbench run --shard I/N) into one run; refuses \
 mismatched suites.
 
-    Exit 3 when a variant failed or a shard's results are missing (then --resume the merged run).
+    Exit 3 when a variant failed or a shard's results are missing (then --resume the merged run);
+    exit 2, naming it, for a damaged result file (nothing is written). The merged run appears
+    whole or not at all, also on Ctrl-C or SIGTERM.
 
     Example: normbench merge shards/a/quickstart/* shards/b/quickstart/* --out reports/runs
     """
