@@ -283,3 +283,52 @@ def test_a_tampered_dataset_cache_is_detected_and_rebuilt(
     np.testing.assert_array_equal(again, expected)
     assert build_counts()["mnist1d"] == builds + 1
     clear_memo()
+
+
+# --- beyond the list: lock files, planted links, JSON that is valid but hostile ----------------
+
+
+@pytest.mark.parametrize("kind", ["fifo", "link"])
+def test_a_planted_lock_file_is_one_sentence_not_a_hang(tmp_path: Path, kind: str) -> None:
+    suite = write_suite(
+        tmp_path, suite_text(TINY, {"seeds: 2": "seeds: 1", "steps: 40": "steps: 4"})
+    )
+    out = run_cli("run", suite, "--out", tmp_path / "runs", "--no-report", "-q")
+    assert out.returncode == 0, out.stderr
+    (run,) = (tmp_path / "runs" / "tiny").iterdir()
+    lock = run / ".normbench.lock"
+    lock.unlink(missing_ok=True)
+    os.mkfifo(lock) if kind == "fifo" else lock.symlink_to("/dev/zero")
+    out = run_cli("run", suite, "--resume", run, "--no-report", "-q", timeout=60)
+    assert out.returncode == 2
+    assert f"{lock} is a" in out.stderr and "remove it" in out.stderr
+
+
+def test_report_replaces_planted_links_instead_of_writing_through_them(tmp_path: Path) -> None:
+    run = make_run(tmp_path / "run", norms=("none", "batch"), placements=("pre",), lr_mults=(1,))
+    victim = tmp_path / "precious.txt"
+    victim.write_text("keep me")
+    (run / "plots").mkdir()
+    for name in ("report.md", "report.html", "plots/curves_step.png"):
+        (run / name).symlink_to(victim)
+    out = run_cli("report", run)
+    assert out.returncode == 0, out.stderr
+    assert victim.read_text() == "keep me"
+    assert not (run / "report.md").is_symlink() and (run / "report.md").stat().st_size > 100
+
+
+@pytest.mark.parametrize(
+    ("text", "words"),
+    [
+        ("[" * 100000 + "]" * 100000, "nested too deeply"),
+        ('{"seed": ' + "9" * 5000 + "}", "digits"),
+    ],
+    ids=["deep", "bigint"],  # short ids: the test id goes into the CLI's environment
+)
+def test_valid_but_hostile_json_is_one_sentence(tmp_path: Path, text: str, words: str) -> None:
+    run = make_run(tmp_path / "run", norms=("none",), placements=("pre",), lr_mults=(1,), seeds=2)
+    victim = _first_result(run)
+    victim.write_text(text)
+    out = run_cli("compare", run, run)
+    assert out.returncode == 2 and str(victim) in out.stderr and words in out.stderr
+    assert "Traceback" not in out.stderr

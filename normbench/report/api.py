@@ -12,7 +12,7 @@ from normbench.analysis.query import resolve_metric
 from normbench.errors import InputError
 from normbench.report.render import check_format, render
 from normbench.report.tables import pivot_table, relative_table, render_table, summary_table
-from normbench.results.store import RunDir, Warn, stderr_warn
+from normbench.results.store import RunDir, Warn, atomic_write_text, stderr_warn
 
 SUMMARY = "summary.json"
 REPORT_MD = "report.md"
@@ -62,9 +62,8 @@ def _write(
         (REPORT_HTML, to_html_doc(summary, sections)),
     ):
         path = run_dir / name
-        tmp = path.with_name(f".{name}.tmp")
-        tmp.write_text(text, encoding="utf-8")
-        tmp.replace(path)  # a half-written report is never left behind
+        # Atomic, through a fresh temp name: never half-written, never through a planted link.
+        atomic_write_text(path, text)
         written.append(path)
     return written
 

@@ -205,6 +205,20 @@ def _legend(fig: Any, handles: list[Any], labels: list[str]) -> None:
         )
 
 
+def _save_atomic(fig: Any, path: Path, **kw: Any) -> None:
+    """``fig.savefig`` into a fresh temp file renamed over ``path``: a plot is never seen
+    half-written, and a link planted at ``path`` is replaced, never written through."""
+    import os
+    import secrets
+
+    tmp = path.with_name(f".{path.stem}.{secrets.token_hex(4)}.tmp{path.suffix}")
+    try:
+        fig.savefig(tmp, **kw)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
 def _save(fig: Any, out: Path, name: str, title: str, caption: str) -> Plot:
     import warnings
 
@@ -213,8 +227,8 @@ def _save(fig: Any, out: Path, name: str, title: str, caption: str) -> Plot:
         # A name in a script the font lacks (CJK) is drawn as boxes: one warning per glyph
         # per figure would bury the report's own messages.
         warnings.filterwarnings("ignore", message=r"Glyph \d+ .* missing from font")
-        fig.savefig(png, dpi=DPI, metadata={"Software": None})
-        fig.savefig(svg, metadata={"Date": None, "Creator": None})
+        _save_atomic(fig, png, dpi=DPI, metadata={"Software": None})
+        _save_atomic(fig, svg, metadata={"Date": None, "Creator": None})
     return Plot(name, title, caption, png, svg)
 
 

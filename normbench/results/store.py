@@ -205,6 +205,9 @@ def read_json(path: Path, what: str) -> Any:
             f"{path} is not a valid {what} ({kind} JSON: {exc.msg} at line "
             f"{exc.lineno} column {exc.colno})"
         ) from None
+    except (ValueError, RecursionError) as exc:  # a 5000-digit integer, 100,000 nested lists
+        why = "nested too deeply" if isinstance(exc, RecursionError) else str(exc).split(";")[0]
+        raise InputError(f"{path} is not a valid {what} ({why})") from None
 
 
 STATUSES = ("ok", "diverged", "failed")
@@ -611,11 +614,30 @@ class RunLock:
         except (InputError, ValueError):
             return None
 
-    def acquire(self) -> None:
+    def _open(self, flags: int) -> int:
+        """The lock file's descriptor; anything but a regular file there (a FIFO would block,
+        a link to a device cannot be truncated) is one sentence asking to remove it."""
+        nofollow = getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
         try:
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            fd = os.open(self.path, flags | nofollow, 0o644)
         except OSError as exc:
+            if exc.errno == errno.ELOOP:  # O_NOFOLLOW met a symbolic link
+                raise InputError(self._not_a_lock("a symbolic link")) from None
             raise storage_error(exc, self.path, "lock") from None
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            os.close(fd)
+            raise InputError(self._not_a_lock(_kind(mode)))
+        return fd
+
+    def _not_a_lock(self, kind: str) -> str:
+        return (
+            f"{self.path} is {kind}, not normbench's lock file: remove it, then retry "
+            "(no normbench process made it)"
+        )
+
+    def acquire(self) -> None:
+        fd = self._open(os.O_RDWR | os.O_CREAT)
         try:
             import fcntl
 
@@ -638,13 +660,13 @@ class RunLock:
 
     def check(self) -> None:
         """``InputError`` now if another process holds the lock (changes nothing on disk)."""
-        if not self.path.exists():
+        if not (self.path.exists() or self.path.is_symlink()):
             return
         try:
             import fcntl
         except ImportError:
             return
-        fd = os.open(self.path, os.O_RDONLY)
+        fd = self._open(os.O_RDONLY)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             fcntl.flock(fd, fcntl.LOCK_UN)
