@@ -85,13 +85,18 @@ def _main(
 
 def fail(message: str, code: int = 2) -> typer.Exit:
     """Print one sentence on stderr and return the Exit to raise."""
-    print(f"normbench: error: {message}", file=sys.stderr)
+    from normbench.naming import printable
+
+    # A name or path echoed in the sentence must not drive the terminal (ANSI escapes).
+    print(f"normbench: error: {printable(str(message))}", file=sys.stderr)
     return typer.Exit(code)
 
 
 def warn(message: str) -> None:
-    """Print a warning on stderr."""
-    print(f"normbench: warning: {message}", file=sys.stderr)
+    """Print a warning on stderr (control characters shown as escapes, like ``fail``)."""
+    from normbench.naming import printable
+
+    print(f"normbench: warning: {printable(str(message))}", file=sys.stderr)
 
 
 def handle_errors(func):  # type: ignore[no-untyped-def]

@@ -9,8 +9,9 @@ from conftest import run_cli
 from typer.testing import CliRunner
 
 from normbench.cli import app
+from normbench.naming import clip, display_width, printable
 from normbench.report.synthetic import make_run
-from normbench.report.width import clip, display_width, fit_table, max_line_width, printable
+from normbench.report.width import fit_table, max_line_width
 
 
 def _run(path: Path, placement: str) -> Path:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 from xml.etree import ElementTree as ET
@@ -325,11 +326,20 @@ def markdown(cmp: Comparison) -> str:
     return "\n".join(lines).rstrip() + "\n"
 
 
+# What XML 1.0 may hold; anything else (C0 controls but tab and newlines, lone surrogates, U+FFFE)
+# is written as its escape so a CI server can still read the report.
+_XML_BAD = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
+def _xml_safe(text: str) -> str:
+    return _XML_BAD.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text)
+
+
 def error_markdown(reason: str, what: str) -> str:
     """The pull-request comment when ``compare`` could not compare (exit 2): the reason inside."""
     return (
         "### normbench compare — could not compare\n\n"
-        f"{what}\n\n**{reason}**\n\n"
+        f"{markdown_text(what)}\n\n**{markdown_text(reason)}**\n\n"
         "Exit code 2: no gate was checked. See `normbench compare --help` (`--match name` pairs "
         "variants across a deliberate change of the suite).\n"
     )
@@ -345,6 +355,10 @@ def write_junit_error(path: Path, reason: str, suite: str = "normbench compare")
 
 
 def _write_xml(root: ET.Element, path: Path) -> None:
+    for el in root.iter():  # a name with an ESC or NUL would make the whole file unparsable
+        el.text = _xml_safe(el.text) if el.text else el.text
+        for key, value in el.attrib.items():
+            el.set(key, _xml_safe(value))
     ET.indent(root)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

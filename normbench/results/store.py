@@ -89,7 +89,9 @@ def check_output_file(path: Path, what: str) -> None:
 
 def stderr_warn(message: str) -> None:
     """Default warning sink: one line on stderr, in the CLI's format."""
-    print(f"normbench: warning: {message}", file=sys.stderr)
+    from normbench.naming import printable  # no control character drives the terminal
+
+    print(f"normbench: warning: {printable(message)}", file=sys.stderr)
 
 
 def _json_default(obj: Any) -> Any:
