@@ -332,3 +332,22 @@ def test_valid_but_hostile_json_is_one_sentence(tmp_path: Path, text: str, words
     out = run_cli("compare", run, run)
     assert out.returncode == 2 and str(victim) in out.stderr and words in out.stderr
     assert "Traceback" not in out.stderr
+
+
+@pytest.mark.parametrize("where", ["resolved", "record"])
+def test_a_variant_id_that_is_a_path_never_reaches_the_file_system(
+    tmp_path: Path, where: str
+) -> None:
+    run = make_run(tmp_path / "run", norms=("none",), placements=("pre",), lr_mults=(1,), seeds=1)
+    escape = "../../escaped"
+    resolved = json.loads((run / "resolved.json").read_text())
+    victim = _first_result(run)
+    if where == "resolved":
+        resolved["variants"][0]["id"] = escape
+        write_raw(run / "resolved.json", resolved)
+    else:
+        write_raw(victim, {**json.loads(victim.read_text()), "variant_id": escape})
+    out = run_cli("merge", run, "--out", tmp_path / "merged")
+    assert out.returncode == 2, out.stderr
+    assert "not a plain name" in out.stderr
+    assert not list(tmp_path.rglob("escaped*"))

@@ -103,3 +103,21 @@ def test_equal_values_written_alike_are_one_variant(tmp_path: Path) -> None:
     path.write_text(CLASH.replace('[12, "12"]', "[12, 16]"))
     result = CliRunner().invoke(app, ["validate", str(path)])
     assert result.exit_code == 0, result.output
+
+
+def test_control_characters_in_names_keep_junit_parseable(tmp_path: Path) -> None:
+    from xml.etree import ElementTree as ET
+
+    run = _run(tmp_path / "run", "esc\x1b[31mred\x07")
+    xml = tmp_path / "junit.xml"
+    out = run_cli("compare", run, run, "--fail-on", "final_test_acc:-1", "--junit-xml", xml)
+    assert out.returncode == 0, out.stderr
+    names = [c.get("classname") for c in ET.parse(xml).getroot().iter("testcase")]
+    assert any("esc\\x1b[31mred\\x07" in n for n in names)
+    assert "\x1b" not in out.stdout  # the terminal table shows the escape, not the colour
+
+
+def test_error_lines_show_control_characters_as_escapes(tmp_path: Path) -> None:
+    out = run_cli("report", tmp_path / "no\x1b[2Jsuch")
+    assert out.returncode == 2
+    assert "\x1b" not in out.stderr and "no\\x1b[2Jsuch" in out.stderr

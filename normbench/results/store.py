@@ -237,6 +237,15 @@ def _is_number(value: Any) -> bool:
     return value is None or (isinstance(value, int | float) and not isinstance(value, bool))
 
 
+def plain_id(value: Any) -> bool:
+    """Whether a variant id can be part of a file name here: no separator, no leading dot,
+    nothing a shell or a file system treats specially (ids normbench makes are 10 hex)."""
+    return isinstance(value, str) and bool(_PLAIN_ID.fullmatch(value))
+
+
+_PLAIN_ID = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_=,+.-]{0,199}")
+
+
 def result_problem(record: Any) -> str | None:
     """Why ``record`` is not a valid result record (types included), or ``None`` when it is."""
     if not isinstance(record, dict):
@@ -253,6 +262,8 @@ def result_problem(record: Any) -> str | None:
         if not isinstance(value, types):
             wanted = " or ".join(_TYPE_NAMES[t] for t in types)
             return f"'{key}' is a {type(value).__name__}, expected {wanted}"
+    if not plain_id(record["variant_id"]):
+        return f"'variant_id' is {record['variant_id'][:40]!r}, not a plain name (a path?)"
     if record["status"] not in STATUSES:
         return f"'status' is {record['status']!r}, expected one of {', '.join(STATUSES)}"
     if record["seed"] < 0:
@@ -370,11 +381,18 @@ class RunDir:
                 isinstance(v, dict)
                 and isinstance(v.get("id"), str)
                 and isinstance(v.get("seeds", []), list)
+                and all(type(seed) is int and seed >= 0 for seed in v.get("seeds", []))
                 for v in variants
             )
         ):
             raise InputError(
                 f"{path} is not a valid resolved suite (wrong types in 'suite' or 'variants')"
+            )
+        bad = next((v["id"] for v in variants if not plain_id(v["id"])), None)
+        if bad is not None:  # ids become file names: '../x' would read or write elsewhere
+            raise InputError(
+                f"{path} is not a valid resolved suite (variant id {bad[:40]!r} is not a "
+                "plain name)"
             )
         return data
 
