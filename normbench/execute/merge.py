@@ -135,7 +135,10 @@ def _pick(runs: Sequence[RunDir], variant_id: str, seed: int) -> tuple[dict[str,
         seen.add(real)
         record, why = checked_result(path, variant_id, seed)
         if record is None:
-            raise InputError(f"cannot merge: {why}; nothing was written")
+            raise InputError(
+                f"cannot merge: {why}; nothing was written (remove the file, merge again, "
+                "then --resume the merged run to compute that result anew)"
+            )
         if record not in found:
             found.append(record)
     if not found:

@@ -481,7 +481,9 @@ def open_run_dir(path: Path) -> RunDir:
     if not path.exists():
         raise InputError(f"{path} does not exist")
     if not path.is_dir():
-        raise InputError(f"{path} is not a normbench run directory (it is a file)")
+        mode = path.stat().st_mode
+        kind = "a file" if stat.S_ISREG(mode) else _kind(mode)
+        raise InputError(f"{path} is not a normbench run directory (it is {kind})")
     if not (path / MANIFEST).is_file():
         raise InputError(f"{path} is not a normbench run directory (no {MANIFEST})")
     return RunDir(path)
