@@ -254,6 +254,8 @@ def test_compare_of_runs_where_every_seed_diverged_says_so(tmp_path: Path) -> No
     assert out.returncode == 2
     assert "every seed diverged or failed" in out.stderr and "3 diverged" in out.stderr
     assert "not recorded" not in out.stderr
+    plain = run_cli("compare", *runs)  # no gate: not an empty table that reads as a pass
+    assert plain.returncode == 2 and "nothing to compare" in plain.stderr
 
 
 # --- the dataset cache -----------------------------------------------------------------------

@@ -508,13 +508,19 @@ def _metric_names(
             if not _registered(m):
                 raise InputError(unknown("metric", m, sorted(have)))
             raise InputError(_no_values(summaries, m))
+    if not names and _nothing_finished(summaries):
+        raise InputError(_no_values(summaries, None))
     return names
 
 
-def _no_values(summaries: list[dict[str, Any]], metric: str) -> str:
-    """Why a known metric has no value: no seed finished (all diverged or failed), or the
-    runs did not record it."""
-    if summaries and all(not (s.get("counts") or {}).get("ok") for s in summaries):
+def _nothing_finished(summaries: list[dict[str, Any]]) -> bool:
+    return bool(summaries) and all(not (s.get("counts") or {}).get("ok") for s in summaries)
+
+
+def _no_values(summaries: list[dict[str, Any]], metric: str | None) -> str:
+    """Why a known metric (None: any metric) has no value: no seed finished (all diverged or
+    failed), or the runs did not record it."""
+    if _nothing_finished(summaries):
         ends = [
             ", ".join(f"{c[k]} {k}" for k in ("diverged", "failed") if c.get(k)) or "no result"
             for c in (s.get("counts") or {} for s in summaries)
@@ -525,9 +531,10 @@ def _no_values(summaries: list[dict[str, Any]], metric: str) -> str:
                 ("baseline", "candidate") if len(ends) > 1 else ("the run",), ends, strict=False
             )
         )
+        what = f"metric '{metric}' has no value to compare" if metric else "nothing to compare"
         return (
-            f"metric '{metric}' has no value to compare: no seed of any variant finished "
-            f"training in {which}; every seed diverged or failed, so there is nothing to gate"
+            f"{what}: no seed of any variant finished training in {which}; every seed "
+            "diverged or failed, so there is nothing to gate"
         )
     return f"metric '{metric}' was not recorded in these runs"
 
