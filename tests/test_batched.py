@@ -166,7 +166,8 @@ def test_plan_groups_seeds_and_records_the_choice(tmp_path: Path) -> None:
     assert plan.batched == (batched_id,)
     assert plan.execution()["batch_seeds"] == [batched_id]
     units = plan.units()
-    assert units[0] == Batch(suite.variants[0], (0, 1, 2))
+    assert units[0].variant == suite.variants[0] and units[0].seeds == (0, 1, 2)
+    assert units[0].data  # the data fingerprint the workers check their own copy against
     assert all(isinstance(u, Task) and u.variant.id == plain_id for u in units[1:])
     # Two workers: the batch is split so both get seeds; a lone seed is a batch of one.
     tasks = [Task(suite.variants[0], s) for s in (0, 1, 2)]

@@ -77,7 +77,8 @@ def records(tmp_path: Path) -> dict[tuple[str, int], dict]:
 
 SWAPPABLE = [n for n, e in NORMS.items() if not e.wraps_layer and n != "custom"]
 # Where the registry norm cannot sit in MixedNet (BatchNorm2d(8) on (N, 8, 6, 6), BatchNorm1d(12)
-# on (N, 12)) at batch size 16, and the phrase that says why (group norm fits: groups auto).
+# on (N, 12)) at batch size 16, and the phrase that says why (group norm fits: groups auto keeps
+# two channels a group on the (N, 12) features).
 REFUSED = {
     "instance": ("'bn'", "needs a spatial axis"),
     "frn": ("'bn'", "needs a spatial axis"),

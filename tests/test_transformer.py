@@ -242,7 +242,13 @@ def test_group_norm_with_one_channel_per_group_on_tokens_is_refused() -> None:
         model="transformer", widths=(32,), spatial=0, batch_size=8, placement="pre"
     )
     with pytest.raises(OptionError, match="one value per group"):
-        check_norm(resolve_norm("group"), tokens)  # auto: 32 groups of 32 channels
-    check_norm(resolve_norm({"kind": "group", "groups": 16}), tokens)
-    conv = NormContext(model="cnn", widths=(32,), spatial=2, batch_size=8, placement="pre")
-    check_norm(resolve_norm("group"), conv)  # per channel over space: instance norm, allowed
+        check_norm(resolve_norm({"kind": "group", "groups": 32}), tokens)
+    check_norm(resolve_norm("group"), tokens)  # auto keeps two channels a group on (N, C)
+    norm = make(32, resolve_norm("group"))
+    norm(torch.randn(4, 32))
+    assert norm.num_groups == 16  # decided at the first (N, C) forward
+    conv = make(32, resolve_norm("group"))
+    conv(torch.randn(4, 32, 5))
+    assert conv.num_groups == 32
+    spatial = NormContext(model="cnn", widths=(32,), spatial=2, batch_size=8, placement="pre")
+    check_norm(resolve_norm({"kind": "group", "groups": 32}), spatial)  # over space: allowed

@@ -249,12 +249,12 @@ def _check_group(spec: Mapping[str, Any], ctx: NormContext) -> None:
     if ctx.layout == "spatial":
         return  # one channel per group is instance norm there: statistics over space
     for width in ctx.widths:
-        count = auto_groups(width) if spec["groups"] == "auto" else spec["groups"]
-        if count == width:
+        # auto keeps two channels a group on (N, C) inputs (norms.layers.AutoGroupNorm)
+        if spec["groups"] != "auto" and spec["groups"] == width:
             raise OptionError(
-                f"{count} groups of {width} channels leave one value per group on this "
+                f"{width} groups of {width} channels leave one value per group on this "
                 f"model's (N, C) inputs, so every output would be the bias β; use fewer "
-                f"groups (e.g. groups: {auto_groups(width, width // 2) if width > 1 else 1}) "
+                f"groups (e.g. groups: {auto_groups(width, max(1, width // 2))}, or auto) "
                 "or layer",
                 ("groups",),
             )

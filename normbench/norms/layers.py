@@ -200,6 +200,21 @@ def build_layer(num_features: int, *, eps: float, affine: str) -> nn.Module:
     return core if affine == "per_feature" else with_affine(core, affine, num_features)
 
 
+class AutoGroupNorm(nn.GroupNorm):
+    """Group norm with ``groups: auto``: the largest divisor of the width up to 32, except on
+    (N, C) inputs, where one channel per group would normalise a single value (every output
+    β): there at least two channels per group, decided at the first forward (the layout)."""
+
+    normbench_auto_groups = True
+
+    def forward(self, x: Tensor) -> Tensor:
+        if x.dim() == 2 and self.num_groups == self.num_channels > 1:
+            from normbench.norms.catalog import auto_groups
+
+            self.num_groups = auto_groups(self.num_channels, self.num_channels // 2)
+        return super().forward(x)
+
+
 def build_group(num_features: int, *, groups: int | str, eps: float, affine: str) -> nn.Module:
     """Group norm; nn.GroupNorm already accepts (N, C, *) of any rank.
 
@@ -212,8 +227,8 @@ def build_group(num_features: int, *, groups: int | str, eps: float, affine: str
     count = auto_groups(num_features) if auto else int(groups)
     if num_features % count != 0:
         raise ValueError(f"groups {count} does not divide num_features {num_features}")
-    core = nn.GroupNorm(count, num_features, eps=eps, affine=affine == "per_feature")
-    core.normbench_auto_groups = auto
+    cls = AutoGroupNorm if auto else nn.GroupNorm
+    core = cls(count, num_features, eps=eps, affine=affine == "per_feature")
     return core if affine == "per_feature" else with_affine(core, affine, num_features)
 
 

@@ -392,6 +392,7 @@ def run_variant(
     num_params = 0
     diag_metrics: dict[str, Any] = {}
     measured: dict[str, Any] = {}  # after training: step breakdown, memory
+    model: torch.nn.Module | None = None
     try:
         # Setup: data on the device, the seeded model, optimizer, schedule (timed on its own)
         t_setup = time.perf_counter()
@@ -401,8 +402,6 @@ def run_variant(
         model = _build_model(config, data, seed, device)
         if hasattr(model, "normbench_swaps"):  # a custom model: which layers were replaced
             record["model_swaps"] = model.normbench_swaps
-        if chosen := auto_group_counts(model):  # groups: auto, decided layer by layer
-            record["norm_groups"] = chosen
         num_params = sum(p.numel() for p in model.parameters() if p.requires_grad)
         run = _prepare(config, seed, device, data, model)
         if training.get("compile"):
@@ -428,6 +427,8 @@ def run_variant(
     except Exception as exc:  # a failed variant is a row with an error, not a crash
         record["status"] = "failed"
         record["error"] = f"{type(exc).__name__}: {exc}"
+    if model is not None and (chosen := auto_group_counts(model)):
+        record["norm_groups"] = chosen  # groups: auto, decided layer by layer (after training)
     timing = history.timing() | measured
     metrics, reached = _summarize(history, config, record["status"], num_params, timing)
     metrics.update(breakdown_metrics(timing))
