@@ -91,7 +91,9 @@ def test_every_result_has_its_relative_cost(base: Path) -> None:
         else:
             assert len(cost["ratios"]) == cost["rounds"] and cost["ms_per_step"] > 0
     # 1 ms of sleep per norm call, 2 calls a step, against a sub-millisecond plain step.
-    assert all(recs[(SLEEPY, s)]["metrics"]["rel_ms_per_step"] > 3 for s in (0, 1, 2))
+    assert all(
+        recs[(SLEEPY, s)]["metrics"]["rel_ms_per_step"] > 2 for s in (0, 1, 2)
+    )  # sleeps: far above layer (1.3)
 
 
 def test_relative_cost_in_tables_and_summary(base: Path) -> None:
@@ -167,7 +169,9 @@ def test_shards_measure_against_the_reference_and_merge_keeps_it(work: Path, bas
     recs = records(merged)
     assert len(recs) == 9
     assert all(r["timing"]["rel_cost"]["reference_id"] == ref_id for r in recs.values())
-    assert all(recs[(SLEEPY, s)]["metrics"]["rel_ms_per_step"] > 3 for s in (0, 1, 2))
+    assert all(
+        recs[(SLEEPY, s)]["metrics"]["rel_ms_per_step"] > 2 for s in (0, 1, 2)
+    )  # sleeps: far above layer (1.3)
 
 
 def test_reference_option(work: Path) -> None:
@@ -197,7 +201,9 @@ def test_workers_measure_as_variants_finish_and_train_the_same(work: Path, base:
         assert r["metrics"]["final_test_acc"] == one[key]["metrics"]["final_test_acc"]
         assert r["curves"]["test_loss"] == one[key]["curves"]["test_loss"]
         assert r["timing"]["rel_cost"]["reference_name"] == "norm=none"
-    assert all(two[(SLEEPY, s)]["metrics"]["rel_ms_per_step"] > 3 for s in (0, 1, 2))
+    assert all(
+        two[(SLEEPY, s)]["metrics"]["rel_ms_per_step"] > 2 for s in (0, 1, 2)
+    )  # sleeps: far above layer (1.3)
     assert all(two[("norm=none", s)]["metrics"]["rel_ms_per_step"] == 1.0 for s in (0, 1, 2))
 
 
