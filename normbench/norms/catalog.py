@@ -136,6 +136,14 @@ def _affine(default: str = "per_feature") -> Option:
     )
 
 
+def _alpha_init() -> Option:
+    # DyT's and Derf's learnable input scale α starts at 0.5, as in the authors' code.
+    return Option(
+        "alpha_init", "float", 0.5, "initial α (0.5 in the authors' code)",
+        min=0.0, min_exclusive=True,
+    )  # fmt: skip
+
+
 _TRACK = Option(
     "track_running_stats",
     "bool",
@@ -622,14 +630,7 @@ _register_all(
             "Dynamic Tanh: γ·tanh(α·x) + β, α one learnable scalar; no statistics "
             "(a drop-in for layer norm in transformers)",
             [
-                Option(
-                    "alpha_init",
-                    "float",
-                    0.5,
-                    "initial α (0.5 in the authors' code)",
-                    min=0.0,
-                    min_exclusive=True,
-                ),
+                _alpha_init(),
                 _affine(),
             ],
             stackable=True,  # point-wise, per-member parameters only
@@ -641,14 +642,7 @@ _register_all(
             "derf",
             "Dynamic erf: γ·erf(α·x + s) + β, α and s learnable scalars; no statistics",
             [
-                Option(
-                    "alpha_init",
-                    "float",
-                    0.5,
-                    "initial α (0.5 in the authors' code)",
-                    min=0.0,
-                    min_exclusive=True,
-                ),
+                _alpha_init(),
                 Option("shift_init", "float", 0.0, "initial shift s (0 in the authors' code)"),
                 _affine(),
             ],
