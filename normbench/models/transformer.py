@@ -67,7 +67,10 @@ class Attention(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         n, t, c = x.shape
-        q, k, v = self.qkv(x).view(n, t, 3, self.heads, c // self.heads).permute(2, 0, 3, 1, 4)
+        # split + view + transpose (not one view + permute): the same strides forward, and the
+        # backward is one concatenation instead of a stack and a copy (nanoGPT's layout).
+        shape = (n, t, self.heads, c // self.heads)
+        q, k, v = (z.view(shape).transpose(1, 2) for z in self.qkv(x).split(c, dim=2))
         if self.q_norm is not None:
             q, k = self.q_norm(q), self.k_norm(k)
         if self.watch:
