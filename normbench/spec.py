@@ -23,6 +23,7 @@ from normbench.models.catalog import (
     model_entry,
     model_keys,
     resolve_model,
+    same_model_as,
 )
 from normbench.naming import format_value
 from normbench.suite_keys import ALIASES, TARGET_KEYS
@@ -836,6 +837,7 @@ def build_suite(
     seed_list = list(range(seeds)) if isinstance(seeds, int) else list(seeds)
     variants: list[Variant] = []
     seen: dict[str, str] = {}
+    models: dict[str, list[str]] = {}  # the id of the model a variant trains → its variants
     named: dict[str, tuple[str, dict[str, Any]]] = {}  # variant name → (id, grid point)
     skips: dict[str, list[str]] = {}  # diagnostic → variants that cannot record it
     for point in points:
@@ -862,9 +864,12 @@ def build_suite(
             continue
         if name in named and named[name][0] != vid:
             raise _name_clash(name, named[name][1], point, loc)
+        twin = variant_id({**config, "model": same_model_as(config["model"])})
+        models.setdefault(twin, []).append(name)
         seen[vid] = name
         named[name] = (vid, point)
         variants.append(Variant(vid, name, dict(point), config, seed_list))
+    warnings += [_same_model_warning(file, names) for names in models.values() if len(names) > 1]
     for diag, names in skips.items():
         if len(names) == len(points):  # no variant can record it: the suite is wrong
             trial = copy.deepcopy(data)
@@ -893,6 +898,15 @@ def build_suite(
         claims=claims,
         warnings=warnings,
         overrides=where,
+    )
+
+
+def _same_model_warning(file: str, names: list[str]) -> str:
+    listed = ", ".join(f"'{n}'" for n in names[:-1]) + f" and '{names[-1]}'"
+    runs = "both run — exclude one" if len(names) == 2 else "all run — exclude all but one"
+    return (
+        f"{file}: grid points {listed} train the same model (norm none: the placement has "
+        f"nothing to place); {runs} to save the time"
     )
 
 

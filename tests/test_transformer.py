@@ -252,3 +252,29 @@ def test_group_norm_with_one_channel_per_group_on_tokens_is_refused() -> None:
     assert conv.num_groups == 32
     spatial = NormContext(model="cnn", widths=(32,), spatial=2, batch_size=8, placement="pre")
     check_norm(resolve_norm({"kind": "group", "groups": 32}), spatial)  # over space: allowed
+
+
+def test_placements_without_a_norm_that_build_one_model_are_named(tmp_path: Path) -> None:
+    from normbench.spec import load_suite
+
+    # The warning's premise, checked on built models: with norm none, pre, post, peri and none
+    # compute the same function; DeepNorm's α and β still change it.
+    x = torch.randn(2, 6, 3)
+    outputs = {}
+    for placement in PLACEMENTS:
+        torch.manual_seed(0)
+        outputs[placement] = build(_cfg(placement, "none"), (6, 3), 4)(x)
+    for placement in ("post", "peri", "none"):
+        torch.testing.assert_close(outputs[placement], outputs["pre"], rtol=0, atol=0)
+    assert not torch.equal(outputs["deepnorm"], outputs["pre"])
+    suite = write_suite(
+        tmp_path,
+        "name: twins\ndataset: {name: text, context: 8}\n"
+        "model: {kind: transformer, d_model: 8, layers: 1, heads: 2}\n"
+        "training: {steps: 1, batch_size: 2}\n"
+        "grid:\n  norm: [none, layer]\n  placement: [pre, post, peri, deepnorm]\n",
+    )
+    warnings = [w for w in load_suite(suite).warnings if "train the same model" in w]
+    assert len(warnings) == 1
+    assert "'norm=none,placement=pre', 'norm=none,placement=post' and " in warnings[0]
+    assert "deepnorm" not in warnings[0] and "layer" not in warnings[0]

@@ -66,7 +66,9 @@ class ModelKind:
     index (``None``: known once built). ``fill(cfg, given, data_layout)`` sets defaults that
     depend on the data. ``stackable``: its seeds may train as one stacked model.
     ``id_defaults`` are keys the resolved config carries beyond its options, so that variant
-    ids made before the registry stay as they were.
+    ids made before the registry stay as they were. ``normless`` are the placements that build
+    the same model when the norm is ``none`` (nothing is placed): a grid sweeping them with no
+    norm trains one model several times, which the suite's warnings say.
     """
 
     name: str
@@ -88,6 +90,7 @@ class ModelKind:
     spatial: Callable[[str], int] = field(default=lambda layout: 0, compare=False)
     stackable: bool = False
     id_defaults: Mapping[str, Any] = field(default_factory=dict)
+    normless: frozenset[str] = frozenset(CLASSIC_PLACEMENTS)
     custom: bool = False  # the user's own factory: resolved by normbench.models.custom
 
     @property
@@ -468,6 +471,7 @@ register_model(
         norm_layout="tokens",
         accepts=("sequence", "image", "tokens"),
         placements=TRANSFORMER_PLACEMENTS,
+        normless=frozenset({"pre", "post", "peri", "none"}),  # DeepNorm's α and β remain
         view=_transformer_view,
         widths=lambda cfg: (cfg["d_model"],),
         blocks=lambda cfg: int(cfg["layers"]),
@@ -511,6 +515,17 @@ def model_entry(kind: Any) -> ModelKind:
     if not isinstance(kind, str) or kind not in MODELS:
         raise OptionError(unknown("model kind", kind, list(MODELS)), ("kind",))
     return MODELS[kind]
+
+
+def same_model_as(cfg: Mapping[str, Any]) -> dict[str, Any]:
+    """``cfg`` with its placement written as the first of its kind's ``normless`` ones when the
+    norm is ``none``: two configs that build the same model compare equal."""
+    norm = cfg.get("norm")
+    kind = norm.get("kind") if isinstance(norm, Mapping) else norm
+    entry = MODELS.get(cfg.get("kind"))  # type: ignore[arg-type]
+    if kind != "none" or entry is None or cfg.get("placement") not in entry.normless:
+        return dict(cfg)
+    return {**cfg, "placement": min(entry.normless)}
 
 
 def resolve_model(raw: Mapping[str, Any], data_layout: str = "any") -> tuple[dict, set[str]]:
