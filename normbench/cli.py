@@ -13,6 +13,7 @@ import typer
 from normbench.errors import EXIT_INPUT, InputError, NormbenchError
 from normbench.report.render import HUMAN_FORMATS, Format, ReportFormat
 from normbench.streams import guard_standard_streams, stdout_to_stderr
+from normbench.usercode import HardExit, describe, hard_exit_trapped, real_exit
 
 app = typer.Typer(
     name="normbench",
@@ -1018,13 +1019,11 @@ def _terminate(signum: int, frame: object) -> None:
     A run installs its own handlers while it trains (stop, keep what finished); whatever
     happens outside them has either not started writing or already written everything.
     """
-    import os
-
     try:
         sys.stdout.flush()
         print("normbench: interrupted", file=sys.stderr, flush=True)
     finally:
-        os._exit(130)
+        real_exit(130)
 
 
 def _full_summaries() -> None:
@@ -1073,7 +1072,11 @@ def main() -> None:
     code: int | str | None = 0
     try:
         check_working_directory()
-        app()
+        with hard_exit_trapped():  # the user's code may call os._exit: a failed variant instead
+            app()
+    except HardExit as exc:  # not inside a step that records it as a failed variant
+        print(f"normbench: error: the user's code {describe(exc)}; stopped", file=sys.stderr)
+        code = EXIT_INPUT
     except SystemExit as exc:
         code = exc.code
     except NormbenchError as exc:

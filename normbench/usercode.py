@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import random
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 from normbench.errors import EXIT_INTERRUPTED, InputError, NormbenchError
 from normbench.streams import stdout_to_stderr
@@ -35,8 +36,39 @@ class UserCodeStopped(NormbenchError):
     exit_code = EXIT_INTERRUPTED
 
 
+class HardExit(SystemExit):
+    """The user's code called ``os._exit(code)`` while ``hard_exit_trapped`` was active."""
+
+
+# normbench's own immediate exits (a second Ctrl-C, an orphaned worker) call this, never the
+# trapped ``os._exit``.
+real_exit = os._exit
+
+
+def _trapped_exit(code: int) -> NoReturn:
+    raise HardExit(code)
+
+
+@contextmanager
+def hard_exit_trapped() -> Iterator[None]:
+    """While the block runs, ``os._exit(n)`` raises ``HardExit(n)`` instead of ending the
+    process at once, which would skip every ``finally``, lose what is not yet written and exit
+    with the user's code's status (0 included) and no sentence. Only Python-level calls are
+    trapped; worker processes are fresh interpreters, untouched."""
+    if os._exit is _trapped_exit:  # nested: the outer block restores it
+        yield
+        return
+    os._exit = _trapped_exit
+    try:
+        yield
+    finally:
+        os._exit = real_exit
+
+
 def describe(exc: BaseException) -> str:
     """What the user's code did, as the end of a sentence: ``raised ValueError: bad``."""
+    if isinstance(exc, HardExit):
+        return f"called os._exit({exc.code!r})"
     if isinstance(exc, SystemExit):
         return f"called sys.exit({exc.code!r})"
     if isinstance(exc, GeneratorExit):

@@ -84,6 +84,31 @@ def exit_in_forward(num_outputs: int, input_shape: tuple[int, ...]) -> nn.Module
     return nn.Sequential(small_net(num_outputs, input_shape), Quits())
 
 
+def hard_exit_in_forward(num_outputs: int, input_shape: tuple[int, ...]) -> nn.Module:
+    """``os._exit(0)`` on the first forward: it would end the process with status 0, silently."""
+
+    class Ends(nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            os._exit(0)
+
+    return nn.Sequential(small_net(num_outputs, input_shape), Ends())
+
+
+def hard_exit_later(num_outputs: int, input_shape: tuple[int, ...]) -> nn.Module:
+    """Trains through the pre-flight's batch, then ``os._exit(0)`` from the 3rd forward on."""
+
+    class EndsLater(nn.Module):
+        calls = 0
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            EndsLater.calls += 1
+            if EndsLater.calls > 2:
+                os._exit(0)
+            return x
+
+    return nn.Sequential(small_net(num_outputs, input_shape), EndsLater())
+
+
 def numpy_init(num_outputs: int, input_shape: tuple[int, ...]) -> nn.Module:
     """Initial weights drawn from numpy's and Python's global generators."""
     net = small_net(num_outputs, input_shape)

@@ -68,6 +68,8 @@ def records(tmp_path: Path) -> list[dict]:
         ("loader", "exiting_factory", 2, "model.target: custom model factory "
          "'hostile_code:exiting_factory' called sys.exit(0)"),
         ("loader", "exit_in_forward", 2, "fails on one batch of shape (16, 4): called sys.exit(0)"),
+        ("loader", "hard_exit_in_forward", 2, "fails on one batch of shape (16, 4): called "
+         "os._exit(0)"),
         ("loader", "interrupting_factory", 130, "interrupted while custom model factory "
          "'hostile_code:interrupting_factory' ran"),
     ],
@@ -80,6 +82,21 @@ def test_user_code_that_exits_is_one_sentence_not_a_silent_exit_0(
     assert "Traceback" not in proc.stderr
     assert proc.stderr.startswith("normbench: error: ") and words in proc.stderr, proc.stderr
     assert not (tmp_path / "runs" / "user").exists()  # refused before a run directory
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_os_exit_during_training_fails_the_variant_and_keeps_the_run(
+    tmp_path: Path, workers: str
+) -> None:
+    # In-process, os._exit would end normbench at once with the user's status 0 and no output;
+    # it is trapped and becomes a failed variant, as in a worker process (whose exit is seen).
+    proc = run(tmp_path, suite(tmp_path, factory="hard_exit_later", seeds=2), "--workers", workers)
+    assert proc.returncode == 3, proc.stderr
+    assert "Traceback" not in proc.stderr
+    recs = records(tmp_path)
+    assert len(recs) == 2 and all(r["status"] == "failed" for r in recs)
+    if workers == "1":
+        assert all("called os._exit(0)" in r["error"] for r in recs), recs[0]["error"]
 
 
 def test_a_module_that_exits_while_imported(tmp_path: Path) -> None:

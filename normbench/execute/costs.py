@@ -35,7 +35,7 @@ def step_costs(variants: Iterable[Any]) -> dict[str, Any]:
         if key not in seen:
             try:
                 seen[key] = measure_step(v.config, load_split(v.config))
-            except Exception:  # training itself reports what is wrong with this model
-                seen[key] = None
+            except (Exception, SystemExit):  # a raise or the user's code's (os.)_exit: training
+                seen[key] = None  # itself reports what is wrong with this model, as a failure
         out[v.id] = seen[key]
     return out

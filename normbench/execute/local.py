@@ -16,7 +16,7 @@ from typing import Any
 from normbench import arith
 from normbench.data.registry import load_split
 from normbench.spec import Variant
-from normbench.usercode import UserCodeError
+from normbench.usercode import UserCodeError, describe
 
 # Set in a fresh process: its kernels are as pinned as this CPU allows, so it never re-spawns.
 FRESH_VAR = "NORMBENCH_FRESH_PROCESS"
@@ -210,9 +210,7 @@ def run_task(
     except Exception as exc:  # reported as a failed variant; the suite goes on
         return failure_record(task, f"{type(exc).__name__}: {exc}")
     except SystemExit as exc:
-        return failure_record(
-            task, f"the variant's code called sys.exit({exc.code!r}) while building"
-        )
+        return failure_record(task, f"the variant's code {describe(exc)} while building")
     problem = data_mismatch(split, task.data, config)
     if problem:
         return failure_record(task, problem)
@@ -229,8 +227,7 @@ def run_task(
             record["arith"] = arith_record(reproducible)
     except SystemExit as exc:  # user code (a custom norm) called sys.exit: this variant failed
         return failure_record(
-            task,
-            f"the variant's code called sys.exit({exc.code!r}), which would have ended the run",
+            task, f"the variant's code {describe(exc)}, which would have ended the run"
         )
     record["config"] = variant.config
     return record
@@ -267,7 +264,7 @@ def run_unit(
             records = run_batched(config, list(unit.seeds), split, meta=meta, on_progress=progress)
             arith_info = arith_record(False)  # batching is off in the reproducible mode
     except SystemExit as exc:  # user code called sys.exit: these seeds failed, the run goes on
-        error = f"the variant's code called sys.exit({exc.code!r}), which would have ended the run"
+        error = f"the variant's code {describe(exc)}, which would have ended the run"
         return [failure_record(t, error) for t in unit.tasks]
     for record in records:
         record["arith"] = arith_info

@@ -42,6 +42,7 @@ from normbench.execute.local import (
     with_device,
 )
 from normbench.streams import worker_streams
+from normbench.usercode import real_exit
 
 # torch._dynamo too: torch.optim imports it on the first optimizer built (~1 s per process).
 PRELOAD = [
@@ -188,7 +189,7 @@ def _exit_with_parent(guard: _WriteGuard) -> None:
     def watch() -> None:
         wait([parent.sentinel])
         guard.lock.acquire()  # never mid-write; held until the process is gone
-        os._exit(1)
+        real_exit(1)
 
     threading.Thread(target=watch, name="normbench-parent-watch", daemon=True).start()
 
