@@ -12,7 +12,7 @@ import typer
 
 from normbench.errors import EXIT_INPUT, InputError, NormbenchError
 from normbench.report.render import HUMAN_FORMATS, Format, ReportFormat
-from normbench.streams import guard_standard_streams, stdout_to_stderr
+from normbench.streams import guard_standard_streams, stdout_to_stderr, write_binary
 from normbench.usercode import HardExit, describe, hard_exit_trapped, real_exit
 
 app = typer.Typer(
@@ -832,10 +832,7 @@ def _tidy_export(run_dir: Path, fmt: ReportFormat | None, curves: bool, strict: 
         )
     rows = rows_for(open_run_dir(run_dir).iter_results(strict=strict, warn=warn), curves)
     if fmt is ReportFormat.parquet:
-        data = to_parquet(rows)
-        sys.stdout.flush()
-        sys.stdout.buffer.write(data)
-        sys.stdout.flush()
+        write_binary(to_parquet(rows))
     else:  # csv or json: the shared renderer writes the rows, every column kept
         sys.stdout.write(render(Table("", [], [], data=rows), fmt.value))
 

@@ -47,6 +47,16 @@ class GuardedStream:
             except OSError as exc:
                 self._failed(exc)
 
+    def write_bytes(self, data: bytes) -> None:
+        """Binary output (parquet) under the same guard: the text before it, then the bytes."""
+        self.flush()
+        if self.error is None:
+            try:
+                self.stream.buffer.write(data)
+                self.stream.buffer.flush()
+            except OSError as exc:
+                self._failed(exc)
+
     @property
     def broken_pipe(self) -> bool:
         """The reader went away (``| head``): nothing to report, nothing lost but display."""
@@ -73,6 +83,17 @@ def guard_standard_streams() -> tuple[GuardedStream, GuardedStream]:
     err = sys.stderr if isinstance(sys.stderr, GuardedStream) else GuardedStream(sys.stderr)
     sys.stdout, sys.stderr = out, err  # type: ignore[assignment]
     return out, err
+
+
+def write_binary(data: bytes) -> None:
+    """``data`` on stdout's binary buffer; through the guard when stdout is guarded."""
+    out = sys.stdout
+    if isinstance(out, GuardedStream):
+        out.write_bytes(data)
+    else:  # a library caller's own stream
+        out.flush()
+        out.buffer.write(data)
+        out.flush()
 
 
 @contextlib.contextmanager

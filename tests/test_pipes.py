@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from conftest import TINY, start_cli, suite_text, write_suite
 
+COMMITTED_RUN = Path(__file__).resolve().parent.parent / "reports" / "quickstart"
 QUICK = suite_text(TINY, {"steps: 40": "steps: 10", "eval_every: 20": "eval_every: 5"})
 
 
@@ -75,3 +76,21 @@ def test_json_into_a_full_device_is_reported_and_the_run_kept(tmp_path: Path) ->
     (run_dir,) = (tmp_path / "runs" / "tiny").iterdir()
     assert json.loads((run_dir / "manifest.json").read_text())["status"] == "complete"
     assert (run_dir / "report.html").is_file()
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full")
+def test_parquet_into_a_full_device_or_a_closed_pipe(tmp_path: Path) -> None:
+    # The binary table goes through the same guard as the text ones.
+    with open("/dev/full", "w") as full:
+        proc = start_cli(
+            "report", COMMITTED_RUN, "--format", "parquet",
+            stdout=full, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 2, err
+    assert err.startswith("normbench: error: standard output could not be written (No space")
+    proc = _closed_reader(
+        "report", COMMITTED_RUN, "--format", "parquet", "--curves", stderr=subprocess.PIPE
+    )
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0 and err == "", err
