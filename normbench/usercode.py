@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import random
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from typing import Any, NoReturn, TypeVar
 
 from normbench.errors import EXIT_INTERRUPTED, InputError, NormbenchError
@@ -78,6 +78,27 @@ def describe(exc: BaseException) -> str:
 
 
 @contextmanager
+def _same_directory() -> Iterator[None]:
+    """The user's code may ``os.chdir``: normbench's relative paths (``--out runs``, the suite,
+    the baseline) must keep meaning what the user typed, so the directory is restored."""
+    try:
+        before = os.getcwd()
+    except OSError:  # the directory is gone already; nothing to restore
+        yield
+        return
+    try:
+        yield
+    finally:
+        try:
+            moved = os.getcwd() != before
+        except OSError:  # the code removed the directory it moved to
+            moved = True
+        if moved:
+            with suppress(OSError):
+                os.chdir(before)
+
+
+@contextmanager
 def supervised(what: str) -> Iterator[None]:
     """Run the block as the user's code ``what`` (e.g. ``custom model factory 'pkg:f'``).
 
@@ -85,7 +106,7 @@ def supervised(what: str) -> Iterator[None]:
     (exit 130, a stop), any other exception or exit a ``UserCodeError`` sentence. Errors
     normbench itself raised inside (a nested supervised call) pass through unchanged.
     """
-    with stdout_to_stderr():
+    with stdout_to_stderr(), _same_directory():
         try:
             yield
         except NormbenchError:

@@ -109,6 +109,12 @@ def hard_exit_later(num_outputs: int, input_shape: tuple[int, ...]) -> nn.Module
     return nn.Sequential(small_net(num_outputs, input_shape), EndsLater())
 
 
+def wandering_factory(num_outputs: int, input_shape: tuple[int, ...]) -> nn.Module:
+    """Changes the working directory (to its parent) while building."""
+    os.chdir(os.path.dirname(os.getcwd()))
+    return small_net(num_outputs, input_shape)
+
+
 def numpy_init(num_outputs: int, input_shape: tuple[int, ...]) -> nn.Module:
     """Initial weights drawn from numpy's and Python's global generators."""
     net = small_net(num_outputs, input_shape)

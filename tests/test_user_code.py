@@ -99,6 +99,18 @@ def test_os_exit_during_training_fails_the_variant_and_keeps_the_run(
         assert all("called os._exit(0)" in r["error"] for r in recs), recs[0]["error"]
 
 
+def test_a_factory_that_changes_directory_leaves_the_run_where_asked(tmp_path: Path) -> None:
+    work = tmp_path / "work"
+    work.mkdir()
+    path = suite(tmp_path, factory="wandering_factory")
+    proc = run_cli(
+        "run", path, "--out", "runs", "--no-report", "--no-rel-cost", "-q", "--workers", "1",
+        cwd=work,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert (work / "runs" / "user").is_dir() and not (tmp_path / "runs").exists()
+
+
 def test_a_module_that_exits_while_imported(tmp_path: Path) -> None:
     (tmp_path / "quits.py").write_text("import sys\nsys.exit(0)\n")
     path = suite(tmp_path)
