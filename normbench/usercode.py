@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import random
+import signal
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from typing import Any, NoReturn, TypeVar
@@ -98,6 +100,32 @@ def _same_directory() -> Iterator[None]:
                 os.chdir(before)
 
 
+# Ctrl-C, SIGTERM (a CI timeout, a parent stopping its workers), a hang-up and a closed pipe
+# are normbench's to handle (stop, keep what finished); the user's code may not take them over.
+_SIGNALS = tuple(
+    getattr(signal, name)
+    for name in ("SIGINT", "SIGTERM", "SIGHUP", "SIGPIPE")
+    if hasattr(signal, name)
+)
+
+
+@contextmanager
+def _same_signals() -> Iterator[None]:
+    """Restore the handlers of ``_SIGNALS`` that the block replaced (main thread only: Python
+    sets handlers there alone)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    saved = {signum: signal.getsignal(signum) for signum in _SIGNALS}
+    try:
+        yield
+    finally:
+        for signum, handler in saved.items():
+            if handler is not None and signal.getsignal(signum) is not handler:
+                with suppress(OSError, TypeError, ValueError):
+                    signal.signal(signum, handler)
+
+
 @contextmanager
 def supervised(what: str) -> Iterator[None]:
     """Run the block as the user's code ``what`` (e.g. ``custom model factory 'pkg:f'``).
@@ -106,7 +134,7 @@ def supervised(what: str) -> Iterator[None]:
     (exit 130, a stop), any other exception or exit a ``UserCodeError`` sentence. Errors
     normbench itself raised inside (a nested supervised call) pass through unchanged.
     """
-    with stdout_to_stderr(), _same_directory():
+    with stdout_to_stderr(), _same_directory(), _same_signals():
         try:
             yield
         except NormbenchError:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import random
+import signal
 import sys
 
 import numpy as np
@@ -112,6 +113,13 @@ def hard_exit_later(num_outputs: int, input_shape: tuple[int, ...]) -> nn.Module
 def wandering_factory(num_outputs: int, input_shape: tuple[int, ...]) -> nn.Module:
     """Changes the working directory (to its parent) while building."""
     os.chdir(os.path.dirname(os.getcwd()))
+    return small_net(num_outputs, input_shape)
+
+
+def deaf_factory(num_outputs: int, input_shape: tuple[int, ...]) -> nn.Module:
+    """Ignores SIGINT and SIGTERM from now on (as a careless library might), then builds."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     return small_net(num_outputs, input_shape)
 
 

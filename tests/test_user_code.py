@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
+import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from conftest import run_cli, subprocess_env
+from conftest import run_cli, start_cli, subprocess_env
 
 from normbench.data.sources import loaded_array
 from normbench.errors import InputError
@@ -109,6 +111,30 @@ def test_a_factory_that_changes_directory_leaves_the_run_where_asked(tmp_path: P
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     assert (work / "runs" / "user").is_dir() and not (tmp_path / "runs").exists()
+
+
+def test_a_factory_cannot_take_the_signals_over(tmp_path: Path) -> None:
+    # The factory sets SIGTERM to "ignore": the handlers are restored after it, so SIGTERM
+    # still stops the run (exit 130, resumable) instead of being swallowed.
+    path = suite(tmp_path, factory="deaf_factory")
+    text = path.read_text().replace("steps: 4", "steps: 200000")
+    path.write_text(text.replace("seeds: 1", "seeds: 2"))
+    proc = start_cli(
+        "run", path, "--out", tmp_path / "runs", "--no-report", "--no-rel-cost", "-q",
+        "--workers", "1", stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    deadline = time.monotonic() + 120
+    while not list((tmp_path / "runs").glob("user/*/manifest.json")):
+        assert proc.poll() is None and time.monotonic() < deadline, "the run did not start"
+        time.sleep(0.2)
+    time.sleep(3)  # the factory has run (the pre-flight's batch) and training is under way
+    proc.send_signal(signal.SIGTERM)
+    try:
+        _, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()  # a swallowed SIGTERM would leave it training
+    assert proc.returncode == 130, err
+    assert "interrupted" in err and "Traceback" not in err
 
 
 def test_a_module_that_exits_while_imported(tmp_path: Path) -> None:
