@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import random
 import signal
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
@@ -127,6 +128,34 @@ def _same_signals() -> Iterator[None]:
 
 
 @contextmanager
+def _same_torch_state() -> Iterator[None]:
+    """Restore torch's process-wide switches the block changed: the default dtype, grad mode,
+    the thread count and deterministic algorithms select the arithmetic of every later task in
+    this process (one variant, one answer), and a factory leaving grad off fails training."""
+    torch = sys.modules.get("torch")
+    if torch is None:  # not imported yet: nothing of ours to protect
+        yield
+        return
+    saved = (
+        torch.get_default_dtype(),
+        torch.is_grad_enabled(),
+        torch.get_num_threads(),
+        torch.are_deterministic_algorithms_enabled(),
+    )
+    try:
+        yield
+    finally:
+        dtype, grad, threads, deterministic = saved
+        if torch.get_default_dtype() != dtype:
+            torch.set_default_dtype(dtype)
+        torch.set_grad_enabled(grad)
+        if torch.get_num_threads() != threads:
+            torch.set_num_threads(threads)
+        if torch.are_deterministic_algorithms_enabled() != deterministic:
+            torch.use_deterministic_algorithms(deterministic)
+
+
+@contextmanager
 def supervised(what: str) -> Iterator[None]:
     """Run the block as the user's code ``what`` (e.g. ``custom model factory 'pkg:f'``).
 
@@ -134,7 +163,7 @@ def supervised(what: str) -> Iterator[None]:
     (exit 130, a stop), any other exception or exit a ``UserCodeError`` sentence. Errors
     normbench itself raised inside (a nested supervised call) pass through unchanged.
     """
-    with stdout_to_stderr(), _same_directory(), _same_signals():
+    with stdout_to_stderr(), _same_directory(), _same_signals(), _same_torch_state():
         try:
             yield
         except NormbenchError:
@@ -156,8 +185,6 @@ def seed_everything(seed: int) -> None:
     """Seed every global RNG the user's code may draw from: torch (if imported), numpy's
     legacy global state and Python's ``random``, so a factory drawing its initial weights
     from any of them builds the same model for the same task seed."""
-    import sys
-
     random.seed(seed)
     if "numpy" in sys.modules:
         import numpy as np
@@ -172,8 +199,6 @@ def seed_everything(seed: int) -> None:
 @contextmanager
 def global_rng_state() -> Iterator[None]:
     """Restore Python's and numpy's global RNG states after the block (torch has fork_rng)."""
-    import sys
-
     py_state = random.getstate()
     np_state = None
     if "numpy" in sys.modules:

@@ -123,6 +123,15 @@ def deaf_factory(num_outputs: int, input_shape: tuple[int, ...]) -> nn.Module:
     return small_net(num_outputs, input_shape)
 
 
+def state_changing_factory(num_outputs: int, input_shape: tuple[int, ...]) -> nn.Module:
+    """``small_net``, then torch's process-wide switches left changed (as a careless script)."""
+    net = small_net(num_outputs, input_shape)
+    torch.set_default_dtype(torch.float64)
+    torch.set_grad_enabled(False)
+    torch.set_num_threads(1 + torch.get_num_threads())
+    return net
+
+
 def numpy_init(num_outputs: int, input_shape: tuple[int, ...]) -> nn.Module:
     """Initial weights drawn from numpy's and Python's global generators."""
     net = small_net(num_outputs, input_shape)

@@ -137,6 +137,20 @@ def test_a_factory_cannot_take_the_signals_over(tmp_path: Path) -> None:
     assert "interrupted" in err and "Traceback" not in err
 
 
+def test_a_factory_cannot_change_torch_for_what_follows(tmp_path: Path) -> None:
+    # Grad off, float64 by default, another thread count: restored after the factory, so the
+    # variant trains and gives the numbers of the same net built by a well-behaved factory.
+    for factory in ("state_changing_factory", "small_net"):
+        out = tmp_path / factory
+        out.mkdir()
+        proc = run(out, suite(out, factory=factory, seeds=2), "--workers", "1")
+        assert proc.returncode == 0, proc.stderr
+    changed, plain = (records(tmp_path / f) for f in ("state_changing_factory", "small_net"))
+    assert [r["metrics"]["final_train_loss"] for r in changed] == [
+        r["metrics"]["final_train_loss"] for r in plain
+    ]
+
+
 def test_a_module_that_exits_while_imported(tmp_path: Path) -> None:
     (tmp_path / "quits.py").write_text("import sys\nsys.exit(0)\n")
     path = suite(tmp_path)
