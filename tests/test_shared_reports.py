@@ -81,6 +81,26 @@ def test_markdown_report_is_inert(hostile_report: Path) -> None:
     assert "&lt;img src=x onerror=window.nbPwned=1>" in md
 
 
+# Dollars open a formula in matplotlib's mathtext and on GitHub; this one does not even parse.
+MATH = "$\\frac{1}{$ a_b^c $x$ \\"
+
+
+def test_dollars_and_backslashes_are_drawn_and_written_literally(tmp_path: Path) -> None:
+    from normbench.report.api import write_report
+
+    run = make_run(
+        tmp_path / "run", norms=("none", "batch"), placements=("pre", MATH), lr_mults=(1,),
+        seeds=2, steps=200, eval_every=100, exclude_none_post=False,
+    )  # fmt: skip
+    warnings: list[str] = []
+    write_report(run, warn=warnings.append)  # mathtext raised "Expected \\frac{num}{den}"
+    assert not warnings, warnings
+    assert (run / "plots" / "curves_step.png").is_file()
+    md = (run / "report.md").read_text()
+    assert "\\$\\\\frac{1}{\\$ a_b^c \\$x\\$ \\\\" in md  # every $ and \\ escaped
+    assert re.search(r"(?<!\\)\$", md) is None  # no $ left that could open a formula
+
+
 HOSTILE_ROWS = [
     ["a|b", "1"],
     ["line\nbreak | forged | row", "2"],

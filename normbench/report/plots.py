@@ -70,6 +70,9 @@ RC = {
     "svg.hashsalt": "normbench",
     "svg.fonttype": "path",
     "lines.linewidth": 1.6,
+    # Labels are the user's strings (variant names, swept values): drawn literally, never parsed
+    # as mathtext, where a "$" would be a formula and an unbalanced one an error.
+    "text.parse_math": False,
 }
 
 

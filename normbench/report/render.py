@@ -106,14 +106,16 @@ def one_line(text: str) -> str:
 
 def markdown_text(text: str) -> str:
     """A paragraph, heading or list item of a markdown document, inert: one line (a value
-    with a newline cannot start a heading, a list or a raw HTML block) and no ``<`` (no tag,
-    comment or script can open; ``&lt;`` renders as the character)."""
-    return one_line(text).replace("<", "&lt;")
+    with a newline cannot start a heading, a list or a raw HTML block), no ``<`` (no tag,
+    comment or script can open; ``&lt;`` renders as the character) and no ``$`` that GitHub
+    would read as the start of a formula (``\\$``; backslashes themselves escaped first)."""
+    return one_line(text).replace("\\", "\\\\").replace("<", "&lt;").replace("$", r"\$")
 
 
 def _markdown_escape(text: str) -> str:
-    # A backslash is escaped first: ``a\\|b`` would otherwise end the cell at the pipe.
-    return markdown_text(str(text).replace("\\", "\\\\")).replace("|", r"\|")
+    # Backslashes are escaped first (markdown_text): ``a\\|b`` would otherwise end the cell at
+    # the pipe.
+    return markdown_text(text).replace("|", r"\|")
 
 
 def _tabulate(table: Table, tablefmt: str, escape: Callable[[str], str] | None) -> str:
