@@ -13,7 +13,7 @@ import typer
 from normbench.errors import EXIT_INPUT, InputError, NormbenchError
 from normbench.report.render import HUMAN_FORMATS, Format, ReportFormat
 from normbench.streams import guard_standard_streams, stdout_to_stderr, write_binary
-from normbench.usercode import HardExit, describe, hard_exit_trapped, real_exit
+from normbench.usercode import HardExit, describe, error_text, hard_exit_trapped, real_exit
 
 app = typer.Typer(
     name="normbench",
@@ -387,7 +387,7 @@ reports/baselines/ci-smoke --fail-on final_test_acc:-1%
             _print_run_table(outcome.run_dir.path, fmt, not no_report, reference)
     except Exception as exc:  # a report bug must not hide a finished run: results are on disk
         warn(
-            f"the report could not be written ({type(exc).__name__}: {exc}); every result is "
+            f"the report could not be written ({error_text(exc)}); every result is "
             f"saved — retry with: normbench report {outcome.run_dir.path}"
         )
     print(f"run directory: {outcome.run_dir.path}", file=sys.stderr)

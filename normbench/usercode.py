@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from typing import Any, NoReturn, TypeVar
 
-from normbench.errors import EXIT_INTERRUPTED, InputError, NormbenchError
+from normbench.errors import EXIT_INTERRUPTED, InputError, NormbenchError, shorten
 from normbench.streams import stdout_to_stderr
 
 T = TypeVar("T")
@@ -73,11 +73,30 @@ def describe(exc: BaseException) -> str:
     if isinstance(exc, HardExit):
         return f"called os._exit({exc.code!r})"
     if isinstance(exc, SystemExit):
-        return f"called sys.exit({exc.code!r})"
+        return f"called sys.exit({shorten(_shown(exc.code, repr))})"
     if isinstance(exc, GeneratorExit):
         return "raised GeneratorExit"
-    text = str(exc)
-    return f"raised {type(exc).__name__}" + (f": {text}" if text else "")
+    return f"raised {error_text(exc)}"
+
+
+def error_text(exc: BaseException) -> str:
+    """``ValueError: bad`` on one line, whatever the exception's ``__str__`` does (raise,
+    return a non-string, run to megabytes, break lines)."""
+    text = shorten(" ".join(_shown(exc, str).splitlines()), MESSAGE_LIMIT)
+    return type(exc).__name__ + (f": {text}" if text else "")
+
+
+MESSAGE_LIMIT = 300  # characters of the user's own message a sentence repeats
+
+
+def _shown(value: Any, how: Callable[[Any], str]) -> str:
+    """``how(value)``: the user's ``__str__`` or ``__repr__`` may itself raise or not return
+    a string, and the sentence must still be written."""
+    try:
+        text = how(value)
+    except Exception as exc:  # whatever it raised, the sentence goes on
+        return f"<its text could not be shown: {type(exc).__name__}>"
+    return text if isinstance(text, str) else "<its text is not a string>"
 
 
 @contextmanager

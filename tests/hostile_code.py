@@ -132,6 +132,36 @@ def state_changing_factory(num_outputs: int, input_shape: tuple[int, ...]) -> nn
     return net
 
 
+class Unprintable(Exception):
+    """An exception whose message cannot be shown: ``str()`` raises; it spans lines besides."""
+
+    def __str__(self) -> str:
+        raise RuntimeError("no text\nfor you")
+
+
+def unprintable_factory(num_outputs: int, input_shape: tuple[int, ...]) -> nn.Module:
+    raise Unprintable()
+
+
+def unprintable_later(num_outputs: int, input_shape: tuple[int, ...]) -> nn.Module:
+    """Trains through the pre-flight's batch, then raises ``Unprintable`` in training."""
+
+    class Breaks(nn.Module):
+        calls = 0
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            Breaks.calls += 1
+            if Breaks.calls > 2:
+                raise Unprintable()
+            return x
+
+    return nn.Sequential(small_net(num_outputs, input_shape), Breaks())
+
+
+def multiline_factory(num_outputs: int, input_shape: tuple[int, ...]) -> nn.Module:
+    raise ValueError("first line\nsecond line\r\nthird " + "x" * 5000)
+
+
 def numpy_init(num_outputs: int, input_shape: tuple[int, ...]) -> nn.Module:
     """Initial weights drawn from numpy's and Python's global generators."""
     net = small_net(num_outputs, input_shape)

@@ -151,6 +151,31 @@ def test_a_factory_cannot_change_torch_for_what_follows(tmp_path: Path) -> None:
     ]
 
 
+@pytest.mark.parametrize(
+    "factory,words",
+    [
+        ("unprintable_factory", "raised Unprintable: <its text could not be shown: RuntimeError>"),
+        ("multiline_factory", "raised ValueError: first line second line third xxx"),
+    ],
+)
+def test_an_exception_that_cannot_print_itself_is_still_one_line(
+    tmp_path: Path, factory: str, words: str
+) -> None:
+    proc = run(tmp_path, suite(tmp_path, factory=factory))
+    assert proc.returncode == 2, proc.stderr
+    assert "Traceback" not in proc.stderr and words in proc.stderr, proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1 and len(proc.stderr) < 700
+
+
+def test_an_unprintable_exception_in_training_fails_its_variant(tmp_path: Path) -> None:
+    proc = run(tmp_path, suite(tmp_path, factory="unprintable_later"), "--workers", "1")
+    assert proc.returncode == 3, proc.stderr
+    assert "Traceback" not in proc.stderr
+    (rec,) = records(tmp_path)
+    assert rec["status"] == "failed"
+    assert rec["error"] == "Unprintable: <its text could not be shown: RuntimeError>"
+
+
 def test_a_module_that_exits_while_imported(tmp_path: Path) -> None:
     (tmp_path / "quits.py").write_text("import sys\nsys.exit(0)\n")
     path = suite(tmp_path)

@@ -16,7 +16,7 @@ from typing import Any
 from normbench import arith
 from normbench.data.registry import load_split
 from normbench.spec import Variant
-from normbench.usercode import UserCodeError, describe
+from normbench.usercode import UserCodeError, describe, error_text
 
 # Set in a fresh process: its kernels are as pinned as this CPU allows, so it never re-spawns.
 FRESH_VAR = "NORMBENCH_FRESH_PROCESS"
@@ -208,7 +208,7 @@ def run_task(
     except UserCodeError as exc:  # the user's loader, already one sentence
         return failure_record(task, str(exc))
     except Exception as exc:  # reported as a failed variant; the suite goes on
-        return failure_record(task, f"{type(exc).__name__}: {exc}")
+        return failure_record(task, f"{error_text(exc)}")
     except SystemExit as exc:
         return failure_record(task, f"the variant's code {describe(exc)} while building")
     problem = data_mismatch(split, task.data, config)
@@ -249,7 +249,7 @@ def run_unit(
     except UserCodeError as exc:  # the user's loader, already one sentence
         return [failure_record(t, str(exc)) for t in unit.tasks]
     except Exception as exc:  # reported as failed seeds; the suite goes on
-        return [failure_record(t, f"{type(exc).__name__}: {exc}") for t in unit.tasks]
+        return [failure_record(t, f"{error_text(exc)}") for t in unit.tasks]
     problem = data_mismatch(split, unit.data, config)
     if problem:
         return [failure_record(t, problem) for t in unit.tasks]

@@ -30,6 +30,7 @@ from normbench.report.width import clip
 from normbench.results.store import Warn
 from normbench.spread import finite_number
 from normbench.train.diag_catalog import DIAGNOSTICS
+from normbench.usercode import error_text
 
 # Okabe & Ito (2008), colour-blind safe; yellow last because it is faint on white.
 # Paul Tol's "muted" set extends it for grids with more than seven norms.
@@ -914,7 +915,7 @@ def write_plots(summary: dict[str, Any], records: Records, out: Path, warn: Warn
             try:
                 p = fn(summary, styler, records, out)
             except Exception as exc:
-                warn(f"could not draw the {name} plot ({type(exc).__name__}: {exc}); skipped")
+                warn(f"could not draw the {name} plot ({error_text(exc)}); skipped")
                 continue
             if p:
                 plots.append(p)

@@ -53,7 +53,7 @@ from normbench.train.timing import (
     process_rss_mb,
     step_breakdown,
 )
-from normbench.usercode import seed_everything
+from normbench.usercode import error_text, seed_everything
 
 
 class GroupedMLP:
@@ -258,7 +258,7 @@ def run_batched(
     except Exception as exc:  # the separate path records any real error per seed
         records = [run_variant(config, s, split, on_progress=on_progress, meta=meta) for s in seeds]
         for record in records:  # say why this variant did not run batched
-            record["timing"]["batch_seeds_fallback"] = f"{type(exc).__name__}: {exc}"
+            record["timing"]["batch_seeds_fallback"] = f"{error_text(exc)}"
         return records
 
 

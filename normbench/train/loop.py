@@ -37,7 +37,7 @@ from normbench.train.timing import (
     process_rss_mb,
     step_breakdown,
 )
-from normbench.usercode import seed_everything
+from normbench.usercode import error_text, seed_everything
 
 SCHEMA_VERSION = 1
 CURVE_KEYS = (
@@ -426,7 +426,7 @@ def run_variant(
         _measure(run, record["status"] == "ok", measured)
     except Exception as exc:  # a failed variant is a row with an error, not a crash
         record["status"] = "failed"
-        record["error"] = f"{type(exc).__name__}: {exc}"
+        record["error"] = f"{error_text(exc)}"
     if model is not None and (chosen := auto_group_counts(model)):
         record["norm_groups"] = chosen  # groups: auto, decided layer by layer (after training)
     timing = history.timing() | measured

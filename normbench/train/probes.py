@@ -36,6 +36,7 @@ from normbench.spread import finite_or_none
 from normbench.train.context import ProbeContext, evaluate, scored
 from normbench.train.diag_catalog import DIAGNOSTICS
 from normbench.train.optim import make_optimizer
+from normbench.usercode import error_text
 
 # Offsets added to the seed for the probes' own generators (the loop uses 10_000 + seed for
 # its train probe batch), so probe data are fixed per seed and independent of training.
@@ -722,7 +723,7 @@ def _guarded(
     try:
         loss, acc = fn()
     except (RuntimeError, ValueError) as exc:
-        notes.append(f"{name}: failed ({type(exc).__name__}: {exc})")
+        notes.append(f"{name}: failed ({error_text(exc)})")
         return None, None
     if not math.isfinite(loss):
         notes.append(f"{name}: non-finite outputs (loss {loss})")

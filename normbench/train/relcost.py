@@ -36,7 +36,7 @@ import torch
 
 from normbench.spread import iqr_over_median
 from normbench.train.device import resolve_device, synchronize
-from normbench.usercode import seed_everything
+from normbench.usercode import error_text, seed_everything
 
 ROUNDS = 7
 BUDGET = 0.15  # of the task's training time, spent on its 4 × ROUNDS bursts
@@ -169,7 +169,7 @@ def measure(
             if warn:
                 warn(
                     f"relative cost not measured for seed {seed}: the reference variant "
-                    f"cannot take a step ({type(exc).__name__}: {exc})"
+                    f"cannot take a step ({error_text(exc)})"
                 )
             continue
         for vid, config, s, train_seconds in pairs:
@@ -182,10 +182,7 @@ def measure(
                 result = abba(var, ref, rounds)
             except Exception as exc:
                 if warn:
-                    warn(
-                        f"relative cost not measured for {vid} seed {seed}: "
-                        f"{type(exc).__name__}: {exc}"
-                    )
+                    warn(f"relative cost not measured for {vid} seed {seed}: {error_text(exc)}")
                 continue
             out[(vid, seed)] = {
                 "reference_id": ref_id,
