@@ -1,7 +1,8 @@
 """The Python API behind every command: load a suite, run it into a run directory, load runs.
 
 A thin facade, as the CLI's one door to the library: planning and execution live in
-``normbench.execute`` (``run_plan``, ``run``, ``run_dir``, ``model_check``), comparison in
+``normbench.execute`` (``run_plan``, ``run``, ``run_dir``, ``model_check``, and ``session``: one
+``normbench run`` from a ``RunRequest`` to its table and exit code), comparison in
 ``normbench.analysis``; the names here are the ones the CLI, the tests and users call.
 """
 
@@ -25,6 +26,14 @@ from normbench.execute.plan import ExecOptions, make_options
 from normbench.execute.run import RunOutcome, execute_plan, run_suite
 from normbench.execute.run_dir import finish_run, start_run
 from normbench.execute.run_plan import RunPlan, pick_reference, plan_run, preflight, tasks_of
+from normbench.execute.session import (
+    GateCheck,
+    RunRequest,
+    RunSession,
+    resume_command,
+    run_table,
+    train,
+)
 from normbench.results.store import RunDir, open_run_dir, resolve_run_path
 from normbench.spec import Suite, load_suite
 
@@ -89,10 +98,13 @@ __all__ = [
     "EXIT_INTERRUPTED",
     "EXIT_OK",
     "ExecOptions",
+    "GateCheck",
     "InputError",
     "MergeOutcome",
     "RunOutcome",
     "RunPlan",
+    "RunRequest",
+    "RunSession",
     "check_models",
     "compare_runs",
     "execute_plan",
@@ -103,8 +115,11 @@ __all__ = [
     "merge_runs",
     "pick_reference",
     "plan_run",
+    "resume_command",
     "run_suite",
+    "run_table",
     "start_run",
     "tasks_of",
+    "train",
     "validate_files",
 ]

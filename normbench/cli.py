@@ -93,6 +93,11 @@ def fail(message: str, code: int = 2) -> typer.Exit:
     return typer.Exit(code)
 
 
+def note(message: str) -> None:
+    """Print a progress line on stderr (as it is: the library words it)."""
+    print(message, file=sys.stderr)
+
+
 def warn(message: str) -> None:
     """Print a warning on stderr (control characters shown as escapes, like ``fail``)."""
     from normbench.naming import printable
@@ -290,153 +295,52 @@ reports/baselines/ci-smoke --fail-on final_test_acc:-1%
     Example: normbench run suites/ioffe2015-mlp.yaml --until-decided --max-seeds 10
     """
     from normbench import api
-    from normbench.execute.progress import Progress, startup_words
-    from normbench.spec import load_suite
 
-    if max_seeds is not None and not until_decided:  # silently ignored, it would mislead
-        raise InputError("--max-seeds is the seed budget of --until-decided; add --until-decided")
-
-    def work() -> tuple[api.RunOutcome, object]:
-        """Load, plan and train: everything that may run the user's code."""
-        options = api.make_options(
-            workers=workers,
-            threads_per_worker=threads_per_worker,
-            executor=executor,
-            scheduler=scheduler,
-            devices=devices,
-            shard=shard,
-            resume=resume,
-            retry_failed=not no_retry,
-            reproducible=reproducible,
-        )
-        loaded = load_suite(suite, set_ or [])
-        for message in loaded.warnings:
-            warn(message)
-        gate = _prepare_gate(run_path(baseline) if baseline else None, fail_on, loaded)
-        steps = loaded.variants[0].config["training"]["steps"] if loaded.variants else 0
-        command = ["normbench", *sys.argv[1:]]
-
-        def execute(plan: api.RunPlan) -> api.RunOutcome:
-            for message in plan.warnings:
-                warn(message)
-            if plan.resume_dir is not None and not until_decided:
-                print(
-                    f"resuming {plan.resume_dir.path}: {len(plan.done)} of "
-                    f"{len(plan.tasks)} results complete, {len(plan.pending)} to run",
-                    file=sys.stderr,
-                )
-            with Progress(len(plan.pending), steps, enabled=False if quiet else None) as progress:
-                names = {t.key: f"{t.variant.name} s{t.seed}" for t in plan.pending}
-                if plan.pending:
-                    workers = 1 if plan.in_process else min(plan.workers, len(plan.pending))
-                    progress.stage(
-                        startup_words((t.variant.config["dataset"] for t in plan.pending), workers)
-                    )
-
-                def on_record(record: dict) -> None:
-                    progress.finished(record, f"{record['variant_id']}-s{record['seed']}")
-
-                return api.execute_plan(
-                    plan,
-                    on_progress=lambda key, step, total, seed: progress.update(
-                        key, step, total, names[key]
-                    ),
-                    on_record=on_record,
-                )
-
-        if until_decided:
-            from normbench.execute.sequential import DEFAULT_MAX_SEEDS, run_until_decided
-
-            def on_look(info: dict) -> None:
-                more = (
-                    f"; next look: {len(info['next'])} variants get more seeds"
-                    if info["next"]
-                    else ""
-                )
-                print(
-                    f"look {info['look']} ({info['seeds']} seeds, alpha {info['alpha']:.2g}): "
-                    f"{info['decided']} decided, {info['undecided']} undecided{more}",
-                    file=sys.stderr,
-                )
-
-            outcome = run_until_decided(
-                loaded,
-                out,
-                options,
-                max_seeds=max_seeds or DEFAULT_MAX_SEEDS,
-                reference=reference,
-                command=command,
-                execute=execute,
-                on_look=on_look,
-                rel_cost=rel_cost,
-            ).outcome
-        else:
-            outcome = execute(
-                api.plan_run(
-                    loaded, out, options, command=command, reference=reference, rel_cost=rel_cost
-                )
-            )
-        return outcome, gate
-
+    request = api.RunRequest(
+        suite=suite,
+        out=out,
+        overrides=tuple(set_ or ()),
+        workers=workers,
+        threads_per_worker=threads_per_worker,
+        reproducible=reproducible,
+        resume=resume,
+        retry_failed=not no_retry,
+        shard=shard,
+        executor=executor,
+        scheduler=scheduler,
+        devices=devices,
+        baseline=baseline,
+        fail_on=tuple(fail_on or ()),
+        until_decided=until_decided,
+        max_seeds=max_seeds,
+        reference=reference,
+        rel_cost=rel_cost,
+        quiet=quiet,
+        command=("normbench", *sys.argv[1:]),
+    )
     # stdout carries the run table alone (--format json): whatever the user's code prints
     # while the suite is loaded, checked and trained goes to stderr.
     with stdout_to_stderr():
-        outcome, gate = work()
+        session = api.train(request, warn=warn, note=note)
     try:
         with _width(wide):
-            _print_run_table(outcome.run_dir.path, fmt, not no_report, reference)
+            print(session.table(fmt.value, not no_report))
     except Exception as exc:  # a report bug must not hide a finished run: results are on disk
         warn(
             f"the report could not be written ({error_text(exc)}); every result is "
-            f"saved — retry with: normbench report {outcome.run_dir.path}"
+            f"saved — retry with: normbench report {session.run_dir}"
         )
-    print(f"run directory: {outcome.run_dir.path}", file=sys.stderr)
-    if outcome.status == "interrupted":
-        print(
-            f"interrupted: finished results are saved ({len(outcome.records)}); "
-            f"resume with:\n  {resume_command(sys.argv, outcome.run_dir.path)}",
-            file=sys.stderr,
-        )
-    elif outcome.failed:
-        warn(f"{len(outcome.failed)} of {len(outcome.records)} variant runs failed")
+    note(f"run directory: {session.run_dir}")
+    closing_note, closing_warning = session.closing()
+    if closing_note:
+        note(closing_note)
+    if closing_warning:
+        warn(closing_warning)
     with _width(wide):
-        gate_code = (
-            _run_gate(gate, outcome.run_dir.path, fmt)
-            if gate and outcome.status != "interrupted"
-            else 0
-        )
-    raise typer.Exit(outcome.exit_code or gate_code)
-
-
-def resume_command(argv: list[str], run_dir: Path) -> str:
-    """The exact command that finishes an interrupted run: the same arguments, --resume RUN_DIR."""
-    import shlex
-
-    args, skip = [], False
-    for a in argv[1:]:
-        if skip:
-            skip = False
-        elif a == "--resume":
-            skip = True
-        elif not a.startswith("--resume="):
-            args.append(a)
-    return shlex.join(["normbench", *args, "--resume", str(run_dir)])
-
-
-def _print_run_table(
-    run_dir: Path, fmt: Format, write_report: bool, reference: str | None = None
-) -> None:
-    """Summarise a finished run (and write its report) then print the table on stdout."""
-    from normbench.analysis.aggregate import summarize_run
-    from normbench.report.api import build_report, render_table, with_answer
-    from normbench.results.store import RunDir
-
-    if write_report:
-        summary = build_report(run_dir, reference=reference)[0]
-    else:
-        summary = summarize_run(run_dir, reference=reference)
-        RunDir(run_dir).write_json("summary.json", summary)
-    print(with_answer(summary, render_table(summary, fmt.value), fmt.value))
+        gate = session.check_gate(fmt.value, fmt.value in HUMAN_FORMATS, warn)
+    if gate:
+        (sys.stdout if gate.to_stdout else sys.stderr).write(gate.text)
+    raise typer.Exit(session.exit_code(gate))
 
 
 @app.command()
@@ -475,7 +379,7 @@ mismatched suites.
     check_output_dir(out, "--out")
     outcome = api.merge_runs(run_dirs, out, command=["normbench", *sys.argv[1:]], report=False)
     with _width(wide):
-        _print_run_table(outcome.run_dir.path, fmt, not no_report)
+        print(api.run_table(outcome.run_dir.path, fmt.value, not no_report))
     print(
         f"run directory: {outcome.run_dir.path} ({len(outcome.records)} of {outcome.expected} "
         "results "
@@ -986,28 +890,6 @@ variants.
     if fmt.value not in HUMAN_FORMATS:
         print(f"normbench: {result.verdict()}", file=sys.stderr)
     raise typer.Exit(result.exit_code)
-
-
-def _prepare_gate(baseline: Path | None, fail_on: list[str] | None, loaded):  # type: ignore[no-untyped-def]
-    """``run --baseline/--fail-on``: load the baseline and check the gates before training."""
-    from normbench.analysis.compare import prepare_baseline
-
-    return prepare_baseline(baseline, fail_on or [], loaded.name, list(loaded.gates), warn=warn)
-
-
-def _run_gate(gate, run_dir: Path, fmt: Format) -> int:  # type: ignore[no-untyped-def]
-    """Gate a finished run against the prepared baseline; print after the run table."""
-    from normbench.analysis.compare import gate_run
-    from normbench.report.compare_render import render_gates
-
-    result = gate_run(gate, run_dir, warn=warn)
-    for message in result.warnings:
-        warn(message)
-    # Machine formats keep stdout to the run table alone; the gates then go to stderr.
-    human = fmt.value in HUMAN_FORMATS
-    text = render_gates(result, fmt.value if human else "table")
-    (sys.stdout if human else sys.stderr).write(text)
-    return result.exit_code
 
 
 def _terminate(signum: int, frame: object) -> None:
