@@ -14,21 +14,8 @@ from typing import Any
 from normbench.analysis.aggregate import NOISY_NOTE
 from normbench.analysis.query import LR_KEY, name_of
 from normbench.analysis.stats import CI_MIN_SEEDS
+from normbench.report.palette import PALETTE, Palette
 
-PALETTE = (
-    "#0072B2",
-    "#D55E00",
-    "#009E73",
-    "#CC79A7",
-    "#E69F00",
-    "#56B4E9",
-    "#000000",
-    "#F0E442",
-    "#999999",
-    "#882255",
-    "#44AA99",
-    "#117733",
-)
 CURVE_METRICS = (
     ("test_acc", "test accuracy"),
     ("test_loss", "test loss"),
@@ -57,11 +44,16 @@ def chart_data(summary: dict[str, Any]) -> dict[str, Any]:
     series_keys = [k for k in swept if k != panel_key]
     series: dict[str, dict[str, Any]] = {}
     panels: dict[str, dict[str, Any]] = {}
+    palette = Palette(summary)  # the plots' colours and dashes: a variant looks the same in both
     for v in summary["variants"]:
         labels = v.get("labels") or {}
         key = name_of(labels, series_keys) if series_keys else "all"
         if key not in series:
-            series[key] = {"key": key, "color": PALETTE[len(series) % len(PALETTE)]}
+            series[key] = {
+                "key": key,
+                "color": palette.colour(labels),
+                "dash": palette.svg_dash(labels),
+            }
         ptitle = f"{panel_key} = {labels.get(panel_key)}" if panel_key else "all variants"
         panel = panels.setdefault(ptitle, {"title": ptitle, "lines": []})
         curves = v.get("curves") or {}
@@ -185,6 +177,12 @@ JS = (
     }
     return '#333';
   }
+  function dashOf(key) {
+    for (var i = 0; i < data.series.length; i++) {
+      if (data.series[i].key === key) { return data.series[i].dash || ''; }
+    }
+    return '';
+  }
   function extent(values) {
     var lo = Infinity, hi = -Infinity;
     values.forEach(function (v) { if (v !== null && isFinite(v)) { lo = Math.min(lo, v); hi = """
@@ -244,7 +242,9 @@ JS = (
       });
       if (up.length) { el('polygon', {points: up.concat(down).join(' '), fill: c, """
     r"""'fill-opacity': 0.14, stroke: 'none'}, g); }
-      el('path', {d: path.join(''), fill: 'none', stroke: c, 'stroke-width': 1.8}, g);
+      var line = el('path', {d: path.join(''), fill: 'none', stroke: c, 'stroke-width': 1.8}, """
+    r"""g);
+      if (dashOf(l.series)) { line.setAttribute('stroke-dasharray', dashOf(l.series)); }
     });
     var guide = el('line', {y1: T, y2: H - B, stroke: '#888', 'stroke-dasharray': '3,3', """
     r"""visibility: 'hidden'}, svg);

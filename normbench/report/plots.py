@@ -17,7 +17,6 @@ import numpy as np
 from normbench.analysis.query import (
     LR_KEY,
     best_of,
-    family_keys,
     group_by,
     headline_metric,
     higher_is_better,
@@ -26,32 +25,13 @@ from normbench.analysis.query import (
 )
 from normbench.analysis.relative import converged
 from normbench.analysis.stats import CI_MIN_SEEDS
+from normbench.report.palette import Palette
 from normbench.report.width import clip
 from normbench.results.store import Warn
 from normbench.spread import finite_number
 from normbench.train.diag_catalog import DIAGNOSTICS
 from normbench.usercode import error_text
 
-# Okabe & Ito (2008), colour-blind safe; yellow last because it is faint on white.
-# Paul Tol's "muted" set extends it for grids with more than seven norms.
-PALETTE = (
-    "#0072B2",
-    "#D55E00",
-    "#009E73",
-    "#CC79A7",
-    "#E69F00",
-    "#56B4E9",
-    "#F0E442",
-    "#332288",
-    "#882255",
-    "#44AA99",
-    "#999933",
-    "#AA4499",
-    "#661100",
-    "#6699CC",
-)
-BASELINE_COLOUR = "#000000"  # norm=none: the reference every plot is read against
-DASHES = ("-", "--", ":", "-.", (0, (5, 1, 1, 1, 1, 1)), (0, (1, 3)))
 HATCHES = ("", "//", "..", "xx", "\\\\", "++")
 MAX_LINES = 12  # more than this and a legend stops being readable
 MAX_BARS = 40
@@ -91,29 +71,12 @@ class Plot:
     svg: Path
 
 
-class Styler:
-    """One colour per norm (colour key) and one line style per placement, for the whole report."""
-
-    def __init__(self, summary: dict[str, Any]) -> None:
-        self.colour_key, self.style_key = family_keys(summary)
-        values = summary["values"]
-        colour_values = values.get(self.colour_key, []) if self.colour_key else []
-        others = [c for c in colour_values if c != "none"]
-        self.colours = {c: PALETTE[i % len(PALETTE)] for i, c in enumerate(others)}
-        self.colours["none"] = BASELINE_COLOUR
-        style_values = values.get(self.style_key, []) if self.style_key else []
-        self.dashes = {s: DASHES[i % len(DASHES)] for i, s in enumerate(style_values)}
-        self.hatches = {s: HATCHES[i % len(HATCHES)] for i, s in enumerate(style_values)}
-        self.keys = [k for k in (self.colour_key, self.style_key) if k]
-
-    def colour(self, labels: dict[str, str]) -> str:
-        return self.colours.get(labels.get(self.colour_key or "", ""), PALETTE[0])
-
-    def dash(self, labels: dict[str, str]) -> Any:
-        return self.dashes.get(labels.get(self.style_key or "", ""), "-")
+class Styler(Palette):
+    """The report's palette (one colour per norm, one line style per placement) and hatches."""
 
     def hatch(self, labels: dict[str, str]) -> str:
-        return self.hatches.get(labels.get(self.style_key or "", ""), "")
+        i = self.style(labels)
+        return "" if i is None else HATCHES[i % len(HATCHES)]
 
     def family(self, labels: dict[str, str]) -> str:
         """Legend text: ``batch / pre`` (the values only; the axes say what the keys are)."""
