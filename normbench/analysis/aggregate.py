@@ -12,6 +12,7 @@ import numpy as np
 from normbench import __version__
 from normbench.analysis.convergence import CURVES, higher_is_better, seed_metrics, target_curve
 from normbench.analysis.stats import band, describe
+from normbench.analysis.summary import SummaryData
 from normbench.errors import InputError
 from normbench.metrics import METRICS
 from normbench.naming import format_value
@@ -294,7 +295,7 @@ def _variant(
     }
 
 
-def summarize(run: RunData, *, reference: str | None = None) -> dict[str, Any]:
+def summarize(run: RunData, *, reference: str | None = None) -> SummaryData:
     """Build the ``summary.json`` document from a loaded run (see ARCHITECTURE.md).
 
     ``reference`` is the ``--reference`` text (``norm=none``); without it the relative
@@ -378,6 +379,6 @@ def summarize_run(
     strict: bool = False,
     warn: Warn | None = None,
     reference: str | None = None,
-) -> dict[str, Any]:
+) -> SummaryData:
     """Read a run directory and return its summary (nothing is written)."""
     return summarize(load_run(path, strict=strict, warn=warn), reference=reference)

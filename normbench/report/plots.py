@@ -7,24 +7,17 @@ touches a global backend or GUI state, whatever the calling process has imported
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from normbench.analysis.query import (
-    LR_KEY,
-    best_of,
-    group_by,
-    headline_metric,
-    higher_is_better,
-    mean,
-    name_of,
-)
+from normbench.analysis.query import LR_KEY, mean, name_of
 from normbench.analysis.relative import converged
 from normbench.analysis.stats import CI_MIN_SEEDS
+from normbench.analysis.summary import Summary
 from normbench.report.palette import Palette
 from normbench.report.width import clip
 from normbench.results.store import Warn
@@ -84,33 +77,25 @@ class Styler(Palette):
 
 
 def representatives(
-    summary: dict[str, Any], styler: Styler, metric: str | None, limit: int = MAX_LINES
+    summary: Summary, styler: Styler, metric: str | None, limit: int = MAX_LINES
 ) -> tuple[list[dict[str, Any]], int]:
     """The best variant of each colour × style family, at most ``limit`` of them.
 
     Caps lines per plot so 200 variants stay readable: within a family the other swept
     keys (lr_mult …) are tuned; across families the top ``limit`` by ``metric`` are kept.
     """
-    groups = group_by(summary["variants"], styler.keys)
-    reps = [(metric and best_of(summary, g, metric)) or g[0] for g in groups.values()]
+    groups = summary.groups(styler.keys)
+    reps = [(metric and summary.best(g, metric)) or g[0] for g in groups.values()]
     total = len(reps)
     if len(reps) > limit and metric:
-        top = sorted(reps, key=lambda v: _score(summary, v, metric), reverse=True)[:limit]
+        top = sorted(reps, key=lambda v: summary.score(v, metric), reverse=True)[:limit]
         keep = {v["variant_id"] for v in top}
         reps = [v for v in reps if v["variant_id"] in keep]  # grid order keeps legends stable
     return reps[:limit], total
 
 
-def _score(summary: dict[str, Any], v: dict[str, Any], metric: str) -> float:
-    """Larger is better whatever the metric's direction; no value ranks last."""
-    m = mean(v, metric)
-    if m is None:
-        return -math.inf
-    return m if higher_is_better(summary, metric) else -m
-
-
-def _legend_label(summary: dict[str, Any], styler: Styler, v: dict[str, Any]) -> str:
-    tuned = [k for k in summary["swept"] if k not in styler.keys and len(summary["values"][k]) > 1]
+def _legend_label(summary: Summary, styler: Styler, v: dict[str, Any]) -> str:
+    tuned = summary.tuned(styler.keys)
     text = styler.family(v["labels"])
     return clip(f"{text} ({name_of(v['labels'], tuned)})" if tuned else text, LABEL_MAX)
 
@@ -221,7 +206,7 @@ def _arr(values: list[Any]) -> np.ndarray:
     return np.array([np.nan if finite_number(v) is None else v for v in values], dtype=float)
 
 
-def _seeds_note(summary: dict[str, Any]) -> str:
+def _seeds_note(summary: Summary) -> str:
     n = len(summary["seeds"])
     if n < CI_MIN_SEEDS:  # a bootstrap band over 2 seeds is their range, not a CI
         return f"mean and min–max band over {n} seed{'s' if n != 1 else ''}"
@@ -231,7 +216,7 @@ def _seeds_note(summary: dict[str, Any]) -> str:
 # --- curves ---------------------------------------------------------------------------------
 
 
-def _curve_panels(summary: dict[str, Any]) -> list[tuple[str, str, bool]]:
+def _curve_panels(summary: Summary) -> list[tuple[str, str, bool]]:
     """(curve, y label, log y) for the two panels: test accuracy (or loss) and train loss."""
     have = {k for v in summary["variants"] for k in (v.get("curves") or {})}
     first = (
@@ -242,9 +227,9 @@ def _curve_panels(summary: dict[str, Any]) -> list[tuple[str, str, bool]]:
     return [first, ("train_loss", "train loss (nats, log scale)", True)]
 
 
-def plot_curves(summary: dict[str, Any], styler: Styler, out: Path, x: str) -> Plot | None:
+def plot_curves(summary: Summary, styler: Styler, out: Path, x: str) -> Plot | None:
     """Test accuracy and train loss vs step (``x="step"``) or vs training seconds."""
-    metric = headline_metric(summary)
+    metric = summary.headline
     reps, total = representatives(summary, styler, metric)
     reps = [v for v in reps if (v.get("curves") or {}).get("step")]
     if not reps:
@@ -293,16 +278,16 @@ def _lr(v: dict[str, Any]) -> float:
         return math.nan
 
 
-def plot_lr(summary: dict[str, Any], styler: Styler, out: Path) -> Plot | None:
+def plot_lr(summary: Summary, styler: Styler, out: Path) -> Plot | None:
     """Metric vs lr_mult, one line per norm × placement; × marks lr values that did not converge."""
-    metric = headline_metric(summary)
-    if LR_KEY not in summary["swept"] or len(summary["values"][LR_KEY]) < 2 or not metric:
+    metric = summary.headline
+    if not summary.varied(LR_KEY) or not metric:
         return None
     has_target = bool(summary["suite"].get("targets"))
-    fams = group_by(summary["variants"], styler.keys)
+    fams = summary.groups(styler.keys)
     ranked = sorted(
         fams.values(),
-        key=lambda g: _score(summary, best_of(summary, g, metric) or g[0], metric),
+        key=lambda g: summary.score(summary.best(g, metric) or g[0], metric),
         reverse=True,
     )
     keep = {id(g) for g in ranked[:MAX_LINES]}
@@ -315,7 +300,8 @@ def plot_lr(summary: dict[str, Any], styler: Styler, out: Path) -> Plot | None:
     for g in shown:
         # Within a family, other swept keys (activation …) are tuned per lr value.
         per_lr = {
-            lr: best_of(summary, vs, metric) or vs[0] for (lr,), vs in group_by(g, [LR_KEY]).items()
+            lr: summary.best(vs, metric) or vs[0]
+            for (lr,), vs in summary.groups([LR_KEY], g).items()
         }
         pts = sorted(((_lr(v), v) for v in per_lr.values()), key=lambda t: t[0])
         xs = np.array([p[0] for p in pts])
@@ -358,7 +344,7 @@ def plot_lr(summary: dict[str, Any], styler: Styler, out: Path) -> Plot | None:
     )
 
 
-def _unit_suffix(summary: dict[str, Any], metric: str) -> str:
+def _unit_suffix(summary: Summary, metric: str) -> str:
     unit = (summary.get("metric_info") or {}).get(metric, {}).get("unit", "")
     return f" ({unit})" if unit and unit != "fraction" else ""
 
@@ -381,7 +367,7 @@ def _family_rel_cost(g: list[dict[str, Any]]) -> tuple[float, float, float] | No
     )
 
 
-def plot_throughput(summary: dict[str, Any], styler: Styler, out: Path) -> Plot | None:
+def plot_throughput(summary: Summary, styler: Styler, out: Path) -> Plot | None:
     """Samples per second per norm × placement and, when measured, the relative cost beside it.
 
     The relative cost (``rel_ms_per_step``) is drawn with its noise: whiskers span the 95 %
@@ -390,7 +376,7 @@ def plot_throughput(summary: dict[str, Any], styler: Styler, out: Path) -> Plot 
     metric = "samples_per_sec"
     fams = [
         (k, g)
-        for k, g in group_by(summary["variants"], styler.keys).items()
+        for k, g in summary.groups(styler.keys).items()
         if any(mean(v, metric) is not None for v in g)
     ]
     if not fams:
@@ -524,11 +510,9 @@ def _matrix(values: Any, nsteps: int) -> np.ndarray | None:
     return a if a.ndim == 2 and a.shape[0] == nsteps else None
 
 
-def plot_activations(
-    summary: dict[str, Any], styler: Styler, records: Records, out: Path
-) -> Plot | None:
+def plot_activations(summary: Summary, styler: Styler, records: Records, out: Path) -> Plot | None:
     """Percentile bands of a layer's pre-activation over training (Ioffe & Szegedy Fig. 1b-c)."""
-    reps, _ = representatives(summary, styler, headline_metric(summary), MAX_FACETS)
+    reps, _ = representatives(summary, styler, summary.headline, MAX_FACETS)
     items = [(v, d) for v in reps if (d := _diag(records, v, "activations"))]
     if not items:
         return None
@@ -564,13 +548,11 @@ def plot_activations(
     )
 
 
-def plot_grad_norms(
-    summary: dict[str, Any], styler: Styler, records: Records, out: Path
-) -> Plot | None:
+def plot_grad_norms(summary: Summary, styler: Styler, records: Records, out: Path) -> Plot | None:
     """Per-layer gradient ℓ2 norms over training, one panel per family."""
     import matplotlib as mpl
 
-    reps, _ = representatives(summary, styler, headline_metric(summary), MAX_FACETS)
+    reps, _ = representatives(summary, styler, summary.headline, MAX_FACETS)
     items = [(v, d) for v in reps if (d := _diag(records, v, "grad_norms"))]
     if not items:
         return None
@@ -608,7 +590,7 @@ def plot_grad_norms(
 
 
 def _family_lines(
-    summary: dict[str, Any],
+    summary: Summary,
     styler: Styler,
     records: Records,
     name: str,
@@ -619,7 +601,7 @@ def _family_lines(
     reduce: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray | None, np.ndarray | None]],
 ) -> Plot | None:
     """Shared body of the ICS and landscape plots: one line (and band) per family per panel."""
-    reps, _ = representatives(summary, styler, headline_metric(summary))
+    reps, _ = representatives(summary, styler, summary.headline)
     items = [(v, d) for v in reps if (d := _diag(records, v, name))]
     panels = [(k, lab) for k, lab in panels if any(k in d for _, d in items)]
     if not items or not panels:
@@ -662,12 +644,10 @@ def _min_max(a: np.ndarray) -> tuple[np.ndarray, np.ndarray | None, np.ndarray |
     return a[:, 0], None, None
 
 
-def plot_layer_stats(
-    summary: dict[str, Any], styler: Styler, records: Records, out: Path
-) -> Plot | None:
+def plot_layer_stats(summary: Summary, styler: Styler, records: Records, out: Path) -> Plot | None:
     """Per block: output RMS at the end, gradient norm at initialisation, and the largest
     attention logit over training — one line per family."""
-    reps, _ = representatives(summary, styler, headline_metric(summary))
+    reps, _ = representatives(summary, styler, summary.headline)
     items = [(v, d) for v in reps if (d := _diag(records, v, "layer_stats"))]
     if not items:
         return None
@@ -709,7 +689,7 @@ def plot_layer_stats(
     )
 
 
-def plot_ics(summary: dict[str, Any], styler: Styler, records: Records, out: Path) -> Plot | None:
+def plot_ics(summary: Summary, styler: Styler, records: Records, out: Path) -> Plot | None:
     return _family_lines(
         summary,
         styler,
@@ -724,9 +704,7 @@ def plot_ics(summary: dict[str, Any], styler: Styler, records: Records, out: Pat
     )
 
 
-def plot_landscape(
-    summary: dict[str, Any], styler: Styler, records: Records, out: Path
-) -> Plot | None:
+def plot_landscape(summary: Summary, styler: Styler, records: Records, out: Path) -> Plot | None:
     return _family_lines(
         summary,
         styler,
@@ -748,7 +726,7 @@ def plot_landscape(
 # --- all ------------------------------------------------------------------------------------
 
 
-def plot_profile(summary: dict[str, Any], styler: Styler, out: Path) -> Plot | None:
+def plot_profile(summary: Summary, styler: Styler, out: Path) -> Plot | None:
     """AlgoPerf-style performance profile: share of settings within τ × the best time, per norm."""
     prof = (summary.get("analysis") or {}).get("profile")
     if not prof:
@@ -778,11 +756,11 @@ def plot_profile(summary: dict[str, Any], styler: Styler, out: Path) -> Plot | N
     )
 
 
-def plot_cost_benefit(summary: dict[str, Any], styler: Styler, out: Path) -> Plot | None:
+def plot_cost_benefit(summary: Summary, styler: Styler, out: Path) -> Plot | None:
     """Headline metric against relative step cost, one point per variant with both 95 % CIs."""
     from normbench.analysis.profile import cost_points
 
-    metric = headline_metric(summary)
+    metric = summary.headline
     points = cost_points(summary, metric) if metric else []
     if len(points) < 2:
         return None
@@ -852,11 +830,12 @@ def diagnostic_plots() -> list[tuple[str, DiagnosticPlot]]:
     return out
 
 
-def write_plots(summary: dict[str, Any], records: Records, out: Path, warn: Warn) -> list[Plot]:
+def write_plots(data: Mapping[str, Any], records: Records, out: Path, warn: Warn) -> list[Plot]:
     """Draw every plot the data supports into ``out`` (PNG + SVG); diagnostics are best effort."""
     import matplotlib as mpl
 
     out.mkdir(parents=True, exist_ok=True)
+    summary = Summary(data)
     styler = Styler(summary)
     core: list[Callable[[], Plot | None]] = [
         lambda: plot_curves(summary, styler, out, "step"),

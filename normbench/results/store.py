@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from normbench.errors import InputError
+from normbench.results.records import ResultRecord
 
 SCHEMA_VERSION = 1
 MANIFEST = "manifest.json"
@@ -296,7 +297,7 @@ def missing_metrics(record: dict[str, Any]) -> list[str]:
     return [m for m in CORE_METRICS if m not in record.get("metrics", {})]
 
 
-def check_result(record: Any, path: Path) -> dict[str, Any]:
+def check_result(record: Any, path: Path) -> ResultRecord:
     """Validate a result record against its schema (types included); ``InputError`` otherwise."""
     if isinstance(record, dict):
         version = record.get("schema_version", SCHEMA_VERSION)
@@ -320,7 +321,7 @@ class MisnamedResult(InputError):
     """A valid record under a name that is not its own (``X-s0 (1).json``): not counted."""
 
 
-def load_result(path: Path) -> dict[str, Any]:
+def load_result(path: Path) -> ResultRecord:
     """One result file, validated, and only under its own name: a file-manager copy
     (``X-s0 (1).json``, ``X-s0.json.json``) would otherwise count as one more seed."""
     record = check_result(read_json(path, "result file"), path)
@@ -417,7 +418,7 @@ class RunDir:
 
     def iter_results(
         self, strict: bool = False, warn: Warn | None = None
-    ) -> Iterator[dict[str, Any]]:
+    ) -> Iterator[ResultRecord]:
         """Yield every valid result record.
 
         A corrupt or truncated file (e.g. a run killed mid-write by an old version, or a
