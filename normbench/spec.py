@@ -247,6 +247,11 @@ class Suite:
     claims: list[dict[str, Any]] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     overrides: dict[tuple, str] = field(default_factory=dict)  # key path → its --set flag
+    lines: Lines = field(default_factory=dict)  # key path → its line in the file
+
+    def error(self, message: str, path: tuple) -> SuiteError:
+        """A ``SuiteError`` at ``path`` located as load-time errors are (line or ``--set``)."""
+        return _Locator(self.file, self.lines, self.overrides).error(message, path)
 
     def origin(self, path: tuple) -> str:
         """Where the value at ``path`` came from, for messages: ``--set KEY=VALUE`` or the
@@ -898,6 +903,7 @@ def build_suite(
         claims=claims,
         warnings=warnings,
         overrides=where,
+        lines=lines,
     )
 
 

@@ -406,3 +406,15 @@ def test_a_loader_that_does_not_take_its_options_fails_validation(tmp_path: Path
         "dataset.options.size: custom dataset loader 'custom_models:images' cannot be called "
         "as images(**options): got an unexpected keyword argument 'size'" in result.output
     )
+
+
+def test_a_preflight_error_is_located_like_a_load_time_one(tmp_path: Path) -> None:
+    # The suite's own line map (and its --set flags) place the error, as validation does.
+    bad = suite(tmp_path, extra="diagnostics:\n  ics: {layers: [features, nope]}")
+    line = bad.read_text().splitlines().index("  ics: {layers: [features, nope]}") + 1
+    result = run(tmp_path / "b", bad)
+    assert result.exit_code == 2
+    assert f"{bad}:{line}: diagnostics.ics.layers[1]: the model has no module" in result.output
+    flag = run(tmp_path / "c", suite(tmp_path), "--set", "diagnostics.ics.layers=[fc,nope]")
+    assert flag.exit_code == 2
+    assert "--set diagnostics.ics.layers=[fc,nope]: diagnostics.ics.layers[1]" in flag.output

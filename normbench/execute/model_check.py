@@ -71,19 +71,13 @@ def _preflight_one(config: dict[str, Any], split: Any) -> Any:
 
 def _locate(suite: Suite, variant: Any, exc: Any) -> Any:
     """A ``SuiteError`` at the grid entry responsible (as at load time), else at the key."""
-    from normbench.spec import _Locator, canonical_key
-    from normbench.yamlsrc import parse_yaml
+    from normbench.spec import canonical_key
 
-    try:
-        _, lines = parse_yaml(suite.text, suite.file)
-    except Exception:  # the text parsed once already; without lines the file still names it
-        lines = {}
-    loc = _Locator(suite.file, lines, {})
     grid = suite.raw.get("grid") or {}
     for key, value in variant.params.items():
         gpath = canonical_key(key)
         if exc.path[: len(gpath)] == gpath and key in grid:
             index = next((i for i, v in enumerate(grid[key]) if v == value), None)
             if index is not None:
-                return loc.error(exc.message, ("grid", key, index))
-    return loc.error(exc.message, exc.path)
+                return suite.error(exc.message, ("grid", key, index))
+    return suite.error(exc.message, exc.path)
