@@ -9,6 +9,8 @@ A thin facade, as the CLI's one door to the library: planning and execution live
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +36,8 @@ from normbench.execute.session import (
     run_table,
     train,
 )
-from normbench.results.store import RunDir, open_run_dir, resolve_run_path
+from normbench.report.width import DEFAULT_WIDTH, table_width
+from normbench.results.store import RunDir, check_output_dir, open_run_dir, resolve_run_path
 from normbench.spec import Suite, load_suite
 
 
@@ -91,6 +94,95 @@ def compare_runs(baseline: str | Path, candidate: str | Path | None = None, **op
     return _compare(baseline, candidate, **options)
 
 
+def terminal_width(wide: bool) -> AbstractContextManager[None]:
+    """The width terminal tables fit inside the block (``--wide``: one line each)."""
+    return table_width(None if wide else DEFAULT_WIDTH)
+
+
+# The commands' library halves, imported when called: ``--help``, ``validate`` and ``list``
+# stay free of what ``report``, ``compare`` and ``bench`` load.
+
+
+def report_command(run_dir: Path, **options: Any) -> Any:
+    """``normbench report`` (see ``normbench.report.api.report_command``): a ``ReportOutput``."""
+    from normbench.report.api import report_command as command
+
+    return command(run_dir, **options)
+
+
+def tidy_export(run_dir: Path, fmt: str | None, curves: bool, strict: bool, **options: Any) -> Any:
+    """``report --curves`` / ``--format parquet`` rows (``normbench.report.api.tidy_export``)."""
+    from normbench.report.api import tidy_export as export
+
+    return export(run_dir, fmt, curves, strict, **options)
+
+
+def compare_command(baseline: Path, candidate: Path | None, **options: Any) -> Any:
+    """``normbench compare`` (see ``normbench.report.api.compare_command``): a
+    ``CompareOutput``; the options of ``compare_runs`` pass through."""
+    from normbench.report.api import compare_command as command
+
+    return command(baseline, candidate, **options)
+
+
+def render_listing(what: str, fmt: str) -> str:
+    """``normbench list``: one registry (or all) in ``fmt``."""
+    from normbench.listing import render_listing as render
+
+    return render(what, fmt)
+
+
+def suite_schema() -> dict[str, Any]:
+    """``normbench schema``: the JSON schema of a suite file, from the registries."""
+    from normbench.spec import schema
+
+    return schema()
+
+
+def render_checks(variants: list[Any], checks: dict[str, Any]) -> str:
+    """``validate --show-model``: the layers each variant's custom model replaces."""
+    from normbench.models.custom import render_checks as render
+
+    return render(variants, checks)
+
+
+def bench(
+    norms: list[str] | None,
+    shapes: list[str] | None,
+    dtypes: list[str],
+    device: str,
+    *,
+    mode: str,
+    pass_: str,
+    compile_: str,
+    progress: Callable[[str], None],
+    **options: Any,
+) -> list[dict[str, Any]]:
+    """``normbench bench``: time norm layers; ``mode``/``pass_``/``compile_`` are the flags'
+    words (``both`` = each), the other options those of ``normbench.bench.run_bench``."""
+    from normbench.bench import run_bench
+    from normbench.bench.parse import COMPILE_CHOICES, MODE_CHOICES, PASS_CHOICES, parse_choice
+
+    return run_bench(
+        norms,
+        shapes,
+        dtypes,
+        device,
+        modes=parse_choice(mode, MODE_CHOICES, "mode"),
+        passes=parse_choice(pass_, PASS_CHOICES, "pass"),
+        compiles=parse_choice(compile_, COMPILE_CHOICES, "compile"),
+        progress=progress,
+        **options,
+    )
+
+
+def render_bench(records: list[dict[str, Any]], fmt: str) -> str:
+    """``normbench bench``'s table in ``fmt``."""
+    from normbench.bench import render_bench as render
+
+    return render(records, fmt)
+
+
 __all__ = [
     "EXIT_FAILED",
     "EXIT_GATE",
@@ -105,7 +197,10 @@ __all__ = [
     "RunPlan",
     "RunRequest",
     "RunSession",
+    "bench",
     "check_models",
+    "check_output_dir",
+    "compare_command",
     "compare_runs",
     "execute_plan",
     "finish_run",
@@ -115,11 +210,19 @@ __all__ = [
     "merge_runs",
     "pick_reference",
     "plan_run",
+    "render_bench",
+    "render_checks",
+    "render_listing",
+    "report_command",
+    "resolve_run_path",
     "resume_command",
     "run_suite",
     "run_table",
     "start_run",
+    "suite_schema",
     "tasks_of",
+    "terminal_width",
+    "tidy_export",
     "train",
     "validate_files",
 ]

@@ -40,25 +40,15 @@ WideOpt = Annotated[
 
 def run_path(arg: Path, suite: str | None = None) -> Path:
     """A run directory argument: ``latest`` is the newest run under reports/runs (of ``suite``)."""
-    from normbench.results.store import resolve_run_path
+    from normbench.api import resolve_run_path
 
     return resolve_run_path(arg, suite)
 
 
-def suite_of(run_dir: Path) -> str | None:
-    """The suite name a run directory records in its manifest (None if it cannot be read)."""
-    from normbench.results.store import read_json
-
-    try:
-        return read_json(Path(run_dir) / "manifest.json", "manifest")["suite_name"]
-    except (NormbenchError, KeyError, TypeError):
-        return None
-
-
 def _width(wide: bool) -> contextlib.AbstractContextManager[None]:
-    from normbench.report.width import DEFAULT_WIDTH, table_width
+    from normbench.api import terminal_width
 
-    return table_width(None if wide else DEFAULT_WIDTH)
+    return terminal_width(wide)
 
 
 def _version(value: bool) -> None:
@@ -374,9 +364,8 @@ mismatched suites.
     Example: normbench merge shards/a/quickstart/* shards/b/quickstart/* --out reports/runs
     """
     from normbench import api
-    from normbench.results.store import check_output_dir
 
-    check_output_dir(out, "--out")
+    api.check_output_dir(out, "--out")
     outcome = api.merge_runs(run_dirs, out, command=["normbench", *sys.argv[1:]], report=False)
     with _width(wide):
         print(api.run_table(outcome.run_dir.path, fmt.value, not no_report))
@@ -452,7 +441,7 @@ def validate(
         checked = " (data checked)" if data else ""
         print(f"ok: {path}: {len(loaded.variants)} variants × {len(loaded.seeds)} seeds{checked}")
         if show_model:
-            from normbench.models.custom import render_checks
+            from normbench.api import render_checks
 
             print(render_checks(loaded.variants, checks), end="")
     raise typer.Exit(2 if bad else 0)
@@ -488,8 +477,8 @@ def list_(
 
     Example: normbench list norms --format markdown
     """
+    from normbench.api import render_listing
     from normbench.errors import unknown
-    from normbench.listing import render_listing
 
     choices = [w.value for w in ListWhat]
     if what not in choices:
@@ -506,7 +495,7 @@ def schema() -> None:
     """
     import json
 
-    from normbench.spec import schema as suite_schema
+    from normbench.api import suite_schema
 
     print(json.dumps(suite_schema(), indent=2))
 
@@ -591,21 +580,21 @@ def bench(
 
     Example: normbench bench dyt derf layer rms --shape 8192x256 --shape 65536x64 --compile both
     """
-    from normbench.bench import render_bench, run_bench
-    from normbench.bench.parse import COMPILE_CHOICES, MODE_CHOICES, PASS_CHOICES, parse_choice
+    from normbench.api import bench as run_bench
+    from normbench.api import render_bench
 
     records = run_bench(
         norms or None,
         shape or None,
         dtype or ["float32"],
         device,
-        modes=parse_choice(mode, MODE_CHOICES, "mode"),
-        passes=parse_choice(pass_, PASS_CHOICES, "pass"),
+        mode=mode,
+        pass_=pass_,
+        compile_=compile_,
         repeats=repeats,
         min_time=min_time,
         warm_outputs=not fresh_outputs,
         threads=threads,
-        compiles=parse_choice(compile_, COMPILE_CHOICES, "compile"),
         progress=lambda msg: print(msg, file=sys.stderr, flush=True),
     )
     with _width(wide):
@@ -694,11 +683,22 @@ def report(
 
     Example: normbench report reports/quickstart --pivot norm,placement --metric final_test_acc
     """
-    from normbench.report.api import report_command
+    from normbench.api import report_command, tidy_export
 
     run_dir = run_path(run_dir)
     if curves or fmt is ReportFormat.parquet:
-        _tidy_export(run_dir, fmt, curves, strict)
+        data = tidy_export(
+            run_dir,
+            fmt.value if fmt else None,
+            curves,
+            strict,
+            to_tty=sys.stdout.isatty(),
+            warn=warn,
+        )
+        if isinstance(data, bytes):
+            write_binary(data)
+        else:
+            sys.stdout.write(data)
         return
     with _width(wide):
         out = report_command(
@@ -717,28 +717,6 @@ def report(
         print(
             f"report: {run_dir / 'report.html'} ({len(out.written)} files written)", file=sys.stderr
         )
-
-
-def _tidy_export(run_dir: Path, fmt: ReportFormat | None, curves: bool, strict: bool) -> None:
-    """``report --curves`` / ``--format parquet``: tidy rows on stdout for pandas, R, DuckDB."""
-    from normbench.report.render import Table, render
-    from normbench.results.store import open_run_dir
-    from normbench.results.tidy import rows_for, to_parquet
-
-    if fmt not in (ReportFormat.csv, ReportFormat.json, ReportFormat.parquet):
-        raise InputError(
-            "--curves needs --format csv, json or parquet (e.g. --format csv --curves)"
-        )
-    if fmt is ReportFormat.parquet and sys.stdout.isatty():
-        raise InputError(
-            "--format parquet writes binary data: redirect it, e.g. "
-            f"normbench report {run_dir} --format parquet > run.parquet"
-        )
-    rows = rows_for(open_run_dir(run_dir).iter_results(strict=strict, warn=warn), curves)
-    if fmt is ReportFormat.parquet:
-        write_binary(to_parquet(rows))
-    else:  # csv or json: the shared renderer writes the rows, every column kept
-        sys.stdout.write(render(Table("", [], [], data=rows), fmt.value))
 
 
 @app.command()
@@ -847,49 +825,26 @@ variants.
 
     Example: normbench compare reports/quickstart --reference norm=none
     """
-    from normbench.analysis.compare import compare_runs
-    from normbench.report.compare_render import (
-        error_markdown,
-        render_comparison,
-        write_junit,
-        write_junit_error,
-    )
-    from normbench.results.store import check_output_file
+    from normbench.api import compare_command
 
-    if junit_xml is not None:  # before comparing: a bad path is known now
-        check_output_file(junit_xml, "--junit-xml")
-    try:
-        baseline = run_path(baseline)
-        if candidate is not None:
-            candidate = run_path(candidate, suite_of(baseline))
-        result = compare_runs(
+    with _width(wide):
+        out = compare_command(
             baseline,
             candidate,
+            fmt=fmt.value,
+            junit_xml=junit_xml,
+            warn=warn,
             reference=reference,
             gates=fail_on or [],
             metrics=metric or None,
             alpha=alpha,
             stats=not no_stats,
-            warn=warn,
             match=match,
         )
-    except NormbenchError as exc:
-        # A CI step posts the markdown and reads the XML whatever the exit code: both say why.
-        what = f"`{candidate}` vs baseline `{baseline}`" if candidate else f"`{baseline}`"
-        if fmt.value == "markdown":
-            sys.stdout.write(error_markdown(str(exc), what))
-        if junit_xml is not None:
-            write_junit_error(junit_xml, str(exc))
-        raise
-    for message in result.warnings:
-        warn(message)
-    with _width(wide):
-        sys.stdout.write(render_comparison(result, fmt.value))
-    if junit_xml is not None:
-        write_junit(result, junit_xml)
-    if fmt.value not in HUMAN_FORMATS:
-        print(f"normbench: {result.verdict()}", file=sys.stderr)
-    raise typer.Exit(result.exit_code)
+    sys.stdout.write(out.text)
+    if out.verdict is not None:
+        print(f"normbench: {out.verdict}", file=sys.stderr)
+    raise typer.Exit(out.exit_code)
 
 
 def _terminate(signum: int, frame: object) -> None:

@@ -191,4 +191,101 @@ def with_answer(summary: dict[str, Any], table: str, fmt: str) -> str:
     return "\n".join(sentences) + "\n\n" + table if sentences else table
 
 
-__all__ = ["ReportOutput", "build_report", "render_table", "report_command", "write_report"]
+@dataclass
+class CompareOutput:
+    """What ``normbench compare`` prints: the table, then a verdict line (machine formats)."""
+
+    text: str
+    verdict: str | None
+    exit_code: int
+
+
+def compare_command(
+    baseline: Path,
+    candidate: Path | None,
+    *,
+    fmt: str,
+    junit_xml: Path | None = None,
+    warn: Warn | None = None,
+    **options: Any,
+) -> CompareOutput:
+    """``normbench compare``: resolve the run paths, compare, render, write the JUnit file.
+
+    ``options`` go to ``analysis.compare.compare_runs`` (reference, gates, metrics, alpha,
+    stats, match). When the runs cannot be compared the ``InputError`` is raised after the
+    markdown error (on stdout) and the JUnit error case are written: a CI step posts the
+    markdown and reads the XML whatever the exit code, so both say why.
+    """
+    import sys
+
+    from normbench.analysis.compare import compare_runs
+    from normbench.errors import NormbenchError
+    from normbench.report.compare_render import (
+        error_markdown,
+        render_comparison,
+        write_junit,
+        write_junit_error,
+    )
+    from normbench.report.render import HUMAN_FORMATS
+    from normbench.results.store import check_output_file, resolve_run_path, suite_of
+
+    warn = warn or stderr_warn
+    if junit_xml is not None:  # before comparing: a bad path is known now
+        check_output_file(junit_xml, "--junit-xml")
+    try:
+        baseline = resolve_run_path(baseline)
+        if candidate is not None:
+            candidate = resolve_run_path(candidate, suite_of(baseline))
+        result = compare_runs(baseline, candidate, warn=warn, **options)
+    except NormbenchError as exc:
+        what = f"`{candidate}` vs baseline `{baseline}`" if candidate else f"`{baseline}`"
+        if fmt == "markdown":
+            sys.stdout.write(error_markdown(str(exc), what))
+        if junit_xml is not None:
+            write_junit_error(junit_xml, str(exc))
+        raise
+    for message in result.warnings:
+        warn(message)
+    text = render_comparison(result, fmt)
+    if junit_xml is not None:
+        write_junit(result, junit_xml)
+    verdict = None if fmt in HUMAN_FORMATS else result.verdict()
+    return CompareOutput(text, verdict, result.exit_code)
+
+
+def tidy_export(
+    run_dir: Path, fmt: str | None, curves: bool, strict: bool, *, to_tty: bool, warn: Warn
+) -> str | bytes:
+    """``report --curves`` / ``--format parquet``: tidy rows for pandas, R, DuckDB (parquet
+    as bytes, csv and json as text)."""
+    from normbench.results.store import open_run_dir
+    from normbench.results.tidy import rows_for, to_parquet
+
+    if fmt not in ("csv", "json", "parquet"):
+        raise InputError(
+            "--curves needs --format csv, json or parquet (e.g. --format csv --curves)"
+        )
+    if fmt == "parquet" and to_tty:
+        raise InputError(
+            "--format parquet writes binary data: redirect it, e.g. "
+            f"normbench report {run_dir} --format parquet > run.parquet"
+        )
+    rows = rows_for(open_run_dir(run_dir).iter_results(strict=strict, warn=warn), curves)
+    if fmt == "parquet":
+        return to_parquet(rows)
+    # csv or json: the shared renderer writes the rows, every column kept
+    from normbench.report.render import Table
+
+    return render(Table("", [], [], data=rows), fmt)
+
+
+__all__ = [
+    "CompareOutput",
+    "ReportOutput",
+    "build_report",
+    "compare_command",
+    "render_table",
+    "report_command",
+    "tidy_export",
+    "write_report",
+]

@@ -511,6 +511,16 @@ def tracked_by_git(run_dir: Path, names: tuple[str, ...]) -> list[str]:
 RUNS = Path("reports/runs")  # where `run` writes by default, so where `latest` looks
 
 
+def suite_of(run_dir: Path) -> str | None:
+    """The suite name a run directory records in its manifest (None if it cannot be read)."""
+    from normbench.errors import NormbenchError
+
+    try:
+        return read_json(Path(run_dir) / MANIFEST, "manifest")["suite_name"]
+    except (NormbenchError, KeyError, TypeError):
+        return None
+
+
 def resolve_run_path(arg: str | Path, suite: str | None = None, runs: Path = RUNS) -> Path:
     """A run directory argument: ``latest`` is the newest run under reports/runs (of ``suite``).
 
