@@ -88,6 +88,14 @@ def note(message: str) -> None:
     print(message, file=sys.stderr)
 
 
+def emit(data: str | bytes) -> None:
+    """Write text, or binary data (parquet) past the text layer, on stdout."""
+    if isinstance(data, str):
+        sys.stdout.write(data)
+    else:  # through the stdout guard: a full device is one sentence, a closed pipe quiet
+        write_binary(data)
+
+
 def warn(message: str) -> None:
     """Print a warning on stderr (control characters shown as escapes, like ``fail``)."""
     from normbench.naming import printable
@@ -695,10 +703,7 @@ def report(
             to_tty=sys.stdout.isatty(),
             warn=warn,
         )
-        if isinstance(data, bytes):
-            write_binary(data)
-        else:
-            sys.stdout.write(data)
+        emit(data)
         return
     with _width(wide):
         out = report_command(
