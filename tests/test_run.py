@@ -140,3 +140,28 @@ def test_python_api(tmp_path: Path) -> None:
     assert outcome.exit_code == 0 and len(outcome.records) == 2
     run = normbench.load_run(outcome.run_dir.path)
     assert len(list(run.iter_results())) == 2
+
+
+def test_the_library_runs_a_request_as_the_command_does(tmp_path: Path) -> None:
+    # A script gets `normbench run` without the command line: the request, the table, the
+    # resume line and the exit code come from normbench.api.
+    import pytest
+
+    from normbench import api
+    from normbench.errors import InputError
+
+    path = tmp_path / "s.yaml"
+    path.write_text(TINY)
+    with pytest.raises(InputError, match="add --until-decided"):
+        api.train(api.RunRequest(path, max_seeds=3))
+    notes: list[str] = []
+    request = api.RunRequest(path, out=tmp_path / "runs", quiet=True, rel_cost=False)
+    session = api.train(request, note=notes.append)
+    assert session.exit_code(None) == 0 and session.closing() == (None, None)
+    rows = json.loads(session.table("json", write_report=False))
+    assert [r["variant_name"] for r in rows] == ["norm=none", "norm=batch"]
+    again = api.train(
+        api.RunRequest(path, out=tmp_path / "runs", resume="latest", quiet=True), note=notes.append
+    )
+    assert again.run_dir == session.run_dir
+    assert notes == [f"resuming {session.run_dir}: 4 of 4 results complete, 0 to run"]
