@@ -322,7 +322,9 @@ reports/baselines/ci-smoke --fail-on final_test_acc:-1%
         session = api.train(request, warn=warn, note=note)
     try:
         with _width(wide):
-            print(session.table(fmt.value, not no_report))
+            table = session.table(fmt.value, not no_report)
+        if table is not None:
+            print(table)
     except Exception as exc:  # a report bug must not hide a finished run: results are on disk
         warn(
             f"the report could not be written ({error_text(exc)}); every result is "

@@ -88,8 +88,14 @@ class RunSession:
     def run_dir(self) -> Path:
         return self.outcome.run_dir.path
 
-    def table(self, fmt: str, write_report: bool) -> str:
-        """Summarise the run (writing its report unless told not to); the table for stdout."""
+    def table(self, fmt: str, write_report: bool) -> str | None:
+        """Summarise the run (writing its report unless told not to); the table for stdout.
+
+        None when no result exists yet (stopped before the first finished): nothing to show,
+        and the closing lines say how to resume.
+        """
+        if not any((self.run_dir / "results").glob("*.json")):
+            return None
         return run_table(self.run_dir, fmt, write_report, self.request.reference)
 
     def closing(self) -> tuple[str | None, str | None]:
