@@ -72,3 +72,24 @@ def test_compile_keeps_numbers_and_reports_compile_time(tmp_path: Path) -> None:
     assert compiled["timing"]["compile_seconds"] > 0
     plain = run(tmp_path)
     assert compiled["curves"]["test_loss"] == pytest.approx(plain["curves"]["test_loss"], rel=1e-3)
+
+
+@pytest.mark.slow
+def test_relative_cost_of_a_compiled_variant_times_compiled_steps(tmp_path: Path) -> None:
+    from torch._dynamo.utils import counters
+
+    from normbench.train.relcost import measure
+
+    path = tmp_path / "s.yaml"
+    path.write_text(SUITE)
+    eager = load_suite(path, []).variants[0]
+    compiled = load_suite(path, ["training.compile=true"]).variants[0]
+    pairs = [(f"v{i}", compiled.config, 0, 0.1) for i in range(10)]
+    before = counters["stats"]["unique_graphs"]
+    costs = measure(pairs, ("ref", eager.config), rounds=2)
+    # Every one of the ten copies is compiled afresh: the caches are reset before each pair,
+    # since one cache shared by many differently built models reaches dynamo's recompile
+    # limit (8) and then runs them eager, silently.
+    assert counters["stats"]["unique_graphs"] - before >= 10
+    assert sorted(costs) == [(f"v{i}", 0) for i in range(10)]
+    assert all(c["median"] > 0 and c["ms_per_step"] > 0 for c in costs.values())

@@ -405,6 +405,9 @@ def run_variant(
         num_params = sum(p.numel() for p in model.parameters() if p.requires_grad)
         run = _prepare(config, seed, device, data, model)
         if training.get("compile"):
+            # Each task compiles from an empty cache: a worker's earlier tasks would otherwise
+            # fill TorchDynamo's per-function cache, and past its recompile limit it runs eager.
+            torch._dynamo.reset()
             run.forward = torch.compile(model)
             history.compile_seconds = compile_warmup(
                 run.forward, model, data, run.loss_fn, training, device

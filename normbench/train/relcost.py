@@ -21,8 +21,10 @@ from the task's own ``train_seconds``, between ``MIN_BURST`` and ``MAX_BURST`` s
 tiny test suite pays milliseconds and a long run gets long, steady bursts.
 
 The reference's own value is exactly 1. The measurement trains copies that are thrown away,
-so the recorded training numbers never change. It honours the training precision and
-``channels_last``; ``compile: true`` is not applied (the ratio is of eager steps).
+so the recorded training numbers never change. It honours the training precision,
+``channels_last`` and ``compile: true`` (the copy is compiled in its untimed warm-up, so a
+compiled variant's ratio is of compiled steps; TorchDynamo's caches are reset before each
+pair, so a long run never reaches the recompile limit that would silently run eager).
 """
 
 from __future__ import annotations
@@ -60,6 +62,7 @@ class Stepper:
     device: torch.device
     threads: int | None = None  # the variant's ``training.threads``, as in its training
     steps_per_burst: int = 1
+    compiled: bool = False  # through torch.compile: (re)compiles in ``calibrate``'s warm-up
 
     def time(self, n: int) -> float:
         """Seconds per step over ``n`` steps, device work included."""
@@ -92,6 +95,7 @@ def make_stepper(config: dict[str, Any], seed: int) -> Stepper:
     gen = torch.Generator().manual_seed(seed)
     n = data.x_train.shape[0]
     model.train()
+    forward = torch.compile(model) if training.get("compile") else model
 
     # Mixed precision as in training (no grad scaler: a timing copy need not converge).
     amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(training.get("precision", ""))
@@ -100,12 +104,12 @@ def make_stepper(config: dict[str, Any], seed: int) -> Stepper:
         for _ in range(steps):
             idx = torch.randint(0, n, (batch,), generator=gen).to(device)
             with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
-                loss = loss_fn(model(data.x_train[idx]).float(), data.y_train[idx])
+                loss = loss_fn(forward(data.x_train[idx]).float(), data.y_train[idx])
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
 
-    return Stepper(run, device, training.get("threads"))
+    return Stepper(run, device, training.get("threads"), compiled=bool(training.get("compile")))
 
 
 def calibrate(stepper: Stepper, burst: float) -> Stepper:
@@ -177,6 +181,10 @@ def measure(
                 continue
             try:
                 burst = burst_seconds(train_seconds, rounds)
+                if ref.compiled or config["training"].get("compile"):
+                    # One pair's graphs at a time: each model compiled again instead of the
+                    # cache filling up to dynamo's recompile limit (then it runs eager).
+                    torch._dynamo.reset()
                 calibrate(ref, burst)
                 var = calibrate(make_stepper(config, seed), burst)
                 result = abba(var, ref, rounds)
