@@ -48,6 +48,16 @@ def check_claims(claims: list[dict[str, Any]], grid_keys: list[str]) -> None:
                         else "the suite has no grid to compare variants over",
                         (i, side, key),
                     )
+        for j, key in enumerate(claim.get("tune") or []):
+            if key not in grid_keys:
+                raise OptionError(unknown("grid key", key, grid_keys), (i, "tune", j))
+            if any(key in (claim.get(side) or {}) for side in ("better", "than", "where")):
+                raise OptionError(
+                    f"'{key}' is tuned, so it cannot also be fixed by better:, than: or where:",
+                    (i, "tune", j),
+                )
+        if claim.get("tune") and claim.get("published") is not None:
+            raise OptionError("tune: applies to a comparison (better:, than:)", (i, "tune"))
         try:
             parse_margin(claim.get("margin"))
         except OptionError as exc:

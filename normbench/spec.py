@@ -158,6 +158,7 @@ class ClaimCfg(_Strict):
     published: Float | None = None
     tolerance: Float = Field(0.02, ge=0)
     margin: Float | str | None = None  # equivalence margin: 0.01 (metric units) or "5%"
+    tune: list[str] = []  # grid keys each side takes at its own best value (e.g. [lr])
 
 
 class SuiteCfg(_Strict):

@@ -153,6 +153,10 @@ CLAIM_KEYS: dict[str, tuple[str, Schema]] = {
         {"type": ["number", "null"]},
     ),
     "tolerance": ("allowed distance from the published value", {"type": "number", "minimum": 0}),
+    "tune": (
+        "grid keys each side takes at its own best value (best mean of the metric), e.g. [lr]",
+        {"type": "array", "items": {"type": "string"}},
+    ),
     "margin": (
         'equivalence margin δ: a number in the metric\'s units (0.01) or a percentage ("5%")',
         {

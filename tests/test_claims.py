@@ -8,7 +8,7 @@ import pytest
 from scipy.stats import PermutationMethod, mannwhitneyu
 from typer.testing import CliRunner
 
-from normbench.analysis.claims import evaluate_claim
+from normbench.analysis.claims import describe_claim, evaluate_claim
 from normbench.analysis.stats import mann_whitney_greater
 from normbench.cli import app
 
@@ -103,6 +103,68 @@ claims:
     path.write_text(text.replace("nrom", "norm").replace("final_test_acc", "final_tset_acc"))
     result = CliRunner().invoke(app, ["validate", str(path)])
     assert result.exit_code == 2 and "claims[0].metric" in result.stderr
+
+
+def test_tune_compares_each_side_at_its_own_best_value() -> None:
+    variants = [  # batch is best at lr 0.1, none at lr 0.01: each side is judged at its best
+        variant("bn-lo", {"norm": "batch", "lr": 0.01}, [0.80, 0.81, 0.82]),
+        variant("bn-hi", {"norm": "batch", "lr": 0.1}, [0.90, 0.91, 0.92]),
+        variant("no-lo", {"norm": "none", "lr": 0.01}, [0.895, 0.905, 0.915]),
+        variant("no-hi", {"norm": "none", "lr": 0.1}, [0.20, 0.30, 0.25]),
+    ]
+    claim = {
+        "text": "BN's best equals no norm's best",
+        "metric": "final_test_acc",
+        "better": {"norm": "batch"},
+        "than": {"norm": "none"},
+        "margin": 0.05,
+    }
+    plain = evaluate_claim(claim, variants)
+    assert plain["verdict"].startswith("mixed")  # paired at each lr: no common answer
+    result = evaluate_claim({**claim, "tune": ["lr"]}, variants)
+    (pair,) = result["pairs"]
+    assert (pair["better"], pair["than"]) == ("bn-hi", "no-lo")
+    assert pair["tuned_better"] == {"lr": 0.1} and pair["tuned_than"] == {"lr": 0.01}
+    assert pair["effect"] == pytest.approx(0.005) and result["verdict"] == "equivalent"
+    assert "at lr=0.1 vs " in describe_claim(result) and " at lr=0.01: +0.005" in describe_claim(
+        result
+    )
+    # Time to a target: an unreached target counts as the whole run, so a side that never
+    # reached it at one lr is tuned to the lr where it did.
+    steps = [
+        variant("s-lo", {"norm": "none", "lr": 0.01}, [None, None, None]),
+        variant("s-hi", {"norm": "none", "lr": 0.1}, [400, 500, 450]),
+        variant("b-hi", {"norm": "batch", "lr": 0.1}, [100, 150, 120]),
+    ]
+    steps[0]["curves"] = {"step": [0, 1000]}
+    timed = evaluate_claim({**claim, "metric": "steps_to_target", "tune": ["lr"]}, steps)
+    assert [(p["better"], p["than"]) for p in timed["pairs"]] == [("b-hi", "s-hi")]
+
+
+def test_tune_validation(tmp_path: Path) -> None:
+    text = """\
+name: c
+dataset: {name: synthetic-blobs}
+model: {kind: mlp, hidden: [8]}
+training: {steps: 10, eval_every: 5}
+grid: {norm: [none, batch], training.lr: [0.1, 0.01]}
+claims:
+  - text: BN helps
+    metric: final_test_acc
+    better: {norm: batch}
+    than: {norm: none}
+    tune: [lr]
+"""
+    path = tmp_path / "c.yaml"
+    path.write_text(text)
+    result = CliRunner().invoke(app, ["validate", str(path)])
+    assert result.exit_code == 2 and "claims[0].tune[0]" in result.stderr
+    assert "unknown grid key 'lr'" in result.stderr
+    path.write_text(text.replace("tune: [lr]", "tune: [norm]"))
+    result = CliRunner().invoke(app, ["validate", str(path)])
+    assert result.exit_code == 2 and "'norm' is tuned, so it cannot also be fixed" in result.stderr
+    path.write_text(text.replace("tune: [lr]", "tune: [training.lr]"))
+    assert CliRunner().invoke(app, ["validate", str(path)]).exit_code == 0
 
 
 def test_published_value_claims() -> None:

@@ -2,16 +2,18 @@
 
 A claim names a metric and two sets of variants (``better`` and ``than``, each a mapping of
 swept keys to values, plus an optional ``where`` that restricts both). Variants of the two sets
-are paired on every other swept key; each pair gets the effect of ``better`` against ``than``
-(a difference, or a ratio for steps and times) with the interval that decided it and a
-verdict: *better*, *worse*, *equivalent* within the claim's ``margin:``, or *undecided*
-(method and defaults: ``analysis.verdicts``). A published-value claim compares each
+are paired on every other swept key (``tune:`` keys excepted: each side first takes its own
+best value of them, e.g. its best learning rate); each pair gets the effect of ``better``
+against ``than`` (a difference, or a ratio for steps and times) with the interval that
+decided it and a verdict: *better*, *worse*, *equivalent* within the claim's ``margin:``, or
+*undecided* (method and defaults: ``analysis.verdicts``). A published-value claim compares each
 ``where`` variant's mean with ``published`` ± ``tolerance``: *above*, *below*, *equivalent*
 or *undecided*. Every test of a suite's claims is one Holm family at α = 0.05.
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from normbench.analysis.censor import TIME_METRICS, censored_values
@@ -65,14 +67,44 @@ def published_rows(claim: dict[str, Any], variants: list[dict[str, Any]]) -> lis
     return rows
 
 
+def tuned(
+    side: list[dict[str, Any]], keys: list[str], metric: str, higher: bool
+) -> list[dict[str, Any]]:
+    """Of variants that differ only in the ``keys`` (e.g. lr), the one with the best mean.
+
+    The best is chosen on the seeds it is then judged on, for each side alike: optimistic for
+    both, as a per-norm learning-rate search is, not for one of them. An unreached target counts
+    as the whole run; a variant with no value (every seed failed) is chosen only when no other
+    has one.
+    """
+    if not keys:
+        return side
+    groups: dict[tuple[tuple[str, str], ...], list[dict[str, Any]]] = {}
+    for v in side:
+        rest = tuple(sorted((k, format_value(x)) for k, x in v["params"].items() if k not in keys))
+        groups.setdefault(rest, []).append(v)
+    sign = 1.0 if higher else -1.0
+
+    def score(v: dict[str, Any]) -> float:
+        values, _ = censored_values(v, metric)  # an unreached target counts as the full run
+        return sign * sum(values) / len(values) if values else -math.inf
+
+    return [max(group, key=score) for group in groups.values()]
+
+
 def claim_pairs(claim: dict[str, Any], variants: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The ``better`` × ``than`` pairs that share every other swept value, with their effect."""
+    """The ``better`` × ``than`` pairs that share every other swept value, with their effect.
+
+    ``tune:`` keys are not shared: each side takes its own best value of them first.
+    """
     metric = claim["metric"]
     higher = METRICS[metric].higher_is_better if metric in METRICS else True
     where = claim.get("where") or {}
-    side_keys = set(claim["better"]) | set(claim["than"])
+    tune = list(claim.get("tune") or [])
+    side_keys = set(claim["better"]) | set(claim["than"]) | set(tune)
     better = [v for v in variants if _matches(v["params"], {**where, **claim["better"]})]
     than = [v for v in variants if _matches(v["params"], {**where, **claim["than"]})]
+    better, than = (tuned(side, tune, metric, higher) for side in (better, than))
     margin, log = _margin(claim), on_log_scale(metric)
     pairs = []
     for a in better:
@@ -96,10 +128,19 @@ def claim_pairs(claim: dict[str, Any], variants: list[dict[str, Any]]) -> list[d
                     "reached_than": rb,
                     "n_better": len(va),
                     "n_than": len(vb),
+                    **_tuned_values(a, b, tune),
                     **contrast(va, vb, higher=higher, log=log, margin=margin),
                 }
             )
     return pairs
+
+
+def _tuned_values(a: dict[str, Any], b: dict[str, Any], keys: list[str]) -> dict[str, Any]:
+    """The values each side of a pair took for the ``tune:`` keys (none when nothing is tuned)."""
+    if not keys:
+        return {}
+    sides = (("better", a), ("than", b))
+    return {f"tuned_{side}": {k: v["params"].get(k) for k in keys} for side, v in sides}
 
 
 def pair_key(index: int, pair: dict[str, Any]) -> str:
@@ -178,6 +219,10 @@ def _side(pair: dict[str, Any], side: str, target: bool) -> str:
     """One side's mean over seeds, with how many seeds reached a target."""
     mean = pair[f"mean_{side}"]
     text = "not reached" if mean is None else f"{mean:.4g}"
+    if pair.get(f"tuned_{side}"):  # the side's own best value of a tuned key, e.g. its best lr
+        text += " at " + ", ".join(
+            f"{k}={format_value(v)}" for k, v in pair[f"tuned_{side}"].items()
+        )
     return text + (f" (reached {pair[f'reached_{side}']}/{pair[f'n_{side}']})" if target else "")
 
 
