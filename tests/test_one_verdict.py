@@ -151,6 +151,15 @@ def test_cost_sentence_names_its_reference() -> None:
     assert "timing reference norm=batch,activation=relu,placement=pre,lr_mult=1" in text
 
 
+def test_cost_sentence_names_variants_where_the_norm_is_not_swept() -> None:
+    # qknorm2023 sweeps qk_norm and lr, not the norm: each variant is named, never "?".
+    summary = summarize_run(ROOT / "reports/qknorm2023", warn=lambda m: None)
+    text = cost_sentence(summary)
+    assert text is not None and "?" not in text
+    rel = {v["variant_name"]: v["metrics"]["rel_ms_per_step"]["mean"] for v in summary["variants"]}
+    assert f"model.qk_norm=true,lr=0.1 ×{rel['model.qk_norm=true,lr=0.1']:.2f}" in text
+
+
 def test_cost_sentence_divides_by_no_norm_at_the_same_settings() -> None:
     summary = summarize_run(ROOT / "reports/resnet-norms", warn=lambda m: None)
     text = cost_sentence(summary)

@@ -12,7 +12,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"  # tools/claims_table.py imports this checkout too
 suites=("$@")
-[ ${#suites[@]} -gt 0 ] || suites=(ioffe2015-mlp ioffe2015-mnist lr-multipliers santurkar2018 groupnorm-batch-size rnn-layernorm placement groupnorm-epochs mnist1d-table init-scale bn-dropout two-domains quickstart ioffe2015-fashion groupnorm-fashion santurkar2018-fashion xiong2020-warmup qknorm2023 rmsnorm2019 dyt2025-text dyt2025-vit dyt2025-cost transformer-norms)
+[ ${#suites[@]} -gt 0 ] || suites=(ioffe2015-mlp ioffe2015-mnist lr-multipliers santurkar2018 groupnorm-batch-size rnn-layernorm placement groupnorm-epochs mnist1d-table init-scale bn-dropout two-domains quickstart ioffe2015-fashion groupnorm-fashion santurkar2018-fashion xiong2020-warmup xiong2020-deep qknorm2023 rmsnorm2019 dyt2025-text dyt2025-vit dyt2025-cost transformer-norms)
 out="$(mktemp -d)"
 max_seeds="${MAX_SEEDS:-10}"
 for suite in "${suites[@]}"; do

@@ -49,7 +49,8 @@ def best_sentence(summary: dict[str, Any], metric: str) -> str | None:
 
 
 def _norm_label(v: dict[str, Any]) -> str:
-    return str(v["labels"].get("norm", "?"))
+    """The variant's norm, or its whole name where the suite does not sweep the norm."""
+    return str(v["labels"].get("norm", v["variant_name"]))
 
 
 def norm_sentences(summary: dict[str, Any], metric: str) -> list[str]:
