@@ -126,9 +126,8 @@ def test_tune_compares_each_side_at_its_own_best_value() -> None:
     assert (pair["better"], pair["than"]) == ("bn-hi", "no-lo")
     assert pair["tuned_better"] == {"lr": 0.1} and pair["tuned_than"] == {"lr": 0.01}
     assert pair["effect"] == pytest.approx(0.005) and result["verdict"] == "equivalent"
-    assert "at lr=0.1 vs " in describe_claim(result) and " at lr=0.01: +0.005" in describe_claim(
-        result
-    )
+    described = describe_claim(result)
+    assert "at lr=0.1 vs " in described and " at lr=0.01: +0.005" in described
     # Time to a target: an unreached target counts as the whole run, so a side that never
     # reached it at one lr is tuned to the lr where it did.
     steps = [
